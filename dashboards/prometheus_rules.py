@@ -1,0 +1,255 @@
+"""Prometheus recording and alert rules for the proxy, as data.
+
+Recording rules follow ``level:metric:operations``; dashboards read some of them. Every alert
+gets ``severity``, ``summary``, ``description`` and a ``runbook_url`` pointing at its anchor in
+``docs/runbooks.md`` (the lower-cased alert name, as GitHub renders ``## AlertName``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+P = "modellix_proxy"
+SCRAPE_JOB = "modellix-proxy"
+RUNBOOK_BASE = "https://github.com/modellix/modellix-proxy/blob/main/docs/runbooks.md"
+
+#: Upstream outcome classes that count as the upstream's failure (4xx caused by the caller
+#: are not), matched against ``modellix_proxy_upstream_requests_total{outcome}``.
+UPSTREAM_ERROR_OUTCOMES = "server_error|rate_limited|timeout|connect_error|outcome_unknown"
+#: Terminal job statuses that spend the job-success error budget.
+FAILED_STATUSES = "failed|expired"
+JOB_SLO = 0.98
+BUDGET_WARN_RATIO = 0.9
+COST_P95_WOW_RATIO = 1.25
+MIN_JOBS_PER_WINDOW = 20
+BURN_WINDOWS = ("5m", "30m", "1h", "2h", "6h", "1d", "3d")
+#: (severity, for, long window, short window, burn factor), as in kubernetes-mixin.
+BURN_TIERS = (
+    ("critical", "2m", "1h", "5m", 14.4),
+    ("critical", "15m", "6h", "30m", 6.0),
+    ("warning", "1h", "1d", "2h", 3.0),
+    ("warning", "3h", "3d", "6h", 1.0),
+)
+
+BY_BUDGET = "budget, scope, window"
+FAILURE_RATIO = "job:modellix_proxy_job_failure:ratio_rate{w}"
+UPSTREAM_ERROR_RATIO = "job_operation:modellix_proxy_upstream_errors:ratio_rate5m"
+RETRY_RATIO = "job_operation:modellix_proxy_upstream_retries:ratio_rate5m"
+BUDGET_USED = "budget:modellix_proxy_budget_used:ratio"
+BUDGET_SPEND_RATE = "budget:modellix_proxy_budget_spent_usd:deriv6h"
+BUDGET_EXHAUSTION = "budget:modellix_proxy_budget_exhaustion:seconds"
+COST_P50 = "model:modellix_proxy_job_cost_usd:p50_rate1d"
+COST_P95 = "model:modellix_proxy_job_cost_usd:p95_rate1d"
+COST_P95_WOW = "model:modellix_proxy_job_cost_usd:p95_wow_ratio"
+
+Rule = dict[str, Any]
+
+
+def _ratio(by: str, metric: str, bad: str, window: str) -> str:
+    """Bad/all rate ratio that is 0 (not absent) while no bad series exist yet."""
+    total = f"sum by ({by}) (rate({metric}[{window}]))"
+    return f"(sum by ({by}) (rate({metric}{{{bad}}}[{window}])) or {total} * 0)\n/\n{total}"
+
+
+def _cost_quantile(q: float, offset: str = "") -> str:
+    return (
+        f"histogram_quantile({q}, sum by (model, le) "
+        f"(rate({P}_job_cost_usd_bucket[1d]{offset})))"
+    )
+
+
+def recording_rules() -> list[Rule]:
+    """Recording rules shared by alerts and dashboards."""
+    rules: list[Rule] = [
+        {
+            "record": FAILURE_RATIO.format(w=w),
+            "expr": _ratio("job", f"{P}_jobs_terminal_total", f'status=~"{FAILED_STATUSES}"', w),
+        }
+        for w in BURN_WINDOWS
+    ]
+    upstream = f"{P}_upstream_requests_total"
+    rules += [
+        {
+            "record": UPSTREAM_ERROR_RATIO,
+            "expr": _ratio("job, operation", upstream, f'outcome=~"{UPSTREAM_ERROR_OUTCOMES}"', "5m"),
+        },
+        {
+            "record": RETRY_RATIO,
+            "expr": f"sum by (job, operation) (rate({P}_upstream_retries_total[5m]))\n/\n"
+            f"sum by (job, operation) (rate({upstream}[5m]))",
+        },
+        {
+            "record": BUDGET_USED,
+            "expr": f"(max by ({BY_BUDGET}) ({P}_budget_spent_usd)\n"
+            f" + on ({BY_BUDGET}) (max by ({BY_BUDGET}) ({P}_budget_reserved_usd)"
+            f" or max by ({BY_BUDGET}) ({P}_budget_spent_usd) * 0))\n"
+            f"/ on ({BY_BUDGET}) max by ({BY_BUDGET}) ({P}_budget_limit_usd > 0)",
+        },
+        {
+            "record": BUDGET_SPEND_RATE,
+            "expr": f"max by ({BY_BUDGET}) (deriv({P}_budget_spent_usd[6h]))",
+        },
+        {
+            "record": BUDGET_EXHAUSTION,
+            "expr": f"max by ({BY_BUDGET}) ({P}_budget_limit_usd > 0)\n"
+            f"* on ({BY_BUDGET}) clamp_min(1 - {BUDGET_USED}, 0)\n"
+            f"/ on ({BY_BUDGET}) ({BUDGET_SPEND_RATE} > 0)",
+        },
+        {"record": COST_P50, "expr": _cost_quantile(0.5)},
+        {"record": COST_P95, "expr": _cost_quantile(0.95)},
+        {
+            "record": COST_P95_WOW,
+            "expr": f"{COST_P95}\n/ on (model)\n{_cost_quantile(0.95, ' offset 1w')}",
+        },
+    ]
+    return rules
+
+
+def _alert(
+    name: str,
+    expr: str,
+    for_: str,
+    severity: str,
+    summary: str,
+    description: str,
+    extra_labels: dict[str, str] | None = None,
+) -> Rule:
+    return {
+        "alert": name,
+        "expr": expr,
+        "for": for_,
+        "labels": {"severity": severity, **(extra_labels or {})},
+        "annotations": {
+            "summary": summary,
+            "description": description,
+            "runbook_url": f"{RUNBOOK_BASE}#{name.lower()}",
+        },
+    }
+
+
+def _burn_alerts() -> list[Rule]:
+    alerts = []
+    for severity, for_, long, short, factor in BURN_TIERS:
+        threshold = round(factor * (1 - JOB_SLO), 6)
+        expr = (
+            f"{FAILURE_RATIO.format(w=long)} > {threshold}\n"
+            f"and {FAILURE_RATIO.format(w=short)} > {threshold}\n"
+            f"and on (job) sum by (job) (increase({P}_jobs_terminal_total[{long}]))"
+            f" >= {MIN_JOBS_PER_WINDOW}"
+        )
+        alerts.append(
+            _alert(
+                "ModellixProxyJobErrorBudgetBurn",
+                expr,
+                for_,
+                severity,
+                "Jobs are failing fast enough to burn the job-success error budget.",
+                f"{{{{ $value | humanizePercentage }}}} of jobs failed over the last {long} "
+                f"(burn rate {factor} against a {JOB_SLO:.0%} success objective).",
+                {"long": long, "short": short},
+            )
+        )
+    return alerts
+
+
+def alert_rules() -> list[Rule]:
+    """Alerts for on-call and finance."""
+    budget = "{{ $labels.budget }} ({{ $labels.scope }}, {{ $labels.window }})"
+    up = f'up{{job="{SCRAPE_JOB}"}}'
+    return [
+        _alert(
+            "ModellixProxyBudgetNearlyExhausted",
+            f"{BUDGET_USED} >= {BUDGET_WARN_RATIO} and {BUDGET_USED} < 1",
+            "5m", "warning",
+            "A budget is nearly exhausted.",
+            f"Budget {budget} is {{{{ $value | humanizePercentage }}}} used (spent plus reserved).",
+        ),
+        _alert(
+            "ModellixProxyBudgetExhausted",
+            f"{BUDGET_USED} >= 1",
+            "1m", "critical",
+            "A budget is exhausted and new paid jobs under it are refused.",
+            f"Budget {budget} is {{{{ $value | humanizePercentage }}}} used; submits get 402.",
+        ),
+        _alert(
+            "ModellixProxyBudgetForecastExhaustion",
+            f"{BUDGET_EXHAUSTION} < 86400 and on ({BY_BUDGET}) {BUDGET_USED} < 1",
+            "30m", "warning",
+            "A budget is forecast to run out within a day.",
+            f"At the spend rate of the last 6h, budget {budget} runs out in "
+            "{{ $value | humanizeDuration }}.",
+        ),
+        _alert(
+            "ModellixProxyJobCostP95Rising",
+            f"{COST_P95_WOW} > {COST_P95_WOW_RATIO}\n"
+            f"and on (model) sum by (model) (increase({P}_job_cost_usd_count[1d]))"
+            f" >= {MIN_JOBS_PER_WINDOW}",
+            "1h", "warning",
+            "The 95th percentile cost per job rose sharply week over week.",
+            "P95 cost per job of model {{ $labels.model }} over the last day is "
+            "{{ $value | printf \"%.2f\" }} times the same day last week.",
+        ),
+        *_burn_alerts(),
+        _alert(
+            "ModellixProxyUpstreamErrorRatioHigh",
+            f"{UPSTREAM_ERROR_RATIO} > 0.05\n"
+            f"and on (job, operation) sum by (job, operation) "
+            f"(rate({P}_upstream_requests_total[5m])) > 0.05",
+            "10m", "warning",
+            "The Modellix API is failing a large share of the proxy's requests.",
+            "{{ $value | humanizePercentage }} of upstream {{ $labels.operation }} attempts "
+            "failed (5xx, 429, timeouts, connect errors) over 5m.",
+        ),
+        _alert(
+            "ModellixProxyJobsStuck",
+            f"max by (job) ({P}_jobs_stale) > 0",
+            "15m", "warning",
+            "Jobs are past their expected time and not yet terminal.",
+            "{{ $value }} jobs have been polled 12 times or more without reaching a terminal state.",
+        ),
+        _alert(
+            "ModellixProxyRetryStorm",
+            f"{RETRY_RATIO} > 0.25\n"
+            f"and on (job, operation) sum by (job, operation) "
+            f"(rate({P}_upstream_retries_total[5m])) > 0.1",
+            "10m", "warning",
+            "The proxy is retrying a large share of upstream attempts.",
+            "{{ $value | humanizePercentage }} of upstream {{ $labels.operation }} attempts "
+            "are retries over 5m.",
+        ),
+        _alert(
+            "ModellixProxyWatcherBacklog",
+            f"max by (job) ({P}_watcher_lag_seconds) > 120\n"
+            f"and on (job) max by (job) ({P}_watcher_backlog_jobs) > 0",
+            "10m", "warning",
+            "The job watcher is falling behind its polling schedule.",
+            "The most overdue job is {{ $value | humanizeDuration }} behind its poll schedule.",
+        ),
+        _alert(
+            "ModellixProxyDown",
+            f"{up} == 0",
+            "2m", "critical",
+            "The proxy is not answering Prometheus scrapes.",
+            "Target {{ $labels.instance }} of job {{ $labels.job }} has failed scrapes for 2m.",
+        ),
+        _alert(
+            "ModellixProxyTargetMissing",
+            f"absent({up})",
+            "5m", "critical",
+            "Prometheus has no proxy target to scrape.",
+            f'No series up{{job="{SCRAPE_JOB}"}} exists: service discovery or the scrape '
+            "configuration lost the proxy.",
+        ),
+    ]
+
+
+def rule_files() -> dict[str, dict[str, Any]]:
+    """The rule files to write under ``rules/``, keyed by file name."""
+    return {
+        "recording.yml": {
+            "groups": [{"name": "modellix-proxy.recording", "rules": recording_rules()}]
+        },
+        "alerts.yml": {
+            "groups": [{"name": "modellix-proxy.alerts", "rules": alert_rules()}]
+        },
+    }

@@ -1,0 +1,1 @@
+"""Model catalog, slug pinning and input validation."""

@@ -1,0 +1,248 @@
+"""Body validation against the catalog: every problem found, in the upstream's words.
+
+Validators are compiled once per model when ``BodyValidator`` is built. Each
+jsonschema error becomes a ``Problem`` (field, problem, allowed) carrying the
+upstream message category and a bounded machine reason; ``refusal()`` turns a
+list of problems into one ``InvalidInput`` that lists them all.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from jsonschema import Draft202012Validator, validators
+from jsonschema.exceptions import ValidationError
+from jsonschema.protocols import Validator
+
+from proxy.catalog.loader import Catalog
+from proxy.catalog.spec import ModelSpec
+from proxy.errors import InvalidInput, MalformedJSON
+
+UnknownFieldPolicy = Literal["refuse", "warn"]
+
+MISSING = "Missing required parameter"
+INVALID = "Invalid parameters"
+RANGE = "Value out of range"
+FORMAT = "Invalid format"
+_CATEGORY_RANK = {MISSING: 0, FORMAT: 1, INVALID: 2, RANGE: 3}
+_RANGE_KEYWORDS = frozenset(
+    {"minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "minLength", "maxLength"}
+    | {"minItems", "maxItems", "x-pixelArea"}
+)
+_TYPE_NAMES = {"integer": "an integer", "number": "a number", "string": "a string"}
+_TYPE_NAMES |= {"boolean": "a boolean", "array": "an array", "object": "an object"}
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """One thing wrong with a request body."""
+
+    field: str
+    problem: str
+    allowed: Any = None
+    category: str = INVALID
+    reason: str = "schema"
+    status: str | None = None  # certainty of the rule: documented | inferred
+    keyword: str = ""  # the JSON Schema keyword that failed, if any
+
+    def as_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"field": self.field, "problem": self.problem, "allowed": self.allowed}
+        if self.status is not None:
+            out["rule_status"] = self.status
+        return out
+
+
+def _pixel_area(
+    validator: Validator, spec: Mapping[str, Any], instance: Any, schema: Mapping[str, Any]
+) -> Iterator[ValidationError]:
+    """Custom keyword: ``WxH`` sizes whose pixel count and aspect must lie in bounds."""
+    if not isinstance(instance, str):
+        return
+    sep = re.escape(str(spec.get("separator", "x")))
+    match = re.fullmatch(rf"([0-9]{{1,5}}){sep}([0-9]{{1,5}})", instance)
+    if match is None:
+        return
+    width, height = int(match[1]), int(match[2])
+    area, lo, hi = width * height, spec["min"], spec["max"]
+    if not lo <= area <= hi:
+        yield ValidationError(f"has {area:,} pixels, allowed {lo:,}..{hi:,}")
+    elif "ratio_min" in spec and not spec["ratio_min"] <= width / height <= spec["ratio_max"]:
+        yield ValidationError(f"aspect {width}/{height} is outside 1/16..16")
+
+
+_CatalogValidator = validators.extend(Draft202012Validator, {"x-pixelArea": _pixel_area})
+
+
+def parse_body(body: bytes) -> dict[str, Any]:
+    """Parse a submit body; anything but a JSON object raises ``MalformedJSON``."""
+    try:
+        value = json.loads(body, parse_constant=_reject_constant)
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError and UnicodeDecodeError
+        raise MalformedJSON("invalid JSON format", reason="malformed_json") from exc
+    if not isinstance(value, dict):
+        kind = type(value).__name__ if value is not None else "null"
+        raise MalformedJSON(f"request body must be a JSON object, got {kind}", reason="not_object")
+    return value
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def _short(value: Any) -> str:
+    text = json.dumps(value, ensure_ascii=False, default=str)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _path(parts: Iterator[str | int] | Any) -> str:
+    out = ""
+    for part in parts:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+class BodyValidator:
+    """Schema and cross-field checks for every catalog model, compiled once."""
+
+    def __init__(self, catalog: Catalog, *, unknown_fields: UnknownFieldPolicy = "refuse") -> None:
+        self.unknown_fields = unknown_fields
+        self._validators: dict[str, Validator] = {
+            spec.slug: _CatalogValidator(spec.json_schema) for spec in catalog
+        }
+
+    def check(self, spec: ModelSpec, payload: Mapping[str, Any]) -> tuple[list[Problem], list[str]]:
+        """Problems (sorted, most relevant first) and warnings for one body."""
+        validator = self._validators.get(spec.slug) or _CatalogValidator(spec.json_schema)
+        problems: list[Problem] = []
+        for error in validator.iter_errors(payload):
+            problems.extend(_map_error(error, spec))
+        warnings: list[str] = []
+        known = spec.properties
+        for name in payload:
+            if name in known:
+                continue
+            if self.unknown_fields == "refuse" or spec.closed:
+                problems.append(
+                    Problem(name, "is not a parameter of this model", sorted(known), INVALID, "unknown_field")
+                )
+            else:
+                warnings.append(f"unknown parameter '{name}' forwarded unchecked")
+        return sort_problems(problems), warnings
+
+
+def sort_problems(problems: list[Problem]) -> list[Problem]:
+    """Deduplicated, most relevant first; a type error hides other errors of its field."""
+    typed = {p.field for p in problems if p.keyword == "type"}
+    seen: set[tuple[str, str]] = set()
+    out: list[Problem] = []
+    for p in problems:
+        key = (p.field, p.problem)
+        if key in seen or (p.field in typed and p.keyword != "type"):
+            continue
+        seen.add(key)
+        out.append(p)
+    return sorted(out, key=lambda p: (_CATEGORY_RANK.get(p.category, 9), p.field))
+
+
+def refusal(problems: list[Problem]) -> InvalidInput:
+    """One ``InvalidInput`` naming the first problem and listing them all."""
+    first = problems[0]
+    detail = f"parameter '{first.field}' {first.problem}" if first.field else first.problem
+    if len(problems) > 1:
+        more = len(problems) - 1
+        detail += f" (and {more} more problem{'s' if more > 1 else ''}, see errors)"
+    return InvalidInput(
+        detail,
+        category=first.category,
+        errors=[p.as_dict() for p in problems],
+        reason=first.reason,
+    )
+
+
+def _rule_id(error: ValidationError, schema: Mapping[str, Any]) -> str | None:
+    path = list(error.absolute_schema_path)
+    if len(path) >= 2 and path[0] == "allOf" and isinstance(path[1], int):
+        entry = schema.get("allOf", [])[path[1]]
+        comment = entry.get("$comment") if isinstance(entry, Mapping) else None
+        return comment if isinstance(comment, str) else None
+    return None
+
+
+def _map_error(error: ValidationError, spec: ModelSpec) -> list[Problem]:
+    rule_id = _rule_id(error, spec.json_schema)
+    rule = spec.rules.get(rule_id) if rule_id else None
+    path = list(error.absolute_path)
+    field = _path(path)
+    if rule is None and path:
+        param = spec.rules.get(f"param:{path[0]}")
+        status = param.status if param else None
+    else:
+        status = rule.status if rule else None
+    reason = "cross_field" if rule else "schema"
+    kind, value, sub = error.validator, error.validator_value, error.schema
+    sub = sub if isinstance(sub, Mapping) else {}
+
+    def make(problem: str, allowed: Any = None, category: str = INVALID, where: str = field) -> Problem:
+        if rule is not None:
+            problem = f"{problem} ({rule.text})"
+            allowed = allowed if allowed is not None else rule.allowed
+        return Problem(where, problem, allowed, category, reason, status, str(kind))
+
+    if kind == "required":
+        present = error.instance if isinstance(error.instance, Mapping) else {}
+        return [
+            make("is required", category=MISSING, where=_path([*path, name]))
+            for name in value
+            if name not in present
+        ]
+    if kind in ("anyOf", "oneOf") and rule is not None:
+        where = rule.fields[0] if rule.fields else field
+        return [Problem(where, f"is invalid: {rule.text}", rule.allowed, rule.category, reason, status)]
+    if kind == "not" and value == {}:
+        return [make("is not allowed here")]
+    if kind == "type":
+        names = value if isinstance(value, list) else [value]
+        wanted = " or ".join(_TYPE_NAMES.get(n, n) for n in names)
+        return [make(f"must be {wanted}, got {_short(error.instance)}", value)]
+    if kind in ("enum", "const"):
+        allowed = list(value) if kind == "enum" else [value]
+        numeric = all(isinstance(v, int | float) and not isinstance(v, bool) for v in allowed)
+        shown = ", ".join(_short(v) for v in allowed)
+        category = RANGE if numeric and isinstance(error.instance, int | float) else INVALID
+        return [make(f"must be one of [{shown}], got {_short(error.instance)}", allowed, category)]
+    if kind in _RANGE_KEYWORDS:
+        return [make(_range_problem(kind, sub, error), _bounds(sub), RANGE)]
+    if kind == "pattern":
+        return [make(f"has an invalid format, got {_short(error.instance)}", value, FORMAT)]
+    return [make(f"is invalid: {error.message[:200]}", None, rule.category if rule else INVALID)]
+
+
+def _bounds(sub: Mapping[str, Any]) -> dict[str, Any] | None:
+    keys = ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "minLength", "maxLength")
+    bounds = {k: sub[k] for k in (*keys, "minItems", "maxItems") if k in sub}
+    if "x-pixelArea" in sub:
+        bounds.update(sub["x-pixelArea"])
+    return bounds or None
+
+
+def _range_problem(kind: str, sub: Mapping[str, Any], error: ValidationError) -> str:
+    got = error.instance
+    if kind in ("minLength", "maxLength"):
+        lo, hi = sub.get("minLength", 0), sub.get("maxLength")
+        limit = f"between {lo} and {hi}" if hi is not None else f"at least {lo}"
+        return f"must be {limit} characters long, got {len(got) if isinstance(got, str) else '?'}"
+    if kind in ("minItems", "maxItems"):
+        lo, hi = sub.get("minItems", 0), sub.get("maxItems")
+        limit = f"between {lo} and {hi}" if hi is not None else f"at least {lo}"
+        return f"must have {limit} items, got {len(got) if isinstance(got, list) else '?'}"
+    if kind == "x-pixelArea":
+        return f"{error.message}, got {_short(got)}"
+    lo = sub.get("minimum", sub.get("exclusiveMinimum"))
+    hi = sub.get("maximum", sub.get("exclusiveMaximum"))
+    if lo is not None and hi is not None:
+        return f"must be between {lo} and {hi}, got {_short(got)}"
+    return f"must be {'at least' if lo is not None else 'at most'} {lo if lo is not None else hi}, got {_short(got)}"

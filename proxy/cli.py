@@ -1,0 +1,111 @@
+"""``modellix-proxy``: serve, demo, check-config, simulator."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from collections.abc import Sequence
+
+from proxy import __version__
+from proxy.config import ConfigError, Settings, load
+from proxy.telemetry.logging import configure_logging
+
+
+def _settings(path: str | None) -> Settings:
+    try:
+        return load(path, os.environ)
+    except ConfigError as err:
+        for problem in err.problems:
+            print(f"config: {problem}", file=sys.stderr)
+        raise SystemExit(2) from err
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from proxy.server import serve_forever
+
+    settings = _settings(args.config)
+    configure_logging(settings.logging.level, settings.logging.format)
+    asyncio.run(serve_forever(settings))
+    return 0
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    try:
+        settings = load(args.config, os.environ)
+    except ConfigError as err:
+        for problem in err.problems:
+            print(f"error: {problem}")
+        print(f"{len(err.problems)} problem(s) found")
+        return 1
+    problems = semantic_problems(settings)
+    for problem in problems:
+        print(f"error: {problem}")
+    if problems:
+        print(f"{len(problems)} problem(s) found")
+        return 1
+    print("configuration OK")
+    return 0
+
+
+def semantic_problems(settings: Settings) -> list[str]:
+    """Problems only visible once the parts are built (catalog, aliases, prices)."""
+    from proxy.checks import check_settings
+
+    return check_settings(settings)
+
+
+def cmd_simulator(args: argparse.Namespace) -> int:
+    from proxy.simulator.config import SimulatorConfig
+    from proxy.simulator.server import run
+
+    config = SimulatorConfig.realistic() if args.preset == "realistic" else SimulatorConfig.fast()
+    config = config.model_copy(update={"seed": args.seed})
+    configure_logging("info", "json")
+    run(args.host, args.port, config)
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from proxy.demo import run_demo
+
+    return run_demo(seconds=args.seconds, port=args.port, seed=args.seed)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="modellix-proxy", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"modellix-proxy {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the proxy")
+    serve.add_argument("-c", "--config", help="YAML file (default: $MODELLIX_PROXY_CONFIG)")
+    serve.set_defaults(func=cmd_serve)
+
+    check = sub.add_parser("check-config", help="print every problem in the configuration")
+    check.add_argument("-c", "--config", help="YAML file (default: $MODELLIX_PROXY_CONFIG)")
+    check.set_defaults(func=cmd_check_config)
+
+    sim = sub.add_parser("simulator", help="run the Modellix API simulator")
+    sim.add_argument("--host", default="127.0.0.1")
+    sim.add_argument("--port", type=int, default=9100)
+    sim.add_argument("--seed", type=int, default=0)
+    sim.add_argument("--preset", choices=("fast", "realistic"), default="fast")
+    sim.set_defaults(func=cmd_simulator)
+
+    demo = sub.add_parser("demo", help="proxy + embedded simulator + synthetic workload")
+    demo.add_argument("--seconds", type=float, default=60.0)
+    demo.add_argument("--port", type=int, default=8080)
+    demo.add_argument("--seed", type=int, default=7)
+    demo.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    code: int = args.func(args)
+    return code
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

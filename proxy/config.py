@@ -1,0 +1,292 @@
+"""Typed settings: one YAML file plus environment overrides.
+
+This is the only module that reads the environment, and it does so from the
+mapping it is given (``load(path, environ)``), so tests pass a dict.
+
+Environment overrides use the prefix ``MODELLIX_PROXY_`` and ``__`` between
+nesting levels; values are parsed as YAML scalars or flow collections::
+
+    MODELLIX_PROXY_LISTEN__PORT=8080
+    MODELLIX_PROXY_UPSTREAM__ORIGIN=http://127.0.0.1:9000
+    MODELLIX_PROXY_MODELS__POLICY=permissive
+    MODELLIX_PROXY_ADMIN__TOKEN=s3cret
+
+Secrets never need to sit in the file: every ``*_file`` field names a file
+whose stripped contents are used instead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+
+ENV_PREFIX = "MODELLIX_PROXY_"
+CONFIG_PATH_ENV = "MODELLIX_PROXY_CONFIG"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ListenSettings(_Section):
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=0, le=65535)
+    tls_cert_file: Path | None = None
+    tls_key_file: Path | None = None
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> ListenSettings:
+        if (self.tls_cert_file is None) != (self.tls_key_file is None):
+            raise ValueError("tls_cert_file and tls_key_file must be set together")
+        return self
+
+
+class AdminSettings(_Section):
+    """The admin listener serves /metrics and /admin/... apart from client traffic."""
+
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: int = Field(9464, ge=0, le=65535)
+    token: SecretStr | None = None
+    token_file: Path | None = None
+
+
+class RetrySettings(_Section):
+    max_attempts: int = Field(3, ge=1, le=10)
+    base_delay_seconds: float = Field(0.5, gt=0)
+    max_delay_seconds: float = Field(8.0, gt=0)
+    total_seconds: float = Field(20.0, gt=0)
+    jitter: float = Field(0.2, ge=0, le=1)
+    # Statuses on which a paid submit is retried. 504 is left out on purpose:
+    # a gateway timeout on a POST means the origin may have accepted it.
+    submit_retry_statuses: frozenset[int] = frozenset({429, 500, 502, 503})
+    poll_retry_statuses: frozenset[int] = frozenset({429, 500, 502, 503, 504})
+
+
+class UpstreamSettings(_Section):
+    origin: str = "https://api.modellix.ai"
+    connect_timeout_seconds: float = Field(5.0, gt=0)
+    read_timeout_seconds: float = Field(60.0, gt=0)
+    pool_size: int = Field(100, ge=1)
+    max_response_bytes: int = Field(16 * 1024 * 1024, ge=1024)
+    retry: RetrySettings = RetrySettings()
+    # Key the watcher may use for jobs whose client key is no longer in memory
+    # (after a restart in pass-through mode) and that virtual keys inject.
+    api_key: SecretStr | None = None
+    api_key_file: Path | None = None
+
+    @model_validator(mode="after")
+    def _origin_shape(self) -> UpstreamSettings:
+        from yarl import URL
+
+        url = URL(self.origin)
+        if url.scheme not in {"http", "https"} or not url.host:
+            raise ValueError("origin must be an http(s) URL such as https://api.modellix.ai")
+        if url.path not in {"", "/"} or url.query_string or url.fragment:
+            raise ValueError("origin must be an origin: no path, query or fragment")
+        return self
+
+
+class PreflightSettings(_Section):
+    mode: Literal["refuse", "warn", "off"] = "refuse"
+    allow_hosts: tuple[str, ...] = ()
+    timeout_seconds: float = Field(3.0, gt=0)
+    max_redirects: int = Field(3, ge=0, le=10)
+    max_bytes: int = Field(65536, ge=1024)
+    cache_ttl_seconds: float = Field(60.0, ge=0)
+
+
+class ModelSettings(_Section):
+    policy: Literal["strict", "permissive"] = "strict"
+    unknown_fields: Literal["refuse", "warn"] = "refuse"
+    aliases: dict[str, str] | None = None  # None: the shipped defaults
+    overrides: dict[str, Any] = Field(default_factory=dict)
+    preflight: PreflightSettings = PreflightSettings()
+
+
+class PriceEntry(_Section):
+    unit: Literal["per_second", "per_video", "per_image"]
+    usd: Decimal | None = None
+    usd_by_resolution: dict[str, Decimal] = Field(default_factory=dict)
+
+
+def _default_prices() -> dict[str, PriceEntry]:
+    hailuo = PriceEntry(
+        unit="per_second",
+        usd_by_resolution={"768P": Decimal("0.054"), "1080P": Decimal("0.12")},
+    )
+    slugs = (
+        "minimax/hailuo-02-t2v",
+        "minimax/hailuo-02-i2v",
+        "minimax/hailuo-02-fl2v",
+        "minimax/hailuo-2.3-t2v",
+        "minimax/hailuo-2.3-i2v",
+        "minimax/hailuo-2.3-fast-i2v",
+    )
+    return {slug: hailuo for slug in slugs}
+
+
+class PricingSettings(_Section):
+    version: str = "modellix-list-2026-11"
+    models: dict[str, PriceEntry] = Field(default_factory=_default_prices)
+
+
+class IdempotencySettings(_Section):
+    ttl_seconds: float = Field(86400.0, gt=0)
+    in_flight_timeout_seconds: float = Field(120.0, gt=0)
+    auto_dedupe_window_seconds: float = Field(0.0, ge=0)
+
+
+class WatcherSettings(_Section):
+    enabled: bool = True
+    first_check_seconds: float = Field(15.0, ge=0)
+    base_delay_seconds: float = Field(5.0, gt=0)
+    max_delay_seconds: float = Field(30.0, gt=0)
+    jitter: float = Field(0.2, ge=0, le=1)
+    stale_after_attempts: int = Field(12, ge=1)
+    tick_seconds: float = Field(1.0, gt=0)
+    batch_size: int = Field(50, ge=1)
+    lease_seconds: float = Field(60.0, gt=0)
+    client_grace_seconds: float = Field(10.0, ge=0)
+    retention_seconds: float = Field(86400.0, gt=0)
+    bill_failed: bool = False
+
+
+class PollSettings(_Section):
+    coalesce: bool = True
+    serve_terminal_from_ledger: bool = True
+    terminal_cache_size: int = Field(10000, ge=0)
+
+
+class IdentitySettings(_Section):
+    """How callers are known in pass-through mode."""
+
+    team_header: str = "X-Modellix-Team"
+    project_header: str = "X-Modellix-Project"
+    trust_team_headers: bool = True
+    fingerprints: dict[str, dict[str, str]] = Field(default_factory=dict)
+    teams: tuple[str, ...] = ()
+    projects: tuple[str, ...] = ()
+
+
+class StoreSettings(_Section):
+    url: str = "sqlite:///modellix-proxy.db"
+
+
+class LoggingSettings(_Section):
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    format: Literal["json", "console"] = "json"
+
+
+class Settings(_Section):
+    listen: ListenSettings = ListenSettings()
+    admin: AdminSettings = AdminSettings()
+    upstream: UpstreamSettings = UpstreamSettings()
+    public_origin: str | None = None
+    trust_forwarded_headers: bool = False
+    max_body_bytes: int = Field(64 * 1024 * 1024, ge=1024)
+    shutdown_grace_seconds: float = Field(30.0, ge=0)
+    models: ModelSettings = ModelSettings()
+    pricing: PricingSettings = PricingSettings()
+    idempotency: IdempotencySettings = IdempotencySettings()
+    watcher: WatcherSettings = WatcherSettings()
+    poll: PollSettings = PollSettings()
+    identity: IdentitySettings = IdentitySettings()
+    store: StoreSettings = StoreSettings()
+    logging: LoggingSettings = LoggingSettings()
+
+    def admin_token(self) -> str | None:
+        return _secret(self.admin.token, self.admin.token_file)
+
+    def upstream_api_key(self) -> str | None:
+        return _secret(self.upstream.api_key, self.upstream.api_key_file)
+
+
+def _secret(value: SecretStr | None, path: Path | None) -> str | None:
+    if value is not None:
+        return value.get_secret_value()
+    if path is not None:
+        return path.read_text(encoding="utf-8").strip()
+    return None
+
+
+class ConfigError(Exception):
+    """The configuration has problems; ``problems`` lists each with its field path."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("; ".join(problems))
+        self.problems = problems
+
+
+def _env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
+    tree: dict[str, Any] = {}
+    for name, raw in environ.items():
+        if not name.startswith(ENV_PREFIX) or name == CONFIG_PATH_ENV:
+            continue
+        path = [part.lower() for part in name[len(ENV_PREFIX) :].split("__") if part]
+        if not path:
+            continue
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else ""
+        except yaml.YAMLError:
+            value = raw
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and path[-1] in {
+            "token",
+            "api_key",
+        }:
+            value = raw  # a numeric-looking secret is still a string
+        node = tree
+        for part in path[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError([f"{name}: conflicts with another override"])
+        node[path[-1]] = value
+    return tree
+
+
+def _merge(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def _read_file(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError([f"{path}: cannot read ({exc.strerror})"]) from exc
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError([f"{path}: not valid YAML ({exc})"]) from exc
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError([f"{path}: the top level must be a mapping"])
+    return data
+
+
+def load(path: Path | str | None, environ: Mapping[str, str]) -> Settings:
+    """Settings from ``path`` (or ``$MODELLIX_PROXY_CONFIG``), then environment overrides."""
+    if path is None and environ.get(CONFIG_PATH_ENV):
+        path = environ[CONFIG_PATH_ENV]
+    data = _read_file(Path(path)) if path is not None else {}
+    data = _merge(data, _env_overrides(environ))
+    try:
+        return Settings.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError([_describe(err) for err in exc.errors()]) from exc
+
+
+def _describe(err: Any) -> str:
+    where = ".".join(str(part) for part in err["loc"]) or "(top level)"
+    return f"{where}: {err['msg']}"

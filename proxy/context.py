@@ -1,0 +1,80 @@
+"""What the stages of the pipeline learn about one request.
+
+A ``RequestContext`` is created by the outermost middleware and handed to
+every stage in order; stages fill in its fields and never touch private
+attributes of aiohttp objects.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from collections.abc import Mapping
+from typing import Any
+
+
+class RouteKind(enum.StrEnum):
+    SUBMIT = "submit"
+    POLL = "poll"
+    PASSTHROUGH = "passthrough"
+    OWN = "own"
+
+
+class PathForm(enum.StrEnum):
+    """The three submit path forms the upstream has published."""
+
+    PLAIN = "plain"  # /api/v1/{provider}/{model}
+    ASYNC = "async"  # /api/v1/{provider}/{model}/async
+    TYPED = "typed"  # /api/v1/{type}/{provider}/{model}/async
+
+
+@dataclass(slots=True)
+class Caller:
+    """Who sent the request: never the key itself, only what identifies it."""
+
+    identity: str  # "fp:<fingerprint>" in pass-through mode, "vk:<id>" for virtual keys
+    team: str | None = None
+    project: str | None = None
+    virtual_key_id: str | None = None
+    allowed_models: frozenset[str] | None = None
+
+
+@dataclass(slots=True)
+class RequestContext:
+    request_id: str
+    correlation_id: str
+    route: RouteKind
+    started_monotonic: float
+    received_at: float  # wall clock, seconds since the epoch
+    headers: Mapping[str, str] = field(default_factory=dict)  # the client's request headers
+    # submit routes
+    path_form: PathForm | None = None
+    task_type: str | None = None  # the {type} segment of the typed path form
+    requested_slug: str | None = None
+    alias: str | None = None
+    pinned_slug: str | None = None
+    pin_policy_outcome: str | None = None  # "pinned" | "direct" | "permissive"
+    body: bytes = b""
+    payload: dict[str, Any] | None = None
+    input_hash: str | None = None
+    warnings: list[str] = field(default_factory=list)
+    # identity
+    caller: Caller | None = None
+    upstream_authorization: str | None = None
+    # money
+    price_table_version: str | None = None
+    estimated_cost_micros: int | None = None
+    # idempotency
+    idempotency_key: str | None = None
+    # upstream
+    upstream_seconds: float = 0.0
+    upstream_attempts: int = 0
+    task_id: str | None = None
+    # tracing
+    traceparent: str | None = None
+    # set by a stage that answers without the upstream (e.g. an idempotent replay)
+    answer: Any = None
+
+    @property
+    def model_label(self) -> str | None:
+        return self.pinned_slug or self.requested_slug

@@ -1,0 +1,57 @@
+"""What a request looks like on its way upstream, and where the proxy says it lives."""
+
+from __future__ import annotations
+
+from aiohttp import web
+from multidict import CIMultiDict
+
+from proxy.config import Settings
+from proxy.upstream.client import end_to_end
+
+# Request headers a proxy must not pass on (besides the hop-by-hop ones).
+_DROP_REQUEST = frozenset({"host", "expect", "content-length", "x-forwarded-host"})
+
+
+def upstream_headers(request: web.Request, settings: Settings, *, keep_length: bool) -> CIMultiDict[str]:
+    """The client's end-to-end headers, with ``X-Forwarded-*`` set for the upstream.
+
+    ``Authorization`` passes untouched. ``Content-Length`` is kept only when the
+    body is streamed as received (``keep_length``).
+    """
+    out = end_to_end(request.headers)
+    for name in list(out.keys()):
+        if name.lower() in _DROP_REQUEST:
+            out.popall(name, None)
+        elif name.lower() in {"x-forwarded-for", "x-forwarded-proto"} and not settings.trust_forwarded_headers:
+            out.popall(name, None)
+    if keep_length and request.content_length is not None:
+        out["Content-Length"] = str(request.content_length)
+    peer = request.remote or "unknown"
+    prior = out.get("X-Forwarded-For")
+    out["X-Forwarded-For"] = f"{prior}, {peer}" if prior else peer
+    proto, host = client_facing(request, settings)
+    out["X-Forwarded-Proto"] = proto
+    out["X-Forwarded-Host"] = host
+    return out
+
+
+def client_facing(request: web.Request, settings: Settings) -> tuple[str, str]:
+    """Scheme and host the client used, honouring ``X-Forwarded-*`` only when trusted."""
+    proto = request.scheme
+    host = request.host
+    if settings.trust_forwarded_headers:
+        fwd_proto = request.headers.get("X-Forwarded-Proto", "").split(",")[0].strip()
+        fwd_host = request.headers.get("X-Forwarded-Host", "").split(",")[0].strip()
+        if fwd_proto in {"http", "https"}:
+            proto = fwd_proto
+        if fwd_host:
+            host = fwd_host
+    return proto, host
+
+
+def public_origin(request: web.Request, settings: Settings) -> str:
+    """The origin clients should use to reach the proxy (for ``get_result.url``)."""
+    if settings.public_origin:
+        return settings.public_origin.rstrip("/")
+    proto, host = client_facing(request, settings)
+    return f"{proto}://{host}"

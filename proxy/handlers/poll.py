@@ -1,0 +1,64 @@
+"""``GET /api/v1/tasks/{task_id}``: forwarded (retried freely: polls are free and
+idempotent), and observed so that the job ledger follows the task.
+"""
+
+from __future__ import annotations
+
+import random
+
+from aiohttp import web
+from multidict import CIMultiDict
+
+from proxy.context import RouteKind
+from proxy.forwarding import upstream_headers
+from proxy.handlers.failures import transport_error
+from proxy.state import CONTEXT, ROUTE, JOBS, METRICS, POLL_POLICY, SETTINGS, UPSTREAM
+from proxy.upstream import attempts
+from proxy.upstream.client import end_to_end
+
+_DROP_RESPONSE = frozenset({"content-length", "content-encoding"})
+
+
+def reply_headers(headers: CIMultiDict[str] | object) -> CIMultiDict[str]:
+    out = end_to_end(headers)  # type: ignore[arg-type]
+    for name in list(out.keys()):
+        if name.lower() in _DROP_RESPONSE:
+            out.popall(name, None)
+    return out
+
+
+async def handle_poll(request: web.Request) -> web.StreamResponse:
+    ctx = request[CONTEXT]
+    app = request.app
+    route = request[ROUTE]
+    task_id = route.task_id or ""
+    ctx.task_id = task_id
+    jobs = app.get(JOBS)
+    if jobs is not None:
+        cached = await jobs.cached_terminal(task_id, request.headers.get("Authorization"))
+        if cached is not None:
+            return web.Response(status=200, body=cached, content_type="application/json")
+    metrics = app[METRICS]
+    outcome = await attempts.send(
+        app[UPSTREAM],
+        app[POLL_POLICY],
+        "GET",
+        request.raw_path,
+        upstream_headers(request, app[SETTINGS], keep_length=False),
+        None,
+        operation=RouteKind.POLL.value,
+        idempotent=True,
+        rng=random.Random(),
+        on_retry=lambda reason: metrics.upstream_retries.labels("poll", reason).inc(),
+    )
+    ctx.upstream_attempts = outcome.attempts
+    ctx.upstream_seconds = outcome.upstream_seconds
+    metrics.job_polls.labels("client").inc()
+    if outcome.reply is None:
+        assert outcome.failure is not None
+        raise transport_error(outcome.failure, paid=False)
+    reply = outcome.reply
+    if jobs is not None:
+        await jobs.observe_reply(task_id, reply.status, reply.body, source="client",
+                                 authorization=request.headers.get("Authorization"))
+    return web.Response(status=reply.status, body=reply.body, headers=reply_headers(reply.headers))

@@ -1,0 +1,174 @@
+"""Paid submits: the pipeline's stages, then one careful upstream submit.
+
+The order of the stages lives in ``proxy.pipeline``; this handler runs them,
+sends the submit (resent only when the upstream surely did not act on it),
+records the job before answering, and tells the client plainly when the
+outcome is unknown.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+from typing import Any
+from urllib.parse import quote
+
+import structlog
+from aiohttp import web
+
+from proxy.context import RequestContext
+from proxy.errors import UpstreamTimeout
+from proxy.forwarding import public_origin, upstream_headers
+from proxy.handlers.failures import transport_error
+from proxy.handlers.passthrough import too_large
+from proxy.handlers.poll import reply_headers
+from proxy.routing import submit_path
+from proxy.state import CONTEXT, ROUTE, JOBS, METRICS, PIPELINE, SETTINGS, SUBMIT_POLICY, UPSTREAM
+from proxy.upstream import attempts
+from proxy.upstream.retry import Bucket
+
+log = structlog.get_logger("proxy.submit")
+# What the official client accepts as a task id.
+TASK_ID = re.compile(r"^[A-Za-z0-9._~:/+@=-]{1,512}$")
+
+
+async def read_body(request: web.Request, limit: int) -> bytes:
+    if request.content_length is not None and request.content_length > limit:
+        raise too_large(limit)
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.content.iter_chunked(256 * 1024):
+        size += len(chunk)
+        if size > limit:
+            raise too_large(limit)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def accepted_task_id(body: bytes) -> tuple[str | None, dict[str, Any] | None]:
+    """The task id of a 2xx submit answer, or ``None`` when the answer is unusable."""
+    try:
+        doc = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        return None, None
+    if not isinstance(doc, dict) or not isinstance(doc.get("data"), dict):
+        return None, None
+    task_id = doc["data"].get("task_id")
+    if isinstance(task_id, str) and TASK_ID.match(task_id):
+        return task_id, doc
+    return None, None
+
+
+def proxy_headers(ctx: RequestContext) -> dict[str, str]:
+    out: dict[str, str] = {}
+    if ctx.pinned_slug:
+        out["X-Modellix-Proxy-Model"] = ctx.pinned_slug
+    if ctx.alias:
+        out["X-Modellix-Proxy-Alias"] = ctx.alias
+    if ctx.estimated_cost_micros is not None:
+        out["X-Modellix-Proxy-Estimated-Cost-USD"] = f"{ctx.estimated_cost_micros / 1_000_000:.6f}"
+    if ctx.price_table_version:
+        out["X-Modellix-Proxy-Price-Version"] = ctx.price_table_version
+    if ctx.warnings:
+        out["X-Modellix-Proxy-Warnings"] = "; ".join(ctx.warnings)[:1024]
+    return out
+
+
+async def handle_submit(request: web.Request) -> web.StreamResponse:
+    ctx = request[CONTEXT]
+    app = request.app
+    settings = app[SETTINGS]
+    route = request[ROUTE]
+    assert route.form is not None and route.slug is not None
+    ctx.path_form = route.form
+    ctx.task_type = route.task_type
+    ctx.requested_slug = route.slug
+    ctx.body = await read_body(request, settings.max_body_bytes)
+    ctx.upstream_authorization = request.headers.get("Authorization")
+    for stage in app[PIPELINE]:
+        await stage(ctx)
+        if ctx.answer is not None:
+            answer: web.StreamResponse = ctx.answer
+            return answer
+    jobs = app.get(JOBS)
+    try:
+        return await _submit(request, ctx)
+    finally:
+        if jobs is not None:
+            await jobs.finish_claim(ctx)
+
+
+async def _submit(request: web.Request, ctx: RequestContext) -> web.StreamResponse:
+    app = request.app
+    settings = app[SETTINGS]
+    metrics = app[METRICS]
+    jobs = app.get(JOBS)
+    headers = upstream_headers(request, settings, keep_length=False)
+    if ctx.upstream_authorization is not None:
+        headers["Authorization"] = ctx.upstream_authorization
+    slug = ctx.pinned_slug or ctx.requested_slug
+    assert slug is not None and ctx.path_form is not None
+    path = submit_path(ctx.path_form, slug, ctx.task_type)
+    query = request.raw_path.partition("?")[2]
+    if query:
+        path = f"{path}?{query}"
+    outcome = await attempts.send(
+        app[UPSTREAM],
+        app[SUBMIT_POLICY],
+        "POST",
+        path,
+        headers,
+        ctx.body,
+        operation="submit",
+        idempotent=False,
+        rng=random.Random(),
+        on_retry=lambda reason: metrics.upstream_retries.labels("submit", reason).inc(),
+    )
+    ctx.upstream_attempts = outcome.attempts
+    ctx.upstream_seconds = outcome.upstream_seconds
+    extra = proxy_headers(ctx)
+    if outcome.reply is None:
+        assert outcome.failure is not None
+        error = transport_error(outcome.failure, paid=True)
+        if outcome.bucket is Bucket.UNKNOWN and jobs is not None:
+            await jobs.record_unknown(ctx, outcome.failure.detail)
+        error.headers.update(extra)
+        raise error
+    reply = outcome.reply
+    if outcome.bucket is Bucket.SUCCESS:
+        task_id, doc = accepted_task_id(reply.body)
+        if task_id is None or doc is None:
+            if jobs is not None:
+                await jobs.record_unknown(ctx, "2xx answer without a usable task id")
+            raise UpstreamTimeout(
+                "the Modellix API accepted the submit but its answer was unusable; "
+                "a task may exist. The proxy did not resend it.",
+                reason="submit_outcome_unknown",
+                headers=extra,
+            )
+        ctx.task_id = task_id
+        body = _rewrite_get_result(doc, task_id, public_origin(request, settings), reply.body)
+        response = web.Response(status=reply.status, body=body, headers=reply_headers(reply.headers))
+        response.headers.update(extra)
+        response.content_type = "application/json"
+        if jobs is not None:
+            await jobs.record_accepted(ctx, task_id, response)
+        return response
+    if outcome.bucket is Bucket.UNKNOWN and jobs is not None:
+        await jobs.record_unknown(ctx, f"upstream answered HTTP {reply.status}")
+    response = web.Response(status=reply.status, body=reply.body, headers=reply_headers(reply.headers))
+    response.headers.update(extra)
+    if jobs is not None:
+        await jobs.record_refused(ctx, outcome.bucket, response)
+    return response
+
+
+def _rewrite_get_result(doc: dict[str, Any], task_id: str, origin: str, raw: bytes) -> bytes:
+    data = doc["data"]
+    get_result = data.get("get_result")
+    if not isinstance(get_result, dict) or "url" not in get_result:
+        return raw
+    get_result["url"] = f"{origin}/api/v1/tasks/{quote(task_id, safe='')}"
+    return json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode()
+

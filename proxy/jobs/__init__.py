@@ -1,0 +1,1 @@
+"""Job records, the poll observer, the background watcher, pricing."""

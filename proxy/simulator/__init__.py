@@ -1,0 +1,31 @@
+"""A faithful, deterministic stand-in for api.modellix.ai (demo, tests, benchmarks).
+
+    sim = Simulator(SimulatorConfig.fast(), clock=ManualClock())
+    app = sim.create_app()            # or: async with running(config) as handle: ...
+
+See ``proxy.simulator.app`` for the routes, ``proxy.simulator.faults`` for fault
+injection and ``proxy.simulator.control`` for the simulator-only ``/_sim`` endpoints.
+"""
+
+from proxy.simulator.clock import ManualClock
+from proxy.simulator.config import SimulatorConfig
+from proxy.simulator.core import Simulator, UpstreamError
+from proxy.simulator.faults import FAULT_HEADER, FAULT_NAMES
+from proxy.simulator.server import RunningSimulator, run, running, serve
+from proxy.simulator.state import BillingRecord, RequestRecord, Task
+
+__all__ = [
+    "FAULT_HEADER",
+    "FAULT_NAMES",
+    "BillingRecord",
+    "ManualClock",
+    "RequestRecord",
+    "RunningSimulator",
+    "Simulator",
+    "SimulatorConfig",
+    "Task",
+    "UpstreamError",
+    "run",
+    "running",
+    "serve",
+]

@@ -1,0 +1,106 @@
+"""Settings of the Modellix upstream simulator.
+
+Everything the simulator does that could vary between a unit test, the demo and
+a benchmark lives here, in one frozen model: lifecycle timing, limits, money,
+keys, fault rates and prices. Nothing reads the environment.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Self
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+Rate = float
+UnitPrice = Decimal | dict[str, Decimal]
+"""A slug's price: one figure, or a figure per resolution (keys compared case-insensitively).
+
+Video models are priced in USD per output second, image models in USD per image.
+A per-resolution mapping may carry a ``"*"`` entry used for any other resolution.
+"""
+
+MIB = 1024 * 1024
+
+
+class SimulatorConfig(BaseModel):
+    """Frozen settings of one simulator instance."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    seed: int = 0
+    pending_seconds: float = Field(default=1.0, ge=0)
+    processing_seconds: tuple[float, float] = (2.0, 4.0)
+    retention_seconds: float = Field(default=86400.0, gt=0)
+    concurrency_limit: int = Field(default=3, ge=0)
+    """Team-wide cap on pending + processing tasks; 0 means unlimited."""
+    initial_balance_usd: Decimal = Field(default=Decimal(100), ge=0)
+    api_keys: dict[str, str] | None = None
+    """Key -> team name. ``None``: any non-empty Bearer token is valid, team ``default``."""
+
+    rate_500: Rate = Field(default=0.0, ge=0, le=1)
+    rate_503: Rate = Field(default=0.0, ge=0, le=1)
+    rate_429: Rate = Field(default=0.0, ge=0, le=1)
+    rate_reset_before_create: Rate = Field(default=0.0, ge=0, le=1)
+    rate_reset_after_create: Rate = Field(default=0.0, ge=0, le=1)
+    rate_stall: Rate = Field(default=0.0, ge=0, le=1)
+    rate_malformed: Rate = Field(default=0.0, ge=0, le=1)
+    rate_task_failed: Rate = Field(default=0.0, ge=0, le=1)
+    rate_content_policy: Rate = Field(default=0.0, ge=0, le=1)
+    stall_seconds: float = Field(default=30.0, ge=0)
+
+    task_id_prefix: str = "task-"
+    prices: dict[str, UnitPrice] = Field(default_factory=dict)
+    """Overrides of the model table's default prices, by slug."""
+    bill_failed: bool = False
+    max_upload_bytes: int = Field(default=20 * MIB, gt=0)
+    file_origin: str = "https://file.modellix.ai"
+
+    @model_validator(mode="after")
+    def _check_ranges(self) -> Self:
+        low, high = self.processing_seconds
+        if low < 0 or high < low:
+            raise ValueError("processing_seconds must be (min, max) with 0 <= min <= max")
+        request_faults = (
+            self.rate_500
+            + self.rate_503
+            + self.rate_429
+            + self.rate_reset_before_create
+            + self.rate_reset_after_create
+            + self.rate_stall
+            + self.rate_malformed
+        )
+        if request_faults > 1:
+            raise ValueError("the request fault rates must sum to at most 1")
+        if self.rate_task_failed + self.rate_content_policy > 1:
+            raise ValueError("rate_task_failed + rate_content_policy must be at most 1")
+        return self
+
+    @classmethod
+    def fast(cls, **overrides: object) -> SimulatorConfig:
+        """Sub-second lifecycle for tests and quick demos."""
+        values: dict[str, object] = {
+            "pending_seconds": 0.05,
+            "processing_seconds": (0.1, 0.2),
+            "stall_seconds": 5.0,
+        }
+        values.update(overrides)
+        return cls.model_validate(values)
+
+    @classmethod
+    def realistic(cls, **overrides: object) -> SimulatorConfig:
+        """Minutes-long lifecycle, like real video generation."""
+        values: dict[str, object] = {"pending_seconds": 20.0, "processing_seconds": (60.0, 240.0)}
+        values.update(overrides)
+        return cls.model_validate(values)
+
+    @classmethod
+    def preset(cls, name: str, **overrides: object) -> SimulatorConfig:
+        """The named preset (``default``, ``fast`` or ``realistic``)."""
+        if name == "fast":
+            return cls.fast(**overrides)
+        if name == "realistic":
+            return cls.realistic(**overrides)
+        if name == "default":
+            return cls.model_validate(overrides)
+        raise ValueError(f"unknown simulator preset {name!r}")

@@ -1,0 +1,272 @@
+"""The simulated upstream's behaviour, without HTTP: accounts, tasks, money, media.
+
+``Simulator`` is the object tests hold. Its HTTP face is built by
+``Simulator.create_app()`` (see ``proxy.simulator.app``); everything else here is
+plain methods a test can call with a controllable clock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from proxy.simulator.config import SimulatorConfig
+from proxy.simulator.faults import FaultPlan
+from proxy.simulator.models import MICROS_PER_USD, ModelSpec, output_count, task_cost_micros
+from proxy.simulator.state import (
+    BillingRecord,
+    Counters,
+    Ledger,
+    MediaFile,
+    RequestRecord,
+    RouteKind,
+    Status,
+    Task,
+)
+
+if TYPE_CHECKING:
+    from aiohttp import web
+
+DEFAULT_TEAM = "default"
+TASK_FAILED_MESSAGE = "Generation failed: the upstream provider could not generate the output"
+CONTENT_POLICY_MESSAGE = (
+    "Content policy violation: the prompt or input media was flagged by the safety filter"
+)
+
+
+@dataclass(slots=True)
+class UpstreamError(Exception):
+    """A refusal rendered as ``{"code": status, "message": message}``."""
+
+    status: int
+    message: str
+    headers: Mapping[str, str] | None = None
+
+
+class Simulator:
+    """A faithful, deterministic stand-in for api.modellix.ai."""
+
+    def __init__(
+        self, config: SimulatorConfig | None = None, clock: Callable[[], float] = time.time
+    ) -> None:
+        self.config = config or SimulatorConfig()
+        self.clock = clock
+        self._app: web.Application | None = None
+        self.closing: asyncio.Event | None = None
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget every task, charge, file, counter and queued fault; re-seed."""
+        micros = int(self.config.initial_balance_usd * MICROS_PER_USD)
+        self.ledger = Ledger(initial_micros=micros, bill_failed=self.config.bill_failed)
+        self.faults = FaultPlan(self.config)
+        self.counters = Counters()
+        self.request_log: list[RequestRecord] = []
+        self.media: dict[str, MediaFile] = {}
+        self._ids = random.Random(f"{self.config.seed}:ids")
+
+    # -- HTTP face -------------------------------------------------------------------------
+
+    def create_app(self) -> web.Application:
+        """A new aiohttp application serving this simulator's state."""
+        from proxy.simulator.app import build_app  # deferred: app imports core
+
+        return build_app(self)
+
+    @property
+    def app(self) -> web.Application:
+        """The application, built once on first use."""
+        if self._app is None:
+            self._app = self.create_app()
+        return self._app
+
+    # -- what tests read --------------------------------------------------------------------
+
+    @property
+    def tasks(self) -> Mapping[str, Task]:
+        return self.ledger.tasks
+
+    def status(self, task_id: str) -> Status:
+        """The current status of a task (expired tasks included)."""
+        return self.ledger.tasks[task_id].status_at(self.clock())
+
+    def settle(self) -> None:
+        """Bill every task finished by now (happens on every request too)."""
+        self.ledger.settle(self.clock())
+
+    def billing_records(self) -> list[BillingRecord]:
+        self.settle()
+        return list(self.ledger.records)
+
+    def billed_total_micros(self, team: str | None = None) -> int:
+        self.settle()
+        return self.ledger.billed_micros(team)
+
+    def balance_micros(self, team: str = DEFAULT_TEAM) -> int:
+        self.settle()
+        return self.ledger.balance_micros(team)
+
+    def balance_usd(self, team: str = DEFAULT_TEAM) -> Decimal:
+        return Decimal(self.balance_micros(team)) / MICROS_PER_USD
+
+    def requests(
+        self, route: RouteKind | None = None, method: str | None = None
+    ) -> list[RequestRecord]:
+        """Logged requests, optionally only one route kind and/or method."""
+        return [
+            r
+            for r in self.request_log
+            if (route is None or r.route == route) and (method is None or r.method == method)
+        ]
+
+    # -- what tests do ----------------------------------------------------------------------
+
+    def inject(self, name: str, count: int = 1, route: str = "any") -> None:
+        """Make the next ``count`` requests on ``route`` meet fault ``name``."""
+        self.faults.inject(name, count, route)
+
+    def expire(self, task_id: str | None = None) -> None:
+        """Expire one task (or all): polls answer 404 as if retention had passed."""
+        self.settle()
+        for task in self.ledger.tasks.values():
+            if task_id is None or task.task_id == task_id:
+                task.expired = True
+
+    # -- upstream behaviour -----------------------------------------------------------------
+
+    def authenticate(self, authorization: str | None) -> str:
+        """The team of a ``Bearer`` key, or ``UpstreamError`` 401."""
+        if not authorization:
+            raise UpstreamError(401, "Authentication failed: missing Authorization header")
+        scheme, _, key = authorization.strip().partition(" ")
+        if scheme.lower() != "bearer":
+            raise UpstreamError(401, "Authentication failed: expected 'Bearer <API key>'")
+        key = key.strip()
+        if not key:
+            raise UpstreamError(401, "Authentication failed: API key is empty")
+        if self.config.api_keys is None:
+            return DEFAULT_TEAM
+        team = self.config.api_keys.get(key)
+        if team is None:
+            raise UpstreamError(401, "Authentication failed: invalid or expired API key")
+        return team
+
+    def create_task(
+        self, team: str, spec: ModelSpec, body: Mapping[str, Any], fault: str | None = None
+    ) -> Task:
+        """Accept a task, or refuse it 429 (concurrency) / 402 (balance)."""
+        now = self.clock()
+        self.settle()
+        limit = self.config.concurrency_limit
+        if limit and self.ledger.active(team, now) >= limit:
+            raise UpstreamError(
+                429,
+                f"Rate limit exceeded: concurrent task limit of {limit} reached",
+                rate_limit_headers(now),
+            )
+        cost = task_cost_micros(spec, body, self.config.prices.get(spec.slug))
+        available = self.ledger.available_micros(team)
+        if available < cost:
+            raise UpstreamError(
+                402,
+                f"Insufficient balance: available ${_usd(available)} is below "
+                f"the task cost ${_usd(cost)}",
+            )
+        outcome_fault = fault if fault in ("task_failed", "content_policy") else None
+        outcome_fault = outcome_fault or self.faults.draw_outcome()
+        processing_at = now + self.config.pending_seconds
+        task = Task(
+            task_id=self._new_task_id(),
+            slug=spec.slug,
+            model_id=spec.model_id,
+            kind=spec.kind,
+            team=team,
+            created_at=now,
+            processing_at=processing_at,
+            done_at=processing_at + self.faults.processing_seconds(),
+            outcome="failed" if outcome_fault else "success",
+            cost_micros=cost,
+            outputs=output_count(spec, body),
+            failure_message=(
+                CONTENT_POLICY_MESSAGE if outcome_fault == "content_policy" else TASK_FAILED_MESSAGE
+            ),
+            body=dict(body),
+        )
+        self.ledger.tasks[task.task_id] = task
+        self.counters.tasks_created += 1
+        return task
+
+    def lookup(self, task_id: str) -> Task:
+        """A live task, or ``UpstreamError`` 404 for unknown and expired ones."""
+        self.settle()
+        task = self.ledger.tasks.get(task_id)
+        now = self.clock()
+        if task is None or task.expired or now - task.created_at >= self.config.retention_seconds:
+            raise UpstreamError(404, f"Task not found: {task_id}")
+        return task
+
+    def task_payload(self, task: Task) -> dict[str, Any]:
+        """The poll answer for a task at the current time."""
+        status = task.status_at(self.clock())
+        if status == "failed":
+            data: dict[str, Any] = {"status": "failed", "task_id": task.task_id}
+            return {"code": 0, "message": task.failure_message, "data": data}
+        data = {"status": status, "task_id": task.task_id, "model_id": task.model_id}
+        if status == "success":
+            data["result"] = {"resources": self._resources(task)}
+            data["duration"] = round((task.done_at - task.created_at) * 1000)
+        return {"code": 0, "message": "success", "data": data}
+
+    def _resources(self, task: Task) -> list[dict[str, str]]:
+        base = f"{self.config.file_origin}/sim/{task.task_id}"
+        if task.kind == "video":
+            return [{"type": "video", "url": f"{base}.mp4"}]
+        return [{"type": "image", "url": f"{base}-{i}.png"} for i in range(task.outputs)]
+
+    def _new_task_id(self) -> str:
+        while True:
+            task_id = f"{self.config.task_id_prefix}{self._ids.getrandbits(64):016x}"
+            if task_id not in self.ledger.tasks:
+                return task_id
+
+    def new_file_id(self) -> str:
+        return f"file-{self._ids.getrandbits(64):016x}"
+
+    def snapshot(self) -> dict[str, Any]:
+        """Counters, money and task counts, as ``GET /_sim/state`` shows them."""
+        self.settle()
+        now = self.clock()
+        by_status: dict[str, int] = {"pending": 0, "processing": 0, "success": 0, "failed": 0}
+        expired = 0
+        for task in self.ledger.tasks.values():
+            if task.expired or now - task.created_at >= self.config.retention_seconds:
+                expired += 1
+            else:
+                by_status[task.status_at(now)] += 1
+        teams = self.ledger.teams() | {DEFAULT_TEAM}
+        return {
+            "counters": self.counters.as_json(),
+            "balance": float(self.balance_usd()),
+            "balances_micros": {team: self.ledger.balance_micros(team) for team in sorted(teams)},
+            "billed_total_micros": self.ledger.billed_micros(),
+            "billing_records": len(self.ledger.records),
+            "tasks": {**by_status, "expired": expired, "total": len(self.ledger.tasks)},
+            "faults_queued": [i.as_json() for i in self.faults.queue],
+            "media_files": len(self.media),
+            "time": now,
+        }
+
+
+def rate_limit_headers(now: float) -> dict[str, str]:
+    """429 headers: the window resets at the next minute boundary."""
+    reset = (int(now) // 60 + 1) * 60
+    return {"X-RateLimit-Reset": str(reset), "X-RateLimit-Remaining": "0"}
+
+
+def _usd(micros: int) -> str:
+    return f"{Decimal(micros) / MICROS_PER_USD:.4f}"

@@ -1,0 +1,216 @@
+"""What the simulated upstream remembers: tasks, their lifecycle, billing, counters.
+
+Every status is computed lazily from the injected clock, so nothing runs in the
+background. A task is created with its whole future fixed (when it starts
+processing, when it ends, whether it ends ``success`` or ``failed``); asking at a
+later time only reveals more of it. Statuses move one way, even if a test clock
+were moved backwards: the furthest status ever reported is remembered.
+
+Billing: a task is billed exactly once, at the moment it reaches ``success``
+(also ``failed`` when ``bill_failed``), in integer micro-dollars. A team's
+balance is its initial balance minus what was billed. A submit is refused when
+the *available* balance (balance minus the cost of tasks already accepted and
+not yet billed) is below the task's cost, so the balance never goes negative.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+Status = Literal["pending", "processing", "success", "failed"]
+RouteKind = Literal["submit", "poll", "models", "validate", "balance", "media", "other"]
+ROUTE_KINDS: tuple[RouteKind, ...] = (
+    "submit",
+    "poll",
+    "models",
+    "validate",
+    "balance",
+    "media",
+    "other",
+)
+_RANK: dict[Status, int] = {"pending": 0, "processing": 1, "success": 2, "failed": 2}
+
+
+@dataclass(slots=True)
+class Task:
+    """One accepted task with its predetermined future."""
+
+    task_id: str
+    slug: str
+    model_id: str
+    kind: Literal["video", "image"]
+    team: str
+    created_at: float
+    processing_at: float
+    done_at: float
+    outcome: Literal["success", "failed"]
+    cost_micros: int
+    outputs: int = 1
+    failure_message: str = ""
+    expired: bool = False
+    billed: bool = False
+    body: dict[str, Any] = field(default_factory=dict)
+    _seen: Status = "pending"
+
+    def status_at(self, now: float) -> Status:
+        """The status at ``now``; never earlier than a status already reported."""
+        if now >= self.done_at:
+            status: Status = self.outcome
+        elif now >= self.processing_at:
+            status = "processing"
+        else:
+            status = "pending"
+        if _RANK[status] < _RANK[self._seen]:
+            return self._seen
+        self._seen = status
+        return status
+
+    def is_active(self, now: float) -> bool:
+        """Pending or processing (counts against the concurrency limit)."""
+        return self.status_at(now) in ("pending", "processing")
+
+    @property
+    def billable(self) -> bool:
+        return self.outcome == "success"
+
+
+@dataclass(frozen=True, slots=True)
+class BillingRecord:
+    """One charge the upstream made for a finished task."""
+
+    task_id: str
+    slug: str
+    team: str
+    amount_micros: int
+    billed_at: float
+    status: Status
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "task_id": self.task_id,
+            "slug": self.slug,
+            "team": self.team,
+            "amount_micros": self.amount_micros,
+            "billed_at": self.billed_at,
+            "status": self.status,
+        }
+
+
+@dataclass(slots=True)
+class RequestRecord:
+    """One request the simulator received (control endpoints excluded)."""
+
+    method: str
+    path: str
+    route: RouteKind
+    time: float
+    headers: dict[str, str]
+    fault: str | None = None
+    status: int | None = None
+    """HTTP status answered; ``None`` while in flight or when the connection was dropped."""
+
+
+@dataclass(slots=True)
+class Counters:
+    """What a test asserts on to count upstream traffic."""
+
+    requests: dict[RouteKind, int] = field(default_factory=lambda: dict.fromkeys(ROUTE_KINDS, 0))
+    submits_received: int = 0
+    tasks_created: int = 0
+    faults_applied: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def total_requests(self) -> int:
+        return sum(self.requests.values())
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "requests": dict(self.requests),
+            "total_requests": self.total_requests,
+            "submits_received": self.submits_received,
+            "tasks_created": self.tasks_created,
+            "faults_applied": dict(self.faults_applied),
+        }
+
+
+@dataclass(slots=True)
+class MediaFile:
+    """An uploaded media file."""
+
+    file_id: str
+    team: str
+    filename: str
+    content_type: str
+    size: int
+    created_at: float
+    url: str
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "file_id": self.file_id,
+            "type": self.content_type,
+            "url": self.url,
+            "filename": self.filename,
+            "size": self.size,
+            "created_at": self.created_at,
+        }
+
+
+@dataclass(slots=True)
+class Ledger:
+    """Tasks and money, per team."""
+
+    initial_micros: int
+    tasks: dict[str, Task] = field(default_factory=dict)
+    records: list[BillingRecord] = field(default_factory=list)
+    bill_failed: bool = False
+
+    def settle(self, now: float) -> None:
+        """Bill every task that has finished by ``now`` and was not billed yet."""
+        due = [
+            task
+            for task in self.tasks.values()
+            if not task.billed and now >= task.done_at and self._charges(task)
+        ]
+        for task in sorted(due, key=lambda t: (t.done_at, t.created_at)):
+            task.billed = True
+            record = BillingRecord(
+                task.task_id, task.slug, task.team, task.cost_micros, task.done_at, task.outcome
+            )
+            self.records.append(record)
+
+    def _charges(self, task: Task) -> bool:
+        return task.billable or self.bill_failed
+
+    def billed_micros(self, team: str | None = None) -> int:
+        return sum(r.amount_micros for r in self.records if team is None or r.team == team)
+
+    def balance_micros(self, team: str) -> int:
+        return max(0, self.initial_micros - self.billed_micros(team))
+
+    def held_micros(self, team: str) -> int:
+        """Cost of accepted, not yet billed tasks that will be charged."""
+        return sum(
+            t.cost_micros
+            for t in self.tasks.values()
+            if t.team == team and not t.billed and self._charges(t)
+        )
+
+    def available_micros(self, team: str) -> int:
+        return self.balance_micros(team) - self.held_micros(team)
+
+    def active(self, team: str, now: float) -> int:
+        return sum(1 for t in self.live(now) if t.team == team and t.is_active(now))
+
+    def live(self, now: float, retention: float | None = None) -> Iterator[Task]:
+        for task in self.tasks.values():
+            if task.expired:
+                continue
+            if retention is not None and now - task.created_at >= retention:
+                continue
+            yield task
+
+    def teams(self) -> set[str]:
+        return {t.team for t in self.tasks.values()} | {r.team for r in self.records}

@@ -1,0 +1,1 @@
+"""The stages of the submit pipeline, one module per concern, in pipeline order."""

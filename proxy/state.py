@@ -1,0 +1,30 @@
+"""Typed keys for what the application and each request carry."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+
+from proxy.config import Settings
+from proxy.context import RequestContext
+from proxy.errors import ProxyError
+from proxy.jobs.hooks import JobHooks
+from proxy.routing import Route
+from proxy.stages.base import Stage
+from proxy.telemetry.metrics import Metrics
+from proxy.upstream.client import Upstream
+from proxy.upstream.retry import RetryPolicy
+
+SETTINGS = web.AppKey("settings", Settings)
+METRICS = web.AppKey("metrics", Metrics)
+UPSTREAM = web.AppKey("upstream", Upstream)
+REJECTIONS = web.AppKey("rejections", Callable[[RequestContext, ProxyError], None])
+CONTEXT = web.RequestKey("context", RequestContext)
+ROUTE = web.RequestKey("route", Route)
+
+PIPELINE = web.AppKey("pipeline", tuple[Stage, ...])
+SUBMIT_POLICY = web.AppKey("submit_policy", RetryPolicy)
+POLL_POLICY = web.AppKey("poll_policy", RetryPolicy)
+JOBS = web.AppKey("jobs", JobHooks)
+READY = web.AppKey("ready", Callable[[], Awaitable[dict[str, bool]]])

@@ -1,0 +1,58 @@
+"""Where the proxy keeps jobs, watcher leases and idempotency keys.
+
+``open_store(url)`` picks the backend from the URL:
+
+* ``sqlite:///relative/path.db``, ``sqlite:////absolute/path.db`` or
+  ``sqlite:///:memory:`` (tests): the embedded default, one process;
+* ``postgresql://user@host:port/db`` (or ``postgres://``): shared by replicas.
+
+The protocol is in ``proxy.stores.base``, the records in ``proxy.stores.records``.
+"""
+
+from __future__ import annotations
+
+from proxy.stores.base import (
+    DuplicateJobError,
+    IdempotencyStore,
+    JobNotFoundError,
+    JobStore,
+    MigrationError,
+    Store,
+    StoreError,
+    WatcherStore,
+)
+
+__all__ = [
+    "DuplicateJobError",
+    "IdempotencyStore",
+    "JobNotFoundError",
+    "JobStore",
+    "MigrationError",
+    "Store",
+    "StoreError",
+    "WatcherStore",
+    "open_store",
+    "sqlite_path",
+]
+
+_SQLITE_PREFIX = "sqlite:///"
+
+
+def sqlite_path(url: str) -> str:
+    """The file path a ``sqlite:///`` URL names (``sqlite:////abs`` is absolute)."""
+    if not url.startswith(_SQLITE_PREFIX) or len(url) == len(_SQLITE_PREFIX):
+        raise ValueError(f"not a sqlite:///path URL: {url!r}")
+    return url[len(_SQLITE_PREFIX) :]
+
+
+async def open_store(url: str) -> Store:
+    """Open and migrate the store ``url`` names; call ``close()`` when done."""
+    if url.startswith("sqlite:"):
+        from proxy.stores.sqlite import SqliteStore
+
+        return await SqliteStore.open(sqlite_path(url))
+    if url.startswith(("postgresql://", "postgres://")):
+        from proxy.stores.postgres import PostgresStore
+
+        return await PostgresStore.open(url)
+    raise ValueError(f"unsupported store URL scheme: {url.split(':', 1)[0]!r}")

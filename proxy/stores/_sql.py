@@ -1,0 +1,164 @@
+"""What the SQL backends share: a tiny transaction interface, dialect knobs, row mapping.
+
+Statements are written once with PostgreSQL ``$n`` placeholders; the SQLite
+dialect rewrites them to SQLite's equivalent ``?n``. Everything else that differs
+between the engines is a field of ``Dialect``.
+"""
+
+from __future__ import annotations
+
+import abc
+import base64
+import binascii
+import json
+import re
+from collections.abc import Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any, Protocol
+
+from proxy.stores.records import JobRecord, JobStatus, Source, StatusChange
+
+Row = Mapping[str, Any]
+
+_PLACEHOLDER = re.compile(r"\$(\d+)")
+
+
+class Tx(Protocol):
+    """One connection inside (or, for reads, outside) a transaction."""
+
+    async def fetch(self, sql: str, *args: object) -> list[Row]: ...
+
+    async def fetchrow(self, sql: str, *args: object) -> Row | None: ...
+
+    async def execute(self, sql: str, *args: object) -> int:
+        """Run a statement; the number of rows it changed."""
+
+
+@lru_cache(maxsize=256)
+def _to_qmark(sql: str) -> str:
+    return _PLACEHOLDER.sub(r"?\1", sql)
+
+
+@dataclass(frozen=True, slots=True)
+class Dialect:
+    """The few places SQLite and PostgreSQL need different SQL."""
+
+    name: str
+    lock_rows: str = ""
+    skip_locked: str = ""
+    day_expr: str = "strftime('%Y-%m-%d', submitted_at, 'unixepoch')"
+    greatest: str = "max"
+    _qmark: bool = field(default=True, repr=False)
+
+    def sql(self, text: str) -> str:
+        """``text`` with placeholders this engine understands."""
+        return _to_qmark(text) if self._qmark else text
+
+
+SQLITE = Dialect(name="sqlite")
+POSTGRES = Dialect(
+    name="postgres",
+    lock_rows=" FOR UPDATE",
+    skip_locked=" FOR UPDATE SKIP LOCKED",
+    day_expr="to_char(to_timestamp(submitted_at) AT TIME ZONE 'UTC', 'YYYY-MM-DD')",
+    greatest="GREATEST",
+    _qmark=False,
+)
+
+
+class SqlBase(abc.ABC):
+    """Base of the SQL stores: subclasses provide connections, mixins the operations."""
+
+    dialect: Dialect
+
+    @abc.abstractmethod
+    def _write(self) -> AbstractAsyncContextManager[Tx]:
+        """A transaction that serialises with every other writer of the rows it locks."""
+
+    @abc.abstractmethod
+    def _read(self) -> AbstractAsyncContextManager[Tx]:
+        """A connection for reads."""
+
+
+def rows_changed(status: str) -> int:
+    """Rows changed according to a PostgreSQL command tag such as ``UPDATE 3``."""
+    last = status.rsplit(" ", 1)[-1]
+    return int(last) if last.isdigit() else 0
+
+
+def encode_history(history: Sequence[StatusChange]) -> str:
+    return json.dumps([[c.status, c.at, c.source] for c in history], ensure_ascii=False)
+
+
+def decode_history(text: str | None) -> tuple[StatusChange, ...]:
+    items: list[list[Any]] = json.loads(text) if text else []
+    return tuple(StatusChange(str(s), float(at), _source(src)) for s, at, src in items)
+
+
+def _source(value: object) -> Source:
+    if value == "client":
+        return "client"
+    if value == "watcher":
+        return "watcher"
+    if value == "expiry":
+        return "expiry"
+    return "submit"
+
+
+def _opt_float(value: object) -> float | None:
+    return None if value is None else float(value)  # type: ignore[arg-type]
+
+
+def job_from_row(row: Row) -> JobRecord:
+    """Map a ``jobs`` row (either engine) to a record."""
+    urls: list[str] = json.loads(row["output_urls"]) if row["output_urls"] else []
+    return JobRecord(
+        task_id=row["task_id"],
+        caller=row["caller"],
+        pinned_slug=row["pinned_slug"],
+        submitted_at=float(row["submitted_at"]),
+        status=JobStatus(row["status"]),
+        team=row["team"],
+        project=row["project"],
+        alias=row["alias"],
+        input_hash=row["input_hash"],
+        correlation_id=row["correlation_id"],
+        request_id=row["request_id"],
+        idempotency_key=row["idempotency_key"],
+        price_table_version=row["price_table_version"],
+        estimated_cost_micros=row["estimated_cost_micros"],
+        final_cost_micros=row["final_cost_micros"],
+        upstream_attempts=row["upstream_attempts"],
+        traceparent=row["traceparent"],
+        submitted_by=row["submitted_by"],
+        first_processing_at=_opt_float(row["first_processing_at"]),
+        terminal_at=_opt_float(row["terminal_at"]),
+        history=decode_history(row["history"]),
+        last_seen_status=row["last_seen_status"],
+        client_polls=row["client_polls"],
+        watcher_polls=row["watcher_polls"],
+        last_client_poll_at=_opt_float(row["last_client_poll_at"]),
+        output_urls=tuple(urls),
+        error_reason=row["error_reason"],
+        next_poll_at=_opt_float(row["next_poll_at"]),
+        lease_owner=row["lease_owner"],
+        lease_expires_at=_opt_float(row["lease_expires_at"]),
+        watcher_attempts=row["watcher_attempts"],
+        stale=bool(row["stale"]),
+    )
+
+
+def encode_cursor(job: JobRecord) -> str:
+    raw = json.dumps([job.submitted_at, job.task_id], ensure_ascii=False).encode()
+    return base64.urlsafe_b64encode(raw).decode("ascii")
+
+
+def decode_cursor(cursor: str) -> tuple[float, str]:
+    """The ``(submitted_at, task_id)`` a cursor points after; ``ValueError`` if malformed."""
+    try:
+        at, task_id = json.loads(base64.urlsafe_b64decode(cursor.encode("ascii")))
+        return float(at), str(task_id)
+    except (binascii.Error, UnicodeError, TypeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"malformed cursor: {cursor!r}") from exc

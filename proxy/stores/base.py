@@ -1,0 +1,174 @@
+"""The store protocol every backend satisfies, and the errors it raises.
+
+The protocol is split by consumer so each part of the proxy depends on what it
+uses: the submit and poll pipelines on ``JobStore``, the watcher on
+``WatcherStore``, the idempotency stage on ``IdempotencyStore``. ``Store`` is all
+of them plus ``close()``; ``proxy.stores.open_store(url)`` returns one.
+
+    StoreError
+    ├── DuplicateJobError      insert_job with a task id already recorded
+    ├── JobNotFoundError       observe on a task id never recorded
+    └── MigrationError         schema newer than this code, or an applied migration changed
+
+Time is float epoch seconds passed in by the caller; money is integer micro-dollars.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol, runtime_checkable
+
+from proxy.stores.records import (
+    Claim,
+    GroupKey,
+    JobPage,
+    JobRecord,
+    JobStatus,
+    NewJob,
+    Source,
+    SpendRow,
+    StoredResponse,
+    Transition,
+)
+
+DEFAULT_IDEMPOTENCY_TTL = 24 * 3600.0
+DEFAULT_IN_FLIGHT_TIMEOUT = 300.0
+
+
+class StoreError(Exception):
+    """Base of the errors a store raises on purpose."""
+
+
+class DuplicateJobError(StoreError):
+    """A job with this task id is already recorded."""
+
+
+class JobNotFoundError(StoreError, LookupError):
+    """No job with this task id is recorded."""
+
+
+class MigrationError(StoreError):
+    """The database schema cannot be brought to the version this code expects."""
+
+
+class JobStore(Protocol):
+    """The job ledger: one record per accepted submit and what was observed since."""
+
+    async def insert_job(self, job: NewJob) -> JobRecord:
+        """Record an accepted submit; durable when this returns."""
+
+    async def get_job(self, task_id: str) -> JobRecord | None:
+        """The job with this task id, or ``None``."""
+
+    async def observe(
+        self,
+        task_id: str,
+        status: str,
+        at: float,
+        *,
+        source: Source = "client",
+        output_urls: Sequence[str] | None = None,
+        error_reason: str | None = None,
+        final_cost_micros: int | None = None,
+        defer_until: float | None = None,
+    ) -> Transition:
+        """Count a poll and apply ``status`` if it moves the job forward (compare-and-set).
+
+        Unknown status strings are kept in the history but do not move the job.
+        ``source="client"`` sets ``last_client_poll_at``; ``defer_until`` (if given)
+        pushes ``next_poll_at`` forward like ``defer``. Raises ``JobNotFoundError``.
+        """
+
+    async def defer(self, task_id: str, until: float) -> bool:
+        """Push a watched, non-terminal job's ``next_poll_at`` to at least ``until``."""
+
+    async def list_jobs(
+        self,
+        *,
+        status: JobStatus | None = None,
+        team: str | None = None,
+        project: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
+        limit: int = 100,
+        after: str | None = None,
+    ) -> JobPage:
+        """Jobs newest first (by submit time), filtered; ``after`` is a previous ``next_cursor``."""
+
+    async def spend_summary(
+        self, since: float, until: float, group_by: Sequence[GroupKey] = ()
+    ) -> list[SpendRow]:
+        """Job counts and exact cost sums for jobs submitted in ``[since, until)``."""
+
+    async def in_flight_by_model(self) -> dict[str, int]:
+        """Number of non-terminal jobs per pinned slug."""
+
+
+class WatcherStore(Protocol):
+    """Scheduling of background polls, leased so one replica polls a job at a time."""
+
+    async def lease_due(
+        self, owner: str, now: float, limit: int, lease_seconds: float
+    ) -> list[JobRecord]:
+        """Lease up to ``limit`` non-terminal jobs with ``next_poll_at <= now`` to ``owner``.
+
+        A lease moves ``next_poll_at`` to its expiry, so a job whose owner died
+        becomes due again when the lease runs out.
+        """
+
+    async def reschedule(
+        self,
+        task_id: str,
+        owner: str,
+        next_poll_at: float,
+        watcher_attempts: int,
+        stale: bool,
+    ) -> bool:
+        """Release ``owner``'s lease and set the next poll; ignored unless owner holds it."""
+
+    async def expire_overdue(
+        self, now: float, retention_seconds: float, limit: int = 500
+    ) -> list[JobRecord]:
+        """Mark non-terminal jobs submitted before ``now - retention_seconds`` expired.
+
+        Each job is returned by exactly one call, across replicas.
+        """
+
+
+class IdempotencyStore(Protocol):
+    """Idempotency keys scoped per caller (IETF httpapi draft semantics)."""
+
+    async def claim(
+        self,
+        scope: str,
+        key: str,
+        fingerprint: str,
+        now: float,
+        ttl_seconds: float = DEFAULT_IDEMPOTENCY_TTL,
+        in_flight_timeout: float = DEFAULT_IN_FLIGHT_TIMEOUT,
+    ) -> Claim:
+        """Claim a key: exactly one of concurrent claimers gets ``NEW``.
+
+        An in-flight claim older than ``in_flight_timeout`` becomes ``UNKNOWN``
+        (the first request may have reached upstream); an expired key is ``NEW`` again.
+        """
+
+    async def complete(self, scope: str, key: str, response: StoredResponse) -> bool:
+        """Store the response to replay for this key."""
+
+    async def mark_unknown(self, scope: str, key: str) -> bool:
+        """Record that the request was sent but its outcome is unknown."""
+
+    async def release(self, scope: str, key: str) -> bool:
+        """Forget an uncompleted claim (nothing was created upstream) so a retry proceeds."""
+
+    async def purge_expired(self, now: float) -> int:
+        """Delete expired keys; returns how many."""
+
+
+@runtime_checkable
+class Store(JobStore, WatcherStore, IdempotencyStore, Protocol):
+    """Everything the proxy keeps: jobs, watcher leases, idempotency keys."""
+
+    async def close(self) -> None:
+        """Release connections; the store is unusable afterwards."""

@@ -1,0 +1,97 @@
+"""The shared store: PostgreSQL, used by any number of proxy replicas at once.
+
+Each operation runs on a pooled connection; writes in one transaction at READ
+COMMITTED. Rows a decision depends on are read ``FOR UPDATE`` (observe) or
+claimed ``FOR UPDATE SKIP LOCKED`` (watcher leases, expiry), and idempotency
+claims are a single ``INSERT ... ON CONFLICT``, so replicas never both win.
+Migrations run at open inside ``pg_advisory_xact_lock``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import asyncpg
+
+from proxy.stores import migrations
+from proxy.stores._idempotency import IdempotencyMixin
+from proxy.stores._jobs import JobsMixin
+from proxy.stores._sql import POSTGRES, Row, Tx, rows_changed
+
+DEFAULT_MIN_POOL = 1
+DEFAULT_MAX_POOL = 10
+
+
+class _PgTx:
+    def __init__(self, conn: asyncpg.pool.PoolConnectionProxy[asyncpg.Record]) -> None:
+        self._conn = conn
+
+    async def fetch(self, sql: str, *args: object) -> list[Row]:
+        return [dict(r.items()) for r in await self._conn.fetch(sql, *args)]
+
+    async def fetchrow(self, sql: str, *args: object) -> Row | None:
+        row = await self._conn.fetchrow(sql, *args)
+        return None if row is None else dict(row.items())
+
+    async def execute(self, sql: str, *args: object) -> int:
+        return rows_changed(await self._conn.execute(sql, *args))
+
+
+class PostgresStore(JobsMixin, IdempotencyMixin):
+    """``Store`` on a PostgreSQL database shared by every replica."""
+
+    dialect = POSTGRES
+
+    def __init__(self, pool: asyncpg.Pool[asyncpg.Record]) -> None:
+        self._pool = pool
+
+    @classmethod
+    async def open(
+        cls, dsn: str, *, min_size: int = DEFAULT_MIN_POOL, max_size: int = DEFAULT_MAX_POOL
+    ) -> PostgresStore:
+        """Connect a pool to ``dsn`` and migrate the database."""
+        pool = await asyncpg.create_pool(dsn, min_size=min_size, max_size=max_size)
+        store = cls(pool)
+        try:
+            await store.migrate()
+        except BaseException:
+            await pool.close()
+            raise
+        return store
+
+    async def migrate(self) -> int:
+        """Apply pending migrations under an advisory lock; the version after."""
+        known = migrations.load("postgres")
+        async with self._write() as tx:
+            await tx.execute("SELECT pg_advisory_xact_lock($1)", migrations.ADVISORY_LOCK_KEY)
+            await tx.execute(migrations.SCHEMA_VERSION_DDL)
+            rows = await tx.fetch("SELECT version, checksum FROM schema_version")
+            for migration in migrations.pending(known, {r["version"]: r["checksum"] for r in rows}):
+                await tx.execute(migration.sql)
+                await tx.execute(
+                    "INSERT INTO schema_version (version, name, checksum) VALUES ($1, $2, $3)",
+                    migration.version,
+                    migration.name,
+                    migration.checksum,
+                )
+        return len(known)
+
+    async def schema_version(self) -> int:
+        """The highest migration applied to this database."""
+        async with self._read() as tx:
+            row = await tx.fetchrow("SELECT MAX(version) AS v FROM schema_version")
+        return int(row["v"]) if row and row["v"] is not None else 0
+
+    async def close(self) -> None:
+        await self._pool.close()
+
+    @asynccontextmanager
+    async def _write(self) -> AsyncIterator[Tx]:
+        async with self._pool.acquire() as conn, conn.transaction():
+            yield _PgTx(conn)
+
+    @asynccontextmanager
+    async def _read(self) -> AsyncIterator[Tx]:
+        async with self._pool.acquire() as conn:
+            yield _PgTx(conn)

@@ -1,0 +1,178 @@
+"""Typed records the stores read and write.
+
+Conventions shared by every backend:
+
+* **time** is float epoch seconds (UTC), always passed in by the caller (``now``,
+  ``at``); a store never reads the clock.
+* **money** is integer micro-dollars (``1 USD == 1_000_000``); ``None`` means unpriced.
+* records are frozen: a store returns a fresh record after every change.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum, StrEnum
+from typing import Literal
+
+
+class JobStatus(StrEnum):
+    """Lifecycle status of a job; ``unknown`` and ``expired`` are the proxy's own."""
+
+    UNKNOWN = "unknown"
+    PENDING = "pending"
+    PROCESSING = "processing"
+    SUCCESS = "success"
+    FAILED = "failed"
+    EXPIRED = "expired"
+
+    @property
+    def terminal(self) -> bool:
+        return self in TERMINAL_STATUSES
+
+
+TERMINAL_STATUSES = frozenset({JobStatus.SUCCESS, JobStatus.FAILED, JobStatus.EXPIRED})
+
+Source = Literal["submit", "client", "watcher", "expiry"]
+"""Who produced a status: the submit pipeline, a client poll, the watcher, expiry."""
+
+
+@dataclass(frozen=True, slots=True)
+class StatusChange:
+    """One entry of a job's append-only history: a raw status string, when, from whom."""
+
+    status: str
+    at: float
+    source: Source
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NewJob:
+    """What the submit pipeline knows when it records an accepted job."""
+
+    task_id: str
+    caller: str
+    pinned_slug: str
+    submitted_at: float
+    team: str | None = None
+    project: str | None = None
+    alias: str | None = None
+    input_hash: str | None = None
+    correlation_id: str | None = None
+    request_id: str | None = None
+    idempotency_key: str | None = None
+    price_table_version: str | None = None
+    estimated_cost_micros: int | None = None
+    status: JobStatus = JobStatus.PENDING
+    upstream_attempts: int = 1
+    traceparent: str | None = None
+    submitted_by: str | None = None
+    next_poll_at: float | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class JobRecord:
+    """One job as stored: what was submitted plus everything observed since."""
+
+    task_id: str
+    caller: str
+    pinned_slug: str
+    submitted_at: float
+    status: JobStatus
+    team: str | None = None
+    project: str | None = None
+    alias: str | None = None
+    input_hash: str | None = None
+    correlation_id: str | None = None
+    request_id: str | None = None
+    idempotency_key: str | None = None
+    price_table_version: str | None = None
+    estimated_cost_micros: int | None = None
+    final_cost_micros: int | None = None
+    upstream_attempts: int = 1
+    traceparent: str | None = None
+    submitted_by: str | None = None
+    first_processing_at: float | None = None
+    terminal_at: float | None = None
+    history: tuple[StatusChange, ...] = ()
+    last_seen_status: str | None = None
+    client_polls: int = 0
+    watcher_polls: int = 0
+    last_client_poll_at: float | None = None
+    output_urls: tuple[str, ...] = ()
+    error_reason: str | None = None
+    next_poll_at: float | None = None
+    lease_owner: str | None = None
+    lease_expires_at: float | None = None
+    watcher_attempts: int = 0
+    stale: bool = False
+
+    @property
+    def terminal(self) -> bool:
+        return self.status.terminal
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Transition:
+    """The outcome of one observation: ``became_terminal`` is True for exactly one caller."""
+
+    previous_status: JobStatus
+    new_status: JobStatus
+    changed: bool
+    became_terminal: bool
+    job: JobRecord
+
+
+@dataclass(frozen=True, slots=True)
+class JobPage:
+    """One page of ``list_jobs``; pass ``next_cursor`` as ``after`` for the next page."""
+
+    jobs: tuple[JobRecord, ...]
+    next_cursor: str | None
+
+
+GroupKey = Literal["day", "team", "project", "model", "status"]
+GROUP_KEYS: tuple[GroupKey, ...] = ("day", "team", "project", "model", "status")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SpendRow:
+    """Spend of one group; keys not grouped by are ``None``; ``day`` is ``YYYY-MM-DD`` UTC."""
+
+    day: str | None = None
+    team: str | None = None
+    project: str | None = None
+    model: str | None = None
+    status: str | None = None
+    jobs: int = 0
+    unpriced_jobs: int = 0
+    estimated_cost_micros: int = 0
+    final_cost_micros: int = 0
+
+
+class ClaimOutcome(Enum):
+    """What ``claim`` found for an idempotency key."""
+
+    NEW = "new"
+    REPLAY = "replay"
+    MISMATCH = "mismatch"
+    IN_FLIGHT = "in_flight"
+    UNKNOWN = "unknown"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StoredResponse:
+    """The response the first request with a key got, replayed byte for byte."""
+
+    status: int
+    headers: dict[str, str] = field(default_factory=dict)
+    body: bytes = b""
+    task_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Claim:
+    """Result of ``claim``: ``response`` is set only for ``REPLAY``."""
+
+    outcome: ClaimOutcome
+    response: StoredResponse | None = None
+    task_id: str | None = None

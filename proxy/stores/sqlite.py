@@ -1,0 +1,120 @@
+"""The embedded default store: one SQLite file in WAL mode, used by one process.
+
+aiosqlite runs every statement on the connection's own thread, so the event loop
+never blocks on disk. One connection serves the process; an ``asyncio.Lock``
+serialises its transactions, and each write transaction is ``BEGIN IMMEDIATE``
+so another process touching the same file waits (``busy_timeout``) instead of
+interleaving. ``synchronous=FULL`` makes a committed insert durable on return.
+``":memory:"`` works (one connection), for tests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import aiosqlite
+
+from proxy.stores import migrations
+from proxy.stores._idempotency import IdempotencyMixin
+from proxy.stores._jobs import JobsMixin
+from proxy.stores._sql import SQLITE, Row, Tx
+
+DEFAULT_BUSY_TIMEOUT_MS = 5000
+
+
+class _SqliteTx:
+    def __init__(self, conn: aiosqlite.Connection) -> None:
+        self._conn = conn
+
+    async def fetch(self, sql: str, *args: object) -> list[Row]:
+        async with self._conn.execute(sql, args) as cursor:
+            return [_row(r) for r in await cursor.fetchall()]
+
+    async def fetchrow(self, sql: str, *args: object) -> Row | None:
+        async with self._conn.execute(sql, args) as cursor:
+            row = await cursor.fetchone()
+        return None if row is None else _row(row)
+
+    async def execute(self, sql: str, *args: object) -> int:
+        async with self._conn.execute(sql, args) as cursor:
+            return cursor.rowcount
+
+
+def _row(row: sqlite3.Row) -> Row:
+    return dict(zip(row.keys(), row, strict=True))
+
+
+class SqliteStore(JobsMixin, IdempotencyMixin):
+    """``Store`` on a single SQLite database file."""
+
+    dialect = SQLITE
+
+    def __init__(self, conn: aiosqlite.Connection) -> None:
+        self._conn = conn
+        self._lock = asyncio.Lock()
+        self._tx = _SqliteTx(conn)
+
+    @classmethod
+    async def open(cls, path: str, *, busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS) -> SqliteStore:
+        """Open (creating if needed) the database at ``path`` and migrate it."""
+        conn = await aiosqlite.connect(path, isolation_level=None)
+        try:
+            conn.row_factory = sqlite3.Row
+            await conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+            await conn.execute("PRAGMA journal_mode = WAL")
+            await conn.execute("PRAGMA synchronous = FULL")
+            await conn.execute("PRAGMA foreign_keys = ON")
+            store = cls(conn)
+            await store.migrate()
+        except BaseException:
+            await conn.close()
+            raise
+        return store
+
+    async def migrate(self) -> int:
+        """Apply pending migrations in one ``BEGIN IMMEDIATE`` transaction; the version after."""
+        known = migrations.load("sqlite")
+        async with self._write() as tx:
+            await tx.execute(migrations.SCHEMA_VERSION_DDL)
+            rows = await tx.fetch("SELECT version, checksum FROM schema_version")
+            todo = migrations.pending(known, {r["version"]: r["checksum"] for r in rows})
+            for migration in todo:
+                for statement in migrations.split_statements(migration.sql):
+                    await tx.execute(statement)
+                await tx.execute(
+                    "INSERT INTO schema_version (version, name, checksum) VALUES (?, ?, ?)",
+                    migration.version,
+                    migration.name,
+                    migration.checksum,
+                )
+        return len(known)
+
+    async def schema_version(self) -> int:
+        """The highest migration applied to this database."""
+        async with self._read() as tx:
+            row = await tx.fetchrow("SELECT MAX(version) AS v FROM schema_version")
+        return int(row["v"]) if row and row["v"] is not None else 0
+
+    async def close(self) -> None:
+        async with self._lock:
+            await self._conn.close()
+
+    @asynccontextmanager
+    async def _write(self) -> AsyncIterator[Tx]:
+        async with self._lock:
+            await self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._tx
+                await self._conn.execute("COMMIT")
+            except BaseException:
+                if self._conn.in_transaction:
+                    await self._conn.execute("ROLLBACK")
+                raise
+
+    @asynccontextmanager
+    async def _read(self) -> AsyncIterator[Tx]:
+        async with self._lock:
+            yield self._tx

@@ -1,0 +1,243 @@
+"""Every Prometheus metric the proxy exports, in one place.
+
+Names follow Prometheus conventions: one prefix, base units, ``_total`` on
+counters, ``_usd`` for money. Labels are bounded: ``model`` is a catalog slug
+or ``other``, ``team``/``project`` come from configuration or are ``other``;
+task ids, keys and URLs never appear in labels (they go to exemplars, traces
+and logs). Dashboards and alert rules are tested to use only these names.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
+
+PREFIX = "modellix_proxy"
+
+# Label names, as constants so dashboards, rules and code agree.
+ROUTE = "route"
+METHOD = "method"
+CODE = "code"
+OPERATION = "operation"
+OUTCOME = "outcome"
+REASON = "reason"
+MODEL = "model"
+TEAM = "team"
+PROJECT = "project"
+STATUS = "status"
+SCOPE = "scope"
+WINDOW = "window"
+BUDGET = "budget"
+KIND = "kind"
+SOURCE = "source"
+
+OTHER = "other"
+
+# Buckets chosen so that alert/SLO thresholds fall on boundaries.
+LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+UPSTREAM_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 15, 30, 60)
+TIME_TO_TERMINAL_BUCKETS = (5, 10, 15, 30, 60, 120, 180, 300, 600, 900, 1200, 1800, 2700, 3600)
+QUEUE_BUCKETS = (1, 5, 10, 30, 60, 120, 300, 600, 1200, 1800, 3600)
+COST_BUCKETS_USD = (0.01, 0.05, 0.1, 0.25, 0.5, 0.75, 1, 1.5, 2, 3, 5, 10)
+
+
+class Metrics:
+    """The proxy's metrics, registered on an explicit registry (a fresh one per app)."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry if registry is not None else CollectorRegistry()
+        r = self.registry
+        p = PREFIX
+        # --- HTTP surface (RED) -------------------------------------------------------
+        self.http_requests = Counter(
+            f"{p}_http_requests_total",
+            "Requests the proxy answered, by route kind, method and status code.",
+            [ROUTE, METHOD, CODE],
+            registry=r,
+        )
+        self.http_duration = Histogram(
+            f"{p}_http_request_duration_seconds",
+            "Time from receiving a request to finishing its response, by route kind.",
+            [ROUTE],
+            buckets=UPSTREAM_BUCKETS,
+            registry=r,
+        )
+        self.overhead = Histogram(
+            f"{p}_overhead_seconds",
+            "Time the proxy itself added to a request (total minus upstream time).",
+            [ROUTE],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        # --- upstream -----------------------------------------------------------------
+        self.upstream_requests = Counter(
+            f"{p}_upstream_requests_total",
+            "Attempts sent to the Modellix API, by operation and outcome class.",
+            [OPERATION, OUTCOME],
+            registry=r,
+        )
+        self.upstream_duration = Histogram(
+            f"{p}_upstream_request_duration_seconds",
+            "Duration of one upstream attempt until response headers, by operation.",
+            [OPERATION],
+            buckets=UPSTREAM_BUCKETS,
+            registry=r,
+        )
+        self.upstream_retries = Counter(
+            f"{p}_upstream_retries_total",
+            "Upstream attempts repeated by the proxy, by operation and reason.",
+            [OPERATION, REASON],
+            registry=r,
+        )
+        # --- jobs ---------------------------------------------------------------------
+        self.jobs_submitted = Counter(
+            f"{p}_jobs_submitted_total",
+            "Paid submits accepted by the upstream (one per job), by model and team.",
+            [MODEL, TEAM],
+            registry=r,
+        )
+        self.jobs_terminal = Counter(
+            f"{p}_jobs_terminal_total",
+            "Jobs that reached a final state (success, failed, expired), by model, team, status.",
+            [MODEL, TEAM, STATUS],
+            registry=r,
+        )
+        self.submit_unknown = Counter(
+            f"{p}_submit_outcome_unknown_total",
+            "Submits sent upstream whose outcome is unknown (sent, no answer), by model.",
+            [MODEL],
+            registry=r,
+        )
+        self.unknown_status = Counter(
+            f"{p}_upstream_unknown_status_total",
+            "Task statuses outside the documented four, seen from the upstream, by model.",
+            [MODEL],
+            registry=r,
+        )
+        self.jobs_in_flight = Gauge(
+            f"{p}_jobs_in_flight",
+            "Jobs submitted and not yet terminal, by model.",
+            [MODEL],
+            registry=r,
+        )
+        self.job_cost = Histogram(
+            f"{p}_job_cost_usd",
+            "Cost of one job at its terminal state (final cost), by model.",
+            [MODEL],
+            buckets=COST_BUCKETS_USD,
+            registry=r,
+        )
+        self.time_to_terminal = Histogram(
+            f"{p}_job_time_to_terminal_seconds",
+            "Wall-clock time from submit to the terminal state seen, by model and status.",
+            [MODEL, STATUS],
+            buckets=TIME_TO_TERMINAL_BUCKETS,
+            registry=r,
+        )
+        self.queue_time = Histogram(
+            f"{p}_job_queue_seconds",
+            "Time from submit until the job was first seen processing, by model.",
+            [MODEL],
+            buckets=QUEUE_BUCKETS,
+            registry=r,
+        )
+        self.job_polls = Counter(
+            f"{p}_job_polls_total",
+            "Task polls sent upstream, by who asked (client or watcher).",
+            [SOURCE],
+            registry=r,
+        )
+        # --- money --------------------------------------------------------------------
+        self.spend = Counter(
+            f"{p}_spend_usd_total",
+            "Settled spend in US dollars (final cost of terminal jobs), by model, team, project.",
+            [MODEL, TEAM, PROJECT],
+            registry=r,
+        )
+        self.estimated_spend = Counter(
+            f"{p}_estimated_spend_usd_total",
+            "Estimated cost of accepted submits in US dollars, by model, team, project.",
+            [MODEL, TEAM, PROJECT],
+            registry=r,
+        )
+        self.unpriced_jobs = Counter(
+            f"{p}_unpriced_jobs_total",
+            "Accepted submits for models without a price in the price table, by model.",
+            [MODEL],
+            registry=r,
+        )
+        # --- refusals -----------------------------------------------------------------
+        self.rejections = Counter(
+            f"{p}_rejections_total",
+            "Submits the proxy refused before any upstream call, by reason and model.",
+            [REASON, MODEL],
+            registry=r,
+        )
+        self.rejected_cost = Counter(
+            f"{p}_rejected_cost_avoided_usd_total",
+            "Estimated cost of refused submits (money not spent on bad inputs), by reason, model.",
+            [REASON, MODEL],
+            registry=r,
+        )
+        self.idempotent_replays = Counter(
+            f"{p}_idempotent_replays_total",
+            "Submits answered from the idempotency store without an upstream call.",
+            registry=r,
+        )
+        self.idempotency_conflicts = Counter(
+            f"{p}_idempotency_conflicts_total",
+            "Submits refused for idempotency (in_flight, mismatch, unknown), by kind.",
+            [KIND],
+            registry=r,
+        )
+        # --- budgets ------------------------------------------------------------------
+        self.budget_limit = Gauge(
+            f"{p}_budget_limit_usd",
+            "Configured budget limit in US dollars, by budget name, scope and window.",
+            [BUDGET, SCOPE, WINDOW],
+            registry=r,
+        )
+        self.budget_spent = Gauge(
+            f"{p}_budget_spent_usd",
+            "Settled spend counted against a budget in its current window, in US dollars.",
+            [BUDGET, SCOPE, WINDOW],
+            registry=r,
+        )
+        self.budget_reserved = Gauge(
+            f"{p}_budget_reserved_usd",
+            "Estimates reserved against a budget for jobs not yet terminal, in US dollars.",
+            [BUDGET, SCOPE, WINDOW],
+            registry=r,
+        )
+        self.budget_refusals = Counter(
+            f"{p}_budget_refusals_total",
+            "Submits refused because a hard budget would be exceeded, by budget name and scope.",
+            [BUDGET, SCOPE],
+            registry=r,
+        )
+        # --- watcher ------------------------------------------------------------------
+        self.watcher_backlog = Gauge(
+            f"{p}_watcher_backlog_jobs",
+            "Jobs due for a watcher poll and not yet polled.",
+            registry=r,
+        )
+        self.watcher_lag = Gauge(
+            f"{p}_watcher_lag_seconds",
+            "How far behind its schedule the most overdue job is.",
+            registry=r,
+        )
+        self.jobs_stale = Gauge(
+            f"{p}_jobs_stale",
+            "Jobs past their expected time (flagged stale by the watcher), not yet terminal.",
+            registry=r,
+        )
+        # --- build --------------------------------------------------------------------
+        self.build = Info(
+            f"{p}_build",
+            "Version and revision of the running proxy.",
+            registry=r,
+        )
+
+
+def usd(micros: int) -> float:
+    """Micro-dollars as a float for a metric sample (never used for sums we keep)."""
+    return micros / 1_000_000

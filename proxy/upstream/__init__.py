@@ -1,0 +1,1 @@
+"""Talking to the Modellix API: the pooled client, the retry policy, error mapping."""

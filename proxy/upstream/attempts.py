@@ -1,0 +1,73 @@
+"""Sending one logical request upstream, with retries only where they are safe."""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from proxy.upstream.client import Reply, TransportFailure, Upstream, sleep
+from proxy.upstream.retry import Bucket, RetryPolicy, classify_failure, classify_status, next_delay, server_delay
+
+
+@dataclass(slots=True)
+class Outcome:
+    """What came of a logical request: the last reply or the failure, and the attempts made."""
+
+    bucket: Bucket
+    attempts: int
+    upstream_seconds: float
+    reply: Reply | None = None
+    failure: TransportFailure | None = None
+
+
+async def send(
+    upstream: Upstream,
+    policy: RetryPolicy,
+    method: str,
+    path_qs: str,
+    headers: Mapping[str, str],
+    body: bytes | None,
+    *,
+    operation: str,
+    idempotent: bool,
+    rng: random.Random,
+    on_retry: Callable[[str], None],
+    clock: Callable[[], float] = time.monotonic,
+    wall: Callable[[], float] = time.time,
+) -> Outcome:
+    """Attempt until success, a permanent answer, an unknown outcome or the policy says stop.
+
+    A non-idempotent request (a paid submit) is resent only when the upstream
+    definitely did not act on it: a connect failure, or a status in the
+    policy's retry set.
+    """
+    started = clock()
+    attempt = 0
+    spent = 0.0
+    while True:
+        attempt += 1
+        t0 = clock()
+        try:
+            reply = await upstream.fetch(method, path_qs, headers, body, operation)
+        except TransportFailure as failure:
+            spent += clock() - t0
+            bucket = classify_failure(failure.failure, idempotent=idempotent)
+            if bucket is Bucket.TRANSIENT:
+                delay = next_delay(policy, attempt, clock() - started, rng.random())
+                if delay is not None:
+                    on_retry(failure.failure.value)
+                    await sleep(delay)
+                    continue
+            return Outcome(bucket, attempt, spent, failure=failure)
+        spent += reply.seconds
+        bucket = classify_status(reply.status, policy.retry_statuses)
+        if bucket is Bucket.TRANSIENT:
+            asked = server_delay(reply.headers, wall())
+            delay = next_delay(policy, attempt, clock() - started, rng.random(), asked)
+            if delay is not None:
+                on_retry(str(reply.status))
+                await sleep(delay)
+                continue
+        return Outcome(bucket, attempt, spent, reply=reply)

@@ -1,0 +1,207 @@
+"""The one pooled aiohttp session to the upstream origin, and the single place
+where aiohttp's client exceptions are mapped to the proxy's own failures.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import time
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
+
+import aiohttp
+from multidict import CIMultiDict, CIMultiDictProxy
+from yarl import URL
+
+from proxy.config import UpstreamSettings
+from proxy.telemetry.metrics import Metrics
+from proxy.upstream.retry import Failure
+
+# RFC 9110 §7.6.1 hop-by-hop fields, plus the obsolete ones proxies still see.
+HOP_BY_HOP = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "proxy-connection",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+    }
+)
+
+
+def end_to_end(headers: Mapping[str, str] | CIMultiDictProxy[str]) -> CIMultiDict[str]:
+    """The headers a proxy forwards: hop-by-hop ones and those named in ``Connection`` dropped."""
+    named = set()
+    conn = headers.get("Connection")
+    if conn:
+        named = {token.strip().lower() for token in conn.split(",") if token.strip()}
+    out: CIMultiDict[str] = CIMultiDict()
+    items = headers.items()
+    for name, value in items:
+        lower = name.lower()
+        if lower in HOP_BY_HOP or lower in named:
+            continue
+        out.add(name, value)
+    return out
+
+
+class TransportFailure(Exception):
+    """One attempt failed below HTTP; ``failure`` tells whether the request left."""
+
+    def __init__(self, failure: Failure, detail: str) -> None:
+        super().__init__(detail)
+        self.failure = failure
+        self.detail = detail
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """A complete upstream answer (submits and polls are read whole)."""
+
+    status: int
+    headers: CIMultiDictProxy[str]
+    body: bytes
+    seconds: float
+
+
+def map_exception(exc: BaseException) -> TransportFailure:
+    """aiohttp's exception tree mapped onto the retry policy's failures."""
+    if isinstance(exc, aiohttp.ConnectionTimeoutError | aiohttp.ClientConnectorError):
+        return TransportFailure(Failure.CONNECT, "could not connect to the upstream")
+    if isinstance(exc, aiohttp.SocketTimeoutError | aiohttp.ServerTimeoutError | TimeoutError):
+        return TransportFailure(Failure.READ_TIMEOUT, "the upstream did not answer in time")
+    return TransportFailure(Failure.SENT_NO_RESPONSE, "the upstream connection was lost")
+
+
+class Upstream:
+    """The upstream origin behind one pooled ``aiohttp.ClientSession``."""
+
+    def __init__(self, settings: UpstreamSettings, metrics: Metrics) -> None:
+        self.origin = URL(settings.origin)
+        self._settings = settings
+        self._metrics = metrics
+        self._session: aiohttp.ClientSession | None = None
+
+    async def start(self) -> None:
+        connector = aiohttp.TCPConnector(limit=self._settings.pool_size, keepalive_timeout=10)
+        timeout = aiohttp.ClientTimeout(
+            total=None,
+            connect=self._settings.connect_timeout_seconds,
+            sock_read=self._settings.read_timeout_seconds,
+        )
+        self._session = aiohttp.ClientSession(
+            connector=connector,
+            timeout=timeout,
+            auto_decompress=False,
+            skip_auto_headers=("User-Agent", "Accept-Encoding"),
+            cookie_jar=aiohttp.DummyCookieJar(),
+        )
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    @property
+    def started(self) -> bool:
+        return self._session is not None and not self._session.closed
+
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            raise RuntimeError("upstream session not started")
+        return self._session
+
+    def url(self, path_qs: str) -> URL:
+        return self.origin.join(URL(path_qs, encoded=True))
+
+    async def fetch(
+        self,
+        method: str,
+        path_qs: str,
+        headers: Mapping[str, str],
+        body: bytes | None,
+        operation: str,
+    ) -> Reply:
+        """One attempt, read whole (bounded by ``max_response_bytes``)."""
+        started = time.perf_counter()
+        cap = self._settings.max_response_bytes
+        try:
+            async with self.session.request(
+                method,
+                self.url(path_qs),
+                headers=headers,
+                data=_payload(body),
+                allow_redirects=False,
+                auto_decompress=True,
+            ) as resp:
+                seconds = time.perf_counter() - started
+                self._metrics.upstream_duration.labels(operation).observe(seconds)
+                chunks: list[bytes] = []
+                size = 0
+                async for chunk in resp.content.iter_chunked(65536):
+                    size += len(chunk)
+                    if size > cap:
+                        self._count(operation, "too_large")
+                        raise TransportFailure(Failure.TOO_LARGE, "the upstream answer was too large")
+                    chunks.append(chunk)
+                self._count(operation, _status_class(resp.status))
+                return Reply(resp.status, resp.headers, b"".join(chunks), seconds)
+        except TransportFailure:
+            raise
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            failure = map_exception(exc)
+            self._count(operation, failure.failure.value)
+            raise failure from exc
+
+    async def open(
+        self,
+        method: str,
+        path_qs: str,
+        headers: Mapping[str, str],
+        body: AsyncIterator[bytes] | bytes | None,
+        operation: str,
+    ) -> aiohttp.ClientResponse:
+        """Start a streamed exchange; the caller reads and releases the response."""
+        started = time.perf_counter()
+        try:
+            resp = await self.session.request(
+                method,
+                self.url(path_qs),
+                headers=headers,
+                data=body,
+                allow_redirects=False,
+            )
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            failure = map_exception(exc)
+            self._count(operation, failure.failure.value)
+            raise failure from exc
+        self._metrics.upstream_duration.labels(operation).observe(time.perf_counter() - started)
+        self._count(operation, _status_class(resp.status))
+        return resp
+
+    def _count(self, operation: str, outcome: str) -> None:
+        self._metrics.upstream_requests.labels(operation, outcome).inc()
+
+
+def _payload(body: bytes | None) -> bytes | io.BytesIO | None:
+    """Large bodies go as a stream so writing them never holds the event loop."""
+    if body is not None and len(body) > 1 << 20:
+        return io.BytesIO(body)
+    return body
+
+
+def _status_class(status: int) -> str:
+    if status == 429:
+        return "rate_limited"
+    return f"{status // 100}xx"
+
+
+async def sleep(seconds: float) -> None:
+    """The one place retries wait (kept apart so it reads as policy, not plumbing)."""
+    await asyncio.sleep(seconds)

@@ -1,0 +1,98 @@
+"""Shared test helpers: settings pointed at a given upstream, a recording echo upstream."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+from proxy.config import Settings, load
+
+
+def settings_for(origin: str, **overrides: Any) -> Settings:
+    """Settings for a proxy in front of ``origin``, on ephemeral ports, no admin listener."""
+    base: dict[str, Any] = {
+        "listen": {"host": "127.0.0.1", "port": 0},
+        "admin": {"enabled": False},
+        "upstream": {"origin": origin, "retry": {"base_delay_seconds": 0.01, "max_delay_seconds": 0.05}},
+        "logging": {"level": "warning"},
+    }
+    merged = _merge(base, overrides)
+    settings = load(None, {})
+    return Settings.model_validate(_merge(settings.model_dump(mode="python"), merged))
+
+
+def _merge(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+@dataclass
+class Seen:
+    method: str
+    path: str
+    headers: dict[str, str]
+    body_len: int
+    body_sha: str
+
+
+@dataclass
+class EchoUpstream:
+    """An upstream that records what reached it and answers with what the test asks."""
+
+    seen: list[Seen] = field(default_factory=list)
+    handlers: dict[str, Callable[[web.Request], Awaitable[web.StreamResponse]]] = field(
+        default_factory=dict
+    )
+
+    def app(self) -> web.Application:
+        app = web.Application(client_max_size=1 << 30)
+        app.router.add_route("*", "/{tail:.*}", self._handle)
+        return app
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        digest = hashlib.sha256()
+        size = 0
+        async for chunk in request.content.iter_chunked(1 << 16):
+            digest.update(chunk)
+            size += len(chunk)
+        self.seen.append(
+            Seen(request.method, request.raw_path, dict(request.headers), size, digest.hexdigest())
+        )
+        for prefix, handler in self.handlers.items():
+            if request.path.startswith(prefix):
+                return await handler(request)
+        return web.json_response(
+            {
+                "code": 0,
+                "message": "success",
+                "data": {"method": request.method, "path": request.raw_path, "size": size,
+                         "sha256": digest.hexdigest()},
+            }
+        )
+
+
+async def wait_for(predicate: Callable[[], bool], timeout: float = 5.0) -> None:
+    """Wait until ``predicate()`` holds, polling; fail after ``timeout`` seconds."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not predicate():
+        if loop.time() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(0.01)
+
+
+def envelope(body: bytes) -> dict[str, Any]:
+    doc = json.loads(body)
+    assert isinstance(doc, dict)
+    return doc
