@@ -144,7 +144,12 @@ def _options(panel: Panel) -> Json:
 
 def _custom(panel: Panel) -> Json | None:
     if panel.kind == "timeseries":
-        custom: Json = {"drawStyle": "line", "lineWidth": 1, "fillOpacity": 10, "showPoints": "never"}
+        custom: Json = {
+            "drawStyle": "line",
+            "lineWidth": 1,
+            "fillOpacity": 10,
+            "showPoints": "never",
+        }
         custom["stacking"] = {"mode": panel.stack or "none", "group": "A"}
         return custom
     if panel.kind == "table":

@@ -31,8 +31,14 @@ def _ts(
     thresholds: tuple[tuple[float, str], ...] = (),
 ) -> Panel:
     return Panel(
-        "timeseries", title, description, unit, queries,
-        width=width, stack=stack, thresholds=thresholds,
+        "timeseries",
+        title,
+        description,
+        unit,
+        queries,
+        width=width,
+        stack=stack,
+        thresholds=thresholds,
     )
 
 
@@ -40,102 +46,276 @@ def build() -> Json:
     """Build the Operations dashboard."""
     lay = Layout()
     lay.row("Proxy (rate, errors, duration)")
-    lay.add(Panel(
-        "stat", "Proxy targets up", "Scrape targets of the proxy that answered the last scrape.",
-        "short", (Query(f'sum(up{{job="{r.SCRAPE_JOB}"}})', "up", instant=True),),
-        width=4, thresholds=((1, "green"),),
-    ))
-    lay.add(_ts("Request rate by route and code", "Requests answered by the proxy.", "reqps",
-                Query(_rate(f"{P}_http_requests_total", "route, code"), "{{route}} {{code}}"),
-                width=10))
-    lay.add(_ts("Error ratio (5xx) by route", "Share of responses with a 5xx status.",
-                "percentunit",
-                Query(_rate(f"{P}_http_requests_total", "route", 'code=~"5.."') + "\n/\n"
-                      + _rate(f"{P}_http_requests_total", "route"), "{{route}}"),
-                width=10))
-    lay.add(_ts("Proxy overhead P50/P95/P99",
-                "Time the proxy itself adds to a request (total minus upstream time).", "s",
-                *(Query(_quantile(q, f"{P}_overhead_seconds", "route"), f"{{{{route}}}} P{n}")
-                  for q, n in ((0.5, 50), (0.95, 95), (0.99, 99)))))
-    lay.add(_ts("Request duration P95 by route",
-                "End-to-end handling time of the proxy's responses, including upstream.", "s",
-                Query(_quantile(0.95, f"{P}_http_request_duration_seconds", "route"),
-                      "{{route}}")))
+    lay.add(
+        Panel(
+            "stat",
+            "Proxy targets up",
+            "Scrape targets of the proxy that answered the last scrape.",
+            "short",
+            (Query(f'sum(up{{job="{r.SCRAPE_JOB}"}})', "up", instant=True),),
+            width=4,
+            thresholds=((1, "green"),),
+        )
+    )
+    lay.add(
+        _ts(
+            "Request rate by route and code",
+            "Requests answered by the proxy.",
+            "reqps",
+            Query(_rate(f"{P}_http_requests_total", "route, code"), "{{route}} {{code}}"),
+            width=10,
+        )
+    )
+    lay.add(
+        _ts(
+            "Error ratio (5xx) by route",
+            "Share of responses with a 5xx status.",
+            "percentunit",
+            Query(
+                _rate(f"{P}_http_requests_total", "route", 'code=~"5.."')
+                + "\n/\n"
+                + _rate(f"{P}_http_requests_total", "route"),
+                "{{route}}",
+            ),
+            width=10,
+        )
+    )
+    lay.add(
+        _ts(
+            "Proxy overhead P50/P95/P99",
+            "Time the proxy itself adds to a request (total minus upstream time).",
+            "s",
+            *(
+                Query(_quantile(q, f"{P}_overhead_seconds", "route"), f"{{{{route}}}} P{n}")
+                for q, n in ((0.5, 50), (0.95, 95), (0.99, 99))
+            ),
+        )
+    )
+    lay.add(
+        _ts(
+            "Request duration P95 by route",
+            "End-to-end handling time of the proxy's responses, including upstream.",
+            "s",
+            Query(_quantile(0.95, f"{P}_http_request_duration_seconds", "route"), "{{route}}"),
+        )
+    )
     lay.row("Jobs")
-    lay.add(_ts("Jobs in flight by model", "Jobs submitted and not yet terminal.", "short",
-                Query(f"sum by (model) ({P}_jobs_in_flight{{{M}}})", "{{model}}"),
-                width=8, stack="normal"))
-    lay.add(_ts("Jobs submitted by model", "Paid submits accepted by the upstream.", "ops",
-                Query(_rate(f"{P}_jobs_submitted_total", "model", M), "{{model}}"), width=8))
-    lay.add(_ts("Terminal status mix", "Share of jobs reaching each terminal status.",
-                "percentunit",
-                Query(f"{_rate(f'{P}_jobs_terminal_total', 'status', M)}\n/ ignoring (status)"
-                      f" group_left\n{_rate(f'{P}_jobs_terminal_total', '', M)}", "{{status}}"),
-                width=8, stack="normal"))
-    lay.add(_ts("Time to terminal P50/P95 by model",
-                "Wall-clock time from submit to the terminal state, successful jobs.", "s",
-                Query(_quantile(0.5, f"{P}_job_time_to_terminal_seconds", "model",
-                                f'{M}, status="success"'), "{{model}} P50"),
-                Query(_quantile(0.95, f"{P}_job_time_to_terminal_seconds", "model",
-                                f'{M}, status="success"'), "{{model}} P95"),
-                width=8))
-    lay.add(_ts("Queue time P95 by model", "Time from submit until first seen processing.", "s",
-                Query(_quantile(0.95, f"{P}_job_queue_seconds", "model", M), "{{model}}"),
-                width=8))
-    lay.add(_ts("Job failure ratio (burn-rate windows)",
-                "Failed or expired share of terminal jobs over the burn-rate windows; the "
-                f"objective is {r.JOB_SLO:.0%} success.", "percentunit",
-                *(Query(r.FAILURE_RATIO.format(w=w), f"{w}") for w in ("5m", "1h", "6h")),
-                width=8, thresholds=((1 - r.JOB_SLO, "red"),)))
+    lay.add(
+        _ts(
+            "Jobs in flight by model",
+            "Jobs submitted and not yet terminal.",
+            "short",
+            Query(f"sum by (model) ({P}_jobs_in_flight{{{M}}})", "{{model}}"),
+            width=8,
+            stack="normal",
+        )
+    )
+    lay.add(
+        _ts(
+            "Jobs submitted by model",
+            "Paid submits accepted by the upstream.",
+            "ops",
+            Query(_rate(f"{P}_jobs_submitted_total", "model", M), "{{model}}"),
+            width=8,
+        )
+    )
+    lay.add(
+        _ts(
+            "Terminal status mix",
+            "Share of jobs reaching each terminal status.",
+            "percentunit",
+            Query(
+                f"{_rate(f'{P}_jobs_terminal_total', 'status', M)}\n/ ignoring (status)"
+                f" group_left\n{_rate(f'{P}_jobs_terminal_total', '', M)}",
+                "{{status}}",
+            ),
+            width=8,
+            stack="normal",
+        )
+    )
+    lay.add(
+        _ts(
+            "Time to terminal P50/P95 by model",
+            "Wall-clock time from submit to the terminal state, successful jobs.",
+            "s",
+            Query(
+                _quantile(
+                    0.5, f"{P}_job_time_to_terminal_seconds", "model", f'{M}, status="success"'
+                ),
+                "{{model}} P50",
+            ),
+            Query(
+                _quantile(
+                    0.95, f"{P}_job_time_to_terminal_seconds", "model", f'{M}, status="success"'
+                ),
+                "{{model}} P95",
+            ),
+            width=8,
+        )
+    )
+    lay.add(
+        _ts(
+            "Queue time P95 by model",
+            "Time from submit until first seen processing.",
+            "s",
+            Query(_quantile(0.95, f"{P}_job_queue_seconds", "model", M), "{{model}}"),
+            width=8,
+        )
+    )
+    lay.add(
+        _ts(
+            "Job failure ratio (burn-rate windows)",
+            "Failed or expired share of terminal jobs over the burn-rate windows; the "
+            f"objective is {r.JOB_SLO:.0%} success.",
+            "percentunit",
+            *(Query(r.FAILURE_RATIO.format(w=w), f"{w}") for w in ("5m", "1h", "6h")),
+            width=8,
+            thresholds=((1 - r.JOB_SLO, "red"),),
+        )
+    )
     lay.row("Upstream")
-    lay.add(_ts("Upstream attempts by operation and outcome",
-                "Attempts sent to the Modellix API, by operation and outcome class.", "reqps",
-                Query(_rate(f"{P}_upstream_requests_total", "operation, outcome"),
-                      "{{operation}} {{outcome}}"), width=8))
-    lay.add(_ts("Upstream errors by class", "Failed upstream attempts, by outcome class.",
-                "reqps",
-                Query(_rate(f"{P}_upstream_requests_total", "outcome",
-                            f'outcome=~"{r.UPSTREAM_ERROR_OUTCOMES}"'), "{{outcome}}"),
-                width=8, stack="normal"))
-    lay.add(_ts("Upstream latency P95 by operation",
-                "Time of one upstream attempt until response headers.", "s",
-                Query(_quantile(0.95, f"{P}_upstream_request_duration_seconds", "operation"),
-                      "{{operation}}"), width=8))
-    lay.add(_ts("Retries by reason", "Upstream attempts repeated by the proxy.", "ops",
-                Query(_rate(f"{P}_upstream_retries_total", "operation, reason"),
-                      "{{operation}} {{reason}}"), width=8, stack="normal"))
-    lay.add(_ts("Unknown outcomes and statuses",
-                "Submits with unknown outcome (sent, no answer) and undocumented task statuses.",
-                "ops",
-                Query(_rate(f"{P}_submit_outcome_unknown_total", "model", M),
-                      "submit unknown {{model}}"),
-                Query(_rate(f"{P}_upstream_unknown_status_total", "model", M),
-                      "unknown status {{model}}"), width=8))
-    lay.add(_ts("Task polls by source", "Polls sent upstream, by client or watcher.", "reqps",
-                Query(_rate(f"{P}_job_polls_total", "source"), "{{source}}"), width=8))
+    lay.add(
+        _ts(
+            "Upstream attempts by operation and outcome",
+            "Attempts sent to the Modellix API, by operation and outcome class.",
+            "reqps",
+            Query(
+                _rate(f"{P}_upstream_requests_total", "operation, outcome"),
+                "{{operation}} {{outcome}}",
+            ),
+            width=8,
+        )
+    )
+    lay.add(
+        _ts(
+            "Upstream errors by class",
+            "Failed upstream attempts, by outcome class.",
+            "reqps",
+            Query(
+                _rate(
+                    f"{P}_upstream_requests_total",
+                    "outcome",
+                    f'outcome=~"{r.UPSTREAM_ERROR_OUTCOMES}"',
+                ),
+                "{{outcome}}",
+            ),
+            width=8,
+            stack="normal",
+        )
+    )
+    lay.add(
+        _ts(
+            "Upstream latency P95 by operation",
+            "Time of one upstream attempt until response headers.",
+            "s",
+            Query(
+                _quantile(0.95, f"{P}_upstream_request_duration_seconds", "operation"),
+                "{{operation}}",
+            ),
+            width=8,
+        )
+    )
+    lay.add(
+        _ts(
+            "Retries by reason",
+            "Upstream attempts repeated by the proxy.",
+            "ops",
+            Query(
+                _rate(f"{P}_upstream_retries_total", "operation, reason"),
+                "{{operation}} {{reason}}",
+            ),
+            width=8,
+            stack="normal",
+        )
+    )
+    lay.add(
+        _ts(
+            "Unknown outcomes and statuses",
+            "Submits with unknown outcome (sent, no answer) and undocumented task statuses.",
+            "ops",
+            Query(
+                _rate(f"{P}_submit_outcome_unknown_total", "model", M), "submit unknown {{model}}"
+            ),
+            Query(
+                _rate(f"{P}_upstream_unknown_status_total", "model", M), "unknown status {{model}}"
+            ),
+            width=8,
+        )
+    )
+    lay.add(
+        _ts(
+            "Task polls by source",
+            "Polls sent upstream, by client or watcher.",
+            "reqps",
+            Query(_rate(f"{P}_job_polls_total", "source"), "{{source}}"),
+            width=8,
+        )
+    )
     lay.row("Refusals and idempotency")
-    lay.add(_ts("Rejections by reason", "Submits refused before any upstream call.", "ops",
-                Query(_rate(f"{P}_rejections_total", "reason", M), "{{reason}}"),
-                width=8, stack="normal"))
-    lay.add(_ts("Budget refusals by budget", "Submits refused by a hard budget.", "ops",
-                Query(_rate(f"{P}_budget_refusals_total", "budget, scope"),
-                      "{{budget}} {{scope}}"), width=8))
-    lay.add(_ts("Idempotent replays and conflicts",
-                "Submits answered from the idempotency store, and those refused by it.", "ops",
-                Query(_rate(f"{P}_idempotent_replays_total", ""), "replays"),
-                Query(_rate(f"{P}_idempotency_conflicts_total", "kind"), "conflict {{kind}}"),
-                width=8))
+    lay.add(
+        _ts(
+            "Rejections by reason",
+            "Submits refused before any upstream call.",
+            "ops",
+            Query(_rate(f"{P}_rejections_total", "reason", M), "{{reason}}"),
+            width=8,
+            stack="normal",
+        )
+    )
+    lay.add(
+        _ts(
+            "Budget refusals by budget",
+            "Submits refused by a hard budget.",
+            "ops",
+            Query(_rate(f"{P}_budget_refusals_total", "budget, scope"), "{{budget}} {{scope}}"),
+            width=8,
+        )
+    )
+    lay.add(
+        _ts(
+            "Idempotent replays and conflicts",
+            "Submits answered from the idempotency store, and those refused by it.",
+            "ops",
+            Query(_rate(f"{P}_idempotent_replays_total", ""), "replays"),
+            Query(_rate(f"{P}_idempotency_conflicts_total", "kind"), "conflict {{kind}}"),
+            width=8,
+        )
+    )
     lay.row("Watcher")
-    lay.add(_ts("Watcher backlog", "Jobs due for a watcher poll and not yet polled.", "short",
-                Query(f"max({P}_watcher_backlog_jobs)", "backlog"), width=8))
-    lay.add(_ts("Watcher lag", "How far behind its schedule the most overdue job is.", "s",
-                Query(f"max({P}_watcher_lag_seconds)", "lag"), width=8,
-                thresholds=((120, "red"),)))
-    lay.add(_ts("Stale jobs", "Jobs past their expected time, not yet terminal.", "short",
-                Query(f"max({P}_jobs_stale)", "stale"), width=8))
+    lay.add(
+        _ts(
+            "Watcher backlog",
+            "Jobs due for a watcher poll and not yet polled.",
+            "short",
+            Query(f"max({P}_watcher_backlog_jobs)", "backlog"),
+            width=8,
+        )
+    )
+    lay.add(
+        _ts(
+            "Watcher lag",
+            "How far behind its schedule the most overdue job is.",
+            "s",
+            Query(f"max({P}_watcher_lag_seconds)", "lag"),
+            width=8,
+            thresholds=((120, "red"),),
+        )
+    )
+    lay.add(
+        _ts(
+            "Stale jobs",
+            "Jobs past their expected time, not yet terminal.",
+            "short",
+            Query(f"max({P}_jobs_stale)", "stale"),
+            width=8,
+        )
+    )
     variables = [label_variable("model", "Model", f"{P}_jobs_submitted_total")]
     return dashboard(
-        "modellix-proxy-operations", "Modellix proxy / Operations",
+        "modellix-proxy-operations",
+        "Modellix proxy / Operations",
         "Proxy RED, job lifecycle, upstream health, refusals, idempotency and the watcher.",
-        ["modellix-proxy", "operations"], variables, lay,
+        ["modellix-proxy", "operations"],
+        variables,
+        lay,
     )

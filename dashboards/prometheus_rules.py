@@ -53,8 +53,7 @@ def _ratio(by: str, metric: str, bad: str, window: str) -> str:
 
 def _cost_quantile(q: float, offset: str = "") -> str:
     return (
-        f"histogram_quantile({q}, sum by (model, le) "
-        f"(rate({P}_job_cost_usd_bucket[1d]{offset})))"
+        f"histogram_quantile({q}, sum by (model, le) (rate({P}_job_cost_usd_bucket[1d]{offset})))"
     )
 
 
@@ -71,7 +70,9 @@ def recording_rules() -> list[Rule]:
     rules += [
         {
             "record": UPSTREAM_ERROR_RATIO,
-            "expr": _ratio("job, operation", upstream, f'outcome=~"{UPSTREAM_ERROR_OUTCOMES}"', "5m"),
+            "expr": _ratio(
+                "job, operation", upstream, f'outcome=~"{UPSTREAM_ERROR_OUTCOMES}"', "5m"
+            ),
         },
         {
             "record": RETRY_RATIO,
@@ -160,21 +161,24 @@ def alert_rules() -> list[Rule]:
         _alert(
             "ModellixProxyBudgetNearlyExhausted",
             f"{BUDGET_USED} >= {BUDGET_WARN_RATIO} and {BUDGET_USED} < 1",
-            "5m", "warning",
+            "5m",
+            "warning",
             "A budget is nearly exhausted.",
             f"Budget {budget} is {{{{ $value | humanizePercentage }}}} used (spent plus reserved).",
         ),
         _alert(
             "ModellixProxyBudgetExhausted",
             f"{BUDGET_USED} >= 1",
-            "1m", "critical",
+            "1m",
+            "critical",
             "A budget is exhausted and new paid jobs under it are refused.",
             f"Budget {budget} is {{{{ $value | humanizePercentage }}}} used; submits get 402.",
         ),
         _alert(
             "ModellixProxyBudgetForecastExhaustion",
             f"{BUDGET_EXHAUSTION} < 86400 and on ({BY_BUDGET}) {BUDGET_USED} < 1",
-            "30m", "warning",
+            "30m",
+            "warning",
             "A budget is forecast to run out within a day.",
             f"At the spend rate of the last 6h, budget {budget} runs out in "
             "{{ $value | humanizeDuration }}.",
@@ -184,10 +188,11 @@ def alert_rules() -> list[Rule]:
             f"{COST_P95_WOW} > {COST_P95_WOW_RATIO}\n"
             f"and on (model) sum by (model) (increase({P}_job_cost_usd_count[1d]))"
             f" >= {MIN_JOBS_PER_WINDOW}",
-            "1h", "warning",
+            "1h",
+            "warning",
             "The 95th percentile cost per job rose sharply week over week.",
             "P95 cost per job of model {{ $labels.model }} over the last day is "
-            "{{ $value | printf \"%.2f\" }} times the same day last week.",
+            '{{ $value | printf "%.2f" }} times the same day last week.',
         ),
         *_burn_alerts(),
         _alert(
@@ -195,7 +200,8 @@ def alert_rules() -> list[Rule]:
             f"{UPSTREAM_ERROR_RATIO} > 0.05\n"
             f"and on (job, operation) sum by (job, operation) "
             f"(rate({P}_upstream_requests_total[5m])) > 0.05",
-            "10m", "warning",
+            "10m",
+            "warning",
             "The Modellix API is failing a large share of the proxy's requests.",
             "{{ $value | humanizePercentage }} of upstream {{ $labels.operation }} attempts "
             "failed (5xx, 429, timeouts, connect errors) over 5m.",
@@ -203,16 +209,18 @@ def alert_rules() -> list[Rule]:
         _alert(
             "ModellixProxyJobsStuck",
             f"max by (job) ({P}_jobs_stale) > 0",
-            "15m", "warning",
+            "15m",
+            "warning",
             "Jobs are past their expected time and not yet terminal.",
-            "{{ $value }} jobs have been polled 12 times or more without reaching a terminal state.",
+            "{{ $value }} jobs were polled 12 times or more without reaching a terminal state.",
         ),
         _alert(
             "ModellixProxyRetryStorm",
             f"{RETRY_RATIO} > 0.25\n"
             f"and on (job, operation) sum by (job, operation) "
             f"(rate({P}_upstream_retries_total[5m])) > 0.1",
-            "10m", "warning",
+            "10m",
+            "warning",
             "The proxy is retrying a large share of upstream attempts.",
             "{{ $value | humanizePercentage }} of upstream {{ $labels.operation }} attempts "
             "are retries over 5m.",
@@ -221,21 +229,24 @@ def alert_rules() -> list[Rule]:
             "ModellixProxyWatcherBacklog",
             f"max by (job) ({P}_watcher_lag_seconds) > 120\n"
             f"and on (job) max by (job) ({P}_watcher_backlog_jobs) > 0",
-            "10m", "warning",
+            "10m",
+            "warning",
             "The job watcher is falling behind its polling schedule.",
             "The most overdue job is {{ $value | humanizeDuration }} behind its poll schedule.",
         ),
         _alert(
             "ModellixProxyDown",
             f"{up} == 0",
-            "2m", "critical",
+            "2m",
+            "critical",
             "The proxy is not answering Prometheus scrapes.",
             "Target {{ $labels.instance }} of job {{ $labels.job }} has failed scrapes for 2m.",
         ),
         _alert(
             "ModellixProxyTargetMissing",
             f"absent({up})",
-            "5m", "critical",
+            "5m",
+            "critical",
             "Prometheus has no proxy target to scrape.",
             f'No series up{{job="{SCRAPE_JOB}"}} exists: service discovery or the scrape '
             "configuration lost the proxy.",
@@ -244,12 +255,10 @@ def alert_rules() -> list[Rule]:
 
 
 def rule_files() -> dict[str, dict[str, Any]]:
-    """The rule files to write under ``rules/``, keyed by file name."""
-    return {
-        "recording.yml": {
-            "groups": [{"name": "modellix-proxy.recording", "rules": recording_rules()}]
-        },
-        "alerts.yml": {
-            "groups": [{"name": "modellix-proxy.alerts", "rules": alert_rules()}]
-        },
-    }
+    """The rule files to write under ``rules/``, keyed by file name.
+
+    One group: its rules run in order, so alerts read recording rules of the same evaluation
+    (across groups the order is unspecified and alert values would lag by one interval).
+    """
+    rules = recording_rules() + alert_rules()
+    return {"modellix-proxy.yml": {"groups": [{"name": "modellix-proxy", "rules": rules}]}}

@@ -2,29 +2,53 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+import contextlib
+import os
+import socket
+import time
+from collections.abc import AsyncIterator, Callable
 
 from aiohttp import web
 
 from proxy import __version__
+from proxy.catalog.loader import Catalog, load_catalog
+from proxy.catalog.media import MediaChecker
+from proxy.catalog.pinning import Pinner
+from proxy.catalog.preflight import Preflight
+from proxy.catalog.preflight import PreflightSettings as PreflightOptions
+from proxy.catalog.validation import BodyValidator
 from proxy.config import RetrySettings, Settings
 from proxy.context import RequestContext
 from proxy.errors import ProxyError
 from proxy.handlers.dispatch import handle_api
 from proxy.handlers.health import healthz, readyz
+from proxy.jobs.labels import Labels
+from proxy.jobs.pricing import estimate_micros, lookup
+from proxy.jobs.tracker import JobTracker, Replica
+from proxy.jobs.watcher import Watcher
 from proxy.middleware import context_middleware, stamp_request_id
 from proxy.pipeline import ordered
+from proxy.runtime import Runtime
+from proxy.stages.fingerprint import FingerprintStage
+from proxy.stages.identify import IdentifyStage
+from proxy.stages.idempotency import IdempotencyStage
+from proxy.stages.pin import PinStage
+from proxy.stages.price import PriceStage
+from proxy.stages.validate import ValidateStage
 from proxy.state import (
     METRICS,
-    PIPELINE,
     POLL_POLICY,
     READY,
     REJECTIONS,
+    RUNTIME,
     SETTINGS,
     SUBMIT_POLICY,
     UPSTREAM,
 )
-from proxy.telemetry.metrics import OTHER, Metrics
+from proxy.stores import open_store
+from proxy.stores.base import Store
+from proxy.telemetry.metrics import OTHER, Metrics, usd
 from proxy.upstream.client import Upstream
 from proxy.upstream.retry import RetryPolicy
 
@@ -45,37 +69,125 @@ def retry_policies(retry: RetrySettings) -> tuple[RetryPolicy, RetryPolicy]:
     return policy(retry.submit_retry_statuses), policy(retry.poll_retry_statuses)
 
 
-def create_app(settings: Settings, *, metrics: Metrics | None = None) -> web.Application:
-    """The client-facing application: ``/api/v1/...`` plus ``/healthz`` and ``/readyz``."""
+def build_catalog(settings: Settings) -> tuple[Catalog, Pinner]:
+    catalog = load_catalog(settings.models.overrides)
+    return catalog, Pinner(catalog, settings.models.aliases, settings.models.policy)
+
+
+def preflight_options(settings: Settings) -> PreflightOptions:
+    p = settings.models.preflight
+    return PreflightOptions(
+        mode="warn" if p.mode == "warn" else "refuse",
+        allow=p.allow_hosts,
+        max_redirects=p.max_redirects,
+        head_bytes=p.max_bytes,
+        read_timeout=p.timeout_seconds,
+        total_timeout=p.timeout_seconds * 2,
+        cache_ttl=p.cache_ttl_seconds,
+    )
+
+
+def create_app(
+    settings: Settings,
+    *,
+    metrics: Metrics | None = None,
+    store: Store | None = None,
+    clock: Callable[[], float] = time.time,
+    replica_id: str | None = None,
+) -> web.Application:
+    """The client-facing application: ``/api/v1/...`` plus ``/healthz`` and ``/readyz``.
+
+    ``store`` may be given already open (tests, several apps on one database);
+    otherwise the app opens ``settings.store.url`` at start-up and closes it at the end.
+    """
     app = web.Application(middlewares=[context_middleware], client_max_size=settings.max_body_bytes)
     metrics = metrics or Metrics()
     metrics.build.info({"version": __version__})
+    catalog, pinner = build_catalog(settings)
+    identity = settings.identity
+    runtime = Runtime(
+        catalog=catalog,
+        pinner=pinner,
+        labels=Labels.of(catalog.slugs(), identity.teams, identity.projects),
+        replica=Replica(replica_id or f"{socket.gethostname()}:{os.getpid()}"),
+    )
+    upstream = Upstream(settings.upstream, metrics)
     app[SETTINGS] = settings
     app[METRICS] = metrics
-    upstream = Upstream(settings.upstream, metrics)
     app[UPSTREAM] = upstream
+    app[RUNTIME] = runtime
     app[SUBMIT_POLICY], app[POLL_POLICY] = retry_policies(settings.upstream.retry)
-    app[PIPELINE] = ordered()
-
-    def count_rejection(ctx: RequestContext, err: ProxyError) -> None:
-        model = ctx.pinned_slug if ctx.pinned_slug else OTHER
-        metrics.rejections.labels(err.instance_reason, model).inc()
-
-    app[REJECTIONS] = count_rejection
+    app[REJECTIONS] = _rejection_counter(settings, metrics, runtime)
 
     async def ready() -> dict[str, bool]:
-        return {"upstream_session": upstream.started}
+        return {"upstream_session": upstream.started, "store": runtime.store is not None}
 
     app[READY] = ready
 
-    async def upstream_session(_app: web.Application) -> AsyncIterator[None]:
+    async def parts(_app: web.Application) -> AsyncIterator[None]:
         await upstream.start()
-        yield
-        await upstream.close()
+        own_store = store is None
+        opened = store if store is not None else await open_store(settings.store.url)
+        runtime.store = opened
+        tracker = JobTracker(opened, settings, metrics, runtime.labels, runtime.replica, clock=clock)
+        runtime.tracker = tracker
+        preflight = None if settings.models.preflight.mode == "off" else Preflight(preflight_options(settings))
+        media = MediaChecker(preflight, mode="warn" if settings.models.preflight.mode == "warn" else "refuse")
+        validator = BodyValidator(catalog, unknown_fields=settings.models.unknown_fields)
+        runtime.pipeline = ordered(
+            IdentifyStage(identity),
+            PinStage(pinner),
+            FingerprintStage(),
+            IdempotencyStage(opened, settings.idempotency, metrics, clock),
+            ValidateStage(catalog, validator, media),
+            PriceStage(catalog, settings.pricing),
+        )
+        watcher_task: asyncio.Task[None] | None = None
+        if settings.watcher.enabled:
+            runtime.watcher = Watcher(tracker, upstream, app[POLL_POLICY], settings, metrics,
+                                      runtime.replica, clock=clock)
+            watcher_task = asyncio.get_running_loop().create_task(runtime.watcher.run())
+        try:
+            yield
+        finally:
+            if watcher_task is not None:
+                watcher_task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await watcher_task
+            if preflight is not None:
+                await preflight.close()
+            await upstream.close()
+            runtime.store = None
+            if own_store:
+                await opened.close()
 
-    app.cleanup_ctx.append(upstream_session)
+    app.cleanup_ctx.append(parts)
     app.on_response_prepare.append(stamp_request_id)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_route("*", "/api/v1/{tail:.*}", handle_api)
     return app
+
+
+def _rejection_counter(
+    settings: Settings, metrics: Metrics, runtime: Runtime
+) -> Callable[[RequestContext, ProxyError], None]:
+    """Count a refused submit by reason and model, with the cost it would have had."""
+
+    def count(ctx: RequestContext, err: ProxyError) -> None:
+        model = runtime.labels.model(ctx.pinned_slug) if ctx.pinned_slug else OTHER
+        reason = err.instance_reason
+        metrics.rejections.labels(reason, model).inc()
+        cost = ctx.estimated_cost_micros
+        if cost is None and ctx.pinned_slug and isinstance(ctx.payload, dict):
+            spec = runtime.catalog.get(ctx.pinned_slug)
+            if spec is not None:
+                try:
+                    cost = estimate_micros(lookup(settings.pricing.models, ctx.pinned_slug),
+                                           spec.quantities(ctx.payload))
+                except (TypeError, ValueError, ArithmeticError):
+                    cost = None
+        if cost:
+            metrics.rejected_cost.labels(reason, model).inc(usd(cost))
+
+    return count

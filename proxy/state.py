@@ -9,9 +9,8 @@ from aiohttp import web
 from proxy.config import Settings
 from proxy.context import RequestContext
 from proxy.errors import ProxyError
-from proxy.jobs.hooks import JobHooks
 from proxy.routing import Route
-from proxy.stages.base import Stage
+from proxy.runtime import Runtime
 from proxy.telemetry.metrics import Metrics
 from proxy.upstream.client import Upstream
 from proxy.upstream.retry import RetryPolicy
@@ -23,8 +22,7 @@ REJECTIONS = web.AppKey("rejections", Callable[[RequestContext, ProxyError], Non
 CONTEXT = web.RequestKey("context", RequestContext)
 ROUTE = web.RequestKey("route", Route)
 
-PIPELINE = web.AppKey("pipeline", tuple[Stage, ...])
 SUBMIT_POLICY = web.AppKey("submit_policy", RetryPolicy)
 POLL_POLICY = web.AppKey("poll_policy", RetryPolicy)
-JOBS = web.AppKey("jobs", JobHooks)
 READY = web.AppKey("ready", Callable[[], Awaitable[dict[str, bool]]])
+RUNTIME = web.AppKey("runtime", Runtime)

@@ -21,6 +21,8 @@ def settings_for(origin: str, **overrides: Any) -> Settings:
         "admin": {"enabled": False},
         "upstream": {"origin": origin, "retry": {"base_delay_seconds": 0.01, "max_delay_seconds": 0.05}},
         "logging": {"level": "warning"},
+        "store": {"url": "sqlite:///:memory:"},
+        "watcher": {"enabled": False},
     }
     merged = _merge(base, overrides)
     settings = load(None, {})

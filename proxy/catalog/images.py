@@ -86,7 +86,9 @@ def read_info(head: bytes) -> ImageInfo:
             raise Truncated("png header")
         if head[12:16] != b"IHDR":
             raise CorruptImage("PNG without IHDR")
-        return ImageInfo("png", int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big"))
+        return ImageInfo(
+            "png", int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
+        )
     if fmt == "webp":
         return _webp(head)
     if fmt == "jpeg":
@@ -95,9 +97,9 @@ def read_info(head: bytes) -> ImageInfo:
 
 
 def _webp(head: bytes) -> ImageInfo:
-    if len(head) < 30:
-        raise Truncated("webp header")
     chunk = head[12:16]
+    if len(head) < {b"VP8L": 25}.get(chunk, 30):
+        raise Truncated("webp header")
     if chunk == b"VP8 ":
         if head[23:26] != b"\x9d\x01\x2a":
             raise CorruptImage("VP8 start code missing")
@@ -159,19 +161,24 @@ def decode_base64_image(payload: str, mediatype: str = "") -> DataURL:
     if n == 0 or n % 4:
         raise ValueError("base64 data has an invalid length")
     size = n // 4 * 3 - (2 if payload.endswith("==") else 1 if payload.endswith("=") else 0)
-    prefix = (HEAD_BYTES // 3) * 4
     try:
-        try:
-            info = read_info(base64.b64decode(payload[:prefix], validate=True))
-        except Truncated:
-            if prefix >= n:
-                raise
-            info = read_info(base64.b64decode(payload, validate=True))
+        info = _header_info(payload)
     except binascii.Error as exc:
         raise ValueError("invalid base64 data") from exc
     except Truncated as exc:
         raise ValueError("image header is truncated") from exc
     return DataURL(mediatype, size, info)
+
+
+def _header_info(payload: str) -> ImageInfo:
+    """Decode growing prefixes (4 KiB, 64 KiB, all) until the header is readable."""
+    for chars in (4096 // 3 * 4, HEAD_BYTES // 3 * 4, len(payload)):
+        try:
+            return read_info(base64.b64decode(payload[:chars], validate=True))
+        except Truncated:
+            if chars >= len(payload):
+                raise
+    raise Truncated("unreachable")  # pragma: no cover
 
 
 def parse_data_url(value: str) -> DataURL:
@@ -192,25 +199,40 @@ def check_image(info: ImageInfo, size: int | None, limits: ImageConstraints) -> 
     """Every way an image breaks its constraints (format first: nothing else is known)."""
     if info.format not in limits.formats:
         got = info.format if info.format != "unknown" else "unrecognised bytes"
-        return [ImageIssue("media_format", f"must be {', '.join(limits.formats)}, got {got}", list(limits.formats))]
+        return [
+            ImageIssue(
+                "media_format",
+                f"must be {', '.join(limits.formats)}, got {got}",
+                list(limits.formats),
+            )
+        ]
     issues: list[ImageIssue] = []
     if size is not None and size >= limits.max_bytes_exclusive:
         issues.append(
-            ImageIssue("media_size", f"must be smaller than {limits.max_bytes_exclusive} bytes, got {size}",
-                       {"max_bytes_exclusive": limits.max_bytes_exclusive})
+            ImageIssue(
+                "media_size",
+                f"must be smaller than {limits.max_bytes_exclusive} bytes, got {size}",
+                {"max_bytes_exclusive": limits.max_bytes_exclusive},
+            )
         )
     w, h = info.width, info.height
     if w is None or h is None:
         return issues
     if min(w, h) <= limits.min_short_side_exclusive:
         issues.append(
-            ImageIssue("media_dimensions",
-                       f"short side must exceed {limits.min_short_side_exclusive} px, got {w}x{h}",
-                       {"min_short_side_exclusive": limits.min_short_side_exclusive})
+            ImageIssue(
+                "media_dimensions",
+                f"short side must exceed {limits.min_short_side_exclusive} px, got {w}x{h}",
+                {"min_short_side_exclusive": limits.min_short_side_exclusive},
+            )
         )
     if h == 0 or not limits.aspect_min <= w / h <= limits.aspect_max:
         issues.append(
-            ImageIssue("media_aspect", f"aspect ratio must be between {limits.aspect_min:g} and {limits.aspect_max:g}, got {w}x{h}",
-                       {"aspect_min": limits.aspect_min, "aspect_max": limits.aspect_max})
+            ImageIssue(
+                "media_aspect",
+                f"aspect ratio (width/height) must be between {limits.aspect_min:g} and "
+                f"{limits.aspect_max:g}, got {w}x{h}",
+                {"aspect_min": limits.aspect_min, "aspect_max": limits.aspect_max},
+            )
         )
     return issues

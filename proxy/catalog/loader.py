@@ -3,7 +3,7 @@
 Override shape (a plain mapping, e.g. the ``catalog`` section of the config)::
 
     models:
-      acme/new-model:                 # new slug: a full spec (kind, status, json_schema, billing ...)
+      acme/new-model:                 # new slug: a full spec (kind, status, json_schema, billing)
         kind: t2v
         status: inferred
         json_schema: {type: object, properties: {prompt: {type: string}}, required: [prompt]}

@@ -36,7 +36,9 @@ _CATEGORY = {
 MAX_URLS_PER_REQUEST = 16
 
 
-def image_values(spec: ModelSpec, payload: Mapping[str, Any]) -> list[tuple[str, str, ImageConstraints]]:
+def image_values(
+    spec: ModelSpec, payload: Mapping[str, Any]
+) -> list[tuple[str, str, ImageConstraints]]:
     """(field path, value, constraints) of every image reference in the body."""
     out: list[tuple[str, str, ImageConstraints]] = []
     for media in spec.media:
@@ -48,7 +50,9 @@ def image_values(spec: ModelSpec, payload: Mapping[str, Any]) -> list[tuple[str,
             out.append((media.field, value, limits))
         elif isinstance(value, list):
             out.extend(
-                (f"{media.field}[{i}]", item, limits) for i, item in enumerate(value) if isinstance(item, str)
+                (f"{media.field}[{i}]", item, limits)
+                for i, item in enumerate(value)
+                if isinstance(item, str)
             )
     return out
 
@@ -56,7 +60,9 @@ def image_values(spec: ModelSpec, payload: Mapping[str, Any]) -> list[tuple[str,
 class MediaChecker:
     """Image checks for the validate stage."""
 
-    def __init__(self, preflight: Preflight | None = None, *, mode: PreflightMode = "refuse") -> None:
+    def __init__(
+        self, preflight: Preflight | None = None, *, mode: PreflightMode = "refuse"
+    ) -> None:
         self.preflight = preflight
         self.mode = mode
 
@@ -75,8 +81,14 @@ class MediaChecker:
                 problems.extend(_check_inline(field, value, kind, limits))
             elif not value.lower().startswith("oss://"):
                 problems.append(
-                    Problem(field, "must be an http(s) URL or a base64 data URL", ["https://...", "data:image/...;base64,..."],
-                            "Invalid format", "media_format", limits.status)
+                    Problem(
+                        field,
+                        "must be an http(s) URL or a base64 data URL",
+                        ["https://...", "data:image/...;base64,..."],
+                        "Invalid format",
+                        "media_format",
+                        limits.status,
+                    )
                 )
         if not urls or not network or self.preflight is None:
             return problems, warnings
@@ -106,16 +118,40 @@ class MediaChecker:
             warnings.append(f"{field}: preflight {result.reason}: {result.detail}")
             return
         problem = f"cannot be used ({result.reason}): {result.detail}"
-        problems.append(Problem(field, problem, None, _CATEGORY.get(reason, "Invalid parameters"), reason, limits.status))
+        problems.append(
+            Problem(
+                field,
+                problem,
+                None,
+                _CATEGORY.get(reason, "Invalid parameters"),
+                reason,
+                limits.status,
+            )
+        )
 
 
 def _check_inline(field: str, value: str, kind: str, limits: ImageConstraints) -> list[Problem]:
     try:
         data = parse_data_url(value) if kind == "data" else decode_base64_image(value)
     except ValueError as exc:
-        return [Problem(field, f"is not a readable image: {exc}", list(limits.formats), "Invalid format",
-                        "media_format", limits.status)]
+        return [
+            Problem(
+                field,
+                f"is not a readable image: {exc}",
+                list(limits.formats),
+                "Invalid format",
+                "media_format",
+                limits.status,
+            )
+        ]
     return [
-        Problem(field, issue.problem, issue.allowed, _CATEGORY[issue.reason], issue.reason, limits.status)
+        Problem(
+            field,
+            issue.problem,
+            issue.allowed,
+            _CATEGORY[issue.reason],
+            issue.reason,
+            limits.status,
+        )
         for issue in check_image(data.info, data.size, limits)
     ]

@@ -90,7 +90,8 @@ class Pinner:
         else:
             raise self._not_found(slug)
         if allowed_models is not None and not (
-            result.pinned in allowed_models or (result.alias is not None and result.alias in allowed_models)
+            result.pinned in allowed_models
+            or (result.alias is not None and result.alias in allowed_models)
         ):
             allowed = sorted(allowed_models)
             raise ModelNotFound(

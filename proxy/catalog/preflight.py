@@ -28,7 +28,13 @@ from proxy.catalog.netguard import DnsResolver, GuardError, HostGuard, parse_hos
 from proxy.catalog.spec import ImageConstraints
 
 PreflightReason = Literal[
-    "unreachable", "status", "wrong_type", "too_large", "too_small", "forbidden_address", "bad_aspect"
+    "unreachable",
+    "status",
+    "wrong_type",
+    "too_large",
+    "too_small",
+    "forbidden_address",
+    "bad_aspect",
 ]
 _ISSUE_TO_REASON: dict[str, PreflightReason] = {
     "media_format": "wrong_type",
@@ -78,7 +84,9 @@ class GuardedResolver(AbstractResolver):
     def __init__(self, guard: HostGuard) -> None:
         self._guard = guard
 
-    async def resolve(self, host: str, port: int = 0, family: int = socket.AF_INET) -> list[ResolveResult]:
+    async def resolve(
+        self, host: str, port: int = 0, family: int = socket.AF_INET
+    ) -> list[ResolveResult]:
         addresses = await self._guard.resolve(host)
         return [
             ResolveResult(
@@ -154,7 +162,11 @@ class Preflight:
         except _Refused as exc:
             result = PreflightResult(False, exc.reason, exc.detail)
         except GuardError as exc:
-            result = PreflightResult(False, "forbidden_address" if exc.reason == "forbidden_address" else "unreachable", exc.detail)
+            result = PreflightResult(
+                False,
+                "forbidden_address" if exc.reason == "forbidden_address" else "unreachable",
+                exc.detail,
+            )
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             result = PreflightResult(False, "unreachable", f"cannot fetch: {type(exc).__name__}")
         if len(self._cache) >= self.settings.cache_size:
@@ -205,7 +217,9 @@ class Preflight:
                 if resp.status in (301, 302, 303, 307, 308) and location:
                     url = str(URL(url).join(URL(location)))
                     continue
-                body = await _read_capped(resp, self.settings.head_bytes) if method == "GET" else b""
+                body = (
+                    await _read_capped(resp, self.settings.head_bytes) if method == "GET" else b""
+                )
                 return _Fetched(resp.status, resp.headers, body), url
         raise _Refused("status", f"more than {self.settings.max_redirects} redirects")
 

@@ -50,7 +50,11 @@ class Problem:
     keyword: str = ""  # the JSON Schema keyword that failed, if any
 
     def as_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"field": self.field, "problem": self.problem, "allowed": self.allowed}
+        out: dict[str, Any] = {
+            "field": self.field,
+            "problem": self.problem,
+            "allowed": self.allowed,
+        }
         if self.status is not None:
             out["rule_status"] = self.status
         return out
@@ -74,7 +78,11 @@ def _pixel_area(
         yield ValidationError(f"aspect {width}/{height} is outside 1/16..16")
 
 
-_CatalogValidator = validators.extend(Draft202012Validator, {"x-pixelArea": _pixel_area})
+def _validator_class() -> type[Validator]:
+    extended: type[Validator] = validators.extend(  # type: ignore[no-untyped-call]
+        Draft202012Validator, {"x-pixelArea": _pixel_area}
+    )
+    return extended
 
 
 def parse_body(body: bytes) -> dict[str, Any]:
@@ -110,13 +118,14 @@ class BodyValidator:
 
     def __init__(self, catalog: Catalog, *, unknown_fields: UnknownFieldPolicy = "refuse") -> None:
         self.unknown_fields = unknown_fields
+        self._cls = _validator_class()
         self._validators: dict[str, Validator] = {
-            spec.slug: _CatalogValidator(spec.json_schema) for spec in catalog
+            spec.slug: self._cls(spec.json_schema) for spec in catalog
         }
 
     def check(self, spec: ModelSpec, payload: Mapping[str, Any]) -> tuple[list[Problem], list[str]]:
         """Problems (sorted, most relevant first) and warnings for one body."""
-        validator = self._validators.get(spec.slug) or _CatalogValidator(spec.json_schema)
+        validator = self._validators.get(spec.slug) or self._cls(spec.json_schema)
         problems: list[Problem] = []
         for error in validator.iter_errors(payload):
             problems.extend(_map_error(error, spec))
@@ -127,7 +136,13 @@ class BodyValidator:
                 continue
             if self.unknown_fields == "refuse" or spec.closed:
                 problems.append(
-                    Problem(name, "is not a parameter of this model", sorted(known), INVALID, "unknown_field")
+                    Problem(
+                        name,
+                        "is not a parameter of this model",
+                        sorted(known),
+                        INVALID,
+                        "unknown_field",
+                    )
                 )
             else:
                 warnings.append(f"unknown parameter '{name}' forwarded unchecked")
@@ -183,10 +198,14 @@ def _map_error(error: ValidationError, spec: ModelSpec) -> list[Problem]:
     else:
         status = rule.status if rule else None
     reason = "cross_field" if rule else "schema"
-    kind, value, sub = error.validator, error.validator_value, error.schema
+    kind: Any = error.validator
+    value: Any = error.validator_value
+    sub: Any = error.schema
     sub = sub if isinstance(sub, Mapping) else {}
 
-    def make(problem: str, allowed: Any = None, category: str = INVALID, where: str = field) -> Problem:
+    def make(
+        problem: str, allowed: Any = None, category: str = INVALID, where: str = field
+    ) -> Problem:
         if rule is not None:
             problem = f"{problem} ({rule.text})"
             allowed = allowed if allowed is not None else rule.allowed
@@ -194,31 +213,41 @@ def _map_error(error: ValidationError, spec: ModelSpec) -> list[Problem]:
 
     if kind == "required":
         present = error.instance if isinstance(error.instance, Mapping) else {}
+        missing = [name for name in value if name not in present]
+        if rule is not None or path:
+            return [make("is required", category=MISSING, where=_path([*path, n])) for n in missing]
         return [
-            make("is required", category=MISSING, where=_path([*path, name]))
-            for name in value
-            if name not in present
+            Problem(n, "is required", None, MISSING, reason, _param_status(spec, n), "required")
+            for n in missing
         ]
     if kind in ("anyOf", "oneOf") and rule is not None:
         where = rule.fields[0] if rule.fields else field
-        return [Problem(where, f"is invalid: {rule.text}", rule.allowed, rule.category, reason, status)]
+        text = "is required" if rule.category == MISSING else "is invalid"
+        problem = f"{text} ({rule.text})"
+        return [Problem(where, problem, rule.allowed, rule.category, reason, status, str(kind))]
     if kind == "not" and value == {}:
         return [make("is not allowed here")]
     if kind == "type":
         names = value if isinstance(value, list) else [value]
-        wanted = " or ".join(_TYPE_NAMES.get(n, n) for n in names)
+        wanted = " or ".join(_TYPE_NAMES.get(str(n), str(n)) for n in names)
         return [make(f"must be {wanted}, got {_short(error.instance)}", value)]
     if kind in ("enum", "const"):
         allowed = list(value) if kind == "enum" else [value]
         numeric = all(isinstance(v, int | float) and not isinstance(v, bool) for v in allowed)
-        shown = ", ".join(_short(v) for v in allowed)
+        listed = "one of [" + ", ".join(map(_short, allowed)) + "]"
+        shown = _short(value) if kind == "const" else listed
         category = RANGE if numeric and isinstance(error.instance, int | float) else INVALID
-        return [make(f"must be one of [{shown}], got {_short(error.instance)}", allowed, category)]
+        return [make(f"must be {shown}, got {_short(error.instance)}", allowed, category)]
     if kind in _RANGE_KEYWORDS:
         return [make(_range_problem(kind, sub, error), _bounds(sub), RANGE)]
     if kind == "pattern":
         return [make(f"has an invalid format, got {_short(error.instance)}", value, FORMAT)]
     return [make(f"is invalid: {error.message[:200]}", None, rule.category if rule else INVALID)]
+
+
+def _param_status(spec: ModelSpec, name: str) -> str | None:
+    rule = spec.rules.get(f"param:{name}")
+    return rule.status if rule else None
 
 
 def _bounds(sub: Mapping[str, Any]) -> dict[str, Any] | None:
@@ -245,4 +274,6 @@ def _range_problem(kind: str, sub: Mapping[str, Any], error: ValidationError) ->
     hi = sub.get("maximum", sub.get("exclusiveMaximum"))
     if lo is not None and hi is not None:
         return f"must be between {lo} and {hi}, got {_short(got)}"
-    return f"must be {'at least' if lo is not None else 'at most'} {lo if lo is not None else hi}, got {_short(got)}"
+    if lo is not None:
+        return f"must be at least {lo}, got {_short(got)}"
+    return f"must be at most {hi}, got {_short(got)}"

@@ -12,7 +12,7 @@ from multidict import CIMultiDict
 from proxy.context import RouteKind
 from proxy.forwarding import upstream_headers
 from proxy.handlers.failures import transport_error
-from proxy.state import CONTEXT, ROUTE, JOBS, METRICS, POLL_POLICY, SETTINGS, UPSTREAM
+from proxy.state import CONTEXT, METRICS, POLL_POLICY, ROUTE, RUNTIME, SETTINGS, UPSTREAM
 from proxy.upstream import attempts
 from proxy.upstream.client import end_to_end
 
@@ -33,7 +33,7 @@ async def handle_poll(request: web.Request) -> web.StreamResponse:
     route = request[ROUTE]
     task_id = route.task_id or ""
     ctx.task_id = task_id
-    jobs = app.get(JOBS)
+    jobs = app[RUNTIME].tracker
     if jobs is not None:
         cached = await jobs.cached_terminal(task_id, request.headers.get("Authorization"))
         if cached is not None:

@@ -24,7 +24,7 @@ from proxy.handlers.failures import transport_error
 from proxy.handlers.passthrough import too_large
 from proxy.handlers.poll import reply_headers
 from proxy.routing import submit_path
-from proxy.state import CONTEXT, ROUTE, JOBS, METRICS, PIPELINE, SETTINGS, SUBMIT_POLICY, UPSTREAM
+from proxy.state import CONTEXT, METRICS, ROUTE, RUNTIME, SETTINGS, SUBMIT_POLICY, UPSTREAM
 from proxy.upstream import attempts
 from proxy.upstream.retry import Bucket
 
@@ -85,25 +85,24 @@ async def handle_submit(request: web.Request) -> web.StreamResponse:
     ctx.task_type = route.task_type
     ctx.requested_slug = route.slug
     ctx.body = await read_body(request, settings.max_body_bytes)
-    ctx.upstream_authorization = request.headers.get("Authorization")
-    for stage in app[PIPELINE]:
-        await stage(ctx)
-        if ctx.answer is not None:
-            answer: web.StreamResponse = ctx.answer
-            return answer
-    jobs = app.get(JOBS)
+    runtime = app[RUNTIME]
     try:
+        for stage in runtime.pipeline:
+            await stage(ctx)
+            if ctx.answer is not None:
+                answer: web.StreamResponse = ctx.answer
+                return answer
         return await _submit(request, ctx)
     finally:
-        if jobs is not None:
-            await jobs.finish_claim(ctx)
+        if runtime.tracker is not None:
+            await runtime.tracker.finish_claim(ctx)
 
 
 async def _submit(request: web.Request, ctx: RequestContext) -> web.StreamResponse:
     app = request.app
     settings = app[SETTINGS]
     metrics = app[METRICS]
-    jobs = app.get(JOBS)
+    jobs = app[RUNTIME].tracker
     headers = upstream_headers(request, settings, keep_length=False)
     if ctx.upstream_authorization is not None:
         headers["Authorization"] = ctx.upstream_authorization
@@ -155,8 +154,17 @@ async def _submit(request: web.Request, ctx: RequestContext) -> web.StreamRespon
         if jobs is not None:
             await jobs.record_accepted(ctx, task_id, response)
         return response
-    if outcome.bucket is Bucket.UNKNOWN and jobs is not None:
-        await jobs.record_unknown(ctx, f"upstream answered HTTP {reply.status}")
+    if outcome.bucket is Bucket.UNKNOWN:
+        if jobs is not None:
+            await jobs.record_unknown(ctx, f"upstream answered HTTP {reply.status}")
+        raise UpstreamTimeout(
+            f"the Modellix API answered the submit with HTTP {reply.status}; the outcome is "
+            "unknown and a task may exist. The proxy did not resend it. "
+            "Retry with the same Idempotency-Key to be safe.",
+            reason="submit_outcome_unknown",
+            details={"upstream_status": reply.status},
+            headers=extra,
+        )
     response = web.Response(status=reply.status, body=reply.body, headers=reply_headers(reply.headers))
     response.headers.update(extra)
     if jobs is not None:

@@ -89,6 +89,7 @@ async def upstream_middleware(request: web.Request, handler: Handler) -> web.Str
     }
     record = RequestRecord(request.method, request.path_qs, kind, sim.clock(), headers)
     sim.request_log.append(record)
+    sim.touch()
     sim.counters.requests[kind] += 1
     if kind == "submit":
         sim.counters.submits_received += 1
@@ -103,6 +104,7 @@ async def _answer(
     record: RequestRecord,
 ) -> web.StreamResponse:
     fault: str | None = None
+    early: web.StreamResponse | None = None
     try:
         if kind != "validate":
             request[TEAM] = sim.authenticate(request.headers.get("Authorization"))
@@ -114,9 +116,7 @@ async def _answer(
             sim.counters.faults_applied[fault] = sim.counters.faults_applied.get(fault, 0) + 1
             request[FAULT] = fault
             early = _early_fault(request, fault, kind, sim)
-            if early is not None:
-                return early
-        response = await handler(request)
+        response = early if early is not None else await handler(request)
     except UpstreamError as exc:
         response = error(exc.status, exc.message, dict(exc.headers or {}))
     except web.HTTPException as exc:
@@ -124,6 +124,7 @@ async def _answer(
     if fault in ("reset_after_create", "stall", "malformed") and response.status == 200:
         response = await _late_fault(request, fault, sim, response)
     record.status = None if response.status == DROPPED else response.status
+    sim.touch()
     return response
 
 

@@ -58,6 +58,7 @@ class Simulator:
         self.clock = clock
         self._app: web.Application | None = None
         self.closing: asyncio.Event | None = None
+        self._changed = asyncio.Event()
         self.reset()
 
     def reset(self) -> None:
@@ -125,6 +126,19 @@ class Simulator:
         ]
 
     # -- what tests do ----------------------------------------------------------------------
+
+    def touch(self) -> None:
+        """Wake ``wait_until`` callers: a request arrived, was answered or made a task."""
+        self._changed.set()
+        self._changed = asyncio.Event()
+
+    async def wait_until(self, predicate: Callable[[], bool]) -> None:
+        """Wait until ``predicate()`` holds, re-checked whenever the state changes.
+
+        Wrap it in ``asyncio.timeout()``: it waits for as long as it takes.
+        """
+        while not predicate():
+            await self._changed.wait()
 
     def inject(self, name: str, count: int = 1, route: str = "any") -> None:
         """Make the next ``count`` requests on ``route`` meet fault ``name``."""
@@ -199,6 +213,7 @@ class Simulator:
         )
         self.ledger.tasks[task.task_id] = task
         self.counters.tasks_created += 1
+        self.touch()
         return task
 
     def lookup(self, task_id: str) -> Task:

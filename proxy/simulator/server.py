@@ -5,7 +5,8 @@
 - ``await serve(config, host, port)`` serves until cancelled, then shuts down
   gracefully (stalled answers are released at once);
 - ``run(host, port, config)`` is the blocking entry point (SIGINT/SIGTERM stop it);
-- ``main(argv)`` parses ``--host --port --seed --preset fast|realistic|default``.
+- ``main(argv)`` parses ``--host --port --seed --preset fast|realistic|default``
+  (``python -m proxy.simulator`` runs it).
 """
 
 from __future__ import annotations

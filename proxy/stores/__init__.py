@@ -12,24 +12,30 @@ The protocol is in ``proxy.stores.base``, the records in ``proxy.stores.records`
 from __future__ import annotations
 
 from proxy.stores.base import (
+    BudgetStore,
     DuplicateJobError,
+    DuplicateKeyError,
     IdempotencyStore,
     JobNotFoundError,
     JobStore,
     MigrationError,
     Store,
     StoreError,
+    VirtualKeyStore,
     WatcherStore,
 )
 
 __all__ = [
+    "BudgetStore",
     "DuplicateJobError",
+    "DuplicateKeyError",
     "IdempotencyStore",
     "JobNotFoundError",
     "JobStore",
     "MigrationError",
     "Store",
     "StoreError",
+    "VirtualKeyStore",
     "WatcherStore",
     "open_store",
     "sqlite_path",

@@ -103,10 +103,7 @@ class IdempotencyMixin(SqlBase):
             return await tx.execute(self.dialect.sql(sql), scope, key) > 0
 
     async def release(self, scope: str, key: str) -> bool:
-        sql = (
-            "DELETE FROM idempotency_keys"
-            " WHERE scope = $1 AND key = $2 AND state <> 'complete'"
-        )
+        sql = "DELETE FROM idempotency_keys WHERE scope = $1 AND key = $2 AND state <> 'complete'"
         async with self._write() as tx:
             return await tx.execute(self.dialect.sql(sql), scope, key) > 0
 

@@ -81,7 +81,9 @@ class JobsMixin(SqlBase):
 
     async def get_job(self, task_id: str) -> JobRecord | None:
         async with self._read() as tx:
-            row = await tx.fetchrow(self.dialect.sql("SELECT * FROM jobs WHERE task_id = $1"), task_id)
+            row = await tx.fetchrow(
+                self.dialect.sql("SELECT * FROM jobs WHERE task_id = $1"), task_id
+            )
         return None if row is None else job_from_row(row)
 
     async def observe(
@@ -110,7 +112,7 @@ class JobsMixin(SqlBase):
 
     async def defer(self, task_id: str, until: float) -> bool:
         sql = (
-            f"UPDATE jobs SET next_poll_at = {self.dialect.greatest}(next_poll_at, $2)"
+            f"UPDATE jobs SET next_poll_at = {self.dialect.greatest}(next_poll_at, $2)"  # noqa: S608
             " WHERE task_id = $1 AND next_poll_at IS NOT NULL AND terminal_at IS NULL"
         )
         async with self._write() as tx:
@@ -164,7 +166,7 @@ class JobsMixin(SqlBase):
         exprs = [self.dialect.day_expr if k == "day" else _GROUP_EXPR[k] for k in keys]
         selected = "".join(f"{e} AS {k}, " for e, k in zip(exprs, keys, strict=True))
         sql = (
-            f"SELECT {selected}COUNT(*) AS jobs,"
+            f"SELECT {selected}COUNT(*) AS jobs,"  # noqa: S608 (whitelisted column expressions)
             " SUM(CASE WHEN estimated_cost_micros IS NULL THEN 1 ELSE 0 END) AS unpriced,"
             " CAST(COALESCE(SUM(estimated_cost_micros), 0) AS BIGINT) AS estimated,"
             " CAST(COALESCE(SUM(final_cost_micros), 0) AS BIGINT) AS final"
@@ -237,7 +239,7 @@ class JobsMixin(SqlBase):
         return expired
 
     async def _locked_job(self, tx: Tx, task_id: str) -> JobRecord | None:
-        sql = "SELECT * FROM jobs WHERE task_id = $1" + self.dialect.lock_rows
+        sql = "SELECT * FROM jobs WHERE task_id = $1" + self.dialect.lock_rows  # noqa: S608
         row = await tx.fetchrow(self.dialect.sql(sql), task_id)
         return None if row is None else job_from_row(row)
 

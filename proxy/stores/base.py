@@ -7,6 +7,7 @@ of them plus ``close()``; ``proxy.stores.open_store(url)`` returns one.
 
     StoreError
     ├── DuplicateJobError      insert_job with a task id already recorded
+    ├── DuplicateKeyError      create_virtual_key with an id or hash already stored
     ├── JobNotFoundError       observe on a task id never recorded
     └── MigrationError         schema newer than this code, or an applied migration changed
 
@@ -19,16 +20,20 @@ from collections.abc import Sequence
 from typing import Protocol, runtime_checkable
 
 from proxy.stores.records import (
+    BudgetScope,
+    BudgetWindow,
     Claim,
     GroupKey,
     JobPage,
     JobRecord,
     JobStatus,
     NewJob,
+    ReserveResult,
     Source,
     SpendRow,
     StoredResponse,
     Transition,
+    VirtualKey,
 )
 
 DEFAULT_IDEMPOTENCY_TTL = 24 * 3600.0
@@ -41,6 +46,10 @@ class StoreError(Exception):
 
 class DuplicateJobError(StoreError):
     """A job with this task id is already recorded."""
+
+
+class DuplicateKeyError(StoreError):
+    """A virtual key with this id or hash is already stored."""
 
 
 class JobNotFoundError(StoreError, LookupError):
@@ -166,9 +175,53 @@ class IdempotencyStore(Protocol):
         """Delete expired keys; returns how many."""
 
 
+class VirtualKeyStore(Protocol):
+    """Proxy-issued keys, stored as hashes only."""
+
+    async def create_virtual_key(self, key: VirtualKey) -> VirtualKey:
+        """Store a new key; raises ``DuplicateKeyError`` if its id or hash exists."""
+
+    async def get_virtual_key_by_hash(self, key_hash: str) -> VirtualKey | None:
+        """The key with this hash, revoked or not (check ``active``), or ``None``."""
+
+    async def revoke_virtual_key(self, key_id: str, at: float) -> bool:
+        """Revoke a key; False if unknown or already revoked."""
+
+    async def list_virtual_keys(
+        self, *, team: str | None = None, include_revoked: bool = False
+    ) -> list[VirtualKey]:
+        """Keys ordered by creation time."""
+
+
+class BudgetStore(Protocol):
+    """Budgets: a reservation holds money against every applicable scope atomically."""
+
+    async def budget_reserve(
+        self,
+        scopes: Sequence[BudgetScope],
+        amount_micros: int,
+        *,
+        reservation_id: str | None = None,
+    ) -> ReserveResult:
+        """Hold ``amount_micros`` in every scope, or in none if any would exceed its limit.
+
+        One transaction of conditional updates (``spent + reserved + amount <= limit``),
+        so concurrent reservers across replicas never overshoot a limit.
+        """
+
+    async def budget_settle(self, reservation_id: str, final_micros: int) -> bool:
+        """Turn a reservation into spend of ``final_micros``; False if not open."""
+
+    async def budget_release(self, reservation_id: str) -> bool:
+        """Give a reservation's money back; False if not open."""
+
+    async def budget_window(self, scope_key: str, window_start: float) -> BudgetWindow | None:
+        """Where a scope's window stands, or ``None`` if nothing was ever reserved in it."""
+
+
 @runtime_checkable
-class Store(JobStore, WatcherStore, IdempotencyStore, Protocol):
-    """Everything the proxy keeps: jobs, watcher leases, idempotency keys."""
+class Store(JobStore, WatcherStore, IdempotencyStore, VirtualKeyStore, BudgetStore, Protocol):
+    """Everything the proxy keeps: jobs, leases, idempotency keys, virtual keys, budgets."""
 
     async def close(self) -> None:
         """Release connections; the store is unusable afterwards."""

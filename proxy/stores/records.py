@@ -176,3 +176,67 @@ class Claim:
     outcome: ClaimOutcome
     response: StoredResponse | None = None
     task_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class VirtualKey:
+    """A proxy-issued key: only its hash is stored; ``upstream_key_ref`` names a configured key."""
+
+    key_id: str
+    key_hash: str
+    created_at: float
+    name: str | None = None
+    team: str | None = None
+    project: str | None = None
+    upstream_key_ref: str | None = None
+    allowed_models: tuple[str, ...] = ()
+    revoked_at: float | None = None
+
+    @property
+    def active(self) -> bool:
+        return self.revoked_at is None
+
+
+@dataclass(frozen=True, slots=True)
+class BudgetScope:
+    """One budget a reservation must fit: a scope key, its window's start, its hard limit."""
+
+    scope_key: str
+    window_start: float
+    limit_micros: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BudgetWindow:
+    """Where one scope's window stands; ``remaining`` may be negative after overruns."""
+
+    scope_key: str
+    window_start: float
+    limit_micros: int
+    spent_micros: int
+    reserved_micros: int
+
+    @property
+    def remaining_micros(self) -> int:
+        return self.limit_micros - self.spent_micros - self.reserved_micros
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Reservation:
+    """Money held against every scope of one request until it is settled or released."""
+
+    reservation_id: str
+    amount_micros: int
+    scopes: tuple[tuple[str, float], ...]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ReserveResult:
+    """``reservation`` when every scope had room, else the first ``refused`` scope's window."""
+
+    reservation: Reservation | None = None
+    refused: BudgetWindow | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.reservation is not None

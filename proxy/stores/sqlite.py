@@ -18,9 +18,11 @@ from contextlib import asynccontextmanager
 import aiosqlite
 
 from proxy.stores import migrations
+from proxy.stores._budgets import BudgetsMixin
 from proxy.stores._idempotency import IdempotencyMixin
 from proxy.stores._jobs import JobsMixin
 from proxy.stores._sql import SQLITE, Row, Tx
+from proxy.stores._vkeys import VirtualKeysMixin
 
 DEFAULT_BUSY_TIMEOUT_MS = 5000
 
@@ -47,7 +49,7 @@ def _row(row: sqlite3.Row) -> Row:
     return dict(zip(row.keys(), row, strict=True))
 
 
-class SqliteStore(JobsMixin, IdempotencyMixin):
+class SqliteStore(JobsMixin, IdempotencyMixin, VirtualKeysMixin, BudgetsMixin):
     """``Store`` on a single SQLite database file."""
 
     dialect = SQLITE
@@ -58,7 +60,9 @@ class SqliteStore(JobsMixin, IdempotencyMixin):
         self._tx = _SqliteTx(conn)
 
     @classmethod
-    async def open(cls, path: str, *, busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS) -> SqliteStore:
+    async def open(
+        cls, path: str, *, busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS
+    ) -> SqliteStore:
         """Open (creating if needed) the database at ``path`` and migrate it."""
         conn = await aiosqlite.connect(path, isolation_level=None)
         try:

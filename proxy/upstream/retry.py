@@ -47,12 +47,17 @@ class RetryPolicy:
     retry_statuses: frozenset[int]
 
 
+# Statuses that say the upstream definitely did not act on a request (as the
+# official client reads them); any other non-2xx leaves a paid submit unknown.
+DEFINITE_REJECTIONS = frozenset({400, 401, 402, 403, 404, 405, 413, 415, 422, 429})
+
+
 def classify_status(status: int, retry_statuses: frozenset[int]) -> Bucket:
     if 200 <= status < 300:
         return Bucket.SUCCESS
     if status in retry_statuses:
         return Bucket.TRANSIENT
-    if 400 <= status < 500:
+    if status in DEFINITE_REJECTIONS:
         return Bucket.PERMANENT
     return Bucket.UNKNOWN
 

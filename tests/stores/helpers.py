@@ -45,11 +45,11 @@ async def raw_query(url: str, sql: str, *args: object) -> list[tuple[Any, ...]]:
                 rows = [tuple(r) for r in await cursor.fetchall()]
             await conn.commit()
             return rows
-    conn = await asyncpg.connect(url)
+    pg = await asyncpg.connect(url)
     try:
-        return [tuple(r.values()) for r in await conn.fetch(sql, *args)]
+        return [tuple(r.values()) for r in await pg.fetch(sql, *args)]
     finally:
-        await conn.close()
+        await pg.close()
 
 
 async def raw_many(url: str, sql: str, rows: list[tuple[Any, ...]]) -> None:
@@ -59,8 +59,8 @@ async def raw_many(url: str, sql: str, rows: list[tuple[Any, ...]]) -> None:
             await conn.executemany(sql.replace("$", "?"), rows)
             await conn.commit()
         return
-    conn = await asyncpg.connect(url)
+    pg = await asyncpg.connect(url)
     try:
-        await conn.executemany(sql, rows)
+        await pg.executemany(sql, rows)
     finally:
-        await conn.close()
+        await pg.close()

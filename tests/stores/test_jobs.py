@@ -99,7 +99,7 @@ async def test_observe_failure_records_reason(store: Store) -> None:
 
 
 async def test_unknown_status_strings_are_history_only(store: Store) -> None:
-    """An unrecognised upstream status is kept in history once per change but never moves the job."""
+    """An unrecognised upstream status is kept in history once per change, never moving the job."""
     await store.insert_job(new_job("odd/1"))
     for at in (T0 + 1, T0 + 2):
         step = await store.observe("odd/1", "queued", at)
@@ -179,7 +179,9 @@ async def test_spend_summary_sums_exactly(store: Store) -> None:
     await store.insert_job(new_job("s/2", team="a", estimated_cost_micros=7))
     await store.insert_job(new_job("s/3", team="b", estimated_cost_micros=None))
     await store.insert_job(
-        new_job("s/4", team="b", submitted_at=T0 + day, pinned_slug="kling/v2", estimated_cost_micros=5)
+        new_job(
+            "s/4", team="b", submitted_at=T0 + day, pinned_slug="kling/v2", estimated_cost_micros=5
+        )
     )
     await store.insert_job(new_job("s/5", submitted_at=T0 + 3 * day, estimated_cost_micros=1))
     await store.observe("s/1", "success", T0 + 60, final_cost_micros=big - 3)

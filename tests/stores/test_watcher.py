@@ -7,6 +7,7 @@ import json
 
 from proxy.stores import Store
 from proxy.stores._jobs import DUE_JOBS
+from proxy.stores._jobs import LEASE as LEASE_SQL
 from proxy.stores.records import JobStatus
 from tests.stores.helpers import T0, new_job, raw_many, raw_query
 
@@ -42,10 +43,7 @@ async def test_concurrent_owners_get_disjoint_leases(store: Store, replica: Stor
         await store.insert_job(new_job(f"dis/{i:02}", next_poll_at=T0 + i))
     now = T0 + 100
     rounds = await asyncio.gather(
-        *(
-            (store if i % 2 else replica).lease_due(f"w-{i % 2}", now, 7, LEASE)
-            for i in range(8)
-        )
+        *((store if i % 2 else replica).lease_due(f"w-{i % 2}", now, 7, LEASE) for i in range(8))
     )
     ids = [j.task_id for batch in rounds for j in batch]
     assert len(ids) == len(set(ids)) == 40
@@ -58,7 +56,7 @@ async def test_concurrent_owners_get_disjoint_leases(store: Store, replica: Stor
 
 
 async def test_dead_owner_lease_expires_and_is_taken_over(store: Store, replica: Store) -> None:
-    """A lease nobody releases is taken by another owner once it expires, and the old owner loses it."""
+    """A lease nobody releases is taken over once it expires, and the old owner loses it."""
     await store.insert_job(new_job("take/1", next_poll_at=T0))
     assert [j.task_id for j in await store.lease_due("dead", T0, 10, LEASE)] == ["take/1"]
     assert await replica.lease_due("alive", T0 + LEASE - 1, 10, LEASE) == []
@@ -83,7 +81,7 @@ async def test_reschedule_by_owner_releases_and_sets_next_poll(store: Store) -> 
 
 
 async def test_terminal_observation_drops_lease_and_schedule(store: Store) -> None:
-    """A job that turns terminal while leased leaves the queue and ignores its owner's reschedule."""
+    """A job turning terminal while leased leaves the queue and ignores its owner's reschedule."""
     await store.insert_job(new_job("term/1", next_poll_at=T0))
     await store.lease_due("w-a", T0, 10, LEASE)
     step = await store.observe("term/1", "success", T0 + 1, source="watcher")
@@ -144,16 +142,19 @@ async def test_due_scan_uses_the_next_poll_index(store: Store, store_url: str) -
     )
     for i in range(5):
         await store.insert_job(new_job(f"open/{i}", next_poll_at=T0 + i))
+    lease_sql = LEASE_SQL.format(due=DUE_JOBS, skip_locked="")
     if store_url.startswith("sqlite:"):
         await raw_query(store_url, "ANALYZE")
-        plan = await raw_query(store_url, "EXPLAIN QUERY PLAN " + DUE_JOBS.replace("$", "?"), T0, 10)
-        text = " ".join(str(row[-1]) for row in plan)
-        assert "USING INDEX jobs_due" in text
-        assert "SCAN jobs" not in text.replace("USING INDEX", "")
+        for sql, args in ((DUE_JOBS, (T0, 10)), (lease_sql, (T0, 10, "w", T0 + LEASE))):
+            plan = await raw_query(store_url, "EXPLAIN QUERY PLAN " + sql.replace("$", "?"), *args)
+            details = [str(row[-1]) for row in plan]
+            assert "SEARCH jobs USING INDEX jobs_due (next_poll_at<?)" in details
+            assert not any(d.startswith("SCAN") for d in details)
     else:
         await raw_query(store_url, "ANALYZE jobs")
         plan = await raw_query(store_url, "EXPLAIN (FORMAT JSON) " + DUE_JOBS, T0, 10)
-        text = json.dumps(plan)
-        assert "jobs_due" in text
-        assert "Seq Scan" not in text
+        top = json.loads(plan[0][0])[0]["Plan"]
+        nodes = [top, *top.get("Plans", [])]
+        scans = [n for n in nodes if n.get("Relation Name") == "jobs"]
+        assert [(n["Node Type"], n["Index Name"]) for n in scans] == [("Index Scan", "jobs_due")]
     assert len(await store.lease_due("w-a", T0 + 10, 10, LEASE)) == 5

@@ -81,7 +81,12 @@ def cross_rules(slug: str) -> dict[str, dict[str, Any]]:
             "fields": ["first_frame_image", "last_frame_image", "reference_images"],
             "schema": {
                 "if": _present("reference_images"),
-                "then": {"properties": {"first_frame_image": _forbidden(), "last_frame_image": _forbidden()}},
+                "then": {
+                    "properties": {
+                        "first_frame_image": _forbidden(),
+                        "last_frame_image": _forbidden(),
+                    }
+                },
             },
         }
     if slug in SEEDANCE_WITH_FRAMES and slug.endswith("i2v"):
@@ -157,7 +162,9 @@ def _alibaba(slug: str) -> dict[str, dict[str, Any]]:
             "allowed": WAN_I2V_COMBOS,
             "schema": {
                 "if": _present("first_clip"),
-                "then": {"properties": {"first_frame": _forbidden(), "driving_audio": _forbidden()}},
+                "then": {
+                    "properties": {"first_frame": _forbidden(), "driving_audio": _forbidden()}
+                },
             },
         }
     if slug == "alibaba/wan2.7-r2v":
@@ -172,7 +179,10 @@ def _alibaba(slug: str) -> dict[str, dict[str, Any]]:
         }
         steps = [
             {
-                "if": {"properties": {"reference_images": {"minItems": k}}, **_present("reference_images")},
+                "if": {
+                    "properties": {"reference_images": {"minItems": k}},
+                    **_present("reference_images"),
+                },
                 "then": {"properties": {"reference_videos": {"maxItems": 5 - k}}},
             }
             for k in range(1, 6)
@@ -239,7 +249,9 @@ def _seedream(slug: str) -> dict[str, dict[str, Any]]:
             "status": "documented",
             "text": f"size total pixels {low[slug]:,}..16,777,216, aspect 1/16..16",
             "fields": ["size"],
-            "schema": {"properties": {"size": {"x-pixelArea": _area("x", low[slug], 16_777_216, True)}}},
+            "schema": {
+                "properties": {"size": {"x-pixelArea": _area("x", low[slug], 16_777_216, True)}}
+            },
         },
     }
 
@@ -295,7 +307,9 @@ def billing_for(slug: str, kind: str, defaults: dict[str, Any]) -> dict[str, Any
             billing.update({"resolution_field": "size", "default_resolution": defaults["size"]})
         if slug == "alibaba/wan2.7-image":
             billing.update({"count_field": "n", "default_count": 4})
-            billing["count_rules"] = [{"when": {"enable_sequential": True}, "field": "n", "default": 12}]
+            billing["count_rules"] = [
+                {"when": {"enable_sequential": True}, "field": "n", "default": 12}
+            ]
         if slug.startswith("bytedance/seedream-4"):
             billing["count_rules"] = [
                 {

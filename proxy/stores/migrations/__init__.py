@@ -64,9 +64,7 @@ def load(backend: Backend) -> tuple[Migration, ...]:
     return tuple(found)
 
 
-def pending(
-    migrations: tuple[Migration, ...], applied: Mapping[int, str]
-) -> tuple[Migration, ...]:
+def pending(migrations: tuple[Migration, ...], applied: Mapping[int, str]) -> tuple[Migration, ...]:
     """Migrations not yet applied, given ``{version: checksum}`` already applied.
 
     Raises ``MigrationError`` if the database is newer than this code or an

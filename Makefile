@@ -1,0 +1,49 @@
+# The README's commands. Each bootstraps what it needs (virtual env, install, services).
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3.12 || command -v python3.13 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+PYTEST_ARGS ?=
+
+.PHONY: demo test lint typecheck unit serve simulator bench services clean
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is required")'
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+## demo: the proxy in front of the embedded simulator, with a synthetic workload (~1 minute)
+demo: $(STAMP)
+	-@scripts/ensure-services.sh --optional prometheus
+	$(BIN)/modellix-proxy demo
+
+## test: lint, type-check and the whole test suite (starts/installs the services it needs)
+test: $(STAMP) services lint typecheck unit
+
+services:
+	@scripts/ensure-services.sh postgres prometheus
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+unit: $(STAMP)
+	$(BIN)/pytest -p no:cacheprovider $(PYTEST_ARGS)
+
+serve: $(STAMP)
+	$(BIN)/modellix-proxy serve
+
+simulator: $(STAMP)
+	$(BIN)/modellix-proxy simulator --port 9100
+
+bench: $(STAMP)
+	$(BIN)/python -m bench.run
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .hypothesis *.egg-info

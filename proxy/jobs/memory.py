@@ -1,0 +1,41 @@
+"""Small bounded in-memory maps: client keys for the watcher, terminal answers for polls.
+
+Keys live in memory only, never in the store: after a restart in pass-through
+mode a job resumes when its client polls, or with the configured watcher key.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from typing import Generic, TypeVar
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+class Bounded(Generic[K, V]):
+    """An LRU map that forgets the oldest entries past ``size``."""
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._data: OrderedDict[K, V] = OrderedDict()
+
+    def put(self, key: K, value: V) -> None:
+        if self._size <= 0:
+            return
+        self._data[key] = value
+        self._data.move_to_end(key)
+        while len(self._data) > self._size:
+            self._data.popitem(last=False)
+
+    def get(self, key: K) -> V | None:
+        value = self._data.get(key)
+        if value is not None:
+            self._data.move_to_end(key)
+        return value
+
+    def pop(self, key: K) -> V | None:
+        return self._data.pop(key, None)
+
+    def __len__(self) -> int:
+        return len(self._data)

@@ -1,0 +1,55 @@
+"""The price table: what a job is expected to cost. Pure functions, integer micro-dollars.
+
+Billing units (Modellix bills video per output second, images per image;
+some resellers bill a flat price per video):
+
+- ``per_second``: seconds x price for the resolution (or a flat per-second price);
+- ``per_video``:  one flat price per job;
+- ``per_image``:  images x price per image.
+
+A model without an entry, or a quantity the entry cannot price (an unknown
+resolution, a duration that depends on the input video), is *unpriced*:
+``None``. Unpriced jobs are served and counted; budgets refuse them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from decimal import ROUND_HALF_UP, Decimal
+
+from proxy.catalog.spec import Quantities
+from proxy.config import PriceEntry
+
+MICROS = Decimal(1_000_000)
+
+
+def to_micros(usd: Decimal) -> int:
+    return int((usd * MICROS).quantize(Decimal(1), rounding=ROUND_HALF_UP))
+
+
+def unit_price(entry: PriceEntry, resolution: str | None) -> Decimal | None:
+    if entry.usd_by_resolution:
+        if resolution is None:
+            return entry.usd
+        return entry.usd_by_resolution.get(resolution, entry.usd)
+    return entry.usd
+
+
+def estimate_micros(entry: PriceEntry | None, quantities: Quantities) -> int | None:
+    """Expected cost of one job in micro-dollars, or ``None`` when it cannot be priced."""
+    if entry is None:
+        return None
+    price = unit_price(entry, quantities.resolution)
+    if price is None:
+        return None
+    if entry.unit == "per_video":
+        return to_micros(price)
+    if entry.unit == "per_image":
+        return to_micros(price * quantities.count)
+    if quantities.seconds is None:
+        return None
+    return to_micros(price * Decimal(str(quantities.seconds)))
+
+
+def lookup(table: Mapping[str, PriceEntry], slug: str | None) -> PriceEntry | None:
+    return table.get(slug) if slug is not None else None

@@ -1,0 +1,92 @@
+"""Reading a task answer: its status, sorted into the buckets users are told to use.
+
+- in progress: ``pending``, ``processing`` (and look-alikes such as ``running``);
+- blocked: refusals such as ``invalid_input`` or ``content_policy``: terminal,
+  never to be retried as is (recorded as ``failed`` with the reason);
+- terminal: ``success``, ``failed`` (and the synonyms the official client accepts).
+
+Anything else is ``unrecognised``: counted and logged, the job stays where it
+is and the watcher keeps polling it until a known status or expiry.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from proxy.stores.records import JobStatus
+
+
+class Bucket(enum.StrEnum):
+    IN_PROGRESS = "in_progress"
+    BLOCKED = "blocked"
+    TERMINAL = "terminal"
+    UNRECOGNISED = "unrecognised"
+
+
+_IN_PROGRESS = {"pending": JobStatus.PENDING, "queued": JobStatus.PENDING,
+                "processing": JobStatus.PROCESSING, "running": JobStatus.PROCESSING,
+                "in_progress": JobStatus.PROCESSING}
+_SUCCESS = frozenset({"success", "succeeded", "completed"})
+_FAILED = frozenset({"failed", "error", "canceled", "cancelled"})
+_BLOCKED = frozenset({"invalid_input", "content_policy", "content_policy_violation",
+                      "moderation", "rejected", "refused", "blocked"})
+
+
+@dataclass(frozen=True, slots=True)
+class TaskView:
+    """What a task answer says, as far as the ledger cares."""
+
+    raw_status: str
+    bucket: Bucket
+    status: JobStatus | None  # None when unrecognised
+    output_urls: tuple[str, ...]
+    message: str | None
+
+
+def classify(raw: str) -> tuple[Bucket, JobStatus | None]:
+    name = raw.strip().lower()
+    if name in _IN_PROGRESS:
+        return Bucket.IN_PROGRESS, _IN_PROGRESS[name]
+    if name in _SUCCESS:
+        return Bucket.TERMINAL, JobStatus.SUCCESS
+    if name in _FAILED:
+        return Bucket.TERMINAL, JobStatus.FAILED
+    if name in _BLOCKED:
+        return Bucket.BLOCKED, JobStatus.FAILED
+    return Bucket.UNRECOGNISED, None
+
+
+def _urls(data: dict[str, Any]) -> tuple[str, ...]:
+    result = data.get("result")
+    resources: Any = result.get("resources") if isinstance(result, dict) else data.get("resources")
+    out: list[str] = []
+    if isinstance(resources, list):
+        for item in resources[:100]:
+            url = item.get("url") if isinstance(item, dict) else item
+            if isinstance(url, str) and len(url) <= 4096:
+                out.append(url)
+    return tuple(out)
+
+
+def read_task(body: bytes) -> TaskView | None:
+    """The task answer's status and outputs, or ``None`` if the body is not one."""
+    try:
+        doc = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    if not isinstance(doc, dict):
+        return None
+    data = doc.get("data")
+    if not isinstance(data, dict):
+        return None
+    raw = data.get("status")
+    if not isinstance(raw, str) or not raw or len(raw) > 64:
+        return None
+    bucket, status = classify(raw)
+    message = doc.get("message")
+    if not isinstance(message, str) or message == "success":
+        message = None
+    return TaskView(raw, bucket, status, _urls(data), message[:1000] if message else None)

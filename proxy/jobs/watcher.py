@@ -1,0 +1,127 @@
+"""The background watcher: polls the jobs no client is polling, until terminal or expiry.
+
+Work is leased from the store (``lease_due``), so several replicas never poll
+the same job at once and a dead replica's jobs are taken over when its leases
+run out. Each tick costs what the due jobs cost: the store serves them from
+an index on ``next_poll_at``, never a full scan.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Callable
+from urllib.parse import quote
+
+import structlog
+
+from proxy.config import Settings
+from proxy.jobs.schedule import is_stale, next_poll_delay
+from proxy.jobs.tracker import JobTracker, Replica
+from proxy.stores.records import JobRecord
+from proxy.telemetry.metrics import Metrics
+from proxy.upstream import attempts
+from proxy.upstream.client import Upstream
+from proxy.upstream.retry import RetryPolicy
+
+log = structlog.get_logger("proxy.watcher")
+
+
+class Watcher:
+    def __init__(
+        self,
+        tracker: JobTracker,
+        upstream: Upstream,
+        policy: RetryPolicy,
+        settings: Settings,
+        metrics: Metrics,
+        replica: Replica,
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._tracker = tracker
+        self._upstream = upstream
+        self._policy = policy
+        self._settings = settings
+        self._metrics = metrics
+        self._owner = replica.id
+        self._clock = clock
+        self._rng = random.Random()
+        self._fallback_key = settings.upstream_api_key()
+        self._wake = asyncio.Event()
+        self.ticks = 0
+
+    def wake(self) -> None:
+        """Run the next tick now (tests, and after a burst of submits)."""
+        self._wake.set()
+
+    async def run(self) -> None:
+        tick = self._settings.watcher.tick_seconds
+        while True:
+            try:
+                await self.tick()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("watcher.tick_failed")
+            self._wake.clear()
+            try:
+                await asyncio.wait_for(self._wake.wait(), timeout=tick)
+            except TimeoutError:
+                pass
+
+    async def tick(self) -> int:
+        """One round: expire what is overdue, poll what is due. Returns jobs polled."""
+        settings = self._settings.watcher
+        store = self._tracker.store
+        now = self._clock()
+        for job in await store.expire_overdue(now, settings.retention_seconds):
+            self._tracker.settle(job)
+        due = await store.lease_due(self._owner, now, settings.batch_size, settings.lease_seconds)
+        self._metrics.watcher_backlog.set(len(due))
+        lag = max((now - job.next_poll_at for job in due if job.next_poll_at is not None), default=0.0)
+        self._metrics.watcher_lag.set(max(0.0, lag))
+        if due:
+            await asyncio.gather(*(self._poll(job) for job in due))
+        in_flight = await store.in_flight_by_model()
+        self._metrics.jobs_in_flight.clear()
+        for slug, count in in_flight.items():
+            self._metrics.jobs_in_flight.labels(self._tracker_label(slug)).inc(count)
+        self.ticks += 1
+        return len(due)
+
+    def _tracker_label(self, slug: str) -> str:
+        return self._tracker._labels.model(slug)  # noqa: SLF001 - same package
+
+    async def _poll(self, job: JobRecord) -> None:
+        key = self._tracker.keys.get(job.task_id) or self._fallback_key
+        attempts_made = job.watcher_attempts + 1
+        if key is None:
+            # No key to poll with (pass-through mode after a restart): wait for the client.
+            await self._reschedule(job, job.watcher_attempts)
+            return
+        headers = {"Authorization": key if " " in key else f"Bearer {key}", "Accept": "application/json"}
+        outcome = await attempts.send(
+            self._upstream, self._policy, "GET", f"/api/v1/tasks/{quote(job.task_id, safe='')}",
+            headers, None, operation="poll", idempotent=True, rng=self._rng,
+            on_retry=lambda reason: self._metrics.upstream_retries.labels("poll", reason).inc(),
+        )
+        self._metrics.job_polls.labels("watcher").inc()
+        updated = None
+        if outcome.reply is not None:
+            updated = await self._tracker.observe_reply(
+                job.task_id, outcome.reply.status, outcome.reply.body, source="watcher",
+                authorization=None,
+            )
+        if updated is not None and updated.terminal:
+            return
+        await self._reschedule(job, attempts_made)
+
+    async def _reschedule(self, job: JobRecord, attempts_made: int) -> None:
+        cadence = self._tracker.cadence
+        delay = next_poll_delay(max(1, attempts_made), cadence, self._rng.random())
+        await self._tracker.store.reschedule(
+            job.task_id, self._owner, self._clock() + delay, attempts_made,
+            is_stale(attempts_made, cadence),
+        )

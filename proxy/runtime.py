@@ -1,0 +1,31 @@
+"""What the running application holds beyond its settings: the parts opened at start-up.
+
+aiohttp freezes an application before its start-up hooks run, so the parts
+that need I/O to build (the store, the tracker, the watcher, the stages that
+use them) are set on this holder by the start-up context, and handlers read
+them from here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from proxy.catalog.loader import Catalog
+from proxy.catalog.pinning import Pinner
+from proxy.jobs.labels import Labels
+from proxy.jobs.tracker import JobTracker, Replica
+from proxy.jobs.watcher import Watcher
+from proxy.stages.base import Stage
+from proxy.stores.base import Store
+
+
+@dataclass
+class Runtime:
+    catalog: Catalog
+    pinner: Pinner
+    labels: Labels
+    replica: Replica
+    store: Store | None = None
+    tracker: JobTracker | None = None
+    watcher: Watcher | None = None
+    pipeline: tuple[Stage, ...] = field(default_factory=tuple)

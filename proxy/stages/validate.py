@@ -1,0 +1,46 @@
+"""Validate stage: refuse a submit body the upstream would reject, before any upstream call."""
+
+from __future__ import annotations
+
+from proxy.catalog.loader import Catalog
+from proxy.catalog.media import MediaChecker
+from proxy.catalog.validation import BodyValidator, parse_body, refusal, sort_problems
+from proxy.context import RequestContext
+
+
+class ValidateStage:
+    """Parses ``ctx.body`` into ``ctx.payload`` and checks it against the pinned model.
+
+    Raises ``MalformedJSON`` for a body that is not a JSON object and
+    ``InvalidInput`` listing every problem otherwise. URL preflight runs only
+    when the body is otherwise valid (a refusal is already certain without it).
+    A model outside the catalog (permissive pinning) gets the JSON-object check only.
+    The forwarded body stays ``ctx.body``, unchanged.
+    """
+
+    name = "validate"
+
+    def __init__(
+        self, catalog: Catalog, validator: BodyValidator, media: MediaChecker | None = None
+    ) -> None:
+        self._catalog = catalog
+        self._validator = validator
+        self._media = media or MediaChecker()
+
+    async def __call__(self, ctx: RequestContext) -> None:
+        slug = ctx.pinned_slug or ctx.requested_slug
+        if slug is None:
+            return
+        payload = parse_body(ctx.body)
+        ctx.payload = payload
+        spec = self._catalog.get(slug)
+        if spec is None:
+            return
+        problems, warnings = self._validator.check(spec, payload)
+        media_problems, media_warnings = await self._media.check(
+            spec, payload, network=not problems
+        )
+        ctx.warnings.extend(warnings)
+        ctx.warnings.extend(media_warnings)
+        if problems or media_problems:
+            raise refusal(sort_problems(problems + media_problems))

@@ -1,0 +1,52 @@
+"""Fixtures: the simulator and a proxy in front of it, both on real loopback sockets."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp.test_utils import TestServer
+
+from proxy.app import create_app
+from proxy.simulator import Simulator, SimulatorConfig
+from proxy.state import RUNTIME
+from proxy.runtime import Runtime
+from tests.support import settings_for
+
+ServerFactory = Callable[..., Awaitable[TestServer]]
+KEY = "Bearer sk-e2e-secret-key-123456"
+
+
+@dataclass
+class Stack:
+    sim: Simulator
+    sim_url: str
+    proxy_url: str
+    runtime: Runtime
+
+
+@pytest.fixture
+async def make_stack(aiohttp_server: ServerFactory) -> Callable[..., Awaitable[Stack]]:
+    async def make(sim_config: SimulatorConfig | None = None, **overrides: Any) -> Stack:
+        sim = Simulator(sim_config or SimulatorConfig.fast(concurrency_limit=0))
+        sim_server = await aiohttp_server(sim.create_app())
+        sim_url = str(sim_server.make_url("")).rstrip("/")
+        app = create_app(settings_for(sim_url, **overrides))
+        proxy_server = await aiohttp_server(app)
+        return Stack(sim, sim_url, str(proxy_server.make_url("")).rstrip("/"), app[RUNTIME])
+
+    return make
+
+
+@pytest.fixture
+async def stack(make_stack: Callable[..., Awaitable[Stack]]) -> Stack:
+    return await make_stack()
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession(headers={"Authorization": KEY}) as session:
+        yield session

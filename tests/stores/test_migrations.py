@@ -1,0 +1,96 @@
+"""Tests of versioned migrations and of opening stores by URL."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from proxy.stores import MigrationError, Store, open_store, sqlite_path
+from proxy.stores import migrations as mig
+from tests.stores.helpers import raw_query
+
+LATEST = mig.latest_version("sqlite")
+
+
+async def _versions(url: str) -> list[int]:
+    rows = await raw_query(url, "SELECT version FROM schema_version ORDER BY version")
+    return [int(r[0]) for r in rows]
+
+
+def test_backends_have_the_same_migration_versions() -> None:
+    """SQLite and PostgreSQL migrations are numbered 1..n with the same names."""
+    sqlite = [(m.version, m.name) for m in mig.load("sqlite")]
+    postgres = [(m.version, m.name) for m in mig.load("postgres")]
+    assert sqlite == postgres
+    assert [v for v, _ in sqlite] == list(range(1, LATEST + 1))
+
+
+def test_split_statements_keeps_statements_whole() -> None:
+    """The SQLite script splitter keeps semicolons inside strings and drops comments."""
+    script = "-- note\nCREATE TABLE a (x TEXT DEFAULT 'a;b');\n\nINSERT INTO a VALUES ('c');\n"
+    assert mig.split_statements(script) == [
+        "CREATE TABLE a (x TEXT DEFAULT 'a;b');",
+        "INSERT INTO a VALUES ('c');",
+    ]
+    with pytest.raises(MigrationError):
+        mig.split_statements("CREATE TABLE b (x")
+
+
+def test_pending_refuses_unknown_or_edited_versions() -> None:
+    """A database newer than the code, or with an edited migration, is refused."""
+    known = mig.load("sqlite")
+    assert mig.pending(known, {}) == known
+    assert mig.pending(known, {m.version: m.checksum for m in known}) == ()
+    with pytest.raises(MigrationError, match="newer"):
+        mig.pending(known, {LATEST + 1: "x"})
+    with pytest.raises(MigrationError, match="changed"):
+        mig.pending(known, {1: "edited"})
+
+
+async def test_reopen_reapplies_nothing(store: Store, store_url: str) -> None:
+    """Opening an already migrated database again leaves one row per version."""
+    again = await open_store(store_url)
+    await again.close()
+    assert await _versions(store_url) == list(range(1, LATEST + 1))
+
+
+async def test_concurrent_opens_migrate_once(store_url: str) -> None:
+    """Several replicas opening a fresh database at once all succeed and migrate it once."""
+    stores = await asyncio.gather(*(open_store(store_url) for _ in range(5)))
+    try:
+        assert await _versions(store_url) == list(range(1, LATEST + 1))
+    finally:
+        for opened in stores:
+            await opened.close()
+
+
+async def test_edited_migration_is_refused_at_open(store: Store, store_url: str) -> None:
+    """If an applied migration's recorded checksum differs, open raises MigrationError."""
+    await raw_query(store_url, "UPDATE schema_version SET checksum = 'tampered' WHERE version = 1")
+    with pytest.raises(MigrationError):
+        await open_store(store_url)
+
+
+def test_sqlite_url_paths() -> None:
+    """sqlite:/// URLs map to relative, absolute and in-memory paths."""
+    assert sqlite_path("sqlite:///data/proxy.db") == "data/proxy.db"
+    assert sqlite_path("sqlite:////var/lib/proxy.db") == "/var/lib/proxy.db"
+    assert sqlite_path("sqlite:///:memory:") == ":memory:"
+    with pytest.raises(ValueError, match="sqlite"):
+        sqlite_path("sqlite://")
+
+
+async def test_unknown_url_scheme_is_refused() -> None:
+    """open_store refuses a URL whose scheme names no backend."""
+    with pytest.raises(ValueError, match="mysql"):
+        await open_store("mysql://root@localhost/db")
+
+
+async def test_in_memory_sqlite_store_works() -> None:
+    """An in-memory SQLite store opens, migrates and keeps jobs for its lifetime."""
+    opened = await open_store("sqlite:///:memory:")
+    try:
+        assert await opened.in_flight_by_model() == {}
+    finally:
+        await opened.close()
