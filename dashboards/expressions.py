@@ -51,9 +51,7 @@ def load_dashboards() -> dict[str, dict[str, Any]]:
 
 def load_rule_groups() -> dict[str, list[dict[str, Any]]]:
     """The checked-in rule groups by file name."""
-    return {
-        p.name: yaml.safe_load(p.read_text(encoding="utf-8"))["groups"] for p in RULE_FILES
-    }
+    return {p.name: yaml.safe_load(p.read_text(encoding="utf-8"))["groups"] for p in RULE_FILES}
 
 
 def panels(dashboard: dict[str, Any]) -> list[dict[str, Any]]:

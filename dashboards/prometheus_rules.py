@@ -15,7 +15,7 @@ RUNBOOK_BASE = "https://github.com/modellix/modellix-proxy/blob/main/docs/runboo
 
 #: Upstream outcome classes that count as the upstream's failure (4xx caused by the caller
 #: are not), matched against ``modellix_proxy_upstream_requests_total{outcome}``.
-UPSTREAM_ERROR_OUTCOMES = "server_error|rate_limited|timeout|connect_error|outcome_unknown"
+UPSTREAM_ERROR_OUTCOMES = "5xx|rate_limited|timeout|connect_error|reset"
 #: Terminal job statuses that spend the job-success error budget.
 FAILED_STATUSES = "failed|expired"
 JOB_SLO = 0.98

@@ -192,7 +192,7 @@ def _safe(attributes: Mapping[str, AttributeValue] | None) -> dict[str, Attribut
     for key, value in (attributes or {}).items():
         name = key.rpartition(".")[2]
         if is_sensitive(name):
-            safe[key] = REDACTED
+            safe[key] = REDACTED if isinstance(value, str | bool | int | float) else (REDACTED,)
         else:
             safe[key] = redact_value(name, value) if isinstance(value, str) else value
     return safe

@@ -18,9 +18,10 @@ async def wait_terminal(http: aiohttp.ClientSession, base: str, task_id: str) ->
     async with asyncio.timeout(15):
         while True:
             async with http.get(f"{base}/api/v1/tasks/{task_id}") as resp:
-                assert resp.status == 200
-                doc: dict[str, Any] = await resp.json()
-            if doc["data"]["status"] in {"success", "failed"}:
+                # Like the official client: 429 and 5xx are transient while polling.
+                assert resp.status == 200 or resp.status == 429 or resp.status >= 500
+                doc: dict[str, Any] = await resp.json(content_type=None)
+            if resp.status == 200 and doc["data"]["status"] in {"success", "failed"}:
                 return doc
             await asyncio.sleep(0.05)
 

@@ -113,7 +113,8 @@ def test_panels_follow_lint_rules(name: str) -> None:
     assert len(ids) == len(set(ids))
     for panel in panels(dashboard):
         title = panel.get("title", "")
-        assert title and panel.get("description"), f"title/description missing: {panel['id']}"
+        assert title, f"title missing: {panel['id']}"
+        assert panel.get("description"), f"description missing: {title}"
         assert panel["fieldConfig"]["defaults"].get("unit") in _units(), title
         assert panel.get("targets"), f"{title}: no targets"
         assert panel["datasource"]["uid"] == DATASOURCE_UID, title

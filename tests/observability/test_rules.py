@@ -54,7 +54,8 @@ def test_every_alert_is_annotated_with_a_runbook() -> None:
         name = alert["alert"]
         assert alert["labels"]["severity"] in {"critical", "warning", "info"}, name
         summary = alert["annotations"]["summary"]
-        assert summary[0].isupper() and summary.endswith("."), name
+        assert summary[0].isupper(), name
+        assert summary.endswith("."), name
         assert alert["annotations"]["description"], name
         url = alert["annotations"]["runbook_url"]
         assert url.split("#")[0].endswith("docs/runbooks.md"), name

@@ -85,7 +85,8 @@ def test_server_span_continues_incoming_trace(
     _submit(tracing)
     server = _by_name(exporter)["POST /api/v1/{provider}/{model}/async"]
     assert server.kind is SpanKind.SERVER
-    assert server.context is not None and server.parent is not None
+    assert server.context is not None
+    assert server.parent is not None
     assert format(server.context.trace_id, "032x") == INCOMING.split("-")[1]
     assert format(server.parent.span_id, "016x") == INCOMING.split("-")[2]
     attrs = dict(server.attributes or {})
@@ -93,7 +94,8 @@ def test_server_span_continues_incoming_trace(
     assert attrs["http.route"] == "/api/v1/{provider}/{model}/async"
     assert attrs["url.path"] == "/api/v1/minimax/hailuo/async"
     assert attrs["http.response.status_code"] == 202
-    assert attrs["server.address"] == "proxy.local" and attrs["server.port"] == 8080
+    assert attrs["server.address"] == "proxy.local"
+    assert attrs["server.port"] == 8080
     assert attrs["http.request.header.authorization"] == (REDACTED,)
     assert server.status.status_code is StatusCode.UNSET
 
@@ -104,11 +106,13 @@ def test_client_span_per_attempt(tracing: Tracing, exporter: InMemorySpanExporte
     spans = _by_name(exporter)
     client, server = spans["POST"], spans["POST /api/v1/{provider}/{model}/async"]
     assert client.kind is SpanKind.CLIENT
-    assert client.parent is not None and server.context is not None
+    assert client.parent is not None
+    assert server.context is not None
     assert client.parent.span_id == server.context.span_id
     attrs = dict(client.attributes or {})
     assert attrs["url.full"] == "https://api.modellix.ai/api/v1/x?key=[REDACTED]"
-    assert attrs["server.address"] == "api.modellix.ai" and attrs["server.port"] == 443
+    assert attrs["server.address"] == "api.modellix.ai"
+    assert attrs["server.port"] == 443
     assert attrs["http.request.resend_count"] == 1
     assert attrs["error.type"] == "503"
     assert client.status.status_code is StatusCode.ERROR
@@ -135,13 +139,16 @@ def test_job_span_links_submit_and_spans_job_lifetime(
         attributes={"modellix.api_key": SECRET},
     )
     job = _by_name(exporter)["modellix.job"]
-    assert job.kind is SpanKind.INTERNAL and job.parent is None
-    assert job.context is not None and job.context.span_id == context.span_id
+    assert job.kind is SpanKind.INTERNAL
+    assert job.parent is None
+    assert job.context is not None
+    assert job.context.span_id == context.span_id
     assert job.start_time == 1_700_000_000_250_000_000
     assert job.end_time == 1_700_000_095_500_000_000
     assert len(job.links) == 1
     submit = parse_traceparent(stored)
-    assert submit is not None and job.links[0].context.span_id == submit.span_id
+    assert submit is not None
+    assert job.links[0].context.span_id == submit.span_id
     assert job.links[0].context.trace_id == submit.trace_id
     attrs = dict(job.attributes or {})
     assert attrs["modellix.task_id"] == "task-123"

@@ -75,7 +75,9 @@ def build_stages(
     resolver: DnsResolver | None = None,
 ) -> CatalogStages:
     """Load the catalog, compile validators and build both stages (call once at start-up)."""
-    cfg = config if isinstance(config, CatalogConfig) else CatalogConfig.model_validate(config or {})
+    cfg = (
+        config if isinstance(config, CatalogConfig) else CatalogConfig.model_validate(config or {})
+    )
     catalog = load_catalog(cfg.overrides)
     aliases = {**(DEFAULT_ALIASES if cfg.aliases is None else cfg.aliases), **cfg.extra_aliases}
     pinner = Pinner(catalog, aliases, cfg.pin_policy)

@@ -1,0 +1,130 @@
+"""The benchmark's upstream: the simulator, set up for load.
+
+Run: ``python -m bench.upstream --host 127.0.0.1 --port 9100`` (``bench.run`` starts it).
+
+It is the embedded simulator (``proxy.simulator``) with three differences, all
+needed to measure a proxy in front of it rather than the simulator's own growth:
+
+- no team concurrency limit and a balance that cannot run out, so a submit flood
+  answers 200s instead of 429 (concurrency) and 402 (balance);
+- every ``PRUNE_SECONDS`` it forgets the tasks, billing records and request log a
+  benchmark piles up, except the tasks pinned below. The simulator scans every task
+  it holds on each request (``Ledger.settle``, ``held_micros``), so without this a
+  10 s submit run at ~1000 req/s slows down as it goes, and the faster side (direct)
+  is penalised more than the slower one (through the proxy);
+- ``POST /_sim/bench/pin/{task_id}?state=pending|done`` keeps a task across pruning
+  and fixes its status: ``pending`` forever, or ``done`` (success) from now on. The
+  poll benchmarks use it so their task's status cannot change during a run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import math
+import signal
+import sys
+from collections.abc import Sequence
+from decimal import Decimal
+
+from aiohttp import web
+
+from proxy.simulator.config import SimulatorConfig
+from proxy.simulator.core import Simulator
+from proxy.simulator.http import SIM
+
+PRUNE_SECONDS = 0.1
+BALANCE_USD = Decimal(10) ** 9
+KEEP = web.AppKey("bench_keep", set[str])
+
+
+def bench_config(seed: int = 0) -> SimulatorConfig:
+    """The fast preset, unlimited: no concurrency cap, an inexhaustible balance.
+
+    Tasks stay pending for a minute unless pinned ``done``: nothing a benchmark
+    submits needs to progress, and a pinned task cannot race to a terminal state.
+    """
+    return SimulatorConfig.fast(
+        seed=seed,
+        concurrency_limit=0,
+        initial_balance_usd=BALANCE_USD,
+        pending_seconds=60.0,
+    )
+
+
+async def pin(request: web.Request) -> web.StreamResponse:
+    sim = request.app[SIM]
+    task_id = request.match_info["task_id"]
+    task = sim.ledger.tasks.get(task_id)
+    if task is None:
+        return web.json_response({"error": f"no task {task_id}"}, status=404)
+    state = request.query.get("state", "pending")
+    if state == "pending":
+        task.processing_at = task.done_at = math.inf
+    elif state == "done":
+        task.processing_at = task.done_at = sim.clock()
+        task.outcome = "success"
+    else:
+        return web.json_response({"error": "state must be pending or done"}, status=400)
+    request.app[KEEP].add(task_id)
+    return web.json_response({"task_id": task_id, "status": sim.status(task_id)})
+
+
+def prune(sim: Simulator, keep: set[str]) -> None:
+    """Forget what the benchmark piled up; keep the balance it implies."""
+    sim.settle()
+    ledger = sim.ledger
+    for task_id in [t for t in ledger.tasks if t not in keep]:
+        del ledger.tasks[task_id]
+    ledger.initial_micros -= sum(r.amount_micros for r in ledger.records)
+    ledger.records.clear()
+    sim.request_log.clear()
+
+
+async def _prune_forever(app: web.Application) -> None:
+    while True:
+        await asyncio.sleep(PRUNE_SECONDS)
+        prune(app[SIM], app[KEEP])
+
+
+def build_app(sim: Simulator) -> web.Application:
+    app = sim.create_app()
+    app[KEEP] = set()
+    app.router.add_post("/_sim/bench/pin/{task_id:.+}", pin)
+    return app
+
+
+async def serve(host: str, port: int, seed: int) -> None:
+    sim = Simulator(bench_config(seed))
+    app = build_app(sim)
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
+    await runner.setup()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    try:
+        await web.TCPSite(runner, host, port).start()
+        print(f"bench upstream listening on http://{host}:{port}", file=sys.stderr, flush=True)
+        async with asyncio.TaskGroup() as group:
+            pruner = group.create_task(_prune_forever(app))
+            await stop.wait()
+            pruner.cancel()
+    finally:
+        await runner.cleanup()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(serve(args.host, args.port, args.seed))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
