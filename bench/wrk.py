@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import re
 import subprocess
-from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -152,8 +151,3 @@ def version() -> str:
     done = subprocess.run(["wrk", "--version"], capture_output=True, text=True, check=False)
     first = (done.stdout or done.stderr).splitlines()
     return first[0].strip() if first else "unknown"
-
-
-def describe(argv: Sequence[str], env: Mapping[str, str] | None = None) -> str:
-    prefix = " ".join(f"{k}={v!r}" for k, v in (env or {}).items())
-    return f"{prefix} {' '.join(argv)}".strip()

@@ -1,8 +1,22 @@
-"""The admin listener: ``/metrics`` and the operator API, apart from client traffic."""
+"""The admin listener: ``/metrics`` and the operator API, apart from client traffic.
+
+``/metrics`` is open (scrapers rarely carry tokens; bind the admin listener to
+a private interface). Everything under ``/admin/`` needs
+``Authorization: Bearer <admin token>``; without a configured token the admin
+API is off.
+
+    GET /admin/jobs/{task_id}                     one job, with its history
+    GET /admin/jobs?status=&team=&project=&since=&until=&limit=&after=
+    GET /admin/spend?since=&until=&group_by=day,team,project,model,status
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import hmac
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -10,44 +24,151 @@ from prometheus_client.openmetrics.exposition import CONTENT_TYPE_LATEST as OPEN
 from prometheus_client.openmetrics.exposition import generate_latest as generate_openmetrics
 
 from proxy.config import Settings
+from proxy.errors import BadRequest, NotFound, ProxyError, ServiceUnavailable, Unauthorized
 from proxy.handlers.health import healthz
 from proxy.middleware import error_response
-from proxy.errors import Unauthorized
+from proxy.runtime import Runtime
+from proxy.stores.base import Store
+from proxy.stores.records import GROUP_KEYS, GroupKey, JobRecord, JobStatus
 from proxy.telemetry.metrics import Metrics
 
-CLIENT_APP = web.AppKey("client_app", web.Application)
+ADMIN_METRICS = web.AppKey("admin_metrics", Metrics)
+ADMIN_RUNTIME = web.AppKey("admin_runtime", Runtime)
 ADMIN_TOKEN = web.AppKey("admin_token", str)
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 async def metrics_handler(request: web.Request) -> web.Response:
     registry = request.app[ADMIN_METRICS].registry
     if "application/openmetrics-text" in request.headers.get("Accept", ""):
-        return web.Response(body=generate_openmetrics(registry), headers={"Content-Type": OPENMETRICS})
-    return web.Response(body=generate_latest(registry), headers={"Content-Type": CONTENT_TYPE_LATEST})
-
-
-ADMIN_METRICS = web.AppKey("admin_metrics", Metrics)
+        body = generate_openmetrics(registry)  # type: ignore[no-untyped-call]
+        return web.Response(body=body, headers={"Content-Type": OPENMETRICS})
+    return web.Response(
+        body=generate_latest(registry), headers={"Content-Type": CONTENT_TYPE_LATEST}
+    )
 
 
 @web.middleware
-async def require_token(request: web.Request, handler: web.RequestHandler) -> web.StreamResponse:  # type: ignore[name-defined]
-    if request.path.startswith("/admin/"):
-        token = request.app.get(ADMIN_TOKEN)
-        given = request.headers.get("Authorization", "")
-        if not token:
-            return error_response(Unauthorized("the admin API is disabled: set admin.token"), "admin")
-        if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
-            return error_response(Unauthorized("admin token missing or wrong"), "admin")
-    return await handler(request)
+async def admin_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Token check for ``/admin/``, and the same error envelope as the client port."""
+    try:
+        if request.path.startswith("/admin/"):
+            token = request.app.get(ADMIN_TOKEN)
+            if not token:
+                raise Unauthorized("the admin API is off: set admin.token or admin.token_file")
+            given = request.headers.get("Authorization", "").encode()
+            if not hmac.compare_digest(given, f"Bearer {token}".encode()):
+                raise Unauthorized("admin token missing or wrong")
+        return await handler(request)
+    except ProxyError as err:
+        return error_response(err, request.headers.get("X-Request-Id", "admin"))
 
 
-def create_admin_app(settings: Settings, metrics: Metrics, client_app: web.Application) -> web.Application:
-    app = web.Application(middlewares=[require_token])
+def _store(request: web.Request) -> Store:
+    store = request.app[ADMIN_RUNTIME].store
+    if store is None:
+        raise ServiceUnavailable("the store is not open yet")
+    return store
+
+
+def job_json(job: JobRecord) -> dict[str, Any]:
+    doc = dataclasses.asdict(job)
+    doc["status"] = job.status.value
+    doc["history"] = [dataclasses.asdict(change) for change in job.history]
+    doc["output_urls"] = list(job.output_urls)
+    for key in ("estimated_cost_micros", "final_cost_micros"):
+        micros = doc.get(key)
+        doc[key.replace("_micros", "_usd")] = None if micros is None else micros / 1_000_000
+    return doc
+
+
+def _number(request: web.Request, name: str) -> float | None:
+    raw = request.query.get(name)
+    if raw is None or raw == "":
+        return None
+    try:
+        return float(raw)
+    except ValueError:
+        raise BadRequest(f"{name} must be epoch seconds, got {raw!r}") from None
+
+
+async def get_job(request: web.Request) -> web.Response:
+    task_id = request.match_info["task_id"]
+    job = await _store(request).get_job(task_id)
+    if job is None:
+        raise NotFound(f"no job with task id {task_id!r}")
+    return web.json_response(job_json(job))
+
+
+async def list_jobs(request: web.Request) -> web.Response:
+    status_raw = request.query.get("status")
+    try:
+        status = JobStatus(status_raw) if status_raw else None
+    except ValueError:
+        allowed = ", ".join(s.value for s in JobStatus)
+        raise BadRequest(f"status must be one of {allowed}") from None
+    try:
+        limit = max(1, min(1000, int(request.query.get("limit", "100"))))
+        page = await _store(request).list_jobs(
+            status=status,
+            team=request.query.get("team") or None,
+            project=request.query.get("project") or None,
+            since=_number(request, "since"),
+            until=_number(request, "until"),
+            limit=limit,
+            after=request.query.get("after") or None,
+        )
+    except ValueError as exc:
+        raise BadRequest(str(exc)) from None
+    return web.json_response(
+        {"jobs": [job_json(job) for job in page.jobs], "next_cursor": page.next_cursor}
+    )
+
+
+def parse_group_by(raw: str) -> list[GroupKey]:
+    keys: list[GroupKey] = []
+    for part in (p.strip() for p in raw.split(",") if p.strip()):
+        if part not in GROUP_KEYS:
+            raise BadRequest(f"group_by takes {', '.join(GROUP_KEYS)}; got {part!r}")
+        keys.append(part)
+    return keys
+
+
+async def spend(request: web.Request) -> web.Response:
+    now = time.time()
+    since = _number(request, "since") or now - 30 * 86400
+    until = _number(request, "until") or now + 1
+    group_by = parse_group_by(request.query.get("group_by", ""))
+    rows = await _store(request).spend_summary(since, until, group_by)
+    out = []
+    for row in rows:
+        doc = dataclasses.asdict(row)
+        doc["estimated_cost_usd"] = row.estimated_cost_micros / 1_000_000
+        doc["final_cost_usd"] = row.final_cost_micros / 1_000_000
+        out.append(doc)
+    total = sum(row.final_cost_micros for row in rows)
+    return web.json_response(
+        {
+            "since": since,
+            "until": until,
+            "group_by": group_by,
+            "rows": out,
+            "total_final_cost_micros": total,
+            "total_final_cost_usd": total / 1_000_000,
+        }
+    )
+
+
+def create_admin_app(settings: Settings, metrics: Metrics, runtime: Runtime) -> web.Application:
+    app = web.Application(middlewares=[admin_errors])
     app[ADMIN_METRICS] = metrics
-    app[CLIENT_APP] = client_app
+    app[ADMIN_RUNTIME] = runtime
     token = settings.admin_token()
     if token:
         app[ADMIN_TOKEN] = token
     app.router.add_get("/metrics", metrics_handler)
     app.router.add_get("/healthz", healthz)
+    app.router.add_get("/admin/jobs", list_jobs)
+    app.router.add_get("/admin/jobs/{task_id:.+}", get_job)
+    app.router.add_get("/admin/spend", spend)
     return app

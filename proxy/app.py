@@ -31,8 +31,8 @@ from proxy.middleware import context_middleware, stamp_request_id
 from proxy.pipeline import ordered
 from proxy.runtime import Runtime
 from proxy.stages.fingerprint import FingerprintStage
-from proxy.stages.identify import IdentifyStage
 from proxy.stages.idempotency import IdempotencyStage
+from proxy.stages.identify import IdentifyStage
 from proxy.stages.pin import PinStage
 from proxy.stages.price import PriceStage
 from proxy.stages.validate import ValidateStage
@@ -41,6 +41,7 @@ from proxy.state import (
     POLL_POLICY,
     READY,
     REJECTIONS,
+    RejectionCounter,
     RUNTIME,
     SETTINGS,
     SUBMIT_POLICY,
@@ -129,10 +130,18 @@ def create_app(
         own_store = store is None
         opened = store if store is not None else await open_store(settings.store.url)
         runtime.store = opened
-        tracker = JobTracker(opened, settings, metrics, runtime.labels, runtime.replica, clock=clock)
+        tracker = JobTracker(
+            opened, settings, metrics, runtime.labels, runtime.replica, clock=clock
+        )
         runtime.tracker = tracker
-        preflight = None if settings.models.preflight.mode == "off" else Preflight(preflight_options(settings))
-        media = MediaChecker(preflight, mode="warn" if settings.models.preflight.mode == "warn" else "refuse")
+        preflight = (
+            None
+            if settings.models.preflight.mode == "off"
+            else Preflight(preflight_options(settings))
+        )
+        media = MediaChecker(
+            preflight, mode="warn" if settings.models.preflight.mode == "warn" else "refuse"
+        )
         validator = BodyValidator(catalog, unknown_fields=settings.models.unknown_fields)
         runtime.pipeline = ordered(
             IdentifyStage(identity),
@@ -144,8 +153,9 @@ def create_app(
         )
         watcher_task: asyncio.Task[None] | None = None
         if settings.watcher.enabled:
-            runtime.watcher = Watcher(tracker, upstream, app[POLL_POLICY], settings, metrics,
-                                      runtime.replica, clock=clock)
+            runtime.watcher = Watcher(
+                tracker, upstream, app[POLL_POLICY], settings, metrics, runtime.replica, clock=clock
+            )
             watcher_task = asyncio.get_running_loop().create_task(runtime.watcher.run())
         try:
             yield
@@ -169,9 +179,7 @@ def create_app(
     return app
 
 
-def _rejection_counter(
-    settings: Settings, metrics: Metrics, runtime: Runtime
-) -> Callable[[RequestContext, ProxyError], None]:
+def _rejection_counter(settings: Settings, metrics: Metrics, runtime: Runtime) -> RejectionCounter:
     """Count a refused submit by reason and model, with the cost it would have had."""
 
     def count(ctx: RequestContext, err: ProxyError) -> None:
@@ -183,8 +191,10 @@ def _rejection_counter(
             spec = runtime.catalog.get(ctx.pinned_slug)
             if spec is not None:
                 try:
-                    cost = estimate_micros(lookup(settings.pricing.models, ctx.pinned_slug),
-                                           spec.quantities(ctx.payload))
+                    cost = estimate_micros(
+                        lookup(settings.pricing.models, ctx.pinned_slug),
+                        spec.quantities(ctx.payload),
+                    )
                 except (TypeError, ValueError, ArithmeticError):
                     cost = None
         if cost:

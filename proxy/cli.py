@@ -57,13 +57,10 @@ def semantic_problems(settings: Settings) -> list[str]:
 
 
 def cmd_simulator(args: argparse.Namespace) -> int:
-    from proxy.simulator.config import SimulatorConfig
-    from proxy.simulator.server import run
+    from proxy.simulator.server import config_from_args, run
 
-    config = SimulatorConfig.realistic() if args.preset == "realistic" else SimulatorConfig.fast()
-    config = config.model_copy(update={"seed": args.seed})
     configure_logging("info", "json")
-    run(args.host, args.port, config)
+    run(args.host, args.port, config_from_args(args))
     return 0
 
 
@@ -71,6 +68,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from proxy.demo import run_demo
 
     return run_demo(seconds=args.seconds, port=args.port, seed=args.seed)
+
+
+def _simulator_options(parser: argparse.ArgumentParser) -> None:
+    from proxy.simulator.server import build_parser as simulator_parser
+
+    simulator_parser(parser)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -87,10 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
     check.set_defaults(func=cmd_check_config)
 
     sim = sub.add_parser("simulator", help="run the Modellix API simulator")
-    sim.add_argument("--host", default="127.0.0.1")
-    sim.add_argument("--port", type=int, default=9100)
-    sim.add_argument("--seed", type=int, default=0)
-    sim.add_argument("--preset", choices=("fast", "realistic"), default="fast")
+    _simulator_options(sim)
     sim.set_defaults(func=cmd_simulator)
 
     demo = sub.add_parser("demo", help="proxy + embedded simulator + synthetic workload")

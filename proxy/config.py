@@ -235,10 +235,15 @@ def _env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
             value = yaml.safe_load(raw) if raw.strip() else ""
         except yaml.YAMLError:
             value = raw
-        if isinstance(value, (int, float)) and not isinstance(value, bool) and path[-1] in {
-            "token",
-            "api_key",
-        }:
+        if (
+            isinstance(value, (int, float))
+            and not isinstance(value, bool)
+            and path[-1]
+            in {
+                "token",
+                "api_key",
+            }
+        ):
             value = raw  # a numeric-looking secret is still a string
         node = tree
         for part in path[:-1]:

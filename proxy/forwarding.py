@@ -12,7 +12,9 @@ from proxy.upstream.client import end_to_end
 _DROP_REQUEST = frozenset({"host", "expect", "content-length", "x-forwarded-host"})
 
 
-def upstream_headers(request: web.Request, settings: Settings, *, keep_length: bool) -> CIMultiDict[str]:
+def upstream_headers(
+    request: web.Request, settings: Settings, *, keep_length: bool
+) -> CIMultiDict[str]:
     """The client's end-to-end headers, with ``X-Forwarded-*`` set for the upstream.
 
     ``Authorization`` passes untouched. ``Content-Length`` is kept only when the
@@ -20,9 +22,10 @@ def upstream_headers(request: web.Request, settings: Settings, *, keep_length: b
     """
     out = end_to_end(request.headers)
     for name in list(out.keys()):
-        if name.lower() in _DROP_REQUEST:
-            out.popall(name, None)
-        elif name.lower() in {"x-forwarded-for", "x-forwarded-proto"} and not settings.trust_forwarded_headers:
+        if name.lower() in _DROP_REQUEST or (
+            name.lower() in {"x-forwarded-for", "x-forwarded-proto"}
+            and not settings.trust_forwarded_headers
+        ):
             out.popall(name, None)
     if keep_length and request.content_length is not None:
         out["Content-Length"] = str(request.content_length)

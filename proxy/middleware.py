@@ -104,7 +104,9 @@ def _account(request: web.Request, ctx: RequestContext, status: int, started: fl
     total = time.perf_counter() - started
     metrics = request.app[METRICS]
     route = ctx.route.value
-    metrics.http_requests.labels(route, request.method if request.method.isalpha() else OTHER, str(status)).inc()
+    metrics.http_requests.labels(
+        route, request.method if request.method.isalpha() else OTHER, str(status)
+    ).inc()
     metrics.http_duration.labels(route).observe(total)
     if ctx.route is not RouteKind.OWN:
         metrics.overhead.labels(route).observe(max(0.0, total - ctx.upstream_seconds))

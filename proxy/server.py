@@ -14,7 +14,7 @@ from aiohttp import web
 from proxy.admin import create_admin_app
 from proxy.app import create_app
 from proxy.config import Settings
-from proxy.state import METRICS
+from proxy.state import METRICS, RUNTIME
 
 log = structlog.get_logger("proxy.server")
 
@@ -53,12 +53,7 @@ class Running:
 
 
 def _bound_port(runner: web.AppRunner) -> int:
-    for site in runner.sites:
-        server = getattr(site, "_server", None)
-        if server is not None and server.sockets:
-            port: int = server.sockets[0].getsockname()[1]
-            return port
-    raise RuntimeError("site not started")
+    return int(runner.addresses[0][1])
 
 
 async def start(settings: Settings, app: web.Application | None = None) -> Running:
@@ -71,18 +66,26 @@ async def start(settings: Settings, app: web.Application | None = None) -> Runni
     admin_runner = None
     admin_port = None
     if settings.admin.enabled:
-        admin_app = create_admin_app(settings, app[METRICS], app)
+        admin_app = create_admin_app(settings, app[METRICS], app[RUNTIME])
         admin_runner = web.AppRunner(admin_app, access_log=None)
         await admin_runner.setup()
         await web.TCPSite(admin_runner, settings.admin.host, settings.admin.port).start()
         admin_port = _bound_port(admin_runner)
-    running = Running(app, runner, admin_runner, _bound_port(runner), admin_port, "https" if tls else "http")
-    log.info("proxy.started", base_url=running.base_url, admin_port=admin_port,
-             upstream=settings.upstream.origin)
+    running = Running(
+        app, runner, admin_runner, _bound_port(runner), admin_port, "https" if tls else "http"
+    )
+    log.info(
+        "proxy.started",
+        base_url=running.base_url,
+        admin_port=admin_port,
+        upstream=settings.upstream.origin,
+    )
     return running
 
 
-async def serve_forever(settings: Settings, on_started: Callable[[Running], Awaitable[None]] | None = None) -> None:
+async def serve_forever(
+    settings: Settings, on_started: Callable[[Running], Awaitable[None]] | None = None
+) -> None:
     """Serve until SIGINT/SIGTERM, then shut down gracefully."""
     running = await start(settings)
     stop = asyncio.Event()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from typing import Protocol
 
 from aiohttp import web
 
@@ -18,11 +18,21 @@ from proxy.upstream.retry import RetryPolicy
 SETTINGS = web.AppKey("settings", Settings)
 METRICS = web.AppKey("metrics", Metrics)
 UPSTREAM = web.AppKey("upstream", Upstream)
-REJECTIONS = web.AppKey("rejections", Callable[[RequestContext, ProxyError], None])
+
+
+class RejectionCounter(Protocol):
+    def __call__(self, ctx: RequestContext, err: ProxyError) -> None: ...
+
+
+class ReadinessCheck(Protocol):
+    async def __call__(self) -> dict[str, bool]: ...
+
+
+REJECTIONS = web.AppKey("rejections", RejectionCounter)
 CONTEXT = web.RequestKey("context", RequestContext)
 ROUTE = web.RequestKey("route", Route)
 
 SUBMIT_POLICY = web.AppKey("submit_policy", RetryPolicy)
 POLL_POLICY = web.AppKey("poll_policy", RetryPolicy)
-READY = web.AppKey("ready", Callable[[], Awaitable[dict[str, bool]]])
+READY = web.AppKey("ready", ReadinessCheck)
 RUNTIME = web.AppKey("runtime", Runtime)

@@ -19,7 +19,10 @@ def settings_for(origin: str, **overrides: Any) -> Settings:
     base: dict[str, Any] = {
         "listen": {"host": "127.0.0.1", "port": 0},
         "admin": {"enabled": False},
-        "upstream": {"origin": origin, "retry": {"base_delay_seconds": 0.01, "max_delay_seconds": 0.05}},
+        "upstream": {
+            "origin": origin,
+            "retry": {"base_delay_seconds": 0.01, "max_delay_seconds": 0.05},
+        },
         "logging": {"level": "warning"},
         "store": {"url": "sqlite:///:memory:"},
         "watcher": {"enabled": False},
@@ -78,16 +81,20 @@ class EchoUpstream:
             {
                 "code": 0,
                 "message": "success",
-                "data": {"method": request.method, "path": request.raw_path, "size": size,
-                         "sha256": digest.hexdigest()},
+                "data": {
+                    "method": request.method,
+                    "path": request.raw_path,
+                    "size": size,
+                    "sha256": digest.hexdigest(),
+                },
             }
         )
 
 
-async def wait_for(predicate: Callable[[], bool], timeout: float = 5.0) -> None:
-    """Wait until ``predicate()`` holds, polling; fail after ``timeout`` seconds."""
+async def wait_for(predicate: Callable[[], bool], within: float = 5.0) -> None:
+    """Wait until ``predicate()`` holds, polling; fail after ``within`` seconds."""
     loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
+    deadline = loop.time() + within
     while not predicate():
         if loop.time() > deadline:
             raise AssertionError("condition not met in time")

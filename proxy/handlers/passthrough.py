@@ -56,7 +56,11 @@ async def handle_passthrough(request: web.Request) -> web.StreamResponse:
     ctx.upstream_attempts = 1
     try:
         resp = await upstream.open(
-            request.method, request.raw_path, headers, body.__aiter__() if body else None, "passthrough"
+            request.method,
+            request.raw_path,
+            headers,
+            body.__aiter__() if body else None,
+            "passthrough",
         )
     except TransportFailure as failure:
         if body is not None and body.overflowed:

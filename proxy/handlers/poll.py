@@ -59,6 +59,11 @@ async def handle_poll(request: web.Request) -> web.StreamResponse:
         raise transport_error(outcome.failure, paid=False)
     reply = outcome.reply
     if jobs is not None:
-        await jobs.observe_reply(task_id, reply.status, reply.body, source="client",
-                                 authorization=request.headers.get("Authorization"))
+        await jobs.observe_reply(
+            task_id,
+            reply.status,
+            reply.body,
+            source="client",
+            authorization=request.headers.get("Authorization"),
+        )
     return web.Response(status=reply.status, body=reply.body, headers=reply_headers(reply.headers))

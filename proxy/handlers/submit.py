@@ -18,7 +18,7 @@ import structlog
 from aiohttp import web
 
 from proxy.context import RequestContext
-from proxy.errors import UpstreamTimeout
+from proxy.errors import InternalError, UpstreamTimeout
 from proxy.forwarding import public_origin, upstream_headers
 from proxy.handlers.failures import transport_error
 from proxy.handlers.passthrough import too_large
@@ -80,7 +80,8 @@ async def handle_submit(request: web.Request) -> web.StreamResponse:
     app = request.app
     settings = app[SETTINGS]
     route = request[ROUTE]
-    assert route.form is not None and route.slug is not None
+    if route.form is None or route.slug is None:
+        raise InternalError("submit route without a model slug")
     ctx.path_form = route.form
     ctx.task_type = route.task_type
     ctx.requested_slug = route.slug
@@ -107,7 +108,8 @@ async def _submit(request: web.Request, ctx: RequestContext) -> web.StreamRespon
     if ctx.upstream_authorization is not None:
         headers["Authorization"] = ctx.upstream_authorization
     slug = ctx.pinned_slug or ctx.requested_slug
-    assert slug is not None and ctx.path_form is not None
+    if slug is None or ctx.path_form is None:
+        raise InternalError("submit without a model slug")
     path = submit_path(ctx.path_form, slug, ctx.task_type)
     query = request.raw_path.partition("?")[2]
     if query:
@@ -148,7 +150,9 @@ async def _submit(request: web.Request, ctx: RequestContext) -> web.StreamRespon
             )
         ctx.task_id = task_id
         body = _rewrite_get_result(doc, task_id, public_origin(request, settings), reply.body)
-        response = web.Response(status=reply.status, body=body, headers=reply_headers(reply.headers))
+        response = web.Response(
+            status=reply.status, body=body, headers=reply_headers(reply.headers)
+        )
         response.headers.update(extra)
         response.content_type = "application/json"
         if jobs is not None:
@@ -165,7 +169,9 @@ async def _submit(request: web.Request, ctx: RequestContext) -> web.StreamRespon
             details={"upstream_status": reply.status},
             headers=extra,
         )
-    response = web.Response(status=reply.status, body=reply.body, headers=reply_headers(reply.headers))
+    response = web.Response(
+        status=reply.status, body=reply.body, headers=reply_headers(reply.headers)
+    )
     response.headers.update(extra)
     if jobs is not None:
         await jobs.record_refused(ctx, outcome.bucket, response)
@@ -179,4 +185,3 @@ def _rewrite_get_result(doc: dict[str, Any], task_id: str, origin: str, raw: byt
         return raw
     get_result["url"] = f"{origin}/api/v1/tasks/{quote(task_id, safe='')}"
     return json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode()
-

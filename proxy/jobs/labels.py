@@ -15,7 +15,9 @@ class Labels:
     projects: frozenset[str]
 
     @classmethod
-    def of(cls, models: Collection[str], teams: Collection[str], projects: Collection[str]) -> Labels:
+    def of(
+        cls, models: Collection[str], teams: Collection[str], projects: Collection[str]
+    ) -> Labels:
         return cls(frozenset(models), frozenset(teams), frozenset(projects))
 
     def model(self, slug: str | None) -> str:

@@ -28,10 +28,15 @@ def to_micros(usd: Decimal) -> int:
 
 
 def unit_price(entry: PriceEntry, resolution: str | None) -> Decimal | None:
+    """The price for ``resolution`` (matched case-insensitively: ``720p`` is ``720P``)."""
     if entry.usd_by_resolution:
         if resolution is None:
             return entry.usd
-        return entry.usd_by_resolution.get(resolution, entry.usd)
+        wanted = resolution.upper()
+        for key, price in entry.usd_by_resolution.items():
+            if key.upper() == wanted:
+                return price
+        return entry.usd
     return entry.usd
 
 

@@ -26,13 +26,26 @@ class Bucket(enum.StrEnum):
     UNRECOGNISED = "unrecognised"
 
 
-_IN_PROGRESS = {"pending": JobStatus.PENDING, "queued": JobStatus.PENDING,
-                "processing": JobStatus.PROCESSING, "running": JobStatus.PROCESSING,
-                "in_progress": JobStatus.PROCESSING}
+_IN_PROGRESS = {
+    "pending": JobStatus.PENDING,
+    "queued": JobStatus.PENDING,
+    "processing": JobStatus.PROCESSING,
+    "running": JobStatus.PROCESSING,
+    "in_progress": JobStatus.PROCESSING,
+}
 _SUCCESS = frozenset({"success", "succeeded", "completed"})
 _FAILED = frozenset({"failed", "error", "canceled", "cancelled"})
-_BLOCKED = frozenset({"invalid_input", "content_policy", "content_policy_violation",
-                      "moderation", "rejected", "refused", "blocked"})
+_BLOCKED = frozenset(
+    {
+        "invalid_input",
+        "content_policy",
+        "content_policy_violation",
+        "moderation",
+        "rejected",
+        "refused",
+        "blocked",
+    }
+)
 
 
 @dataclass(frozen=True, slots=True)

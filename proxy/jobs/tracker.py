@@ -31,8 +31,15 @@ from proxy.upstream.retry import Bucket
 
 log = structlog.get_logger("proxy.jobs")
 TerminalHook = Callable[[JobRecord], None]
-_REPLAY_HEADERS = frozenset({"content-type", "x-modellix-proxy-model", "x-modellix-proxy-alias",
-                             "x-modellix-proxy-estimated-cost-usd", "x-modellix-proxy-price-version"})
+_REPLAY_HEADERS = frozenset(
+    {
+        "content-type",
+        "x-modellix-proxy-model",
+        "x-modellix-proxy-alias",
+        "x-modellix-proxy-estimated-cost-usd",
+        "x-modellix-proxy-price-version",
+    }
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,16 +70,24 @@ class JobTracker:
         self._rng = random.Random()
         self._hooks = on_terminal
         watcher = settings.watcher
-        self.cadence = Cadence(watcher.first_check_seconds, watcher.base_delay_seconds,
-                               watcher.max_delay_seconds, watcher.jitter, watcher.stale_after_attempts)
+        self.cadence = Cadence(
+            watcher.first_check_seconds,
+            watcher.base_delay_seconds,
+            watcher.max_delay_seconds,
+            watcher.jitter,
+            watcher.stale_after_attempts,
+        )
         self.keys: Bounded[str, str] = Bounded(100_000)
         self._terminal: Bounded[tuple[str, str], bytes] = Bounded(settings.poll.terminal_cache_size)
 
     # --- submits ------------------------------------------------------------------------
-    async def record_accepted(self, ctx: RequestContext, task_id: str, response: web.Response) -> None:
+    async def record_accepted(
+        self, ctx: RequestContext, task_id: str, response: web.Response
+    ) -> None:
         now = self._clock()
         caller = ctx.caller
-        assert caller is not None and ctx.pinned_slug is not None
+        if caller is None or ctx.pinned_slug is None:
+            raise RuntimeError("an accepted submit must have a caller and a pinned slug")
         job = NewJob(
             task_id=task_id,
             caller=caller.identity,
@@ -96,7 +111,9 @@ class JobTracker:
         if ctx.upstream_authorization:
             self.keys.put(task_id, ctx.upstream_authorization)
         if ctx.idempotency_key is not None:
-            await self.store.complete(caller.identity, ctx.idempotency_key, _stored(response, task_id))
+            await self.store.complete(
+                caller.identity, ctx.idempotency_key, _stored(response, task_id)
+            )
             ctx.idempotency_key = None
         model = self._labels.model(ctx.pinned_slug)
         team = self._labels.team(caller.team)
@@ -104,12 +121,19 @@ class JobTracker:
         if ctx.estimated_cost_micros is None:
             self._metrics.unpriced_jobs.labels(model).inc()
         else:
-            self._metrics.estimated_spend.labels(model, team, self._labels.project(caller.project)).inc(
-                usd(ctx.estimated_cost_micros)
-            )
-        log.info("job.submitted", task_id=task_id, model=ctx.pinned_slug, alias=ctx.alias,
-                 estimated_cost_usd=_dollars(ctx.estimated_cost_micros), attempts=ctx.upstream_attempts,
-                 input_hash=ctx.input_hash, correlation_id=ctx.correlation_id)
+            self._metrics.estimated_spend.labels(
+                model, team, self._labels.project(caller.project)
+            ).inc(usd(ctx.estimated_cost_micros))
+        log.info(
+            "job.submitted",
+            task_id=task_id,
+            model=ctx.pinned_slug,
+            alias=ctx.alias,
+            estimated_cost_usd=_dollars(ctx.estimated_cost_micros),
+            attempts=ctx.upstream_attempts,
+            input_hash=ctx.input_hash,
+            correlation_id=ctx.correlation_id,
+        )
 
     async def record_unknown(self, ctx: RequestContext, detail: str) -> None:
         """Sent, no usable answer: recorded as ``unknown``; never resent; the key says so."""
@@ -142,16 +166,29 @@ class JobTracker:
             await self.store.mark_unknown(caller.identity, ctx.idempotency_key)
             ctx.idempotency_key = None
         self._metrics.submit_unknown.labels(self._labels.model(ctx.pinned_slug)).inc()
-        log.warning("job.submit_outcome_unknown", placeholder=placeholder, detail=detail,
-                    model=ctx.pinned_slug, input_hash=ctx.input_hash,
-                    correlation_id=ctx.correlation_id, attempts=ctx.upstream_attempts)
+        log.warning(
+            "job.submit_outcome_unknown",
+            placeholder=placeholder,
+            detail=detail,
+            model=ctx.pinned_slug,
+            input_hash=ctx.input_hash,
+            correlation_id=ctx.correlation_id,
+            attempts=ctx.upstream_attempts,
+        )
 
-    async def record_refused(self, ctx: RequestContext, bucket: Bucket, response: web.Response) -> None:
-        """The upstream said no: a definite refusal is replayed for the key; a transient one frees it."""
+    async def record_refused(
+        self, ctx: RequestContext, bucket: Bucket, response: web.Response
+    ) -> None:
+        """The upstream said no: a definite refusal is replayed for the key.
+
+        A transient one (retries used up) frees the key for the client's retry.
+        """
         if ctx.idempotency_key is None or ctx.caller is None:
             return
         if bucket is Bucket.PERMANENT:
-            await self.store.complete(ctx.caller.identity, ctx.idempotency_key, _stored(response, None))
+            await self.store.complete(
+                ctx.caller.identity, ctx.idempotency_key, _stored(response, None)
+            )
         else:
             await self.store.release(ctx.caller.identity, ctx.idempotency_key)
         ctx.idempotency_key = None
@@ -183,7 +220,8 @@ class JobTracker:
         if view.status is None:
             job = await self.store.get_job(task_id)
             self._metrics.unknown_status.labels(
-                self._labels.model(job.pinned_slug if job else None)).inc()
+                self._labels.model(job.pinned_slug if job else None)
+            ).inc()
             log.warning("job.unrecognised_status", task_id=task_id, status=view.raw_status)
             return job
         final: int | None = None
@@ -236,7 +274,9 @@ class JobTracker:
         if job.final_cost_micros is not None and job.status is JobStatus.SUCCESS:
             m.job_cost.labels(model).observe(usd(job.final_cost_micros))
         if job.final_cost_micros:
-            m.spend.labels(model, team, self._labels.project(job.project)).inc(usd(job.final_cost_micros))
+            m.spend.labels(model, team, self._labels.project(job.project)).inc(
+                usd(job.final_cost_micros)
+            )
         log.info(
             "job.terminal",
             task_id=job.task_id,

@@ -9,6 +9,7 @@ an index on ``next_poll_at``, never a full scan.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import time
 from collections.abc import Callable
@@ -66,10 +67,8 @@ class Watcher:
             except Exception:
                 log.exception("watcher.tick_failed")
             self._wake.clear()
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=tick)
-            except TimeoutError:
-                pass
 
     async def tick(self) -> int:
         """One round: expire what is overdue, poll what is due. Returns jobs polled."""
@@ -80,7 +79,9 @@ class Watcher:
             self._tracker.settle(job)
         due = await store.lease_due(self._owner, now, settings.batch_size, settings.lease_seconds)
         self._metrics.watcher_backlog.set(len(due))
-        lag = max((now - job.next_poll_at for job in due if job.next_poll_at is not None), default=0.0)
+        lag = max(
+            (now - job.next_poll_at for job in due if job.next_poll_at is not None), default=0.0
+        )
         self._metrics.watcher_lag.set(max(0.0, lag))
         if due:
             await asyncio.gather(*(self._poll(job) for job in due))
@@ -92,7 +93,7 @@ class Watcher:
         return len(due)
 
     def _tracker_label(self, slug: str) -> str:
-        return self._tracker._labels.model(slug)  # noqa: SLF001 - same package
+        return self._tracker._labels.model(slug)
 
     async def _poll(self, job: JobRecord) -> None:
         key = self._tracker.keys.get(job.task_id) or self._fallback_key
@@ -101,17 +102,30 @@ class Watcher:
             # No key to poll with (pass-through mode after a restart): wait for the client.
             await self._reschedule(job, job.watcher_attempts)
             return
-        headers = {"Authorization": key if " " in key else f"Bearer {key}", "Accept": "application/json"}
+        headers = {
+            "Authorization": key if " " in key else f"Bearer {key}",
+            "Accept": "application/json",
+        }
         outcome = await attempts.send(
-            self._upstream, self._policy, "GET", f"/api/v1/tasks/{quote(job.task_id, safe='')}",
-            headers, None, operation="poll", idempotent=True, rng=self._rng,
+            self._upstream,
+            self._policy,
+            "GET",
+            f"/api/v1/tasks/{quote(job.task_id, safe='')}",
+            headers,
+            None,
+            operation="poll",
+            idempotent=True,
+            rng=self._rng,
             on_retry=lambda reason: self._metrics.upstream_retries.labels("poll", reason).inc(),
         )
         self._metrics.job_polls.labels("watcher").inc()
         updated = None
         if outcome.reply is not None:
             updated = await self._tracker.observe_reply(
-                job.task_id, outcome.reply.status, outcome.reply.body, source="watcher",
+                job.task_id,
+                outcome.reply.status,
+                outcome.reply.body,
+                source="watcher",
                 authorization=None,
             )
         if updated is not None and updated.terminal:
@@ -122,6 +136,9 @@ class Watcher:
         cadence = self._tracker.cadence
         delay = next_poll_delay(max(1, attempts_made), cadence, self._rng.random())
         await self._tracker.store.reschedule(
-            job.task_id, self._owner, self._clock() + delay, attempts_made,
+            job.task_id,
+            self._owner,
+            self._clock() + delay,
+            attempts_made,
             is_stale(attempts_made, cadence),
         )

@@ -43,7 +43,9 @@ def _redact(value: Any) -> Any:
     return value
 
 
-def redact_secrets(_logger: Any, _name: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+def redact_secrets(
+    _logger: Any, _name: str, event: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
     """Drop values under secret-looking keys and bearer tokens anywhere in strings."""
     for key in list(event):
         if key.lower() in _SECRET_KEYS:
@@ -60,7 +62,7 @@ def configure_logging(
     extra_processors: tuple[Processor, ...] = (),
 ) -> None:
     """Set up structlog for the process (called once by the entry point)."""
-    renderer: Processor = (
+    renderer: Any = (
         structlog.processors.JSONRenderer(sort_keys=False)
         if fmt == "json"
         else structlog.dev.ConsoleRenderer(colors=False)

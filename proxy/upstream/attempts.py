@@ -8,7 +8,14 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from proxy.upstream.client import Reply, TransportFailure, Upstream, sleep
-from proxy.upstream.retry import Bucket, RetryPolicy, classify_failure, classify_status, next_delay, server_delay
+from proxy.upstream.retry import (
+    Bucket,
+    RetryPolicy,
+    classify_failure,
+    classify_status,
+    next_delay,
+    server_delay,
+)
 
 
 @dataclass(slots=True)

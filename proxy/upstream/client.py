@@ -148,7 +148,9 @@ class Upstream:
                     size += len(chunk)
                     if size > cap:
                         self._count(operation, "too_large")
-                        raise TransportFailure(Failure.TOO_LARGE, "the upstream answer was too large")
+                        raise TransportFailure(
+                            Failure.TOO_LARGE, "the upstream answer was too large"
+                        )
                     chunks.append(chunk)
                 self._count(operation, _status_class(resp.status))
                 return Reply(resp.status, resp.headers, b"".join(chunks), seconds)

@@ -83,7 +83,11 @@ def backoff_delay(attempt: int, base: float, cap: float, jitter: float, unit: fl
 
 
 def server_delay(headers: Mapping[str, str], now: float) -> float | None:
-    """The wait the upstream asked for: ``Retry-After`` (seconds or date) or ``X-RateLimit-Reset``."""
+    """The wait the upstream asked for.
+
+    ``Retry-After`` (seconds or an HTTP date) first, else ``X-RateLimit-Reset``
+    (epoch seconds).
+    """
     retry_after = headers.get("Retry-After")
     if retry_after:
         text = retry_after.strip()

@@ -11,9 +11,9 @@ import pytest
 from aiohttp.test_utils import TestServer
 
 from proxy.app import create_app
+from proxy.runtime import Runtime
 from proxy.simulator import Simulator, SimulatorConfig
 from proxy.state import RUNTIME
-from proxy.runtime import Runtime
 from tests.support import settings_for
 
 ServerFactory = Callable[..., Awaitable[TestServer]]

@@ -45,9 +45,13 @@ async def test_submit_wait_and_get_match_direct(stack: Stack, http: aiohttp.Clie
     assert len(proxied["data"]["result"]["resources"]) == len(direct["data"]["result"]["resources"])
 
 
-async def test_followed_get_result_url_stays_on_the_proxy(stack: Stack, http: aiohttp.ClientSession) -> None:
+async def test_followed_get_result_url_stays_on_the_proxy(
+    stack: Stack, http: aiohttp.ClientSession
+) -> None:
     """A client that follows get_result.url keeps going through the proxy."""
-    async with http.post(f"{stack.proxy_url}/api/v1/minimax/hailuo-02-t2v/async", json=HAILUO) as resp:
+    async with http.post(
+        f"{stack.proxy_url}/api/v1/minimax/hailuo-02-t2v/async", json=HAILUO
+    ) as resp:
         doc = await resp.json()
     url = doc["data"]["get_result"]["url"]
     assert url.startswith(stack.proxy_url + "/api/v1/tasks/")
@@ -60,8 +64,11 @@ async def test_followed_get_result_url_stays_on_the_proxy(stack: Stack, http: ai
 
 @pytest.mark.parametrize(
     "path",
-    ["/api/v1/minimax/hailuo-02-t2v", "/api/v1/minimax/hailuo-02-t2v/async",
-     "/api/v1/text-to-video/minimax/hailuo-02-t2v/async"],
+    [
+        "/api/v1/minimax/hailuo-02-t2v",
+        "/api/v1/minimax/hailuo-02-t2v/async",
+        "/api/v1/text-to-video/minimax/hailuo-02-t2v/async",
+    ],
 )
 async def test_three_path_forms_forwarded_in_the_clients_form(
     path: str, stack: Stack, http: aiohttp.ClientSession
@@ -73,10 +80,15 @@ async def test_three_path_forms_forwarded_in_the_clients_form(
     assert [entry.path for entry in posts] == [path]
 
 
-async def test_models_validate_and_balance_pass_through(stack: Stack, http: aiohttp.ClientSession) -> None:
+async def test_models_validate_and_balance_pass_through(
+    stack: Stack, http: aiohttp.ClientSession
+) -> None:
     """Model list, key validation and balance read the same through the proxy as directly."""
     for path in ("/api/v1/models", "/api/v1/apikey/validate", "/api/v1/team/balance"):
-        async with http.get(f"{stack.sim_url}{path}") as direct, http.get(f"{stack.proxy_url}{path}") as proxied:
+        async with (
+            http.get(f"{stack.sim_url}{path}") as direct,
+            http.get(f"{stack.proxy_url}{path}") as proxied,
+        ):
             assert direct.status == proxied.status == 200
             assert await direct.json() == await proxied.json()
 
@@ -98,7 +110,9 @@ async def test_task_ids_with_a_slash(make_stack: Any, http: aiohttp.ClientSessio
 async def test_one_upstream_post_per_client_post(stack: Stack, http: aiohttp.ClientSession) -> None:
     """A paid POST reaches the upstream exactly once per client POST."""
     for _ in range(5):
-        async with http.post(f"{stack.proxy_url}/api/v1/minimax/hailuo-02-t2v", json=HAILUO) as resp:
+        async with http.post(
+            f"{stack.proxy_url}/api/v1/minimax/hailuo-02-t2v", json=HAILUO
+        ) as resp:
             assert resp.status == 200
     assert len(stack.sim.requests(method="POST")) == 5
     assert stack.sim.counters.tasks_created == 5
@@ -124,4 +138,5 @@ async def test_job_followed_to_terminal_and_ledger_matches_billing(
     assert job.final_cost_micros == 324_000
     assert job.output_urls
     assert stack.sim.billed_total_micros() == 324_000
-    assert job.caller.startswith("fp:") and KEY.split()[1] not in job.caller
+    assert job.caller.startswith("fp:")
+    assert KEY.split()[1] not in job.caller

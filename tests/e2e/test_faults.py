@@ -40,14 +40,17 @@ async def test_transient_5xx_burst_is_retried_and_bought_once(
     store = stack.runtime.store
     assert store is not None
     job = await store.get_job(task_id)
-    assert job is not None and job.upstream_attempts == 3
+    assert job is not None
+    assert job.upstream_attempts == 3
 
 
 async def test_reset_before_create_is_unknown_and_not_resent(
     stack: Stack, http: aiohttp.ClientSession
 ) -> None:
     """A connection reset after the submit was sent is an unknown outcome: 504, never resent."""
-    async with http.post(f"{stack.proxy_url}{SUBMIT}", json=body("c", "reset_before_create")) as resp:
+    async with http.post(
+        f"{stack.proxy_url}{SUBMIT}", json=body("c", "reset_before_create")
+    ) as resp:
         assert resp.status == 504
         doc = await resp.json()
     assert "outcome is unknown" in doc["message"]
@@ -63,18 +66,22 @@ async def test_reset_after_create_with_key_retry_never_buys_twice(
 ) -> None:
     """The classic lost answer: the task exists, the client retries with its key, no second task."""
     headers = {"Idempotency-Key": "order-42"}
-    async with http.post(f"{stack.proxy_url}{SUBMIT}", json=body("d", "reset_after_create"),
-                         headers=headers) as resp:
+    async with http.post(
+        f"{stack.proxy_url}{SUBMIT}", json=body("d", "reset_after_create"), headers=headers
+    ) as resp:
         assert resp.status == 504
-    async with http.post(f"{stack.proxy_url}{SUBMIT}", json=body("d", "reset_after_create"),
-                         headers=headers) as resp:
+    async with http.post(
+        f"{stack.proxy_url}{SUBMIT}", json=body("d", "reset_after_create"), headers=headers
+    ) as resp:
         assert resp.status == 409
         assert "outcome is unknown" in (await resp.json())["message"]
     assert stack.sim.counters.tasks_created == 1
     assert len(stack.sim.requests(method="POST")) == 1
 
 
-async def test_client_retries_with_same_key_replay(stack: Stack, http: aiohttp.ClientSession) -> None:
+async def test_client_retries_with_same_key_replay(
+    stack: Stack, http: aiohttp.ClientSession
+) -> None:
     """A retried submit with the same key and body is replayed without an upstream call."""
     headers = {"Idempotency-Key": "k-1"}
     async with http.post(f"{stack.proxy_url}{SUBMIT}", json=body("e"), headers=headers) as first:
@@ -83,12 +90,16 @@ async def test_client_retries_with_same_key_replay(stack: Stack, http: aiohttp.C
         assert again.status == 200
         assert again.headers["Idempotent-Replayed"] == "true"
         assert await again.json() == first_doc
-    async with http.post(f"{stack.proxy_url}{SUBMIT}", json=body("other"), headers=headers) as other:
+    async with http.post(
+        f"{stack.proxy_url}{SUBMIT}", json=body("other"), headers=headers
+    ) as other:
         assert other.status == 422
     assert len(stack.sim.requests(method="POST")) == 1
 
 
-async def test_concurrent_duplicates_create_one_task(make_stack: Any, http: aiohttp.ClientSession) -> None:
+async def test_concurrent_duplicates_create_one_task(
+    make_stack: Any, http: aiohttp.ClientSession
+) -> None:
     """Twenty concurrent submits with one key create one task; the rest replay or get 409."""
     stack = await make_stack(SimulatorConfig.fast(concurrency_limit=0))
     headers = {"Idempotency-Key": "dup-1"}
@@ -104,17 +115,27 @@ async def test_concurrent_duplicates_create_one_task(make_stack: Any, http: aioh
     assert set(statuses) <= {200, 409}
 
 
-async def test_fault_run_billing_equals_ledger(make_stack: Any, http: aiohttp.ClientSession) -> None:
+async def test_fault_run_billing_equals_ledger(
+    make_stack: Any, http: aiohttp.ClientSession
+) -> None:
     """Under 5xx, 429 and reset rates, billed tasks equal accepted submits and money matches."""
-    config = SimulatorConfig.fast(concurrency_limit=0, seed=11, rate_503=0.15, rate_429=0.1,
-                                  rate_500=0.05, rate_task_failed=0.1)
+    config = SimulatorConfig.fast(
+        concurrency_limit=0,
+        seed=11,
+        rate_503=0.15,
+        rate_429=0.1,
+        rate_500=0.05,
+        rate_task_failed=0.1,
+    )
     stack = await make_stack(config)
     accepted: list[str] = []
 
     async def client(i: int) -> None:
         headers = {"Idempotency-Key": f"run-{i}"}
         for _ in range(3):  # the client's own retries, always with its key
-            async with http.post(f"{stack.proxy_url}{SUBMIT}", json=body(f"g{i}"), headers=headers) as resp:
+            async with http.post(
+                f"{stack.proxy_url}{SUBMIT}", json=body(f"g{i}"), headers=headers
+            ) as resp:
                 doc = await resp.json()
                 if resp.status == 200:
                     accepted.append(doc["data"]["task_id"])

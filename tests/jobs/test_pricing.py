@@ -18,6 +18,11 @@ def test_hailuo_list_prices_per_second_by_resolution() -> None:
     assert estimate_micros(HAILUO, Quantities("per_second", 6.0, "1080P", 1)) == 720_000
 
 
+def test_resolution_matches_case_insensitively() -> None:
+    """Catalogs spell resolutions both ways (720p, 768P); prices match either."""
+    assert estimate_micros(HAILUO, Quantities("per_second", 6.0, "768p", 1)) == 324_000
+
+
 def test_unknown_resolution_or_missing_duration_is_unpriced() -> None:
     """A resolution without a price, or a duration that is not known, gives no estimate."""
     assert estimate_micros(HAILUO, Quantities("per_second", 6.0, "512P", 1)) is None

@@ -36,7 +36,7 @@ async def test_get_passes_method_path_query_and_authorization(
 async def test_hop_by_hop_headers_dropped_and_forwarded_headers_set(
     echo: EchoUpstream, proxy_url: str, http: aiohttp.ClientSession
 ) -> None:
-    """Hop-by-hop headers (and those named in Connection) stop at the proxy; X-Forwarded-* are set."""
+    """Hop-by-hop headers (and any named in Connection) stop here; X-Forwarded-* are set."""
     headers = {
         "Authorization": KEY,
         "Connection": "keep-alive, X-Private-Hop",
@@ -62,7 +62,11 @@ async def test_untrusted_forwarded_headers_are_replaced(
     echo: EchoUpstream, proxy_url: str, http: aiohttp.ClientSession
 ) -> None:
     """A client cannot spoof X-Forwarded-For or -Proto unless the proxy is told to trust them."""
-    headers = {"X-Forwarded-For": "6.6.6.6", "X-Forwarded-Proto": "https", "X-Forwarded-Host": "evil"}
+    headers = {
+        "X-Forwarded-For": "6.6.6.6",
+        "X-Forwarded-Proto": "https",
+        "X-Forwarded-Host": "evil",
+    }
     async with http.get(f"{proxy_url}/api/v1/models", headers=headers) as resp:
         await resp.read()
     seen = echo.seen[-1].headers
@@ -130,13 +134,17 @@ async def test_status_and_error_envelope_pass_unchanged(
     status: int, echo: EchoUpstream, proxy_url: str, http: aiohttp.ClientSession
 ) -> None:
     """Upstream status codes and error bodies reach the client exactly as sent."""
-    raw = (b'{"code":%d,"message":"Invalid parameters: parameter \'x\' is required"}' % status)
+    raw = b'{"code":%d,"message":"Invalid parameters: parameter \'x\' is required"}' % status
 
     async def answer(_request: web.Request) -> web.StreamResponse:
         if status == 204:
             return web.Response(status=204)
-        return web.Response(status=status, body=raw, content_type="application/json",
-                            headers={"X-RateLimit-Reset": "1710000000"})
+        return web.Response(
+            status=status,
+            body=raw,
+            content_type="application/json",
+            headers={"X-RateLimit-Reset": "1710000000"},
+        )
 
     echo.handlers["/api/v1/apikey"] = answer
     async with http.get(f"{proxy_url}/api/v1/apikey/validate") as resp:
@@ -151,13 +159,17 @@ async def test_request_id_is_echoed_or_made(proxy_url: str, http: aiohttp.Client
     """A valid X-Request-Id is echoed back; a missing or hostile one is replaced with a fresh id."""
     async with http.get(f"{proxy_url}/api/v1/models", headers={"X-Request-Id": "abc-123"}) as resp:
         assert resp.headers["X-Request-Id"] == "abc-123"
-    async with http.get(f"{proxy_url}/api/v1/models", headers={"X-Request-Id": "bad id; drop"}) as resp:
+    async with http.get(
+        f"{proxy_url}/api/v1/models", headers={"X-Request-Id": "bad id; drop"}
+    ) as resp:
         assert resp.headers["X-Request-Id"] != "bad id; drop"
         assert len(resp.headers["X-Request-Id"]) == 32
 
 
 async def test_declared_oversize_body_refused_without_upstream_call(
-    echo: EchoUpstream, make_proxy: Callable[..., Awaitable[str]], echo_url: str,
+    echo: EchoUpstream,
+    make_proxy: Callable[..., Awaitable[str]],
+    echo_url: str,
     http: aiohttp.ClientSession,
 ) -> None:
     """A body declared larger than the limit gets 413 in the upstream envelope and never leaves."""
@@ -206,7 +218,9 @@ async def test_upstream_down_gives_502(
 
 
 async def test_upstream_slow_gives_504(
-    echo: EchoUpstream, make_proxy: Callable[..., Awaitable[str]], echo_url: str,
+    echo: EchoUpstream,
+    make_proxy: Callable[..., Awaitable[str]],
+    echo_url: str,
     http: aiohttp.ClientSession,
 ) -> None:
     """An upstream that does not answer within the read timeout is a 504."""
@@ -227,7 +241,9 @@ async def test_upstream_slow_gives_504(
 
 
 async def test_upstream_reset_gives_502(
-    echo: EchoUpstream, make_proxy: Callable[..., Awaitable[str]], echo_url: str,
+    echo: EchoUpstream,
+    make_proxy: Callable[..., Awaitable[str]],
+    echo_url: str,
     http: aiohttp.ClientSession,
 ) -> None:
     """An upstream that drops the connection without answering is a 502."""

@@ -16,12 +16,26 @@ AUTH = {"Authorization": "Bearer sk-retry-test"}
 
 
 def accepted(task_id: str) -> web.Response:
-    return web.json_response({"code": 0, "message": "success", "data": {
-        "status": "pending", "task_id": task_id, "model_id": "m",
-        "get_result": {"method": "GET", "url": f"https://api.modellix.ai/api/v1/tasks/{task_id}"}}})
+    return web.json_response(
+        {
+            "code": 0,
+            "message": "success",
+            "data": {
+                "status": "pending",
+                "task_id": task_id,
+                "model_id": "m",
+                "get_result": {
+                    "method": "GET",
+                    "url": f"https://api.modellix.ai/api/v1/tasks/{task_id}",
+                },
+            },
+        }
+    )
 
 
-def script(*answers: Callable[[], web.Response]) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+def script(
+    *answers: Callable[[], web.Response],
+) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
     calls = iter(answers)
 
     async def handler(_request: web.Request) -> web.StreamResponse:
@@ -31,13 +45,18 @@ def script(*answers: Callable[[], web.Response]) -> Callable[[web.Request], Awai
 
 
 async def test_rate_limit_reset_is_waited_for_then_retried(
-    echo: EchoUpstream, echo_url: str, make_proxy: Callable[..., Awaitable[str]],
+    echo: EchoUpstream,
+    echo_url: str,
+    make_proxy: Callable[..., Awaitable[str]],
     http: aiohttp.ClientSession,
 ) -> None:
     """A 429 whose X-RateLimit-Reset is near is waited out, then the submit is sent again."""
     echo.handlers["/api/v1/minimax"] = script(
-        lambda: web.json_response({"code": 429, "message": "Rate limit exceeded: slow down"},
-                                  status=429, headers={"X-RateLimit-Reset": f"{time.time() + 0.3:.3f}"}),
+        lambda: web.json_response(
+            {"code": 429, "message": "Rate limit exceeded: slow down"},
+            status=429,
+            headers={"X-RateLimit-Reset": f"{time.time() + 0.3:.3f}"},
+        ),
         lambda: accepted("task-1"),
     )
     url = await make_proxy(echo_url)
@@ -49,14 +68,20 @@ async def test_rate_limit_reset_is_waited_for_then_retried(
 
 
 async def test_far_rate_limit_reset_is_passed_on(
-    echo: EchoUpstream, echo_url: str, make_proxy: Callable[..., Awaitable[str]],
+    echo: EchoUpstream,
+    echo_url: str,
+    make_proxy: Callable[..., Awaitable[str]],
     http: aiohttp.ClientSession,
 ) -> None:
     """A 429 that resets past the retry budget reaches the client unchanged, after one attempt."""
     raw = b'{"code":429,"message":"Rate limit exceeded: concurrent limit"}'
     echo.handlers["/api/v1/minimax"] = script(
-        lambda: web.Response(status=429, body=raw, content_type="application/json",
-                             headers={"X-RateLimit-Reset": str(int(time.time()) + 600)}),
+        lambda: web.Response(
+            status=429,
+            body=raw,
+            content_type="application/json",
+            headers={"X-RateLimit-Reset": str(int(time.time()) + 600)},
+        ),
     )
     url = await make_proxy(echo_url)
     async with http.post(f"{url}{PATH}", json=BODY, headers=AUTH) as resp:
@@ -67,12 +92,16 @@ async def test_far_rate_limit_reset_is_passed_on(
 
 
 async def test_permanent_refusal_is_not_retried(
-    echo: EchoUpstream, echo_url: str, make_proxy: Callable[..., Awaitable[str]],
+    echo: EchoUpstream,
+    echo_url: str,
+    make_proxy: Callable[..., Awaitable[str]],
     http: aiohttp.ClientSession,
 ) -> None:
     """A 402 from the upstream is surfaced at once and never resent."""
     echo.handlers["/api/v1/minimax"] = script(
-        lambda: web.json_response({"code": 402, "message": "Insufficient balance: top up"}, status=402),
+        lambda: web.json_response(
+            {"code": 402, "message": "Insufficient balance: top up"}, status=402
+        ),
     )
     url = await make_proxy(echo_url)
     async with http.post(f"{url}{PATH}", json=BODY, headers=AUTH) as resp:
@@ -82,7 +111,9 @@ async def test_permanent_refusal_is_not_retried(
 
 
 async def test_gateway_timeout_on_submit_is_unknown_not_retried(
-    echo: EchoUpstream, echo_url: str, make_proxy: Callable[..., Awaitable[str]],
+    echo: EchoUpstream,
+    echo_url: str,
+    make_proxy: Callable[..., Awaitable[str]],
     http: aiohttp.ClientSession,
 ) -> None:
     """An upstream 504 on a paid submit may hide a created task: 504 to the client, no resend."""
@@ -99,7 +130,9 @@ async def test_gateway_timeout_on_submit_is_unknown_not_retried(
 
 
 async def test_unusable_success_body_is_unknown(
-    echo: EchoUpstream, echo_url: str, make_proxy: Callable[..., Awaitable[str]],
+    echo: EchoUpstream,
+    echo_url: str,
+    make_proxy: Callable[..., Awaitable[str]],
     http: aiohttp.ClientSession,
 ) -> None:
     """A 200 without a usable task id is an unknown outcome, not a success and not a retry."""

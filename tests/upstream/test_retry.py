@@ -20,16 +20,33 @@ from proxy.upstream.retry import (
 )
 
 SUBMIT = frozenset({429, 500, 502, 503})
-POLICY = RetryPolicy(max_attempts=3, base_delay=1.0, max_delay=8.0, total_seconds=20.0, jitter=0.2,
-                     retry_statuses=SUBMIT)
+POLICY = RetryPolicy(
+    max_attempts=3,
+    base_delay=1.0,
+    max_delay=8.0,
+    total_seconds=20.0,
+    jitter=0.2,
+    retry_statuses=SUBMIT,
+)
 
 
 @pytest.mark.parametrize(
     ("status", "bucket"),
-    [(200, Bucket.SUCCESS), (429, Bucket.TRANSIENT), (500, Bucket.TRANSIENT),
-     (503, Bucket.TRANSIENT), (400, Bucket.PERMANENT), (401, Bucket.PERMANENT),
-     (402, Bucket.PERMANENT), (404, Bucket.PERMANENT), (422, Bucket.PERMANENT),
-     (504, Bucket.UNKNOWN), (408, Bucket.UNKNOWN), (409, Bucket.UNKNOWN), (302, Bucket.UNKNOWN)],
+    [
+        (200, Bucket.SUCCESS),
+        (429, Bucket.TRANSIENT),
+        (500, Bucket.TRANSIENT),
+        (503, Bucket.TRANSIENT),
+        (400, Bucket.PERMANENT),
+        (401, Bucket.PERMANENT),
+        (402, Bucket.PERMANENT),
+        (404, Bucket.PERMANENT),
+        (422, Bucket.PERMANENT),
+        (504, Bucket.UNKNOWN),
+        (408, Bucket.UNKNOWN),
+        (409, Bucket.UNKNOWN),
+        (302, Bucket.UNKNOWN),
+    ],
 )
 def test_status_buckets_for_a_paid_submit(status: int, bucket: Bucket) -> None:
     """Each status lands in the bucket the architecture assigns it."""
@@ -37,7 +54,7 @@ def test_status_buckets_for_a_paid_submit(status: int, bucket: Bucket) -> None:
 
 
 def test_failure_after_sending_is_unknown_for_submits_and_transient_for_polls() -> None:
-    """A submit that was sent and lost is never resent; a poll always may be; connect errors are safe."""
+    """A sent-and-lost submit is never resent; a poll may be; connect errors are safe to retry."""
     assert classify_failure(Failure.CONNECT, idempotent=False) is Bucket.TRANSIENT
     for failure in (Failure.SENT_NO_RESPONSE, Failure.READ_TIMEOUT, Failure.MALFORMED):
         assert classify_failure(failure, idempotent=False) is Bucket.UNKNOWN

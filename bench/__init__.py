@@ -1,0 +1,1 @@
+"""Benchmarks: ``python -m bench.run`` measures the proxy against its upstream on loopback."""

@@ -1,0 +1,185 @@
+"""Run the demo: simulator + proxy (+ Prometheus when installed), a workload, live progress, summary."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import socket
+import sys
+import time
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, TextIO
+
+import aiohttp
+
+from proxy.config import Settings
+from proxy.demo.prometheus import PrometheusProcess
+from proxy.demo.summary import print_summary
+from proxy.demo.workload import PROJECTS, TEAMS, Workload
+from proxy.server import Running, start
+from proxy.simulator import SimulatorConfig
+from proxy.simulator.server import running
+from proxy.state import RUNTIME
+from proxy.telemetry.logging import configure_logging
+
+WORKDIR = Path(".demo")
+
+# Prices an operator would set for the non-Hailuo models (the simulator bills the same).
+DEMO_PRICES: dict[str, dict[str, Any]] = {
+    "bytedance/seedance-2.0-t2v": {
+        "unit": "per_second",
+        "usd_by_resolution": {"480P": "0.05", "720P": "0.10", "1080P": "0.20"},
+    },
+    "kling/kling-v3-t2v": {"unit": "per_second", "usd": "0.10"},
+    "alibaba/wan2.7-t2v": {
+        "unit": "per_second",
+        "usd_by_resolution": {"720P": "0.08", "1080P": "0.15"},
+    },
+    "bytedance/seedream-4.5-t2i": {"unit": "per_image", "usd": "0.04"},
+}
+
+
+def _free(port: int) -> int:
+    """``port`` if it is free on loopback, else an ephemeral one."""
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return 0
+    return port
+
+
+def demo_settings(upstream: str, port: int, admin_port: int, db: Path) -> Settings:
+    defaults = Settings().pricing.models
+    prices = {slug: entry.model_dump(mode="json") for slug, entry in defaults.items()} | DEMO_PRICES
+    return Settings.model_validate(
+        {
+            "listen": {"host": "127.0.0.1", "port": _free(port)},
+            "admin": {"host": "127.0.0.1", "port": _free(admin_port), "token": "demo-admin-token"},
+            "upstream": {"origin": upstream},
+            "store": {"url": f"sqlite:///{db}"},
+            "pricing": {"version": "demo-2026-11", "models": prices},
+            "identity": {"teams": list(TEAMS), "projects": list(PROJECTS)},
+            "watcher": {
+                "first_check_seconds": 3,
+                "base_delay_seconds": 1,
+                "max_delay_seconds": 4,
+                "tick_seconds": 0.5,
+                "client_grace_seconds": 3,
+            },
+            "models": {"preflight": {"mode": "off"}},
+        }
+    )
+
+
+def run_demo(seconds: float = 60.0, port: int = 8080, seed: int = 7) -> int:
+    return asyncio.run(_demo(seconds, port, seed, sys.stdout))
+
+
+async def _demo(seconds: float, port: int, seed: int, out: TextIO) -> int:
+    if WORKDIR.exists():
+        shutil.rmtree(WORKDIR)
+    WORKDIR.mkdir()
+    log_file = (WORKDIR / "proxy.log").open("a", encoding="utf-8")
+    configure_logging("info", "json", stream=log_file)
+    sim_config = SimulatorConfig(
+        seed=seed,
+        pending_seconds=1.0,
+        processing_seconds=(3.0, 9.0),
+        concurrency_limit=0,
+        initial_balance_usd=Decimal(500),
+        rate_503=0.03,
+        rate_429=0.02,
+    )
+    async with running(sim_config) as sim:
+        settings = demo_settings(sim.url, port, 9464, WORKDIR / "demo.db")
+        proxy = await start(settings)
+        prometheus = PrometheusProcess.start_if_installed(WORKDIR, proxy.admin_port)
+        try:
+            _banner(out, proxy, prometheus, seconds)
+            workload = Workload(proxy.base_url, seed)
+            await _drive(workload, proxy, seconds, out)
+            await _drain(proxy, out)
+            await workload.close()
+            await print_summary(out, proxy, sim.sim, workload, settings)
+        finally:
+            await proxy.stop()
+            if prometheus is not None:
+                prometheus.stop()
+            log_file.close()
+    return 0
+
+
+def _banner(
+    out: TextIO, proxy: Running, prometheus: PrometheusProcess | None, seconds: float
+) -> None:
+    out.write(
+        "\nModellix proxy demo: proxy in front of the embedded Modellix simulator (no key needed)\n"
+        f"  client base URL:   {proxy.base_url}      (export MODELLIX_BASE_URL={proxy.base_url})\n"
+        f"  metrics:           http://127.0.0.1:{proxy.admin_port}/metrics\n"
+        f"  admin API:         http://127.0.0.1:{proxy.admin_port}/admin/jobs"
+        "   (Authorization: Bearer demo-admin-token)\n"
+    )
+    if prometheus is not None:
+        out.write(f"  Prometheus:        {prometheus.url}   (alert rules loaded)\n")
+    else:
+        out.write(
+            "  Prometheus:        not installed (apt-get install prometheus to see it live)\n"
+        )
+    out.write(
+        f"  logs:              {WORKDIR / 'proxy.log'}\n\nrunning a {seconds:.0f}s workload...\n\n"
+    )
+    out.flush()
+
+
+async def _counts(proxy: Running) -> dict[str, int]:
+    store = proxy.app[RUNTIME].store
+    if store is None:
+        return {}
+    rows = await store.spend_summary(0, time.time() + 1, ["status"])
+    return {row.status or "?": row.jobs for row in rows}
+
+
+async def _drive(workload: Workload, proxy: Running, seconds: float, out: TextIO) -> None:
+    stop = asyncio.Event()
+    timeout = aiohttp.ClientTimeout(total=60)
+    async with aiohttp.ClientSession(timeout=timeout) as session:
+        clients = [
+            asyncio.get_running_loop().create_task(workload.client(session, i, stop))
+            for i in range(4)
+        ]
+        started = time.monotonic()
+        while (elapsed := time.monotonic() - started) < seconds:
+            await asyncio.sleep(1)
+            _progress(out, elapsed, workload, await _counts(proxy))
+        stop.set()
+        await asyncio.gather(*clients)
+    out.write("\n")
+
+
+def _progress(out: TextIO, elapsed: float, workload: Workload, counts: dict[str, int]) -> None:
+    t = workload.tally
+    in_flight = counts.get("pending", 0) + counts.get("processing", 0)
+    line = (
+        f"[{elapsed:4.0f}s] sent {t.sent:4d} | accepted {t.accepted:4d} | refused "
+        f"{sum(t.refused.values()):3d} | replayed {t.replayed:3d} | in flight {in_flight:3d} | "
+        f"success {counts.get('success', 0):4d} | failed {counts.get('failed', 0):3d}"
+    )
+    if out.isatty():
+        out.write("\r" + line)
+    else:
+        out.write(line + "\n")
+    out.flush()
+
+
+async def _drain(proxy: Running, out: TextIO, limit: float = 45.0) -> None:
+    """Let the watcher bring every job to its terminal state (bounded)."""
+    out.write("waiting for the jobs still in flight to finish...\n")
+    out.flush()
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        counts = await _counts(proxy)
+        if counts.get("pending", 0) + counts.get("processing", 0) == 0:
+            return
+        await asyncio.sleep(0.5)

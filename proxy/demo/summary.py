@@ -1,0 +1,71 @@
+"""The demo's closing summary: jobs and money by model, refusals, replays, reconciliation."""
+
+from __future__ import annotations
+
+import time
+from typing import TextIO
+
+from proxy.config import Settings
+from proxy.demo.workload import Workload
+from proxy.server import Running
+from proxy.simulator import Simulator
+from proxy.state import RUNTIME
+
+
+def _usd(micros: int) -> str:
+    return f"${micros / 1_000_000:,.2f}"
+
+
+async def print_summary(
+    out: TextIO, proxy: Running, sim: Simulator, workload: Workload, settings: Settings
+) -> None:
+    store = proxy.app[RUNTIME].store
+    if store is None:
+        return
+    rows = await store.spend_summary(0, time.time() + 1, ["model", "status"])
+    by_model: dict[str, dict[str, int]] = {}
+    for row in rows:
+        entry = by_model.setdefault(
+            row.model or "?",
+            {"jobs": 0, "success": 0, "failed": 0, "other": 0, "cost": 0, "unpriced": 0},
+        )
+        entry["jobs"] += row.jobs
+        key = row.status if row.status in ("success", "failed") else "other"
+        entry[key] += row.jobs
+        entry["cost"] += row.final_cost_micros
+        entry["unpriced"] += row.unpriced_jobs
+    out.write("\nSummary\n=======\n")
+    out.write(f"{'model':34} {'jobs':>5} {'success':>8} {'failed':>7} {'other':>6} {'spend':>10}\n")
+    total = 0
+    for model, e in sorted(by_model.items()):
+        total += e["cost"]
+        spend = _usd(e["cost"]) if e["unpriced"] < e["jobs"] else "unpriced"
+        out.write(
+            f"{model:34} {e['jobs']:5d} {e['success']:8d} {e['failed']:7d} {e['other']:6d} {spend:>10}\n"
+        )
+    t = workload.tally
+    out.write(
+        f"\nrequests sent {t.sent}, accepted {t.accepted}, replayed from the idempotency store "
+        f"{t.replayed}, other answers {dict(t.other) or 'none'}\n"
+    )
+    out.write(
+        "refused before any upstream call: "
+        + (", ".join(f"{reason} {n}" for reason, n in t.refused.most_common()) or "none")
+        + "\n"
+    )
+    sim.settle()
+    billed = sim.billed_total_micros()
+    created = sim.counters.tasks_created
+    out.write(
+        f"\nledger spend {_usd(total)}  vs  simulator billed {_usd(billed)}"
+        f"  ({'equal' if total == billed else 'DIFFERENT'})\n"
+    )
+    out.write(
+        f"tasks created upstream {created}  vs  jobs accepted {t.accepted}"
+        f"  ({'no duplicate purchases' if created == t.accepted else 'DIFFERENT'})\n"
+    )
+    out.write(
+        f"\nPoint a client at the proxy:  export MODELLIX_BASE_URL={proxy.base_url}\n"
+        f"Price table version: {settings.pricing.version}\n"
+    )
+    out.flush()
