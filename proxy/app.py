@@ -41,11 +41,11 @@ from proxy.state import (
     POLL_POLICY,
     READY,
     REJECTIONS,
-    RejectionCounter,
     RUNTIME,
     SETTINGS,
     SUBMIT_POLICY,
     UPSTREAM,
+    RejectionCounter,
 )
 from proxy.stores import open_store
 from proxy.stores.base import Store

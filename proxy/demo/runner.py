@@ -1,4 +1,4 @@
-"""Run the demo: simulator + proxy (+ Prometheus when installed), a workload, live progress, summary."""
+"""Run the demo: simulator, proxy (and Prometheus if installed), workload, progress, summary."""
 
 from __future__ import annotations
 
@@ -74,14 +74,14 @@ def demo_settings(upstream: str, port: int, admin_port: int, db: Path) -> Settin
 
 
 def run_demo(seconds: float = 60.0, port: int = 8080, seed: int = 7) -> int:
-    return asyncio.run(_demo(seconds, port, seed, sys.stdout))
-
-
-async def _demo(seconds: float, port: int, seed: int, out: TextIO) -> int:
     if WORKDIR.exists():
         shutil.rmtree(WORKDIR)
     WORKDIR.mkdir()
-    log_file = (WORKDIR / "proxy.log").open("a", encoding="utf-8")
+    with (WORKDIR / "proxy.log").open("a", encoding="utf-8") as log_file:
+        return asyncio.run(_demo(seconds, port, seed, sys.stdout, log_file))
+
+
+async def _demo(seconds: float, port: int, seed: int, out: TextIO, log_file: TextIO) -> int:
     configure_logging("info", "json", stream=log_file)
     sim_config = SimulatorConfig(
         seed=seed,
@@ -107,7 +107,6 @@ async def _demo(seconds: float, port: int, seed: int, out: TextIO) -> int:
             await proxy.stop()
             if prometheus is not None:
                 prometheus.stop()
-            log_file.close()
     return 0
 
 
