@@ -40,9 +40,8 @@ async def print_summary(
     for model, e in sorted(by_model.items()):
         total += e["cost"]
         spend = _usd(e["cost"]) if e["unpriced"] < e["jobs"] else "unpriced"
-        out.write(
-            f"{model:34} {e['jobs']:5d} {e['success']:8d} {e['failed']:7d} {e['other']:6d} {spend:>10}\n"
-        )
+        counts = f"{e['jobs']:5d} {e['success']:8d} {e['failed']:7d} {e['other']:6d}"
+        out.write(f"{model:34} {counts} {spend:>10}\n")
     t = workload.tally
     out.write(
         f"\nrequests sent {t.sent}, accepted {t.accepted}, replayed from the idempotency store "
