@@ -1,0 +1,102 @@
+"""Proxy processes for tests that need real separate processes (restarts, replicas)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import aiohttp
+import asyncpg
+
+PG_ADMIN_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+WATCHER_KEY = "sk-watcher-key-for-tests"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class ProxyProcess:
+    process: subprocess.Popen[bytes]
+    port: int
+    admin_port: int
+    log: Path
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+        self.process.wait(timeout=30)
+
+
+def proxy_env(upstream: str, store_url: str, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MODELLIX_PROXY_")}
+    env.update(
+        {
+            "MODELLIX_PROXY_UPSTREAM__ORIGIN": upstream,
+            "MODELLIX_PROXY_UPSTREAM__API_KEY": WATCHER_KEY,
+            "MODELLIX_PROXY_STORE__URL": store_url,
+            "MODELLIX_PROXY_LOGGING__LEVEL": "warning",
+            "MODELLIX_PROXY_WATCHER__FIRST_CHECK_SECONDS": "0.5",
+            "MODELLIX_PROXY_WATCHER__BASE_DELAY_SECONDS": "0.3",
+            "MODELLIX_PROXY_WATCHER__MAX_DELAY_SECONDS": "1",
+            "MODELLIX_PROXY_WATCHER__TICK_SECONDS": "0.2",
+            "MODELLIX_PROXY_WATCHER__LEASE_SECONDS": "5",
+            "MODELLIX_PROXY_SHUTDOWN_GRACE_SECONDS": "2",
+        }
+    )
+    env.update(extra)
+    return env
+
+
+async def start_proxy(env: Mapping[str, str], log: Path) -> ProxyProcess:
+    """Start ``modellix-proxy serve`` and wait until it answers ``/readyz``."""
+    port, admin_port = free_port(), free_port()
+    full = dict(env)
+    full["MODELLIX_PROXY_LISTEN__PORT"] = str(port)
+    full["MODELLIX_PROXY_ADMIN__PORT"] = str(admin_port)
+    with log.open("ab") as out:
+        process = subprocess.Popen(  # noqa: S603 - our own entry point
+            [sys.executable, "-m", "proxy", "serve"], env=full, stdout=out, stderr=subprocess.STDOUT
+        )
+    proc = ProxyProcess(process, port, admin_port, log)
+    async with aiohttp.ClientSession() as session:
+        async with asyncio.timeout(30):
+            while True:
+                if process.poll() is not None:
+                    raise AssertionError(f"proxy exited: {log.read_text()[-2000:]}")
+                try:
+                    async with session.get(f"{proc.url}/readyz") as resp:
+                        if resp.status == 200:
+                            return proc
+                except aiohttp.ClientError:
+                    pass
+                await asyncio.sleep(0.05)
+
+
+@asynccontextmanager
+async def fresh_postgres() -> AsyncIterator[str]:
+    """The URL of a new, empty PostgreSQL database, dropped afterwards."""
+    name = f"test_e2e_{secrets.token_hex(6)}"
+    admin = await asyncpg.connect(PG_ADMIN_URL)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+        yield PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()

@@ -1,0 +1,90 @@
+"""A proxy killed with SIGKILL mid-run loses no accepted job, and its jobs still finish."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable
+from decimal import Decimal
+from pathlib import Path
+
+import aiohttp
+import pytest
+from aiohttp.test_utils import TestServer
+
+from proxy.simulator import Simulator, SimulatorConfig
+from proxy.stores import open_store
+from proxy.stores.records import JobStatus
+from tests.e2e.processes import WATCHER_KEY, proxy_env, start_proxy
+
+ServerFactory = Callable[..., Awaitable[TestServer]]
+pytestmark = pytest.mark.slow
+
+
+async def test_sigkill_mid_run_then_restart(aiohttp_server: ServerFactory, tmp_path: Path) -> None:
+    """Every submit that got a 200 before the kill is in the ledger and reaches its terminal state."""
+    sim = Simulator(
+        SimulatorConfig(
+            pending_seconds=0.5,
+            processing_seconds=(1.0, 2.0),
+            concurrency_limit=0,
+            initial_balance_usd=Decimal(1000),
+            api_keys={"sk-client": "default", WATCHER_KEY: "default"},
+        )
+    )
+    sim_url = str((await aiohttp_server(sim.create_app())).make_url("")).rstrip("/")
+    store_url = f"sqlite:///{tmp_path / 'ledger.db'}"
+    env = proxy_env(sim_url, store_url)
+    first = await start_proxy(env, tmp_path / "first.log")
+    accepted: list[str] = []
+    headers = {"Authorization": "Bearer sk-client"}
+
+    async def client(session: aiohttp.ClientSession, i: int) -> None:
+        body = {"prompt": f"shot {i}", "duration": 6, "resolution": "768P"}
+        for n in range(1000):
+            try:
+                async with session.post(
+                    f"{first.url}/api/v1/minimax/hailuo-02-t2v", json=body, headers=headers
+                ) as resp:
+                    if resp.status == 200:
+                        accepted.append((await resp.json())["data"]["task_id"])
+            except aiohttp.ClientError:
+                return
+            body = {**body, "prompt": f"shot {i}-{n}"}
+
+    async with aiohttp.ClientSession() as session:
+        clients = [asyncio.get_running_loop().create_task(client(session, i)) for i in range(4)]
+        async with asyncio.timeout(20):
+            while len(accepted) < 20:
+                await asyncio.sleep(0.01)
+        first.kill()  # SIGKILL while submits are in flight
+        await asyncio.gather(*clients, return_exceptions=True)
+    assert accepted
+
+    store = await open_store(store_url)
+    try:
+        for task_id in accepted:
+            assert await store.get_job(task_id) is not None, task_id
+    finally:
+        await store.close()
+
+    second = await start_proxy(env, tmp_path / "second.log")
+    try:
+        store = await open_store(store_url)
+        try:
+            async with asyncio.timeout(40):
+                while True:
+                    jobs = [await store.get_job(t) for t in accepted]
+                    if all(j is not None and j.terminal for j in jobs):
+                        break
+                    await asyncio.sleep(0.2)
+            assert all(j is not None and j.status is JobStatus.SUCCESS for j in jobs)
+        finally:
+            await store.close()
+    finally:
+        with contextlib.suppress(Exception):
+            second.kill()
+    # Every task the upstream created for an accepted submit is one the ledger knows.
+    sim.settle()
+    created = set(sim.tasks)
+    assert set(accepted) <= created
