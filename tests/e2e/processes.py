@@ -7,7 +7,6 @@ import os
 import secrets
 import signal
 import socket
-import subprocess
 import sys
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
@@ -29,7 +28,7 @@ def free_port() -> int:
 
 @dataclass
 class ProxyProcess:
-    process: subprocess.Popen[bytes]
+    process: asyncio.subprocess.Process
     port: int
     admin_port: int
     log: Path
@@ -38,10 +37,11 @@ class ProxyProcess:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def kill(self, sig: int = signal.SIGKILL) -> None:
-        if self.process.poll() is None:
+    async def kill(self, sig: int = signal.SIGKILL) -> None:
+        if self.process.returncode is None:
             self.process.send_signal(sig)
-        self.process.wait(timeout=30)
+        async with asyncio.timeout(30):
+            await self.process.wait()
 
 
 def proxy_env(upstream: str, store_url: str, **extra: str) -> dict[str, str]:
@@ -70,16 +70,19 @@ async def start_proxy(env: Mapping[str, str], log: Path) -> ProxyProcess:
     full = dict(env)
     full["MODELLIX_PROXY_LISTEN__PORT"] = str(port)
     full["MODELLIX_PROXY_ADMIN__PORT"] = str(admin_port)
-    with log.open("ab") as out:
-        process = subprocess.Popen(  # noqa: S603 - our own entry point
-            [sys.executable, "-m", "proxy", "serve"], env=full, stdout=out, stderr=subprocess.STDOUT
+    fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    try:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "proxy", "serve", env=full, stdout=fd, stderr=fd
         )
+    finally:
+        os.close(fd)
     proc = ProxyProcess(process, port, admin_port, log)
     async with aiohttp.ClientSession() as session:
         async with asyncio.timeout(30):
             while True:
-                if process.poll() is not None:
-                    raise AssertionError(f"proxy exited: {log.read_text()[-2000:]}")
+                if process.returncode is not None:
+                    raise AssertionError(f"proxy exited with {process.returncode}; see {log}")
                 try:
                     async with session.get(f"{proc.url}/readyz") as resp:
                         if resp.status == 200:

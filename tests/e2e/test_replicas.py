@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
 from decimal import Decimal
@@ -68,7 +69,7 @@ async def test_same_key_on_two_replicas_buys_once(
         finally:
             for proc in procs:
                 with contextlib.suppress(Exception):
-                    proc.kill()
+                    await proc.kill()
 
 
 async def test_watchers_share_jobs_without_double_polling(
@@ -105,10 +106,10 @@ async def test_watchers_share_jobs_without_double_polling(
             assert set(times) == set(accepted)
             for stamps in times.values():
                 stamps.sort()
-                gaps = [b - a for a, b in zip(stamps, stamps[1:], strict=False)]
+                gaps = [b - a for a, b in itertools.pairwise(stamps)]
                 # The cadence never polls one job twice within 0.2 s; two replicas would.
                 assert all(gap > 0.2 for gap in gaps), gaps
         finally:
             for proc in procs:
                 with contextlib.suppress(Exception):
-                    proc.kill()
+                    await proc.kill()

@@ -22,7 +22,7 @@ pytestmark = pytest.mark.slow
 
 
 async def test_sigkill_mid_run_then_restart(aiohttp_server: ServerFactory, tmp_path: Path) -> None:
-    """Every submit that got a 200 before the kill is in the ledger and reaches its terminal state."""
+    """Every submit answered 200 before the kill is in the ledger and reaches a terminal state."""
     sim = Simulator(
         SimulatorConfig(
             pending_seconds=0.5,
@@ -37,6 +37,7 @@ async def test_sigkill_mid_run_then_restart(aiohttp_server: ServerFactory, tmp_p
     env = proxy_env(sim_url, store_url)
     first = await start_proxy(env, tmp_path / "first.log")
     accepted: list[str] = []
+    enough = asyncio.Event()
     headers = {"Authorization": "Bearer sk-client"}
 
     async def client(session: aiohttp.ClientSession, i: int) -> None:
@@ -48,6 +49,8 @@ async def test_sigkill_mid_run_then_restart(aiohttp_server: ServerFactory, tmp_p
                 ) as resp:
                     if resp.status == 200:
                         accepted.append((await resp.json())["data"]["task_id"])
+                        if len(accepted) >= 20:
+                            enough.set()
             except aiohttp.ClientError:
                 return
             body = {**body, "prompt": f"shot {i}-{n}"}
@@ -55,9 +58,8 @@ async def test_sigkill_mid_run_then_restart(aiohttp_server: ServerFactory, tmp_p
     async with aiohttp.ClientSession() as session:
         clients = [asyncio.get_running_loop().create_task(client(session, i)) for i in range(4)]
         async with asyncio.timeout(20):
-            while len(accepted) < 20:
-                await asyncio.sleep(0.01)
-        first.kill()  # SIGKILL while submits are in flight
+            await enough.wait()
+        await first.kill()  # SIGKILL while submits are in flight
         await asyncio.gather(*clients, return_exceptions=True)
     assert accepted
 
@@ -83,7 +85,7 @@ async def test_sigkill_mid_run_then_restart(aiohttp_server: ServerFactory, tmp_p
             await store.close()
     finally:
         with contextlib.suppress(Exception):
-            second.kill()
+            await second.kill()
     # Every task the upstream created for an accepted submit is one the ledger knows.
     sim.settle()
     created = set(sim.tasks)
