@@ -67,7 +67,9 @@ async def test_admin_api_needs_the_token(stack: Stack, aiohttp_server: ServerFac
         async with session.get(f"{base}/metrics") as resp:
             assert resp.status == 200
     off = await admin_url(stack, aiohttp_server, token=None)
-    async with aiohttp.ClientSession() as session:
-        async with session.get(f"{off}/admin/jobs", headers={"Authorization": "Bearer x"}) as r:
-            assert r.status == 401
-            assert "off" in (await r.json())["message"]
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(f"{off}/admin/jobs", headers={"Authorization": "Bearer x"}) as r,
+    ):
+        assert r.status == 401
+        assert "off" in (await r.json())["message"]
