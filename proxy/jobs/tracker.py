@@ -27,6 +27,7 @@ from proxy.stages.identify import fingerprint
 from proxy.stores.base import JobNotFoundError, Store
 from proxy.stores.records import JobRecord, JobStatus, NewJob, StoredResponse
 from proxy.telemetry.metrics import Metrics, usd
+from proxy.telemetry.tracing import Tracing, record_job_span, trace_exemplar
 from proxy.upstream.retry import Bucket
 
 log = structlog.get_logger("proxy.jobs")
@@ -60,11 +61,13 @@ class JobTracker:
         *,
         clock: Callable[[], float] = time.time,
         on_terminal: tuple[TerminalHook, ...] = (),
+        tracing: Tracing | None = None,
     ) -> None:
         self.store = store
+        self._tracing = tracing
         self._settings = settings
         self._metrics = metrics
-        self._labels = labels
+        self.labels = labels
         self._replica = replica
         self._clock = clock
         self._rng = random.Random()
@@ -115,14 +118,14 @@ class JobTracker:
                 caller.identity, ctx.idempotency_key, _stored(response, task_id)
             )
             ctx.idempotency_key = None
-        model = self._labels.model(ctx.pinned_slug)
-        team = self._labels.team(caller.team)
+        model = self.labels.model(ctx.pinned_slug)
+        team = self.labels.team(caller.team)
         self._metrics.jobs_submitted.labels(model, team).inc()
         if ctx.estimated_cost_micros is None:
             self._metrics.unpriced_jobs.labels(model).inc()
         else:
             self._metrics.estimated_spend.labels(
-                model, team, self._labels.project(caller.project)
+                model, team, self.labels.project(caller.project)
             ).inc(usd(ctx.estimated_cost_micros))
         log.info(
             "job.submitted",
@@ -165,7 +168,7 @@ class JobTracker:
         if ctx.idempotency_key is not None:
             await self.store.mark_unknown(caller.identity, ctx.idempotency_key)
             ctx.idempotency_key = None
-        self._metrics.submit_unknown.labels(self._labels.model(ctx.pinned_slug)).inc()
+        self._metrics.submit_unknown.labels(self.labels.model(ctx.pinned_slug)).inc()
         log.warning(
             "job.submit_outcome_unknown",
             placeholder=placeholder,
@@ -220,7 +223,7 @@ class JobTracker:
         if view.status is None:
             job = await self.store.get_job(task_id)
             self._metrics.unknown_status.labels(
-                self._labels.model(job.pinned_slug if job else None)
+                self.labels.model(job.pinned_slug if job else None)
             ).inc()
             log.warning("job.unrecognised_status", task_id=task_id, status=view.raw_status)
             return job
@@ -261,20 +264,23 @@ class JobTracker:
     def settle(self, job: JobRecord) -> None:
         """Exactly once per job across replicas: metrics, the terminal log line, hooks."""
         self.keys.pop(job.task_id)
-        model = self._labels.model(job.pinned_slug)
-        team = self._labels.team(job.team)
+        model = self.labels.model(job.pinned_slug)
+        team = self.labels.team(job.team)
         status = job.status.value
         m = self._metrics
         m.jobs_terminal.labels(model, team, status).inc()
         end = job.terminal_at if job.terminal_at is not None else self._clock()
         elapsed = max(0.0, end - job.submitted_at)
-        m.time_to_terminal.labels(model, status).observe(elapsed)
+        exemplar = self._job_span(job, end)
+        m.time_to_terminal.labels(model, status).observe(elapsed, exemplar)
         if job.first_processing_at is not None:
-            m.queue_time.labels(model).observe(max(0.0, job.first_processing_at - job.submitted_at))
+            m.queue_time.labels(model).observe(
+                max(0.0, job.first_processing_at - job.submitted_at), exemplar
+            )
         if job.final_cost_micros is not None and job.status is JobStatus.SUCCESS:
-            m.job_cost.labels(model).observe(usd(job.final_cost_micros))
+            m.job_cost.labels(model).observe(usd(job.final_cost_micros), exemplar)
         if job.final_cost_micros:
-            m.spend.labels(model, team, self._labels.project(job.project)).inc(
+            m.spend.labels(model, team, self.labels.project(job.project)).inc(
                 usd(job.final_cost_micros)
             )
         log.info(
@@ -298,6 +304,34 @@ class JobTracker:
         )
         for hook in self._hooks:
             hook(job)
+
+    def _job_span(self, job: JobRecord, end: float) -> dict[str, str] | None:
+        """Emit the job span (submit to terminal, linked to the submit); its exemplar labels."""
+        if self._tracing is None:
+            return None
+        extra = {
+            "modellix.team": job.team,
+            "modellix.project": job.project,
+            "modellix.request_id": job.request_id,
+            "modellix.job.error_reason": job.error_reason,
+            "modellix.settled_by": self._replica.id,
+        }
+        context = record_job_span(
+            self._tracing,
+            task_id=job.task_id,
+            submitted_at=job.submitted_at,
+            terminal_at=end,
+            status=job.status.value,
+            model_pinned=job.pinned_slug,
+            model_alias=job.alias,
+            estimated_cost_usd=_dollars(job.estimated_cost_micros),
+            final_cost_usd=_dollars(job.final_cost_micros),
+            attempts=job.upstream_attempts,
+            polls=job.client_polls + job.watcher_polls,
+            submit_traceparent=job.traceparent,
+            attributes={k: v for k, v in extra.items() if v is not None},
+        )
+        return trace_exemplar(context)
 
 
 def _stored(response: web.Response, task_id: str | None) -> StoredResponse:

@@ -27,6 +27,7 @@ from proxy.upstream.client import Upstream
 from proxy.upstream.retry import RetryPolicy
 
 log = structlog.get_logger("proxy.watcher")
+STATS_EVERY_SECONDS = 5.0
 
 
 class Watcher:
@@ -51,6 +52,7 @@ class Watcher:
         self._rng = random.Random()
         self._fallback_key = settings.upstream_api_key()
         self._wake = asyncio.Event()
+        self._next_stats = 0.0
         self.ticks = 0
 
     def wake(self) -> None:
@@ -77,23 +79,27 @@ class Watcher:
         now = self._clock()
         for job in await store.expire_overdue(now, settings.retention_seconds):
             self._tracker.settle(job)
+        if now >= self._next_stats:
+            await self._gauges(now)
         due = await store.lease_due(self._owner, now, settings.batch_size, settings.lease_seconds)
-        self._metrics.watcher_backlog.set(len(due))
-        lag = max(
-            (now - job.next_poll_at for job in due if job.next_poll_at is not None), default=0.0
-        )
-        self._metrics.watcher_lag.set(max(0.0, lag))
         if due:
             await asyncio.gather(*(self._poll(job) for job in due))
-        in_flight = await store.in_flight_by_model()
-        self._metrics.jobs_in_flight.clear()
-        for slug, count in in_flight.items():
-            self._metrics.jobs_in_flight.labels(self._tracker_label(slug)).inc(count)
         self.ticks += 1
         return len(due)
 
-    def _tracker_label(self, slug: str) -> str:
-        return self._tracker._labels.model(slug)
+    async def _gauges(self, now: float) -> None:
+        """Backlog, lag, stale and in-flight gauges (shared numbers: every replica reports them)."""
+        store = self._tracker.store
+        stats = await store.watcher_stats(now)
+        self._metrics.watcher_backlog.set(stats.due)
+        lag = 0.0 if stats.oldest_due_at is None else max(0.0, now - stats.oldest_due_at)
+        self._metrics.watcher_lag.set(lag)
+        self._metrics.jobs_stale.set(stats.stale)
+        in_flight = await store.in_flight_by_model()
+        self._metrics.jobs_in_flight.clear()
+        for slug, count in in_flight.items():
+            self._metrics.jobs_in_flight.labels(self._tracker.labels.model(slug)).inc(count)
+        self._next_stats = now + STATS_EVERY_SECONDS
 
     async def _poll(self, job: JobRecord) -> None:
         key = self._tracker.keys.get(job.task_id) or self._fallback_key

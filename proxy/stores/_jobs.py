@@ -25,6 +25,7 @@ from proxy.stores.records import (
     SpendRow,
     StatusChange,
     Transition,
+    WatcherStats,
 )
 from proxy.stores.transitions import apply_observation
 
@@ -194,6 +195,21 @@ class JobsMixin(SqlBase):
         async with self._read() as tx:
             rows = await tx.fetch(sql)
         return {row["pinned_slug"]: int(row["n"]) for row in rows}
+
+    async def watcher_stats(self, now: float) -> WatcherStats:
+        due_sql = (
+            "SELECT COUNT(*) AS n, MIN(next_poll_at) AS oldest FROM jobs WHERE next_poll_at <= $1"
+        )
+        stale_sql = "SELECT COUNT(*) AS n FROM jobs WHERE terminal_at IS NULL AND stale"
+        async with self._read() as tx:
+            due = await tx.fetch(self.dialect.sql(due_sql), now)
+            stale = await tx.fetch(stale_sql)
+        oldest = due[0]["oldest"]
+        return WatcherStats(
+            due=int(due[0]["n"]),
+            oldest_due_at=None if oldest is None else float(oldest),
+            stale=int(stale[0]["n"]),
+        )
 
     async def lease_due(
         self, owner: str, now: float, limit: int, lease_seconds: float

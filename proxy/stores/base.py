@@ -34,6 +34,7 @@ from proxy.stores.records import (
     StoredResponse,
     Transition,
     VirtualKey,
+    WatcherStats,
 )
 
 DEFAULT_IDEMPOTENCY_TTL = 24 * 3600.0
@@ -134,6 +135,9 @@ class WatcherStore(Protocol):
         stale: bool,
     ) -> bool:
         """Release ``owner``'s lease and set the next poll; ignored unless owner holds it."""
+
+    async def watcher_stats(self, now: float) -> WatcherStats:
+        """Jobs due by ``now`` (from the ``next_poll_at`` index) and open jobs flagged stale."""
 
     async def expire_overdue(
         self, now: float, retention_seconds: float, limit: int = 500

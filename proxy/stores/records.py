@@ -122,6 +122,15 @@ class Transition:
     job: JobRecord
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WatcherStats:
+    """The watcher's queue at one moment: jobs due, how overdue the oldest is, stale jobs."""
+
+    due: int
+    oldest_due_at: float | None
+    stale: int
+
+
 @dataclass(frozen=True, slots=True)
 class JobPage:
     """One page of ``list_jobs``; pass ``next_cursor`` as ``after`` for the next page."""

@@ -13,7 +13,8 @@ from aiohttp.test_utils import TestServer
 from proxy.app import create_app
 from proxy.runtime import Runtime
 from proxy.simulator import Simulator, SimulatorConfig
-from proxy.state import RUNTIME
+from proxy.state import METRICS, RUNTIME
+from proxy.telemetry.metrics import Metrics
 from tests.support import settings_for
 
 ServerFactory = Callable[..., Awaitable[TestServer]]
@@ -26,6 +27,7 @@ class Stack:
     sim_url: str
     proxy_url: str
     runtime: Runtime
+    metrics: Metrics
 
 
 @pytest.fixture
@@ -36,7 +38,8 @@ async def make_stack(aiohttp_server: ServerFactory) -> Callable[..., Awaitable[S
         sim_url = str(sim_server.make_url("")).rstrip("/")
         app = create_app(settings_for(sim_url, **overrides))
         proxy_server = await aiohttp_server(app)
-        return Stack(sim, sim_url, str(proxy_server.make_url("")).rstrip("/"), app[RUNTIME])
+        proxy_url = str(proxy_server.make_url("")).rstrip("/")
+        return Stack(sim, sim_url, proxy_url, app[RUNTIME], app[METRICS])
 
     return make
 

@@ -158,3 +158,18 @@ async def test_due_scan_uses_the_next_poll_index(store: Store, store_url: str) -
         scans = [n for n in nodes if n.get("Relation Name") == "jobs"]
         assert [(n["Node Type"], n["Index Name"]) for n in scans] == [("Index Scan", "jobs_due")]
     assert len(await store.lease_due("w-a", T0 + 10, 10, LEASE)) == 5
+
+
+async def test_watcher_stats_count_due_and_stale(store: Store) -> None:
+    """Due jobs, the oldest due time and open stale jobs are counted; leased ones are not due."""
+    await store.insert_job(new_job("s/1", next_poll_at=T0 + 10))
+    await store.insert_job(new_job("s/2", next_poll_at=T0 + 30))
+    await store.insert_job(new_job("s/3", next_poll_at=T0 + 500))
+    stats = await store.watcher_stats(T0 + 40)
+    assert (stats.due, stats.oldest_due_at, stats.stale) == (2, T0 + 10, 0)
+    leased = await store.lease_due("w-a", T0 + 40, 1, LEASE)
+    await store.reschedule(leased[0].task_id, "w-a", T0 + 600, 12, True)
+    stats = await store.watcher_stats(T0 + 40)
+    assert (stats.due, stats.oldest_due_at, stats.stale) == (1, T0 + 30, 1)
+    await store.observe(leased[0].task_id, "success", T0 + 41)
+    assert (await store.watcher_stats(T0 + 40)).stale == 0
