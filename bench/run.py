@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import wrk
+from bench.upstream import KEEP_PROMPT
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -98,6 +99,16 @@ def service(
         yield running
     finally:
         stop(process)
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of ``pid`` (all its threads) so far, from /proc."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text(encoding="ascii")
+    except OSError:
+        return 0.0
+    fields = stat.rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def stop(process: subprocess.Popen[bytes]) -> None:
@@ -175,8 +186,8 @@ def http(
         return status, raw.decode(errors="replace")
 
 
-def submit(base: str) -> str:
-    status, doc = http("POST", base + SUBMIT_PATH, SUBMIT_BODY)
+def submit(base: str, body: str = SUBMIT_BODY) -> str:
+    status, doc = http("POST", base + SUBMIT_PATH, body)
     if status != 200 or not isinstance(doc, dict) or not isinstance(doc.get("data"), dict):
         raise RuntimeError(f"submit to {base} answered {status}: {doc}")
     return str(doc["data"]["task_id"])
@@ -217,11 +228,12 @@ class Scenario:
 
 def prepare(upstream: str, proxy: str) -> list[Scenario]:
     """Create and pin the tasks the poll scenarios read; check each answers as expected."""
-    foreign = submit(upstream)
+    keep = json.dumps(json.loads(SUBMIT_BODY) | {"prompt": KEEP_PROMPT})
+    foreign = submit(upstream, keep)
     pin(upstream, foreign, "done")
-    pending = submit(proxy)
+    pending = submit(proxy, keep)
     pin(upstream, pending, "pending")
-    done = submit(proxy)
+    done = submit(proxy, keep)
     pin(upstream, done, "done")
     expected = {foreign: "success", pending: "pending", done: "success"}
     for task_id, want in expected.items():
@@ -272,19 +284,27 @@ class Options:
 
 
 def measure(
-    scenario: Scenario, base: str, upstream: str, options: Options
-) -> tuple[wrk.WrkResult, dict[str, int]]:
+    scenario: Scenario, base: str, upstream: Service, proxy: Service, options: Options
+) -> tuple[wrk.WrkResult, dict[str, Any]]:
+    """One warm-up and one measured wrk run; also what the upstream saw and CPU spent."""
     request = wrk.Request(scenario.method, base + scenario.path, scenario.body, AUTH)
     common = {"connections": options.connections, "threads": options.threads}
     if options.warmup > 0:
         wrk.run(request, seconds=options.warmup, cpus=options.wrk_cpus, **common)
-    before = upstream_counts(upstream)
+    before = upstream_counts(upstream.base_url)
+    cpu_before = {s.name: cpu_seconds(s.process.pid) for s in (upstream, proxy)}
     result = wrk.run(request, seconds=options.seconds, cpus=options.wrk_cpus, **common)
-    after = upstream_counts(upstream)
-    delta = {
-        k: after.get(k, 0) - before.get(k, 0) for k in after if after.get(k, 0) != before.get(k, 0)
+    cpu = {s.name: cpu_seconds(s.process.pid) - cpu_before[s.name] for s in (upstream, proxy)}
+    after = upstream_counts(upstream.base_url)
+    seen = {k: after.get(k, 0) - before.get(k, 0) for k in after}
+    extra: dict[str, Any] = {
+        "upstream_requests": {k: v for k, v in seen.items() if v},
+        "cpu_percent": {k: round(100 * v / result.seconds, 1) for k, v in cpu.items()},
+        "cpu_us_per_request": {
+            k: round(1e6 * v / max(1, result.requests), 1) for k, v in cpu.items()
+        },
     }
-    return result, delta
+    return result, extra
 
 
 # --- report ----------------------------------------------------------------------------------
@@ -354,16 +374,19 @@ def _ms(value: float) -> str:
 def markdown(report: Mapping[str, Any]) -> str:
     m = report["machine"]
     s = report["settings"]
+    load = report["load_average"]
     lines = [
         f"Loopback, {s['connections']} connections, {s['seconds']:g} s per run after a "
         f"{s['warmup']:g} s warm-up, `{s['wrk_command']}`; CPU pinning: {s['pinning']}.",
         f"Machine: {m['cpu_model']}, {m['logical_cpus']} logical CPUs, {m['memory_gib']} GiB, "
         f"{m['kernel']}; Python {m['python']}, aiohttp {m['aiohttp']}, {m['wrk']}; "
-        f"commit {m['commit']}; {report['finished_at']}.",
+        f"commit {m['commit']}; {report['finished_at']}; load average (1 min) "
+        f"{load['before'][0]} before, {load['after'][0]} after.",
         "",
         "| scenario | direct req/s | proxy req/s | proxy/direct | direct p50 / p99 ms "
-        "| proxy p50 / p99 ms | p50 × / p99 × | added p50 / p99 ms | non-2xx direct / proxy |",
-        "|---|--:|--:|--:|--:|--:|--:|--:|--:|",
+        "| proxy p50 / p99 ms | p50 × / p99 × | added p50 / p99 ms | proxy CPU µs/req "
+        "| non-2xx direct / proxy |",
+        "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
     ]
     for row in report["scenarios"]:
         d, p, r = row["direct"], row["proxy"], row["ratios"]
@@ -374,6 +397,7 @@ def markdown(report: Mapping[str, Any]) -> str:
             f"| {_ms(p['latency_ms']['50'])} / {_ms(p['latency_ms']['99'])} "
             f"| {r['p50']:.2f} / {r['p99']:.2f} "
             f"| {r['added_p50_ms']:+.2f} / {r['added_p99_ms']:+.2f} "
+            f"| {p['cpu_us_per_request']['proxy']:.0f} "
             f"| {d['non_2xx']} / {p['non_2xx']} |"
         )
     return "\n".join(lines)
@@ -436,6 +460,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         log("--connections must be at least --threads")
         return 2
     started = time.monotonic()
+    load_before = os.getloadavg()
     wrk_cpus, server_cpus = ("0", "1") if args.pin else (None, None)
     options = Options(args.seconds, args.warmup, args.connections, args.threads, wrk_cpus)
     upstream_port, proxy_port = free_port(), free_port()
@@ -455,7 +480,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 workdir=workdir,
                 env=upstream_env,
                 cpus=server_cpus,
-            ),
+            ) as upstream_service,
             service(
                 "proxy",
                 proxy_command(),
@@ -484,9 +509,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                 measured: dict[str, wrk.WrkResult] = {}
                 for side, base in (("direct", upstream_url), ("proxy", proxy_url)):
                     log(f"{scenario.key}: {side} ({args.warmup:g} s warm-up + {args.seconds:g} s)")
-                    result, upstream_delta = measure(scenario, base, upstream_url, options)
+                    result, extra = measure(
+                        scenario, base, upstream_service, proxy_service, options
+                    )
                     measured[side] = result
-                    row[side] = result.as_json() | {"upstream_requests": upstream_delta}
+                    row[side] = result.as_json() | extra
                     if result.non_2xx:
                         log(
                             f"  {result.non_2xx} non-2xx answers {result.statuses}; "
@@ -494,7 +521,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                         )
                     log(
                         f"  {result.requests_per_second:.0f} req/s, "
-                        f"p50 {result.p50:.2f} ms, p99 {result.p99:.2f} ms"
+                        f"p50 {result.p50:.2f} ms, p99 {result.p99:.2f} ms, "
+                        f"CPU % {extra['cpu_percent']}, upstream saw {extra['upstream_requests']}"
                     )
                     if proxy_service.process.poll() is not None:
                         raise RuntimeError(f"the proxy exited:\n{proxy_service.log_tail()}")
@@ -505,6 +533,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         "finished_at": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "wall_seconds": round(time.monotonic() - started, 1),
         "machine": machine(),
+        "load_average": {
+            "before": [round(x, 2) for x in load_before],
+            "after": [round(x, 2) for x in os.getloadavg()],
+        },
         "settings": {
             "seconds": args.seconds,
             "warmup": args.warmup,

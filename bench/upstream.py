@@ -8,10 +8,12 @@ needed to measure a proxy in front of it rather than the simulator's own growth:
 - no team concurrency limit and a balance that cannot run out, so a submit flood
   answers 200s instead of 429 (concurrency) and 402 (balance);
 - every ``PRUNE_SECONDS`` it forgets the tasks, billing records and request log a
-  benchmark piles up, except the tasks pinned below. The simulator scans every task
-  it holds on each request (``Ledger.settle``, ``held_micros``), so without this a
-  10 s submit run at ~1000 req/s slows down as it goes, and the faster side (direct)
-  is penalised more than the slower one (through the proxy);
+  benchmark piles up, except pinned tasks and those whose prompt is ``KEEP_PROMPT``
+  (so a task can be submitted, then pinned, without racing the pruner). The
+  simulator scans every task it holds on each request (``Ledger.settle``,
+  ``held_micros``), so without this a 10 s submit run at thousands of req/s slows
+  down as it goes, and the faster side (direct) is penalised more than the slower
+  one (through the proxy);
 - ``POST /_sim/bench/pin/{task_id}?state=pending|done`` keeps a task across pruning
   and fixes its status: ``pending`` forever, or ``done`` (success) from now on. The
   poll benchmarks use it so their task's status cannot change during a run.
@@ -36,6 +38,7 @@ from proxy.simulator.http import SIM
 
 PRUNE_SECONDS = 0.1
 BALANCE_USD = Decimal(10) ** 9
+KEEP_PROMPT = "bench: keep this task"
 KEEP = web.AppKey("bench_keep", set[str])
 
 
@@ -75,8 +78,9 @@ def prune(sim: Simulator, keep: set[str]) -> None:
     """Forget what the benchmark piled up; keep the balance it implies."""
     sim.settle()
     ledger = sim.ledger
-    for task_id in [t for t in ledger.tasks if t not in keep]:
-        del ledger.tasks[task_id]
+    for task_id, task in list(ledger.tasks.items()):
+        if task_id not in keep and task.body.get("prompt") != KEEP_PROMPT:
+            del ledger.tasks[task_id]
     ledger.initial_micros -= sum(r.amount_micros for r in ledger.records)
     ledger.records.clear()
     sim.request_log.clear()

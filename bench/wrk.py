@@ -150,4 +150,4 @@ def version() -> str:
     """``wrk``'s version line (it prints it with the usage, exiting 1)."""
     done = subprocess.run(["wrk", "--version"], capture_output=True, text=True, check=False)
     first = (done.stdout or done.stderr).splitlines()
-    return first[0].strip() if first else "unknown"
+    return first[0].split(" [", 1)[0].strip() if first else "unknown"

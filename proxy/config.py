@@ -223,6 +223,9 @@ class ConfigError(Exception):
         self.problems = problems
 
 
+_YAML11_WORDS = frozenset({"on", "off", "yes", "no", "y", "n"})
+
+
 def _env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
     tree: dict[str, Any] = {}
     for name, raw in environ.items():
@@ -231,10 +234,13 @@ def _env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
         path = [part.lower() for part in name[len(ENV_PREFIX) :].split("__") if part]
         if not path:
             continue
-        try:
-            value = yaml.safe_load(raw) if raw.strip() else ""
-        except yaml.YAMLError:
-            value = raw
+        if raw.strip().lower() in _YAML11_WORDS:
+            value: Any = raw.strip()  # "off" is a policy value here, not YAML 1.1's false
+        else:
+            try:
+                value = yaml.safe_load(raw) if raw.strip() else ""
+            except yaml.YAMLError:
+                value = raw
         if (
             isinstance(value, (int, float))
             and not isinstance(value, bool)

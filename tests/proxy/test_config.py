@@ -81,3 +81,16 @@ def test_check_config_finds_problems_only_the_parts_see(
     assert "models.aliases" in out
     assert "pricing.models.acme/nothing" in out
     assert "listen.tls_cert_file" in out
+
+
+def test_words_yaml_would_turn_into_booleans_stay_words() -> None:
+    """``off`` in an override is a preflight mode, not YAML 1.1 false; true/false stay booleans."""
+    settings = load(
+        None,
+        {
+            "MODELLIX_PROXY_MODELS__PREFLIGHT__MODE": "off",
+            "MODELLIX_PROXY_WATCHER__ENABLED": "false",
+        },
+    )
+    assert settings.models.preflight.mode == "off"
+    assert settings.watcher.enabled is False
