@@ -8,6 +8,7 @@ them from here.
 
 from __future__ import annotations
 
+import random
 from dataclasses import dataclass, field
 
 from proxy.catalog.loader import Catalog
@@ -17,6 +18,8 @@ from proxy.jobs.tracker import JobTracker, Replica
 from proxy.jobs.watcher import Watcher
 from proxy.stages.base import Stage
 from proxy.stores.base import Store
+from proxy.upstream.attempts import Outcome
+from proxy.upstream.coalesce import Coalescer
 
 
 @dataclass
@@ -29,3 +32,5 @@ class Runtime:
     tracker: JobTracker | None = None
     watcher: Watcher | None = None
     pipeline: tuple[Stage, ...] = field(default_factory=tuple)
+    polls: Coalescer[Outcome] = field(default_factory=Coalescer)
+    rng: random.Random = field(default_factory=random.Random)

@@ -4,15 +4,15 @@ idempotent), and observed so that the job ledger follows the task.
 
 from __future__ import annotations
 
-import random
-
 from aiohttp import web
 from multidict import CIMultiDict
 
 from proxy.context import RouteKind
+from proxy.errors import InternalError
 from proxy.forwarding import upstream_headers
 from proxy.handlers.failures import transport_error
 from proxy.state import CONTEXT, METRICS, POLL_POLICY, ROUTE, RUNTIME, SETTINGS, UPSTREAM
+from proxy.stages.identify import fingerprint
 from proxy.upstream import attempts
 from proxy.upstream.client import end_to_end
 
@@ -39,26 +39,40 @@ async def handle_poll(request: web.Request) -> web.StreamResponse:
         if cached is not None:
             return web.Response(status=200, body=cached, content_type="application/json")
     metrics = app[METRICS]
-    outcome = await attempts.send(
-        app[UPSTREAM],
-        app[POLL_POLICY],
-        "GET",
-        request.raw_path,
-        upstream_headers(request, app[SETTINGS], keep_length=False),
-        None,
-        operation=RouteKind.POLL.value,
-        idempotent=True,
-        rng=random.Random(),
-        on_retry=lambda reason: metrics.upstream_retries.labels("poll", reason).inc(),
-    )
-    ctx.upstream_attempts = outcome.attempts
-    ctx.upstream_seconds = outcome.upstream_seconds
-    metrics.job_polls.labels("client").inc()
+    runtime = app[RUNTIME]
+    headers = upstream_headers(request, app[SETTINGS], keep_length=False)
+
+    async def fetch() -> attempts.Outcome:
+        outcome = await attempts.send(
+            app[UPSTREAM],
+            app[POLL_POLICY],
+            "GET",
+            request.raw_path,
+            headers,
+            None,
+            operation=RouteKind.POLL.value,
+            idempotent=True,
+            rng=runtime.rng,
+            on_retry=lambda reason: metrics.upstream_retries.labels("poll", reason).inc(),
+        )
+        metrics.job_polls.labels("client").inc()
+        return outcome
+
+    if app[SETTINGS].poll.coalesce:
+        # Identical polls in flight (same task, same caller) share one upstream request.
+        key = (task_id, fingerprint(request.headers.get("Authorization", "")))
+        outcome, shared = await runtime.polls.run(key, fetch)
+    else:
+        outcome, shared = await fetch(), False
+    if not shared:
+        ctx.upstream_attempts = outcome.attempts
+        ctx.upstream_seconds = outcome.upstream_seconds
     if outcome.reply is None:
-        assert outcome.failure is not None
+        if outcome.failure is None:
+            raise InternalError("poll ended without an answer or a failure")
         raise transport_error(outcome.failure, paid=False)
     reply = outcome.reply
-    if jobs is not None:
+    if jobs is not None and not shared:
         await jobs.observe_reply(
             task_id,
             reply.status,

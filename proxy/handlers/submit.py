@@ -9,7 +9,6 @@ outcome is unknown.
 from __future__ import annotations
 
 import json
-import random
 import re
 from typing import Any
 from urllib.parse import quote
@@ -123,7 +122,7 @@ async def _submit(request: web.Request, ctx: RequestContext) -> web.StreamRespon
         ctx.body,
         operation="submit",
         idempotent=False,
-        rng=random.Random(),
+        rng=app[RUNTIME].rng,
         on_retry=lambda reason: metrics.upstream_retries.labels("submit", reason).inc(),
     )
     ctx.upstream_attempts = outcome.attempts

@@ -98,6 +98,7 @@ class JobsMixin(SqlBase):
         error_reason: str | None = None,
         final_cost_micros: int | None = None,
         defer_until: float | None = None,
+        polls: int = 1,
     ) -> Transition:
         async with self._write() as tx:
             job = await self._locked_job(tx, task_id)
@@ -106,7 +107,7 @@ class JobsMixin(SqlBase):
             transition = apply_observation(
                 job, status, at, source=source, output_urls=output_urls,
                 error_reason=error_reason, final_cost_micros=final_cost_micros,
-                defer_until=defer_until,
+                defer_until=defer_until, polls=polls,
             )  # fmt: skip
             await self._write_state(tx, transition.job)
         return transition

@@ -81,8 +81,9 @@ class JobStore(Protocol):
         error_reason: str | None = None,
         final_cost_micros: int | None = None,
         defer_until: float | None = None,
+        polls: int = 1,
     ) -> Transition:
-        """Count a poll and apply ``status`` if it moves the job forward (compare-and-set).
+        """Count ``polls`` polls and apply ``status`` if it moves the job forward (compare-and-set).
 
         Unknown status strings are kept in the history but do not move the job.
         ``source="client"`` sets ``last_client_poll_at``; ``defer_until`` (if given)

@@ -46,16 +46,21 @@ def apply_observation(
     error_reason: str | None = None,
     final_cost_micros: int | None = None,
     defer_until: float | None = None,
+    polls: int = 1,
 ) -> Transition:
-    """The job after one observation of ``raw_status`` at ``at``, and what changed."""
+    """The job after one observation of ``raw_status`` at ``at``, and what changed.
+
+    ``polls`` is how many polls this observation stands for (a caller may batch
+    client polls that saw no change).
+    """
     new = parse_status(raw_status)
     changed = new is not None and moves_forward(job.status, new)
     updates: dict[str, object] = {"last_seen_status": raw_status}
     if source == "client":
-        updates["client_polls"] = job.client_polls + 1
+        updates["client_polls"] = job.client_polls + polls
         updates["last_client_poll_at"] = at
     elif source == "watcher":
-        updates["watcher_polls"] = job.watcher_polls + 1
+        updates["watcher_polls"] = job.watcher_polls + polls
     if changed and new is not None:
         updates.update(_forward(job, new, at, output_urls, error_reason, final_cost_micros))
         updates["history"] = (*job.history, StatusChange(raw_status, at, source))

@@ -213,3 +213,11 @@ async def test_in_flight_by_model_counts_non_terminal(store: Store) -> None:
     await store.insert_job(new_job("f/3", pinned_slug="kling/v2"))
     await store.observe("f/2", "success", T0 + 9)
     assert await store.in_flight_by_model() == {"minimax/hailuo-02-t2v": 1, "kling/v2": 1}
+
+
+async def test_observe_counts_batched_polls(store: Store) -> None:
+    """An observation can stand for several client polls that saw no change."""
+    await store.insert_job(new_job("batch/1"))
+    await store.observe("batch/1", "pending", T0 + 1, source="client", polls=4)
+    transition = await store.observe("batch/1", "processing", T0 + 2, source="client")
+    assert transition.job.client_polls == 5
