@@ -7,7 +7,7 @@ import contextlib
 import os
 import socket
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 
 from aiohttp import web
 
@@ -44,12 +44,15 @@ from proxy.state import (
     RUNTIME,
     SETTINGS,
     SUBMIT_POLICY,
+    TRACING,
     UPSTREAM,
     RejectionCounter,
 )
 from proxy.stores import open_store
 from proxy.stores.base import Store
 from proxy.telemetry.metrics import OTHER, Metrics, usd
+from proxy.telemetry.tracing import SCOPE as SERVICE_NAME
+from proxy.telemetry.tracing import Tracing, setup_tracing
 from proxy.upstream.client import Upstream
 from proxy.upstream.retry import RetryPolicy
 
@@ -95,11 +98,15 @@ def create_app(
     store: Store | None = None,
     clock: Callable[[], float] = time.time,
     replica_id: str | None = None,
+    tracing: Tracing | None = None,
+    environ: Mapping[str, str] | None = None,
 ) -> web.Application:
     """The client-facing application: ``/api/v1/...`` plus ``/healthz`` and ``/readyz``.
 
     ``store`` may be given already open (tests, several apps on one database);
     otherwise the app opens ``settings.store.url`` at start-up and closes it at the end.
+    ``tracing`` may be given (its owner shuts it down); otherwise the app builds one from
+    the ``OTEL_*`` variables in ``environ`` (none: nothing exported) and shuts it down.
     """
     app = web.Application(middlewares=[context_middleware], client_max_size=settings.max_body_bytes)
     metrics = metrics or Metrics()
@@ -112,7 +119,11 @@ def create_app(
         labels=Labels.of(catalog.slugs(), identity.teams, identity.projects),
         replica=Replica(replica_id or f"{socket.gethostname()}:{os.getpid()}"),
     )
-    upstream = Upstream(settings.upstream, metrics)
+    own_tracing = tracing is None
+    if tracing is None:
+        tracing = setup_tracing(SERVICE_NAME, environ or {}, service_version=__version__)
+    upstream = Upstream(settings.upstream, metrics, tracing)
+    app[TRACING] = tracing
     app[SETTINGS] = settings
     app[METRICS] = metrics
     app[UPSTREAM] = upstream
@@ -131,7 +142,13 @@ def create_app(
         opened = store if store is not None else await open_store(settings.store.url)
         runtime.store = opened
         tracker = JobTracker(
-            opened, settings, metrics, runtime.labels, runtime.replica, clock=clock
+            opened,
+            settings,
+            metrics,
+            runtime.labels,
+            runtime.replica,
+            clock=clock,
+            tracing=app[TRACING],
         )
         runtime.tracker = tracker
         preflight = (
@@ -170,6 +187,8 @@ def create_app(
             runtime.store = None
             if own_store:
                 await opened.close()
+            if own_tracing:  # flushing blocks: keep the loop (and any receiver on it) free
+                await asyncio.to_thread(app[TRACING].shutdown)
 
     app.cleanup_ctx.append(parts)
     app.on_response_prepare.append(stamp_request_id)

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from proxy import __version__
 from proxy.config import ConfigError, Settings, load
 from proxy.telemetry.logging import configure_logging
+from proxy.telemetry.tracing import setup_tracing
 
 
 def _settings(path: str | None) -> Settings:
@@ -27,7 +28,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     settings = _settings(args.config)
     configure_logging(settings.logging.level, settings.logging.format)
-    asyncio.run(serve_forever(settings))
+    try:
+        tracing = setup_tracing("modellix-proxy", os.environ, service_version=__version__)
+    except ValueError as err:  # OTEL_* asks for something unsupported
+        print(f"config: {err}", file=sys.stderr)
+        return 2
+    try:
+        asyncio.run(serve_forever(settings, tracing=tracing))
+    finally:
+        tracing.shutdown()  # export what is left (the loop is gone: blocking is fine)
     return 0
 
 

@@ -4,7 +4,10 @@ Every request passes through ``context_middleware``; it creates the
 ``RequestContext``, binds the request id to the log context, renders any
 ``ProxyError`` in the upstream's envelope, turns unexpected exceptions into a
 500 that names the request id (logged once with its traceback), and writes one
-access log line and the HTTP metrics.
+access log line and the HTTP metrics. The whole exchange runs inside the
+request's SERVER span (named by the route template, never the raw path), so
+the access line carries its trace and span ids and the duration histogram an
+exemplar with its trace id.
 """
 
 from __future__ import annotations
@@ -16,17 +19,37 @@ from collections.abc import Awaitable, Callable
 
 import structlog
 from aiohttp import web
+from opentelemetry.trace import Span
+from opentelemetry.util.types import AttributeValue
 
-from proxy.context import RequestContext, RouteKind
+from proxy.context import PathForm, RequestContext, RouteKind
 from proxy.errors import InternalError, ProxyError
-from proxy.routing import classify
-from proxy.state import CONTEXT, METRICS, REJECTIONS, ROUTE
+from proxy.routing import Route, classify
+from proxy.state import CONTEXT, METRICS, REJECTIONS, ROUTE, TRACING
 from proxy.telemetry.metrics import OTHER
+from proxy.telemetry.tracing import (
+    current_traceparent,
+    disabled_tracing,
+    server_span,
+    set_error,
+    set_response_status,
+    trace_exemplar,
+)
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,256}$")
 log = structlog.get_logger("proxy.access")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+_NO_TRACING = disabled_tracing()
+# RFC 9110 methods plus PATCH; anything else is "_OTHER" in spans (semconv), never a new name.
+KNOWN_METHODS = frozenset(
+    {"CONNECT", "DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT", "TRACE"}
+)
+_SUBMIT_TEMPLATES = {
+    PathForm.PLAIN: "/api/v1/{provider}/{model}",
+    PathForm.ASYNC: "/api/v1/{provider}/{model}/async",
+    PathForm.TYPED: "/api/v1/{type}/{provider}/{model}/async",
+}
 
 
 def _request_id(header: str | None) -> str:
@@ -60,29 +83,87 @@ async def context_middleware(request: web.Request, handler: Handler) -> web.Stre
     request[ROUTE] = route
     structlog.contextvars.clear_contextvars()
     structlog.contextvars.bind_contextvars(request_id=request_id, route=route.kind.value)
-    status = 500
-    try:
+    method = request.method if request.method in KNOWN_METHODS else "_OTHER"
+    attributes: dict[str, AttributeValue] = {"modellix.request_id": request_id}
+    if method == "_OTHER":
+        attributes["http.request.method_original"] = request.method[:32]
+    if request.remote:
+        attributes["client.address"] = request.remote
+    host, port = _server_address(request)
+    with server_span(
+        request.app.get(TRACING) or _NO_TRACING,
+        method=method,
+        route=route_template(request, route),
+        path=request.path,
+        headers=request.headers,
+        scheme=request.scheme,
+        server_address=host,
+        server_port=port,
+        attributes=attributes,
+    ) as span:
+        ctx.traceparent = current_traceparent()
+        status = 500
+        error_type: str | None = None
         try:
-            response = await handler(request)
+            try:
+                response = await handler(request)
+            except web.HTTPException as exc:
+                # aiohttp's own answers (404 outside /api/v1, 405): keep them, add our id.
+                exc.headers["X-Request-Id"] = request_id
+                raise
+            except ProxyError as err:
+                response = error_response(err, request_id)
+                _count_rejection(request, ctx, err)
+            except Exception as exc:
+                error_type = type(exc).__qualname__
+                log.exception("request.failed")
+                response = error_response(
+                    InternalError(f"unexpected error; request id {request_id}"), request_id
+                )
+            status = response.status
+            return response
         except web.HTTPException as exc:
-            # aiohttp's own answers (404 outside /api/v1, 405): keep them, add our id.
-            exc.headers["X-Request-Id"] = request_id
+            status = exc.status
             raise
-        except ProxyError as err:
-            response = error_response(err, request_id)
-            _count_rejection(request, ctx, err)
-        except Exception:
-            log.exception("request.failed")
-            response = error_response(
-                InternalError(f"unexpected error; request id {request_id}"), request_id
-            )
-        status = response.status
-        return response
-    except web.HTTPException as exc:
-        status = exc.status
-        raise
-    finally:
-        _account(request, ctx, status, started)
+        finally:
+            _finish_span(span, ctx, status, error_type)
+            _account(request, ctx, status, started)
+
+
+def route_template(request: web.Request, route: Route) -> str:
+    """The low-cardinality route for span names and ``http.route`` ("" when none matched)."""
+    if route.kind is RouteKind.SUBMIT and route.form is not None:
+        return _SUBMIT_TEMPLATES[route.form]
+    if route.kind is RouteKind.POLL:
+        return "/api/v1/tasks/{task_id}"
+    if route.kind is RouteKind.PASSTHROUGH:
+        return "/api/v1/{path}"
+    resource = request.match_info.route.resource
+    return resource.canonical if resource is not None else ""
+
+
+def _server_address(request: web.Request) -> tuple[str | None, int | None]:
+    try:
+        return request.url.host, request.url.port
+    except ValueError:  # a Host header yarl cannot parse
+        return None, None
+
+
+def _finish_span(span: Span, ctx: RequestContext, status: int, error_type: str | None) -> None:
+    set_response_status(span, status, server=True)
+    if error_type is not None:
+        set_error(span, error_type)
+    for name, value in (
+        ("modellix.task_id", ctx.task_id),
+        ("modellix.model.pinned", ctx.pinned_slug),
+        ("modellix.model.alias", ctx.alias),
+    ):
+        if value is not None:
+            span.set_attribute(name, value)
+    if ctx.upstream_attempts:
+        span.set_attribute("modellix.upstream.attempts", ctx.upstream_attempts)
+    if ctx.estimated_cost_micros is not None:
+        span.set_attribute("modellix.cost.estimated_usd", ctx.estimated_cost_micros / 1_000_000)
 
 
 async def stamp_request_id(request: web.Request, response: web.StreamResponse) -> None:
@@ -107,9 +188,11 @@ def _account(request: web.Request, ctx: RequestContext, status: int, started: fl
     metrics.http_requests.labels(
         route, request.method if request.method.isalpha() else OTHER, str(status)
     ).inc()
-    metrics.http_duration.labels(route).observe(total)
+    exemplar = trace_exemplar()
+    metrics.http_duration.labels(route).observe(total, exemplar)
     if ctx.route is not RouteKind.OWN:
-        metrics.overhead.labels(route).observe(max(0.0, total - ctx.upstream_seconds))
+        overhead = max(0.0, total - ctx.upstream_seconds)
+        metrics.overhead.labels(route).observe(overhead, exemplar)
     log.info(
         "request",
         method=request.method,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import signal
 import ssl
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
 import structlog
@@ -15,6 +15,7 @@ from proxy.admin import create_admin_app
 from proxy.app import create_app
 from proxy.config import Settings
 from proxy.state import METRICS, RUNTIME
+from proxy.telemetry.tracing import Tracing
 
 log = structlog.get_logger("proxy.server")
 
@@ -56,8 +57,15 @@ def _bound_port(runner: web.AppRunner) -> int:
     return int(runner.addresses[0][1])
 
 
-async def start(settings: Settings, app: web.Application | None = None) -> Running:
-    app = app if app is not None else create_app(settings)
+async def start(
+    settings: Settings,
+    app: web.Application | None = None,
+    *,
+    tracing: Tracing | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Running:
+    """Start the listeners; tracing is ``tracing`` or built from ``OTEL_*`` in ``environ``."""
+    app = app if app is not None else create_app(settings, tracing=tracing, environ=environ)
     runner = web.AppRunner(app, shutdown_timeout=settings.shutdown_grace_seconds, access_log=None)
     await runner.setup()
     tls = tls_context(settings)
@@ -84,10 +92,13 @@ async def start(settings: Settings, app: web.Application | None = None) -> Runni
 
 
 async def serve_forever(
-    settings: Settings, on_started: Callable[[Running], Awaitable[None]] | None = None
+    settings: Settings,
+    on_started: Callable[[Running], Awaitable[None]] | None = None,
+    *,
+    tracing: Tracing | None = None,
 ) -> None:
-    """Serve until SIGINT/SIGTERM, then shut down gracefully."""
-    running = await start(settings)
+    """Serve until SIGINT/SIGTERM, then shut down gracefully (``tracing`` stays the caller's)."""
+    running = await start(settings, tracing=tracing)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

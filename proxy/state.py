@@ -12,12 +12,14 @@ from proxy.errors import ProxyError
 from proxy.routing import Route
 from proxy.runtime import Runtime
 from proxy.telemetry.metrics import Metrics
+from proxy.telemetry.tracing import Tracing
 from proxy.upstream.client import Upstream
 from proxy.upstream.retry import RetryPolicy
 
 SETTINGS = web.AppKey("settings", Settings)
 METRICS = web.AppKey("metrics", Metrics)
 UPSTREAM = web.AppKey("upstream", Upstream)
+TRACING = web.AppKey("tracing", Tracing)
 
 
 class RejectionCounter(Protocol):

@@ -14,7 +14,7 @@ from typing import Any, Literal
 from proxy.catalog.images import check_image, classify, decode_base64_image, parse_data_url
 from proxy.catalog.preflight import Preflight, PreflightResult
 from proxy.catalog.spec import ImageConstraints, ModelSpec
-from proxy.catalog.validation import Problem
+from proxy.catalog.validation import Problem, header_safe
 
 PreflightMode = Literal["refuse", "warn"]
 
@@ -110,12 +110,12 @@ class MediaChecker:
         problems: list[Problem],
         warnings: list[str],
     ) -> None:
-        warnings.extend(f"{field}: {w}" for w in result.warnings)
+        warnings.extend(header_safe(f"{field}: {w}") for w in result.warnings)
         if result.ok or result.reason is None:
             return
         reason = _PREFLIGHT_REASON[result.reason]
         if self.mode == "warn" and reason != "forbidden_address":
-            warnings.append(f"{field}: preflight {result.reason}: {result.detail}")
+            warnings.append(header_safe(f"{field}: preflight {result.reason}: {result.detail}"))
             return
         problem = f"cannot be used ({result.reason}): {result.detail}"
         problems.append(

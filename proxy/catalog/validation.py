@@ -14,7 +14,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from jsonschema import Draft202012Validator, validators
+from jsonschema import Draft202012Validator, TypeChecker, validators
 from jsonschema.exceptions import ValidationError
 from jsonschema.protocols import Validator
 
@@ -78,9 +78,15 @@ def _pixel_area(
         yield ValidationError(f"aspect {width}/{height} is outside 1/16..16")
 
 
+def _is_strict_integer(_checker: TypeChecker, instance: object) -> bool:
+    """JSON ``6.0`` is not an integer here: the upstream refuses it ("must be an integer")."""
+    return isinstance(instance, int) and not isinstance(instance, bool)
+
+
 def _validator_class() -> type[Validator]:
+    checker = Draft202012Validator.TYPE_CHECKER.redefine("integer", _is_strict_integer)
     extended: type[Validator] = validators.extend(  # type: ignore[no-untyped-call]
-        Draft202012Validator, {"x-pixelArea": _pixel_area}
+        Draft202012Validator, {"x-pixelArea": _pixel_area}, type_checker=checker
     )
     return extended
 
@@ -145,8 +151,20 @@ class BodyValidator:
                     )
                 )
             else:
-                warnings.append(f"unknown parameter '{name}' forwarded unchecked")
+                shown = header_safe(name, 60)
+                warnings.append(f"unknown parameter '{shown}' forwarded unchecked")
         return sort_problems(problems), warnings
+
+
+def header_safe(text: str, limit: int = 300) -> str:
+    """``text`` as printable ASCII, everything else escaped: warnings travel in a header.
+
+    A body's field names and URLs are client-controlled; a CR/LF or a non-ASCII character
+    reaching ``X-Modellix-Proxy-Warnings`` would make the answer fail after a paid submit.
+    """
+    ascii_text = text[: limit * 2].encode("ascii", "backslashreplace").decode("ascii")
+    safe = "".join(ch if " " <= ch <= "~" else f"\\x{ord(ch):02x}" for ch in ascii_text)
+    return safe if len(safe) <= limit else safe[: limit - 3] + "..."
 
 
 def sort_problems(problems: list[Problem]) -> list[Problem]:

@@ -11,8 +11,8 @@ from proxy.context import RouteKind
 from proxy.errors import InternalError
 from proxy.forwarding import upstream_headers
 from proxy.handlers.failures import transport_error
-from proxy.state import CONTEXT, METRICS, POLL_POLICY, ROUTE, RUNTIME, SETTINGS, UPSTREAM
 from proxy.stages.identify import fingerprint
+from proxy.state import CONTEXT, METRICS, POLL_POLICY, ROUTE, RUNTIME, SETTINGS, UPSTREAM
 from proxy.upstream import attempts
 from proxy.upstream.client import end_to_end
 

@@ -1,7 +1,8 @@
 """The simulator's own model table: what each slug is, what it needs, what it costs.
 
 This is the upstream's check, deliberately coarser than the proxy's catalog: it
-refuses a missing required field, a non-integer or out-of-set ``duration``, a
+refuses a missing required field (or a missing alternative: Wan i2v needs a
+``first_frame`` or a ``first_clip``), a non-integer or out-of-set ``duration``, a
 Hailuo resolution outside its enum, Hailuo 1080P with 10 s and an out-of-range
 image count, each with the upstream's own ``"<Category>: <detail>"`` message.
 """
@@ -33,6 +34,8 @@ class ModelSpec:
     price: Mapping[str, Decimal] = field(default_factory=dict)
     hailuo: bool = False
     image_count: Literal["one", "n", "seedream"] = "one"
+    required_one_of: tuple[str, ...] = ()
+    """When set, at least one of these must be present (e.g. Wan i2v: a first frame or clip)."""
 
     @property
     def provider(self) -> str:
@@ -94,10 +97,20 @@ def _video(
     durations: range | set[int] | None = None,
     default_duration: int = 5,
     resolution: str = "*",
+    one_of: tuple[str, ...] = (),
 ) -> ModelSpec:
     allowed = frozenset(durations) if durations is not None else None
     return ModelSpec(
-        slug, type_, text, required, allowed, default_duration, None, resolution, _prices(price)
+        slug,
+        type_,
+        text,
+        required,
+        allowed,
+        default_duration,
+        None,
+        resolution,
+        _prices(price),
+        required_one_of=one_of,
     )
 
 
@@ -237,7 +250,8 @@ _SPECS: tuple[ModelSpec, ...] = (
         _I2V_T,
         "Wan 2.7 image-to-video",
         _WAN_PRICE,
-        required=("first_frame",),
+        required=(),
+        one_of=("first_frame", "first_clip"),  # continuation mode starts from a clip
         durations=_WAN,
         resolution="1080P",
     ),
@@ -298,9 +312,10 @@ def find_model(provider: str, model: str) -> ModelSpec | None:
 def check_request(spec: ModelSpec, body: Mapping[str, Any]) -> str | None:
     """The upstream's 400 message for a body it would refuse, or ``None`` if accepted."""
     for name in spec.required:
-        value = body.get(name)
-        if value is None or value == "" or value == []:
+        if _missing(body.get(name)):
             return f"Invalid parameters: parameter '{name}' is required"
+    if spec.required_one_of and all(_missing(body.get(n)) for n in spec.required_one_of):
+        return f"Invalid parameters: parameter '{spec.required_one_of[0]}' is required"
     duration = body.get("duration")
     if duration is not None:
         if not isinstance(duration, int) or isinstance(duration, bool):
@@ -320,6 +335,10 @@ def check_request(spec: ModelSpec, body: Mapping[str, Any]) -> str | None:
         if spec.hailuo and resolution == "1080P" and _duration(spec, body) == 10:
             return "Invalid parameters: resolution '1080P' only supports duration 6, got 10"
     return _check_count(spec, body)
+
+
+def _missing(value: Any) -> bool:
+    return value is None or value == "" or value == []
 
 
 def _check_count(spec: ModelSpec, body: Mapping[str, Any]) -> str | None:

@@ -1,7 +1,8 @@
 """Structured JSON logs: a pipeline of small processors.
 
 Request-scoped fields (request id, route, task id) travel in contextvars, so
-every line logged while handling a request carries them. A redaction
+every line logged while handling a request carries them; every line logged
+while a span is active carries its ``trace_id`` and ``span_id``. A redaction
 processor runs last before rendering: bearer tokens and anything under a
 secret-looking key never reach the output.
 """
@@ -15,6 +16,8 @@ from collections.abc import Callable, MutableMapping
 from typing import Any, TextIO
 
 import structlog
+
+from proxy.telemetry.tracing import add_trace_context
 
 _BEARER = re.compile(r"(?i)\b(bearer)\s+[^\s\"',;]+")
 _SECRET_KEYS = frozenset(
@@ -71,6 +74,7 @@ def configure_logging(
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
+        add_trace_context,
         *extra_processors,
         structlog.processors.format_exc_info,
         redact_secrets,

@@ -100,6 +100,11 @@ def setup_tracing(
     return Tracing(provider, exporting=bool(exporters))
 
 
+def disabled_tracing() -> Tracing:
+    """Tracing that samples nothing and exports nothing (parts built without a provider)."""
+    return Tracing(TracerProvider(sampler=ALWAYS_OFF), exporting=False)
+
+
 def _sampler(environ: Mapping[str, str]) -> Sampler:
     name = environ.get("OTEL_TRACES_SAMPLER", "parentbased_always_on").strip().lower()
     ratio = float(environ.get("OTEL_TRACES_SAMPLER_ARG", "1.0") or "1.0")
@@ -243,9 +248,10 @@ def server_span(
         "http.request.method": method,
         "url.path": path,
         "url.scheme": scheme,
-        "http.route": route,
         **_safe(attributes),
     }
+    if route:  # no matched route: the span is named by the method alone (semconv)
+        attrs["http.route"] = route
     if server_address:
         attrs["server.address"] = server_address
     if server_port is not None:
@@ -253,7 +259,7 @@ def server_span(
     if "user-agent" in carrier:
         attrs["user_agent.original"] = redact_value("user-agent", carrier["user-agent"])
     with tracing.tracer.start_as_current_span(
-        f"{method} {route}",
+        f"{method} {route}" if route else method,
         context=_PROPAGATOR.extract(carrier),
         kind=SpanKind.SERVER,
         attributes=attrs,
@@ -284,8 +290,14 @@ def client_span(
     }
     if resend_count:
         attrs["http.request.resend_count"] = resend_count
+    # Exceptions are not recorded: their messages and chained causes may carry URLs; the
+    # caller marks failures with ``set_error`` instead.
     with tracing.tracer.start_as_current_span(
-        method, kind=SpanKind.CLIENT, attributes=attrs
+        method,
+        kind=SpanKind.CLIENT,
+        attributes=attrs,
+        record_exception=False,
+        set_status_on_exception=False,
     ) as span:
         headers: dict[str, str] = {}
         _PROPAGATOR.inject(headers)
@@ -298,6 +310,20 @@ def set_response_status(span: Span, status_code: int, *, server: bool) -> None:
     if status_code >= 500 or (not server and status_code >= 400):
         span.set_attribute("error.type", str(status_code))
         span.set_status(Status(StatusCode.ERROR))
+
+
+def set_error(span: Span, error_type: str) -> None:
+    """Mark a span as failed with a low-cardinality ``error.type`` (no message, no traceback)."""
+    span.set_attribute("error.type", error_type)
+    span.set_status(Status(StatusCode.ERROR))
+
+
+def trace_exemplar(context: SpanContext | None = None) -> dict[str, str] | None:
+    """The exemplar labels (``trace_id``) for a metric sample: the given or active span's trace."""
+    context = context if context is not None else trace.get_current_span().get_span_context()
+    if not context.is_valid or not context.trace_flags.sampled:
+        return None
+    return {"trace_id": format(context.trace_id, "032x")}
 
 
 def record_job_span(

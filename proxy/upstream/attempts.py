@@ -57,7 +57,9 @@ async def send(
         attempt += 1
         t0 = clock()
         try:
-            reply = await upstream.fetch(method, path_qs, headers, body, operation)
+            reply = await upstream.fetch(
+                method, path_qs, headers, body, operation, resend_count=attempt - 1
+            )
         except TransportFailure as failure:
             spent += clock() - t0
             bucket = classify_failure(failure.failure, idempotent=idempotent)

@@ -1,5 +1,8 @@
 """The one pooled aiohttp session to the upstream origin, and the single place
 where aiohttp's client exceptions are mapped to the proxy's own failures.
+
+Every attempt is a CLIENT span whose W3C ``traceparent`` goes upstream with it;
+its duration sample carries the trace id as an exemplar.
 """
 
 from __future__ import annotations
@@ -16,6 +19,15 @@ from yarl import URL
 
 from proxy.config import UpstreamSettings
 from proxy.telemetry.metrics import Metrics
+from proxy.telemetry.tracing import (
+    Tracing,
+    UpstreamAttempt,
+    client_span,
+    disabled_tracing,
+    set_error,
+    set_response_status,
+    trace_exemplar,
+)
 from proxy.upstream.retry import Failure
 
 # RFC 9110 §7.6.1 hop-by-hop fields, plus the obsolete ones proxies still see.
@@ -81,10 +93,13 @@ def map_exception(exc: BaseException) -> TransportFailure:
 class Upstream:
     """The upstream origin behind one pooled ``aiohttp.ClientSession``."""
 
-    def __init__(self, settings: UpstreamSettings, metrics: Metrics) -> None:
+    def __init__(
+        self, settings: UpstreamSettings, metrics: Metrics, tracing: Tracing | None = None
+    ) -> None:
         self.origin = URL(settings.origin)
         self._settings = settings
         self._metrics = metrics
+        self._tracing = tracing if tracing is not None else disabled_tracing()
         self._session: aiohttp.ClientSession | None = None
 
     async def start(self) -> None:
@@ -127,39 +142,52 @@ class Upstream:
         headers: Mapping[str, str],
         body: bytes | None,
         operation: str,
+        *,
+        resend_count: int = 0,
     ) -> Reply:
         """One attempt, read whole (bounded by ``max_response_bytes``)."""
-        started = time.perf_counter()
-        cap = self._settings.max_response_bytes
-        try:
-            async with self.session.request(
-                method,
-                self.url(path_qs),
-                headers=headers,
-                data=_payload(body),
-                allow_redirects=False,
-                auto_decompress=True,
-            ) as resp:
-                seconds = time.perf_counter() - started
-                self._metrics.upstream_duration.labels(operation).observe(seconds)
-                chunks: list[bytes] = []
-                size = 0
-                async for chunk in resp.content.iter_chunked(65536):
-                    size += len(chunk)
-                    if size > cap:
-                        self._count(operation, "too_large")
-                        raise TransportFailure(
-                            Failure.TOO_LARGE, "the upstream answer was too large"
-                        )
-                    chunks.append(chunk)
-                self._count(operation, _status_class(resp.status))
-                return Reply(resp.status, resp.headers, b"".join(chunks), seconds)
-        except TransportFailure:
-            raise
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            failure = map_exception(exc)
-            self._count(operation, failure.failure.value)
-            raise failure from exc
+        url = self.url(path_qs)
+        with client_span(
+            self._tracing,
+            method=method,
+            url=str(url),
+            operation=operation,
+            resend_count=resend_count,
+        ) as attempt:
+            started = time.perf_counter()
+            cap = self._settings.max_response_bytes
+            try:
+                async with self.session.request(
+                    method,
+                    url,
+                    headers=_traced(headers, attempt),
+                    data=_payload(body),
+                    allow_redirects=False,
+                    auto_decompress=True,
+                ) as resp:
+                    seconds = time.perf_counter() - started
+                    self._observe(operation, seconds)
+                    set_response_status(attempt.span, resp.status, server=False)
+                    chunks: list[bytes] = []
+                    size = 0
+                    async for chunk in resp.content.iter_chunked(65536):
+                        size += len(chunk)
+                        if size > cap:
+                            self._count(operation, "too_large")
+                            raise TransportFailure(
+                                Failure.TOO_LARGE, "the upstream answer was too large"
+                            )
+                        chunks.append(chunk)
+                    self._count(operation, _status_class(resp.status))
+                    return Reply(resp.status, resp.headers, b"".join(chunks), seconds)
+            except TransportFailure as failed:
+                set_error(attempt.span, failed.failure.value)
+                raise
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                mapped = map_exception(exc)
+                self._count(operation, mapped.failure.value)
+                set_error(attempt.span, mapped.failure.value)
+                raise mapped from exc
 
     async def open(
         self,
@@ -169,26 +197,51 @@ class Upstream:
         body: AsyncIterator[bytes] | bytes | None,
         operation: str,
     ) -> aiohttp.ClientResponse:
-        """Start a streamed exchange; the caller reads and releases the response."""
-        started = time.perf_counter()
-        try:
-            resp = await self.session.request(
-                method,
-                self.url(path_qs),
-                headers=headers,
-                data=body,
-                allow_redirects=False,
-            )
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            failure = map_exception(exc)
-            self._count(operation, failure.failure.value)
-            raise failure from exc
-        self._metrics.upstream_duration.labels(operation).observe(time.perf_counter() - started)
-        self._count(operation, _status_class(resp.status))
-        return resp
+        """Start a streamed exchange; the caller reads and releases the response.
+
+        The attempt's span ends with the response headers; the streamed body belongs to
+        the server span of the request being served.
+        """
+        url = self.url(path_qs)
+        with client_span(
+            self._tracing, method=method, url=str(url), operation=operation
+        ) as attempt:
+            started = time.perf_counter()
+            try:
+                resp = await self.session.request(
+                    method,
+                    url,
+                    headers=_traced(headers, attempt),
+                    data=body,
+                    allow_redirects=False,
+                )
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                failure = map_exception(exc)
+                self._count(operation, failure.failure.value)
+                set_error(attempt.span, failure.failure.value)
+                raise failure from exc
+            except BaseException as exc:  # e.g. the client's body over the limit
+                set_error(attempt.span, type(exc).__qualname__)
+                raise
+            self._observe(operation, time.perf_counter() - started)
+            set_response_status(attempt.span, resp.status, server=False)
+            self._count(operation, _status_class(resp.status))
+            return resp
+
+    def _observe(self, operation: str, seconds: float) -> None:
+        self._metrics.upstream_duration.labels(operation).observe(seconds, trace_exemplar())
 
     def _count(self, operation: str, outcome: str) -> None:
         self._metrics.upstream_requests.labels(operation, outcome).inc()
+
+
+def _traced(headers: Mapping[str, str], attempt: UpstreamAttempt) -> CIMultiDict[str]:
+    """The attempt's headers: the client's trace context replaced by this attempt's span."""
+    out: CIMultiDict[str] = CIMultiDict(headers)
+    for name in ("traceparent", "tracestate"):
+        out.popall(name, None)
+    out.update(attempt.headers)
+    return out
 
 
 def _payload(body: bytes | None) -> bytes | io.BytesIO | None:

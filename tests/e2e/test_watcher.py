@@ -38,7 +38,7 @@ async def _until_terminal(stack: Stack, task_ids: list[str]) -> None:
 async def test_unpolled_jobs_reach_terminal_and_are_settled_once(
     make_stack: Any, http: aiohttp.ClientSession
 ) -> None:
-    """Jobs no client polls are followed by the watcher; each terminal is logged and counted once."""
+    """Jobs no client polls are followed by the watcher; each terminal is logged, counted once."""
     stack: Stack = await make_stack(**FAST_WATCHER)
     ids = []
     with capture_logs() as logs:

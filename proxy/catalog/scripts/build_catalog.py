@@ -49,6 +49,12 @@ def _param_schema(param: dict[str, Any]) -> dict[str, Any]:
     ):
         if src in param:
             schema[dst] = param[src]
+    if param.get("required"):
+        # The upstream treats "" and [] in a required field as missing.
+        if schema["type"] == "string":
+            schema.setdefault("minLength", 1)
+        elif schema["type"] == "array":
+            schema.setdefault("minItems", 1)
     if "note" in param:
         schema["description"] = param["note"]
     return schema
