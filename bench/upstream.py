@@ -7,13 +7,9 @@ needed to measure a proxy in front of it rather than the simulator's own growth:
 
 - no team concurrency limit and a balance that cannot run out, so a submit flood
   answers 200s instead of 429 (concurrency) and 402 (balance);
-- every ``PRUNE_SECONDS`` it forgets the tasks, billing records and request log a
-  benchmark piles up, except pinned tasks and those whose prompt is ``KEEP_PROMPT``
-  (so a task can be submitted, then pinned, without racing the pruner). The
-  simulator scans every task it holds on each request (``Ledger.settle``,
-  ``held_micros``), so without this a 10 s submit run at thousands of req/s slows
-  down as it goes, and the faster side (direct) is penalised more than the slower
-  one (through the proxy);
+- every ``PRUNE_SECONDS`` it forgets its request log (the simulator's ledger keeps
+  indexes of tasks in flight and of money per team, so its per-request cost does not
+  grow with the tasks a run piles up; the log is only memory);
 - ``POST /_sim/bench/pin/{task_id}?state=pending|done`` keeps a task across pruning
   and fixes its status: ``pending`` forever, or ``done`` (success) from now on. The
   poll benchmarks use it so their task's status cannot change during a run.
@@ -74,22 +70,15 @@ async def pin(request: web.Request) -> web.StreamResponse:
     return web.json_response({"task_id": task_id, "status": sim.status(task_id)})
 
 
-def prune(sim: Simulator, keep: set[str]) -> None:
-    """Forget what the benchmark piled up; keep the balance it implies."""
-    sim.settle()
-    ledger = sim.ledger
-    for task_id, task in list(ledger.tasks.items()):
-        if task_id not in keep and task.body.get("prompt") != KEEP_PROMPT:
-            del ledger.tasks[task_id]
-    ledger.initial_micros -= sum(r.amount_micros for r in ledger.records)
-    ledger.records.clear()
+def prune(sim: Simulator) -> None:
+    """Forget the request log the benchmark piles up."""
     sim.request_log.clear()
 
 
 async def _prune_forever(app: web.Application) -> None:
     while True:
         await asyncio.sleep(PRUNE_SECONDS)
-        prune(app[SIM], app[KEEP])
+        prune(app[SIM])
 
 
 def build_app(sim: Simulator) -> web.Application:

@@ -211,7 +211,7 @@ class Simulator:
             ),
             body=dict(body),
         )
-        self.ledger.tasks[task.task_id] = task
+        self.ledger.add(task)
         self.counters.tasks_created += 1
         self.touch()
         return task

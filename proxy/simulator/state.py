@@ -15,6 +15,7 @@ not yet billed) is below the task's cost, so the balance never goes negative.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -166,16 +167,28 @@ class Ledger:
     tasks: dict[str, Task] = field(default_factory=dict)
     records: list[BillingRecord] = field(default_factory=list)
     bill_failed: bool = False
+    # Indexes kept alongside ``tasks`` so a request costs O(tasks in flight), not O(all tasks).
+    _unbilled: dict[str, Task] = field(default_factory=dict)
+    _open: dict[str, Task] = field(default_factory=dict)
+    _billed: Counter[str] = field(default_factory=Counter)
+    _held: Counter[str] = field(default_factory=Counter)
+
+    def add(self, task: Task) -> None:
+        """Accept a task: it counts against concurrency until done, and is held until billed."""
+        self.tasks[task.task_id] = task
+        self._open[task.task_id] = task
+        if self._charges(task):
+            self._unbilled[task.task_id] = task
+            self._held[task.team] += task.cost_micros
 
     def settle(self, now: float) -> None:
         """Bill every task that has finished by ``now`` and was not billed yet."""
-        due = [
-            task
-            for task in self.tasks.values()
-            if not task.billed and now >= task.done_at and self._charges(task)
-        ]
+        due = [task for task in self._unbilled.values() if now >= task.done_at]
         for task in sorted(due, key=lambda t: (t.done_at, t.created_at)):
             task.billed = True
+            del self._unbilled[task.task_id]
+            self._held[task.team] -= task.cost_micros
+            self._billed[task.team] += task.cost_micros
             record = BillingRecord(
                 task.task_id, task.slug, task.team, task.cost_micros, task.done_at, task.outcome
             )
@@ -185,24 +198,29 @@ class Ledger:
         return task.billable or self.bill_failed
 
     def billed_micros(self, team: str | None = None) -> int:
-        return sum(r.amount_micros for r in self.records if team is None or r.team == team)
+        if team is None:
+            return sum(self._billed.values())
+        return self._billed[team]
 
     def balance_micros(self, team: str) -> int:
         return max(0, self.initial_micros - self.billed_micros(team))
 
     def held_micros(self, team: str) -> int:
         """Cost of accepted, not yet billed tasks that will be charged."""
-        return sum(
-            t.cost_micros
-            for t in self.tasks.values()
-            if t.team == team and not t.billed and self._charges(t)
-        )
+        return self._held[team]
 
     def available_micros(self, team: str) -> int:
         return self.balance_micros(team) - self.held_micros(team)
 
     def active(self, team: str, now: float) -> int:
-        return sum(1 for t in self.live(now) if t.team == team and t.is_active(now))
+        """Pending or processing tasks of ``team`` at ``now`` (finished ones leave the index)."""
+        count = 0
+        for task_id, task in list(self._open.items()):
+            if task.expired or not task.is_active(now):
+                del self._open[task_id]
+            elif task.team == team:
+                count += 1
+        return count
 
     def live(self, now: float, retention: float | None = None) -> Iterator[Task]:
         for task in self.tasks.values():
