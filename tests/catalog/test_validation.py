@@ -7,7 +7,13 @@ from typing import Any
 import pytest
 
 from proxy.catalog.loader import Catalog
-from proxy.catalog.validation import BodyValidator, Problem, parse_body, refusal
+from proxy.catalog.validation import (
+    BodyValidator,
+    Problem,
+    header_safe,
+    parse_body,
+    refusal,
+)
 from proxy.errors import InvalidInput, MalformedJSON
 from tests.catalog.imagebytes import GOOD_IMAGE
 
@@ -107,6 +113,14 @@ def test_every_problem_is_listed_at_once(catalog: Catalog, validator: BodyValida
             "Value out of range",
         ),
         ("alibaba/wan2.7-t2v", {"prompt": "x", "seed": 1.5}, "seed", "Invalid parameters"),
+        ("alibaba/wan2.7-t2v", {"prompt": "x", "duration": 6.0}, "duration", "Invalid parameters"),
+        ("bytedance/seedream-5.0-lite", {"prompt": ""}, "prompt", "Value out of range"),
+        (
+            "bytedance/seedream-5.0-lite-edit",
+            {"prompt": "x", "image": []},
+            "image",
+            "Value out of range",
+        ),
         ("alibaba/wan2.7-i2v", {"first_frame": "ftp://x/y.png"}, "first_frame", "Invalid format"),
         (
             "bytedance/seedream-4.5-t2i",
@@ -284,6 +298,17 @@ def test_unknown_fields_warned_under_warn_policy(catalog: Catalog) -> None:
     assert warnings == ["unknown parameter 'seed' forwarded unchecked"]
     problems, _ = lenient.check(kling, {"prompt": "x", "image": GOOD_IMAGE, "seed": 1})
     assert [p.reason for p in problems] == ["unknown_field"]
+
+
+def test_warnings_about_hostile_names_are_header_safe(catalog: Catalog) -> None:
+    """An unknown field named with CR/LF or non-ASCII is escaped to printable ASCII, bounded."""
+    lenient = BodyValidator(catalog, unknown_fields="warn")
+    hailuo = catalog.get("minimax/hailuo-2.3-t2v")
+    assert hailuo is not None
+    _, warnings = lenient.check(hailuo, {"prompt": "x", "a\r\nX: 1": 1, "é" * 200: 2})
+    assert warnings[0] == "unknown parameter 'a\\x0d\\x0aX: 1' forwarded unchecked"
+    assert all(w.isascii() and w.isprintable() and len(w) < 120 for w in warnings)
+    assert header_safe("\udc80") == "\\udc80"
 
 
 @pytest.mark.parametrize(

@@ -70,6 +70,16 @@ def test_check_request_accepts_a_valid_body() -> None:
     )
 
 
+def test_wan_i2v_starts_from_a_frame_or_a_clip() -> None:
+    """Wan 2.7 i2v accepts a first clip instead of a first frame, but needs one of them."""
+    spec = MODELS["alibaba/wan2.7-i2v"]
+    assert check_request(spec, {"first_clip": "https://x/clip.mp4"}) is None
+    assert check_request(spec, {"first_frame": "https://x/y.png"}) is None
+    assert check_request(spec, {"prompt": "x", "first_clip": ""}) == (
+        "Invalid parameters: parameter 'first_frame' is required"
+    )
+
+
 def test_config_validates_rates() -> None:
     """Fault rates above 1 in total, or a reversed processing range, are refused."""
     with pytest.raises(ValidationError):
