@@ -29,7 +29,6 @@ from proxy.state import CONTEXT, METRICS, REJECTIONS, ROUTE, TRACING
 from proxy.telemetry.metrics import OTHER
 from proxy.telemetry.tracing import (
     current_traceparent,
-    disabled_tracing,
     server_span,
     set_error,
     set_response_status,
@@ -40,7 +39,6 @@ _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,256}$")
 log = structlog.get_logger("proxy.access")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-_NO_TRACING = disabled_tracing()
 # RFC 9110 methods plus PATCH; anything else is "_OTHER" in spans (semconv), never a new name.
 KNOWN_METHODS = frozenset(
     {"CONNECT", "DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT", "TRACE"}
@@ -91,7 +89,7 @@ async def context_middleware(request: web.Request, handler: Handler) -> web.Stre
         attributes["client.address"] = request.remote
     host, port = _server_address(request)
     with server_span(
-        request.app.get(TRACING) or _NO_TRACING,
+        request.app[TRACING],
         method=method,
         route=route_template(request, route),
         path=request.path,
@@ -186,7 +184,7 @@ def _account(request: web.Request, ctx: RequestContext, status: int, started: fl
     metrics = request.app[METRICS]
     route = ctx.route.value
     metrics.http_requests.labels(
-        route, request.method if request.method.isalpha() else OTHER, str(status)
+        route, request.method if request.method in KNOWN_METHODS else OTHER, str(status)
     ).inc()
     exemplar = trace_exemplar()
     metrics.http_duration.labels(route).observe(total, exemplar)

@@ -59,18 +59,23 @@ def accepted_task_id(body: bytes) -> tuple[str | None, dict[str, Any] | None]:
     return None, None
 
 
+def _header_value(text: str) -> str:
+    """Printable ASCII only, bounded: a header the proxy adds must never break an answer."""
+    return "".join(ch if " " <= ch <= "~" else "?" for ch in text)[:1024]
+
+
 def proxy_headers(ctx: RequestContext) -> dict[str, str]:
     out: dict[str, str] = {}
     if ctx.pinned_slug:
-        out["X-Modellix-Proxy-Model"] = ctx.pinned_slug
+        out["X-Modellix-Proxy-Model"] = _header_value(ctx.pinned_slug)
     if ctx.alias:
-        out["X-Modellix-Proxy-Alias"] = ctx.alias
+        out["X-Modellix-Proxy-Alias"] = _header_value(ctx.alias)
     if ctx.estimated_cost_micros is not None:
         out["X-Modellix-Proxy-Estimated-Cost-USD"] = f"{ctx.estimated_cost_micros / 1_000_000:.6f}"
     if ctx.price_table_version:
         out["X-Modellix-Proxy-Price-Version"] = ctx.price_table_version
     if ctx.warnings:
-        out["X-Modellix-Proxy-Warnings"] = "; ".join(ctx.warnings)[:1024]
+        out["X-Modellix-Proxy-Warnings"] = _header_value("; ".join(ctx.warnings))
     return out
 
 

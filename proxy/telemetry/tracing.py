@@ -263,6 +263,10 @@ def server_span(
         context=_PROPAGATOR.extract(carrier),
         kind=SpanKind.SERVER,
         attributes=attrs,
+        # The caller sets the status from the answer (aiohttp's 404s travel as exceptions,
+        # and a 4xx is no server error); exception messages are never recorded.
+        record_exception=False,
+        set_status_on_exception=False,
     ) as span:
         yield span
 

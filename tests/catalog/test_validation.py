@@ -112,8 +112,8 @@ def test_every_problem_is_listed_at_once(catalog: Catalog, validator: BodyValida
             "video_urls",
             "Value out of range",
         ),
-        ("alibaba/wan2.7-t2v", {"prompt": "x", "seed": 1.5}, "seed", "Invalid parameters"),
-        ("alibaba/wan2.7-t2v", {"prompt": "x", "duration": 6.0}, "duration", "Invalid parameters"),
+        ("alibaba/wan2.7-t2v", {"prompt": "x", "seed": 1.5}, "seed", "Invalid format"),
+        ("alibaba/wan2.7-t2v", {"prompt": "x", "duration": 6.0}, "duration", "Invalid format"),
         ("bytedance/seedream-5.0-lite", {"prompt": ""}, "prompt", "Value out of range"),
         (
             "bytedance/seedream-5.0-lite-edit",

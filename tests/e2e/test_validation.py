@@ -153,13 +153,13 @@ INVALID: list[tuple[str, dict[str, Any], str, list[str]]] = [
     (
         "bytedance/seedance-2.0-v2v",
         {"prompt": "x", "video_urls": "https://x.example/y.mp4"},
-        "Invalid parameters",
+        "Invalid format",
         ["video_urls"],
     ),
     (
         "kling/kling-v3-t2v",
         {"prompt": "x", "duration": 2, "cfg_scale": "high"},
-        "Invalid parameters",
+        "Invalid format",
         ["cfg_scale", "duration"],
     ),
     ("kling/kling-v3-i2v", {"prompt": "x"}, "Missing required parameter", ["image"]),
@@ -170,7 +170,7 @@ INVALID: list[tuple[str, dict[str, Any], str, list[str]]] = [
         "Value out of range",
         ["duration", "seed"],
     ),
-    ("alibaba/wan2.7-t2v", {"prompt": "x", "duration": 6.0}, "Invalid parameters", ["duration"]),
+    ("alibaba/wan2.7-t2v", {"prompt": "x", "duration": 6.0}, "Invalid format", ["duration"]),
     ("alibaba/wan2.7-i2v", {"prompt": "x"}, "Missing required parameter", ["first_frame"]),
     (
         "alibaba/wan2.7-i2v",

@@ -1,4 +1,4 @@
-"""OTLP/HTTP on the wire: the real exporter delivers the job span and its link to a receiver."""
+"""OTLP/HTTP on the wire: the real exporter delivers a proxy run's spans and links to a receiver."""
 
 from __future__ import annotations
 
@@ -7,15 +7,25 @@ import queue
 import threading
 from collections.abc import Iterator
 
+import aiohttp
 import pytest
 from aiohttp import web
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
     ExportTraceServiceResponse,
 )
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
-from proxy.telemetry.tracing import format_traceparent, record_job_span, setup_tracing
+from proxy import __version__
+from proxy.telemetry.tracing import (
+    JOB_SPAN_NAME,
+    format_traceparent,
+    record_job_span,
+    setup_tracing,
+)
+from tests.observability.conftest import LiveStackFactory
+from tests.observability.traffic import accepted, poll_until_terminal
 
 TIMEOUT_S = 10.0
 
@@ -122,3 +132,71 @@ def test_job_span_and_link_arrive_over_otlp_http(receiver: Receiver) -> None:
     attributes = {a.key: a.value for a in job.attributes}
     assert attributes["modellix.task_id"].string_value == "task-wire"
     assert attributes["modellix.cost.final_usd"].double_value == 0.5
+
+
+def _value(value: AnyValue) -> object:
+    kind = value.WhichOneof("value")
+    return getattr(value, kind) if kind else None
+
+
+def _attributes(span: Span) -> dict[str, object]:
+    return {a.key: _value(a.value) for a in span.attributes}
+
+
+async def test_proxy_run_exports_server_client_and_job_spans(
+    receiver: Receiver, make_live: LiveStackFactory
+) -> None:
+    """A proxy configured by OTEL_* exports one job's SERVER, CLIENT and job spans, linked."""
+    environ = {
+        "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{receiver.port}",
+        "OTEL_EXPORTER_OTLP_TIMEOUT": "5000",
+        "OTEL_SERVICE_NAME": "modellix-proxy-wire",
+    }
+    stack = await make_live(environ=environ)
+    assert stack.tracing.exporting
+    async with aiohttp.ClientSession() as http:
+        task_id = await accepted(http, stack.proxy_url)
+        await poll_until_terminal(http, stack.proxy_url, task_id)
+    assert await asyncio.to_thread(stack.tracing.force_flush, int(TIMEOUT_S * 1000))
+    spans: list[Span] = []
+    resources: list[dict[str, object]] = []
+    while not receiver.requests.empty():
+        message = receiver.requests.get_nowait()
+        for resource_spans in message.resource_spans:
+            resources.append({a.key: _value(a.value) for a in resource_spans.resource.attributes})
+            for scope_spans in resource_spans.scope_spans:
+                spans.extend(scope_spans.spans)
+    assert {r["service.name"] for r in resources} == {"modellix-proxy-wire"}
+    assert {r["service.version"] for r in resources} == {__version__}
+    [server] = [s for s in spans if s.name == "POST /api/v1/{provider}/{model}"]
+    [job] = [s for s in spans if s.name == JOB_SPAN_NAME]
+    [client] = [s for s in spans if s.parent_span_id == server.span_id]
+    assert server.kind == Span.SPAN_KIND_SERVER
+    assert client.kind == Span.SPAN_KIND_CLIENT
+    assert job.kind == Span.SPAN_KIND_INTERNAL
+    assert client.trace_id == server.trace_id
+    assert _attributes(server)["http.route"] == "/api/v1/{provider}/{model}"
+    assert _attributes(server)["http.response.status_code"] == 200
+    assert _attributes(client)["http.response.status_code"] == 200
+    assert _attributes(client)["modellix.upstream.operation"] == "submit"
+    [seen] = stack.sim.requests(method="POST")
+    assert seen.headers["traceparent"].split("-")[1:3] == [
+        client.trace_id.hex(),
+        client.span_id.hex(),
+    ]
+    assert len(job.links) == 1
+    assert (job.links[0].trace_id, job.links[0].span_id) == (server.trace_id, server.span_id)
+    assert job.trace_id != server.trace_id
+    assert job.start_time_unix_nano <= server.start_time_unix_nano + 1_000_000_000
+    assert job.end_time_unix_nano > job.start_time_unix_nano
+    attributes = _attributes(job)
+    assert attributes["modellix.task_id"] == task_id
+    assert attributes["modellix.model.alias"] == "minimax/hailuo"
+    assert attributes["modellix.model.pinned"] == "minimax/hailuo-02-t2v"
+    assert attributes["modellix.cost.estimated_usd"] == 0.324
+    assert attributes["modellix.cost.final_usd"] == 0.324
+    assert attributes["modellix.job.status"] == "success"
+    assert attributes["modellix.job.attempts"] == 1
+    polls = [s for s in spans if s.name == "GET /api/v1/tasks/{task_id}"]
+    assert polls
+    assert all(_attributes(s)["modellix.task_id"] == task_id for s in polls)
