@@ -248,7 +248,7 @@ def _map_error(error: ValidationError, spec: ModelSpec) -> list[Problem]:
     if kind == "type":
         names = value if isinstance(value, list) else [value]
         wanted = " or ".join(_TYPE_NAMES.get(str(n), str(n)) for n in names)
-        # The upstream words type errors as format errors ("Invalid format: ... must be an integer").
+        # The upstream words type errors as format errors ("... must be an integer").
         return [make(f"must be {wanted}, got {_short(error.instance)}", value, FORMAT)]
     if kind in ("enum", "const"):
         allowed = list(value) if kind == "enum" else [value]
