@@ -7,7 +7,10 @@ mode a job resumes when its client polls, or with the configured watcher key.
 from __future__ import annotations
 
 from collections import OrderedDict
+from dataclasses import dataclass
 from typing import Generic, TypeVar
+
+from proxy.stores.records import JobStatus
 
 K = TypeVar("K")
 V = TypeVar("V")
@@ -39,3 +42,19 @@ class Bounded(Generic[K, V]):
 
     def __len__(self) -> int:
         return len(self._data)
+
+
+@dataclass(slots=True)
+class Known:
+    """What this replica last wrote about one of its jobs.
+
+    Client polls that see no change are not written one by one: they are counted
+    here and written with the next change (or when the watcher deferral needs
+    refreshing), so a client polling every 2 s costs the store a write only when
+    something happens.
+    """
+
+    status: JobStatus
+    estimate_micros: int | None
+    deferred_until: float = 0.0
+    unsaved_polls: int = 0

@@ -19,7 +19,7 @@ from aiohttp import web
 from proxy.config import Settings
 from proxy.context import RequestContext
 from proxy.jobs.labels import Labels
-from proxy.jobs.memory import Bounded
+from proxy.jobs.memory import Bounded, Known
 from proxy.jobs.schedule import Cadence, first_poll_at
 from proxy.jobs.status import Bucket as StatusBucket
 from proxy.jobs.status import read_task
@@ -81,6 +81,8 @@ class JobTracker:
             watcher.stale_after_attempts,
         )
         self.keys: Bounded[str, str] = Bounded(100_000)
+        self._known: Bounded[str, Known] = Bounded(100_000)
+        self._foreign: Bounded[str, bool] = Bounded(100_000)
         self._terminal: Bounded[tuple[str, str], bytes] = Bounded(settings.poll.terminal_cache_size)
 
     # --- submits ------------------------------------------------------------------------
@@ -111,6 +113,7 @@ class JobTracker:
             next_poll_at=first_poll_at(now, self.cadence, self._rng.random()),
         )
         await self.store.insert_job(job)
+        self._known.put(task_id, Known(JobStatus.PENDING, ctx.estimated_cost_micros))
         if ctx.upstream_authorization:
             self.keys.put(task_id, ctx.upstream_authorization)
         if ctx.idempotency_key is not None:
@@ -231,29 +234,55 @@ class JobTracker:
         error_reason = view.message
         if view.bucket is StatusBucket.BLOCKED:
             error_reason = f"{view.raw_status}: {view.message or 'refused by the upstream'}"
-        try:
+        if self._foreign.get(task_id):
+            return None
+        grace = self._settings.watcher.client_grace_seconds
+        client = source == "client"
+        known = self._known.get(task_id)
+        if (
+            client
+            and known is not None
+            and known.status is view.status
+            and not view.status.terminal
+            and now < known.deferred_until - grace / 2
+        ):
+            known.unsaved_polls += 1  # nothing moved: written with the next change
+            return None
+        if known is None:
             job = await self.store.get_job(task_id)
             if job is None:
+                # Not submitted through this ledger; it never will be (ids are new at submit).
+                self._foreign.put(task_id, True)
                 return None
-            if view.status is JobStatus.SUCCESS or (
-                view.status is JobStatus.FAILED and self._settings.watcher.bill_failed
-            ):
-                final = job.estimated_cost_micros
-            elif view.status is JobStatus.FAILED:
-                final = 0
-            grace = self._settings.watcher.client_grace_seconds
+            known = Known(job.status, job.estimated_cost_micros)
+            self._known.put(task_id, known)
+        if view.status is JobStatus.SUCCESS or (
+            view.status is JobStatus.FAILED and self._settings.watcher.bill_failed
+        ):
+            final = known.estimate_micros
+        elif view.status is JobStatus.FAILED:
+            final = 0
+        try:
             transition = await self.store.observe(
                 task_id,
                 view.status.value,
                 now,
-                source="client" if source == "client" else "watcher",
+                source="client" if client else "watcher",
                 output_urls=view.output_urls or None,
                 error_reason=error_reason if view.status is JobStatus.FAILED else None,
                 final_cost_micros=final,
-                defer_until=now + grace if source == "client" else None,
+                defer_until=now + grace if client else None,
+                polls=known.unsaved_polls + 1 if client else 1,
             )
         except JobNotFoundError:
+            self._known.pop(task_id)
             return None
+        if client:
+            known.unsaved_polls = 0
+            known.deferred_until = now + grace
+        known.status = transition.job.status
+        if transition.job.terminal:
+            self._known.pop(task_id)
         if view.status.terminal and authorization:
             self._terminal.put((task_id, fingerprint(authorization)), body)
         if transition.became_terminal:

@@ -93,3 +93,36 @@ async def test_expired_jobs_leave_the_watch(make_stack: Any, http: aiohttp.Clien
     job = await store.get_job(task_id)
     assert job is not None
     assert job.status is JobStatus.EXPIRED
+
+
+async def test_unchanged_client_polls_are_batched_into_the_next_write(
+    aiohttp_server: Any, http: aiohttp.ClientSession
+) -> None:
+    """Polls that see no change are counted in memory and written with the next change."""
+    from proxy.app import create_app
+    from proxy.simulator import ManualClock, Simulator, SimulatorConfig
+    from proxy.state import RUNTIME
+    from tests.support import settings_for
+
+    clock = ManualClock()
+    sim = Simulator(SimulatorConfig.fast(concurrency_limit=0, pending_seconds=100), clock)
+    sim_url = str((await aiohttp_server(sim.create_app())).make_url("")).rstrip("/")
+    app = create_app(settings_for(sim_url))
+    base = str((await aiohttp_server(app)).make_url("")).rstrip("/")
+    async with http.post(f"{base}/api/v1/minimax/hailuo", json=HAILUO) as resp:
+        task_id = (await resp.json())["data"]["task_id"]
+    for _ in range(5):
+        async with http.get(f"{base}/api/v1/tasks/{task_id}") as resp:
+            assert (await resp.json())["data"]["status"] == "pending"
+    store = app[RUNTIME].store
+    assert store is not None
+    job = await store.get_job(task_id)
+    assert job is not None
+    assert job.client_polls == 1  # the first poll was written; four are waiting in memory
+    clock.advance(1000)
+    async with http.get(f"{base}/api/v1/tasks/{task_id}") as resp:
+        assert (await resp.json())["data"]["status"] == "success"
+    job = await store.get_job(task_id)
+    assert job is not None
+    assert job.status is JobStatus.SUCCESS
+    assert job.client_polls == 6
