@@ -89,12 +89,15 @@ def setup_tracing(
     if service_version is not None:
         attributes["service.version"] = service_version
     attributes["service.name"] = environ.get("OTEL_SERVICE_NAME") or service_name
-    sampler = ALWAYS_OFF if disabled else _sampler(environ)
+    exporters = [] if disabled or exporter is not None else _exporters(environ)
+    # With nowhere to send spans, sample none: spans still carry valid ids (for log lines
+    # and the traceparent sent upstream) but record nothing, which keeps them cheap.
+    off = disabled or (exporter is None and not exporters)
+    sampler = ALWAYS_OFF if off else _sampler(environ)
     provider = TracerProvider(resource=Resource(attributes), sampler=sampler)
     if exporter is not None:
         provider.add_span_processor(SimpleSpanProcessor(exporter))
         return Tracing(provider, exporting=True)
-    exporters = [] if disabled else _exporters(environ)
     for configured in exporters:
         provider.add_span_processor(BatchSpanProcessor(configured))
     return Tracing(provider, exporting=bool(exporters))
@@ -244,6 +247,14 @@ def server_span(
 ) -> Iterator[Span]:
     """Make the SERVER span for an incoming request current, continuing its ``traceparent``."""
     carrier = {k.lower(): v for k, v in headers.items()}
+    if not tracing.exporting:
+        # Sampled out: ids only (for logs and the traceparent upstream), no attributes.
+        with tracing.tracer.start_as_current_span(
+            method, context=_PROPAGATOR.extract(carrier), kind=SpanKind.SERVER,
+            record_exception=False, set_status_on_exception=False,
+        ) as span:  # fmt: skip
+            yield span
+        return
     attrs: dict[str, AttributeValue] = {
         "http.request.method": method,
         "url.path": path,

@@ -11,6 +11,7 @@ from prometheus_client.parser import text_string_to_metric_families as parse_tex
 
 from proxy.middleware import KNOWN_METHODS
 from proxy.telemetry.metrics import OTHER
+from proxy.telemetry.tracing import Tracing
 from tests.observability.conftest import LiveStack, LiveStackFactory, run_promtool
 from tests.observability.traffic import get, round_of_traffic
 
@@ -30,9 +31,11 @@ async def http() -> AsyncIterator[aiohttp.ClientSession]:
 
 
 @pytest.fixture
-async def stack(make_live: LiveStackFactory, http: aiohttp.ClientSession) -> LiveStack:
-    """A proxy that has served a few jobs, refusals, retries and pass-through requests."""
-    stack = await make_live()
+async def stack(
+    make_live: LiveStackFactory, http: aiohttp.ClientSession, traced: Tracing
+) -> LiveStack:
+    """A proxy (exporting traces) that has served jobs, refusals, retries and pass-through."""
+    stack = await make_live(tracing=traced)
     for _ in range(3):
         stack.sim.inject("503", count=1, route="submit")
         await round_of_traffic(http, stack.proxy_url)
@@ -79,7 +82,7 @@ async def test_labels_are_bounded(stack: LiveStack, http: aiohttp.ClientSession)
 async def test_openmetrics_exposition_parses_with_exemplars(
     stack: LiveStack, http: aiohttp.ClientSession
 ) -> None:
-    """The OpenMetrics exposition Prometheus negotiates parses, and histograms carry trace ids."""
+    """The OpenMetrics exposition parses, and with traces exported histograms carry trace ids."""
     async with http.get(f"{stack.admin_url}/metrics", headers=OPENMETRICS) as resp:
         assert resp.headers["Content-Type"].startswith("application/openmetrics-text")
         text = await resp.text()

@@ -18,6 +18,7 @@ import aiohttp
 import pytest
 
 from dashboards.expressions import RULE_FILES, all_expressions
+from proxy.telemetry.tracing import Tracing
 from tests.observability.conftest import LiveStack, LiveStackFactory
 from tests.observability.traffic import round_of_traffic
 
@@ -148,11 +149,11 @@ async def traffic_until(stop: asyncio.Event, stack: LiveStack, http: aiohttp.Cli
 
 
 async def test_dashboards_and_rules_run_on_real_prometheus(
-    make_live: LiveStackFactory, http: aiohttp.ClientSession, tmp_path: Path
+    make_live: LiveStackFactory, http: aiohttp.ClientSession, tmp_path: Path, traced: Tracing
 ) -> None:
     """Prometheus scrapes the proxy; every expression parses and the key panels show data."""
     started = time.monotonic()
-    stack = await make_live()
+    stack = await make_live(tracing=traced)
     assert stack.running.admin_port is not None
     with prometheus_scraping(stack.running.admin_port, tmp_path) as prom:
         stop = asyncio.Event()
