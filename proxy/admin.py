@@ -25,15 +25,16 @@ from prometheus_client.openmetrics.exposition import generate_latest as generate
 
 from proxy.config import Settings
 from proxy.errors import BadRequest, NotFound, ProxyError, ServiceUnavailable, Unauthorized
+from proxy.governance.admin_api import add_routes as add_governance_routes
 from proxy.handlers.health import healthz
 from proxy.middleware import error_response
 from proxy.runtime import Runtime
+from proxy.state import ADMIN_RUNTIME
 from proxy.stores.base import Store
 from proxy.stores.records import GROUP_KEYS, GroupKey, JobRecord, JobStatus
 from proxy.telemetry.metrics import Metrics
 
 ADMIN_METRICS = web.AppKey("admin_metrics", Metrics)
-ADMIN_RUNTIME = web.AppKey("admin_runtime", Runtime)
 ADMIN_TOKEN = web.AppKey("admin_token", str)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -171,4 +172,5 @@ def create_admin_app(settings: Settings, metrics: Metrics, runtime: Runtime) -> 
     app.router.add_get("/admin/jobs", list_jobs)
     app.router.add_get("/admin/jobs/{task_id:.+}", get_job)
     app.router.add_get("/admin/spend", spend)
+    add_governance_routes(app)
     return app

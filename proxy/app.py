@@ -19,17 +19,17 @@ from proxy.catalog.preflight import Preflight
 from proxy.catalog.preflight import PreflightSettings as PreflightOptions
 from proxy.catalog.validation import BodyValidator
 from proxy.config import RetrySettings, Settings
-from proxy.context import RequestContext
-from proxy.errors import ProxyError
+from proxy.governance.refusals import RefusalRecorder
+from proxy.governance.setup import start_governance
 from proxy.handlers.dispatch import handle_api
 from proxy.handlers.health import healthz, readyz
 from proxy.jobs.labels import Labels
-from proxy.jobs.pricing import estimate_micros, lookup
 from proxy.jobs.tracker import JobTracker, Replica
 from proxy.jobs.watcher import Watcher
 from proxy.middleware import context_middleware, stamp_request_id
 from proxy.pipeline import ordered
 from proxy.runtime import Runtime
+from proxy.stages.budget import BudgetStage
 from proxy.stages.fingerprint import FingerprintStage
 from proxy.stages.idempotency import IdempotencyStage
 from proxy.stages.identify import IdentifyStage
@@ -46,11 +46,10 @@ from proxy.state import (
     SUBMIT_POLICY,
     TRACING,
     UPSTREAM,
-    RejectionCounter,
 )
 from proxy.stores import open_store
 from proxy.stores.base import Store
-from proxy.telemetry.metrics import OTHER, Metrics, usd
+from proxy.telemetry.metrics import Metrics
 from proxy.telemetry.tracing import SCOPE as SERVICE_NAME
 from proxy.telemetry.tracing import Tracing, setup_tracing
 from proxy.upstream.client import Upstream
@@ -129,7 +128,7 @@ def create_app(
     app[UPSTREAM] = upstream
     app[RUNTIME] = runtime
     app[SUBMIT_POLICY], app[POLL_POLICY] = retry_policies(settings.upstream.retry)
-    app[REJECTIONS] = _rejection_counter(settings, metrics, runtime)
+    app[REJECTIONS] = RefusalRecorder(settings, metrics, runtime, clock)
 
     async def ready() -> dict[str, bool]:
         return {"upstream_session": upstream.started, "store": runtime.store is not None}
@@ -151,6 +150,7 @@ def create_app(
             tracing=app[TRACING],
         )
         runtime.tracker = tracker
+        runtime.keyring, runtime.budgets = await start_governance(opened, settings, clock)
         preflight = (
             None
             if settings.models.preflight.mode == "off"
@@ -161,17 +161,25 @@ def create_app(
         )
         validator = BodyValidator(catalog, unknown_fields=settings.models.unknown_fields)
         runtime.pipeline = ordered(
-            IdentifyStage(identity),
+            IdentifyStage(identity, runtime.keyring),
             PinStage(pinner),
             FingerprintStage(),
             IdempotencyStage(opened, settings.idempotency, metrics, clock),
             ValidateStage(catalog, validator, media),
             PriceStage(catalog, settings.pricing),
+            BudgetStage(opened, runtime.budgets, metrics, clock),
         )
         watcher_task: asyncio.Task[None] | None = None
         if settings.watcher.enabled:
             runtime.watcher = Watcher(
-                tracker, upstream, app[POLL_POLICY], settings, metrics, runtime.replica, clock=clock
+                tracker,
+                upstream,
+                app[POLL_POLICY],
+                settings,
+                metrics,
+                runtime.replica,
+                clock=clock,
+                budgets=runtime.budgets,
             )
             watcher_task = asyncio.get_running_loop().create_task(runtime.watcher.run())
         try:
@@ -196,27 +204,3 @@ def create_app(
     app.router.add_get("/readyz", readyz)
     app.router.add_route("*", "/api/v1/{tail:.*}", handle_api)
     return app
-
-
-def _rejection_counter(settings: Settings, metrics: Metrics, runtime: Runtime) -> RejectionCounter:
-    """Count a refused submit by reason and model, with the cost it would have had."""
-
-    def count(ctx: RequestContext, err: ProxyError) -> None:
-        model = runtime.labels.model(ctx.pinned_slug) if ctx.pinned_slug else OTHER
-        reason = err.instance_reason
-        metrics.rejections.labels(reason, model).inc()
-        cost = ctx.estimated_cost_micros
-        if cost is None and ctx.pinned_slug and isinstance(ctx.payload, dict):
-            spec = runtime.catalog.get(ctx.pinned_slug)
-            if spec is not None:
-                try:
-                    cost = estimate_micros(
-                        lookup(settings.pricing.models, ctx.pinned_slug),
-                        spec.quantities(ctx.payload),
-                    )
-                except (TypeError, ValueError, ArithmeticError):
-                    cost = None
-        if cost:
-            metrics.rejected_cost.labels(reason, model).inc(usd(cost))
-
-    return count

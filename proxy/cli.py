@@ -107,6 +107,10 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--port", type=int, default=8080)
     demo.add_argument("--seed", type=int, default=7)
     demo.set_defaults(func=cmd_demo)
+
+    from proxy.cli_admin import add_commands
+
+    add_commands(sub)
     return parser
 
 

@@ -174,6 +174,53 @@ class IdentitySettings(_Section):
     projects: tuple[str, ...] = ()
 
 
+class KeySettings(_Section):
+    """Who may call: the caller's own Modellix key, proxy-issued virtual keys, or both."""
+
+    mode: Literal["passthrough", "virtual", "mixed"] = "passthrough"
+    # How long a replica trusts what it read about a virtual key: a revocation reaches
+    # every replica within this many seconds.
+    cache_seconds: float = Field(0.5, ge=0, le=60)
+
+
+class BudgetSpec(_Section):
+    """A budget declared in the config file (upserted at start-up; the admin API adds more)."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9._:-]{1,64}$")
+    scope: Literal["key", "team", "project", "global"]
+    subject: str | None = None
+    window: Literal["day", "month", "lifetime"] = "month"
+    limit_usd: Decimal = Field(gt=0)
+    hard: bool = True
+
+    @model_validator(mode="after")
+    def _subject(self) -> BudgetSpec:
+        if (self.scope == "global") != (self.subject is None):
+            raise ValueError("subject is required for key/team/project budgets, absent for global")
+        return self
+
+
+class GovernanceSettings(_Section):
+    timezone: str = "UTC"  # budget windows reset at local midnight / the 1st in this zone
+    budgets: tuple[BudgetSpec, ...] = ()
+    # Budget definitions are re-read at most this often: a change reaches every replica
+    # within this many seconds.
+    cache_seconds: float = Field(1.0, ge=0, le=60)
+
+    @model_validator(mode="after")
+    def _zone(self) -> GovernanceSettings:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(self.timezone)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {self.timezone!r}") from exc
+        names = [b.name for b in self.budgets]
+        if len(names) != len(set(names)):
+            raise ValueError("budget names must be unique")
+        return self
+
+
 class StoreSettings(_Section):
     url: str = "sqlite:///modellix-proxy.db"
 
@@ -197,6 +244,8 @@ class Settings(_Section):
     watcher: WatcherSettings = WatcherSettings()
     poll: PollSettings = PollSettings()
     identity: IdentitySettings = IdentitySettings()
+    keys: KeySettings = KeySettings()
+    governance: GovernanceSettings = GovernanceSettings()
     store: StoreSettings = StoreSettings()
     logging: LoggingSettings = LoggingSettings()
 

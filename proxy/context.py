@@ -37,6 +37,7 @@ class Caller:
     project: str | None = None
     virtual_key_id: str | None = None
     allowed_models: frozenset[str] | None = None
+    max_concurrent_jobs: int | None = None
 
 
 @dataclass(slots=True)
@@ -66,6 +67,10 @@ class RequestContext:
     estimated_cost_micros: int | None = None
     # idempotency
     idempotency_key: str | None = None
+    # budgets: reservations held for this submit until it becomes a job (or is released)
+    reservation_id: str | None = None
+    slot_reservation_id: str | None = None  # the per-key concurrency slot
+    budget_headers: dict[str, str] = field(default_factory=dict)
     # upstream
     upstream_seconds: float = 0.0
     upstream_attempts: int = 0

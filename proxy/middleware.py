@@ -111,7 +111,7 @@ async def context_middleware(request: web.Request, handler: Handler) -> web.Stre
                 raise
             except ProxyError as err:
                 response = error_response(err, request_id)
-                _count_rejection(request, ctx, err)
+                await _count_rejection(request, ctx, err)
             except Exception as exc:
                 error_type = type(exc).__qualname__
                 log.exception("request.failed")
@@ -171,12 +171,12 @@ async def stamp_request_id(request: web.Request, response: web.StreamResponse) -
         response.headers["X-Request-Id"] = ctx.request_id
 
 
-def _count_rejection(request: web.Request, ctx: RequestContext, err: ProxyError) -> None:
+async def _count_rejection(request: web.Request, ctx: RequestContext, err: ProxyError) -> None:
     if ctx.route is not RouteKind.SUBMIT or ctx.upstream_attempts:
         return
     refusals = request.app.get(REJECTIONS)
     if refusals is not None:
-        refusals(ctx, err)
+        await refusals(ctx, err)
 
 
 def _account(request: web.Request, ctx: RequestContext, status: int, started: float) -> None:

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 
 from proxy.catalog.loader import Catalog
 from proxy.catalog.pinning import Pinner
+from proxy.governance.budgets import BudgetBook
+from proxy.governance.keys import KeyRing
 from proxy.jobs.labels import Labels
 from proxy.jobs.tracker import JobTracker, Replica
 from proxy.jobs.watcher import Watcher
@@ -29,6 +31,8 @@ class Runtime:
     labels: Labels
     replica: Replica
     store: Store | None = None
+    keyring: KeyRing | None = None
+    budgets: BudgetBook | None = None
     tracker: JobTracker | None = None
     watcher: Watcher | None = None
     pipeline: tuple[Stage, ...] = field(default_factory=tuple)

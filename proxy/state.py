@@ -23,7 +23,7 @@ TRACING = web.AppKey("tracing", Tracing)
 
 
 class RejectionCounter(Protocol):
-    def __call__(self, ctx: RequestContext, err: ProxyError) -> None: ...
+    async def __call__(self, ctx: RequestContext, err: ProxyError) -> None: ...
 
 
 class ReadinessCheck(Protocol):
@@ -38,3 +38,4 @@ SUBMIT_POLICY = web.AppKey("submit_policy", RetryPolicy)
 POLL_POLICY = web.AppKey("poll_policy", RetryPolicy)
 READY = web.AppKey("ready", ReadinessCheck)
 RUNTIME = web.AppKey("runtime", Runtime)
+ADMIN_RUNTIME = web.AppKey("admin_runtime", Runtime)

@@ -11,8 +11,9 @@ from aiohttp import web
 
 from proxy.errors import PayloadTooLarge
 from proxy.forwarding import upstream_headers
+from proxy.governance import access
 from proxy.handlers.failures import transport_error
-from proxy.state import CONTEXT, SETTINGS, UPSTREAM
+from proxy.state import CONTEXT, RUNTIME, SETTINGS, UPSTREAM
 from proxy.upstream.client import TransportFailure, end_to_end
 
 log = structlog.get_logger("proxy.passthrough")
@@ -52,6 +53,10 @@ async def handle_passthrough(request: web.Request) -> web.StreamResponse:
     if request.body_exists:
         body = _Limited(request.content, limit)
     headers = upstream_headers(request, settings, keep_length=True)
+    identity = await access.identify(
+        request.app[RUNTIME].keyring, request.headers.get("Authorization")
+    )
+    access.swap(headers, identity)
     started = time.perf_counter()
     ctx.upstream_attempts = 1
     try:

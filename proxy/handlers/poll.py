@@ -10,6 +10,7 @@ from multidict import CIMultiDict
 from proxy.context import RouteKind
 from proxy.errors import InternalError
 from proxy.forwarding import upstream_headers
+from proxy.governance import access
 from proxy.handlers.failures import transport_error
 from proxy.stages.identify import fingerprint
 from proxy.state import CONTEXT, METRICS, POLL_POLICY, ROUTE, RUNTIME, SETTINGS, UPSTREAM
@@ -33,6 +34,8 @@ async def handle_poll(request: web.Request) -> web.StreamResponse:
     route = request[ROUTE]
     task_id = route.task_id or ""
     ctx.task_id = task_id
+    identity = await access.identify(app[RUNTIME].keyring, request.headers.get("Authorization"))
+    await access.own_task(app[RUNTIME].store, identity, task_id)
     jobs = app[RUNTIME].tracker
     if jobs is not None:
         cached = await jobs.cached_terminal(task_id, request.headers.get("Authorization"))
@@ -41,6 +44,7 @@ async def handle_poll(request: web.Request) -> web.StreamResponse:
     metrics = app[METRICS]
     runtime = app[RUNTIME]
     headers = upstream_headers(request, app[SETTINGS], keep_length=False)
+    access.swap(headers, identity)
 
     async def fetch() -> attempts.Outcome:
         outcome = await attempts.send(

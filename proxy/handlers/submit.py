@@ -74,6 +74,7 @@ def proxy_headers(ctx: RequestContext) -> dict[str, str]:
         out["X-Modellix-Proxy-Estimated-Cost-USD"] = f"{ctx.estimated_cost_micros / 1_000_000:.6f}"
     if ctx.price_table_version:
         out["X-Modellix-Proxy-Price-Version"] = ctx.price_table_version
+    out.update(ctx.budget_headers)
     if ctx.warnings:
         out["X-Modellix-Proxy-Warnings"] = _header_value("; ".join(ctx.warnings))
     return out

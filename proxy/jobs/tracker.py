@@ -18,6 +18,7 @@ from aiohttp import web
 
 from proxy.config import Settings
 from proxy.context import RequestContext
+from proxy.governance.settlement import Settlement
 from proxy.jobs.labels import Labels
 from proxy.jobs.memory import Bounded, Known
 from proxy.jobs.schedule import Cadence, first_poll_at
@@ -80,6 +81,7 @@ class JobTracker:
             watcher.jitter,
             watcher.stale_after_attempts,
         )
+        self.money = Settlement(store, settings.watcher.bill_failed)
         self.keys: Bounded[str, str] = Bounded(100_000)
         self._known: Bounded[str, Known] = Bounded(100_000)
         self._foreign: Bounded[str, bool] = Bounded(100_000)
@@ -111,8 +113,10 @@ class JobTracker:
             traceparent=ctx.traceparent,
             submitted_by=self._replica.id,
             next_poll_at=first_poll_at(now, self.cadence, self._rng.random()),
+            reservation_id=ctx.reservation_id,
         )
         await self.store.insert_job(job)
+        self.money.handed_to_job(ctx)
         self._known.put(task_id, Known(JobStatus.PENDING, ctx.estimated_cost_micros))
         if ctx.upstream_authorization:
             self.keys.put(task_id, ctx.upstream_authorization)
@@ -166,8 +170,10 @@ class JobTracker:
                 traceparent=ctx.traceparent,
                 submitted_by=self._replica.id,
                 next_poll_at=None,
+                reservation_id=ctx.reservation_id,
             )
         )
+        self.money.handed_to_job(ctx)
         if ctx.idempotency_key is not None:
             await self.store.mark_unknown(caller.identity, ctx.idempotency_key)
             ctx.idempotency_key = None
@@ -189,6 +195,7 @@ class JobTracker:
 
         A transient one (retries used up) frees the key for the client's retry.
         """
+        await self.money.release(ctx)
         if ctx.idempotency_key is None or ctx.caller is None:
             return
         if bucket is Bucket.PERMANENT:
@@ -201,6 +208,7 @@ class JobTracker:
 
     async def finish_claim(self, ctx: RequestContext) -> None:
         """A claim still open here means nothing reached the upstream: let a retry proceed."""
+        await self.money.release(ctx)
         if ctx.idempotency_key is not None and ctx.caller is not None:
             await self.store.release(ctx.caller.identity, ctx.idempotency_key)
             ctx.idempotency_key = None
@@ -286,13 +294,14 @@ class JobTracker:
         if view.status.terminal and authorization:
             self._terminal.put((task_id, fingerprint(authorization)), body)
         if transition.became_terminal:
-            self.settle(transition.job)
+            await self.settle(transition.job)
         return transition.job
 
     # --- terminal -----------------------------------------------------------------------
-    def settle(self, job: JobRecord) -> None:
-        """Exactly once per job across replicas: metrics, the terminal log line, hooks."""
+    async def settle(self, job: JobRecord) -> None:
+        """Exactly once per job across replicas: money, metrics, the terminal log line, hooks."""
         self.keys.pop(job.task_id)
+        await self.money.settle(job)
         model = self.labels.model(job.pinned_slug)
         team = self.labels.team(job.team)
         status = job.status.value

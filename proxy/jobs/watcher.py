@@ -18,10 +18,11 @@ from urllib.parse import quote
 import structlog
 
 from proxy.config import Settings
+from proxy.governance.budgets import BudgetBook
 from proxy.jobs.schedule import is_stale, next_poll_delay
 from proxy.jobs.tracker import JobTracker, Replica
 from proxy.stores.records import JobRecord
-from proxy.telemetry.metrics import Metrics
+from proxy.telemetry.metrics import Metrics, usd
 from proxy.upstream import attempts
 from proxy.upstream.client import Upstream
 from proxy.upstream.retry import RetryPolicy
@@ -41,6 +42,7 @@ class Watcher:
         replica: Replica,
         *,
         clock: Callable[[], float] = time.time,
+        budgets: BudgetBook | None = None,
     ) -> None:
         self._tracker = tracker
         self._upstream = upstream
@@ -49,6 +51,7 @@ class Watcher:
         self._metrics = metrics
         self._owner = replica.id
         self._clock = clock
+        self._budgets = budgets
         self._rng = random.Random()
         self._fallback_key = settings.upstream_api_key()
         self._wake = asyncio.Event()
@@ -78,7 +81,7 @@ class Watcher:
         store = self._tracker.store
         now = self._clock()
         for job in await store.expire_overdue(now, settings.retention_seconds):
-            self._tracker.settle(job)
+            await self._tracker.settle(job)
         if now >= self._next_stats:
             await self._gauges(now)
         due = await store.lease_due(self._owner, now, settings.batch_size, settings.lease_seconds)
@@ -99,6 +102,16 @@ class Watcher:
         self._metrics.jobs_in_flight.clear()
         for slug, count in in_flight.items():
             self._metrics.jobs_in_flight.labels(self._tracker.labels.model(slug)).inc(count)
+        if self._budgets is not None:
+            for applied, window in await self._budgets.standing(now):
+                labels = (applied.budget.name, applied.budget.scope, applied.budget.window)
+                self._metrics.budget_limit.labels(*labels).set(usd(applied.budget.limit_micros))
+                self._metrics.budget_spent.labels(*labels).set(
+                    usd(window.spent_micros if window else 0)
+                )
+                self._metrics.budget_reserved.labels(*labels).set(
+                    usd(window.reserved_micros if window else 0)
+                )
         self._next_stats = now + STATS_EVERY_SECONDS
 
     async def _poll(self, job: JobRecord) -> None:

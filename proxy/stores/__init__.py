@@ -1,4 +1,4 @@
-"""Where the proxy keeps jobs, watcher leases and idempotency keys.
+"""Where the proxy keeps jobs, leases, idempotency keys, virtual keys, budgets and refusals.
 
 ``open_store(url)`` picks the backend from the URL:
 
@@ -12,6 +12,7 @@ The protocol is in ``proxy.stores.base``, the records in ``proxy.stores.records`
 from __future__ import annotations
 
 from proxy.stores.base import (
+    BudgetDefinitionStore,
     BudgetStore,
     DuplicateJobError,
     DuplicateKeyError,
@@ -19,6 +20,7 @@ from proxy.stores.base import (
     JobNotFoundError,
     JobStore,
     MigrationError,
+    RefusalStore,
     Store,
     StoreError,
     VirtualKeyStore,
@@ -26,6 +28,7 @@ from proxy.stores.base import (
 )
 
 __all__ = [
+    "BudgetDefinitionStore",
     "BudgetStore",
     "DuplicateJobError",
     "DuplicateKeyError",
@@ -33,6 +36,7 @@ __all__ = [
     "JobNotFoundError",
     "JobStore",
     "MigrationError",
+    "RefusalStore",
     "Store",
     "StoreError",
     "VirtualKeyStore",

@@ -39,7 +39,7 @@ class _Refused(Exception):
         self.scope = scope
 
 
-def _window(row: Row) -> BudgetWindow:
+def window_from_row(row: Row) -> BudgetWindow:
     return BudgetWindow(
         scope_key=row["scope_key"],
         window_start=float(row["window_start"]),
@@ -110,7 +110,7 @@ class BudgetsMixin(SqlBase):
     async def budget_window(self, scope_key: str, window_start: float) -> BudgetWindow | None:
         async with self._read() as tx:
             row = await tx.fetchrow(self.dialect.sql(GET_WINDOW), scope_key, window_start)
-        return None if row is None else _window(row)
+        return None if row is None else window_from_row(row)
 
     async def _close_reservation(self, reservation_id: str, state: str, final: int) -> bool:
         sql = self.dialect.sql

@@ -17,6 +17,7 @@ from proxy.stores.base import DuplicateJobError, JobNotFoundError
 from proxy.stores.records import (
     GROUP_KEYS,
     GroupKey,
+    JobCost,
     JobPage,
     JobRecord,
     JobStatus,
@@ -33,9 +34,9 @@ INSERT_JOB = """
 INSERT INTO jobs (task_id, caller, team, project, alias, pinned_slug, input_hash,
     correlation_id, request_id, idempotency_key, price_table_version,
     estimated_cost_micros, status, upstream_attempts, traceparent, submitted_by,
-    submitted_at, history, last_seen_status, next_poll_at)
+    submitted_at, history, last_seen_status, next_poll_at, reservation_id)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18,
-    $19, $20)
+    $19, $20, $21)
 ON CONFLICT (task_id) DO NOTHING
 RETURNING *"""
 
@@ -72,7 +73,7 @@ class JobsMixin(SqlBase):
             job.input_hash, job.correlation_id, job.request_id, job.idempotency_key,
             job.price_table_version, job.estimated_cost_micros, job.status.value,
             job.upstream_attempts, job.traceparent, job.submitted_by, job.submitted_at,
-            history, job.status.value, job.next_poll_at,
+            history, job.status.value, job.next_poll_at, job.reservation_id,
         )  # fmt: skip
         async with self._write() as tx:
             row = await tx.fetchrow(self.dialect.sql(INSERT_JOB), *args)
@@ -189,6 +190,27 @@ class JobsMixin(SqlBase):
             )
             for row in rows
             if int(row["jobs"]) > 0
+        ]
+
+    async def job_costs(self, since: float, until: float) -> list[JobCost]:
+        sql = (
+            "SELECT submitted_at, team, project, pinned_slug, status, estimated_cost_micros,"
+            " final_cost_micros FROM jobs WHERE submitted_at >= $1 AND submitted_at < $2"
+            " ORDER BY submitted_at, task_id"
+        )
+        async with self._read() as tx:
+            rows = await tx.fetch(self.dialect.sql(sql), since, until)
+        return [
+            JobCost(
+                submitted_at=float(row["submitted_at"]),
+                team=row["team"],
+                project=row["project"],
+                model=row["pinned_slug"],
+                status=JobStatus(row["status"]),
+                estimated_cost_micros=row["estimated_cost_micros"],
+                final_cost_micros=row["final_cost_micros"],
+            )
+            for row in rows
         ]
 
     async def in_flight_by_model(self) -> dict[str, int]:

@@ -48,7 +48,7 @@ class Dialect:
     name: str
     lock_rows: str = ""
     skip_locked: str = ""
-    day_expr: str = "strftime('%Y-%m-%d', submitted_at, 'unixepoch')"
+    day_template: str = "strftime('%Y-%m-%d', {}, 'unixepoch')"
     greatest: str = "max"
     _qmark: bool = field(default=True, repr=False)
 
@@ -56,13 +56,22 @@ class Dialect:
         """``text`` with placeholders this engine understands."""
         return _to_qmark(text) if self._qmark else text
 
+    def day(self, column: str) -> str:
+        """An expression for the UTC ``YYYY-MM-DD`` day of an epoch-seconds ``column``."""
+        return self.day_template.format(column)
+
+    @property
+    def day_expr(self) -> str:
+        """The UTC day a job was submitted on."""
+        return self.day("submitted_at")
+
 
 SQLITE = Dialect(name="sqlite")
 POSTGRES = Dialect(
     name="postgres",
     lock_rows=" FOR UPDATE",
     skip_locked=" FOR UPDATE SKIP LOCKED",
-    day_expr="to_char(to_timestamp(submitted_at) AT TIME ZONE 'UTC', 'YYYY-MM-DD')",
+    day_template="to_char(to_timestamp({}) AT TIME ZONE 'UTC', 'YYYY-MM-DD')",
     greatest="GREATEST",
     _qmark=False,
 )
@@ -147,6 +156,7 @@ def job_from_row(row: Row) -> JobRecord:
         lease_expires_at=_opt_float(row["lease_expires_at"]),
         watcher_attempts=row["watcher_attempts"],
         stale=bool(row["stale"]),
+        reservation_id=row["reservation_id"],
     )
 
 

@@ -10,8 +10,8 @@ from proxy.stores.records import VirtualKey
 
 INSERT_KEY = """
 INSERT INTO virtual_keys (key_id, key_hash, name, team, project, upstream_key_ref,
-    allowed_models, created_at, revoked_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+    allowed_models, created_at, revoked_at, expires_at, max_concurrent_jobs)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
 ON CONFLICT DO NOTHING
 RETURNING *"""
 
@@ -28,6 +28,8 @@ def _key_from_row(row: Row) -> VirtualKey:
         upstream_key_ref=row["upstream_key_ref"],
         allowed_models=tuple(models),
         revoked_at=None if row["revoked_at"] is None else float(row["revoked_at"]),
+        expires_at=None if row["expires_at"] is None else float(row["expires_at"]),
+        max_concurrent_jobs=row["max_concurrent_jobs"],
     )
 
 
@@ -40,10 +42,17 @@ class VirtualKeysMixin(SqlBase):
             row = await tx.fetchrow(
                 self.dialect.sql(INSERT_KEY), key.key_id, key.key_hash, key.name, key.team,
                 key.project, key.upstream_key_ref, models, key.created_at, key.revoked_at,
+                key.expires_at, key.max_concurrent_jobs,
             )  # fmt: skip
         if row is None:
             raise DuplicateKeyError(key.key_id)
         return _key_from_row(row)
+
+    async def get_virtual_key(self, key_id: str) -> VirtualKey | None:
+        sql = self.dialect.sql("SELECT * FROM virtual_keys WHERE key_id = $1")
+        async with self._read() as tx:
+            row = await tx.fetchrow(sql, key_id)
+        return None if row is None else _key_from_row(row)
 
     async def get_virtual_key_by_hash(self, key_hash: str) -> VirtualKey | None:
         sql = self.dialect.sql("SELECT * FROM virtual_keys WHERE key_hash = $1")

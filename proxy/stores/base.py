@@ -20,14 +20,19 @@ from collections.abc import Sequence
 from typing import Protocol, runtime_checkable
 
 from proxy.stores.records import (
+    Budget,
     BudgetScope,
     BudgetWindow,
     Claim,
     GroupKey,
+    JobCost,
     JobPage,
     JobRecord,
     JobStatus,
     NewJob,
+    Refusal,
+    RefusalGroupKey,
+    RefusalRow,
     ReserveResult,
     Source,
     SpendRow,
@@ -111,6 +116,9 @@ class JobStore(Protocol):
     ) -> list[SpendRow]:
         """Job counts and exact cost sums for jobs submitted in ``[since, until)``."""
 
+    async def job_costs(self, since: float, until: float) -> list[JobCost]:
+        """Each job submitted in ``[since, until)``, oldest first, for percentile reports."""
+
     async def in_flight_by_model(self) -> dict[str, int]:
         """Number of non-terminal jobs per pinned slug."""
 
@@ -186,6 +194,9 @@ class VirtualKeyStore(Protocol):
     async def create_virtual_key(self, key: VirtualKey) -> VirtualKey:
         """Store a new key; raises ``DuplicateKeyError`` if its id or hash exists."""
 
+    async def get_virtual_key(self, key_id: str) -> VirtualKey | None:
+        """The key with this id, revoked or not, or ``None``."""
+
     async def get_virtual_key_by_hash(self, key_hash: str) -> VirtualKey | None:
         """The key with this hash, revoked or not (check ``active``), or ``None``."""
 
@@ -224,9 +235,61 @@ class BudgetStore(Protocol):
         """Where a scope's window stands, or ``None`` if nothing was ever reserved in it."""
 
 
+class BudgetDefinitionStore(Protocol):
+    """Operator-defined budgets, and where many budget windows stand at once."""
+
+    async def put_budget(self, budget: Budget) -> Budget:
+        """Create or replace the budget named ``budget.name``; the stored record.
+
+        Replacing keeps the existing ``created_at`` and takes everything else
+        (``updated_at`` included) from ``budget``. Raises ``ValueError`` for an
+        unknown scope or window, a negative limit, or a subject that does not
+        match the scope (``None`` exactly when the scope is ``global``).
+        """
+
+    async def delete_budget(self, name: str) -> bool:
+        """Delete a budget definition (its windows stay); False if unknown."""
+
+    async def list_budgets(self) -> list[Budget]:
+        """Every budget definition, ordered by name."""
+
+    async def budget_windows(
+        self, keys: Sequence[tuple[str, float]]
+    ) -> dict[tuple[str, float], BudgetWindow]:
+        """Windows for many ``(scope_key, window_start)`` pairs; pairs never reserved are absent."""
+
+
+class RefusalStore(Protocol):
+    """The ledger of requests refused before reaching upstream."""
+
+    async def record_refusal(self, refusal: Refusal) -> None:
+        """Append one refusal; durable when this returns."""
+
+    async def refusal_summary(
+        self, since: float, until: float, group_by: Sequence[RefusalGroupKey] = ()
+    ) -> list[RefusalRow]:
+        """Refusal counts and avoided (estimated) cost for refusals ``at`` in ``[since, until)``.
+
+        ``group_by`` takes ``day``, ``team``, ``project``, ``model`` and ``reason``;
+        ``status`` is accepted as an alias of ``reason``, so a spend report's
+        ``GroupKey`` list can be passed as is. ``ValueError`` for anything else.
+        Rows are ordered by the grouped keys (day, team, project, model, reason),
+        ``None`` last on every backend.
+        """
+
+
 @runtime_checkable
-class Store(JobStore, WatcherStore, IdempotencyStore, VirtualKeyStore, BudgetStore, Protocol):
-    """Everything the proxy keeps: jobs, leases, idempotency keys, virtual keys, budgets."""
+class Store(
+    JobStore,
+    WatcherStore,
+    IdempotencyStore,
+    VirtualKeyStore,
+    BudgetStore,
+    BudgetDefinitionStore,
+    RefusalStore,
+    Protocol,
+):
+    """Everything the proxy keeps: jobs, leases, idempotency keys, keys, budgets, refusals."""
 
     async def close(self) -> None:
         """Release connections; the store is unusable afterwards."""

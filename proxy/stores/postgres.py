@@ -15,9 +15,11 @@ from contextlib import asynccontextmanager
 import asyncpg
 
 from proxy.stores import migrations
+from proxy.stores._budget_defs import BudgetDefinitionsMixin
 from proxy.stores._budgets import BudgetsMixin
 from proxy.stores._idempotency import IdempotencyMixin
 from proxy.stores._jobs import JobsMixin
+from proxy.stores._refusals import RefusalsMixin
 from proxy.stores._sql import POSTGRES, Row, Tx, rows_changed
 from proxy.stores._vkeys import VirtualKeysMixin
 
@@ -40,7 +42,14 @@ class _PgTx:
         return rows_changed(await self._conn.execute(sql, *args))
 
 
-class PostgresStore(JobsMixin, IdempotencyMixin, VirtualKeysMixin, BudgetsMixin):
+class PostgresStore(
+    JobsMixin,
+    IdempotencyMixin,
+    VirtualKeysMixin,
+    BudgetsMixin,
+    BudgetDefinitionsMixin,
+    RefusalsMixin,
+):
     """``Store`` on a PostgreSQL database shared by every replica."""
 
     dialect = POSTGRES

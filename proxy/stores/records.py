@@ -67,6 +67,7 @@ class NewJob:
     traceparent: str | None = None
     submitted_by: str | None = None
     next_poll_at: float | None = None
+    reservation_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -105,6 +106,7 @@ class JobRecord:
     lease_expires_at: float | None = None
     watcher_attempts: int = 0
     stale: bool = False
+    reservation_id: str | None = None
 
     @property
     def terminal(self) -> bool:
@@ -141,6 +143,19 @@ class JobPage:
 
 GroupKey = Literal["day", "team", "project", "model", "status"]
 GROUP_KEYS: tuple[GroupKey, ...] = ("day", "team", "project", "model", "status")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class JobCost:
+    """One job's cost for percentile reports; ``model`` is the pinned slug."""
+
+    submitted_at: float
+    team: str | None
+    project: str | None
+    model: str
+    status: JobStatus
+    estimated_cost_micros: int | None
+    final_cost_micros: int | None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -200,10 +215,17 @@ class VirtualKey:
     upstream_key_ref: str | None = None
     allowed_models: tuple[str, ...] = ()
     revoked_at: float | None = None
+    expires_at: float | None = None
+    max_concurrent_jobs: int | None = None
 
     @property
     def active(self) -> bool:
+        """Not revoked (expiry needs a clock: see ``usable_at``)."""
         return self.revoked_at is None
+
+    def usable_at(self, now: float) -> bool:
+        """Not revoked and not expired at ``now`` (a key expires at ``expires_at`` exactly)."""
+        return self.revoked_at is None and (self.expires_at is None or now < self.expires_at)
 
 
 @dataclass(frozen=True, slots=True)
@@ -249,3 +271,64 @@ class ReserveResult:
     @property
     def ok(self) -> bool:
         return self.reservation is not None
+
+
+BudgetScopeKind = Literal["key", "team", "project", "global"]
+"""What a budget applies to: one virtual key, a team, a project, or everything."""
+BUDGET_SCOPE_KINDS: tuple[BudgetScopeKind, ...] = ("key", "team", "project", "global")
+
+BudgetPeriod = Literal["day", "month", "lifetime"]
+"""A budget's window: UTC day, UTC calendar month, or never reset."""
+BUDGET_PERIODS: tuple[BudgetPeriod, ...] = ("day", "month", "lifetime")
+
+
+@dataclass(frozen=True, slots=True)
+class Budget:
+    """An operator-defined budget; ``subject`` is the key id, team or project (``None`` if global).
+
+    ``hard`` budgets refuse requests that would exceed ``limit_micros``; soft ones only warn.
+    Spend is tracked in ``budget_windows`` by the caller's choice of scope key.
+    """
+
+    name: str
+    scope: BudgetScopeKind
+    subject: str | None
+    window: BudgetPeriod
+    limit_micros: int
+    hard: bool
+    created_at: float
+    updated_at: float
+
+
+RefusalGroupKey = Literal["day", "team", "project", "model", "reason", "status"]
+"""How ``refusal_summary`` groups; ``status`` is an alias of ``reason`` (so a ``GroupKey`` fits)."""
+REFUSAL_GROUP_KEYS: tuple[RefusalGroupKey, ...] = ("day", "team", "project", "model", "reason")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Refusal:
+    """One request the proxy refused before it reached upstream, and what it would have cost."""
+
+    at: float
+    reason: str
+    caller: str | None = None
+    team: str | None = None
+    project: str | None = None
+    model: str | None = None
+    estimated_cost_micros: int | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RefusalRow:
+    """Refusals of one group; keys not grouped by are ``None``; ``day`` is ``YYYY-MM-DD`` UTC.
+
+    ``avoided_micros`` sums the refused requests' estimates (unpriced ones count 0).
+    """
+
+    day: str | None = None
+    team: str | None = None
+    project: str | None = None
+    model: str | None = None
+    reason: str | None = None
+    refusals: int = 0
+    avoided_micros: int = 0

@@ -18,9 +18,11 @@ from contextlib import asynccontextmanager
 import aiosqlite
 
 from proxy.stores import migrations
+from proxy.stores._budget_defs import BudgetDefinitionsMixin
 from proxy.stores._budgets import BudgetsMixin
 from proxy.stores._idempotency import IdempotencyMixin
 from proxy.stores._jobs import JobsMixin
+from proxy.stores._refusals import RefusalsMixin
 from proxy.stores._sql import SQLITE, Row, Tx
 from proxy.stores._vkeys import VirtualKeysMixin
 
@@ -49,7 +51,14 @@ def _row(row: sqlite3.Row) -> Row:
     return dict(zip(row.keys(), row, strict=True))
 
 
-class SqliteStore(JobsMixin, IdempotencyMixin, VirtualKeysMixin, BudgetsMixin):
+class SqliteStore(
+    JobsMixin,
+    IdempotencyMixin,
+    VirtualKeysMixin,
+    BudgetsMixin,
+    BudgetDefinitionsMixin,
+    RefusalsMixin,
+):
     """``Store`` on a single SQLite database file."""
 
     dialect = SQLITE

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
+import aiosqlite
+import asyncpg
 import pytest
 
 from proxy.stores import MigrationError, Store, open_store, sqlite_path
@@ -92,5 +94,53 @@ async def test_in_memory_sqlite_store_works() -> None:
     opened = await open_store("sqlite:///:memory:")
     try:
         assert await opened.in_flight_by_model() == {}
+    finally:
+        await opened.close()
+
+
+async def _apply_only(url: str, count: int) -> None:
+    """Bring a fresh database to schema version ``count`` by hand, as older code would have."""
+    insert = "INSERT INTO schema_version (version, name, checksum) VALUES ($1, $2, $3)"
+    if url.startswith("sqlite:"):
+        async with aiosqlite.connect(sqlite_path(url)) as conn:
+            await conn.execute(mig.SCHEMA_VERSION_DDL)
+            for m in mig.load("sqlite")[:count]:
+                for statement in mig.split_statements(m.sql):
+                    await conn.execute(statement)
+                await conn.execute(insert.replace("$", "?"), (m.version, m.name, m.checksum))
+            await conn.commit()
+        return
+    pg = await asyncpg.connect(url)
+    try:
+        await pg.execute(mig.SCHEMA_VERSION_DDL)
+        for m in mig.load("postgres")[:count]:
+            await pg.execute(m.sql)
+            await pg.execute(insert, m.version, m.name, m.checksum)
+    finally:
+        await pg.close()
+
+
+async def test_version_2_database_upgrades_keeping_rows(store_url: str) -> None:
+    """A database at version 2 with a key and a job opens at the latest version with both intact."""
+    await _apply_only(store_url, 2)
+    await raw_query(
+        store_url,
+        "INSERT INTO virtual_keys (key_id, key_hash, created_at) VALUES ('vk_old', 'h', 1.0)",
+    )
+    await raw_query(
+        store_url,
+        "INSERT INTO jobs (task_id, caller, pinned_slug, status, submitted_at)"
+        " VALUES ('old/1', 'c', 'm', 'pending', 1.0)",
+    )
+    opened = await open_store(store_url)
+    try:
+        assert await _versions(store_url) == list(range(1, LATEST + 1))
+        key = await opened.get_virtual_key("vk_old")
+        assert key is not None
+        assert (key.expires_at, key.max_concurrent_jobs) == (None, None)
+        job = await opened.get_job("old/1")
+        assert job is not None
+        assert job.reservation_id is None
+        assert await opened.list_budgets() == []
     finally:
         await opened.close()

@@ -1,0 +1,1 @@
+"""Spend governance: virtual keys, budgets reserved atomically, spend reports."""

@@ -1,0 +1,123 @@
+"""Virtual keys: proxy-issued keys that map to a team, a project, models and limits.
+
+A key is ``mlx-vk-<key id>-<secret>``; it is shown once at creation and stored
+only as its SHA-256. Requests carrying one are forwarded with the real upstream
+key, which the proxy reads from its own secret (``upstream.api_key`` /
+``upstream.api_key_file``) and which no caller ever sees.
+
+Each replica remembers what it read about a key for ``keys.cache_seconds``
+(0.5 s by default), so a revocation reaches every replica within that time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from proxy.config import KeySettings
+from proxy.context import Caller
+from proxy.errors import ServiceUnavailable, Unauthorized
+from proxy.stores.base import VirtualKeyStore
+from proxy.stores.records import VirtualKey
+
+PREFIX = "mlx-vk-"
+_TOKEN = re.compile(r"^mlx-vk-([a-z0-9]{12})-[A-Za-z0-9_-]{32,}$")
+
+
+def hash_key(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def new_key(now: float, **fields: object) -> tuple[VirtualKey, str]:
+    """A fresh virtual key record and its token (the only time the token exists)."""
+    key_id = secrets.token_hex(6)
+    token = f"{PREFIX}{key_id}-{secrets.token_urlsafe(32)}"
+    record = VirtualKey(key_id=key_id, key_hash=hash_key(token), created_at=now, **fields)  # type: ignore[arg-type]
+    return record, token
+
+
+def bearer(authorization: str | None) -> str | None:
+    if not authorization or not authorization.lower().startswith("bearer "):
+        return None
+    token = authorization[7:].strip()
+    return token or None
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    """Who a request comes from, and the Authorization to send upstream for it."""
+
+    caller: Caller
+    upstream_authorization: str
+    key: VirtualKey | None = None
+
+
+class KeyRing:
+    """Resolves virtual keys (with a short cache) for every route of the proxy."""
+
+    def __init__(
+        self,
+        store: VirtualKeyStore,
+        settings: KeySettings,
+        upstream_key: str | None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._store = store
+        self._settings = settings
+        self._upstream_key = upstream_key
+        self._clock = clock
+        self._cache: dict[str, tuple[float, VirtualKey | None]] = {}
+
+    @property
+    def mode(self) -> str:
+        return self._settings.mode
+
+    @property
+    def virtual(self) -> bool:
+        return self._settings.mode != "passthrough"
+
+    def is_virtual_token(self, token: str | None) -> bool:
+        return self.virtual and token is not None and token.startswith(PREFIX)
+
+    async def lookup(self, token: str) -> VirtualKey | None:
+        digest = hash_key(token)
+        now = self._clock()
+        hit = self._cache.get(digest)
+        if hit is not None and hit[0] > now:
+            return hit[1]
+        key = await self._store.get_virtual_key_by_hash(digest)
+        if len(self._cache) > 10_000:
+            self._cache.clear()
+        self._cache[digest] = (now + self._settings.cache_seconds, key)
+        return key
+
+    async def resolve(self, token: str) -> Identity:
+        """The identity of a virtual key, or 401 saying why not."""
+        if not _TOKEN.match(token):
+            raise Unauthorized("malformed proxy key", reason="invalid_key")
+        key = await self.lookup(token)
+        now = self._clock()
+        if key is None:
+            raise Unauthorized("unknown proxy key", reason="invalid_key")
+        if key.revoked_at is not None:
+            raise Unauthorized(f"proxy key {key.key_id} was revoked", reason="revoked_key")
+        if key.expires_at is not None and key.expires_at <= now:
+            raise Unauthorized(f"proxy key {key.key_id} has expired", reason="expired_key")
+        if self._upstream_key is None:
+            raise ServiceUnavailable(
+                "virtual keys need upstream.api_key (or api_key_file) to be configured",
+                reason="no_upstream_key",
+            )
+        caller = Caller(
+            identity=f"vk:{key.key_id}",
+            team=key.team,
+            project=key.project,
+            virtual_key_id=key.key_id,
+            allowed_models=frozenset(key.allowed_models) if key.allowed_models else None,
+            max_concurrent_jobs=key.max_concurrent_jobs,
+        )
+        return Identity(caller, f"Bearer {self._upstream_key}", key)

@@ -1,0 +1,38 @@
+"""Start-up of governance: the key ring, the budget book, and the config file's budgets."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from proxy.config import BudgetSpec, Settings
+from proxy.governance.budgets import BudgetBook
+from proxy.governance.keys import KeyRing
+from proxy.jobs.pricing import to_micros
+from proxy.stores.base import Store
+from proxy.stores.records import Budget
+
+
+def budget_from_spec(spec: BudgetSpec, now: float) -> Budget:
+    return Budget(
+        name=spec.name,
+        scope=spec.scope,
+        subject=spec.subject,
+        window=spec.window,
+        limit_micros=to_micros(spec.limit_usd),
+        hard=spec.hard,
+        created_at=now,
+        updated_at=now,
+    )
+
+
+async def start_governance(
+    store: Store, settings: Settings, clock: Callable[[], float] = time.time
+) -> tuple[KeyRing, BudgetBook]:
+    """Upsert the budgets the config file declares, and build the key ring and budget book."""
+    now = clock()
+    for spec in settings.governance.budgets:
+        await store.put_budget(budget_from_spec(spec, now))
+    keyring = KeyRing(store, settings.keys, settings.upstream_api_key(), clock)
+    book = BudgetBook(store, settings.governance.timezone, settings.governance.cache_seconds, clock)
+    return keyring, book

@@ -1,0 +1,105 @@
+"""Reserve the job's estimate on every budget that applies, atomically, before submit.
+
+Over a hard limit the submit is refused with 402 naming the budget, its limit,
+what is spent and reserved, and when the window resets. A model without a
+price is refused wherever a hard budget applies (fail closed). The per-key
+concurrency cap is a counter reserved the same way (one slot per job in
+flight), refused with 429 before the upstream's own team-wide limit is hit.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from proxy.context import RequestContext
+from proxy.errors import BudgetExceeded, TooManyRequests
+from proxy.governance.budgets import BudgetBook, describe, dollars, refusal_text, tightest
+from proxy.stores.base import Store
+from proxy.stores.records import BudgetScope
+from proxy.telemetry.metrics import Metrics
+
+
+class BudgetStage:
+    name = "budget"
+
+    def __init__(
+        self,
+        store: Store,
+        book: BudgetBook,
+        metrics: Metrics,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._store = store
+        self._book = book
+        self._metrics = metrics
+        self._clock = clock
+
+    async def __call__(self, ctx: RequestContext) -> None:
+        caller = ctx.caller
+        if caller is None:
+            return
+        await self._slot(ctx)
+        now = self._clock()
+        applied = await self._book.for_caller(caller, now)
+        if not applied:
+            return
+        hard = [a for a in applied if a.budget.hard]
+        amount = ctx.estimated_cost_micros
+        if amount is None:
+            if hard:
+                names = ", ".join(a.budget.name for a in hard)
+                raise BudgetExceeded(
+                    f"model {ctx.pinned_slug} has no price in the price table, and budget(s) "
+                    f"{names} apply: unpriced jobs are refused where a budget applies",
+                    reason="unpriced_under_budget",
+                )
+            return
+        result = await self._store.budget_reserve(
+            [a.scope for a in applied], amount, reservation_id=f"job:{ctx.request_id}"
+        )
+        if result.reservation is None:
+            window = result.refused
+            refused = next(
+                (a for a in applied if window and a.key == (window.scope_key, window.window_start)),
+                None,
+            )
+            if window is None or refused is None:
+                raise BudgetExceeded("a budget would be exceeded", reason="budget_exceeded")
+            self._metrics.budget_refusals.labels(refused.budget.name, refused.budget.scope).inc()
+            raise BudgetExceeded(
+                refusal_text(refused, window, amount),
+                reason="budget_exceeded",
+                details={"budget": describe(refused, window, amount)},
+                headers={"X-Modellix-Proxy-Budget": refused.budget.name},
+            )
+        ctx.reservation_id = result.reservation.reservation_id
+        windows = await self._store.budget_windows([a.key for a in applied])
+        best = tightest([(a, windows.get(a.key)) for a in applied])
+        if best is not None:
+            applied_budget, left = best
+            ctx.budget_headers = {
+                "X-Modellix-Proxy-Budget": applied_budget.budget.name,
+                "X-Modellix-Proxy-Budget-Remaining-USD": f"{max(0, left) / 1_000_000:.6f}",
+            }
+
+    async def _slot(self, ctx: RequestContext) -> None:
+        caller = ctx.caller
+        if caller is None or caller.max_concurrent_jobs is None or caller.virtual_key_id is None:
+            return
+        cap = caller.max_concurrent_jobs
+        result = await self._store.budget_reserve(
+            [BudgetScope(f"jobs:{caller.virtual_key_id}", 0.0, cap)],
+            1,
+            reservation_id=f"slot:{ctx.request_id}",
+        )
+        if result.reservation is None:
+            raise TooManyRequests(
+                f"key {caller.virtual_key_id} already has {cap} job(s) in flight (its limit); "
+                "wait for one to finish",
+                reason="key_concurrency",
+            )
+        ctx.slot_reservation_id = result.reservation.reservation_id
+
+
+__all__ = ["BudgetStage", "dollars"]
