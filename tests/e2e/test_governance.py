@@ -11,7 +11,7 @@ import aiohttp
 
 from proxy.governance.keys import new_key
 from proxy.simulator import SimulatorConfig
-from proxy.stores.records import Budget
+from proxy.stores.records import Budget, BudgetScopeKind
 from tests.e2e.conftest import Stack
 from tests.e2e.test_client_flow import HAILUO, wait_terminal
 
@@ -22,7 +22,7 @@ SUBMIT = "/api/v1/minimax/hailuo-02-t2v"  # $0.324 at 6 s 768P
 async def put_budget(
     stack: Stack,
     name: str,
-    scope: str,
+    scope: BudgetScopeKind,
     subject: str | None,
     limit: str,
     *,
@@ -139,12 +139,13 @@ async def test_soft_budget_only_signals(stack: Stack, http: aiohttp.ClientSessio
 
 async def _virtual_stack(make_stack: Any, **keys: Any) -> Stack:
     config = SimulatorConfig.fast(concurrency_limit=0, api_keys={UPSTREAM_KEY: "default"})
-    return await make_stack(
+    stack: Stack = await make_stack(
         config,
         keys={"mode": "virtual", "cache_seconds": 0.1},
         upstream={"api_key": UPSTREAM_KEY},
         **keys,
-    )  # type: ignore[no-any-return]
+    )
+    return stack
 
 
 async def _key(stack: Stack, **fields: Any) -> tuple[str, str]:
