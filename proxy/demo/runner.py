@@ -61,6 +61,25 @@ def demo_settings(upstream: str, port: int, admin_port: int, db: Path) -> Settin
             "store": {"url": f"sqlite:///{db}"},
             "pricing": {"version": "demo-2026-11", "models": prices},
             "identity": {"teams": list(TEAMS), "projects": list(PROJECTS)},
+            "governance": {
+                "budgets": [
+                    # studio-b runs out during the demo: its later submits get 402 with the details
+                    {
+                        "name": "studio-b-daily",
+                        "scope": "team",
+                        "subject": "studio-b",
+                        "window": "day",
+                        "limit_usd": "4.00",
+                    },
+                    {
+                        "name": "all-teams-monthly",
+                        "scope": "global",
+                        "window": "month",
+                        "limit_usd": "250.00",
+                        "hard": False,
+                    },
+                ]
+            },
             "watcher": {
                 "first_check_seconds": 3,
                 "base_delay_seconds": 1,

@@ -52,6 +52,16 @@ async def print_summary(
         + (", ".join(f"{reason} {n}" for reason, n in t.refused.most_common()) or "none")
         + "\n"
     )
+    refusals = await store.refusal_summary(0, time.time() + 1)
+    avoided = sum(row.avoided_micros for row in refusals)
+    out.write(f"estimated cost of the refused submits (money not spent): {_usd(avoided)}\n")
+    budgets = proxy.app[RUNTIME].budgets
+    if budgets is not None:
+        for applied, window in await budgets.standing(time.time()):
+            b = applied.budget
+            spent = window.spent_micros if window else 0
+            out.write(f"budget {b.name} ({'hard' if b.hard else 'soft'}, {b.window}): "
+                      f"{_usd(spent)} spent of {_usd(b.limit_micros)}\n")  # fmt: skip
     sim.settle()
     billed = sim.billed_total_micros()
     created = sim.counters.tasks_created

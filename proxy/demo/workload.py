@@ -151,7 +151,7 @@ class Workload:
                 self._polls.append(
                     asyncio.get_running_loop().create_task(self._wait(session, task_id, headers))
                 )
-        elif status in (400, 404, 422):
+        elif status in (400, 402, 404, 422):
             self.tally.refused[str(doc.get("error_type", status))] += 1
         else:
             self.tally.other[status] += 1
