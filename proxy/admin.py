@@ -8,6 +8,8 @@ API is off.
     GET /admin/jobs/{task_id}                     one job, with its history
     GET /admin/jobs?status=&team=&project=&since=&until=&limit=&after=
     GET /admin/spend?since=&until=&group_by=day,team,project,model,status
+
+plus keys, budgets and the report (``proxy.governance.admin_api``).
 """
 
 from __future__ import annotations
