@@ -12,9 +12,8 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from aiohttp import web
 
 from proxy import __version__
-from proxy.catalog.loader import Catalog, load_catalog
+from proxy.catalog.from_settings import build_catalog
 from proxy.catalog.media import MediaChecker
-from proxy.catalog.pinning import Pinner
 from proxy.catalog.preflight import Preflight
 from proxy.catalog.preflight import PreflightSettings as PreflightOptions
 from proxy.catalog.validation import BodyValidator
@@ -72,11 +71,6 @@ def retry_policies(retry: RetrySettings) -> tuple[RetryPolicy, RetryPolicy]:
     return policy(retry.submit_retry_statuses), policy(retry.poll_retry_statuses)
 
 
-def build_catalog(settings: Settings) -> tuple[Catalog, Pinner]:
-    catalog = load_catalog(settings.models.overrides)
-    return catalog, Pinner(catalog, settings.models.aliases, settings.models.policy)
-
-
 def preflight_options(settings: Settings) -> PreflightOptions:
     p = settings.models.preflight
     return PreflightOptions(
@@ -110,7 +104,7 @@ def create_app(
     app = web.Application(middlewares=[context_middleware], client_max_size=settings.max_body_bytes)
     metrics = metrics or Metrics()
     metrics.build.info({"version": __version__})
-    catalog, pinner = build_catalog(settings)
+    catalog, pinner = build_catalog(settings.models)
     identity = settings.identity
     runtime = Runtime(
         catalog=catalog,

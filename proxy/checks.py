@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from proxy.catalog.from_settings import build_catalog
 from proxy.catalog.loader import CatalogError, load_catalog
-from proxy.catalog.pinning import Pinner
 from proxy.config import Settings
 
 
@@ -32,7 +32,7 @@ def check_settings(settings: Settings) -> list[str]:
         problems.append(f"models.overrides: {exc}")
         return problems
     try:
-        Pinner(catalog, settings.models.aliases, settings.models.policy)
+        build_catalog(settings.models)
     except CatalogError as exc:
         problems.append(f"models.aliases: {exc}")
     for slug, entry in settings.pricing.models.items():

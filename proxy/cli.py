@@ -14,7 +14,7 @@ from proxy.telemetry.logging import configure_logging
 from proxy.telemetry.tracing import setup_tracing
 
 
-def _settings(path: str | None) -> Settings:
+def settings_or_exit(path: str | None) -> Settings:
     try:
         return load(path, os.environ)
     except ConfigError as err:
@@ -26,7 +26,7 @@ def _settings(path: str | None) -> Settings:
 def cmd_serve(args: argparse.Namespace) -> int:
     from proxy.server import serve_forever
 
-    settings = _settings(args.config)
+    settings = settings_or_exit(args.config)
     configure_logging(settings.logging.level, settings.logging.format)
     try:
         tracing = setup_tracing("modellix-proxy", os.environ, service_version=__version__)

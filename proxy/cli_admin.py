@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import sys
 import time
 from collections.abc import Awaitable, Callable
@@ -19,8 +18,8 @@ from decimal import Decimal, InvalidOperation
 
 from pydantic import ValidationError
 
-from proxy.app import build_catalog
-from proxy.config import BudgetSpec, ConfigError, Settings, load
+from proxy.catalog.from_settings import build_catalog
+from proxy.config import BudgetSpec, Settings
 from proxy.governance import report
 from proxy.governance.admin_api import key_json
 from proxy.governance.budgets import BudgetBook, iso
@@ -29,17 +28,10 @@ from proxy.governance.setup import budget_from_spec
 from proxy.stores import Store, open_store
 
 
-def _settings(path: str | None) -> Settings:
-    try:
-        return load(path, os.environ)
-    except ConfigError as err:
-        for problem in err.problems:
-            print(f"config: {problem}", file=sys.stderr)
-        raise SystemExit(2) from err
-
-
 def _with_store(args: argparse.Namespace, work: Callable[[Store, Settings], Awaitable[int]]) -> int:
-    settings = _settings(args.config)
+    from proxy.cli import settings_or_exit
+
+    settings = settings_or_exit(args.config)
 
     async def run() -> int:
         store = await open_store(settings.store.url)
@@ -66,7 +58,7 @@ def parse_time(text: str) -> float:
 
 def cmd_keys_create(args: argparse.Namespace) -> int:
     async def work(store: Store, settings: Settings) -> int:
-        catalog, _ = build_catalog(settings)
+        catalog, _ = build_catalog(settings.models)
         unknown = [m for m in args.model or [] if m not in catalog]
         if unknown:
             print(f"error: not catalog slugs: {', '.join(unknown)}", file=sys.stderr)

@@ -105,6 +105,7 @@ class ModelSettings(_Section):
     policy: Literal["strict", "permissive"] = "strict"
     unknown_fields: Literal["refuse", "warn"] = "refuse"
     aliases: dict[str, str] | None = None  # None: the shipped defaults
+    extra_aliases: dict[str, str] = Field(default_factory=dict)  # added on top of ``aliases``
     overrides: dict[str, Any] = Field(default_factory=dict)
     preflight: PreflightSettings = PreflightSettings()
 

@@ -95,25 +95,8 @@ class JobTracker:
         caller = ctx.caller
         if caller is None or ctx.pinned_slug is None:
             raise RuntimeError("an accepted submit must have a caller and a pinned slug")
-        job = NewJob(
-            task_id=task_id,
-            caller=caller.identity,
-            pinned_slug=ctx.pinned_slug,
-            submitted_at=ctx.received_at,
-            team=caller.team,
-            project=caller.project,
-            alias=ctx.alias,
-            input_hash=ctx.input_hash,
-            correlation_id=ctx.correlation_id,
-            request_id=ctx.request_id,
-            idempotency_key=ctx.idempotency_key,
-            price_table_version=ctx.price_table_version,
-            estimated_cost_micros=ctx.estimated_cost_micros,
-            upstream_attempts=ctx.upstream_attempts,
-            traceparent=ctx.traceparent,
-            submitted_by=self._replica.id,
-            next_poll_at=first_poll_at(now, self.cadence, self._rng.random()),
-            reservation_id=ctx.reservation_id,
+        job = self._new_job(
+            ctx, task_id, JobStatus.PENDING, first_poll_at(now, self.cadence, self._rng.random())
         )
         await self.store.insert_job(job)
         self.money.handed_to_job(ctx)
@@ -148,31 +131,11 @@ class JobTracker:
     async def record_unknown(self, ctx: RequestContext, detail: str) -> None:
         """Sent, no usable answer: recorded as ``unknown``; never resent; the key says so."""
         caller = ctx.caller
-        assert caller is not None
+        if caller is None:
+            raise RuntimeError("a sent submit must have a caller")
         placeholder = f"unknown:{ctx.request_id}"
-        await self.store.insert_job(
-            NewJob(
-                task_id=placeholder,
-                caller=caller.identity,
-                pinned_slug=ctx.pinned_slug or ctx.requested_slug or "",
-                submitted_at=ctx.received_at,
-                team=caller.team,
-                project=caller.project,
-                alias=ctx.alias,
-                input_hash=ctx.input_hash,
-                correlation_id=ctx.correlation_id,
-                request_id=ctx.request_id,
-                idempotency_key=ctx.idempotency_key,
-                price_table_version=ctx.price_table_version,
-                estimated_cost_micros=ctx.estimated_cost_micros,
-                status=JobStatus.UNKNOWN,
-                upstream_attempts=ctx.upstream_attempts,
-                traceparent=ctx.traceparent,
-                submitted_by=self._replica.id,
-                next_poll_at=None,
-                reservation_id=ctx.reservation_id,
-            )
-        )
+        # Never polled (no task id to poll); expiry settles it if nobody reconciles it.
+        await self.store.insert_job(self._new_job(ctx, placeholder, JobStatus.UNKNOWN, None))
         self.money.handed_to_job(ctx)
         if ctx.idempotency_key is not None:
             await self.store.mark_unknown(caller.identity, ctx.idempotency_key)
@@ -212,6 +175,34 @@ class JobTracker:
         if ctx.idempotency_key is not None and ctx.caller is not None:
             await self.store.release(ctx.caller.identity, ctx.idempotency_key)
             ctx.idempotency_key = None
+
+    def _new_job(
+        self, ctx: RequestContext, task_id: str, status: JobStatus, next_poll_at: float | None
+    ) -> NewJob:
+        caller = ctx.caller
+        if caller is None:
+            raise RuntimeError("a job must have a caller")
+        return NewJob(
+            task_id=task_id,
+            caller=caller.identity,
+            pinned_slug=ctx.pinned_slug or ctx.requested_slug or "",
+            submitted_at=ctx.received_at,
+            team=caller.team,
+            project=caller.project,
+            alias=ctx.alias,
+            input_hash=ctx.input_hash,
+            correlation_id=ctx.correlation_id,
+            request_id=ctx.request_id,
+            idempotency_key=ctx.idempotency_key,
+            price_table_version=ctx.price_table_version,
+            estimated_cost_micros=ctx.estimated_cost_micros,
+            status=status,
+            upstream_attempts=ctx.upstream_attempts,
+            traceparent=ctx.traceparent,
+            submitted_by=self._replica.id,
+            next_poll_at=next_poll_at,
+            reservation_id=ctx.reservation_id,
+        )
 
     # --- polls --------------------------------------------------------------------------
     async def cached_terminal(self, task_id: str, authorization: str | None) -> bytes | None:
