@@ -20,10 +20,16 @@ PG_ADMIN_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.
 WATCHER_KEY = "sk-watcher-key-for-tests"
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+def free_ports(count: int) -> list[int]:
+    """``count`` distinct free loopback ports (all held open until every one is chosen)."""
+    socks = [socket.socket() for _ in range(count)]
+    try:
+        for sock in socks:
+            sock.bind(("127.0.0.1", 0))
+        return [int(sock.getsockname()[1]) for sock in socks]
+    finally:
+        for sock in socks:
+            sock.close()
 
 
 @dataclass
@@ -65,8 +71,29 @@ def proxy_env(upstream: str, store_url: str, **extra: str) -> dict[str, str]:
 
 
 async def start_proxy(env: Mapping[str, str], log: Path) -> ProxyProcess:
-    """Start ``modellix-proxy serve`` and wait until it answers ``/readyz``."""
-    port, admin_port = free_port(), free_port()
+    """Start ``modellix-proxy serve`` and wait until it answers ``/readyz``.
+
+    A port chosen free can be taken by another process before the proxy binds it;
+    such a start is retried on new ports.
+    """
+    for _ in range(3):
+        try:
+            return await _start_once(env, log)
+        except PortTaken:
+            continue
+    raise AssertionError(f"could not start the proxy on free ports; see {log}")
+
+
+def _port_taken(log: Path) -> bool:
+    return "address already in use" in log.read_text(errors="replace").lower()
+
+
+class PortTaken(Exception):
+    """The proxy exited at start-up because its port was taken."""
+
+
+async def _start_once(env: Mapping[str, str], log: Path) -> ProxyProcess:
+    port, admin_port = free_ports(2)
     full = dict(env)
     full["MODELLIX_PROXY_LISTEN__PORT"] = str(port)
     full["MODELLIX_PROXY_ADMIN__PORT"] = str(admin_port)
@@ -82,6 +109,8 @@ async def start_proxy(env: Mapping[str, str], log: Path) -> ProxyProcess:
         async with asyncio.timeout(30):
             while True:
                 if process.returncode is not None:
+                    if _port_taken(log):
+                        raise PortTaken
                     raise AssertionError(f"proxy exited with {process.returncode}; see {log}")
                 try:
                     async with session.get(f"{proc.url}/readyz") as resp:
