@@ -139,8 +139,9 @@ def parse_group_by(raw: str) -> list[GroupKey]:
 
 async def spend(request: web.Request) -> web.Response:
     now = time.time()
-    since = _number(request, "since") or now - 30 * 86400
-    until = _number(request, "until") or now + 1
+    given_since, given_until = _number(request, "since"), _number(request, "until")
+    since = now - 30 * 86400 if given_since is None else given_since
+    until = now + 1 if given_until is None else given_until
     group_by = parse_group_by(request.query.get("group_by", ""))
     rows = await _store(request).spend_summary(since, until, group_by)
     out = []

@@ -63,7 +63,11 @@ def cmd_keys_create(args: argparse.Namespace) -> int:
         if unknown:
             print(f"error: not catalog slugs: {', '.join(unknown)}", file=sys.stderr)
             return 2
-        expires = time.time() + args.expires_in_days * 86400 if args.expires_in_days else None
+        if args.expires_in_days is not None and args.expires_in_days <= 0:
+            print("error: --expires-in-days must be positive", file=sys.stderr)
+            return 2
+        days = args.expires_in_days
+        expires = None if days is None else time.time() + days * 86400
         record, token = new_key(
             time.time(),
             name=args.name,

@@ -23,7 +23,16 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 ENV_PREFIX = "MODELLIX_PROXY_"
 CONFIG_PATH_ENV = "MODELLIX_PROXY_CONFIG"
@@ -189,16 +198,20 @@ class BudgetSpec(_Section):
 
     name: str = Field(pattern=r"^[A-Za-z0-9._:-]{1,64}$")
     scope: Literal["key", "team", "project", "global"]
-    subject: str | None = None
+    subject: str | None = Field(None, validate_default=True)
     window: Literal["day", "month", "lifetime"] = "month"
     limit_usd: Decimal = Field(gt=0)
     hard: bool = True
 
-    @model_validator(mode="after")
-    def _subject(self) -> BudgetSpec:
-        if (self.scope == "global") != (self.subject is None):
-            raise ValueError("subject is required for key/team/project budgets, absent for global")
-        return self
+    @field_validator("subject")
+    @classmethod
+    def _subject(cls, subject: str | None, info: ValidationInfo) -> str | None:
+        scope = info.data.get("scope")
+        if scope == "global" and subject is not None:
+            raise ValueError("a global budget has no subject")
+        if scope in {"key", "team", "project"} and not subject:
+            raise ValueError(f"a {scope} budget needs a subject (the {scope} it applies to)")
+        return subject
 
 
 class GovernanceSettings(_Section):

@@ -95,7 +95,7 @@ async def build(
         group.refusals += refused.refusals
         group.avoided_micros += refused.avoided_micros
     rows: list[dict[str, Any]] = []
-    for key in sorted(groups, key=lambda k: tuple(v or "" for v in k)):
+    for key in sorted(groups, key=lambda k: tuple((v is None, v or "") for v in k)):
         g = groups[key]
         p50, p95 = percentile(g.costs, 0.5), percentile(g.costs, 0.95)
         row: dict[str, Any] = dict(zip(group_by, key, strict=True))

@@ -63,7 +63,7 @@ class Cluster:
 async def cluster(
     aiohttp_server: ServerFactory, tmp_path: Path, *, virtual: bool
 ) -> AsyncIterator[Cluster]:
-    """A simulator with minutes-like (here: seconds) jobs and three replicas on a fresh database."""
+    """A simulator whose jobs run 4-5 s, and three replicas on one fresh PostgreSQL database."""
     async with fresh_postgres() as store_url:
         sim = Simulator(
             SimulatorConfig(
@@ -83,8 +83,14 @@ async def cluster(
         procs: list[ProxyProcess] = []
         store = await open_store(store_url)
         try:
-            for i in range(REPLICAS):
-                procs.append(await start_proxy(env, tmp_path / f"replica-{i}.log"))
+            started = await asyncio.gather(
+                *(start_proxy(env, tmp_path / f"replica-{i}.log") for i in range(REPLICAS)),
+                return_exceptions=True,  # let every start finish, so each started one is stopped
+            )
+            procs.extend(p for p in started if isinstance(p, ProxyProcess))
+            for failure in started:
+                if isinstance(failure, BaseException):
+                    raise failure
             yield Cluster(sim, procs, store, store_url)
         finally:
             for proc in procs:
@@ -229,9 +235,18 @@ async def check_report(cl: Cluster, refused: int) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MODELLIX_PROXY_")}
     env["MODELLIX_PROXY_STORE__URL"] = cl.store_url
     cli = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "proxy", "report", "--format", "csv", "--group-by", "team,model",
-        env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
+        sys.executable,
+        "-m",
+        "proxy",
+        "report",
+        "--format",
+        "csv",
+        "--group-by",
+        "team,model",
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
     try:
         async with asyncio.timeout(30):
             out, err = await cli.communicate()
@@ -252,7 +267,7 @@ async def check_report(cl: Cluster, refused: int) -> None:
 async def test_hard_budget_holds_under_a_burst_on_three_replicas(
     aiohttp_server: ServerFactory, tmp_path: Path
 ) -> None:
-    """300 racing submits on three replicas under a $3 budget: 9 jobs, 291 detailed 402s, no overshoot."""
+    """300 racing submits on three replicas under $3: 9 jobs, 291 detailed 402s, no overshoot."""
     async with cluster(aiohttp_server, tmp_path, virtual=False) as cl:
         await put_budget(cl, "burst", {"scope": "global", "window": "month", "limit_usd": "3.00"})
         keys = window_keys(["burst"])
@@ -300,7 +315,9 @@ async def test_key_and_team_budgets_hold_together_on_three_replicas(
     async with cluster(aiohttp_server, tmp_path, virtual=True) as cl:
         first_id, first = await create_key(cl, name="first", team="studio")
         second_id, second = await create_key(cl, name="second", team="studio")
-        await put_budget(cl, "key-first", {"scope": "key", "subject": first_id, "limit_usd": "0.70"})
+        await put_budget(
+            cl, "key-first", {"scope": "key", "subject": first_id, "limit_usd": "0.70"}
+        )
         await put_budget(cl, "key-second", {"scope": "key", "subject": second_id, "limit_usd": 0.7})
         await put_budget(cl, "team-studio", {"scope": "team", "subject": "studio", "limit_usd": 1})
         limits = {"key-first": 700_000, "key-second": 700_000, "team-studio": 1_000_000}
@@ -358,7 +375,7 @@ async def test_key_and_team_budgets_hold_together_on_three_replicas(
 async def test_revoked_key_is_refused_by_every_replica_within_a_second(
     aiohttp_server: ServerFactory, tmp_path: Path
 ) -> None:
-    """After a revoke on one replica, all three answer 401 revoked_key within 1 s, buying nothing."""
+    """After a revoke on one replica all three answer 401 revoked_key within 1 s, buying nothing."""
     async with cluster(aiohttp_server, tmp_path, virtual=True) as cl:
         key_id, token = await create_key(cl, name="leaving", team="studio")
         headers = {"Authorization": f"Bearer {token}"}
@@ -400,3 +417,29 @@ async def test_revoked_key_is_refused_by_every_replica_within_a_second(
         assert cl.sim.counters.tasks_created == created
         submits = cl.sim.requests(route="submit")
         assert len(submits) == created
+
+
+async def test_key_concurrency_cap_holds_across_replicas(
+    aiohttp_server: ServerFactory, tmp_path: Path
+) -> None:
+    """A key capped at two jobs in flight gets two 200s and 429s from a burst on three replicas."""
+    async with cluster(aiohttp_server, tmp_path, virtual=True) as cl:
+        key_id, token = await create_key(cl, name="capped", max_concurrent_jobs=2)
+        headers = {"Authorization": f"Bearer {token}"}
+        slots = [(f"jobs:{key_id}", 0.0)]
+        async with burst_session() as session:
+            shots = [
+                submit(session, cl.procs[i % REPLICAS], headers, f"cap {i}") for i in range(60)
+            ]
+            results, most = await racing(cl.store, slots, shots)
+            assert Counter(status for status, _, _ in results) == {200: 2, 429: 58}
+            assert {doc["error_type"] for status, doc, _ in results if status == 429} == {
+                "key_concurrency"
+            }
+            assert most == {f"jobs:{key_id}": 2}
+            assert cl.sim.counters.tasks_created == 2
+            task_ids = [doc["data"]["task_id"] for status, doc, _ in results if status == 200]
+            await settled(cl.store, task_ids, slots)  # both finished: their slots are free again
+            status, _, _ = await submit(session, cl.procs[2], headers, "after the cap")
+            assert status == 200
+        assert cl.sim.counters.tasks_created == 3
