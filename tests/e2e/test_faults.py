@@ -147,3 +147,18 @@ async def test_fault_run_billing_equals_ledger(
     await asyncio.gather(*(wait_terminal(http, stack.proxy_url, t) for t in ids))
     stack.sim.settle()
     assert await ledger_total(stack) == stack.sim.billed_total_micros()
+
+
+async def test_auto_dedupe_window_without_a_key(
+    make_stack: Any, http: aiohttp.ClientSession
+) -> None:
+    """With the dedupe window on, an identical body from one caller is replayed, not rebought."""
+    stack = await make_stack(idempotency={"auto_dedupe_window_seconds": 60})
+    async with http.post(f"{stack.proxy_url}{SUBMIT}", json=body("h")) as first:
+        first_doc = await first.json()
+    async with http.post(f"{stack.proxy_url}{SUBMIT}", json=body("h")) as again:
+        assert again.headers["Idempotent-Replayed"] == "true"
+        assert await again.json() == first_doc
+    async with http.post(f"{stack.proxy_url}{SUBMIT}", json=body("other")) as different:
+        assert different.status == 200
+    assert stack.sim.counters.tasks_created == 2
