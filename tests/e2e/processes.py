@@ -16,6 +16,9 @@ from pathlib import Path
 import aiohttp
 import asyncpg
 
+from proxy.stores import open_store
+from proxy.stores.records import JobRecord
+
 PG_ADMIN_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 WATCHER_KEY = "sk-watcher-key-for-tests"
 
@@ -132,3 +135,20 @@ async def fresh_postgres() -> AsyncIterator[str]:
     finally:
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         await admin.close()
+
+
+async def wait_all_terminal(
+    store_url: str, task_ids: list[str], within: float = 40.0
+) -> list[JobRecord]:
+    """The jobs, once every one is terminal in the ledger (the store has no change feed to await)."""
+    store = await open_store(store_url)
+    try:
+        async with asyncio.timeout(within):
+            while True:
+                jobs = [await store.get_job(t) for t in task_ids]
+                done = [j for j in jobs if j is not None and j.terminal]
+                if len(done) == len(task_ids):
+                    return done
+                await asyncio.sleep(0.2)
+    finally:
+        await store.close()

@@ -15,8 +15,13 @@ import pytest
 from aiohttp.test_utils import TestServer
 
 from proxy.simulator import Simulator, SimulatorConfig
-from proxy.stores import open_store
-from tests.e2e.processes import ProxyProcess, fresh_postgres, proxy_env, start_proxy
+from tests.e2e.processes import (
+    ProxyProcess,
+    fresh_postgres,
+    proxy_env,
+    start_proxy,
+    wait_all_terminal,
+)
 
 ServerFactory = Callable[..., Awaitable[TestServer]]
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
@@ -88,17 +93,8 @@ async def test_watchers_share_jobs_without_double_polling(
                     ) as resp:
                         assert resp.status == 200
                         accepted.append((await resp.json())["data"]["task_id"])
-            store = await open_store(store_url)
-            try:
-                async with asyncio.timeout(40):
-                    while True:
-                        jobs = [await store.get_job(t) for t in accepted]
-                        if all(j is not None and j.terminal for j in jobs):
-                            break
-                        await asyncio.sleep(0.2)
-                pollers = {j.submitted_by for j in jobs if j is not None}
-            finally:
-                await store.close()
+            jobs = await wait_all_terminal(store_url, accepted)
+            pollers = {j.submitted_by for j in jobs}
             assert len(pollers) == 2  # both replicas submitted
             times: dict[str, list[float]] = defaultdict(list)
             for entry in sim.requests(route="poll"):

@@ -15,7 +15,7 @@ from aiohttp.test_utils import TestServer
 from proxy.simulator import Simulator, SimulatorConfig
 from proxy.stores import open_store
 from proxy.stores.records import JobStatus
-from tests.e2e.processes import WATCHER_KEY, proxy_env, start_proxy
+from tests.e2e.processes import WATCHER_KEY, proxy_env, start_proxy, wait_all_terminal
 
 ServerFactory = Callable[..., Awaitable[TestServer]]
 pytestmark = pytest.mark.slow
@@ -72,17 +72,8 @@ async def test_sigkill_mid_run_then_restart(aiohttp_server: ServerFactory, tmp_p
 
     second = await start_proxy(env, tmp_path / "second.log")
     try:
-        store = await open_store(store_url)
-        try:
-            async with asyncio.timeout(40):
-                while True:
-                    jobs = [await store.get_job(t) for t in accepted]
-                    if all(j is not None and j.terminal for j in jobs):
-                        break
-                    await asyncio.sleep(0.2)
-            assert all(j is not None and j.status is JobStatus.SUCCESS for j in jobs)
-        finally:
-            await store.close()
+        jobs = await wait_all_terminal(store_url, accepted)
+        assert all(j.status is JobStatus.SUCCESS for j in jobs)
     finally:
         with contextlib.suppress(Exception):
             await second.kill()
