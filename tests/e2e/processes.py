@@ -140,7 +140,7 @@ async def fresh_postgres() -> AsyncIterator[str]:
 async def wait_all_terminal(
     store_url: str, task_ids: list[str], within: float = 40.0
 ) -> list[JobRecord]:
-    """The jobs, once every one is terminal in the ledger (the store has no change feed to await)."""
+    """The jobs, once all are terminal (the store has no change feed to await)."""
     store = await open_store(store_url)
     try:
         async with asyncio.timeout(within):
