@@ -31,7 +31,7 @@ class ValidateStage:
         slug = ctx.pinned_slug or ctx.requested_slug
         if slug is None:
             return
-        payload = parse_body(ctx.body)
+        payload = ctx.payload if ctx.payload is not None else parse_body(ctx.body)
         ctx.payload = payload
         spec = self._catalog.get(slug)
         if spec is None:

@@ -162,3 +162,24 @@ async def test_auto_dedupe_window_without_a_key(
     async with http.post(f"{stack.proxy_url}{SUBMIT}", json=body("other")) as different:
         assert different.status == 200
     assert stack.sim.counters.tasks_created == 2
+
+
+async def test_same_request_in_another_layout_is_the_same_request(
+    stack: Stack, http: aiohttp.ClientSession
+) -> None:
+    """Key order and whitespace do not make a different request: the retry is replayed."""
+    headers = {"Idempotency-Key": "layout-1", "Content-Type": "application/json"}
+    first = b'{"prompt": "a fox", "duration": 6, "resolution": "768P"}'
+    second = b'{\n  "resolution":"768P",\n  "duration":6,\n  "prompt":"a fox"\n}'
+    async with http.post(f"{stack.proxy_url}{SUBMIT}", data=first, headers=headers) as resp:
+        task_id = (await resp.json())["data"]["task_id"]
+    async with http.post(f"{stack.proxy_url}{SUBMIT}", data=second, headers=headers) as resp:
+        assert resp.status == 200
+        assert resp.headers["Idempotent-Replayed"] == "true"
+    assert stack.sim.counters.tasks_created == 1
+    store = stack.runtime.store
+    assert store is not None
+    job = await store.get_job(task_id)
+    assert job is not None
+    assert job.input_hash is not None
+    assert len(job.input_hash) == 64
