@@ -59,14 +59,16 @@ class RefusalRecorder:
         if store is None:
             return
         caller = ctx.caller
-        await store.record_refusal(
-            Refusal(
-                at=self._clock(),
-                reason=reason,
-                caller=caller.identity if caller else None,
-                team=caller.team if caller else None,
-                project=caller.project if caller else None,
-                model=ctx.pinned_slug or ctx.requested_slug,
-                estimated_cost_micros=cost,
-            )
+        refusal = Refusal(
+            at=self._clock(),
+            reason=reason,
+            caller=caller.identity if caller else None,
+            team=caller.team if caller else None,
+            project=caller.project if caller else None,
+            model=ctx.pinned_slug or ctx.requested_slug,
+            estimated_cost_micros=cost,
         )
+        try:
+            await store.record_refusal(refusal)
+        except Exception:  # the refusal stands; only its record for the report is lost
+            log.exception("refusal.not_recorded", reason=reason)
