@@ -168,9 +168,9 @@ async def _drive(workload: Workload, proxy: Running, seconds: float, out: TextIO
             for i in range(4)
         ]
         started = time.monotonic()
-        while (elapsed := time.monotonic() - started) < seconds:
+        while time.monotonic() - started < seconds:
             await asyncio.sleep(1)
-            _progress(out, elapsed, workload, await _counts(proxy))
+            _progress(out, time.monotonic() - started, workload, await _counts(proxy))
         stop.set()
         await asyncio.gather(*clients)
     out.write("\n")
