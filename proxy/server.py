@@ -69,16 +69,17 @@ async def start(
     runner = web.AppRunner(app, shutdown_timeout=settings.shutdown_grace_seconds, access_log=None)
     await runner.setup()
     tls = tls_context(settings)
-    site = web.TCPSite(runner, settings.listen.host, settings.listen.port, ssl_context=tls)
-    await site.start()
     admin_runner = None
     admin_port = None
+    # The admin listener first: once clients can connect, /metrics and /admin are up too.
     if settings.admin.enabled:
         admin_app = create_admin_app(settings, app[METRICS], app[RUNTIME])
         admin_runner = web.AppRunner(admin_app, access_log=None)
         await admin_runner.setup()
         await web.TCPSite(admin_runner, settings.admin.host, settings.admin.port).start()
         admin_port = _bound_port(admin_runner)
+    site = web.TCPSite(runner, settings.listen.host, settings.listen.port, ssl_context=tls)
+    await site.start()
     running = Running(
         app, runner, admin_runner, _bound_port(runner), admin_port, "https" if tls else "http"
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import random
 import secrets
 import signal
 import socket
@@ -24,15 +25,24 @@ WATCHER_KEY = "sk-watcher-key-for-tests"
 
 
 def free_ports(count: int) -> list[int]:
-    """``count`` distinct free loopback ports (all held open until every one is chosen)."""
-    socks = [socket.socket() for _ in range(count)]
-    try:
-        for sock in socks:
-            sock.bind(("127.0.0.1", 0))
-        return [int(sock.getsockname()[1]) for sock in socks]
-    finally:
-        for sock in socks:
-            sock.close()
+    """``count`` distinct free loopback ports, below Linux's ephemeral range.
+
+    Ports the kernel hands out for outgoing connections (32768 and up) could be taken
+    by a test's own client sockets before the proxy binds them; these cannot.
+    """
+    chosen: list[int] = []
+    rng = random.Random()
+    while len(chosen) < count:
+        port = rng.randrange(20000, 32000)
+        if port in chosen:
+            continue
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        chosen.append(port)
+    return chosen
 
 
 @dataclass

@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import math
 import shutil
-import socket
 import subprocess
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -19,6 +18,7 @@ import pytest
 
 from dashboards.expressions import RULE_FILES, all_expressions
 from proxy.telemetry.tracing import Tracing
+from tests.e2e.processes import free_ports
 from tests.observability.conftest import LiveStack, LiveStackFactory
 from tests.observability.traffic import round_of_traffic
 
@@ -52,12 +52,6 @@ class Prometheus:
     url: str
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @contextlib.contextmanager
 def prometheus_scraping(admin_port: int, workdir: Path) -> Iterator[Prometheus]:
     """Run Prometheus (1 s scrapes, our rules loaded) against the admin listener; stop by PID."""
@@ -74,7 +68,7 @@ def prometheus_scraping(admin_port: int, workdir: Path) -> Iterator[Prometheus]:
         f"    static_configs: [{{targets: ['127.0.0.1:{admin_port}']}}]\n",
         encoding="utf-8",
     )
-    port = _free_port()
+    port = free_ports(1)[0]
     with (workdir / "prometheus.log").open("wb") as log:
         process = subprocess.Popen(
             [
