@@ -23,6 +23,13 @@ def check_settings(settings: Settings) -> list[str]:
     ):
         if path is not None and not path.is_file():
             problems.append(f"{field}: no such file {path}")
+    upstream = settings.upstream
+    has_key = upstream.api_key is not None or upstream.api_key_file is not None
+    if settings.keys.mode != "passthrough" and not has_key:
+        problems.append(
+            "keys.mode: virtual keys need upstream.api_key or upstream.api_key_file "
+            "(the key the proxy injects)"
+        )
     url = settings.store.url
     if not url.startswith(("sqlite:///", "postgresql://", "postgres://")):
         problems.append("store.url: use sqlite:///path.db or postgresql://user@host:port/db")

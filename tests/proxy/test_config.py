@@ -94,3 +94,13 @@ def test_words_yaml_would_turn_into_booleans_stay_words() -> None:
     )
     assert settings.models.preflight.mode == "off"
     assert settings.watcher.enabled is False
+
+
+def test_virtual_keys_without_an_upstream_key_are_reported(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Virtual-key mode needs the upstream key the proxy injects."""
+    path = tmp_path / "vk.yaml"
+    path.write_text("keys: {mode: virtual}\n")
+    assert main(["check-config", "-c", str(path)]) == 1
+    assert "keys.mode" in capsys.readouterr().out
