@@ -234,3 +234,37 @@ async def test_per_key_concurrency_cap(make_stack: Any) -> None:
         await wait_terminal(http, stack.proxy_url, ids[0])
         async with http.post(f"{stack.proxy_url}{SUBMIT}", json={**HAILUO, "prompt": "c4"}) as r:
             assert r.status == 200
+
+
+async def test_unknown_outcome_keeps_its_reservation_until_reconciled(
+    stack: Stack, http: aiohttp.ClientSession, aiohttp_server: Any
+) -> None:
+    """A lost submit keeps its money reserved; an operator's reconcile releases it, once."""
+    from proxy.admin import create_admin_app
+    from proxy.telemetry.metrics import Metrics
+    from tests.support import settings_for
+
+    await put_budget(stack, "all", "global", None, "10.00", window="month")
+    body = {**HAILUO, "prompt": "lost [sim:reset_before_create]"}
+    async with http.post(f"{stack.proxy_url}{SUBMIT}", json=body) as resp:
+        assert resp.status == 504
+    assert stack.runtime.budgets is not None
+    window = (await stack.runtime.budgets.standing(time.time()))[0][1]
+    assert window is not None
+    assert window.reserved_micros == 324_000
+    store = stack.runtime.store
+    assert store is not None
+    unknown = (await store.list_jobs()).jobs[0]
+    assert unknown.status.value == "unknown"
+    settings = settings_for(stack.sim_url, admin={"enabled": True, "token": "t"})
+    admin = await aiohttp_server(create_admin_app(settings, Metrics(), stack.runtime))
+    url = str(admin.make_url(f"/admin/jobs/{unknown.task_id}/reconcile"))
+    async with aiohttp.ClientSession(headers={"Authorization": "Bearer t"}) as ops:
+        async with ops.post(url) as resp:
+            assert resp.status == 200
+            assert (await resp.json())["status"] == "failed"
+        async with ops.post(url) as resp:
+            assert resp.status == 409
+    window = (await stack.runtime.budgets.standing(time.time()))[0][1]
+    assert window is not None
+    assert (window.spent_micros, window.reserved_micros) == (0, 0)
