@@ -36,12 +36,13 @@ from proxy.errors import (
     Unauthorized,
 )
 from proxy.governance.admin_api import add_routes as add_governance_routes
+from proxy.governance.report import parse_group_by
 from proxy.handlers.health import healthz
 from proxy.middleware import error_response
 from proxy.runtime import Runtime
 from proxy.state import ADMIN_RUNTIME
 from proxy.stores.base import Store
-from proxy.stores.records import GROUP_KEYS, GroupKey, JobRecord, JobStatus
+from proxy.stores.records import GROUP_KEYS, JobRecord, JobStatus
 from proxy.telemetry.metrics import Metrics
 
 ADMIN_METRICS = web.AppKey("admin_metrics", Metrics)
@@ -163,21 +164,15 @@ async def list_jobs(request: web.Request) -> web.Response:
     )
 
 
-def parse_group_by(raw: str) -> list[GroupKey]:
-    keys: list[GroupKey] = []
-    for part in (p.strip() for p in raw.split(",") if p.strip()):
-        if part not in GROUP_KEYS:
-            raise BadRequest(f"group_by takes {', '.join(GROUP_KEYS)}; got {part!r}")
-        keys.append(part)
-    return keys
-
-
 async def spend(request: web.Request) -> web.Response:
     now = time.time()
     given_since, given_until = _number(request, "since"), _number(request, "until")
     since = now - 30 * 86400 if given_since is None else given_since
     until = now + 1 if given_until is None else given_until
-    group_by = parse_group_by(request.query.get("group_by", ""))
+    try:
+        group_by = parse_group_by(request.query.get("group_by", ""), GROUP_KEYS)
+    except ValueError as exc:
+        raise BadRequest(str(exc)) from None
     rows = await _store(request).spend_summary(since, until, group_by)
     out = []
     for row in rows:

@@ -82,16 +82,23 @@ async def context_middleware(request: web.Request, handler: Handler) -> web.Stre
     structlog.contextvars.clear_contextvars()
     structlog.contextvars.bind_contextvars(request_id=request_id, route=route.kind.value)
     method = request.method if request.method in KNOWN_METHODS else "_OTHER"
-    attributes: dict[str, AttributeValue] = {"modellix.request_id": request_id}
-    if method == "_OTHER":
-        attributes["http.request.method_original"] = request.method[:32]
-    if request.remote:
-        attributes["client.address"] = request.remote
-    host, port = _server_address(request)
+    tracing = request.app[TRACING]
+    attributes: dict[str, AttributeValue] = {}
+    host: str | None = None
+    port: int | None = None
+    template = ""
+    if tracing.exporting:  # sampled-out spans record nothing: skip building what they drop
+        attributes["modellix.request_id"] = request_id
+        if method == "_OTHER":
+            attributes["http.request.method_original"] = request.method[:32]
+        if request.remote:
+            attributes["client.address"] = request.remote
+        host, port = _server_address(request)
+        template = route_template(request, route)
     with server_span(
-        request.app[TRACING],
+        tracing,
         method=method,
-        route=route_template(request, route),
+        route=template,
         path=request.path,
         headers=request.headers,
         scheme=request.scheme,
@@ -148,6 +155,8 @@ def _server_address(request: web.Request) -> tuple[str | None, int | None]:
 
 
 def _finish_span(span: Span, ctx: RequestContext, status: int, error_type: str | None) -> None:
+    if not span.is_recording():
+        return
     set_response_status(span, status, server=True)
     if error_type is not None:
         set_error(span, error_type)

@@ -146,10 +146,12 @@ def to_json(
     return json.dumps(doc, indent=2)
 
 
-def parse_group_by(raw: str) -> list[GroupKey]:
+def parse_group_by(raw: str, allowed: Sequence[GroupKey] = REPORT_KEYS) -> list[GroupKey]:
+    """``day,team,model`` as group keys; ``ValueError`` names the allowed ones."""
     keys: list[GroupKey] = []
     for part in (p.strip() for p in raw.split(",") if p.strip()):
-        if part not in REPORT_KEYS:
-            raise ValueError(f"group_by takes {', '.join(REPORT_KEYS)}; got {part!r}")
-        keys.append(part)
+        match = next((key for key in allowed if key == part), None)
+        if match is None:
+            raise ValueError(f"group_by takes {', '.join(allowed)}; got {part!r}")
+        keys.append(match)
     return keys
