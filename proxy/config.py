@@ -323,11 +323,12 @@ def _env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
     return tree
 
 
-def _merge(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
+def deep_merge(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
+    """``base`` with ``extra`` laid over it, mapping by mapping."""
     out = dict(base)
     for key, value in extra.items():
         if isinstance(value, Mapping) and isinstance(out.get(key), dict):
-            out[key] = _merge(out[key], value)
+            out[key] = deep_merge(out[key], value)
         else:
             out[key] = value
     return out
@@ -354,7 +355,7 @@ def load(path: Path | str | None, environ: Mapping[str, str]) -> Settings:
     if path is None and environ.get(CONFIG_PATH_ENV):
         path = environ[CONFIG_PATH_ENV]
     data = _read_file(Path(path)) if path is not None else {}
-    data = _merge(data, _env_overrides(environ))
+    data = deep_merge(data, _env_overrides(environ))
     try:
         return Settings.model_validate(data)
     except ValidationError as exc:

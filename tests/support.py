@@ -5,13 +5,13 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
 
-from proxy.config import Settings, load
+from proxy.config import Settings, deep_merge, load
 
 
 def settings_for(origin: str, **overrides: Any) -> Settings:
@@ -27,19 +27,9 @@ def settings_for(origin: str, **overrides: Any) -> Settings:
         "store": {"url": "sqlite:///:memory:"},
         "watcher": {"enabled": False},
     }
-    merged = _merge(base, overrides)
+    merged = deep_merge(base, overrides)
     settings = load(None, {})
-    return Settings.model_validate(_merge(settings.model_dump(mode="python"), merged))
-
-
-def _merge(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
-    out = dict(base)
-    for key, value in extra.items():
-        if isinstance(value, Mapping) and isinstance(out.get(key), dict):
-            out[key] = _merge(out[key], value)
-        else:
-            out[key] = value
-    return out
+    return Settings.model_validate(deep_merge(settings.model_dump(mode="python"), merged))
 
 
 @dataclass
