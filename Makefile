@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: demo test lint typecheck unit serve simulator bench services clean
+.PHONY: demo test lint typecheck unit serve simulator bench chaos services clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is required")'
@@ -44,6 +44,11 @@ simulator: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.run
+
+## chaos: the fault suite against real processes: kill -9, store stalls/resets, upstream faults (< ~8 min)
+chaos: $(STAMP)
+	@scripts/ensure-services.sh postgres
+	$(BIN)/python -m chaos $(CHAOS_ARGS)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .hypothesis *.egg-info

@@ -310,6 +310,54 @@ def build() -> Json:
             width=8,
         )
     )
+    lay.add(
+        _ts(
+            "Jobs without a watcher credential",
+            "Open jobs a replica's watcher holds no upstream key for (pass-through mode after a "
+            "restart, no upstream.api_key): they move only when their clients poll.",
+            "short",
+            Query(f"max by (instance) ({P}_jobs_without_credential)", "{{instance}}"),
+            width=8,
+            thresholds=((1, "orange"),),
+        )
+    )
+    lay.row("Unknown outcomes and retention")
+    lay.add(
+        _ts(
+            "Unknown-outcome jobs",
+            "Jobs whose submit was sent with no usable answer, not yet reconciled by an operator "
+            "(GET /admin/jobs?status=unknown).",
+            "short",
+            Query(f"max({P}_unknown_jobs)", "unknown jobs"),
+            width=8,
+            thresholds=((1, "orange"),),
+        )
+    )
+    lay.add(
+        _ts(
+            "Budget held by unknown outcomes",
+            "Budget money the reservations of unknown-outcome jobs hold until an operator "
+            "reconciles them (POST /admin/jobs/{task_id}/reconcile) or they expire.",
+            "currencyUSD",
+            Query(f"max({P}_unknown_reserved_usd)", "reserved"),
+            width=8,
+            thresholds=((0.01, "orange"),),
+        )
+    )
+    lay.add(
+        _ts(
+            "Retention: rows purged",
+            "Rows deleted by retention rounds (one replica at a time), by table; and seconds "
+            "since the last successful round on any replica.",
+            "short",
+            Query(_rate(f"{P}_retention_purged_rows_total", "table"), "{{table}} rows/s"),
+            Query(
+                f"time() - max({P}_retention_last_success_timestamp_seconds > 0)",
+                "seconds since last round",
+            ),
+            width=8,
+        )
+    )
     variables = [label_variable("model", "Model", f"{P}_jobs_submitted_total")]
     return dashboard(
         "modellix-proxy-operations",

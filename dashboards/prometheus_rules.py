@@ -22,6 +22,7 @@ JOB_SLO = 0.98
 BUDGET_WARN_RATIO = 0.9
 COST_P95_WOW_RATIO = 1.25
 MIN_JOBS_PER_WINDOW = 20
+UNKNOWN_WINDOW = "15m"
 BURN_WINDOWS = ("5m", "30m", "1h", "2h", "6h", "1d", "3d")
 #: (severity, for, long window, short window, burn factor), as in kubernetes-mixin.
 BURN_TIERS = (
@@ -153,6 +154,45 @@ def _burn_alerts() -> list[Rule]:
     return alerts
 
 
+def _outcome_alerts() -> list[Rule]:
+    """Jobs the watcher cannot poll, submits of unknown outcome, money they keep reserved."""
+    unknown = f"{P}_submit_outcome_unknown_total"
+    # A model's first unknown outcome creates its series at 1: increase() cannot see that
+    # step, so series that did not exist 15m ago count with their value.
+    new_unknown = f"sum by (job) ({unknown} unless {unknown} offset {UNKNOWN_WINDOW})"
+    return [
+        _alert(
+            "ModellixProxyJobsWithoutCredential",
+            f"max by (job) ({P}_jobs_without_credential) > 0",
+            "10m",
+            "warning",
+            "Open jobs cannot be polled by the watcher: it holds no upstream key for them.",
+            "{{ $value }} open jobs have no usable upstream key on a replica (pass-through mode "
+            "after a restart, no upstream.api_key): they move only when their clients poll.",
+        ),
+        _alert(
+            "ModellixProxySubmitOutcomesUnknown",
+            f"(sum by (job) (increase({unknown}[{UNKNOWN_WINDOW}])) > 0)\nor ({new_unknown} > 0)",
+            "0m",
+            "warning",
+            "Paid submits were sent upstream and their outcome is unknown.",
+            f'{{{{ $value | printf "%.0f" }}}} submits in the last {UNKNOWN_WINDOW} got no '
+            "usable answer after "
+            "being sent: a task may exist upstream. Their budget reservations are kept until an "
+            "operator reconciles them.",
+        ),
+        _alert(
+            "ModellixProxyUnknownOutcomesHoldBudget",
+            f"max by (job) ({P}_unknown_reserved_usd) > 0",
+            "1h",
+            "warning",
+            "Jobs of unknown outcome have held budget money for over an hour.",
+            '${{ $value | printf "%.2f" }} of budget is reserved by unknown-outcome jobs '
+            "nobody has reconciled; it is not available to new submits.",
+        ),
+    ]
+
+
 def alert_rules() -> list[Rule]:
     """Alerts for on-call and finance."""
     budget = "{{ $labels.budget }} ({{ $labels.scope }}, {{ $labels.window }})"
@@ -234,6 +274,7 @@ def alert_rules() -> list[Rule]:
             "The job watcher is falling behind its polling schedule.",
             "The most overdue job is {{ $value | humanizeDuration }} behind its poll schedule.",
         ),
+        *_outcome_alerts(),
         _alert(
             "ModellixProxyDown",
             f"{up} == 0",

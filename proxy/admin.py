@@ -8,9 +8,9 @@ API is off.
     GET /admin/jobs/{task_id}                     one job, with its history
     GET /admin/jobs?status=&team=&project=&since=&until=&limit=&after=
     GET /admin/spend?since=&until=&group_by=day,team,project,model,status
-    POST /admin/jobs/{task_id}/reconcile          an ``unknown`` job had no task: release it
 
-plus keys, budgets and the report (``proxy.governance.admin_api``).
+plus keys, budgets and the report (``proxy.governance.admin_api``), and intents,
+reservations and reconciling ``unknown`` records (``proxy.admin_recovery``).
 """
 
 from __future__ import annotations
@@ -26,10 +26,10 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.openmetrics.exposition import CONTENT_TYPE_LATEST as OPENMETRICS
 from prometheus_client.openmetrics.exposition import generate_latest as generate_openmetrics
 
+from proxy.admin_recovery import add_routes as add_recovery_routes
 from proxy.config import Settings
 from proxy.errors import (
     BadRequest,
-    Conflict,
     NotFound,
     ProxyError,
     ServiceUnavailable,
@@ -112,33 +112,6 @@ async def get_job(request: web.Request) -> web.Response:
     return web.json_response(job_json(job))
 
 
-async def reconcile_job(request: web.Request) -> web.Response:
-    """Close an ``unknown`` job the operator checked: no task was created upstream.
-
-    The job becomes ``failed`` (reason recorded), which releases its budget
-    reservation and concurrency slot, exactly once across replicas.
-    """
-    runtime = request.app[ADMIN_RUNTIME]
-    store, tracker = _store(request), runtime.tracker
-    task_id = request.match_info["task_id"]
-    job = await store.get_job(task_id)
-    if job is None:
-        raise NotFound(f"no job with task id {task_id!r}")
-    if job.status is not JobStatus.UNKNOWN:
-        raise Conflict(f"job {task_id!r} is {job.status.value}, not unknown: nothing to reconcile")
-    transition = await store.observe(
-        task_id,
-        JobStatus.FAILED.value,
-        time.time(),
-        source="watcher",
-        error_reason="reconciled by an operator: no task was created upstream",
-        final_cost_micros=0,
-    )
-    if transition.became_terminal and tracker is not None:
-        await tracker.settle(transition.job)
-    return web.json_response(job_json(transition.job))
-
-
 async def list_jobs(request: web.Request) -> web.Response:
     status_raw = request.query.get("status")
     try:
@@ -203,7 +176,7 @@ def create_admin_app(settings: Settings, metrics: Metrics, runtime: Runtime) -> 
     app.router.add_get("/metrics", metrics_handler)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/admin/jobs", list_jobs)
-    app.router.add_post("/admin/jobs/{task_id:.+}/reconcile", reconcile_job)
+    add_recovery_routes(app)
     app.router.add_get("/admin/jobs/{task_id:.+}", get_job)
     app.router.add_get("/admin/spend", spend)
     add_governance_routes(app)

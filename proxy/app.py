@@ -16,25 +16,19 @@ from proxy.catalog.from_settings import build_catalog
 from proxy.catalog.media import MediaChecker
 from proxy.catalog.preflight import Preflight
 from proxy.catalog.preflight import PreflightSettings as PreflightOptions
-from proxy.catalog.validation import BodyValidator
 from proxy.config import RetrySettings, Settings
 from proxy.governance.refusals import RefusalRecorder
 from proxy.governance.setup import start_governance
 from proxy.handlers.dispatch import handle_api
-from proxy.handlers.health import healthz, readyz
+from proxy.handlers.health import WriteProbe, healthz, readyz
 from proxy.jobs.labels import Labels
+from proxy.jobs.recovery import RecoverySweep
 from proxy.jobs.tracker import JobTracker, Replica
 from proxy.jobs.watcher import Watcher
 from proxy.middleware import context_middleware, stamp_request_id
-from proxy.pipeline import ordered
+from proxy.pipeline import build_pipeline
+from proxy.retention import Retention
 from proxy.runtime import Runtime
-from proxy.stages.budget import BudgetStage
-from proxy.stages.fingerprint import FingerprintStage
-from proxy.stages.idempotency import IdempotencyStage
-from proxy.stages.identify import IdentifyStage
-from proxy.stages.pin import PinStage
-from proxy.stages.price import PriceStage
-from proxy.stages.validate import ValidateStage
 from proxy.state import (
     METRICS,
     POLL_POLICY,
@@ -124,15 +118,21 @@ def create_app(
     app[SUBMIT_POLICY], app[POLL_POLICY] = retry_policies(settings.upstream.retry)
     app[REJECTIONS] = RefusalRecorder(settings, metrics, runtime, clock)
 
+    store_writable = WriteProbe(lambda: runtime.store)
+
     async def ready() -> dict[str, bool]:
-        return {"upstream_session": upstream.started, "store": runtime.store is not None}
+        return {"upstream_session": upstream.started, "store": await store_writable()}
 
     app[READY] = ready
 
     async def parts(_app: web.Application) -> AsyncIterator[None]:
         await upstream.start()
         own_store = store is None
-        opened = store if store is not None else await open_store(settings.store.url)
+        try:
+            opened = store if store is not None else await open_store(settings.store.url)
+        except BaseException:  # an unreachable store stops the start: nothing left open
+            await upstream.close()
+            raise
         runtime.store = opened
         tracker = JobTracker(
             opened,
@@ -144,6 +144,11 @@ def create_app(
             tracing=app[TRACING],
         )
         runtime.tracker = tracker
+        recovery = RecoverySweep(
+            opened, settings.recovery, metrics, runtime.replica.id, tracker.settler, clock=clock
+        )
+        await recovery.beat()  # alive before holding anything, so no one sweeps it
+        await recovery.sweep()
         runtime.keyring, runtime.budgets = await start_governance(opened, settings, clock)
         preflight = (
             None
@@ -153,15 +158,17 @@ def create_app(
         media = MediaChecker(
             preflight, mode="warn" if settings.models.preflight.mode == "warn" else "refuse"
         )
-        validator = BodyValidator(catalog, unknown_fields=settings.models.unknown_fields)
-        runtime.pipeline = ordered(
-            IdentifyStage(identity, runtime.keyring),
-            PinStage(pinner),
-            FingerprintStage(),
-            IdempotencyStage(opened, settings.idempotency, metrics, clock),
-            ValidateStage(catalog, validator, media),
-            PriceStage(catalog, settings.pricing),
-            BudgetStage(opened, runtime.budgets, metrics, clock),
+        runtime.pipeline = build_pipeline(
+            settings,
+            catalog=catalog,
+            pinner=pinner,
+            store=opened,
+            keyring=runtime.keyring,
+            budgets=runtime.budgets,
+            media=media,
+            metrics=metrics,
+            clock=clock,
+            owner=runtime.replica.id,
         )
         watcher_task: asyncio.Task[None] | None = None
         if settings.watcher.enabled:
@@ -176,15 +183,20 @@ def create_app(
                 budgets=runtime.budgets,
             )
             watcher_task = asyncio.get_running_loop().create_task(runtime.watcher.run())
+        retention = Retention(opened, settings, metrics, runtime.replica.id, clock=clock)
+        retention_task = asyncio.get_running_loop().create_task(retention.run())
+        recovery_task = asyncio.get_running_loop().create_task(recovery.run())
         try:
             yield
         finally:
-            if watcher_task is not None:
-                watcher_task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await watcher_task
+            for task in (retention_task, recovery_task, watcher_task):
+                if task is not None:
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
             if preflight is not None:
                 await preflight.close()
+            await tracker.outbox.close(within=settings.shutdown_grace_seconds)
             await upstream.close()
             runtime.store = None
             if own_store:

@@ -25,6 +25,7 @@ def settings_or_exit(path: str | None) -> Settings:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     from proxy.server import serve_forever
+    from proxy.stores.base import StoreError
 
     settings = settings_or_exit(args.config)
     configure_logging(settings.logging.level, settings.logging.format)
@@ -35,6 +36,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         return 2
     try:
         asyncio.run(serve_forever(settings, tracing=tracing))
+    except StoreError as err:  # unreachable, read-only or too new: one line, no traceback
+        print(f"store: cannot start: {err}", file=sys.stderr)
+        return 1
     finally:
         tracing.shutdown()  # export what is left (the loop is gone: blocking is fine)
     return 0

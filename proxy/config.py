@@ -167,10 +167,54 @@ class WatcherSettings(_Section):
     bill_failed: bool = False
 
 
+class RetentionSettings(_Section):
+    """How long finished records are kept; one replica at a time purges them in batches."""
+
+    # Idempotency keys: kept this long after their claim, and never before they expire
+    # (null: purged as soon as ``idempotency.ttl_seconds`` has passed).
+    idempotency_seconds: float | None = Field(None, gt=0)
+    # Refused requests (including 401s from unauthenticated callers); null keeps them.
+    refusals_seconds: float | None = Field(30 * 86400.0, gt=0)
+    # Terminal jobs (the ledger): kept forever unless the operator sets this.
+    terminal_jobs_seconds: float | None = Field(None, gt=0)
+    interval_seconds: float = Field(300.0, gt=0)
+    batch_size: int = Field(1000, ge=1, le=100_000)
+    # A round holds a lease this long and renews it between batches.
+    lease_seconds: float = Field(60.0, gt=0)
+
+
+class RecoverySettings(_Section):
+    """How replicas learn that another one died mid-submit, and clean up after it."""
+
+    # A replica whose heartbeat is older than this is gone: its submit intents become
+    # `unknown` records and the reservations and slots it held for requests are released.
+    lease_seconds: float = Field(30.0, gt=0)
+    heartbeat_seconds: float = Field(5.0, gt=0)
+    batch_size: int = Field(200, ge=1, le=10_000)
+
+    @model_validator(mode="after")
+    def _beat_within_lease(self) -> RecoverySettings:
+        if self.heartbeat_seconds * 2 > self.lease_seconds:
+            raise ValueError("heartbeat_seconds must be at most half of lease_seconds")
+        return self
+
+
 class PollSettings(_Section):
     coalesce: bool = True
     serve_terminal_from_ledger: bool = True
     terminal_cache_size: int = Field(10000, ge=0)
+
+
+class LimitSettings(_Section):
+    """What one submit body may cost before validation (413/400 beyond)."""
+
+    # An inline (base64) image is 4/3 of its size: 16 MiB holds one of ~12 MiB.
+    submit_body_bytes: int = Field(16 * 1024 * 1024, ge=1024)
+    json_max_separators: int = Field(20_000, ge=16)  # ',' and ':' counted while reading
+    json_max_depth: int = Field(32, ge=2, le=256)
+    json_max_items: int = Field(2_000, ge=8)  # object members plus array items, all levels
+    json_max_key_chars: int = Field(256, ge=8)
+    off_loop_bytes: int = Field(256 * 1024, ge=0)  # parse and hash in a thread above this
 
 
 class IdentitySettings(_Section):
@@ -257,7 +301,10 @@ class Settings(_Section):
     idempotency: IdempotencySettings = IdempotencySettings()
     watcher: WatcherSettings = WatcherSettings()
     poll: PollSettings = PollSettings()
+    retention: RetentionSettings = RetentionSettings()
+    recovery: RecoverySettings = RecoverySettings()
     identity: IdentitySettings = IdentitySettings()
+    limits: LimitSettings = LimitSettings()
     keys: KeySettings = KeySettings()
     governance: GovernanceSettings = GovernanceSettings()
     store: StoreSettings = StoreSettings()

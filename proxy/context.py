@@ -8,15 +8,20 @@ attributes of aiohttp objects.
 from __future__ import annotations
 
 import enum
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+from proxy.stores.records import Intent
 
 
 class RouteKind(enum.StrEnum):
     SUBMIT = "submit"
     POLL = "poll"
-    PASSTHROUGH = "passthrough"
+    PASSTHROUGH = "passthrough"  # an allow-listed non-paid upstream route
+    KEY_API = "key_api"  # GET /api/v1/apikey/validate and /api/v1/team/balance
+    REFUSED = "refused"  # under /api/v1/ but not a route the proxy forwards
     OWN = "own"
 
 
@@ -42,12 +47,14 @@ class Caller:
 
 @dataclass(slots=True)
 class RequestContext:
-    request_id: str
+    request_id: str  # the client's X-Request-Id (or one made up): for logs, never a database key
     correlation_id: str
     route: RouteKind
     started_monotonic: float
     received_at: float  # wall clock, seconds since the epoch
     headers: Mapping[str, str] = field(default_factory=dict)  # the client's request headers
+    # minted by the proxy for this request: the key of its intent, reservations and slots
+    internal_id: str = field(default_factory=lambda: uuid.uuid4().hex)
     # submit routes
     path_form: PathForm | None = None
     task_type: str | None = None  # the {type} segment of the typed path form
@@ -70,6 +77,8 @@ class RequestContext:
     # budgets: reservations held for this submit until it becomes a job (or is released)
     reservation_id: str | None = None
     slot_reservation_id: str | None = None  # the per-key concurrency slot
+    # the write-ahead intent, from just before the upstream send until its outcome is recorded
+    intent: Intent | None = None
     budget_headers: dict[str, str] = field(default_factory=dict)
     # upstream
     upstream_seconds: float = 0.0

@@ -14,6 +14,7 @@ as ``{"code": <status>, "message": "<Category>: <detail>", ...details}``.
     ├── Forbidden (403)
     ├── NotFound (404)
     │   └── ModelNotFound         unknown or unpinned slug under the strict policy
+    ├── MethodNotAllowed (405)    a known route, another method (``Allow`` header set)
     ├── Conflict (409)            idempotency key in flight / outcome unknown
     ├── PayloadTooLarge (413)
     ├── IdempotencyMismatch (422) same key, different request
@@ -124,6 +125,12 @@ class NotFound(ProxyError):
 class ModelNotFound(NotFound):
     category = "Model not found"
     reason = "model_not_pinned"
+
+
+class MethodNotAllowed(ProxyError):
+    status = 405
+    category = "Method not allowed"
+    reason = "method_not_allowed"
 
 
 class Conflict(ProxyError):

@@ -6,6 +6,7 @@ from aiohttp import web
 from multidict import CIMultiDict
 
 from proxy.config import Settings
+from proxy.governance.access import strip_proxy_tokens
 from proxy.upstream.client import end_to_end
 
 # Request headers a proxy must not pass on (besides the hop-by-hop ones).
@@ -17,8 +18,9 @@ def upstream_headers(
 ) -> CIMultiDict[str]:
     """The client's end-to-end headers, with ``X-Forwarded-*`` set for the upstream.
 
-    ``Authorization`` passes untouched. ``Content-Length`` is kept only when the
-    body is streamed as received (``keep_length``).
+    ``Authorization`` passes untouched, unless it (or any other header) carries a
+    proxy key: such headers are dropped here, and the caller sets the upstream key.
+    ``Content-Length`` is kept only when the body is streamed as received (``keep_length``).
     """
     out = end_to_end(request.headers)
     for name in list(out.keys()):
@@ -35,6 +37,7 @@ def upstream_headers(
     proto, host = client_facing(request, settings)
     out["X-Forwarded-Proto"] = proto
     out["X-Forwarded-Host"] = host
+    strip_proxy_tokens(out)  # a proxy key never leaves (X-Forwarded-Host is the client's too)
     return out
 
 

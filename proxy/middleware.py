@@ -22,10 +22,11 @@ from aiohttp import web
 from opentelemetry.trace import Span
 from opentelemetry.util.types import AttributeValue
 
-from proxy.context import PathForm, RequestContext, RouteKind
-from proxy.errors import InternalError, ProxyError
+from proxy.context import RequestContext, RouteKind
+from proxy.errors import InternalError, ProxyError, ServiceUnavailable
 from proxy.routing import Route, classify
 from proxy.state import CONTEXT, METRICS, REJECTIONS, ROUTE, TRACING
+from proxy.stores.base import StoreUnavailableError
 from proxy.telemetry.metrics import OTHER
 from proxy.telemetry.tracing import (
     current_traceparent,
@@ -43,11 +44,6 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 KNOWN_METHODS = frozenset(
     {"CONNECT", "DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT", "TRACE"}
 )
-_SUBMIT_TEMPLATES = {
-    PathForm.PLAIN: "/api/v1/{provider}/{model}",
-    PathForm.ASYNC: "/api/v1/{provider}/{model}/async",
-    PathForm.TYPED: "/api/v1/{type}/{provider}/{model}/async",
-}
 
 
 def _request_id(header: str | None) -> str:
@@ -64,7 +60,7 @@ def error_response(err: ProxyError, request_id: str) -> web.Response:
 @web.middleware
 async def context_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     started = time.perf_counter()
-    route = classify(request.method, request.raw_path.split("?", 1)[0])
+    route = classify(request.method, request.raw_path)
     request_id = _request_id(request.headers.get("X-Request-Id"))
     correlation_id = request.headers.get("X-Correlation-Id") or request_id
     if not _REQUEST_ID.match(correlation_id):
@@ -119,6 +115,19 @@ async def context_middleware(request: web.Request, handler: Handler) -> web.Stre
             except ProxyError as err:
                 response = error_response(err, request_id)
                 await _count_rejection(request, ctx, err)
+            except StoreUnavailableError as exc:
+                # The ledger is down or stalled: say so (503), never a 500. Nothing was
+                # bought: the submit path writes its intent before anything is sent.
+                error_type = type(exc).__qualname__
+                log.warning("request.store_unavailable", error=str(exc)[:300])
+                response = error_response(
+                    ServiceUnavailable(
+                        "the proxy's store is unavailable; nothing was submitted. Retry shortly",
+                        reason="store_unavailable",
+                        headers={"Retry-After": "1"},
+                    ),
+                    request_id,
+                )
             except Exception as exc:
                 error_type = type(exc).__qualname__
                 log.exception("request.failed")
@@ -137,12 +146,8 @@ async def context_middleware(request: web.Request, handler: Handler) -> web.Stre
 
 def route_template(request: web.Request, route: Route) -> str:
     """The low-cardinality route for span names and ``http.route`` ("" when none matched)."""
-    if route.kind is RouteKind.SUBMIT and route.form is not None:
-        return _SUBMIT_TEMPLATES[route.form]
-    if route.kind is RouteKind.POLL:
-        return "/api/v1/tasks/{task_id}"
-    if route.kind is RouteKind.PASSTHROUGH:
-        return "/api/v1/{path}"
+    if route.kind is not RouteKind.OWN:
+        return route.name
     resource = request.match_info.route.resource
     return resource.canonical if resource is not None else ""
 

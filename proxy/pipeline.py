@@ -1,9 +1,11 @@
-"""The submit pipeline's stages, in order: the one place the order lives.
+"""The submit pipeline's stages, in order: ``build_pipeline`` is the one place the order lives.
 
 1. request id / correlation     (proxy.middleware, outermost)
-2. identify the caller          (stages.identify: virtual key or key fingerprint)
+2. identify the caller          (stages.identify: virtual key or key fingerprint),
+                                 before a byte of the body is read
+   -- the body is read here, under the size and separator caps (stages.body) --
 3. pin the model                (stages.pin)
-4. fingerprint the input        (stages.fingerprint: canonical hash)
+4. fingerprint the input        (stages.fingerprint: bounded parse, canonical hash)
 5. idempotency                  (stages.idempotency: a replay needs no further work, and never
                                  depends on the network, so it comes before validation)
 6. validate the input           (stages.validate: schema, cross-field rules, media, SSRF guard)
@@ -15,9 +17,97 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+from proxy.catalog.loader import Catalog
+from proxy.catalog.media import MediaChecker
+from proxy.catalog.pinning import Pinner
+from proxy.catalog.validation import BodyValidator
+from proxy.config import Settings
+from proxy.governance.budgets import BudgetBook
+from proxy.governance.keys import KeyRing
 from proxy.stages.base import Stage
+from proxy.stages.body import BodyLimits
+from proxy.stages.budget import BudgetStage
+from proxy.stages.fingerprint import FingerprintStage
+from proxy.stages.idempotency import IdempotencyStage
+from proxy.stages.identify import IdentifyStage
+from proxy.stages.pin import PinStage
+from proxy.stages.price import PriceStage
+from proxy.stages.validate import ValidateStage
+from proxy.stores.base import Store
+from proxy.telemetry.metrics import Metrics
 
 
-def ordered(*stages: Stage | None) -> tuple[Stage, ...]:
-    """The stages that are configured, in the order given."""
-    return tuple(stage for stage in stages if stage is not None)
+@dataclass(frozen=True, slots=True)
+class Pipeline:
+    """The stages that run before the body is read, the body's limits, the stages after."""
+
+    before_body: tuple[Stage, ...] = ()
+    after_body: tuple[Stage, ...] = ()
+    limits: BodyLimits = field(default_factory=BodyLimits)
+
+    def __iter__(self) -> Iterator[Stage]:
+        yield from self.before_body
+        yield from self.after_body
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """Stage names in running order, ``read_body`` marking where the body is read."""
+        return (
+            *(s.name for s in self.before_body),
+            "read_body",
+            *(s.name for s in self.after_body),
+        )
+
+    def replacing(self, stage: Stage) -> Pipeline:
+        """The same pipeline with the stage of ``stage``'s name swapped for it (tests)."""
+
+        def swap(stages: tuple[Stage, ...]) -> tuple[Stage, ...]:
+            return tuple(stage if s.name == stage.name else s for s in stages)
+
+        return Pipeline(swap(self.before_body), swap(self.after_body), self.limits)
+
+
+def body_limits(settings: Settings) -> BodyLimits:
+    limits = settings.limits
+    return BodyLimits(
+        max_bytes=min(limits.submit_body_bytes, settings.max_body_bytes),
+        max_separators=limits.json_max_separators,
+        max_depth=limits.json_max_depth,
+        max_items=limits.json_max_items,
+        max_key_chars=limits.json_max_key_chars,
+        off_loop_bytes=limits.off_loop_bytes,
+    )
+
+
+def build_pipeline(
+    settings: Settings,
+    *,
+    catalog: Catalog,
+    pinner: Pinner,
+    store: Store,
+    keyring: KeyRing | None,
+    budgets: BudgetBook,
+    media: MediaChecker,
+    metrics: Metrics,
+    clock: Callable[[], float] = time.time,
+    owner: str | None = None,
+) -> Pipeline:
+    """The submit pipeline for ``settings``: who asks first, then what they sent."""
+    limits = body_limits(settings)
+    validator = BodyValidator(catalog, unknown_fields=settings.models.unknown_fields)
+    return Pipeline(
+        before_body=(IdentifyStage(settings.identity, keyring),),
+        after_body=(
+            PinStage(pinner),
+            FingerprintStage(limits),
+            IdempotencyStage(store, settings.idempotency, metrics, clock),
+            ValidateStage(catalog, validator, media, limits),
+            PriceStage(catalog, settings.pricing),
+            BudgetStage(store, budgets, metrics, clock, owner=owner),
+        ),
+        limits=limits,
+    )

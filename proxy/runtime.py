@@ -18,7 +18,7 @@ from proxy.governance.keys import KeyRing
 from proxy.jobs.labels import Labels
 from proxy.jobs.tracker import JobTracker, Replica
 from proxy.jobs.watcher import Watcher
-from proxy.stages.base import Stage
+from proxy.pipeline import Pipeline
 from proxy.stores.base import Store
 from proxy.upstream.attempts import Outcome
 from proxy.upstream.coalesce import Coalescer
@@ -35,6 +35,6 @@ class Runtime:
     budgets: BudgetBook | None = None
     tracker: JobTracker | None = None
     watcher: Watcher | None = None
-    pipeline: tuple[Stage, ...] = field(default_factory=tuple)
+    pipeline: Pipeline = field(default_factory=Pipeline)
     polls: Coalescer[Outcome] = field(default_factory=Coalescer)
     rng: random.Random = field(default_factory=random.Random)

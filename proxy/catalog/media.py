@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from typing import Any, Literal
 
 from proxy.catalog.images import check_image, classify, decode_base64_image, parse_data_url
-from proxy.catalog.preflight import Preflight, PreflightResult
+from proxy.catalog.preflight import Preflight, PreflightResult, parse_image_url
 from proxy.catalog.spec import ImageConstraints, ModelSpec
 from proxy.catalog.validation import Problem, header_safe
 
@@ -76,6 +76,20 @@ class MediaChecker:
         for field, value, limits in image_values(spec, payload):
             kind = classify(value)
             if kind == "url":
+                try:
+                    parse_image_url(value)
+                except ValueError as exc:
+                    problems.append(
+                        Problem(
+                            field,
+                            f"{exc}",
+                            ["https://..."],
+                            "Invalid format",
+                            "media_format",
+                            limits.status,
+                        )
+                    )
+                    continue
                 urls.append((field, value, limits))
             elif kind in ("data", "base64"):
                 problems.extend(_check_inline(field, value, kind, limits))

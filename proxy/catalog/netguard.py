@@ -170,8 +170,8 @@ class HostGuard:
             return cached[1]
         try:
             raw = await self._resolver(key)
-        except OSError as exc:
-            raise GuardError("unreachable", f"cannot resolve {host}: {exc}") from exc
+        except (OSError, ValueError) as exc:  # ValueError: IDNA errors, NUL in the name
+            raise GuardError("unreachable", f"cannot resolve {host[:100]}: {exc}") from exc
         addresses = [a for a in (parse_host(r) for r in raw) if a is not None]
         if not addresses:
             raise GuardError("unreachable", f"{host} has no addresses")

@@ -12,6 +12,7 @@ canonical checked address. Redirects are followed by hand (at most
 from __future__ import annotations
 
 import asyncio
+import re
 import socket
 import time
 from collections.abc import Callable, Sequence
@@ -43,6 +44,41 @@ _ISSUE_TO_REASON: dict[str, PreflightReason] = {
     "media_aspect": "bad_aspect",
 }
 _BINARY_TYPES = ("application/octet-stream", "binary/octet-stream", "")
+_LABEL = re.compile(r"[A-Za-z0-9_-]{1,63}")
+MAX_URL_CHARS = 8192
+
+
+def parse_image_url(url: str) -> URL:
+    """``url`` as an http(s) URL with a host that could be connected to, or ``ValueError``.
+
+    Purely local (no DNS): an unparsable URL, a port outside 1..65535, a missing host, or a
+    host name that is not a DNS name (an empty or over-long label, spaces, IDNA errors) is
+    certain to fail upstream too. The message says what is wrong, never echoing the URL.
+    """
+    if len(url) > MAX_URL_CHARS:
+        raise ValueError(f"is longer than {MAX_URL_CHARS} characters")
+    try:
+        parsed = URL(url)
+        port = parsed.port
+    except ValueError as exc:  # UnicodeError (IDNA) included
+        raise ValueError(f"is not a valid URL ({_reason(exc)})") from exc
+    if parsed.scheme not in ("http", "https"):
+        raise ValueError("must be an http(s) URL")
+    host = parsed.raw_host
+    if not host:
+        raise ValueError("has no host")
+    if port is not None and not 1 <= port <= 65535:
+        raise ValueError(f"has an invalid port {port}")
+    if parse_host(host) is None:
+        name = host.rstrip(".")
+        if len(name) > 253 or not all(_LABEL.fullmatch(label) for label in name.split(".")):
+            raise ValueError("has a host that is not a valid DNS name")
+    return parsed
+
+
+def _reason(exc: ValueError) -> str:
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return text[:80]
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,6 +203,8 @@ class Preflight:
                 "forbidden_address" if exc.reason == "forbidden_address" else "unreachable",
                 exc.detail,
             )
+        except ValueError as exc:  # a redirect to a URL that cannot be used
+            result = PreflightResult(False, "unreachable", f"invalid URL: {_reason(exc)}")
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             result = PreflightResult(False, "unreachable", f"cannot fetch: {type(exc).__name__}")
         if len(self._cache) >= self.settings.cache_size:
@@ -224,9 +262,11 @@ class Preflight:
         raise _Refused("status", f"more than {self.settings.max_redirects} redirects")
 
     async def _vet(self, url: str) -> URL:
-        parsed = URL(url)
-        if parsed.scheme not in ("http", "https") or not parsed.raw_host:
-            raise _Refused("unreachable", f"unsupported URL {url[:80]!r}")
+        try:
+            parsed = parse_image_url(url)
+        except ValueError as exc:
+            raise _Refused("unreachable", f"unusable URL: it {exc}") from exc
+        assert parsed.raw_host is not None  # parse_image_url refuses a URL without a host
         addresses = await self.guard.resolve(parsed.raw_host)
         if parse_host(parsed.raw_host) is not None:  # any literal form: connect to the checked IP
             parsed = parsed.with_host(str(addresses[0]))

@@ -129,7 +129,10 @@ class ModelSpec(_Frozen):
         if b.duration_field is not None:
             raw = eff.get(b.duration_field, b.default_duration)
             if isinstance(raw, int | float) and not isinstance(raw, bool):
-                seconds = float(raw)
+                try:
+                    seconds = float(raw)
+                except OverflowError:  # an integer too large for a float: not a duration
+                    seconds = None
             if seconds == 0 and b.zero_duration_means_input:
                 seconds = None
         resolution: str | None = None

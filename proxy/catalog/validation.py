@@ -108,8 +108,21 @@ def _reject_constant(name: str) -> Any:
 
 
 def _short(value: Any) -> str:
-    text = json.dumps(value, ensure_ascii=False, default=str)
+    text = json.dumps(_clipped(value), ensure_ascii=False, default=str)
     return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _clipped(value: Any, depth: int = 0) -> Any:
+    """A small copy of ``value`` for a message: long strings and containers cut short."""
+    if isinstance(value, str):
+        return value[:64]
+    if depth >= 3:
+        return "..." if isinstance(value, list | dict) else value
+    if isinstance(value, list):
+        return [_clipped(v, depth + 1) for v in value[:8]]
+    if isinstance(value, dict):
+        return {str(k)[:64]: _clipped(v, depth + 1) for k, v in list(value.items())[:8]}
+    return value
 
 
 def _path(parts: Iterator[str | int] | Any) -> str:
@@ -181,8 +194,11 @@ def sort_problems(problems: list[Problem]) -> list[Problem]:
     return sorted(out, key=lambda p: (_CATEGORY_RANK.get(p.category, 9), p.field))
 
 
+MAX_LISTED_PROBLEMS = 50
+
+
 def refusal(problems: list[Problem]) -> InvalidInput:
-    """One ``InvalidInput`` naming the first problem and listing them all."""
+    """One ``InvalidInput`` naming the first problem and listing them (the first 50)."""
     first = problems[0]
     detail = f"parameter '{first.field}' {first.problem}" if first.field else first.problem
     if len(problems) > 1:
@@ -191,7 +207,7 @@ def refusal(problems: list[Problem]) -> InvalidInput:
     return InvalidInput(
         detail,
         category=first.category,
-        errors=[p.as_dict() for p in problems],
+        errors=[p.as_dict() for p in problems[:MAX_LISTED_PROBLEMS]],
         reason=first.reason,
     )
 

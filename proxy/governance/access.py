@@ -1,37 +1,94 @@
-"""Virtual keys on the routes other than submit: swap in the upstream key, keep tasks private.
+"""Virtual keys on the routes other than submit, and the credential boundary for every route.
 
 With virtual keys on, a request carrying a proxy key is forwarded with the
 real upstream key instead; a poll through a proxy key is answered only for
 that key's own jobs (404 otherwise, as the upstream answers for a task it does
 not know). In ``virtual`` mode a request without a proxy key is refused.
+
+A proxy key never leaves the proxy, in any key mode: an ``Authorization``
+carrying one is resolved (and swapped for the upstream key) or refused with
+401; any other header carrying one is dropped before the request goes
+upstream; a URL carrying one (``?api_key=mlx-vk-...``) is refused, since
+forwarding it without the token would change what the client asked for.
 """
 
 from __future__ import annotations
 
 from collections.abc import MutableMapping
 
+import structlog
+
 from proxy.errors import NotFound, Unauthorized
-from proxy.governance.keys import Identity, KeyRing, bearer
+from proxy.governance.keys import Identity, KeyRing, bearer, carries_proxy_token
+from proxy.stages.identify import checked_authorization, fingerprint
 from proxy.stores.base import Store
+
+log = structlog.get_logger("proxy.access")
 
 
 async def identify(keyring: KeyRing | None, authorization: str | None) -> Identity | None:
-    """The virtual-key identity of a request, ``None`` when it passes through as is."""
-    if keyring is None or not keyring.virtual:
-        return None
+    """The virtual-key identity of a request, ``None`` when it passes through as is.
+
+    Raises 401 for a proxy key that is malformed, unknown, revoked or expired (or
+    sent to a pass-through proxy), for an ``Authorization`` that hides one in
+    another shape or is not printable ASCII (as the submit pipeline does), and in
+    ``virtual`` mode for a request without one.
+    """
+    authorization = checked_authorization(authorization)  # bounded printable ASCII, else 401
     token = bearer(authorization)
-    if keyring.is_virtual_token(token) and token is not None:
+    if keyring is not None and token is not None and keyring.is_virtual_token(token):
         return await keyring.resolve(token)
-    if keyring.mode == "virtual":
+    if carries_proxy_token(authorization):
+        raise Unauthorized(
+            "a proxy key must be sent as 'Authorization: Bearer mlx-vk-...'", reason="invalid_key"
+        )
+    if keyring is not None and keyring.mode == "virtual":
         raise Unauthorized(
             "this proxy accepts only proxy-issued keys (mlx-vk-...)", reason="virtual_key_required"
         )
     return None
 
 
+def caller_id(identity: Identity | None, authorization: str | None) -> str | None:
+    """Who is asking, without the credential: ``vk:<key id>`` or ``fp:<fingerprint>``."""
+    if identity is not None:
+        return identity.caller.identity
+    if not authorization:
+        return None
+    return f"fp:{fingerprint(authorization)}"
+
+
+def strip_proxy_tokens(headers: MutableMapping[str, str]) -> list[str]:
+    """Drop every header whose value carries a proxy key; the names dropped.
+
+    ``Authorization`` is dropped too: the caller sets the upstream credential after.
+    """
+    dropped = [name for name, value in list(headers.items()) if carries_proxy_token(value)]
+    for name in dict.fromkeys(dropped):
+        while name in headers:
+            del headers[name]
+    if any(name.lower() != "authorization" for name in dropped):
+        log.warning(
+            "access.proxy_key_header_dropped",
+            headers=sorted({n.lower() for n in dropped if n.lower() != "authorization"}),
+        )
+    return dropped
+
+
 def swap(headers: MutableMapping[str, str], identity: Identity | None) -> None:
+    """Make ``headers`` fit to leave: no proxy key anywhere, the upstream key for a proxy key."""
+    strip_proxy_tokens(headers)
     if identity is not None:
         headers["Authorization"] = identity.upstream_authorization
+
+
+def refuse_token_in_url(raw_path: str) -> None:
+    """401 for a path or query string that carries a proxy key: never forwarded, never trimmed."""
+    if carries_proxy_token(raw_path):
+        raise Unauthorized(
+            "a proxy key must be sent only in the Authorization header, never in the URL",
+            reason="key_in_url",
+        )
 
 
 async def own_task(store: Store | None, identity: Identity | None, task_id: str) -> None:

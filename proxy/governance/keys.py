@@ -7,16 +7,26 @@ key, which the proxy reads from its own secret (``upstream.api_key`` /
 
 Each replica remembers what it read about a key for ``keys.cache_seconds``
 (0.5 s by default), so a revocation reaches every replica within that time.
+
+A key is found by the SHA-256 of the whole token (an indexed lookup, never a
+comparison of secrets in Python); the stored digest is re-checked with
+``hmac.compare_digest``. A proxy key never leaves the proxy: anything shaped like
+one (``mlx-vk-``, any case, percent-encoded or not) is either resolved and
+swapped for the upstream key or refused, in every key mode.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
+import hmac
 import re
 import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from urllib.parse import unquote
 
 from proxy.config import KeySettings
 from proxy.context import Caller
@@ -29,7 +39,7 @@ _TOKEN = re.compile(r"^mlx-vk-([a-z0-9]{12})-[A-Za-z0-9_-]{32,}$")
 
 
 def hash_key(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
+    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def new_key(now: float, **fields: object) -> tuple[VirtualKey, str]:
@@ -41,10 +51,49 @@ def new_key(now: float, **fields: object) -> tuple[VirtualKey, str]:
 
 
 def bearer(authorization: str | None) -> str | None:
-    if not authorization or not authorization.lower().startswith("bearer "):
+    """The token of a ``Bearer`` credential, ``None`` for anything else.
+
+    Total: any string (non-ASCII, surrogate-escaped bytes, only whitespace, several
+    spaces or tabs between scheme and token) gives a token or ``None``, never an error.
+    """
+    if not isinstance(authorization, str):
         return None
-    token = authorization[7:].strip()
+    parts = authorization.strip().split(None, 1)
+    if len(parts) != 2 or parts[0].casefold() != "bearer":
+        return None
+    token = parts[1].strip()
     return token or None
+
+
+def _unwrapped(value: str) -> str:
+    """``value`` lower-cased with percent-encoding undone (a few layers deep)."""
+    text = value
+    for _ in range(3):
+        decoded = unquote(text, errors="surrogateescape")
+        if decoded == text:
+            break
+        text = decoded
+    return text.casefold()
+
+
+def carries_proxy_token(value: str | None) -> bool:
+    """Whether ``value`` holds something shaped like a proxy key, anywhere in it.
+
+    Case and percent-encoding are ignored, and the credentials of a ``Basic``
+    authorization are decoded, so no spelling of a proxy key slips past.
+    """
+    if not value:
+        return False
+    if PREFIX in _unwrapped(value):
+        return True
+    parts = value.strip().split(None, 1)
+    if len(parts) == 2 and parts[0].casefold() == "basic":
+        try:
+            decoded = base64.b64decode(parts[1].strip(), validate=False)
+        except (binascii.Error, ValueError):
+            return False
+        return PREFIX in _unwrapped(decoded.decode("utf-8", errors="replace"))
+    return False
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,7 +130,11 @@ class KeyRing:
         return self._settings.mode != "passthrough"
 
     def is_virtual_token(self, token: str | None) -> bool:
-        return self.virtual and token is not None and token.startswith(PREFIX)
+        """Whether ``token`` must be resolved as a proxy key (it carries one, in any mode).
+
+        In pass-through mode too: such a token is refused (``resolve``), never forwarded.
+        """
+        return carries_proxy_token(token)
 
     async def lookup(self, token: str) -> VirtualKey | None:
         digest = hash_key(token)
@@ -90,6 +143,8 @@ class KeyRing:
         if hit is not None and hit[0] > now:
             return hit[1]
         key = await self._store.get_virtual_key_by_hash(digest)
+        if key is not None and not hmac.compare_digest(key.key_hash, digest):
+            key = None
         if len(self._cache) > 10_000:
             self._cache.clear()
         self._cache[digest] = (now + self._settings.cache_seconds, key)
@@ -97,7 +152,13 @@ class KeyRing:
 
     async def resolve(self, token: str) -> Identity:
         """The identity of a virtual key, or 401 saying why not."""
-        if not _TOKEN.match(token):
+        if not self.virtual:
+            raise Unauthorized(
+                "proxy keys (mlx-vk-...) are not accepted here: this proxy forwards the"
+                " caller's own Modellix key (keys.mode is passthrough)",
+                reason="virtual_keys_disabled",
+            )
+        if not _TOKEN.fullmatch(token):
             raise Unauthorized("malformed proxy key", reason="invalid_key")
         key = await self.lookup(token)
         now = self._clock()

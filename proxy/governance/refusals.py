@@ -19,7 +19,11 @@ log = structlog.get_logger("proxy.refusals")
 
 
 def avoided_cost(settings: Settings, runtime: Runtime, ctx: RequestContext) -> int | None:
-    """The estimate of a refused submit, computed from its body when it got that far."""
+    """The estimate of a refused submit, computed from its body when it got that far.
+
+    ``None`` (unknown) when the body holds no valid priced quantity: a negative, infinite
+    or absurd duration avoided no cost anyone could name.
+    """
     if ctx.estimated_cost_micros is not None:
         return ctx.estimated_cost_micros
     if not ctx.pinned_slug or not isinstance(ctx.payload, dict):
@@ -53,7 +57,7 @@ class RefusalRecorder:
         reason = err.instance_reason
         self._metrics.rejections.labels(reason, model).inc()
         cost = avoided_cost(self._settings, runtime, ctx)
-        if cost:
+        if cost is not None and cost > 0:
             self._metrics.rejected_cost.labels(reason, model).inc(usd(cost))
         store = runtime.store
         if store is None:

@@ -7,7 +7,8 @@
 - a submit that never became a job (refused, failed before or at the upstream):
   released at once.
 
-The per-key concurrency slot (``slot:<request id>``) is freed whatever the end.
+The per-key concurrency slot is freed whatever the end (an ``unknown`` record frees it
+at once: it limits jobs in flight, and an unknown outcome is not followed).
 """
 
 from __future__ import annotations
@@ -47,5 +48,5 @@ class Settlement:
                 await self._store.budget_settle(job.reservation_id, job.final_cost_micros or 0)
             else:
                 await self._store.budget_release(job.reservation_id)
-        if job.caller.startswith("vk:") and job.request_id:
-            await self._store.budget_release(f"slot:{job.request_id}")
+        if job.slot_reservation_id is not None:
+            await self._store.budget_release(job.slot_reservation_id)

@@ -1,10 +1,69 @@
-"""The proxy's own liveness and readiness answers."""
+"""The proxy's own liveness and readiness answers.
+
+``/healthz`` says the process serves requests; ``/readyz`` says it could do its work now:
+the upstream session is open and the store takes a write. The write probe is cheap (a
+write lock taken and let go, or a writable-transaction check), bounded by a short timeout,
+and its answer is kept about a second so frequent probes cost nothing more.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import time
+from collections.abc import Callable
+
+import structlog
 from aiohttp import web
 
 from proxy.state import READY
+from proxy.stores.base import Store, StoreError
+
+log = structlog.get_logger("proxy.health")
+
+
+class WriteProbe:
+    """Whether the store takes a write, probed at most once per ``ttl`` seconds."""
+
+    def __init__(
+        self,
+        store: Callable[[], Store | None],
+        *,
+        timeout: float = 1.0,
+        ttl: float = 1.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._store = store
+        self._timeout = timeout
+        self._ttl = ttl
+        self._clock = clock
+        self._lock = asyncio.Lock()
+        self._checked_at: float | None = None
+        self._ok = False
+
+    def _fresh(self) -> bool:
+        return self._checked_at is not None and self._clock() - self._checked_at < self._ttl
+
+    async def __call__(self) -> bool:
+        if self._fresh():
+            return self._ok
+        async with self._lock:  # concurrent probes share one check
+            if not self._fresh():
+                self._ok = await self._probe()
+                self._checked_at = self._clock()
+        return self._ok
+
+    async def _probe(self) -> bool:
+        store = self._store()
+        if store is None:
+            return False
+        try:
+            async with asyncio.timeout(self._timeout):
+                await store.probe_write()
+        except (StoreError, TimeoutError, OSError) as exc:
+            if self._ok or self._checked_at is None:
+                log.warning("store.not_writable", error=f"{type(exc).__name__}: {exc}"[:300])
+            return False
+        return True
 
 
 async def healthz(_request: web.Request) -> web.Response:

@@ -1,4 +1,7 @@
-"""Transparent pass-through for every other ``/api/v1/...`` route, streamed both ways."""
+"""Transparent pass-through for the allow-listed ``/api/v1/...`` routes, streamed both ways.
+
+The upstream receives the normalized path ``proxy.routing`` approved, never the raw one.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +16,7 @@ from proxy.errors import PayloadTooLarge
 from proxy.forwarding import upstream_headers
 from proxy.governance import access
 from proxy.handlers.failures import transport_error
-from proxy.state import CONTEXT, RUNTIME, SETTINGS, UPSTREAM
+from proxy.state import CONTEXT, ROUTE, RUNTIME, SETTINGS, UPSTREAM
 from proxy.upstream.client import TransportFailure, end_to_end
 
 log = structlog.get_logger("proxy.passthrough")
@@ -62,7 +65,7 @@ async def handle_passthrough(request: web.Request) -> web.StreamResponse:
     try:
         resp = await upstream.open(
             request.method,
-            request.raw_path,
+            request[ROUTE].target,
             headers,
             body.__aiter__() if body else None,
             "passthrough",

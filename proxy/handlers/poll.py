@@ -12,7 +12,6 @@ from proxy.errors import InternalError
 from proxy.forwarding import upstream_headers
 from proxy.governance import access
 from proxy.handlers.failures import transport_error
-from proxy.stages.identify import fingerprint
 from proxy.state import CONTEXT, METRICS, POLL_POLICY, ROUTE, RUNTIME, SETTINGS, UPSTREAM
 from proxy.upstream import attempts
 from proxy.upstream.client import end_to_end
@@ -34,11 +33,14 @@ async def handle_poll(request: web.Request) -> web.StreamResponse:
     route = request[ROUTE]
     task_id = route.task_id or ""
     ctx.task_id = task_id
-    identity = await access.identify(app[RUNTIME].keyring, request.headers.get("Authorization"))
+    authorization = request.headers.get("Authorization")
+    identity = await access.identify(app[RUNTIME].keyring, authorization)
     await access.own_task(app[RUNTIME].store, identity, task_id)
+    # Who asks (vk:<id> or fp:<fingerprint>), never the credential itself.
+    caller = access.caller_id(identity, authorization)
     jobs = app[RUNTIME].tracker
     if jobs is not None:
-        cached = await jobs.cached_terminal(task_id, request.headers.get("Authorization"))
+        cached = await jobs.cached_terminal(task_id, caller)
         if cached is not None:
             return web.Response(status=200, body=cached, content_type="application/json")
     metrics = app[METRICS]
@@ -51,7 +53,7 @@ async def handle_poll(request: web.Request) -> web.StreamResponse:
             app[UPSTREAM],
             app[POLL_POLICY],
             "GET",
-            request.raw_path,
+            route.target,  # the normalized path the task id was read from
             headers,
             None,
             operation=RouteKind.POLL.value,
@@ -64,7 +66,7 @@ async def handle_poll(request: web.Request) -> web.StreamResponse:
 
     if app[SETTINGS].poll.coalesce:
         # Identical polls in flight (same task, same caller) share one upstream request.
-        key = (task_id, fingerprint(request.headers.get("Authorization", "")))
+        key = (task_id, caller or "")
         outcome, shared = await runtime.polls.run(key, fetch)
     else:
         outcome, shared = await fetch(), False
@@ -82,6 +84,9 @@ async def handle_poll(request: web.Request) -> web.StreamResponse:
             reply.status,
             reply.body,
             source="client",
-            authorization=request.headers.get("Authorization"),
+            caller=caller,
+            # the client's own Modellix key (pass-through only): may give back a key lost
+            # in a restart, for a job this very key submitted; never a proxy key
+            credential=authorization if identity is None else None,
         )
     return web.Response(status=reply.status, body=reply.body, headers=reply_headers(reply.headers))

@@ -17,13 +17,14 @@ import structlog
 from aiohttp import web
 
 from proxy.context import RequestContext
-from proxy.errors import InternalError, UpstreamTimeout
+from proxy.errors import InternalError, ServiceUnavailable, UpstreamTimeout
 from proxy.forwarding import public_origin, upstream_headers
 from proxy.handlers.failures import transport_error
-from proxy.handlers.passthrough import too_large
 from proxy.handlers.poll import reply_headers
 from proxy.routing import submit_path
+from proxy.stages.body import BodyLimits, read_bounded
 from proxy.state import CONTEXT, METRICS, ROUTE, RUNTIME, SETTINGS, SUBMIT_POLICY, UPSTREAM
+from proxy.stores.base import StoreError
 from proxy.upstream import attempts
 from proxy.upstream.retry import Bucket
 
@@ -32,17 +33,10 @@ log = structlog.get_logger("proxy.submit")
 TASK_ID = re.compile(r"^[A-Za-z0-9._~:/+@=-]{1,512}$")
 
 
-async def read_body(request: web.Request, limit: int) -> bytes:
-    if request.content_length is not None and request.content_length > limit:
-        raise too_large(limit)
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.content.iter_chunked(256 * 1024):
-        size += len(chunk)
-        if size > limit:
-            raise too_large(limit)
-        chunks.append(chunk)
-    return b"".join(chunks)
+async def read_body(request: web.Request, limits: BodyLimits) -> bytes:
+    """The submit body, refused (413) past its byte or JSON-separator budget."""
+    chunks = request.content.iter_chunked(256 * 1024)
+    return await read_bounded(chunks, request.content_length, limits)
 
 
 def accepted_task_id(body: bytes) -> tuple[str | None, dict[str, Any] | None]:
@@ -83,17 +77,19 @@ def proxy_headers(ctx: RequestContext) -> dict[str, str]:
 async def handle_submit(request: web.Request) -> web.StreamResponse:
     ctx = request[CONTEXT]
     app = request.app
-    settings = app[SETTINGS]
     route = request[ROUTE]
     if route.form is None or route.slug is None:
         raise InternalError("submit route without a model slug")
     ctx.path_form = route.form
     ctx.task_type = route.task_type
     ctx.requested_slug = route.slug
-    ctx.body = await read_body(request, settings.max_body_bytes)
     runtime = app[RUNTIME]
+    pipeline = runtime.pipeline
     try:
-        for stage in runtime.pipeline:
+        for stage in pipeline.before_body:  # who is asking, before the body costs anything
+            await stage(ctx)
+        ctx.body = await read_body(request, pipeline.limits)
+        for stage in pipeline.after_body:
             await stage(ctx)
             if ctx.answer is not None:
                 answer: web.StreamResponse = ctx.answer
@@ -109,6 +105,8 @@ async def _submit(request: web.Request, ctx: RequestContext) -> web.StreamRespon
     settings = app[SETTINGS]
     metrics = app[METRICS]
     jobs = app[RUNTIME].tracker
+    if jobs is None:
+        raise ServiceUnavailable("the job ledger is not open yet", reason="store_unavailable")
     headers = upstream_headers(request, settings, keep_length=False)
     if ctx.upstream_authorization is not None:
         headers["Authorization"] = ctx.upstream_authorization
@@ -119,6 +117,16 @@ async def _submit(request: web.Request, ctx: RequestContext) -> web.StreamRespon
     query = request.raw_path.partition("?")[2]
     if query:
         path = f"{path}?{query}"
+    try:
+        # Durable before anything leaves: if the process dies from here on, the intent
+        # becomes an `unknown` record, never a purchase nobody knows of.
+        await jobs.ledger.open_intent(ctx)
+    except StoreError as exc:
+        raise ServiceUnavailable(
+            "the proxy's ledger is unavailable, so the submit was not sent (nothing was bought); "
+            "retry shortly",
+            reason="store_unavailable",
+        ) from exc
     outcome = await attempts.send(
         app[UPSTREAM],
         app[SUBMIT_POLICY],
@@ -136,22 +144,24 @@ async def _submit(request: web.Request, ctx: RequestContext) -> web.StreamRespon
     extra = proxy_headers(ctx)
     if outcome.reply is None:
         assert outcome.failure is not None
+        if outcome.bucket is Bucket.UNKNOWN:
+            placeholder = await jobs.ledger.unknown(ctx, outcome.failure.detail)
+            raise unknown_outcome(
+                f"the Modellix API did not answer ({outcome.failure.detail})", placeholder, extra
+            )
+        await jobs.ledger.refused(ctx, outcome.bucket, None)  # never reached the upstream
         error = transport_error(outcome.failure, paid=True)
-        if outcome.bucket is Bucket.UNKNOWN and jobs is not None:
-            await jobs.record_unknown(ctx, outcome.failure.detail)
         error.headers.update(extra)
         raise error
     reply = outcome.reply
     if outcome.bucket is Bucket.SUCCESS:
         task_id, doc = accepted_task_id(reply.body)
         if task_id is None or doc is None:
-            if jobs is not None:
-                await jobs.record_unknown(ctx, "2xx answer without a usable task id")
-            raise UpstreamTimeout(
-                "the Modellix API accepted the submit but its answer was unusable; "
-                "a task may exist. The proxy did not resend it.",
-                reason="submit_outcome_unknown",
-                headers=extra,
+            placeholder = await jobs.ledger.unknown(ctx, "2xx answer without a usable task id")
+            raise unknown_outcome(
+                "the Modellix API accepted the submit but its answer was unusable",
+                placeholder,
+                extra,
             )
         ctx.task_id = task_id
         body = _rewrite_get_result(doc, task_id, public_origin(request, settings), reply.body)
@@ -160,27 +170,34 @@ async def _submit(request: web.Request, ctx: RequestContext) -> web.StreamRespon
         )
         response.headers.update(extra)
         response.content_type = "application/json"
-        if jobs is not None:
-            await jobs.record_accepted(ctx, task_id, response)
+        await jobs.ledger.accepted(ctx, task_id, response)
         return response
     if outcome.bucket is Bucket.UNKNOWN:
-        if jobs is not None:
-            await jobs.record_unknown(ctx, f"upstream answered HTTP {reply.status}")
-        raise UpstreamTimeout(
-            f"the Modellix API answered the submit with HTTP {reply.status}; the outcome is "
-            "unknown and a task may exist. The proxy did not resend it. "
-            "Retry with the same Idempotency-Key to be safe.",
-            reason="submit_outcome_unknown",
-            details={"upstream_status": reply.status},
-            headers=extra,
+        placeholder = await jobs.ledger.unknown(ctx, f"upstream answered HTTP {reply.status}")
+        error = unknown_outcome(
+            f"the Modellix API answered the submit with HTTP {reply.status}", placeholder, extra
         )
+        error.details = {**(error.details or {}), "upstream_status": reply.status}
+        raise error
     response = web.Response(
         status=reply.status, body=reply.body, headers=reply_headers(reply.headers)
     )
     response.headers.update(extra)
-    if jobs is not None:
-        await jobs.record_refused(ctx, outcome.bucket, response)
+    await jobs.ledger.refused(ctx, outcome.bucket, response)
     return response
+
+
+def unknown_outcome(what: str, placeholder: str, headers: dict[str, str]) -> UpstreamTimeout:
+    """The answer for a submit that was sent and may have created a task."""
+    return UpstreamTimeout(
+        f"{what}; the outcome is unknown and a task may exist. The proxy did not resend it "
+        f"and will not: it is recorded as {placeholder}, and a retry with the same "
+        "Idempotency-Key gets 409 until an operator reconciles it. Check your tasks before "
+        "submitting again with a new key.",
+        reason="submit_outcome_unknown",
+        details={"unknown_record": placeholder},
+        headers=headers,
+    )
 
 
 def _rewrite_get_result(doc: dict[str, Any], task_id: str, origin: str, raw: bytes) -> bytes:

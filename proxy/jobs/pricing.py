@@ -10,17 +10,24 @@ some resellers bill a flat price per video):
 A model without an entry, or a quantity the entry cannot price (an unknown
 resolution, a duration that depends on the input video), is *unpriced*:
 ``None``. Unpriced jobs are served and counted; budgets refuse them.
+
+The functions are total: hostile quantities (a negative, infinite, NaN or absurdly
+large duration or count, as a refused body may carry) give ``None``, never an error.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import ROUND_HALF_UP, Decimal, DecimalException
 
 from proxy.catalog.spec import Quantities
 from proxy.config import PriceEntry
 
 MICROS = Decimal(1_000_000)
+# Bounds of a quantity that can be priced at all: beyond them the input is not a real job.
+MAX_SECONDS = 24 * 3600.0
+MAX_COUNT = 10_000
 
 
 def to_micros(usd: Decimal) -> int:
@@ -47,13 +54,18 @@ def estimate_micros(entry: PriceEntry | None, quantities: Quantities) -> int | N
     price = unit_price(entry, quantities.resolution)
     if price is None:
         return None
-    if entry.unit == "per_video":
-        return to_micros(price)
-    if entry.unit == "per_image":
-        return to_micros(price * quantities.count)
-    if quantities.seconds is None:
+    try:
+        if entry.unit == "per_video":
+            return to_micros(price)
+        if entry.unit == "per_image":
+            count = quantities.count
+            return to_micros(price * count) if 0 <= count <= MAX_COUNT else None
+        seconds = quantities.seconds
+        if seconds is None or not math.isfinite(seconds) or not 0 <= seconds <= MAX_SECONDS:
+            return None
+        return to_micros(price * Decimal(str(seconds)))
+    except DecimalException:  # a price table value Decimal cannot multiply (NaN, Infinity)
         return None
-    return to_micros(price * Decimal(str(quantities.seconds)))
 
 
 def lookup(table: Mapping[str, PriceEntry], slug: str | None) -> PriceEntry | None:

@@ -4,6 +4,11 @@ Work is leased from the store (``lease_due``), so several replicas never poll
 the same job at once and a dead replica's jobs are taken over when its leases
 run out. Each tick costs what the due jobs cost: the store serves them from
 an index on ``next_poll_at``, never a full scan.
+
+A job the watcher has no key for (pass-through mode after a restart, no
+``upstream.api_key``) is rescheduled unpolled until its client polls again; each
+such job is logged once per process (``watcher.job_without_credential``) and
+counted in the ``jobs_without_credential`` gauge until it has a key or is terminal.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import structlog
 
 from proxy.config import Settings
 from proxy.governance.budgets import BudgetBook
+from proxy.jobs.memory import Bounded
 from proxy.jobs.schedule import is_stale, next_poll_delay
 from proxy.jobs.tracker import JobTracker, Replica
 from proxy.stores.records import JobRecord
@@ -56,6 +62,9 @@ class Watcher:
         self._fallback_key = settings.upstream_api_key()
         self._wake = asyncio.Event()
         self._next_stats = 0.0
+        # Open jobs leased without a usable key, and those already logged (once per process).
+        self._keyless: set[str] = set()
+        self._announced: Bounded[str, bool] = Bounded(100_000)
         self.ticks = 0
 
     def wake(self) -> None:
@@ -81,6 +90,7 @@ class Watcher:
         store = self._tracker.store
         now = self._clock()
         for job in await store.expire_overdue(now, settings.retention_seconds):
+            self._keyless.discard(job.task_id)
             await self._tracker.settle(job)
         if now >= self._next_stats:
             await self._gauges(now)
@@ -98,6 +108,10 @@ class Watcher:
         lag = 0.0 if stats.oldest_due_at is None else max(0.0, now - stats.oldest_due_at)
         self._metrics.watcher_lag.set(lag)
         self._metrics.jobs_stale.set(stats.stale)
+        await self._prune_keyless()
+        unknown = await store.unknown_jobs()
+        self._metrics.unknown_jobs.set(unknown.jobs)
+        self._metrics.unknown_reserved.set(usd(unknown.held_micros))
         in_flight = await store.in_flight_by_model()
         self._metrics.jobs_in_flight.clear()
         for slug, count in in_flight.items():
@@ -119,8 +133,12 @@ class Watcher:
         attempts_made = job.watcher_attempts + 1
         if key is None:
             # No key to poll with (pass-through mode after a restart): wait for the client.
+            self._without_key(job)
             await self._reschedule(job, job.watcher_attempts)
             return
+        if job.task_id in self._keyless:
+            self._keyless.discard(job.task_id)
+            self._metrics.jobs_without_credential.set(len(self._keyless))
         headers = {
             "Authorization": key if " " in key else f"Bearer {key}",
             "Accept": "application/json",
@@ -145,11 +163,38 @@ class Watcher:
                 outcome.reply.status,
                 outcome.reply.body,
                 source="watcher",
-                authorization=None,
             )
         if updated is not None and updated.terminal:
             return
         await self._reschedule(job, attempts_made)
+
+    def _without_key(self, job: JobRecord) -> None:
+        """Count the job as unpollable; log it the first time this process finds it so."""
+        if job.task_id in self._keyless:
+            return
+        self._keyless.add(job.task_id)
+        self._metrics.jobs_without_credential.set(len(self._keyless))
+        if self._announced.get(job.task_id):
+            return
+        self._announced.put(job.task_id, True)
+        log.warning(
+            "watcher.job_without_credential",
+            task_id=job.task_id,
+            model=job.pinned_slug,
+            team=job.team,
+            submitted_at=job.submitted_at,
+            correlation_id=job.correlation_id,
+            detail="no upstream key in memory and no upstream.api_key: polled only when "
+            "its client polls",
+        )
+
+    async def _prune_keyless(self) -> None:
+        """Forget jobs that have a key again (a client polled) or are terminal."""
+        keys = self._tracker.keys
+        self._keyless = {t for t in self._keyless if keys.get(t) is None}
+        if self._keyless:
+            self._keyless &= await self._tracker.store.open_among(sorted(self._keyless))
+        self._metrics.jobs_without_credential.set(len(self._keyless))
 
     async def _reschedule(self, job: JobRecord, attempts_made: int) -> None:
         cadence = self._tracker.cadence

@@ -29,11 +29,14 @@ class BudgetStage:
         book: BudgetBook,
         metrics: Metrics,
         clock: Callable[[], float] = time.time,
+        *,
+        owner: str | None = None,
     ) -> None:
         self._store = store
         self._book = book
         self._metrics = metrics
         self._clock = clock
+        self._owner = owner  # the replica holding reservations until a ledger row does
 
     async def __call__(self, ctx: RequestContext) -> None:
         caller = ctx.caller
@@ -56,7 +59,11 @@ class BudgetStage:
                 )
             return
         result = await self._store.budget_reserve(
-            [a.scope for a in applied], amount, reservation_id=f"job:{ctx.request_id}"
+            [a.scope for a in applied],
+            amount,
+            reservation_id=f"job:{ctx.internal_id}",
+            owner=self._owner,
+            at=now,
         )
         if result.reservation is None:
             window = result.refused
@@ -91,7 +98,9 @@ class BudgetStage:
         result = await self._store.budget_reserve(
             [BudgetScope(f"jobs:{caller.virtual_key_id}", 0.0, cap)],
             1,
-            reservation_id=f"slot:{ctx.request_id}",
+            reservation_id=f"slot:{ctx.internal_id}",
+            owner=self._owner,
+            at=self._clock(),
         )
         if result.reservation is None:
             raise TooManyRequests(

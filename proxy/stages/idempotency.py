@@ -98,7 +98,8 @@ class IdempotencyStage:
             )
         raise Conflict(
             f"the first request with this {HEADER} was sent but its outcome is unknown "
-            "(a task may exist); it will not be resent. Check your tasks before using a new key",
+            "(a task may exist); it will not be resent, and this key answers 409 until an "
+            "operator reconciles the unknown record. Check your tasks before using a new key",
             reason="idempotency_outcome_unknown",
             details={"task_id": claim.task_id} if claim.task_id else None,
         )

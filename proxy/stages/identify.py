@@ -11,19 +11,45 @@ the key, and the real upstream key is injected.
 from __future__ import annotations
 
 import hashlib
+import re
 
 import structlog
 
 from proxy.config import IdentitySettings
 from proxy.context import Caller, RequestContext
-from proxy.errors import Unauthorized
+from proxy.errors import BadRequest, Unauthorized
 from proxy.governance.keys import KeyRing, bearer
+
+# aiohttp decodes header bytes as UTF-8 with ``surrogateescape``: a byte that is not
+# UTF-8 arrives as a lone surrogate (U+DC80..U+DCFF). A credential is printable ASCII.
+_PRINTABLE_ASCII = re.compile(r"[\x20-\x7e]*")
+_TEXT = re.compile(r"[^\x00-\x1f\x7f\ud800-\udfff]*")
+MAX_AUTHORIZATION_CHARS = 16_448  # "Bearer " and a key of 16,384 (the CLI's limit)
 
 
 def fingerprint(authorization: str) -> str:
-    """A stable, non-reversible name for a bearer key."""
+    """A stable, non-reversible name for a bearer key (total: any string hashes)."""
     token = authorization.partition(" ")[2].strip() if " " in authorization else authorization
-    return hashlib.sha256(b"modellix-proxy:key:" + token.encode()).hexdigest()[:16]
+    data = token.encode("utf-8", "surrogatepass")  # equal to .encode() for any valid text
+    return hashlib.sha256(b"modellix-proxy:key:" + data).hexdigest()[:16]
+
+
+def checked_authorization(value: str | None) -> str | None:
+    """The ``Authorization`` value, refused (401) unless it is bounded printable ASCII."""
+    if value is None:
+        return None
+    if len(value) > MAX_AUTHORIZATION_CHARS:
+        raise Unauthorized(
+            f"the Authorization header is longer than {MAX_AUTHORIZATION_CHARS} characters",
+            reason="malformed_credentials",
+        )
+    if not _PRINTABLE_ASCII.fullmatch(value):
+        raise Unauthorized(
+            "the Authorization header holds bytes that are not printable ASCII "
+            "(non-UTF-8 bytes or control characters)",
+            reason="malformed_credentials",
+        )
+    return value
 
 
 class IdentifyStage:
@@ -34,7 +60,7 @@ class IdentifyStage:
         self._keyring = keyring
 
     async def __call__(self, ctx: RequestContext) -> None:
-        auth = ctx.headers.get("Authorization")
+        auth = checked_authorization(ctx.headers.get("Authorization"))
         token = bearer(auth)
         if auth is None or token is None:
             raise Unauthorized(
@@ -72,8 +98,14 @@ def _passthrough_allowed(keyring: KeyRing) -> bool:
 
 
 def _header(ctx: RequestContext, name: str) -> str | None:
+    """A team or project header: UTF-8 text without control characters, else 400."""
     value = ctx.headers.get(name)
     if value is None:
         return None
-    value = value.strip()
-    return value[:128] if value else None
+    value = value.strip()[:128]
+    if not _TEXT.fullmatch(value):
+        raise BadRequest(
+            f"header '{name}' must be UTF-8 text without control characters",
+            reason="malformed_header",
+        )
+    return value or None

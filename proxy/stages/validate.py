@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from proxy.catalog.loader import Catalog
 from proxy.catalog.media import MediaChecker
-from proxy.catalog.validation import BodyValidator, parse_body, refusal, sort_problems
+from proxy.catalog.validation import BodyValidator, refusal, sort_problems
 from proxy.context import RequestContext
+from proxy.stages.body import BodyLimits, parse_object
 
 
 class ValidateStage:
@@ -21,22 +24,32 @@ class ValidateStage:
     name = "validate"
 
     def __init__(
-        self, catalog: Catalog, validator: BodyValidator, media: MediaChecker | None = None
+        self,
+        catalog: Catalog,
+        validator: BodyValidator,
+        media: MediaChecker | None = None,
+        limits: BodyLimits | None = None,
     ) -> None:
         self._catalog = catalog
         self._validator = validator
         self._media = media or MediaChecker()
+        self._limits = limits or BodyLimits()
 
     async def __call__(self, ctx: RequestContext) -> None:
         slug = ctx.pinned_slug or ctx.requested_slug
         if slug is None:
             return
-        payload = ctx.payload if ctx.payload is not None else parse_body(ctx.body)
+        payload = ctx.payload
+        if payload is None:  # not a JSON object: parse again for the precise refusal
+            payload = await parse_object(ctx.body, self._limits)
         ctx.payload = payload
         spec = self._catalog.get(slug)
         if spec is None:
             return
-        problems, warnings = self._validator.check(spec, payload)
+        if len(ctx.body) <= self._limits.off_loop_bytes:
+            problems, warnings = self._validator.check(spec, payload)
+        else:  # a large body's long strings make even error messages costly: off the loop
+            problems, warnings = await asyncio.to_thread(self._validator.check, spec, payload)
         media_problems, media_warnings = await self._media.check(
             spec, payload, network=not problems
         )

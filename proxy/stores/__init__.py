@@ -23,6 +23,7 @@ from proxy.stores.base import (
     RefusalStore,
     Store,
     StoreError,
+    StoreUnavailableError,
     VirtualKeyStore,
     WatcherStore,
 )
@@ -39,6 +40,7 @@ __all__ = [
     "RefusalStore",
     "Store",
     "StoreError",
+    "StoreUnavailableError",
     "VirtualKeyStore",
     "WatcherStore",
     "open_store",

@@ -14,7 +14,7 @@ import json
 import uuid
 from collections.abc import Sequence
 
-from proxy.stores._sql import Row, SqlBase
+from proxy.stores._sql import Row, SqlBase, Tx
 from proxy.stores.records import BudgetScope, BudgetWindow, Reservation, ReserveResult
 
 ENSURE_WINDOW = """
@@ -58,6 +58,8 @@ class BudgetsMixin(SqlBase):
         amount_micros: int,
         *,
         reservation_id: str | None = None,
+        owner: str | None = None,
+        at: float | None = None,
     ) -> ReserveResult:
         if amount_micros < 0:
             raise ValueError("a reservation cannot be negative")
@@ -80,11 +82,13 @@ class BudgetsMixin(SqlBase):
                 await tx.execute(
                     sql(
                         "INSERT INTO budget_reservations (reservation_id, scopes, amount_micros,"
-                        " state) VALUES ($1, $2, $3, 'reserved')"
+                        " state, owner, created_at) VALUES ($1, $2, $3, 'reserved', $4, $5)"
                     ),
                     reservation.reservation_id,
                     json.dumps([list(pair) for pair in reservation.scopes], ensure_ascii=False),
                     amount_micros,
+                    owner,
+                    at,
                 )
         except _Refused as refused:
             s = refused.scope
@@ -113,24 +117,39 @@ class BudgetsMixin(SqlBase):
         return None if row is None else window_from_row(row)
 
     async def _close_reservation(self, reservation_id: str, state: str, final: int) -> bool:
-        sql = self.dialect.sql
         async with self._write() as tx:
-            row = await tx.fetchrow(
-                sql(
-                    "UPDATE budget_reservations SET state = $2, final_micros = $3"
-                    " WHERE reservation_id = $1 AND state = 'reserved'"
-                    " RETURNING scopes, amount_micros"
-                ),
-                reservation_id,
-                state,
-                final,
+            return await self._close_in(tx, reservation_id, state, final)
+
+    async def _close_in(self, tx: Tx, reservation_id: str, state: str, final: int) -> bool:
+        """Settle or release an open reservation inside ``tx``; False if it is not open."""
+        sql = self.dialect.sql
+        row = await tx.fetchrow(
+            sql(
+                "UPDATE budget_reservations SET state = $2, final_micros = $3, owner = NULL"
+                " WHERE reservation_id = $1 AND state = 'reserved'"
+                " RETURNING scopes, amount_micros"
+            ),
+            reservation_id,
+            state,
+            final,
+        )
+        if row is None:
+            return False
+        pairs: list[list[object]] = json.loads(row["scopes"])
+        # Stored in the same (scope_key, window_start) order reserve locked them in.
+        for scope_key, window_start in pairs:
+            await tx.execute(
+                sql(MOVE), str(scope_key), float(str(window_start)), row["amount_micros"], final
             )
-            if row is None:
-                return False
-            pairs: list[list[object]] = json.loads(row["scopes"])
-            # Stored in the same (scope_key, window_start) order reserve locked them in.
-            for scope_key, window_start in pairs:
-                await tx.execute(
-                    sql(MOVE), str(scope_key), float(str(window_start)), row["amount_micros"], final
-                )
         return True
+
+    async def _hand_over(self, tx: Tx, reservation_ids: Sequence[str | None]) -> None:
+        """The ledger row written in ``tx`` holds these reservations now, not a replica."""
+        for reservation_id in reservation_ids:
+            if reservation_id is not None:
+                await tx.execute(
+                    self.dialect.sql(
+                        "UPDATE budget_reservations SET owner = NULL WHERE reservation_id = $1"
+                    ),
+                    reservation_id,
+                )

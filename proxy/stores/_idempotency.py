@@ -30,9 +30,12 @@ RETURNING scope"""
 
 GET = "SELECT * FROM idempotency_keys WHERE scope = $1 AND key = $2"
 
-TO_UNKNOWN = """
-UPDATE idempotency_keys SET state = 'unknown'
-WHERE scope = $1 AND key = $2 AND state = 'in_flight' AND claimed_at <= $3"""
+INTENT_FOR_KEY = """
+SELECT intent_id FROM submit_intents WHERE idempotency_scope = $1 AND idempotency_key = $2"""
+
+RECLAIM = """
+UPDATE idempotency_keys SET fingerprint = $3, claimed_at = $4, expires_at = $5
+WHERE scope = $1 AND key = $2 AND state = 'in_flight'"""
 
 _MAX_ROUNDS = 5
 
@@ -57,11 +60,21 @@ class IdempotencyMixin(SqlBase):
                     return Claim(outcome=ClaimOutcome.NEW)
                 row = await tx.fetchrow(sql(GET), scope, key)
                 if row is not None:
-                    return await self._existing(tx, row, fingerprint, now - in_flight_timeout)
+                    return await self._existing(
+                        tx, row, fingerprint, now, now - in_flight_timeout, now + ttl_seconds
+                    )
             # The key was released between our insert and our read: claim again.
         raise RuntimeError(f"idempotency key {scope}/{key} kept changing while claimed")
 
-    async def _existing(self, tx: Tx, row: Row, fingerprint: str, stale_before: float) -> Claim:
+    async def _existing(
+        self,
+        tx: Tx,
+        row: Row,
+        fingerprint: str,
+        now: float,
+        stale_before: float,
+        expires_at: float,
+    ) -> Claim:
         task_id: str | None = row["task_id"]
         if row["fingerprint"] != fingerprint:
             return Claim(outcome=ClaimOutcome.MISMATCH, task_id=task_id)
@@ -76,38 +89,66 @@ class IdempotencyMixin(SqlBase):
             return Claim(outcome=ClaimOutcome.REPLAY, response=response, task_id=task_id)
         if row["state"] == UNKNOWN:
             return Claim(outcome=ClaimOutcome.UNKNOWN, task_id=task_id)
-        if await tx.execute(self.dialect.sql(TO_UNKNOWN), row["scope"], row["key"], stale_before):
-            return Claim(outcome=ClaimOutcome.UNKNOWN, task_id=task_id)
+        if row["claimed_at"] > stale_before:
+            return Claim(outcome=ClaimOutcome.IN_FLIGHT, task_id=task_id)
+        # In flight for too long. A submit writes its intent before anything is sent, and
+        # the intent goes only with its recorded outcome: with no intent left, the first
+        # request died (or was refused) before sending, so the key can be claimed afresh.
+        sent = await tx.fetchrow(self.dialect.sql(INTENT_FOR_KEY), row["scope"], row["key"])
+        if sent is None:
+            await tx.execute(
+                self.dialect.sql(RECLAIM), row["scope"], row["key"], fingerprint, now, expires_at
+            )
+            return Claim(outcome=ClaimOutcome.NEW)
         return Claim(outcome=ClaimOutcome.IN_FLIGHT, task_id=task_id)
 
     async def complete(self, scope: str, key: str, response: StoredResponse) -> bool:
+        async with self._write() as tx:
+            return await self._complete_in(tx, scope, key, response)
+
+    async def mark_unknown(self, scope: str, key: str) -> bool:
+        async with self._write() as tx:
+            return await self._unknown_in(tx, scope, key, None)
+
+    async def release(self, scope: str, key: str) -> bool:
+        async with self._write() as tx:
+            return await self._release_in(tx, scope, key)
+
+    async def _complete_in(self, tx: Tx, scope: str, key: str, response: StoredResponse) -> bool:
         sql = (
             "UPDATE idempotency_keys SET state = 'complete', response_status = $3,"
             " response_headers = $4, response_body = $5, task_id = $6"
             " WHERE scope = $1 AND key = $2 AND state <> 'complete'"
         )
         headers = json.dumps(response.headers, ensure_ascii=False)
-        async with self._write() as tx:
-            changed = await tx.execute(
-                self.dialect.sql(sql), scope, key, response.status, headers, response.body,
-                response.task_id,
-            )  # fmt: skip
+        changed = await tx.execute(
+            self.dialect.sql(sql), scope, key, response.status, headers, response.body,
+            response.task_id,
+        )  # fmt: skip
         return changed > 0
 
-    async def mark_unknown(self, scope: str, key: str) -> bool:
+    async def _unknown_in(self, tx: Tx, scope: str, key: str, task_id: str | None) -> bool:
         sql = (
-            "UPDATE idempotency_keys SET state = 'unknown'"
+            "UPDATE idempotency_keys SET state = 'unknown', task_id = COALESCE($3, task_id)"
             " WHERE scope = $1 AND key = $2 AND state = 'in_flight'"
         )
-        async with self._write() as tx:
-            return await tx.execute(self.dialect.sql(sql), scope, key) > 0
+        return await tx.execute(self.dialect.sql(sql), scope, key, task_id) > 0
 
-    async def release(self, scope: str, key: str) -> bool:
+    async def _release_in(self, tx: Tx, scope: str, key: str) -> bool:
         sql = "DELETE FROM idempotency_keys WHERE scope = $1 AND key = $2 AND state <> 'complete'"
-        async with self._write() as tx:
-            return await tx.execute(self.dialect.sql(sql), scope, key) > 0
+        return await tx.execute(self.dialect.sql(sql), scope, key) > 0
 
     async def purge_expired(self, now: float) -> int:
         sql = "DELETE FROM idempotency_keys WHERE expires_at <= $1"
         async with self._write() as tx:
             return await tx.execute(self.dialect.sql(sql), now)
+
+    async def purge_idempotency_keys(self, now: float, claimed_before: float, limit: int) -> int:
+        sql = (
+            "DELETE FROM idempotency_keys WHERE (scope, key) IN ("
+            " SELECT scope, key FROM idempotency_keys"
+            " WHERE expires_at <= $1 AND claimed_at <= $2 LIMIT $3)"
+            " AND expires_at <= $1 AND claimed_at <= $2"
+        )
+        async with self._write() as tx:
+            return await tx.execute(self.dialect.sql(sql), now, claimed_before, limit)

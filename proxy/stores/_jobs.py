@@ -34,9 +34,9 @@ INSERT_JOB = """
 INSERT INTO jobs (task_id, caller, team, project, alias, pinned_slug, input_hash,
     correlation_id, request_id, idempotency_key, price_table_version,
     estimated_cost_micros, status, upstream_attempts, traceparent, submitted_by,
-    submitted_at, history, last_seen_status, next_poll_at, reservation_id)
+    submitted_at, history, last_seen_status, next_poll_at, reservation_id, slot_reservation_id)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18,
-    $19, $20, $21)
+    $19, $20, $21, $22)
 ON CONFLICT (task_id) DO NOTHING
 RETURNING *"""
 
@@ -67,6 +67,14 @@ class JobsMixin(SqlBase):
     """``JobStore`` and ``WatcherStore`` over any ``SqlBase`` connection provider."""
 
     async def insert_job(self, job: NewJob) -> JobRecord:
+        async with self._write() as tx:
+            inserted = await self._insert_job(tx, job)
+        if inserted is None:
+            raise DuplicateJobError(job.task_id)
+        return inserted
+
+    async def _insert_job(self, tx: Tx, job: NewJob) -> JobRecord | None:
+        """Insert inside ``tx``; ``None`` if the task id is already recorded."""
         history = encode_history([StatusChange(job.status.value, job.submitted_at, "submit")])
         args = (
             job.task_id, job.caller, job.team, job.project, job.alias, job.pinned_slug,
@@ -74,12 +82,10 @@ class JobsMixin(SqlBase):
             job.price_table_version, job.estimated_cost_micros, job.status.value,
             job.upstream_attempts, job.traceparent, job.submitted_by, job.submitted_at,
             history, job.status.value, job.next_poll_at, job.reservation_id,
+            job.slot_reservation_id,
         )  # fmt: skip
-        async with self._write() as tx:
-            row = await tx.fetchrow(self.dialect.sql(INSERT_JOB), *args)
-        if row is None:
-            raise DuplicateJobError(job.task_id)
-        return job_from_row(row)
+        row = await tx.fetchrow(self.dialect.sql(INSERT_JOB), *args)
+        return None if row is None else job_from_row(row)
 
     async def get_job(self, task_id: str) -> JobRecord | None:
         async with self._read() as tx:

@@ -24,6 +24,14 @@ class RefusalsMixin(SqlBase):
                 refusal.project, refusal.model, refusal.reason, refusal.estimated_cost_micros,
             )  # fmt: skip
 
+    async def purge_refusals(self, before: float, limit: int) -> int:
+        sql = (
+            "DELETE FROM refusals WHERE id IN ("
+            " SELECT id FROM refusals WHERE at < $1 ORDER BY at LIMIT $2)"
+        )
+        async with self._write() as tx:
+            return await tx.execute(self.dialect.sql(sql), before, limit)
+
     async def refusal_summary(
         self, since: float, until: float, group_by: Sequence[RefusalGroupKey] = ()
     ) -> list[RefusalRow]:

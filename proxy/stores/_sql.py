@@ -157,6 +157,7 @@ def job_from_row(row: Row) -> JobRecord:
         watcher_attempts=row["watcher_attempts"],
         stale=bool(row["stale"]),
         reservation_id=row["reservation_id"],
+        slot_reservation_id=row.get("slot_reservation_id"),
     )
 
 

@@ -9,14 +9,15 @@ of them plus ``close()``; ``proxy.stores.open_store(url)`` returns one.
     ├── DuplicateJobError      insert_job with a task id already recorded
     ├── DuplicateKeyError      create_virtual_key with an id or hash already stored
     ├── JobNotFoundError       observe on a task id never recorded
-    └── MigrationError         schema newer than this code, or an applied migration changed
+    ├── MigrationError         schema newer than this code, or an applied migration changed
+    └── StoreUnavailableError  the database could not be reached or did not answer in time
 
 Time is float epoch seconds passed in by the caller; money is integer micro-dollars.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Protocol, runtime_checkable
 
 from proxy.stores.records import (
@@ -25,11 +26,14 @@ from proxy.stores.records import (
     BudgetWindow,
     Claim,
     GroupKey,
+    HeldReservation,
+    Intent,
     JobCost,
     JobPage,
     JobRecord,
     JobStatus,
     NewJob,
+    Recovery,
     Refusal,
     RefusalGroupKey,
     RefusalRow,
@@ -38,6 +42,7 @@ from proxy.stores.records import (
     SpendRow,
     StoredResponse,
     Transition,
+    UnknownJobs,
     VirtualKey,
     WatcherStats,
 )
@@ -64,6 +69,10 @@ class JobNotFoundError(StoreError, LookupError):
 
 class MigrationError(StoreError):
     """The database schema cannot be brought to the version this code expects."""
+
+
+class StoreUnavailableError(StoreError):
+    """The database could not be reached, or did not answer in time; nothing is known."""
 
 
 class JobStore(Protocol):
@@ -187,6 +196,12 @@ class IdempotencyStore(Protocol):
     async def purge_expired(self, now: float) -> int:
         """Delete expired keys; returns how many."""
 
+    async def purge_idempotency_keys(self, now: float, claimed_before: float, limit: int) -> int:
+        """Delete at most ``limit`` keys expired by ``now`` and claimed before ``claimed_before``.
+
+        One short transaction per call (a bounded batch); returns how many were deleted.
+        """
+
 
 class VirtualKeyStore(Protocol):
     """Proxy-issued keys, stored as hashes only."""
@@ -218,8 +233,13 @@ class BudgetStore(Protocol):
         amount_micros: int,
         *,
         reservation_id: str | None = None,
+        owner: str | None = None,
+        at: float | None = None,
     ) -> ReserveResult:
         """Hold ``amount_micros`` in every scope, or in none if any would exceed its limit.
+
+        ``owner`` names the replica holding it for a request in progress (released by
+        ``recover`` if that replica dies before a ledger row takes it over).
 
         One transaction of conditional updates (``spent + reserved + amount <= limit``),
         so concurrent reservers across replicas never overshoot a limit.
@@ -265,6 +285,9 @@ class RefusalStore(Protocol):
     async def record_refusal(self, refusal: Refusal) -> None:
         """Append one refusal; durable when this returns."""
 
+    async def purge_refusals(self, before: float, limit: int) -> int:
+        """Delete at most ``limit`` refusals recorded before ``before``, oldest first; how many."""
+
     async def refusal_summary(
         self, since: float, until: float, group_by: Sequence[RefusalGroupKey] = ()
     ) -> list[RefusalRow]:
@@ -278,8 +301,75 @@ class RefusalStore(Protocol):
         """
 
 
+class IntentStore(Protocol):
+    """Write-ahead submit intents, replica heartbeats and the recovery of dead replicas."""
+
+    async def open_intent(self, intent: Intent) -> None:
+        """Record a submit about to be sent; durable when this returns."""
+
+    async def intent_to_job(
+        self, intent: Intent, job: NewJob, response: StoredResponse | None
+    ) -> JobRecord:
+        """One transaction: the job recorded, the intent gone, the key completed."""
+
+    async def intent_to_unknown(self, intent: Intent, detail: str) -> JobRecord | None:
+        """One transaction: an ``unknown`` record (money kept, slot freed), the intent gone."""
+
+    async def intent_release(
+        self, intent: Intent, response: StoredResponse | None, *, complete: bool
+    ) -> bool:
+        """One transaction: nothing was created upstream; money, slot and key released."""
+
+    async def heartbeat(self, replica_id: str, now: float) -> None:
+        """Say that ``replica_id`` is alive at ``now``."""
+
+    async def recover(
+        self, me: str, now: float, lease_seconds: float, limit: int = 200
+    ) -> Recovery:
+        """Dead replicas' intents become ``unknown`` records; their reservations released."""
+
+    async def list_intents(self, limit: int = 100) -> list[Intent]:
+        """Intents not yet resolved, oldest first."""
+
+    async def open_reservations(self, limit: int = 100) -> list[HeldReservation]:
+        """Reservations still held, with their holder (a replica or a job)."""
+
+    async def release_reservations(self, reservation_ids: Sequence[str]) -> int:
+        """Release these reservations if still held (an operator's call); how many were."""
+
+    async def attach_task(self, placeholder: str, task_id: str, now: float) -> JobRecord | None:
+        """An ``unknown`` record becomes the job of ``task_id`` (found by an operator)."""
+
+
+class JobUpkeepStore(Protocol):
+    """Housekeeping of the job ledger: bounded purges and the reads behind some gauges."""
+
+    async def purge_terminal_jobs(self, before: float, limit: int) -> int:
+        """Delete at most ``limit`` jobs that became terminal at or before ``before``; how many."""
+
+    async def unknown_jobs(self) -> UnknownJobs:
+        """Jobs with status ``unknown`` and the estimates of those holding a reservation."""
+
+    async def open_among(self, task_ids: Iterable[str]) -> set[str]:
+        """Those of ``task_ids`` recorded and not terminal."""
+
+
+class LeaseStore(Protocol):
+    """Named leases: at most one holder at a time across replicas."""
+
+    async def acquire_lease(self, name: str, owner: str, now: float, until: float) -> bool:
+        """Take or renew the lease ``name`` until ``until``.
+
+        True if it was free (absent or expired at ``now``) or already ``owner``'s.
+        """
+
+    async def release_lease(self, name: str, owner: str) -> bool:
+        """Give up the lease if ``owner`` holds it."""
+
+
 @runtime_checkable
 class Store(
+    IntentStore,
     JobStore,
     WatcherStore,
     IdempotencyStore,
@@ -287,9 +377,14 @@ class Store(
     BudgetStore,
     BudgetDefinitionStore,
     RefusalStore,
+    JobUpkeepStore,
+    LeaseStore,
     Protocol,
 ):
     """Everything the proxy keeps: jobs, leases, idempotency keys, keys, budgets, refusals."""
+
+    async def probe_write(self) -> None:
+        """Return if a write could be made now, else raise ``StoreUnavailableError`` (cheap)."""
 
     async def close(self) -> None:
         """Release connections; the store is unusable afterwards."""

@@ -18,13 +18,32 @@ from proxy.stores import migrations
 from proxy.stores._budget_defs import BudgetDefinitionsMixin
 from proxy.stores._budgets import BudgetsMixin
 from proxy.stores._idempotency import IdempotencyMixin
+from proxy.stores._intents import IntentsMixin
+from proxy.stores._job_upkeep import JobUpkeepMixin
 from proxy.stores._jobs import JobsMixin
+from proxy.stores._leases import LeasesMixin
 from proxy.stores._refusals import RefusalsMixin
 from proxy.stores._sql import POSTGRES, Row, Tx, rows_changed
 from proxy.stores._vkeys import VirtualKeysMixin
+from proxy.stores.base import StoreUnavailableError
 
 DEFAULT_MIN_POOL = 1
 DEFAULT_MAX_POOL = 10
+STATEMENT_TIMEOUT_SECONDS = 10.0
+"""How long one statement (or waiting for a pooled connection) may take before the
+store counts as unavailable: a stalled database must not hold requests forever."""
+
+# What a database that is down, cut off or stalled raises; mapped to StoreUnavailableError.
+_UNAVAILABLE = (
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.TooManyConnectionsError,
+    asyncpg.AdminShutdownError,
+    asyncpg.QueryCanceledError,
+    OSError,
+    TimeoutError,
+)
 
 
 class _PgTx:
@@ -43,12 +62,15 @@ class _PgTx:
 
 
 class PostgresStore(
+    IntentsMixin,
     JobsMixin,
     IdempotencyMixin,
     VirtualKeysMixin,
     BudgetsMixin,
     BudgetDefinitionsMixin,
     RefusalsMixin,
+    JobUpkeepMixin,
+    LeasesMixin,
 ):
     """``Store`` on a PostgreSQL database shared by every replica."""
 
@@ -62,7 +84,16 @@ class PostgresStore(
         cls, dsn: str, *, min_size: int = DEFAULT_MIN_POOL, max_size: int = DEFAULT_MAX_POOL
     ) -> PostgresStore:
         """Connect a pool to ``dsn`` and migrate the database."""
-        pool = await asyncpg.create_pool(dsn, min_size=min_size, max_size=max_size)
+        try:
+            pool = await asyncpg.create_pool(
+                dsn,
+                min_size=min_size,
+                max_size=max_size,
+                command_timeout=STATEMENT_TIMEOUT_SECONDS,
+                timeout=STATEMENT_TIMEOUT_SECONDS,
+            )
+        except _UNAVAILABLE as exc:
+            raise StoreUnavailableError(f"cannot reach PostgreSQL: {_describe(exc)}") from exc
         store = cls(pool)
         try:
             await store.migrate()
@@ -94,15 +125,38 @@ class PostgresStore(
             row = await tx.fetchrow("SELECT MAX(version) AS v FROM schema_version")
         return int(row["v"]) if row and row["v"] is not None else 0
 
+    async def probe_write(self) -> None:
+        """A connection in a transaction that may write (not read-only, not a standby)."""
+        async with self._write() as tx:
+            row = await tx.fetchrow(
+                "SELECT pg_is_in_recovery() OR current_setting('transaction_read_only') = 'on'"
+                " AS read_only"
+            )
+        if row is None or row["read_only"]:
+            raise StoreUnavailableError("PostgreSQL is read-only (a standby, or read-only mode)")
+
     async def close(self) -> None:
         await self._pool.close()
 
     @asynccontextmanager
     async def _write(self) -> AsyncIterator[Tx]:
-        async with self._pool.acquire() as conn, conn.transaction():
-            yield _PgTx(conn)
+        try:
+            async with (
+                self._pool.acquire(timeout=STATEMENT_TIMEOUT_SECONDS) as conn,
+                conn.transaction(),
+            ):
+                yield _PgTx(conn)
+        except _UNAVAILABLE as exc:
+            raise StoreUnavailableError(f"PostgreSQL unavailable: {_describe(exc)}") from exc
 
     @asynccontextmanager
     async def _read(self) -> AsyncIterator[Tx]:
-        async with self._pool.acquire() as conn:
-            yield _PgTx(conn)
+        try:
+            async with self._pool.acquire(timeout=STATEMENT_TIMEOUT_SECONDS) as conn:
+                yield _PgTx(conn)
+        except _UNAVAILABLE as exc:
+            raise StoreUnavailableError(f"PostgreSQL unavailable: {_describe(exc)}") from exc
+
+
+def _describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"[:300] if str(exc) else type(exc).__name__

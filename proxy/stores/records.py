@@ -68,6 +68,7 @@ class NewJob:
     submitted_by: str | None = None
     next_poll_at: float | None = None
     reservation_id: str | None = None
+    slot_reservation_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -107,6 +108,7 @@ class JobRecord:
     watcher_attempts: int = 0
     stale: bool = False
     reservation_id: str | None = None
+    slot_reservation_id: str | None = None
 
     @property
     def terminal(self) -> bool:
@@ -131,6 +133,14 @@ class WatcherStats:
     due: int
     oldest_due_at: float | None
     stale: int
+
+
+@dataclass(frozen=True, slots=True)
+class UnknownJobs:
+    """Jobs whose submit outcome is unknown, and the estimates their reservations hold."""
+
+    jobs: int
+    held_micros: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -332,3 +342,50 @@ class RefusalRow:
     reason: str | None = None
     refusals: int = 0
     avoided_micros: int = 0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Intent:
+    """A paid submit about to be sent: written before the send, removed with its outcome.
+
+    ``job`` is what the ledger records if the send creates a task (its ``task_id`` is the
+    ``unknown:<intent id>`` placeholder until the upstream names the task).
+    """
+
+    intent_id: str
+    owner: str
+    created_at: float
+    job: NewJob
+    idempotency_scope: str | None = None
+    idempotency_key: str | None = None
+    reservation_id: str | None = None
+    slot_reservation_id: str | None = None
+
+    @property
+    def placeholder(self) -> str:
+        return unknown_task_id(self.intent_id)
+
+
+def unknown_task_id(intent_id: str) -> str:
+    """The ledger key of an ``unknown`` record for the submit with this intent id."""
+    return f"unknown:{intent_id}"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HeldReservation:
+    """An open reservation: who holds it (a replica for a request in progress, or a job)."""
+
+    reservation_id: str
+    amount_micros: int
+    scopes: tuple[tuple[str, float], ...]
+    owner: str | None
+    created_at: float | None
+    task_id: str | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Recovery:
+    """What one sweep of dead replicas' leftovers did."""
+
+    unknown: tuple[JobRecord, ...] = ()
+    reservations_released: int = 0

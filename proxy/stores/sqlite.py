@@ -21,12 +21,18 @@ from proxy.stores import migrations
 from proxy.stores._budget_defs import BudgetDefinitionsMixin
 from proxy.stores._budgets import BudgetsMixin
 from proxy.stores._idempotency import IdempotencyMixin
+from proxy.stores._intents import IntentsMixin
+from proxy.stores._job_upkeep import JobUpkeepMixin
 from proxy.stores._jobs import JobsMixin
+from proxy.stores._leases import LeasesMixin
 from proxy.stores._refusals import RefusalsMixin
 from proxy.stores._sql import SQLITE, Row, Tx
 from proxy.stores._vkeys import VirtualKeysMixin
+from proxy.stores.base import StoreUnavailableError
 
 DEFAULT_BUSY_TIMEOUT_MS = 5000
+# A locked, full or vanished database file; mapped to StoreUnavailableError.
+_UNAVAILABLE = (sqlite3.OperationalError,)
 
 
 class _SqliteTx:
@@ -52,12 +58,15 @@ def _row(row: sqlite3.Row) -> Row:
 
 
 class SqliteStore(
+    IntentsMixin,
     JobsMixin,
     IdempotencyMixin,
     VirtualKeysMixin,
     BudgetsMixin,
     BudgetDefinitionsMixin,
     RefusalsMixin,
+    JobUpkeepMixin,
+    LeasesMixin,
 ):
     """``Store`` on a single SQLite database file."""
 
@@ -73,7 +82,10 @@ class SqliteStore(
         cls, path: str, *, busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS
     ) -> SqliteStore:
         """Open (creating if needed) the database at ``path`` and migrate it."""
-        conn = await aiosqlite.connect(path, isolation_level=None)
+        try:
+            conn = await aiosqlite.connect(path, isolation_level=None)
+        except _UNAVAILABLE as exc:
+            raise StoreUnavailableError(f"cannot open SQLite database {path!r}: {exc}") from exc
         try:
             conn.row_factory = sqlite3.Row
             await conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
@@ -111,6 +123,11 @@ class SqliteStore(
             row = await tx.fetchrow("SELECT MAX(version) AS v FROM schema_version")
         return int(row["v"]) if row and row["v"] is not None else 0
 
+    async def probe_write(self) -> None:
+        """Take the write lock and let it go (``BEGIN IMMEDIATE``, nothing written)."""
+        async with self._write() as tx:
+            await tx.execute("UPDATE schema_version SET version = version WHERE 0")
+
     async def close(self) -> None:
         async with self._lock:
             await self._conn.close()
@@ -118,16 +135,22 @@ class SqliteStore(
     @asynccontextmanager
     async def _write(self) -> AsyncIterator[Tx]:
         async with self._lock:
-            await self._conn.execute("BEGIN IMMEDIATE")
             try:
-                yield self._tx
-                await self._conn.execute("COMMIT")
-            except BaseException:
-                if self._conn.in_transaction:
-                    await self._conn.execute("ROLLBACK")
-                raise
+                await self._conn.execute("BEGIN IMMEDIATE")
+                try:
+                    yield self._tx
+                    await self._conn.execute("COMMIT")
+                except BaseException:
+                    if self._conn.in_transaction:
+                        await self._conn.execute("ROLLBACK")
+                    raise
+            except _UNAVAILABLE as exc:
+                raise StoreUnavailableError(f"SQLite unavailable: {exc}") from exc
 
     @asynccontextmanager
     async def _read(self) -> AsyncIterator[Tx]:
         async with self._lock:
-            yield self._tx
+            try:
+                yield self._tx
+            except _UNAVAILABLE as exc:
+                raise StoreUnavailableError(f"SQLite unavailable: {exc}") from exc

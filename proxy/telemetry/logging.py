@@ -3,8 +3,14 @@
 Request-scoped fields (request id, route, task id) travel in contextvars, so
 every line logged while handling a request carries them; every line logged
 while a span is active carries its ``trace_id`` and ``span_id``. A redaction
-processor runs last before rendering: bearer tokens and anything under a
-secret-looking key never reach the output.
+processor runs last before rendering: bearer tokens, ``sk-...`` and ``mlx-vk-...``
+keys and anything under a secret-looking key never reach the output.
+
+Libraries log through the standard ``logging`` module (aiohttp's "Error handling
+request" tracebacks and HTTP parse errors, which quote the raw request line, asyncio's
+"Task exception was never retrieved"). Those records go through the same redaction
+and JSON renderer (structlog's ``ProcessorFormatter``): one JSON object per line,
+the traceback one escaped ``exception`` field, control characters escaped.
 """
 
 from __future__ import annotations
@@ -19,7 +25,15 @@ import structlog
 
 from proxy.telemetry.tracing import add_trace_context
 
-_BEARER = re.compile(r"(?i)\b(bearer)\s+[^\s\"',;]+")
+# A token runs to a space, quote or separator; control characters do not end it, so a
+# key split by one (as a malformed header quotes it) is redacted whole.
+_RUN = r"[^ \t\r\n\"',;]+"
+_BEARER = re.compile(r"(?i)\b(bearer)[ \t]+" + _RUN)
+# A key starts a word, or follows an escape as a repr shows it ("\x7fsk-...", "\tsk-...").
+_KEY_START = r"(?:(?<![A-Za-z0-9])|(?<=\\x[0-9a-fA-F]{2})|(?<=\\u[0-9a-fA-F]{4})|(?<=\\[ntrabfv0]))"
+_KEYS = re.compile(_KEY_START + r"(sk|mlx-vk)-" + _RUN)
+_FOREIGN_LOGGERS = ("aiohttp", "asyncio", "py.warnings")
+_STATEMENT_LOGGERS = ("aiosqlite", "asyncpg")
 _SECRET_KEYS = frozenset(
     {"authorization", "api_key", "apikey", "token", "secret", "password", "x-api-key", "key"}
 )
@@ -29,8 +43,9 @@ Processor = Callable[[Any, str, MutableMapping[str, Any]], MutableMapping[str, A
 
 
 def redact_text(text: str) -> str:
-    """Text with every ``Bearer <token>`` replaced."""
-    return _BEARER.sub(lambda m: f"{m.group(1)} {REDACTED}", text)
+    """Text with every ``Bearer <token>``, ``sk-...`` and ``mlx-vk-...`` key replaced."""
+    text = _BEARER.sub(lambda m: f"{m.group(1)} {REDACTED}", text)
+    return _KEYS.sub(lambda m: f"{m.group(1)}-{REDACTED}", text)
 
 
 def _redact(value: Any) -> Any:
@@ -58,18 +73,57 @@ def redact_secrets(
     return event
 
 
+class _ForeignHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """The handler ``configure_logging`` puts on the root logger (replaced on a new call)."""
+
+
+def _foreign_records(renderer: Any, stream: TextIO, level: int) -> None:
+    """Send the standard ``logging`` records of libraries through redaction and ``renderer``."""
+    formatter = structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=[
+            structlog.contextvars.merge_contextvars,
+            structlog.stdlib.add_log_level,
+            structlog.stdlib.add_logger_name,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+        ],
+        processors=[
+            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+            structlog.processors.format_exc_info,
+            redact_secrets,
+            renderer,
+        ],
+    )
+    handler = _ForeignHandler(stream)
+    handler.setFormatter(formatter)
+    root = logging.getLogger()
+    for old in [h for h in root.handlers if isinstance(h, _ForeignHandler)]:
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(level)
+    for name in _FOREIGN_LOGGERS:  # their records reach the root handler, rendered once
+        logging.getLogger(name).propagate = True
+    for name in _STATEMENT_LOGGERS:  # every statement and its parameters: never below info
+        logging.getLogger(name).setLevel(max(level, logging.INFO))
+    logging.captureWarnings(True)
+
+
 def configure_logging(
     level: str = "info",
     fmt: str = "json",
     stream: TextIO | None = None,
     extra_processors: tuple[Processor, ...] = (),
 ) -> None:
-    """Set up structlog for the process (called once by the entry point)."""
+    """Set up structlog for the process (called once by the entry point).
+
+    Also routes the standard ``logging`` records of libraries (aiohttp, asyncio) through
+    the same redaction and renderer, on the same stream.
+    """
     renderer: Any = (
         structlog.processors.JSONRenderer(sort_keys=False)
         if fmt == "json"
         else structlog.dev.ConsoleRenderer(colors=False)
     )
+    _foreign_records(renderer, stream or sys.stdout, logging.getLevelNamesMapping()[level.upper()])
     processors: list[Any] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,

@@ -29,6 +29,7 @@ WINDOW = "window"
 BUDGET = "budget"
 KIND = "kind"
 SOURCE = "source"
+TABLE = "table"
 
 OTHER = "other"
 
@@ -105,6 +106,21 @@ class Metrics:
             f"{p}_submit_outcome_unknown_total",
             "Submits sent upstream whose outcome is unknown (sent, no answer), by model.",
             [MODEL],
+            registry=r,
+        )
+        self.ledger_writes_pending = Gauge(
+            f"{p}_ledger_writes_pending",
+            "Ledger writes waiting for the store (answered already; retried until they land).",
+            registry=r,
+        )
+        self.intents_recovered = Counter(
+            f"{p}_intents_recovered_total",
+            "Submit intents of a replica that died mid-submit, turned into unknown records.",
+            registry=r,
+        )
+        self.reservations_reclaimed = Counter(
+            f"{p}_reservations_reclaimed_total",
+            "Budget reservations and concurrency slots released because their replica died.",
             registry=r,
         )
         self.unknown_status = Counter(
@@ -228,6 +244,35 @@ class Metrics:
         self.jobs_stale = Gauge(
             f"{p}_jobs_stale",
             "Jobs past their expected time (flagged stale by the watcher), not yet terminal.",
+            registry=r,
+        )
+        self.jobs_without_credential = Gauge(
+            f"{p}_jobs_without_credential",
+            "Open jobs this replica's watcher found with no usable upstream key (pass-through "
+            "mode after a restart, no upstream.api_key): not polled until a client polls them.",
+            registry=r,
+        )
+        # --- unknown outcomes -----------------------------------------------------------
+        self.unknown_jobs = Gauge(
+            f"{p}_unknown_jobs",
+            "Jobs whose submit outcome is unknown and that no operator has reconciled yet.",
+            registry=r,
+        )
+        self.unknown_reserved = Gauge(
+            f"{p}_unknown_reserved_usd",
+            "Budget money (estimates) held by reservations of unknown-outcome jobs, in US dollars.",
+            registry=r,
+        )
+        # --- retention ----------------------------------------------------------------
+        self.retention_purged = Counter(
+            f"{p}_retention_purged_rows_total",
+            "Rows deleted by retention rounds, by table.",
+            [TABLE],
+            registry=r,
+        )
+        self.retention_last_success = Gauge(
+            f"{p}_retention_last_success_timestamp_seconds",
+            "When this replica last finished a retention round (Unix time; 0: never).",
             registry=r,
         )
         # --- build --------------------------------------------------------------------

@@ -133,7 +133,19 @@ class Upstream:
         return self._session
 
     def url(self, path_qs: str) -> URL:
-        return self.origin.join(URL(path_qs, encoded=True))
+        """The upstream URL for an already normalized, encoded path and query, byte for byte.
+
+        Built, never joined: ``URL.join`` would resolve dot segments again, and a
+        ``str`` URL would be decoded and re-resolved by aiohttp (``%2e%2e`` included).
+        """
+        path, _, query = path_qs.partition("?")
+        return URL.build(
+            scheme=self.origin.scheme,
+            authority=self.origin.raw_authority,
+            path=path,
+            query_string=query,
+            encoded=True,
+        )
 
     async def fetch(
         self,

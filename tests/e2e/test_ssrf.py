@@ -139,9 +139,7 @@ async def test_public_name_resolving_to_a_private_address_is_refused(
     catalog = stack.runtime.catalog
     guarded = ValidateStage(catalog, BodyValidator(catalog), MediaChecker(preflight))
     pipeline = stack.runtime.pipeline
-    stack.runtime.pipeline = tuple(
-        guarded if isinstance(stage, ValidateStage) else stage for stage in pipeline
-    )
+    stack.runtime.pipeline = pipeline.replacing(guarded)
     try:
         for host in ("images.example.com", "mixed.example.com"):
             url = f"http://{host}:{spy.ports['127.0.0.1']}/x.png"

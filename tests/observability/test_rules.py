@@ -76,6 +76,9 @@ def test_required_alerts_exist() -> None:
         "ModellixProxyRetryStorm",
         "ModellixProxyWatcherBacklog",
         "ModellixProxyDown",
+        "ModellixProxyJobsWithoutCredential",
+        "ModellixProxySubmitOutcomesUnknown",
+        "ModellixProxyUnknownOutcomesHoldBudget",
     }
 
 

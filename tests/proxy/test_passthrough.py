@@ -121,8 +121,8 @@ async def test_large_response_streams_intact(
         await resp.write_eof()
         return resp
 
-    echo.handlers["/api/v1/big"] = big
-    async with http.get(f"{proxy_url}/api/v1/big") as resp:
+    echo.handlers["/api/v1/media/files"] = big
+    async with http.get(f"{proxy_url}/api/v1/media/files") as resp:
         data = await resp.read()
         assert resp.headers["X-Upstream"] == "yes"
         assert resp.headers["Content-Type"] == "video/mp4"
@@ -230,10 +230,10 @@ async def test_upstream_slow_gives_504(
         await release.wait()
         return web.Response()
 
-    echo.handlers["/api/v1/slow"] = stall
+    echo.handlers["/api/v1/models"] = stall
     url = await make_proxy(echo_url, upstream={"read_timeout_seconds": 0.2})
     try:
-        async with http.get(f"{url}/api/v1/slow") as resp:
+        async with http.get(f"{url}/api/v1/models") as resp:
             assert resp.status == 504
             assert envelope(await resp.read())["code"] == 504
     finally:
@@ -253,8 +253,8 @@ async def test_upstream_reset_gives_502(
         request.transport.abort()
         raise asyncio.CancelledError
 
-    echo.handlers["/api/v1/reset"] = reset
+    echo.handlers["/api/v1/models"] = reset
     url = await make_proxy(echo_url)
-    async with http.get(f"{url}/api/v1/reset") as resp:
+    async with http.get(f"{url}/api/v1/models") as resp:
         assert resp.status == 502
         assert envelope(await resp.read())["code"] == 502

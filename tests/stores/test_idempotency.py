@@ -6,8 +6,8 @@ import asyncio
 from collections import Counter
 
 from proxy.stores import Store
-from proxy.stores.records import ClaimOutcome, StoredResponse
-from tests.stores.helpers import T0
+from proxy.stores.records import ClaimOutcome, Intent, StoredResponse
+from tests.stores.helpers import T0, new_job
 
 SCOPE = "vk:team-a"
 TTL = 24 * 3600.0
@@ -53,15 +53,32 @@ async def test_unknown_outcome_is_reported(store: Store) -> None:
     assert not await store.mark_unknown(SCOPE, "k1")
 
 
-async def test_stale_in_flight_claim_becomes_unknown(store: Store) -> None:
-    """An in-flight claim older than the in-flight timeout turns UNKNOWN and stays so."""
+async def test_stale_claim_without_an_intent_is_claimed_afresh(store: Store) -> None:
+    """In flight past the timeout with no submit intent: nothing was sent, so NEW again."""
     await store.claim(SCOPE, "k1", "fp-a", T0)
     early = await store.claim(SCOPE, "k1", "fp-a", T0 + TIMEOUT - 1, in_flight_timeout=TIMEOUT)
     assert early.outcome is ClaimOutcome.IN_FLIGHT
     late = await store.claim(SCOPE, "k1", "fp-a", T0 + TIMEOUT, in_flight_timeout=TIMEOUT)
-    assert late.outcome is ClaimOutcome.UNKNOWN
+    assert late.outcome is ClaimOutcome.NEW
     again = await store.claim(SCOPE, "k1", "fp-a", T0 + TIMEOUT + 1, in_flight_timeout=TIMEOUT)
-    assert again.outcome is ClaimOutcome.UNKNOWN
+    assert again.outcome is ClaimOutcome.IN_FLIGHT
+
+
+async def test_stale_claim_with_an_intent_stays_in_flight(store: Store) -> None:
+    """In flight past the timeout while its intent exists (it may be bought): never NEW."""
+    await store.claim(SCOPE, "k1", "fp-a", T0)
+    await store.open_intent(
+        Intent(
+            intent_id="i1",
+            owner="replica-a",
+            created_at=T0,
+            job=new_job("unknown:i1"),
+            idempotency_scope=SCOPE,
+            idempotency_key="k1",
+        )
+    )
+    late = await store.claim(SCOPE, "k1", "fp-a", T0 + TIMEOUT * 2, in_flight_timeout=TIMEOUT)
+    assert late.outcome is ClaimOutcome.IN_FLIGHT
 
 
 async def test_expired_key_can_be_claimed_again(store: Store) -> None:

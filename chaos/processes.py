@@ -1,0 +1,200 @@
+"""The real processes a fault scenario runs: the simulated upstream and the proxies.
+
+Proxy processes are started with the end-to-end helpers in ``tests.e2e.processes``
+(one copy of ``start_proxy``/``proxy_env``/``fresh_postgres``); this module adds what
+the fault suite needs on top: an upstream process that can be killed and restarted on
+the same port, a fleet of proxies that can lose a member, and a start that is expected
+to fail.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from tests.e2e.processes import ProxyProcess, free_ports, start_proxy
+
+START_TIMEOUT = 30.0
+REPO = Path(__file__).resolve().parents[1]
+
+
+async def _wait_exit(process: asyncio.subprocess.Process, within: float) -> int | None:
+    try:
+        async with asyncio.timeout(within):
+            return await process.wait()
+    except TimeoutError:
+        return None
+
+
+async def _stop(process: asyncio.subprocess.Process) -> None:
+    """SIGTERM, then SIGKILL if it does not exit within 10 s."""
+    if process.returncode is not None:
+        return
+    process.send_signal(signal.SIGTERM)
+    if await _wait_exit(process, 10.0) is None:
+        with contextlib.suppress(ProcessLookupError):
+            process.kill()
+        await _wait_exit(process, 10.0)
+
+
+@dataclass
+class Upstream:
+    """``python -m chaos.upstream`` on a fixed port; every generation appends to one journal."""
+
+    workdir: Path
+    config: Mapping[str, Any] = field(default_factory=dict)
+    latency: float = 0.0
+    port: int = field(default_factory=lambda: free_ports(1)[0])
+    generation: int = 0
+    process: asyncio.subprocess.Process | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def journal(self) -> Path:
+        return self.workdir / "upstream-tasks.jsonl"
+
+    async def start(self) -> None:
+        """Start a new generation and wait until it answers ``/_sim/state``."""
+        self.generation += 1
+        log = self.workdir / "upstream.log"
+        fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        try:
+            self.process = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "chaos.upstream",
+                "--port",
+                str(self.port),
+                "--journal",
+                str(self.journal),
+                "--config",
+                json.dumps(dict(self.config)),
+                "--latency",
+                str(self.latency),
+                "--generation",
+                str(self.generation),
+                stdout=fd,
+                stderr=fd,
+                cwd=REPO,
+            )
+        finally:
+            os.close(fd)
+        async with aiohttp.ClientSession() as session, asyncio.timeout(START_TIMEOUT):
+            while True:
+                if self.process.returncode is not None:
+                    raise RuntimeError(f"upstream exited {self.process.returncode}; see {log}")
+                with contextlib.suppress(aiohttp.ClientError):
+                    async with session.get(f"{self.url}/_sim/state") as resp:
+                        if resp.status == 200:
+                            return
+                await asyncio.sleep(0.05)
+
+    async def kill(self) -> None:
+        if self.process is not None and self.process.returncode is None:
+            self.process.kill()
+            await _wait_exit(self.process, 10.0)
+
+    async def stop(self) -> None:
+        if self.process is not None:
+            await _stop(self.process)
+
+    async def control(self, method: str, path: str, body: Any = None) -> Any:
+        async with (
+            aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as session,
+            session.request(method, f"{self.url}{path}", json=body) as resp,
+        ):
+            return await resp.json()
+
+    async def inject(self, name: str, count: int, route: str = "submit") -> None:
+        await self.control("POST", "/_sim/faults", {"name": name, "count": count, "route": route})
+
+    async def submits_received(self) -> int:
+        try:
+            state = await self.control("GET", "/_sim/state")
+        except (aiohttp.ClientError, TimeoutError):
+            return 0
+        return int(state["counters"]["submits_received"])
+
+    def tasks(self) -> list[dict[str, Any]]:
+        """Every task any generation created (the journal)."""
+        if not self.journal.exists():
+            return []
+        lines = self.journal.read_text().splitlines()
+        return [json.loads(line) for line in lines if line.strip()]
+
+
+@dataclass
+class Fleet:
+    """Proxy replicas sharing one store; a member is ``None`` while it is down."""
+
+    env: Mapping[str, str]
+    workdir: Path
+    size: int = 1
+    members: list[ProxyProcess | None] = field(default_factory=list)
+    starts: int = 0
+
+    async def start_all(self) -> None:
+        started = await asyncio.gather(
+            *(self._start(i) for i in range(self.size)), return_exceptions=True
+        )
+        self.members = [p if isinstance(p, ProxyProcess) else None for p in started]
+        for failure in started:
+            if isinstance(failure, BaseException):
+                raise failure
+
+    async def _start(self, index: int) -> ProxyProcess:
+        self.starts += 1
+        return await start_proxy(self.env, self.workdir / f"proxy-{index}.log")
+
+    async def kill(self, index: int) -> None:
+        member = self.members[index]
+        self.members[index] = None
+        if member is not None:
+            await member.kill(signal.SIGKILL)
+
+    async def restart(self, index: int) -> None:
+        self.members[index] = await self._start(index)
+
+    def urls(self) -> list[str]:
+        return [m.url for m in self.members if m is not None]
+
+    async def stop_all(self) -> None:
+        for index, member in enumerate(self.members):
+            self.members[index] = None
+            if member is not None:
+                await _stop(member.process)
+
+
+async def start_expecting_exit(
+    env: Mapping[str, str], log: Path, within: float = START_TIMEOUT
+) -> int | None:
+    """Start ``modellix-proxy serve`` that should exit; its exit code, or ``None`` if it ran on."""
+    port, admin_port = free_ports(2)
+    full = dict(env)
+    full["MODELLIX_PROXY_LISTEN__PORT"] = str(port)
+    full["MODELLIX_PROXY_ADMIN__PORT"] = str(admin_port)
+    fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "proxy", "serve", env=full, stdout=fd, stderr=fd
+        )
+    finally:
+        os.close(fd)
+    code = await _wait_exit(process, within)
+    if code is None:
+        process.kill()
+        await _wait_exit(process, 10.0)
+    return code

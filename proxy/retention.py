@@ -1,0 +1,132 @@
+"""Retention: delete what is past its keep-by time, in bounded batches, one replica at a time.
+
+A round purges, per table, at most ``retention.batch_size`` rows per transaction, so no
+transaction holds the writer (SQLite) or many row locks (PostgreSQL) for long:
+
+* ``idempotency_keys``: expired keys (``retention.idempotency_seconds`` after the claim
+  if set, never before ``idempotency.ttl_seconds`` has run out);
+* ``refusals``: refused requests older than ``retention.refusals_seconds``;
+* ``jobs``: terminal jobs older than ``retention.terminal_jobs_seconds``, only if the
+  operator sets it (the ledger is kept forever by default; open jobs never).
+
+Replicas share one lease row (``leases.name = 'retention'``): a round starts only if the
+lease is free or already this replica's, renews it between batches (and stops if it was
+lost), and at the end holds it until the next round is due, so one round runs per interval
+across all replicas. A replica that dies keeps the lease at most that long.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+
+import structlog
+
+from proxy.config import Settings
+from proxy.stores.base import Store
+from proxy.telemetry.metrics import Metrics
+
+log = structlog.get_logger("proxy.retention")
+LEASE = "retention"
+
+Purge = Callable[[int], Awaitable[int]]
+
+
+class Retention:
+    """Runs retention rounds every ``retention.interval_seconds`` while the app runs."""
+
+    def __init__(
+        self,
+        store: Store,
+        settings: Settings,
+        metrics: Metrics,
+        owner: str,
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._store = store
+        self._settings = settings
+        self._metrics = metrics
+        self._owner = owner
+        self._clock = clock
+        self.rounds = 0
+
+    async def run(self) -> None:
+        """Run a round, then wait the interval; until cancelled (the lease is then given up)."""
+        interval = self._settings.retention.interval_seconds
+        try:
+            while True:
+                try:
+                    await self.round()
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    log.exception("retention.round_failed", owner=self._owner)
+                await asyncio.sleep(interval)
+        finally:
+            await self._release()
+
+    async def round(self) -> dict[str, int] | None:
+        """One round if this replica gets the lease: rows purged per table; ``None`` if not."""
+        retention = self._settings.retention
+        started = self._clock()
+        if not await self._renew(started):
+            return None
+        purged: dict[str, int] = {}
+        for table, purge in self._purges(started).items():
+            total = 0
+            while True:
+                deleted = await purge(retention.batch_size)
+                total += deleted
+                if deleted:
+                    self._metrics.retention_purged.labels(table).inc(deleted)
+                if deleted < retention.batch_size:
+                    break
+                if not await self._renew(self._clock()):
+                    log.warning("retention.lease_lost", owner=self._owner, table=table)
+                    return None
+            purged[table] = total
+        finished = self._clock()
+        # Hold the lease until the next round is due: one round per interval across replicas.
+        await self._store.acquire_lease(
+            LEASE, self._owner, finished, finished + retention.interval_seconds
+        )
+        self._metrics.retention_last_success.set(finished)
+        self.rounds += 1
+        if any(purged.values()):
+            log.info(
+                "retention.round",
+                owner=self._owner,
+                purged=purged,
+                seconds=round(finished - started, 3),
+            )
+        return purged
+
+    def _purges(self, now: float) -> dict[str, Purge]:
+        """What this round deletes, per table, with the cutoffs fixed at the round's start."""
+        retention = self._settings.retention
+        store = self._store
+        claimed_before = (
+            now if retention.idempotency_seconds is None else now - retention.idempotency_seconds
+        )
+        purges: dict[str, Purge] = {
+            "idempotency_keys": lambda n: store.purge_idempotency_keys(now, claimed_before, n)
+        }
+        if retention.refusals_seconds is not None:
+            refusals_before = now - retention.refusals_seconds
+            purges["refusals"] = lambda n: store.purge_refusals(refusals_before, n)
+        if retention.terminal_jobs_seconds is not None:
+            jobs_before = now - retention.terminal_jobs_seconds
+            purges["jobs"] = lambda n: store.purge_terminal_jobs(jobs_before, n)
+        return purges
+
+    async def _renew(self, now: float) -> bool:
+        until = now + self._settings.retention.lease_seconds
+        return await self._store.acquire_lease(LEASE, self._owner, now, until)
+
+    async def _release(self) -> None:
+        try:
+            await self._store.release_lease(LEASE, self._owner)
+        except Exception:  # shutting down: the lease runs out by itself
+            log.warning("retention.release_failed", owner=self._owner, exc_info=True)

@@ -1,0 +1,43 @@
+"""Unknown submit outcomes are watched: gauges of open unknown jobs and the money they hold."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import aiohttp
+
+from tests.e2e.conftest import Stack
+from tests.e2e.test_faults import SUBMIT, body
+
+WATCHED = {
+    "watcher": {"enabled": True, "tick_seconds": 0.05},
+    "governance": {"budgets": [{"name": "all", "scope": "global", "limit_usd": "100"}]},
+}
+
+
+async def _until(stack: Stack, name: str, value: float, within: float = 15.0) -> None:
+    sample = stack.metrics.registry.get_sample_value
+    async with asyncio.timeout(within):
+        while True:
+            if sample(name) == value:
+                return
+            await asyncio.sleep(0.05)
+
+
+async def test_unknown_jobs_and_their_reservations_are_gauged(
+    make_stack: Any, http: aiohttp.ClientSession
+) -> None:
+    """Two submits lost after sending show as two unknown jobs holding both estimates."""
+    stack: Stack = await make_stack(**WATCHED)
+    for tag in ("a", "b"):
+        async with http.post(
+            f"{stack.proxy_url}{SUBMIT}", json=body(tag, "reset_before_create")
+        ) as resp:
+            assert resp.status == 504
+    async with http.post(f"{stack.proxy_url}{SUBMIT}", json=body("ok")) as resp:
+        assert resp.status == 200
+    await _until(stack, "modellix_proxy_unknown_jobs", 2)
+    await _until(stack, "modellix_proxy_unknown_reserved_usd", 2 * 0.324)
+    sample = stack.metrics.registry.get_sample_value
+    assert sample("modellix_proxy_jobs_without_credential") == 0
