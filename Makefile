@@ -15,7 +15,8 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-## demo: the proxy in front of the embedded simulator, with a synthetic workload (~1 minute)
+## demo: the proxy in front of the embedded simulator, with a synthetic workload (~1 minute);
+## from a terminal it then stays up until Ctrl-C. Installs prometheus with apt-get if missing (root only).
 demo: $(STAMP)
 	-@scripts/ensure-services.sh --optional prometheus
 	$(BIN)/modellix-proxy demo
@@ -36,8 +37,10 @@ typecheck: $(STAMP)
 unit: $(STAMP)
 	$(BIN)/pytest -p no:cacheprovider $(PYTEST_ARGS)
 
+## serve: the proxy with $(CONFIG) (default config.example.yaml: the local simulator, SQLite)
+CONFIG ?= config.example.yaml
 serve: $(STAMP)
-	$(BIN)/modellix-proxy serve
+	@BIN=$(BIN) scripts/serve.sh $(CONFIG)
 
 simulator: $(STAMP)
 	$(BIN)/modellix-proxy simulator --port 9100

@@ -42,7 +42,7 @@ async def run_all(args: argparse.Namespace, workdir: Path) -> list[Figures]:
         started = time.monotonic()
         try:
             figures = await run_scenario(sc, workdir, settle_seconds=args.settle, extra_env=extra)
-        except (Exception, ExceptionGroup) as exc:  # noqa: BLE001 - reported as a failed row
+        except Exception as exc:  # noqa: BLE001 - any crash is reported as a failed row
             figures = Figures(fault=sc.name, store=sc.setup.store)
             figures.checks.append(f"scenario crashed: {exc!r}"[:300])
             figures.seconds = time.monotonic() - started
@@ -83,7 +83,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="chaos-") as tmp:
         workdir = args.workdir or Path(tmp)
         if args.soak is not None:
-            return asyncio.run(soak(args.soak, args.store, workdir))
+            extra = _env_pairs(args.proxy_env)
+            return asyncio.run(soak(args.soak, args.store, workdir, extra_env=extra))
         rows = asyncio.run(run_all(args, workdir))
     print(report.table(rows))
     print(report.details(rows))

@@ -126,8 +126,8 @@ def lost_and_double(
     return ledger, unknown, lost, double
 
 
-def leaks(jobs: Sequence[Row], reservations: Iterable[Row]) -> tuple[int, int]:
-    """``(leaked_reservations, leaked_slots)`` once nothing is in flight."""
+def leaks(jobs: Sequence[Row], reservations: Iterable[Row]) -> tuple[int, int, list[str]]:
+    """``(leaked_reservations, leaked_slots, examples)`` once nothing is in flight."""
     live = [j for j in jobs if str(j.get("status")) not in TERMINAL]
     held = {str(j["reservation_id"]) for j in live if j.get("reservation_id")}
     held_slots = {str(j["slot_reservation_id"]) for j in live if j.get("slot_reservation_id")}
@@ -136,7 +136,14 @@ def leaks(jobs: Sequence[Row], reservations: Iterable[Row]) -> tuple[int, int]:
         for j in live
         if not j.get("slot_reservation_id")
     )
+    holder = {
+        str(j[col]): j
+        for j in jobs
+        for col in ("reservation_id", "slot_reservation_id")
+        if j.get(col)
+    }
     leaked = 0
+    examples: list[str] = []
     open_slots: Counter[str] = Counter()
     for res in reservations:
         if str(res.get("state")) not in OPEN_STATES:
@@ -144,13 +151,20 @@ def leaks(jobs: Sequence[Row], reservations: Iterable[Row]) -> tuple[int, int]:
         rid = str(res["reservation_id"])
         slot_keys = _slot_keys(res)
         if slot_keys:
-            if rid not in held_slots:
-                for key in slot_keys:
-                    open_slots[key] += 1
-        elif rid not in held:
+            if rid in held_slots:
+                continue
+            for key in slot_keys:
+                open_slots[key] += 1
+        elif rid in held:
+            continue
+        else:
             leaked += 1
+        if len(examples) < 4:
+            job = holder.get(rid)
+            where = f"job {job['task_id']} is {job.get('status')}" if job else "no job holds it"
+            examples.append(f"open {rid} owner={res.get('owner')}: {where}")
     leaked_slots = sum(max(0, n - slotless_live[key]) for key, n in open_slots.items())
-    return leaked, leaked_slots
+    return leaked, leaked_slots, examples
 
 
 def account(
@@ -163,7 +177,7 @@ def account(
     reservations: Sequence[Row],
 ) -> Figures:
     ledger, unknown, lost, double = lost_and_double(results, tasks, jobs)
-    leaked, leaked_slots = leaks(jobs, reservations)
+    leaked, leaked_slots, examples = leaks(jobs, reservations)
     figures = Figures(
         fault=fault,
         store=store,
@@ -181,6 +195,8 @@ def account(
             1 for j in jobs if str(j.get("status")) not in TERMINAL and not _is_unknown(j)
         ),
     )
+    if leaked or leaked_slots:
+        figures.notes.extend(examples)
     if tally.samples_500:
         figures.notes.append(f"500 body: {tally.samples_500[0][:160]}")
     return figures

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -138,5 +139,12 @@ async def run_scenario(
             )
             + f" answers={dict(sorted(tally.answers.items()))}",
         )
+        stuck = Counter(
+            r.answers[-1] + (f"/{r.error_types[-1]}" if r.error_types else "")
+            for r in results
+            if r.final == "gave_up" and r.answers
+        )
+        if stuck:
+            final.notes.append(f"gave up after: {dict(stuck)}")
         final.seconds = time.monotonic() - started
         return final

@@ -64,8 +64,10 @@ def kill_proxy(after: int, restart: bool = True, index: int = 0) -> Step:
 
 
 def kill_at_random(seed: int) -> Step:
+    """kill -9 at an instant drawn in the burst or the settlements right after it; restart."""
+
     async def fault(rig: Rig) -> list[str]:
-        await asyncio.sleep(random.Random(seed).uniform(0.05, 1.2))  # the random instant
+        await asyncio.sleep(random.Random(seed).uniform(0.05, 1.8))  # the random instant
         await rig.fleet.kill(0)
         await rig.fleet.restart(0)
         return []

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
 import aiohttp
@@ -40,9 +41,15 @@ async def _report(view: StoreView, started: float) -> str:
     return f"soak t={time.monotonic() - started:5.0f}s size={size / 1024:.0f}KiB {rows}"
 
 
-async def soak(seconds: float, store: str, workdir: Path, every: float = 5.0) -> int:
+async def soak(
+    seconds: float,
+    store: str,
+    workdir: Path,
+    every: float = 5.0,
+    extra_env: Mapping[str, str] | None = None,
+) -> int:
     setup = Setup(store=store, latency=0.0)
-    async with open_rig(setup, workdir / f"soak-{store}") as rig:
+    async with open_rig(setup, workdir / f"soak-{store}", extra_env) as rig:
         await rig.fleet.start_all()
         url = rig.fleet.urls()[0]
         rng = random.Random(7)

@@ -6,72 +6,122 @@ from dashboards import prometheus_rules as r
 from dashboards.grafana_model import Json, Layout, Panel, Query, dashboard, label_variable
 
 P = r.P
-SPEND = f'{P}_spend_usd_total{{team=~"$team", model=~"$model"}}'
-AVOIDED = f'{P}_rejected_cost_avoided_usd_total{{model=~"$model"}}'
-COST_BUCKET = f'{P}_job_cost_usd_bucket{{model=~"$model"}}'
+FILTER = 'team=~"$team", project=~"$project", model=~"$model"'
+#: Every replica exports the same ledger sums: take one per series, never add replicas up.
+ONE = "max by (team, project, model)"
+ONE_REFUSAL = "max by (team, project, model, reason)"
+SPEND = f"{P}_spend_usd_total{{{FILTER}}}"
+UNPRICED = f'{P}_unpriced_jobs_total{{model=~"$model"}}'
 BUDGET_PCT = ((0.8, "yellow"), (0.9, "orange"), (1.0, "red"))
+#: The model variable lists every model with jobs or refusals, priced or not.
+MODEL_SOURCES = f'{{__name__=~"{P}_(ledger_jobs|ledger_refused_savings_usd|unpriced_jobs_total)"}}'
 
 
-def _spend_stat(title: str, description: str, time_from: str | None) -> Panel:
+def ledger(window: str, offset: str = "") -> str:
+    """Settled spend of the window's jobs, one series per team, project and model."""
+    return f'{ONE} ({P}_ledger_spend_usd{{window="{window}", {FILTER}}}{offset})'
+
+
+def refused(window: str) -> str:
+    """Estimated cost of the window's refused submits, one series per group and reason."""
+    return f'{ONE_REFUSAL} ({P}_ledger_refused_savings_usd{{window="{window}", {FILTER}}})'
+
+
+def in_range(by: str = "") -> str:
+    """Ledger spend over the dashboard's range: the running total now minus at range start.
+
+    A series that did not exist at the start counts whole (it had no spend then).
+    """
+    group = f" by ({by})" if by else ""
+    now = f"sum{group} ({ledger('total')})"
+    before = f"sum{group} ({ledger('total', ' offset $__range')})"
+    if by:
+        return f"({now} - {before}) or {now}"
+    return f"{now} - ({before} or vector(0))"
+
+
+def _stat(title: str, description: str, expr: str) -> Panel:
     return Panel(
         "stat",
         title,
         description,
         "currencyUSD",
-        (Query(f"sum(increase({SPEND}[$__range]))", "spend", instant=True),),
-        width=6,
+        (Query(expr, "spend", instant=True),),
+        width=8 if "spend" in title.lower() else 12,
         height=5,
-        time_from=time_from,
     )
 
 
-def _spend_by(label: str, title: str, time_from: str) -> Panel:
+def _spend_by(label: str, title: str, window: str) -> Panel:
+    when = "today" if window == "day" else "this month"
     return Panel(
         "bargauge",
         title,
-        f"Settled spend per {label} over the panel's period (terminal jobs' final cost).",
+        f"Settled spend per {label} of jobs submitted {when}, from the ledger (the report's "
+        "figures).",
         "currencyUSD",
         (
             Query(
-                f"sort_desc(sum by ({label}) (increase({SPEND}[$__range])))",
-                f"{{{{{label}}}}}",
-                instant=True,
+                f"sort_desc(sum by ({label}) ({ledger(window)}))", f"{{{{{label}}}}}", instant=True
             ),
         ),
         width=8,
         height=8,
-        time_from=time_from,
     )
 
 
-def _cost_quantile(q: float) -> str:
-    return f"histogram_quantile({q}, sum by (model, le) (rate({COST_BUCKET}[$__rate_interval])))"
+def _cost_quantile(q: str) -> str:
+    return f'max by (model) ({P}_ledger_job_cost_{q}_usd{{model=~"$model"}})'
 
 
 def build() -> Json:
     """Build the Finance dashboard."""
     lay = Layout()
     lay.row("Spend")
-    lay.add(_spend_stat("Spend today", "Settled spend since midnight UTC.", "now/d"))
-    lay.add(_spend_stat("Spend month to date", "Settled spend since the 1st (UTC).", "now/M"))
-    lay.add(_spend_stat("Spend in range", "Settled spend over the dashboard's range.", None))
     lay.add(
-        Panel(
-            "stat",
-            "Saved by refused inputs",
-            "Estimated cost of submits the proxy refused before any upstream call, over the range.",
-            "currencyUSD",
-            (Query(f"sum(increase({AVOIDED}[$__range]))", "saved", instant=True),),
-            width=6,
-            height=5,
+        _stat(
+            "Spend today",
+            "Settled spend of jobs submitted since midnight (governance.timezone), from the "
+            "ledger: equals the spend report for today.",
+            f"sum({ledger('day')})",
         )
     )
-    lay.add(_spend_by("team", "Spend today by team", "now/d"))
-    lay.add(_spend_by("project", "Spend today by project", "now/d"))
-    lay.add(_spend_by("model", "Spend today by model", "now/d"))
-    lay.add(_spend_by("team", "Month to date by team", "now/M"))
-    lay.add(_spend_by("project", "Month to date by project", "now/M"))
-    lay.add(_spend_by("model", "Month to date by model", "now/M"))
+    lay.add(
+        _stat(
+            "Spend month to date",
+            "Settled spend of jobs submitted since the 1st (governance.timezone), from the ledger.",
+            f"sum({ledger('month')})",
+        )
+    )
+    lay.add(
+        _stat(
+            "Spend in range",
+            "Settled spend over the dashboard's range: the ledger's running total at the end of "
+            "the range minus the same at its start.",
+            in_range(),
+        )
+    )
+    lay.add(
+        _stat(
+            "Saved by refused inputs today",
+            "Estimated cost of submits refused today before any upstream call, from the ledger.",
+            f"sum({refused('day')})",
+        )
+    )
+    lay.add(
+        _stat(
+            "Saved by refused inputs month to date",
+            "Estimated cost of submits refused this month before any upstream call, from the "
+            "ledger.",
+            f"sum({refused('month')})",
+        )
+    )
+    lay.add(_spend_by("team", "Spend today by team", "day"))
+    lay.add(_spend_by("project", "Spend today by project", "day"))
+    lay.add(_spend_by("model", "Spend today by model", "day"))
+    lay.add(_spend_by("team", "Month to date by team", "month"))
+    lay.add(_spend_by("project", "Month to date by project", "month"))
+    lay.add(_spend_by("model", "Month to date by model", "month"))
     lay.add(
         Panel(
             "timeseries",
@@ -81,7 +131,7 @@ def build() -> Json:
             (
                 Query(f"sum by (model) (rate({SPEND}[$__rate_interval])) * 3600", "{{model}}"),
                 Query(
-                    f'sum(rate({P}_estimated_spend_usd_total{{team=~"$team", model=~"$model"}}'
+                    f"sum(rate({P}_estimated_spend_usd_total{{{FILTER}}}"
                     f"[$__rate_interval])) * 3600",
                     "estimated (all models)",
                 ),
@@ -93,16 +143,10 @@ def build() -> Json:
         Panel(
             "table",
             "Top cost drivers",
-            "The ten team, project and model combinations with most settled spend in range.",
+            "The ten team, project and model combinations with most settled spend in range "
+            "(from the ledger).",
             "currencyUSD",
-            (
-                Query(
-                    f"topk(10, sum by (team, project, model) (increase({SPEND}[$__range])))",
-                    "",
-                    instant=True,
-                    table=True,
-                ),
-            ),
+            (Query(f"topk(10, {in_range('team, project, model')})", "", instant=True, table=True),),
             width=12,
         )
     )
@@ -159,11 +203,12 @@ def build() -> Json:
         Panel(
             "timeseries",
             "Cost per job P50 and P95 by model",
-            "Quantiles of the final cost of terminal jobs, from the cost histogram.",
+            "Exact quantiles (nearest rank) of successful jobs' final cost over the last 24 "
+            "hours, from the ledger.",
             "currencyUSD",
             (
-                Query(_cost_quantile(0.5), "{{model}} P50"),
-                Query(_cost_quantile(0.95), "{{model}} P95"),
+                Query(_cost_quantile("p50"), "{{model}} P50"),
+                Query(_cost_quantile("p95"), "{{model}} P95"),
             ),
             width=8,
         )
@@ -197,10 +242,11 @@ def build() -> Json:
     lay.add(
         Panel(
             "timeseries",
-            "Savings from refused inputs by reason",
-            "Estimated cost not spent because the proxy refused invalid or disallowed submits.",
+            "Savings from refused inputs today by reason",
+            "Estimated cost not spent today because the proxy refused invalid or disallowed "
+            "submits, from the ledger (resets at midnight).",
             "currencyUSD",
-            (Query(f"sum by (reason) (increase({AVOIDED}[$__rate_interval]))", "{{reason}}"),),
+            (Query(f"sum by (reason) ({refused('day')})", "{{reason}}"),),
             width=12,
             stack="normal",
         )
@@ -211,19 +257,14 @@ def build() -> Json:
             "Unpriced submits by model",
             "Accepted submits for models missing from the price table (their cost is not counted).",
             "ops",
-            (
-                Query(
-                    f'sum by (model) (rate({P}_unpriced_jobs_total{{model=~"$model"}}'
-                    f"[$__rate_interval]))",
-                    "{{model}}",
-                ),
-            ),
+            (Query(f"sum by (model) (rate({UNPRICED}[$__rate_interval]))", "{{model}}"),),
             width=12,
         )
     )
     variables = [
-        label_variable("team", "Team", f"{P}_spend_usd_total"),
-        label_variable("model", "Model", f"{P}_spend_usd_total"),
+        label_variable("team", "Team", f"{P}_ledger_jobs"),
+        label_variable("project", "Project", f"{P}_ledger_jobs"),
+        label_variable("model", "Model", MODEL_SOURCES),
     ]
     return dashboard(
         "modellix-proxy-finance",

@@ -8,6 +8,8 @@ from dashboards.grafana_model import Json, Layout, Panel, Query, dashboard, labe
 P = r.P
 RI = "[$__rate_interval]"
 M = 'model=~"$model"'
+#: Series that carry a team label (jobs submitted and terminal) filter by team too.
+MT = f'{M}, team=~"$team"'
 
 
 def _rate(metric: str, by: str, selector: str = "") -> str:
@@ -115,7 +117,7 @@ def build() -> Json:
             "Jobs submitted by model",
             "Paid submits accepted by the upstream.",
             "ops",
-            Query(_rate(f"{P}_jobs_submitted_total", "model", M), "{{model}}"),
+            Query(_rate(f"{P}_jobs_submitted_total", "model", MT), "{{model}}"),
             width=8,
         )
     )
@@ -125,8 +127,8 @@ def build() -> Json:
             "Share of jobs reaching each terminal status.",
             "percentunit",
             Query(
-                f"{_rate(f'{P}_jobs_terminal_total', 'status', M)}\n/ ignoring (status)"
-                f" group_left\n{_rate(f'{P}_jobs_terminal_total', '', M)}",
+                f"{_rate(f'{P}_jobs_terminal_total', 'status', MT)}\n/ ignoring (status)"
+                f" group_left\n{_rate(f'{P}_jobs_terminal_total', '', MT)}",
                 "{{status}}",
             ),
             width=8,
@@ -358,7 +360,10 @@ def build() -> Json:
             width=8,
         )
     )
-    variables = [label_variable("model", "Model", f"{P}_jobs_submitted_total")]
+    variables = [
+        label_variable("team", "Team", f"{P}_jobs_submitted_total"),
+        label_variable("model", "Model", f"{P}_jobs_submitted_total"),
+    ]
     return dashboard(
         "modellix-proxy-operations",
         "Modellix proxy / Operations",

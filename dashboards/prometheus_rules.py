@@ -37,6 +37,10 @@ FAILURE_RATIO = "job:modellix_proxy_job_failure:ratio_rate{w}"
 UPSTREAM_ERROR_RATIO = "job_operation:modellix_proxy_upstream_errors:ratio_rate5m"
 RETRY_RATIO = "job_operation:modellix_proxy_upstream_retries:ratio_rate5m"
 BUDGET_USED = "budget:modellix_proxy_budget_used:ratio"
+BUDGET_REMAINING = "budget:modellix_proxy_budget_remaining:usd"
+#: A hard budget refuses a job that does not fit what is left: spend stops short of the limit
+#: (e.g. $2.916 of $3 at $0.324 a job). Refusals within this window also mean "exhausted".
+BUDGET_REFUSAL_WINDOW = "5m"
 BUDGET_SPEND_RATE = "budget:modellix_proxy_budget_spent_usd:deriv6h"
 BUDGET_EXHAUSTION = "budget:modellix_proxy_budget_exhaustion:seconds"
 COST_P50 = "model:modellix_proxy_job_cost_usd:p50_rate1d"
@@ -52,9 +56,25 @@ def _ratio(by: str, metric: str, bad: str, window: str) -> str:
     return f"(sum by ({by}) (rate({metric}{{{bad}}}[{window}])) or {total} * 0)\n/\n{total}"
 
 
-def _cost_quantile(q: float, offset: str = "") -> str:
+def _cost_quantile(q: str, offset: str = "") -> str:
+    """The ledger's exact quantile (``p50``, ``p95``) of the last day's job costs, per model."""
+    return f"max by (model) ({P}_ledger_job_cost_{q}_usd{offset})"
+
+
+def budget_exhausted() -> str:
+    """Budgets that cannot take the next job: used up, less left than the cheapest typical
+    job, or refusing submits (402) within the last few minutes."""
+    cheapest = f"on () group_left () min({P}_price_smallest_job_usd)"
+    refusals, w = f"{P}_budget_refusals_total", BUDGET_REFUSAL_WINDOW
+    # A budget's first refusal creates its series at 1, which increase() cannot see.
+    refusing = (
+        f"sum by (budget, scope) (increase({refusals}[{w}])) > 0\n"
+        f"or sum by (budget, scope) ({refusals} unless {refusals} offset {w}) > 0"
+    )
     return (
-        f"histogram_quantile({q}, sum by (model, le) (rate({P}_job_cost_usd_bucket[1d]{offset})))"
+        f"{BUDGET_USED} >= 1\n"
+        f"or {BUDGET_USED} and on ({BY_BUDGET}) ({BUDGET_REMAINING} < {cheapest})\n"
+        f"or {BUDGET_USED} and on (budget, scope) ({refusing})"
     )
 
 
@@ -88,6 +108,13 @@ def recording_rules() -> list[Rule]:
             f"/ on ({BY_BUDGET}) max by ({BY_BUDGET}) ({P}_budget_limit_usd > 0)",
         },
         {
+            "record": BUDGET_REMAINING,
+            "expr": f"max by ({BY_BUDGET}) ({P}_budget_limit_usd > 0)\n"
+            f" - on ({BY_BUDGET}) max by ({BY_BUDGET}) ({P}_budget_spent_usd)\n"
+            f" - on ({BY_BUDGET}) (max by ({BY_BUDGET}) ({P}_budget_reserved_usd)"
+            f" or max by ({BY_BUDGET}) ({P}_budget_spent_usd) * 0)",
+        },
+        {
             "record": BUDGET_SPEND_RATE,
             "expr": f"max by ({BY_BUDGET}) (deriv({P}_budget_spent_usd[6h]))",
         },
@@ -97,11 +124,11 @@ def recording_rules() -> list[Rule]:
             f"* on ({BY_BUDGET}) clamp_min(1 - {BUDGET_USED}, 0)\n"
             f"/ on ({BY_BUDGET}) ({BUDGET_SPEND_RATE} > 0)",
         },
-        {"record": COST_P50, "expr": _cost_quantile(0.5)},
-        {"record": COST_P95, "expr": _cost_quantile(0.95)},
+        {"record": COST_P50, "expr": _cost_quantile("p50")},
+        {"record": COST_P95, "expr": _cost_quantile("p95")},
         {
             "record": COST_P95_WOW,
-            "expr": f"{COST_P95}\n/ on (model)\n{_cost_quantile(0.95, ' offset 1w')}",
+            "expr": f"{COST_P95}\n/ on (model)\n{_cost_quantile('p95', ' offset 1w')}",
         },
     ]
     return rules
@@ -200,7 +227,7 @@ def alert_rules() -> list[Rule]:
     return [
         _alert(
             "ModellixProxyBudgetNearlyExhausted",
-            f"{BUDGET_USED} >= {BUDGET_WARN_RATIO} and {BUDGET_USED} < 1",
+            f"{BUDGET_USED} >= {BUDGET_WARN_RATIO}\nunless on ({BY_BUDGET}) ({budget_exhausted()})",
             "5m",
             "warning",
             "A budget is nearly exhausted.",
@@ -208,15 +235,16 @@ def alert_rules() -> list[Rule]:
         ),
         _alert(
             "ModellixProxyBudgetExhausted",
-            f"{BUDGET_USED} >= 1",
+            budget_exhausted(),
             "1m",
             "critical",
             "A budget is exhausted and new paid jobs under it are refused.",
-            f"Budget {budget} is {{{{ $value | humanizePercentage }}}} used; submits get 402.",
+            f"Budget {budget} is {{{{ $value | humanizePercentage }}}} used and cannot take the "
+            "next job; submits under it get 402.",
         ),
         _alert(
             "ModellixProxyBudgetForecastExhaustion",
-            f"{BUDGET_EXHAUSTION} < 86400 and on ({BY_BUDGET}) {BUDGET_USED} < 1",
+            f"{BUDGET_EXHAUSTION} < 86400\nunless on ({BY_BUDGET}) ({budget_exhausted()})",
             "30m",
             "warning",
             "A budget is forecast to run out within a day.",
@@ -226,8 +254,7 @@ def alert_rules() -> list[Rule]:
         _alert(
             "ModellixProxyJobCostP95Rising",
             f"{COST_P95_WOW} > {COST_P95_WOW_RATIO}\n"
-            f"and on (model) sum by (model) (increase({P}_job_cost_usd_count[1d]))"
-            f" >= {MIN_JOBS_PER_WINDOW}",
+            f"and on (model) max by (model) ({P}_ledger_costed_jobs) >= {MIN_JOBS_PER_WINDOW}",
             "1h",
             "warning",
             "The 95th percentile cost per job rose sharply week over week.",

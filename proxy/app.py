@@ -16,6 +16,7 @@ from proxy.catalog.from_settings import build_catalog
 from proxy.catalog.media import MediaChecker
 from proxy.catalog.preflight import Preflight
 from proxy.catalog.preflight import PreflightSettings as PreflightOptions
+from proxy.catalog.upstream_models import refresher
 from proxy.config import RetrySettings, Settings
 from proxy.governance.refusals import RefusalRecorder
 from proxy.governance.setup import start_governance
@@ -43,6 +44,7 @@ from proxy.state import (
 from proxy.stores import open_store
 from proxy.stores.base import Store
 from proxy.telemetry.metrics import Metrics
+from proxy.telemetry.price_points import cost_buckets
 from proxy.telemetry.tracing import SCOPE as SERVICE_NAME
 from proxy.telemetry.tracing import Tracing, setup_tracing
 from proxy.upstream.client import Upstream
@@ -96,14 +98,14 @@ def create_app(
     the ``OTEL_*`` variables in ``environ`` (none: nothing exported) and shuts it down.
     """
     app = web.Application(middlewares=[context_middleware], client_max_size=settings.max_body_bytes)
-    metrics = metrics or Metrics()
-    metrics.build.info({"version": __version__})
     catalog, pinner = build_catalog(settings.models)
+    metrics = metrics or Metrics(cost_buckets=cost_buckets(catalog, settings.pricing.models))
+    metrics.build.info({"version": __version__})
     identity = settings.identity
     runtime = Runtime(
         catalog=catalog,
         pinner=pinner,
-        labels=Labels.of(catalog.slugs(), identity.teams, identity.projects),
+        labels=Labels.of(catalog.slugs(), identity.teams, identity.projects, pinner.listing),
         replica=Replica(replica_id or f"{socket.gethostname()}:{os.getpid()}"),
     )
     own_tracing = tracing is None
@@ -181,6 +183,7 @@ def create_app(
                 runtime.replica,
                 clock=clock,
                 budgets=runtime.budgets,
+                catalog=catalog,
             )
             watcher_task = asyncio.get_running_loop().create_task(runtime.watcher.run())
         retention = Retention(opened, settings, metrics, runtime.replica.id, clock=clock)
@@ -205,6 +208,7 @@ def create_app(
                 await asyncio.to_thread(app[TRACING].shutdown)
 
     app.cleanup_ctx.append(parts)
+    app.cleanup_ctx.append(refresher(pinner.listing, upstream, settings.upstream_api_key()))
     app.on_response_prepare.append(stamp_request_id)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)

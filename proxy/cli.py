@@ -6,11 +6,13 @@ import argparse
 import asyncio
 import os
 import sys
+import threading
 from collections.abc import Sequence
+from pathlib import Path
 
 from proxy import __version__
 from proxy.config import ConfigError, Settings, load
-from proxy.telemetry.logging import configure_logging
+from proxy.telemetry.logging import configure_logging, log_thread_exception
 from proxy.telemetry.tracing import setup_tracing
 
 
@@ -28,7 +30,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from proxy.stores.base import StoreError
 
     settings = settings_or_exit(args.config)
+    problem = store_path_problem(settings.store.url)
+    if problem is not None:
+        print(f"store: cannot start: {problem}", file=sys.stderr)
+        return 1
     configure_logging(settings.logging.level, settings.logging.format)
+    threading.excepthook = log_thread_exception
     try:
         tracing = setup_tracing("modellix-proxy", os.environ, service_version=__version__)
     except ValueError as err:  # OTEL_* asks for something unsupported
@@ -44,15 +51,21 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def store_path_problem(url: str) -> str | None:
+    """Why a ``sqlite:///`` store cannot be opened at all (its directory is missing), or None."""
+    if not url.startswith("sqlite:///") or url.endswith(":memory:"):
+        return None
+    parent = Path(url.removeprefix("sqlite:///")).parent
+    if not parent.is_dir():
+        return f"the directory of the SQLite database does not exist: {str(parent)[:200]}"
+    return None
+
+
 def cmd_check_config(args: argparse.Namespace) -> int:
-    try:
-        settings = load(args.config, os.environ)
-    except ConfigError as err:
-        for problem in err.problems:
-            print(f"error: {problem}")
-        print(f"{len(err.problems)} problem(s) found")
-        return 1
-    problems = semantic_problems(settings)
+    """Every problem in one run: schema and semantic, each with its field and variable."""
+    from proxy.checks import all_problems
+
+    problems = all_problems(args.config, os.environ)
     for problem in problems:
         print(f"error: {problem}")
     if problems:
@@ -80,7 +93,8 @@ def cmd_simulator(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from proxy.demo import run_demo
 
-    return run_demo(seconds=args.seconds, port=args.port, seed=args.seed)
+    keep_open = False if args.exit else None  # None: stay up when run from a terminal
+    return run_demo(seconds=args.seconds, port=args.port, seed=args.seed, keep_open=keep_open)
 
 
 def _simulator_options(parser: argparse.ArgumentParser) -> None:
@@ -110,6 +124,11 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--seconds", type=float, default=60.0)
     demo.add_argument("--port", type=int, default=8080)
     demo.add_argument("--seed", type=int, default=7)
+    demo.add_argument(
+        "--exit",
+        action="store_true",
+        help="stop at the end even from a terminal (default: stay up until Ctrl-C there)",
+    )
     demo.set_defaults(func=cmd_demo)
 
     from proxy.cli_admin import add_commands

@@ -14,11 +14,13 @@ import sys
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 
 from pydantic import ValidationError
 
+from proxy import money
 from proxy.catalog.from_settings import build_catalog
+from proxy.checks import describe_errors
 from proxy.config import BudgetSpec, Settings
 from proxy.governance import report
 from proxy.governance.admin_api import key_json
@@ -105,24 +107,35 @@ def cmd_keys_revoke(args: argparse.Namespace) -> int:
     return _with_store(args, work)
 
 
+_BUDGET_OPTIONS = {"limit_usd": "--limit-usd", "scope": "--scope", "subject": "--subject",
+                   "window": "--window", "name": "name", "hard": "--soft"}  # fmt: skip
+
+
 def cmd_budgets_set(args: argparse.Namespace) -> int:
+    try:
+        limit = money.parse(args.limit_usd)
+    except ValueError as exc:
+        print(f"error: --limit-usd: {exc}", file=sys.stderr)
+        return 2
     try:
         spec = BudgetSpec(
             name=args.name,
             scope=args.scope,
             subject=args.subject,
             window=args.window,
-            limit_usd=Decimal(args.limit_usd),
+            limit_usd=Decimal(limit) / money.MICROS_PER_USD,
             hard=not args.soft,
         )
-    except (ValidationError, InvalidOperation) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    except ValidationError as exc:
+        for line in describe_errors(exc):
+            field, _, problem = line.partition(": ")
+            print(f"error: {_BUDGET_OPTIONS.get(field, field)}: {problem}", file=sys.stderr)
         return 2
 
     async def work(store: Store, _settings: Settings) -> int:
         stored = await store.put_budget(budget_from_spec(spec, time.time()))
         kind = "hard" if stored.hard else "soft"
-        limit = f"${stored.limit_micros / 1_000_000:,.2f}"
+        limit = money.display(stored.limit_micros)
         who = f"{stored.scope} {stored.subject or ''}".strip()
         print(f"budget {stored.name}: {who} {stored.window} {limit} {kind}")
         return 0
@@ -139,8 +152,9 @@ def cmd_budgets_list(args: argparse.Namespace) -> int:
             spent = window.spent_micros if window else 0
             reserved = window.reserved_micros if window else 0
             rows.append({"name": b.name, "scope": b.scope, "subject": b.subject,
-                         "window": b.window, "hard": b.hard, "limit_usd": b.limit_micros / 1e6,
-                         "spent_usd": spent / 1e6, "reserved_usd": reserved / 1e6,
+                         "window": b.window, "hard": b.hard,
+                         "limit_usd": money.sample(b.limit_micros),
+                         "spent_usd": money.sample(spent), "reserved_usd": money.sample(reserved),
                          "resets_at": iso(applied.resets_at)})  # fmt: skip
         print(json.dumps(rows, indent=2))
         return 0
@@ -214,7 +228,7 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     drop.add_argument("name")
     drop.set_defaults(func=cmd_budgets_delete)
 
-    rep = sub.add_parser("report", help="spend report by day, team, project, model")
+    rep = sub.add_parser("report", help="spend report by day or week, team, project, model")
     rep.add_argument("--since", type=parse_time, help="date/time or epoch (default: 30 days ago)")
     rep.add_argument("--until", type=parse_time, help="date/time or epoch (default: now)")
     rep.add_argument("--group-by", default="day,team,model")

@@ -110,8 +110,20 @@ class PreflightSettings(_Section):
     cache_ttl_seconds: float = Field(60.0, ge=0)
 
 
+class UpstreamListSettings(_Section):
+    """The upstream's ``GET /api/v1/models``: every slug it lists is submittable (strict too)."""
+
+    enabled: bool = True
+    fetch_at_start: bool = True  # with a watcher key: fetch at start and keep it fresh
+    refresh_seconds: float = Field(300.0, gt=0)
+    retry_seconds: float = Field(15.0, ge=0)  # after a failed fetch, before the next try
+    max_models: int = Field(2000, ge=1)  # a longer list is cut: label values stay bounded
+    show_aliases: bool = False  # list the configured aliases in GET /api/v1/models too
+
+
 class ModelSettings(_Section):
     policy: Literal["strict", "permissive"] = "strict"
+    upstream_list: UpstreamListSettings = UpstreamListSettings()
     unknown_fields: Literal["refuse", "warn"] = "refuse"
     aliases: dict[str, str] | None = None  # None: the shipped defaults
     extra_aliases: dict[str, str] = Field(default_factory=dict)  # added on top of ``aliases``
@@ -177,6 +189,9 @@ class RetentionSettings(_Section):
     refusals_seconds: float | None = Field(30 * 86400.0, gt=0)
     # Terminal jobs (the ledger): kept forever unless the operator sets this.
     terminal_jobs_seconds: float | None = Field(None, gt=0)
+    # Settled or released budget reservations (a job's money is in the job row itself),
+    # counted from their creation: keep this well past the longest job (24 h).
+    reservations_seconds: float | None = Field(7 * 86400.0, ge=2 * 86400.0)
     interval_seconds: float = Field(300.0, gt=0)
     batch_size: int = Field(1000, ge=1, le=100_000)
     # A round holds a lease this long and renews it between batches.

@@ -104,7 +104,7 @@ def build_pipeline(
         after_body=(
             PinStage(pinner),
             FingerprintStage(limits),
-            IdempotencyStage(store, settings.idempotency, metrics, clock),
+            IdempotencyStage(store, settings.idempotency, metrics, clock, owner=owner),
             ValidateStage(catalog, validator, media, limits),
             PriceStage(catalog, settings.pricing),
             BudgetStage(store, budgets, metrics, clock, owner=owner),

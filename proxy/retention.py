@@ -6,6 +6,8 @@ transaction holds the writer (SQLite) or many row locks (PostgreSQL) for long:
 * ``idempotency_keys``: expired keys (``retention.idempotency_seconds`` after the claim
   if set, never before ``idempotency.ttl_seconds`` has run out);
 * ``refusals``: refused requests older than ``retention.refusals_seconds``;
+* ``budget_reservations``: settled or released reservations created more than
+  ``retention.reservations_seconds`` ago (open ones never);
 * ``jobs``: terminal jobs older than ``retention.terminal_jobs_seconds``, only if the
   operator sets it (the ledger is kept forever by default; open jobs never).
 
@@ -116,6 +118,11 @@ class Retention:
         if retention.refusals_seconds is not None:
             refusals_before = now - retention.refusals_seconds
             purges["refusals"] = lambda n: store.purge_refusals(refusals_before, n)
+        if retention.reservations_seconds is not None:
+            reservations_before = now - retention.reservations_seconds
+            purges["budget_reservations"] = lambda n: store.purge_closed_reservations(
+                reservations_before, n
+            )
         if retention.terminal_jobs_seconds is not None:
             jobs_before = now - retention.terminal_jobs_seconds
             purges["jobs"] = lambda n: store.purge_terminal_jobs(jobs_before, n)

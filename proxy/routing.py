@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import string
 from dataclasses import dataclass
-from urllib.parse import unquote
+from urllib.parse import quote, unquote
 
 from proxy.context import PathForm, RouteKind
 
@@ -47,7 +47,7 @@ TASK_TYPES = frozenset({"text-to-image", "text-to-video", "image-to-image", "ima
 MAX_ID_LENGTH = 512
 
 _UNRESERVED = frozenset(string.ascii_letters + string.digits + "-._~")
-# RFC 3986 pchar without ";" (path parameters are refused), plus "%" checked separately.
+# RFC 3986 pchar without ";" (path parameters are refused); each "%" must start an escape.
 _RAW_ALLOWED = _UNRESERVED | frozenset("!$&'()*+,=:@%")
 _HEX = frozenset(string.hexdigits)
 # What the official CLI accepts in a task id (besides "/"), and DSH in a media file id.
@@ -56,6 +56,7 @@ _ID_CHARS = _UNRESERVED | frozenset(":+@=")
 POLL_NAME = "/api/v1/tasks/{task_id}"
 VALIDATE_NAME = "/api/v1/apikey/validate"
 BALANCE_NAME = "/api/v1/team/balance"
+MEDIA_NAME = "/api/v1/media/files"
 MEDIA_FILE_NAME = "/api/v1/media/files/{file_id}"
 SUBMIT_NAMES = {
     PathForm.PLAIN: "/api/v1/{provider}/{model}",
@@ -67,10 +68,7 @@ _FIXED: dict[tuple[str, ...], tuple[str, dict[str, RouteKind]]] = {
     ("models",): ("/api/v1/models", {"GET": RouteKind.PASSTHROUGH}),
     ("apikey", "validate"): (VALIDATE_NAME, {"GET": RouteKind.KEY_API}),
     ("team", "balance"): (BALANCE_NAME, {"GET": RouteKind.KEY_API}),
-    (
-        "media",
-        "files",
-    ): ("/api/v1/media/files", {"GET": RouteKind.PASSTHROUGH, "POST": RouteKind.PASSTHROUGH}),
+    ("media", "files"): (MEDIA_NAME, {"GET": RouteKind.PASSTHROUGH, "POST": RouteKind.PASSTHROUGH}),
 }
 
 
@@ -243,8 +241,6 @@ def _submit(method: str, segments: list[str], path: str, query: str) -> Route:
 
 def submit_path(form: PathForm, slug: str, task_type: str | None) -> str:
     """The upstream path for a submit of ``slug`` in the client's own path form."""
-    from urllib.parse import quote
-
     provider, model = slug.split("/", 1)
     base = f"{quote(provider, safe='')}/{quote(model, safe='')}"
     if form is PathForm.PLAIN:

@@ -26,6 +26,8 @@ def settings_for(origin: str, **overrides: Any) -> Settings:
         "logging": {"level": "warning"},
         "store": {"url": "sqlite:///:memory:"},
         "watcher": {"enabled": False},
+        # no model-list fetch at start: tests count what reaches the upstream (on need only)
+        "models": {"upstream_list": {"fetch_at_start": False}},
     }
     merged = deep_merge(base, overrides)
     settings = load(None, {})

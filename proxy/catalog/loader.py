@@ -12,7 +12,8 @@ Override shape (a plain mapping, e.g. the ``catalog`` section of the config)::
         json_schema: {...}
       kling/kling-v1.6-t2v:
         disabled: true                # removed from the catalog
-    disable: [minimax/minimax-t2v-01] # same, as a list
+    disable: [minimax/minimax-t2v-01] # same, as a list; also refuses (and hides) a slug
+                                      # the upstream lists that has no local spec
 
 Every schema is checked against the Draft 2020-12 meta-schema at load time, so a
 broken override fails start-up rather than a request.
@@ -21,7 +22,7 @@ broken override fails start-up rather than a request.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from importlib import resources
 from typing import Any
 
@@ -37,10 +38,14 @@ class CatalogError(ValueError):
 
 
 class Catalog:
-    """The enabled models, by exact slug."""
+    """The enabled models, by exact slug, and the slugs the operator disabled.
 
-    def __init__(self, models: Mapping[str, ModelSpec]) -> None:
+    A disabled slug stays refused even when the upstream lists it.
+    """
+
+    def __init__(self, models: Mapping[str, ModelSpec], disabled: Collection[str] = ()) -> None:
         self._models = dict(models)
+        self.disabled = frozenset(disabled)
 
     def get(self, slug: str) -> ModelSpec | None:
         return self._models.get(slug)
@@ -104,7 +109,8 @@ def load_catalog(
         base = raw_models.get(slug, {})
         raw_models[slug] = {**base, **change}
     for slug in disabled:
-        if slug not in raw_models:
-            raise CatalogError(f"cannot disable unknown model {slug!r}")
-        del raw_models[slug]
-    return Catalog({slug: _parse(slug, raw) for slug, raw in raw_models.items()})
+        if not isinstance(slug, str) or "/" not in slug:
+            raise CatalogError(f"cannot disable {slug!r}: not a provider/model slug")
+        raw_models.pop(slug, None)  # an upstream-listed model without a spec can be disabled
+    parsed = {slug: _parse(slug, raw) for slug, raw in raw_models.items()}
+    return Catalog(parsed, disabled)

@@ -1,22 +1,30 @@
 """Model pinning: aliases in the ``provider/model`` shape resolve to exact slugs.
 
 ``minimax/hailuo`` must never silently mean "whatever is newest": it means the
-slug the operator pinned. Under the strict policy (the default) anything that
-is neither an alias nor a catalog slug is refused with a 404 naming the allowed
-slugs; under the permissive policy it is forwarded as-is and marked so.
+slug the operator pinned. Under the strict policy (the default) a name is
+accepted when it is an alias, a catalog slug, or a slug the upstream lists
+(``proxy.catalog.upstream_models``: an exact slug is a pin by definition);
+anything else, and any slug the operator disabled, is refused with a one-line
+404 that suggests the nearest name and points at ``GET /api/v1/models`` (the
+full list stays in the ``allowed_models`` field). Under the permissive policy
+an unknown slug is forwarded as-is and marked so.
 """
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Literal
 
 from proxy.catalog.loader import Catalog, CatalogError
+from proxy.catalog.upstream_models import UpstreamModels
+from proxy.config import UpstreamListSettings
 from proxy.errors import ModelNotFound
 
 PinPolicy = Literal["strict", "permissive"]
-PinOutcome = Literal["pinned", "direct", "permissive"]
+PinOutcome = Literal["pinned", "direct", "upstream-listed", "permissive"]
+LIST_POINTER = "GET /api/v1/models lists the models you can use"
 
 DEFAULT_ALIASES: Mapping[str, str] = {
     "minimax/hailuo": "minimax/hailuo-02-t2v",
@@ -56,11 +64,15 @@ class Pinner:
         catalog: Catalog,
         aliases: Mapping[str, str] | None = None,
         policy: PinPolicy = "strict",
+        listing: UpstreamModels | None = None,
     ) -> None:
         if policy not in ("strict", "permissive"):
             raise CatalogError(f"unknown pin policy {policy!r}")
         self.policy: PinPolicy = policy
         self._catalog = catalog
+        self.listing = (
+            listing if listing is not None else UpstreamModels(UpstreamListSettings(enabled=False))
+        )
         self._aliases = dict(DEFAULT_ALIASES if aliases is None else aliases)
         broken = {a: t for a, t in self._aliases.items() if t not in catalog}
         if broken:
@@ -69,15 +81,28 @@ class Pinner:
         shadowing = sorted(a for a in self._aliases if a in catalog)
         if shadowing:
             raise CatalogError(f"aliases must not shadow catalog slugs: {', '.join(shadowing)}")
-        self._folded = {name.casefold(): name for name in [*catalog.slugs(), *self._aliases]}
+        hidden = sorted(a for a in self._aliases if a in catalog.disabled)
+        if hidden:
+            raise CatalogError(f"aliases must not be disabled slugs: {', '.join(hidden)}")
 
     @property
     def aliases(self) -> Mapping[str, str]:
         return dict(self._aliases)
 
+    def submittable_slugs(self) -> list[str]:
+        """Every exact slug a client may send: catalog and upstream-listed, minus disabled."""
+        listed = {s for s in self.listing if s not in self._catalog.disabled}
+        return sorted({*self._catalog.slugs(), *listed})
+
     def allowed_names(self) -> list[str]:
-        """Every name a client may send: catalog slugs and aliases."""
-        return sorted({*self._catalog.slugs(), *self._aliases})
+        """Every name a client may send: submittable slugs and aliases."""
+        return sorted({*self.submittable_slugs(), *self._aliases})
+
+    def needs_listing(self, slug: str) -> bool:
+        """Whether resolving ``slug`` could change with a fresh upstream list."""
+        if slug in self._aliases or slug in self._catalog or slug in self._catalog.disabled:
+            return False
+        return self.listing.enabled and not self.listing.fresh()
 
     def resolve(self, slug: str, allowed_models: Collection[str] | None = None) -> PinResult:
         """Resolve ``slug``; raise ``ModelNotFound`` if the policy or the caller forbids it."""
@@ -85,6 +110,10 @@ class Pinner:
             result = PinResult(slug, slug, self._aliases[slug], "pinned")
         elif slug in self._catalog:
             result = PinResult(slug, None, slug, "direct")
+        elif slug in self._catalog.disabled:
+            raise self._not_found(slug, disabled=True)
+        elif slug in self.listing:
+            result = PinResult(slug, None, slug, "upstream-listed")
         elif self.policy == "permissive":
             result = PinResult(slug, None, slug, "permissive")
         else:
@@ -95,20 +124,35 @@ class Pinner:
         ):
             allowed = sorted(allowed_models)
             raise ModelNotFound(
-                f"{slug} is not available to this key; allowed: {', '.join(allowed) or '(none)'}",
+                f"{slug} is not available to this key; "
+                "GET /api/v1/models lists the models it may use",
                 details={"allowed_models": allowed},
                 reason="model_not_allowed",
             )
         return result
 
-    def _not_found(self, slug: str) -> ModelNotFound:
-        hint = ""
-        close = self._folded.get(slug.casefold())
-        if close is not None:
-            hint = f" (did you mean '{close}'?)"
+    def suggestion(self, slug: str) -> str | None:
+        """The allowed name nearest to ``slug``: same spelling in another case, else closest."""
         names = self.allowed_names()
+        folded = {name.casefold(): name for name in names}
+        exact = folded.get(slug.casefold())
+        if exact is not None:
+            return exact
+        close = difflib.get_close_matches(slug.casefold(), list(folded), n=1, cutoff=0.75)
+        return folded[close[0]] if close else None
+
+    def _not_found(self, slug: str, *, disabled: bool = False) -> ModelNotFound:
+        names = self.allowed_names()
+        why = "is disabled on this proxy" if disabled else "is not served through this proxy"
+        close = None if disabled else self.suggestion(slug)
+        hint = f" (did you mean '{close}'?)" if close is not None else ""
+        if not disabled and not self.listing.known and self.listing.enabled:
+            hint += " (the upstream's model list could not be fetched)"
+        details: dict[str, object] = {"allowed_models": names}
+        if close is not None:
+            details["suggestion"] = close
         return ModelNotFound(
-            f"{slug}{hint}. Allowed models: {', '.join(names)}",
-            details={"allowed_models": names},
-            reason="model_not_pinned",
+            f"{slug} {why}{hint}; {LIST_POINTER}",
+            details=details,
+            reason="model_disabled" if disabled else "model_not_pinned",
         )

@@ -91,10 +91,21 @@ def _validator_class() -> type[Validator]:
     return extended
 
 
-def parse_body(body: bytes) -> dict[str, Any]:
+MAX_INT_DIGITS = 64  # no parameter needs more; converting thousands of digits is costly
+
+
+class _LongInteger(ValueError):
+    pass
+
+
+def parse_body(body: bytes | str) -> dict[str, Any]:
     """Parse a submit body; anything but a JSON object raises ``MalformedJSON``."""
     try:
-        value = json.loads(body, parse_constant=_reject_constant)
+        value = json.loads(body, parse_constant=_reject_constant, parse_int=_bounded_int)
+    except _LongInteger as exc:
+        raise MalformedJSON(
+            f"a number has more than {MAX_INT_DIGITS} digits", reason="malformed_json"
+        ) from exc
     except (ValueError, RecursionError) as exc:  # JSONDecodeError and UnicodeDecodeError
         raise MalformedJSON("invalid JSON format", reason="malformed_json") from exc
     if not isinstance(value, dict):
@@ -105,6 +116,12 @@ def parse_body(body: bytes) -> dict[str, Any]:
 
 def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
+
+
+def _bounded_int(text: str) -> int:
+    if len(text.lstrip("-")) > MAX_INT_DIGITS:
+        raise _LongInteger(text[:20])
+    return int(text)
 
 
 def _short(value: Any) -> str:
@@ -146,7 +163,7 @@ class BodyValidator:
         """Problems (sorted, most relevant first) and warnings for one body."""
         validator = self._validators.get(spec.slug) or self._cls(spec.json_schema)
         problems: list[Problem] = []
-        for error in validator.iter_errors(payload):
+        for error in validator.iter_errors(_clipped_view(payload)):
             problems.extend(_map_error(error, spec))
         warnings: list[str] = []
         known = spec.properties
@@ -167,6 +184,43 @@ class BodyValidator:
                 shown = header_safe(name, 60)
                 warnings.append(f"unknown parameter '{shown}' forwarded unchecked")
         return sort_problems(problems), warnings
+
+
+_CLIP_CHARS = 4096
+
+
+class _Clipped(str):
+    """A long string as the schema check sees it: its first characters, its true length.
+
+    jsonschema writes ``repr(instance)`` into every error message; for a string of many
+    megabytes that is one long call. Length keywords read ``len()`` (the true length);
+    patterns (all anchored at the start here), enums and types give the same answer on the
+    first characters as on the whole string.
+    """
+
+    length: int
+
+    def __new__(cls, value: str) -> _Clipped:
+        clipped = super().__new__(cls, value[:_CLIP_CHARS])
+        clipped.length = len(value)
+        return clipped
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __repr__(self) -> str:
+        return f"{str.__repr__(self[:40])}... ({self.length} characters)"
+
+
+def _clipped_view(value: Any) -> Any:
+    """``value`` with every string longer than ``_CLIP_CHARS`` replaced by a ``_Clipped``."""
+    if isinstance(value, str):
+        return _Clipped(value) if len(value) > _CLIP_CHARS else value
+    if isinstance(value, list):
+        return [_clipped_view(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _clipped_view(v) for k, v in value.items()}
+    return value
 
 
 def header_safe(text: str, limit: int = 300) -> str:

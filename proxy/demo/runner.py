@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+import signal
 import socket
 import sys
 import time
@@ -92,15 +93,57 @@ def demo_settings(upstream: str, port: int, admin_port: int, db: Path) -> Settin
     )
 
 
-def run_demo(seconds: float = 60.0, port: int = 8080, seed: int = 7) -> int:
+def interactive() -> bool:
+    """Whether someone is at a terminal (not a script or CI): then the demo stays up."""
+    return sys.stdin.isatty() and sys.stdout.isatty()
+
+
+def run_demo(
+    seconds: float = 60.0, port: int = 8080, seed: int = 7, keep_open: bool | None = None
+) -> int:
+    """Run the demo; ``keep_open`` (default: when run from a terminal) waits for Ctrl-C."""
     if WORKDIR.exists():
         shutil.rmtree(WORKDIR)
     WORKDIR.mkdir()
+    stay = interactive() if keep_open is None else keep_open
     with (WORKDIR / "proxy.log").open("a", encoding="utf-8") as log_file:
-        return asyncio.run(_demo(seconds, port, seed, sys.stdout, log_file))
+        return asyncio.run(_demo(seconds, port, seed, sys.stdout, log_file, stay))
 
 
-async def _demo(seconds: float, port: int, seed: int, out: TextIO, log_file: TextIO) -> int:
+async def until_interrupted() -> None:
+    """Wait for Ctrl-C (SIGINT) or SIGTERM."""
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    signals = (signal.SIGINT, signal.SIGTERM)
+    for sig in signals:
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        for sig in signals:
+            loop.remove_signal_handler(sig)
+
+
+def _closing(out: TextIO, proxy: Running, sim_url: str, keep_open: bool) -> None:
+    if keep_open:
+        out.write(
+            "\nThe proxy and the simulator stay up until you press Ctrl-C:\n"
+            f"  export MODELLIX_BASE_URL={proxy.base_url}\n"
+            f"  proxy {proxy.base_url}  (admin and /metrics on port {proxy.admin_port}),"
+            f" simulator {sim_url}\n"
+        )
+    else:
+        out.write(
+            "\nThe demo has stopped the proxy and the simulator (no terminal to keep them up "
+            "for).\nRun `make demo` from a terminal to keep them up afterwards, or `make serve`"
+            " for a proxy of your own.\n"
+        )
+    out.flush()
+
+
+async def _demo(
+    seconds: float, port: int, seed: int, out: TextIO, log_file: TextIO, keep_open: bool = False
+) -> int:
     configure_logging("info", "json", stream=log_file)
     sim_config = SimulatorConfig(
         seed=seed,
@@ -122,6 +165,10 @@ async def _demo(seconds: float, port: int, seed: int, out: TextIO, log_file: Tex
             await _drain(proxy, out)
             await workload.close()
             await print_summary(out, proxy, sim.sim, workload, settings)
+            _closing(out, proxy, sim.url, keep_open)
+            if keep_open:
+                await until_interrupted()
+                out.write("stopping...\n")
         finally:
             await proxy.stop()
             if prometheus is not None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from typing import TextIO
 
+from proxy import money
 from proxy.config import Settings
 from proxy.demo.workload import Workload
 from proxy.server import Running
@@ -13,7 +14,7 @@ from proxy.state import RUNTIME
 
 
 def _usd(micros: int) -> str:
-    return f"${micros / 1_000_000:,.2f}"
+    return money.display(micros)
 
 
 async def print_summary(
@@ -73,8 +74,5 @@ async def print_summary(
         f"tasks created upstream {created}  vs  jobs accepted {t.accepted}"
         f"  ({'no duplicate purchases' if created == t.accepted else 'DIFFERENT'})\n"
     )
-    out.write(
-        f"\nPoint a client at the proxy:  export MODELLIX_BASE_URL={proxy.base_url}\n"
-        f"Price table version: {settings.pricing.version}\n"
-    )
+    out.write(f"Price table version: {settings.pricing.version}\n")
     out.flush()

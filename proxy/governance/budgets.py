@@ -5,20 +5,32 @@ start-up, the admin API adds and changes others) and are re-read at most every
 ``governance.cache_seconds``. Money is reserved per budget in the store's
 ``budget_windows`` rows under the scope key ``budget:<name>`` and the window's
 start, atomically over every budget that applies (see ``stages.budget``).
+
+A team, project or global budget created in the middle of its window starts with what its
+subject already spent in that window (settled jobs submitted before the budget existed), so
+a day budget created at noon counts the morning. One replica seeds it (a store lease named
+after the budget and its creation time); a key budget starts at zero (the ledger is not
+summed per caller).
 """
 
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
+import structlog
+
+from proxy import money
 from proxy.context import Caller
 from proxy.governance.windows import window_bounds
 from proxy.stores.base import Store
 from proxy.stores.records import Budget, BudgetScope, BudgetWindow
+
+log = structlog.get_logger("proxy.budgets")
 
 UNLIMITED = 1 << 62  # soft budgets reserve against this: they track, never refuse
 
@@ -62,7 +74,7 @@ def iso(ts: float | None) -> str | None:
 
 
 def dollars(micros: int) -> str:
-    return f"${micros / 1_000_000:,.2f}"
+    return money.display(micros)
 
 
 class BudgetBook:
@@ -74,20 +86,51 @@ class BudgetBook:
         timezone: str,
         cache_seconds: float,
         clock: Callable[[], float] = time.time,
+        owner: str | None = None,
     ) -> None:
         self._store = store
         self._tz = ZoneInfo(timezone)
         self._ttl = cache_seconds
         self._clock = clock
+        self._owner = owner or uuid.uuid4().hex
         self._budgets: list[Budget] = []
         self._fresh_until = 0.0
+        self._seeded: set[tuple[str, float]] = set()
 
     async def budgets(self) -> list[Budget]:
         now = self._clock()
         if now >= self._fresh_until:
             self._budgets = await self._store.list_budgets()
             self._fresh_until = now + self._ttl
+            for budget in self._budgets:
+                if (budget.name, budget.created_at) not in self._seeded:
+                    await self._seed(budget, now)
         return self._budgets
+
+    async def _seed(self, budget: Budget, now: float) -> None:
+        """Count what the subject spent in the window before the budget was created."""
+        self._seeded.add((budget.name, budget.created_at))
+        start, resets = window_bounds(budget.window, budget.created_at, self._tz)
+        if budget.created_at <= start or budget.scope == "key" or (resets and now >= resets):
+            return  # created at a window's start, per caller, or its window is over
+        lease = f"budget-seed:{budget.name}:{budget.created_at!r}"
+        if not await self._store.acquire_lease(lease, self._owner, now, (resets or now) + 86400):
+            return  # another replica seeds it
+        group = [] if budget.scope == "global" else [budget.scope]
+        rows = await self._store.spend_summary(start, budget.created_at, group)
+        prior = sum(
+            row.final_cost_micros
+            for row in rows
+            if budget.scope == "global" or getattr(row, budget.scope) == budget.subject
+        )
+        if prior <= 0:
+            return
+        scope = BudgetScope(scope_key(budget), start, max(budget.limit_micros, prior))
+        reservation = f"seed-{uuid.uuid4().hex}"
+        result = await self._store.budget_reserve([scope], prior, reservation_id=reservation)
+        if result.ok:
+            await self._store.budget_settle(reservation, prior)
+            log.info("budget.seeded", budget=budget.name, spent_usd=money.exact(prior))
 
     def invalidate(self) -> None:
         self._fresh_until = 0.0
@@ -113,11 +156,11 @@ def describe(applied: Applied, window: BudgetWindow, requested: int) -> dict[str
         "scope": budget.scope,
         "subject": budget.subject,
         "window": budget.window,
-        "limit_usd": budget.limit_micros / 1_000_000,
-        "spent_usd": window.spent_micros / 1_000_000,
-        "reserved_usd": window.reserved_micros / 1_000_000,
-        "remaining_usd": max(0, window.remaining_micros) / 1_000_000,
-        "requested_usd": requested / 1_000_000,
+        "limit_usd": money.sample(budget.limit_micros),
+        "spent_usd": money.sample(window.spent_micros),
+        "reserved_usd": money.sample(window.reserved_micros),
+        "remaining_usd": money.sample(max(0, window.remaining_micros)),
+        "requested_usd": money.sample(requested),
         "resets_at": iso(applied.resets_at),
     }
 

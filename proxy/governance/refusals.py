@@ -69,7 +69,7 @@ class RefusalRecorder:
             caller=caller.identity if caller else None,
             team=caller.team if caller else None,
             project=caller.project if caller else None,
-            model=ctx.pinned_slug or ctx.requested_slug,
+            model=ctx.pinned_slug,  # never the typed name: callers cannot invent rows
             estimated_cost_micros=cost,
         )
         try:

@@ -1,8 +1,10 @@
-"""The spend report: by day, team, project and model, as CSV or JSON.
+"""The spend report: by day or ISO week, team, project and model, as CSV or JSON.
 
 For each group: jobs, successes and failures, estimated and settled spend, cost
-per successful job at P50 and P95, and the refusals (with the estimated cost
-they avoided). Totals equal the ledger's, to the micro-dollar.
+per successful job at P50 and P95 (exact, nearest rank: ``week,model`` is the weekly
+roll-up of cost per job), and the refusals (with the estimated cost they avoided).
+Totals equal the ledger's, to the micro-dollar. ``model`` is always the pinned slug
+the job ran on; refusals that never pinned a model have none (no row per typed name).
 """
 
 from __future__ import annotations
@@ -14,12 +16,22 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal, TypeVar, overload
 
+from proxy import money
 from proxy.stores.base import Store
-from proxy.stores.records import GROUP_KEYS, GroupKey, JobCost, JobStatus, RefusalRow
+from proxy.stores.records import (
+    GroupKey,
+    JobCost,
+    JobStatus,
+    RefusalGroupKey,
+    RefusalRow,
+    SpendRow,
+)
 
-REPORT_KEYS: tuple[GroupKey, ...] = tuple(k for k in GROUP_KEYS if k != "status")
+ReportKey = Literal["day", "week", "team", "project", "model"]
+REPORT_KEYS: tuple[ReportKey, ...] = ("day", "week", "team", "project", "model")
+K = TypeVar("K", bound=str)
 COLUMNS = (
     "jobs",
     "succeeded",
@@ -59,38 +71,66 @@ def _day(ts: float) -> str:
     return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d")
 
 
-def _job_key(job: JobCost, group_by: Sequence[GroupKey]) -> tuple[str | None, ...]:
+def week_of(day: str) -> str:
+    """The ISO week (``2026-W48``) of a ``YYYY-MM-DD`` day (UTC)."""
+    year, week, _ = datetime.strptime(day, "%Y-%m-%d").replace(tzinfo=UTC).isocalendar()
+    return f"{year}-W{week:02d}"
+
+
+def _job_key(job: JobCost, group_by: Sequence[ReportKey]) -> tuple[str | None, ...]:
+    day = _day(job.submitted_at)
     values: dict[str, str | None] = {
-        "day": _day(job.submitted_at), "team": job.team, "project": job.project, "model": job.model,
+        "day": day, "week": week_of(day), "team": job.team, "project": job.project,
+        "model": job.model,
     }  # fmt: skip
     return tuple(values[k] for k in group_by)
 
 
-def _refusal_key(row: RefusalRow, group_by: Sequence[GroupKey]) -> tuple[str | None, ...]:
+def _row_key(row: SpendRow | RefusalRow, group_by: Sequence[ReportKey]) -> tuple[str | None, ...]:
     values: dict[str, str | None] = {
-        "day": row.day, "team": row.team, "project": row.project, "model": row.model,
+        "day": row.day, "week": week_of(row.day) if row.day else None, "team": row.team,
+        "project": row.project, "model": row.model,
     }  # fmt: skip
     return tuple(values[k] for k in group_by)
+
+
+def _store_keys(group_by: Sequence[ReportKey]) -> list[GroupKey]:
+    """What the store groups by: weeks are rolled up from days here."""
+    keys: list[GroupKey] = []
+    for key in group_by:
+        wanted: GroupKey = "day" if key == "week" else key
+        if wanted not in keys:
+            keys.append(wanted)
+    return keys
 
 
 async def build(
-    store: Store, since: float, until: float, group_by: Sequence[GroupKey]
+    store: Store, since: float, until: float, group_by: Sequence[ReportKey]
 ) -> list[dict[str, Any]]:
-    """One row per group, sorted by group key; money in US dollars (exact to the micro)."""
+    """One row per group, sorted by group key; money in US dollars (exact to the micro).
+
+    Counts and sums are the store's ``spend_summary`` (what ``/admin/spend`` and the ledger
+    gauges read); the percentiles come from each successful job's final cost.
+    """
     groups: dict[tuple[str | None, ...], Group] = {}
+    keys = _store_keys(group_by)
+    for spent in await store.spend_summary(since, until, [*keys, "status"]):
+        key = _row_key(spent, group_by)
+        group = groups.setdefault(key, Group(key))
+        group.jobs += spent.jobs
+        group.estimated_micros += spent.estimated_cost_micros
+        group.spend_micros += spent.final_cost_micros
+        if spent.status == JobStatus.SUCCESS.value:
+            group.succeeded += spent.jobs
+        elif spent.status in (JobStatus.FAILED.value, JobStatus.EXPIRED.value):
+            group.failed += spent.jobs
     for job in await store.job_costs(since, until):
-        group = groups.setdefault(_job_key(job, group_by), Group(_job_key(job, group_by)))
-        group.jobs += 1
-        group.estimated_micros += job.estimated_cost_micros or 0
-        group.spend_micros += job.final_cost_micros or 0
-        if job.status == JobStatus.SUCCESS.value:
-            group.succeeded += 1
-            if job.final_cost_micros is not None:
-                group.costs.append(job.final_cost_micros)
-        elif job.status in (JobStatus.FAILED.value, JobStatus.EXPIRED.value):
-            group.failed += 1
-    for refused in await store.refusal_summary(since, until, list(group_by)):
-        key = _refusal_key(refused, group_by)
+        if job.status == JobStatus.SUCCESS.value and job.final_cost_micros is not None:
+            key = _job_key(job, group_by)
+            groups.setdefault(key, Group(key)).costs.append(job.final_cost_micros)
+    refusal_keys: list[RefusalGroupKey] = list(keys)
+    for refused in await store.refusal_summary(since, until, refusal_keys):
+        key = _row_key(refused, group_by)
         group = groups.setdefault(key, Group(key))
         group.refusals += refused.refusals
         group.avoided_micros += refused.avoided_micros
@@ -103,22 +143,15 @@ async def build(
             jobs=g.jobs,
             succeeded=g.succeeded,
             failed=g.failed,
-            estimated_usd=_usd(g.estimated_micros),
-            spend_usd=_usd(g.spend_micros),
-            cost_per_job_p50_usd=None if p50 is None else _usd(p50),
-            cost_per_job_p95_usd=None if p95 is None else _usd(p95),
+            estimated_usd=money.exact(g.estimated_micros),
+            spend_usd=money.exact(g.spend_micros),
+            cost_per_job_p50_usd=None if p50 is None else money.exact(p50),
+            cost_per_job_p95_usd=None if p95 is None else money.exact(p95),
             refused=g.refusals,
-            refused_savings_usd=_usd(g.avoided_micros),
+            refused_savings_usd=money.exact(g.avoided_micros),
         )
         rows.append(row)
     return rows
-
-
-def _usd(micros: int) -> str:
-    """Dollars as an exact decimal string (never a float)."""
-    sign = "-" if micros < 0 else ""
-    whole, frac = divmod(abs(micros), 1_000_000)
-    return f"{sign}{whole}.{frac:06d}"
 
 
 def to_csv(rows: Sequence[dict[str, Any]], group_by: Sequence[str]) -> str:
@@ -131,24 +164,22 @@ def to_csv(rows: Sequence[dict[str, Any]], group_by: Sequence[str]) -> str:
     return out.getvalue()
 
 
-def _micros(text: str) -> int:
-    whole, _, frac = text.lstrip("-").partition(".")
-    value = int(whole) * 1_000_000 + int((frac + "000000")[:6])
-    return -value if text.startswith("-") else value
-
-
 def to_json(
     rows: Sequence[dict[str, Any]], since: float, until: float, group_by: Sequence[str]
 ) -> str:
-    total = sum(_micros(r["spend_usd"]) for r in rows)
+    total = sum(money.parse(r["spend_usd"]) for r in rows)
     doc = {"since": since, "until": until, "group_by": list(group_by), "rows": list(rows),
-           "total_spend_usd": _usd(total)}  # fmt: skip
+           "total_spend_usd": money.exact(total)}  # fmt: skip
     return json.dumps(doc, indent=2)
 
 
-def parse_group_by(raw: str, allowed: Sequence[GroupKey] = REPORT_KEYS) -> list[GroupKey]:
+@overload
+def parse_group_by(raw: str) -> list[ReportKey]: ...
+@overload
+def parse_group_by(raw: str, allowed: Sequence[K]) -> list[K]: ...
+def parse_group_by(raw: str, allowed: Sequence[str] = REPORT_KEYS) -> list[Any]:
     """``day,team,model`` as group keys; ``ValueError`` names the allowed ones."""
-    keys: list[GroupKey] = []
+    keys: list[str] = []
     for part in (p.strip() for p in raw.split(",") if p.strip()):
         match = next((key for key in allowed if key == part), None)
         if match is None:

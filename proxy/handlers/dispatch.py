@@ -13,6 +13,7 @@ from proxy.context import RouteKind
 from proxy.errors import BadRequest, MethodNotAllowed, NotFound, ProxyError
 from proxy.governance import access
 from proxy.handlers import keyapi
+from proxy.handlers.models import MODELS_NAME, handle_models
 from proxy.handlers.passthrough import handle_passthrough
 from proxy.handlers.poll import handle_poll
 from proxy.handlers.submit import handle_submit
@@ -31,6 +32,8 @@ async def handle_api(request: web.Request) -> web.StreamResponse:
     if kind is RouteKind.KEY_API:
         return await handle_key_api(request)
     if kind is RouteKind.PASSTHROUGH:
+        if route.name == MODELS_NAME:  # filtered to what this proxy lets the caller submit
+            return await handle_models(request)
         return await handle_passthrough(request)
     raise refusal(route)
 

@@ -2,18 +2,41 @@
 
 from __future__ import annotations
 
-from proxy.errors import ProxyError, UpstreamTimeout, UpstreamUnavailable
+from proxy.errors import ProxyError, TooManyRequests, UpstreamTimeout, UpstreamUnavailable
 from proxy.upstream.client import TransportFailure
 from proxy.upstream.retry import Failure
+
+#: Seconds a client should wait before resending a submit that never left.
+NOT_SENT_RETRY_AFTER = "5"
+
+
+class SubmitNotSent(TooManyRequests):
+    """A paid submit that never reached the upstream: no task, no charge, safe to resend.
+
+    429, not 502: the official CLI reports any submit 5xx as "outcome unknown" (a task may
+    exist, do not resend) and shows the proxy's message only for its "definitely rejected"
+    statuses (400-405, 413, 415, 422, 429). 429 with ``Retry-After`` is the one of those
+    that means "nothing happened, try again later".
+    """
+
+    category = "Upstream unreachable"
 
 
 def transport_error(failure: TransportFailure, *, paid: bool) -> ProxyError:
     """502 when the upstream could not be reached or answered garbage, 504 when it went silent.
 
-    For a paid submit any failure after the request left is an unknown outcome:
-    the message says plainly that a task may exist.
+    For a paid submit any failure after the request left is an unknown outcome: the message
+    says plainly that a task may exist. A paid submit that never left is a 429 the official
+    CLI shows as a rejection (:class:`SubmitNotSent`).
     """
     kind = failure.failure
+    if kind is Failure.CONNECT and paid:
+        return SubmitNotSent(
+            "could not connect to the Modellix API; the submit was not sent: no task was "
+            "created and nothing was charged. Retry later (the same Idempotency-Key is safe)",
+            reason="upstream_unreachable",
+            headers={"Retry-After": NOT_SENT_RETRY_AFTER},
+        )
     if kind is Failure.CONNECT:
         return UpstreamUnavailable(
             "could not connect to the Modellix API; nothing was submitted",

@@ -1,8 +1,12 @@
-"""Bounded metric label values: catalog slugs, configured teams and projects, else ``other``."""
+"""Bounded metric label values: catalog slugs, configured teams and projects, else ``other``.
+
+A model the upstream lists without a local spec is labelled under its slug too: the
+list is cut at ``models.upstream_list.max_models`` entries, so the values stay bounded.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Container
 from dataclasses import dataclass
 
 from proxy.telemetry.metrics import OTHER
@@ -13,15 +17,22 @@ class Labels:
     models: frozenset[str]
     teams: frozenset[str]
     projects: frozenset[str]
+    listed: Container[str] = frozenset()  # the upstream's model list (changes at run time)
 
     @classmethod
     def of(
-        cls, models: Collection[str], teams: Collection[str], projects: Collection[str]
+        cls,
+        models: Collection[str],
+        teams: Collection[str],
+        projects: Collection[str],
+        listed: Container[str] = frozenset(),
     ) -> Labels:
-        return cls(frozenset(models), frozenset(teams), frozenset(projects))
+        return cls(frozenset(models), frozenset(teams), frozenset(projects), listed)
 
     def model(self, slug: str | None) -> str:
-        return slug if slug in self.models else OTHER
+        if slug is None:
+            return OTHER
+        return slug if slug in self.models or slug in self.listed else OTHER
 
     def team(self, team: str | None) -> str:
         return team if team in self.teams else OTHER

@@ -31,7 +31,7 @@ from proxy.jobs.labels import Labels
 from proxy.jobs.memory import Bounded, Known
 from proxy.jobs.outbox import Outbox
 from proxy.jobs.schedule import Cadence, first_poll_at
-from proxy.stores.base import Store
+from proxy.stores.base import Store, StoreError
 from proxy.stores.records import Intent, JobStatus, NewJob, StoredResponse, unknown_task_id
 from proxy.telemetry.metrics import Metrics, usd
 from proxy.upstream.retry import Bucket
@@ -90,7 +90,16 @@ class SubmitLedger:
             reservation_id=ctx.reservation_id,
             slot_reservation_id=ctx.slot_reservation_id,
         )
-        await self._store.open_intent(intent)
+        try:
+            await self._store.open_intent(intent)
+        except StoreError:
+            # Maybe written, maybe not: nothing will be sent, so drop it if it is there.
+            # The request's holds stay on ``ctx`` and ``finish`` releases them.
+            await self._outbox.write(
+                f"drop intent {intent.intent_id}",
+                lambda: self._store.intent_release(intent, None, complete=False),
+            )
+            raise
         ctx.intent = intent
         ctx.idempotency_key = None
         ctx.reservation_id = None
@@ -186,9 +195,9 @@ class SubmitLedger:
                 )
         ctx.reservation_id = ctx.slot_reservation_id = None
         if ctx.idempotency_key is not None and caller is not None:
-            scope, key = caller.identity, ctx.idempotency_key
+            scope, key, claim = caller.identity, ctx.idempotency_key, ctx.internal_id
             await self._outbox.write(
-                "release idempotency key", lambda: self._store.release(scope, key)
+                "release idempotency key", lambda: self._store.release(scope, key, claim)
             )
             ctx.idempotency_key = None
 

@@ -71,7 +71,9 @@ class RecoverySweep:
         if found.reservations_released:
             self._metrics.reservations_reclaimed.inc(found.reservations_released)
             log.warning("recovery.reservations_released", count=found.reservations_released)
-        return len(found.unknown) + found.reservations_released
+        if found.claims_released:
+            log.warning("recovery.claims_released", count=found.claims_released)
+        return len(found.unknown) + found.reservations_released + found.claims_released
 
     async def run(self) -> None:
         """Heartbeat and sweep until cancelled; a store outage only delays a round."""

@@ -1,7 +1,9 @@
 """Settling a job that became terminal: exactly once per job across replicas.
 
-Money (the reservation becomes spend, or is released; the slot is freed), the
-metrics, the one ``job.terminal`` log line, the job span and the hooks.
+The money is settled by the store in the very transaction that makes the job
+terminal (the reservation becomes spend or is released, the slot is freed), so no
+crash can leave it open. What is left here: the metrics, the one ``job.terminal``
+log line, the job span and the hooks.
 """
 
 from __future__ import annotations
@@ -10,13 +12,13 @@ import time
 from collections.abc import Callable
 
 import structlog
+from opentelemetry.trace import SpanContext
 
-from proxy.governance.settlement import Settlement
 from proxy.jobs.labels import Labels
-from proxy.jobs.outbox import Outbox
+from proxy.money import optional_sample, sample
 from proxy.stores.records import JobRecord, JobStatus
-from proxy.telemetry.metrics import Metrics, usd
-from proxy.telemetry.tracing import Tracing, record_job_span, trace_exemplar
+from proxy.telemetry.metrics import Metrics
+from proxy.telemetry.tracing import Tracing, record_job_span, span_ids, trace_exemplar
 
 log = structlog.get_logger("proxy.jobs")
 TerminalHook = Callable[[JobRecord], None]
@@ -25,33 +27,30 @@ TerminalHook = Callable[[JobRecord], None]
 class Settler:
     def __init__(
         self,
-        money: Settlement,
         metrics: Metrics,
         labels: Labels,
         settled_by: str,
         *,
         forget: Callable[[str], object],
-        outbox: Outbox,
         clock: Callable[[], float] = time.time,
         on_terminal: tuple[TerminalHook, ...] = (),
         tracing: Tracing | None = None,
     ) -> None:
-        self.money = money
         self._metrics = metrics
         self.labels = labels
         self._settled_by = settled_by
         self._forget = forget
-        self._outbox = outbox
         self._clock = clock
         self._hooks = on_terminal
         self._tracing = tracing
 
+    @property
+    def tracing(self) -> Tracing | None:
+        return self._tracing
+
     async def settle(self, job: JobRecord) -> None:
-        """Exactly once per job across replicas: money, metrics, the terminal log line, hooks."""
+        """Exactly once per job across replicas: metrics, the terminal log line, hooks."""
         self._forget(job.task_id)
-        # A store failure here must not leak the reservation: the job is terminal already
-        # (compare-and-set), so nobody else would ever settle it. The outbox retries.
-        await self._outbox.write(f"settle {job.task_id}", lambda: self.money.settle(job))
         model = self.labels.model(job.pinned_slug)
         team = self.labels.team(job.team)
         status = job.status.value
@@ -59,17 +58,18 @@ class Settler:
         m.jobs_terminal.labels(model, team, status).inc()
         end = job.terminal_at if job.terminal_at is not None else self._clock()
         elapsed = max(0.0, end - job.submitted_at)
-        exemplar = self._job_span(job, end)
+        span = self._job_span(job, end)
+        exemplar = trace_exemplar(span) if span is not None else None
         m.time_to_terminal.labels(model, status).observe(elapsed, exemplar)
         if job.first_processing_at is not None:
             m.queue_time.labels(model).observe(
                 max(0.0, job.first_processing_at - job.submitted_at), exemplar
             )
         if job.final_cost_micros is not None and job.status is JobStatus.SUCCESS:
-            m.job_cost.labels(model).observe(usd(job.final_cost_micros), exemplar)
+            m.job_cost.labels(model).observe(sample(job.final_cost_micros), exemplar)
         if job.final_cost_micros:
             m.spend.labels(model, team, self.labels.project(job.project)).inc(
-                usd(job.final_cost_micros)
+                sample(job.final_cost_micros)
             )
         log.info(
             "job.terminal",
@@ -80,8 +80,8 @@ class Settler:
             model=job.pinned_slug,
             alias=job.alias,
             output_urls=list(job.output_urls),
-            estimated_cost_usd=_dollars(job.estimated_cost_micros),
-            final_cost_usd=_dollars(job.final_cost_micros),
+            estimated_cost_usd=optional_sample(job.estimated_cost_micros),
+            final_cost_usd=optional_sample(job.final_cost_micros),
             attempts=job.upstream_attempts,
             client_polls=job.client_polls,
             watcher_polls=job.watcher_polls,
@@ -89,12 +89,14 @@ class Settler:
             error_reason=job.error_reason,
             team=job.team,
             project=job.project,
+            # The job span's ids (not the poll's or request's that happens to settle it).
+            **span_ids(span),
         )
         for hook in self._hooks:
             hook(job)
 
-    def _job_span(self, job: JobRecord, end: float) -> dict[str, str] | None:
-        """Emit the job span (submit to terminal, linked to the submit); its exemplar labels."""
+    def _job_span(self, job: JobRecord, end: float) -> SpanContext | None:
+        """Emit the job span (submit to terminal, linked to the submit); its context."""
         if self._tracing is None:
             return None
         extra = {
@@ -112,15 +114,11 @@ class Settler:
             status=job.status.value,
             model_pinned=job.pinned_slug,
             model_alias=job.alias,
-            estimated_cost_usd=_dollars(job.estimated_cost_micros),
-            final_cost_usd=_dollars(job.final_cost_micros),
+            estimated_cost_usd=optional_sample(job.estimated_cost_micros),
+            final_cost_usd=optional_sample(job.final_cost_micros),
             attempts=job.upstream_attempts,
             polls=job.client_polls + job.watcher_polls,
             submit_traceparent=job.traceparent,
             attributes={k: v for k, v in extra.items() if v is not None},
         )
-        return trace_exemplar(context)
-
-
-def _dollars(micros: int | None) -> float | None:
-    return None if micros is None else micros / 1_000_000
+        return context

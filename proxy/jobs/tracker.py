@@ -17,7 +17,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from proxy.config import Settings
-from proxy.governance.settlement import Settlement
 from proxy.jobs.labels import Labels
 from proxy.jobs.ledger import SubmitLedger
 from proxy.jobs.memory import Bounded, Known
@@ -64,14 +63,11 @@ class JobTracker:
         self.keys: Bounded[str, str] = Bounded(100_000)
         known: Bounded[str, Known] = Bounded(100_000)
         self.outbox = Outbox(on_change=metrics.ledger_writes_pending.set)
-        self.money = Settlement(store, settings.watcher.bill_failed)
         self.settler = Settler(
-            self.money,
             metrics,
             labels,
             replica.id,
             forget=self.keys.pop,
-            outbox=self.outbox,
             clock=clock,
             on_terminal=on_terminal,
             tracing=tracing,

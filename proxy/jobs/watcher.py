@@ -22,13 +22,19 @@ from urllib.parse import quote
 
 import structlog
 
+from proxy.catalog.loader import Catalog
 from proxy.config import Settings
 from proxy.governance.budgets import BudgetBook
 from proxy.jobs.memory import Bounded
 from proxy.jobs.schedule import is_stale, next_poll_delay
 from proxy.jobs.tracker import JobTracker, Replica
+from proxy.money import sample
+from proxy.stores.base import StoreUnavailableError
 from proxy.stores.records import JobRecord
-from proxy.telemetry.metrics import Metrics, usd
+from proxy.telemetry.ledger_gauges import LedgerGauges
+from proxy.telemetry.metrics import Metrics
+from proxy.telemetry.price_points import typical_points
+from proxy.telemetry.tracing import watcher_poll_span
 from proxy.upstream import attempts
 from proxy.upstream.client import Upstream
 from proxy.upstream.retry import RetryPolicy
@@ -49,6 +55,7 @@ class Watcher:
         *,
         clock: Callable[[], float] = time.time,
         budgets: BudgetBook | None = None,
+        catalog: Catalog | None = None,
     ) -> None:
         self._tracker = tracker
         self._upstream = upstream
@@ -57,7 +64,17 @@ class Watcher:
         self._metrics = metrics
         self._owner = replica.id
         self._clock = clock
-        self._budgets = budgets
+        # The cheapest default job: a budget with less left than this takes no more jobs.
+        typical = [] if catalog is None else typical_points(catalog, settings.pricing.models)
+        self.ledger = LedgerGauges(
+            tracker.store,
+            metrics,
+            tracker.labels,
+            settings.governance.timezone,
+            budgets=budgets,
+            smallest_job_micros=min(typical, default=None),
+            clock=clock,
+        )
         self._rng = random.Random()
         self._fallback_key = settings.upstream_api_key()
         self._wake = asyncio.Event()
@@ -111,21 +128,15 @@ class Watcher:
         await self._prune_keyless()
         unknown = await store.unknown_jobs()
         self._metrics.unknown_jobs.set(unknown.jobs)
-        self._metrics.unknown_reserved.set(usd(unknown.held_micros))
+        self._metrics.unknown_reserved.set(sample(unknown.held_micros))
         in_flight = await store.in_flight_by_model()
         self._metrics.jobs_in_flight.clear()
         for slug, count in in_flight.items():
             self._metrics.jobs_in_flight.labels(self._tracker.labels.model(slug)).inc(count)
-        if self._budgets is not None:
-            for applied, window in await self._budgets.standing(now):
-                labels = (applied.budget.name, applied.budget.scope, applied.budget.window)
-                self._metrics.budget_limit.labels(*labels).set(usd(applied.budget.limit_micros))
-                self._metrics.budget_spent.labels(*labels).set(
-                    usd(window.spent_micros if window else 0)
-                )
-                self._metrics.budget_reserved.labels(*labels).set(
-                    usd(window.reserved_micros if window else 0)
-                )
+        try:
+            await self.ledger.refresh(now)
+        except StoreUnavailableError as exc:  # the finance gauges wait; polling goes on
+            log.warning("watcher.ledger_gauges_failed", error=str(exc)[:300])
         self._next_stats = now + STATS_EVERY_SECONDS
 
     async def _poll(self, job: JobRecord) -> None:
@@ -143,27 +154,40 @@ class Watcher:
             "Authorization": key if " " in key else f"Bearer {key}",
             "Accept": "application/json",
         }
-        outcome = await attempts.send(
-            self._upstream,
-            self._policy,
-            "GET",
-            f"/api/v1/tasks/{quote(job.task_id, safe='')}",
-            headers,
-            None,
-            operation="poll",
-            idempotent=True,
-            rng=self._rng,
-            on_retry=lambda reason: self._metrics.upstream_retries.labels("poll", reason).inc(),
-        )
-        self._metrics.job_polls.labels("watcher").inc()
-        updated = None
-        if outcome.reply is not None:
-            updated = await self._tracker.observe_reply(
-                job.task_id,
-                outcome.reply.status,
-                outcome.reply.body,
-                source="watcher",
+        tracing = self._tracker.settler.tracing
+        span = (
+            contextlib.nullcontext()
+            if tracing is None
+            else watcher_poll_span(
+                tracing,
+                task_id=job.task_id,
+                model=job.pinned_slug,
+                attempt=attempts_made,
+                submit_traceparent=job.traceparent,
             )
+        )
+        with span:
+            outcome = await attempts.send(
+                self._upstream,
+                self._policy,
+                "GET",
+                f"/api/v1/tasks/{quote(job.task_id, safe='')}",
+                headers,
+                None,
+                operation="poll",
+                idempotent=True,
+                rng=self._rng,
+                on_retry=lambda reason: self._metrics.upstream_retries.labels("poll", reason).inc(),
+            )
+            self._metrics.job_polls.labels("watcher").inc()
+            updated = None
+            if outcome.reply is not None:
+                updated = await self._tracker.observe_reply(
+                    job.task_id,
+                    outcome.reply.status,
+                    outcome.reply.body,
+                    source="watcher",
+                )
         if updated is not None and updated.terminal:
             return
         await self._reschedule(job, attempts_made)

@@ -35,7 +35,7 @@ from proxy.simulator.core import (
 )
 from proxy.simulator.faults import FAULT_HEADER
 from proxy.simulator.http import BODY, DROPPED, FAULT, SIM, TEAM, error, ok, reset_connection
-from proxy.simulator.models import MODELS, check_request, find_model
+from proxy.simulator.models import check_request, find_model, model_list
 from proxy.simulator.state import ROUTE_KINDS, RequestRecord, RouteKind
 
 TYPED_PREFIXES = frozenset({"text-to-image", "text-to-video", "image-to-image", "image-to-video"})
@@ -189,17 +189,7 @@ async def poll(request: web.Request) -> web.StreamResponse:
 
 
 async def models(request: web.Request) -> web.StreamResponse:
-    items = [
-        {
-            "slug": spec.slug,
-            "type": spec.type,
-            "description": spec.description,
-            "docs_url": spec.docs_url,
-            "provider": spec.provider,
-        }
-        for spec in MODELS.values()
-    ]
-    return web.json_response({"models": items})
+    return web.json_response({"models": model_list()})
 
 
 async def validate(request: web.Request) -> web.StreamResponse:

@@ -126,6 +126,7 @@ def _image(
 
 
 _T2V, _I2V_T, _V2V_T = "text-to-video", "image-to-video", "video-to-video"
+_T2I, _I2I = "text-to-image", "image-to-image"
 _SEEDANCE = range(4, 16)
 _SD_FULL = "480P=0.05 720P=0.10 1080P=0.20"
 _SD_FAST = "480P=0.03 720P=0.06"
@@ -133,6 +134,20 @@ _SD_MINI = "480P=0.02 720P=0.04"
 _KLING = range(3, 16)
 _WAN = range(2, 16)
 _WAN_PRICE = "720P=0.08 1080P=0.15"
+
+UNSPECIFIED: tuple[ModelSpec, ...] = (
+    _image("google/nano-banana-2", _T2I, "Google Nano Banana 2 text-to-image", "0.039"),
+    _image("alibaba/qwen-image-plus", _T2I, "Qwen Image Plus text-to-image", "0.03"),
+    _video(
+        "bytedance/seedance-1.0-pro-fast-t2v",
+        _T2V,
+        "Seedance 1.0 Pro Fast text-to-video",
+        "480P=0.02 720P=0.04 1080P=0.08",
+        durations=range(2, 13),
+        resolution="1080p",
+    ),
+)
+"""Models the simulator serves that have no spec in the proxy's catalog."""
 
 _SPECS: tuple[ModelSpec, ...] = (
     _hailuo("minimax/hailuo-2.3-t2v", _T2V, "MiniMax Hailuo 2.3 text-to-video"),
@@ -297,11 +312,53 @@ _SPECS: tuple[ModelSpec, ...] = (
         "0.035",
         required=("prompt", "image"),
     ),
+    # The image models Modellix's own clients use by default (the agent skill, the Canvas).
+    _image("google/nano-banana-2-lite", _T2I, "Google Nano Banana 2 Lite text-to-image", "0.02"),
+    _image(
+        "google/nano-banana-pro-edit",
+        _I2I,
+        "Google Nano Banana Pro image edit",
+        "0.134",
+        required=("prompt", "image"),
+    ),
+    _image("openai/gpt-image-2", _T2I, "OpenAI GPT Image 2 text-to-image", "0.04"),
+    _image(
+        "openai/gpt-image-2-edit",
+        _I2I,
+        "OpenAI GPT Image 2 image edit",
+        "0.04",
+        required=("prompt", "images"),
+    ),
+    _image("openai/gpt-image-1.5", _T2I, "OpenAI GPT Image 1.5 text-to-image", "0.034"),
+    _image(
+        "openai/gpt-image-1.5-edit",
+        _I2I,
+        "OpenAI GPT Image 1.5 image edit",
+        "0.034",
+        required=("prompt", "images"),
+    ),
+    # Listed and served here, but without a spec in the proxy's catalog: they exercise the
+    # proxy's "upstream-listed" path (exact slug accepted, common fields checked only).
+    *UNSPECIFIED,
 )
 
 MODELS: Mapping[str, ModelSpec] = {spec.slug.lower(): spec for spec in _SPECS}
 BILLED_SECONDS_WHEN_UNKNOWN = 5
 """Seconds billed when the output length follows an input video (``duration`` 0 or absent)."""
+
+
+def model_list() -> list[dict[str, str]]:
+    """The ``models`` array of ``GET /api/v1/models``: every model served, in table order."""
+    return [
+        {
+            "slug": spec.slug,
+            "type": spec.type,
+            "description": spec.description,
+            "docs_url": spec.docs_url,
+            "provider": spec.provider,
+        }
+        for spec in MODELS.values()
+    ]
 
 
 def find_model(provider: str, model: str) -> ModelSpec | None:

@@ -15,8 +15,11 @@ so a legitimate inline image costs bytes, never structure.
 from __future__ import annotations
 
 import asyncio
+import codecs
 import hashlib
 import json
+import re
+import secrets
 from collections.abc import AsyncIterable, Iterator
 from dataclasses import dataclass
 from json.encoder import encode_basestring_ascii
@@ -27,6 +30,11 @@ from proxy.errors import MalformedJSON, PayloadTooLarge
 
 _SLICE = 1 << 16  # characters of a long string escaped per call
 _FLUSH = 1 << 16  # bytes buffered before a hash update
+_WINDOW = 1 << 20  # bytes decoded per call
+_LIFT_CHARS = 1 << 14  # string literals longer than this are parsed by hand
+# Raw control characters, which JSON forbids inside a string (escaped ones are fine).
+_RAW_CONTROL = re.compile(r"[\x00-\x1f]")
+_CONTROL_BYTES = bytes(b for b in range(32) if b not in b"\t\n\r")
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,10 +111,166 @@ def _complex(detail: str) -> MalformedJSON:
 
 
 def parse_bounded(body: bytes, limits: BodyLimits) -> dict[str, Any]:
-    """The body as a JSON object within ``limits``; ``MalformedJSON`` otherwise."""
-    payload = parse_body(body)
+    """The body as a JSON object within ``limits``; ``MalformedJSON`` otherwise.
+
+    A body over ``limits.off_loop_bytes`` is parsed by ``parse_large``, whose C calls each
+    take a bounded slice (this runs in a worker thread, and the GIL changes hands only
+    between calls).
+    """
+    payload = parse_large(body) if len(body) > limits.off_loop_bytes else parse_body(body)
     check_shape(payload, limits)
     return payload
+
+
+def decode_text(body: bytes) -> str:
+    """The body as text (UTF-8, or the UTF-16/32 ``json.loads`` would detect), in slices."""
+    encoding = json.detect_encoding(body[:4])  # errors as json.loads(bytes) has them
+    decoder = codecs.getincrementaldecoder(encoding)("surrogatepass")
+    try:
+        parts = [
+            decoder.decode(body[start : start + _WINDOW]) for start in range(0, len(body), _WINDOW)
+        ]
+        parts.append(decoder.decode(b"", final=True))
+    except UnicodeDecodeError as exc:
+        raise MalformedJSON("invalid JSON format", reason="malformed_json") from exc
+    return "".join(parts)
+
+
+def parse_large(body: bytes, lift_chars: int = _LIFT_CHARS, window: int = _SLICE) -> dict[str, Any]:
+    """``parse_body`` for a large body, without one long call on its long strings.
+
+    Long string literals (base64 images, data URLs) are cut out of the text and put back
+    after the rest is parsed: without escapes their contents need only a check for raw
+    control characters, done in slices; with escapes they are decoded ``window``
+    characters at a time, each cut where no escape (or surrogate pair) is split. What
+    is left is small, or made of what the separator budget already bounds.
+    """
+    encoding = json.detect_encoding(body[:4])
+    utf8 = encoding in ("utf-8", "utf-8-sig")
+    if utf8 and _has_control_bytes(body):  # never valid in JSON, in a string or outside
+        raise MalformedJSON("invalid JSON format", reason="malformed_json")
+    text = decode_text(body)
+    nonce = secrets.token_hex(8)  # a client cannot forge a marker it does not know
+    pieces: list[str] = []
+    lifted: list[str] = []
+    copied = 0
+    pos = text.find('"')
+    while pos >= 0:
+        end = _string_end(text, pos)
+        if (
+            end - pos > lift_chars
+            and not (
+                _has_raw_whitespace(text, pos, end) if utf8 else _has_raw_control(text, pos, end)
+            )
+            and not _member_name(text, end)
+        ):
+            pieces += (text[copied:pos], f'"\\u0000{nonce}:{len(lifted)}"')
+            if text.find("\\", pos, end) < 0:
+                lifted.append(text[pos + 1 : end])
+            else:
+                lifted.append(_decode_escaped(text, pos + 1, end, window))
+            copied = end + 1
+        pos = text.find('"', end + 1)
+    if not lifted:
+        return parse_body(text)
+    pieces.append(text[copied:])
+    restored: dict[str, Any] = _restore(parse_body("".join(pieces)), f"\x00{nonce}:", lifted)
+    return restored
+
+
+def _decode_escaped(text: str, start: int, end: int, window: int) -> str:
+    """The value of the string literal whose contents are ``text[start:end]``, in slices."""
+    parts: list[str] = []
+    while start < end:
+        cut = end if end - start <= window else _safe_cut(text, start, start + window)
+        try:
+            parts.append(json.loads('"' + text[start:cut] + '"'))
+        except ValueError as exc:  # an invalid escape: the whole document is invalid
+            raise MalformedJSON("invalid JSON format", reason="malformed_json") from exc
+        start = cut
+    return "".join(parts)
+
+
+def _escape_at(text: str, start: int, index: int) -> bool:
+    """Whether the backslash at ``index`` begins an escape (an even run of them precedes)."""
+    low = max(start, index - 4096)
+    run = index - low - len(text[low:index].rstrip("\\"))
+    if run == index - low and low > start:  # the run goes on before the slice: count it all
+        run = index - start - len(text[start:index].rstrip("\\"))
+    return run % 2 == 0
+
+
+def _safe_cut(text: str, start: int, cut: int) -> int:
+    """A cut at or before ``cut`` that splits no escape and no ``\\uD8xx\\uDCxx`` pair."""
+    while True:
+        last = text.rfind("\\", max(start, cut - 6), cut)
+        if last < 0:
+            return cut
+        if not _escape_at(text, start, last):  # the second half of a complete ``\\\\``
+            return cut
+        size = 6 if text[last + 1 : last + 2] == "u" else 2
+        high = size == 6 and text[last + 2 : last + 4].lower() in ("d8", "d9", "da", "db")
+        if last + size < cut or (last + size == cut and not high):
+            return cut
+        if last <= start:  # nothing safe before: take the escape (or the pair) whole
+            low = text[last + 6 : last + 10].lower()
+            pair = high and low[:2] == "\\u" and low[2:4] in ("dc", "dd", "de", "df")
+            return last + size + (6 if pair else 0)
+        cut = last  # before this escape: what precedes it is complete
+
+
+def _string_end(text: str, start: int) -> int:
+    """Index of the quote closing the string literal opened at ``start``."""
+    pos = start + 1
+    while True:
+        end = text.find('"', pos)
+        if end < 0:
+            raise MalformedJSON("invalid JSON format", reason="malformed_json")
+        if text[end - 1] != "\\":
+            return end
+        run = end - pos - len(text[pos:end].rstrip("\\"))
+        if run % 2 == 0:  # not escaped
+            return end
+        pos = end + 1
+
+
+def _has_control_bytes(body: bytes) -> bool:
+    """Whether UTF-8 ``body`` holds a control byte other than tab, CR and LF (in slices)."""
+    return any(
+        len(piece.translate(None, _CONTROL_BYTES)) != len(piece)
+        for piece in (body[at : at + _WINDOW] for at in range(0, len(body), _WINDOW))
+    )
+
+
+def _has_raw_whitespace(text: str, start: int, end: int) -> bool:
+    """Whether ``text[start:end]`` holds a raw tab, CR or LF (JSON whitespace, not string)."""
+    return any(text.find(ch, start, end) >= 0 for ch in "\t\n\r")
+
+
+def _has_raw_control(text: str, start: int, end: int) -> bool:
+    """Whether ``text[start:end]`` holds a raw control character (searched in slices)."""
+    return any(
+        _RAW_CONTROL.search(text, at, min(at + _WINDOW, end)) is not None
+        for at in range(start, end, _WINDOW)
+    )
+
+
+def _member_name(text: str, end: int) -> bool:
+    """Whether the string ending at ``end`` is a member name (a ``:`` follows)."""
+    return text[end + 1 : end + 64].lstrip(" \t\r\n").startswith(":")
+
+
+def _restore(value: Any, prefix: str, lifted: list[str]) -> Any:
+    """``value`` with every marker string replaced by the string it stands for."""
+    if isinstance(value, str):
+        if value.startswith(prefix):
+            return lifted[int(value[len(prefix) :])]
+        return value
+    if isinstance(value, list):
+        return [_restore(v, prefix, lifted) for v in value]
+    if isinstance(value, dict):
+        return {k: _restore(v, prefix, lifted) for k, v in value.items()}
+    return value
 
 
 async def parse_object(body: bytes, limits: BodyLimits) -> dict[str, Any]:

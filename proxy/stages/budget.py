@@ -12,6 +12,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
+from proxy.catalog.listed import price_hint
 from proxy.context import RequestContext
 from proxy.errors import BudgetExceeded, TooManyRequests
 from proxy.governance.budgets import BudgetBook, describe, dollars, refusal_text, tightest
@@ -54,18 +55,23 @@ class BudgetStage:
                 names = ", ".join(a.budget.name for a in hard)
                 raise BudgetExceeded(
                     f"model {ctx.pinned_slug} has no price in the price table, and budget(s) "
-                    f"{names} apply: unpriced jobs are refused where a budget applies",
+                    f"{names} apply: unpriced jobs are refused where a budget applies; "
+                    + price_hint(ctx.pinned_slug, ctx.pin_policy_outcome),
                     reason="unpriced_under_budget",
                 )
             return
+        # Named before the call: if the store commits and then fails to say so, the request
+        # still knows what to release (releasing what was never held is a no-op).
+        ctx.reservation_id = f"job:{ctx.internal_id}"
         result = await self._store.budget_reserve(
             [a.scope for a in applied],
             amount,
-            reservation_id=f"job:{ctx.internal_id}",
+            reservation_id=ctx.reservation_id,
             owner=self._owner,
             at=now,
         )
         if result.reservation is None:
+            ctx.reservation_id = None
             window = result.refused
             refused = next(
                 (a for a in applied if window and a.key == (window.scope_key, window.window_start)),
@@ -80,7 +86,6 @@ class BudgetStage:
                 details={"budget": describe(refused, window, amount)},
                 headers={"X-Modellix-Proxy-Budget": refused.budget.name},
             )
-        ctx.reservation_id = result.reservation.reservation_id
         windows = await self._store.budget_windows([a.key for a in applied])
         best = tightest([(a, windows.get(a.key)) for a in applied])
         if best is not None:
@@ -95,20 +100,21 @@ class BudgetStage:
         if caller is None or caller.max_concurrent_jobs is None or caller.virtual_key_id is None:
             return
         cap = caller.max_concurrent_jobs
+        ctx.slot_reservation_id = f"slot:{ctx.internal_id}"  # named first, as above
         result = await self._store.budget_reserve(
             [BudgetScope(f"jobs:{caller.virtual_key_id}", 0.0, cap)],
             1,
-            reservation_id=f"slot:{ctx.internal_id}",
+            reservation_id=ctx.slot_reservation_id,
             owner=self._owner,
             at=self._clock(),
         )
         if result.reservation is None:
+            ctx.slot_reservation_id = None
             raise TooManyRequests(
                 f"key {caller.virtual_key_id} already has {cap} job(s) in flight (its limit); "
                 "wait for one to finish",
                 reason="key_concurrency",
             )
-        ctx.slot_reservation_id = result.reservation.reservation_id
 
 
 __all__ = ["BudgetStage", "dollars"]

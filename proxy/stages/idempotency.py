@@ -43,11 +43,14 @@ class IdempotencyStage:
         settings: IdempotencySettings,
         metrics: Metrics,
         clock: Callable[[], float] = time.time,
+        *,
+        owner: str | None = None,
     ) -> None:
         self._store = store
         self._settings = settings
         self._metrics = metrics
         self._clock = clock
+        self._owner = owner  # the replica holding claims until their outcome is recorded
 
     async def __call__(self, ctx: RequestContext) -> None:
         key = ctx.headers.get(HEADER)
@@ -63,6 +66,9 @@ class IdempotencyStage:
                 reason="bad_idempotency_key",
             )
         assert ctx.caller is not None
+        # Named before the call: if the store commits the claim and then fails to say so,
+        # the request still releases it (only its own claim, by its claim id).
+        ctx.idempotency_key = key
         claim = await self._store.claim(
             ctx.caller.identity,
             key,
@@ -70,10 +76,12 @@ class IdempotencyStage:
             self._clock(),
             ttl_seconds=ttl,
             in_flight_timeout=self._settings.in_flight_timeout_seconds,
+            claim_id=ctx.internal_id,
+            owner=self._owner,
         )
         if claim.outcome is ClaimOutcome.NEW:
-            ctx.idempotency_key = key
             return
+        ctx.idempotency_key = None
         if claim.outcome is ClaimOutcome.REPLAY:
             assert claim.response is not None
             stored = claim.response

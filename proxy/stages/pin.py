@@ -2,15 +2,27 @@
 
 from __future__ import annotations
 
+import structlog
+
+from proxy.catalog.listed import RULE_STATUS
 from proxy.catalog.pinning import Pinner
 from proxy.context import RequestContext
+
+log = structlog.get_logger("proxy.pin")
+LISTED_WARNING = (
+    f"no local spec for this model: validated as {RULE_STATUS} only "
+    "(JSON object, size limits, common fields)"
+)
 
 
 class PinStage:
     """Sets ``alias``, ``pinned_slug`` and ``pin_policy_outcome``; refuses unknown slugs.
 
-    Raises ``ModelNotFound`` (404, reason ``model_not_pinned`` or
-    ``model_not_allowed``) naming the slugs the caller may use.
+    A slug that is neither an alias nor a catalog slug is looked up in the upstream's
+    model list, fetched first (with the caller's key, unless a watcher key is set) when
+    the list is missing or stale. Raises ``ModelNotFound`` (404, reason
+    ``model_not_pinned``, ``model_disabled`` or ``model_not_allowed``) with a one-line
+    message pointing at ``GET /api/v1/models``.
     """
 
     name = "pin"
@@ -19,10 +31,16 @@ class PinStage:
         self._pinner = pinner
 
     async def __call__(self, ctx: RequestContext) -> None:
-        if ctx.requested_slug is None:
+        slug = ctx.requested_slug
+        if slug is None:
             return
+        if self._pinner.needs_listing(slug):
+            await self._pinner.listing.ensure(ctx.upstream_authorization)
         allowed = ctx.caller.allowed_models if ctx.caller is not None else None
-        result = self._pinner.resolve(ctx.requested_slug, allowed)
+        result = self._pinner.resolve(slug, allowed)
         ctx.alias = result.alias
         ctx.pinned_slug = result.pinned
         ctx.pin_policy_outcome = result.outcome
+        if result.outcome == RULE_STATUS:
+            ctx.warnings.append(LISTED_WARNING)
+            log.info("pin.upstream_listed", model=result.pinned, rule_status=RULE_STATUS)

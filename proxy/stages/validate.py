@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
+from proxy.catalog.listed import common_problems
 from proxy.catalog.loader import Catalog
 from proxy.catalog.media import MediaChecker
 from proxy.catalog.validation import BodyValidator, refusal, sort_problems
@@ -17,7 +18,8 @@ class ValidateStage:
     Raises ``MalformedJSON`` for a body that is not a JSON object and
     ``InvalidInput`` listing every problem otherwise. URL preflight runs only
     when the body is otherwise valid (a refusal is already certain without it).
-    A model outside the catalog (permissive pinning) gets the JSON-object check only.
+    A model outside the catalog (upstream-listed, or permissive pinning) gets the
+    JSON-object check and the common-field checks of ``proxy.catalog.listed`` only.
     The forwarded body stays ``ctx.body``, unchanged.
     """
 
@@ -44,7 +46,9 @@ class ValidateStage:
             payload = await parse_object(ctx.body, self._limits)
         ctx.payload = payload
         spec = self._catalog.get(slug)
-        if spec is None:
+        if spec is None:  # upstream-listed or permissive: only what can be known
+            if listed := common_problems(payload):
+                raise refusal(sort_problems(listed))
             return
         if len(ctx.body) <= self._limits.off_loop_bytes:
             problems, warnings = self._validator.check(spec, payload)

@@ -52,6 +52,17 @@ WHERE i.owner <> $3
   AND ((r.heartbeat_at IS NULL AND i.created_at < $1) OR r.heartbeat_at < $1)
 ORDER BY i.created_at LIMIT $2"""
 
+# Claims a dead replica held for requests that never wrote an intent: nothing was sent.
+DEAD_CLAIMS = """
+SELECT k.scope, k.key, k.claim_id FROM idempotency_keys k
+LEFT JOIN replicas r ON r.replica_id = k.owner
+WHERE k.owner IS NOT NULL AND k.claim_id IS NOT NULL AND k.state = 'in_flight'
+  AND k.owner <> $3
+  AND ((r.heartbeat_at IS NULL AND k.claimed_at < $1) OR r.heartbeat_at < $1)
+  AND NOT EXISTS (SELECT 1 FROM submit_intents i
+                  WHERE i.idempotency_scope = k.scope AND i.idempotency_key = k.key)
+LIMIT $2"""
+
 DEAD_RESERVATIONS = """
 SELECT b.reservation_id FROM budget_reservations b
 LEFT JOIN replicas r ON r.replica_id = b.owner
@@ -131,7 +142,7 @@ class IntentsMixin(JobsMixin, IdempotencyMixin, BudgetsMixin):
             await self._hand_over(tx, (job.reservation_id, job.slot_reservation_id))
             if response is not None and intent.idempotency_scope and intent.idempotency_key:
                 await self._complete_in(
-                    tx, intent.idempotency_scope, intent.idempotency_key, response
+                    tx, intent.idempotency_scope, intent.idempotency_key, response, intent.intent_id
                 )
         return recorded
 
@@ -164,9 +175,9 @@ class IntentsMixin(JobsMixin, IdempotencyMixin, BudgetsMixin):
             scope, key = intent.idempotency_scope, intent.idempotency_key
             if scope and key:
                 if complete and response is not None:
-                    await self._complete_in(tx, scope, key, response)
+                    await self._complete_in(tx, scope, key, response, intent.intent_id)
                 else:
-                    await self._release_in(tx, scope, key)
+                    await self._release_in(tx, scope, key, intent.intent_id)
         return True
 
     async def _to_unknown(self, tx: Tx, intent: Intent, detail: str) -> JobRecord:
@@ -194,7 +205,7 @@ class IntentsMixin(JobsMixin, IdempotencyMixin, BudgetsMixin):
             await self._close_in(tx, intent.slot_reservation_id, "released", 0)
         if intent.idempotency_scope and intent.idempotency_key:
             await self._unknown_in(
-                tx, intent.idempotency_scope, intent.idempotency_key, job.task_id
+                tx, intent.idempotency_scope, intent.idempotency_key, job.task_id, intent.intent_id
             )
         return dataclasses.replace(recorded, error_reason=detail[:500])
 
@@ -240,13 +251,21 @@ class IntentsMixin(JobsMixin, IdempotencyMixin, BudgetsMixin):
         for reservation_id in held:
             async with self._write() as tx:
                 released += await self._close_in(tx, reservation_id, "released", 0)
+        async with self._read() as tx:
+            claims = await tx.fetch(sql(DEAD_CLAIMS), cutoff, limit, me)
+        freed = 0
+        for claim in claims:
+            async with self._write() as tx:
+                freed += await self._release_in(tx, claim["scope"], claim["key"], claim["claim_id"])
         async with self._write() as tx:
             await tx.execute(
                 sql("DELETE FROM replicas WHERE heartbeat_at < $1 AND replica_id <> $2"),
                 now - max(lease_seconds * 10, 3600.0),
                 me,
             )
-        return Recovery(unknown=tuple(unknown), reservations_released=released)
+        return Recovery(
+            unknown=tuple(unknown), reservations_released=released, claims_released=freed
+        )
 
     async def list_intents(self, limit: int = 100) -> list[Intent]:
         async with self._read() as tx:
@@ -321,3 +340,13 @@ class IntentsMixin(JobsMixin, IdempotencyMixin, BudgetsMixin):
                     task_id,
                 )
         return recorded
+
+    async def purge_closed_reservations(self, before: float, limit: int) -> int:
+        """Delete up to ``limit`` settled or released reservations created before ``before``."""
+        sql = (
+            "DELETE FROM budget_reservations WHERE reservation_id IN ("
+            " SELECT reservation_id FROM budget_reservations"
+            " WHERE state <> 'reserved' AND created_at < $1 LIMIT $2)"
+        )
+        async with self._write() as tx:
+            return await tx.execute(self.dialect.sql(sql), before, limit)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 
+from proxy.stores._budgets import BudgetsMixin
 from proxy.stores._sql import (
-    SqlBase,
     Tx,
     decode_cursor,
     encode_cursor,
@@ -63,7 +63,7 @@ OVERDUE_JOBS = (
 _GROUP_EXPR = {"team": "team", "project": "project", "model": "pinned_slug", "status": "status"}
 
 
-class JobsMixin(SqlBase):
+class JobsMixin(BudgetsMixin):
     """``JobStore`` and ``WatcherStore`` over any ``SqlBase`` connection provider."""
 
     async def insert_job(self, job: NewJob) -> JobRecord:
@@ -117,6 +117,8 @@ class JobsMixin(SqlBase):
                 defer_until=defer_until, polls=polls,
             )  # fmt: skip
             await self._write_state(tx, transition.job)
+            if transition.became_terminal:
+                await self._close_holds(tx, transition.job)
         return transition
 
     async def defer(self, task_id: str, until: float) -> bool:
@@ -280,8 +282,27 @@ class JobsMixin(SqlBase):
                 )
                 if step.became_terminal:
                     await self._write_state(tx, step.job)
+                    await self._close_holds(tx, step.job)
                     expired.append(step.job)
         return expired
+
+    async def _close_holds(self, tx: Tx, job: JobRecord) -> None:
+        """In the transaction that makes ``job`` terminal: its money and slot, settled once.
+
+        Success (or a failure billed at a price) turns the reservation into spend at the
+        final cost; anything else releases it; the concurrency slot is freed. Done here,
+        not after the commit, so no crash can leave a terminal job's holds open.
+        """
+        if job.reservation_id is not None:
+            final = job.final_cost_micros or 0
+            billed = job.status is JobStatus.SUCCESS or (
+                job.status is JobStatus.FAILED and final > 0
+            )
+            await self._close_in(
+                tx, job.reservation_id, "settled" if billed else "released", final if billed else 0
+            )
+        if job.slot_reservation_id is not None:
+            await self._close_in(tx, job.slot_reservation_id, "released", 0)
 
     async def _locked_job(self, tx: Tx, task_id: str) -> JobRecord | None:
         sql = "SELECT * FROM jobs WHERE task_id = $1" + self.dialect.lock_rows  # noqa: S608

@@ -177,11 +177,18 @@ class IdempotencyStore(Protocol):
         now: float,
         ttl_seconds: float = DEFAULT_IDEMPOTENCY_TTL,
         in_flight_timeout: float = DEFAULT_IN_FLIGHT_TIMEOUT,
+        *,
+        claim_id: str | None = None,
+        owner: str | None = None,
     ) -> Claim:
         """Claim a key: exactly one of concurrent claimers gets ``NEW``.
 
-        An in-flight claim older than ``in_flight_timeout`` becomes ``UNKNOWN``
-        (the first request may have reached upstream); an expired key is ``NEW`` again.
+        ``claim_id`` (the request's internal id) and ``owner`` (its replica) say who holds
+        the claim: only that claim is resolved by its intent, and a dead owner's claims
+        that never reached an intent are freed by ``recover``.
+
+        An in-flight claim older than ``in_flight_timeout`` is ``NEW`` again only if no
+        submit intent holds it (nothing was sent); an expired key is ``NEW`` again.
         """
 
     async def complete(self, scope: str, key: str, response: StoredResponse) -> bool:
@@ -190,8 +197,11 @@ class IdempotencyStore(Protocol):
     async def mark_unknown(self, scope: str, key: str) -> bool:
         """Record that the request was sent but its outcome is unknown."""
 
-    async def release(self, scope: str, key: str) -> bool:
-        """Forget an uncompleted claim (nothing was created upstream) so a retry proceeds."""
+    async def release(self, scope: str, key: str, claim_id: str | None = None) -> bool:
+        """Forget an uncompleted claim (nothing was created upstream) so a retry proceeds.
+
+        With ``claim_id``, only that claim (a newer claim of the key is left alone).
+        """
 
     async def purge_expired(self, now: float) -> int:
         """Delete expired keys; returns how many."""
@@ -339,6 +349,9 @@ class IntentStore(Protocol):
 
     async def attach_task(self, placeholder: str, task_id: str, now: float) -> JobRecord | None:
         """An ``unknown`` record becomes the job of ``task_id`` (found by an operator)."""
+
+    async def purge_closed_reservations(self, before: float, limit: int) -> int:
+        """Delete up to ``limit`` closed reservations created before ``before``; how many."""
 
 
 class JobUpkeepStore(Protocol):

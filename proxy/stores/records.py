@@ -389,3 +389,4 @@ class Recovery:
 
     unknown: tuple[JobRecord, ...] = ()
     reservations_released: int = 0
+    claims_released: int = 0

@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import aiosqlite
+import structlog
 
 from proxy.stores import migrations
 from proxy.stores._budget_defs import BudgetDefinitionsMixin
@@ -31,6 +32,7 @@ from proxy.stores._vkeys import VirtualKeysMixin
 from proxy.stores.base import StoreUnavailableError
 
 DEFAULT_BUSY_TIMEOUT_MS = 5000
+log = structlog.get_logger("proxy.store")
 # A locked, full or vanished database file; mapped to StoreUnavailableError.
 _UNAVAILABLE = (sqlite3.OperationalError,)
 
@@ -134,18 +136,33 @@ class SqliteStore(
 
     @asynccontextmanager
     async def _write(self) -> AsyncIterator[Tx]:
+        """``BEGIN IMMEDIATE`` ... ``COMMIT``, safe against cancellation.
+
+        aiosqlite runs statements on its own thread, in order: a cancelled caller does not
+        stop a statement already queued. So COMMIT is shielded (once asked for, it lands
+        and the caller's cancellation is re-raised after it), and a ROLLBACK after a
+        failure or a cancellation never replaces the exception that caused it.
+        """
         async with self._lock:
             try:
                 await self._conn.execute("BEGIN IMMEDIATE")
                 try:
                     yield self._tx
-                    await self._conn.execute("COMMIT")
+                    await asyncio.shield(self._conn.execute("COMMIT"))
                 except BaseException:
-                    if self._conn.in_transaction:
-                        await self._conn.execute("ROLLBACK")
+                    await self._rollback()  # a no-op once COMMIT has landed
                     raise
             except _UNAVAILABLE as exc:
                 raise StoreUnavailableError(f"SQLite unavailable: {exc}") from exc
+
+    async def _rollback(self) -> None:
+        try:
+            if self._conn.in_transaction:
+                await asyncio.shield(self._conn.execute("ROLLBACK"))
+        except (sqlite3.Error, ValueError, asyncio.CancelledError) as exc:
+            # Nothing to roll back any more (or the connection is gone): the original
+            # exception is what the caller must see.
+            log.debug("sqlite.rollback_skipped", error=str(exc))
 
     @asynccontextmanager
     async def _read(self) -> AsyncIterator[Tx]:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import re
 import sys
+import threading
 from collections.abc import Callable, MutableMapping
 from typing import Any, TextIO
 
@@ -32,7 +33,7 @@ _BEARER = re.compile(r"(?i)\b(bearer)[ \t]+" + _RUN)
 # A key starts a word, or follows an escape as a repr shows it ("\x7fsk-...", "\tsk-...").
 _KEY_START = r"(?:(?<![A-Za-z0-9])|(?<=\\x[0-9a-fA-F]{2})|(?<=\\u[0-9a-fA-F]{4})|(?<=\\[ntrabfv0]))"
 _KEYS = re.compile(_KEY_START + r"(sk|mlx-vk)-" + _RUN)
-_FOREIGN_LOGGERS = ("aiohttp", "asyncio", "py.warnings")
+_FOREIGN_LOGGERS = ("aiohttp", "asyncio", "py.warnings", "threading")
 _STATEMENT_LOGGERS = ("aiosqlite", "asyncpg")
 _SECRET_KEYS = frozenset(
     {"authorization", "api_key", "apikey", "token", "secret", "password", "x-api-key", "key"}
@@ -105,6 +106,15 @@ def _foreign_records(renderer: Any, stream: TextIO, level: int) -> None:
     for name in _STATEMENT_LOGGERS:  # every statement and its parameters: never below info
         logging.getLogger(name).setLevel(max(level, logging.INFO))
     logging.captureWarnings(True)
+
+
+def log_thread_exception(args: threading.ExceptHookArgs) -> None:
+    """``threading.excepthook`` for the server: one redacted JSON line, not a raw traceback."""
+    if args.exc_type is SystemExit:
+        return
+    thread = args.thread.name if args.thread is not None else "?"
+    exc_info = (args.exc_type, args.exc_value or args.exc_type(), args.exc_traceback)
+    logging.getLogger("threading").error("thread.failed %s", thread, exc_info=exc_info)
 
 
 def configure_logging(

@@ -9,7 +9,18 @@ and logs). Dashboards and alert rules are tested to use only these names.
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
+from collections.abc import Sequence
+
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    Info,
+    disable_created_metrics,
+)
+
+from proxy import money
 
 PREFIX = "modellix_proxy"
 
@@ -44,7 +55,17 @@ COST_BUCKETS_USD = (0.01, 0.05, 0.1, 0.25, 0.5, 0.75, 1, 1.5, 2, 3, 5, 10)
 class Metrics:
     """The proxy's metrics, registered on an explicit registry (a fresh one per app)."""
 
-    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+    def __init__(
+        self,
+        registry: CollectorRegistry | None = None,
+        *,
+        cost_buckets: Sequence[float] = COST_BUCKETS_USD,
+    ) -> None:
+        """``cost_buckets``: the job cost histogram's edges (see ``price_points``)."""
+        # ``*_created`` series double the series count and no dashboard or rule reads them.
+        # prometheus_client keeps this switch process-wide; it is set when metrics are built,
+        # never at import.
+        disable_created_metrics()  # type: ignore[no-untyped-call]
         self.registry = registry if registry is not None else CollectorRegistry()
         r = self.registry
         p = PREFIX
@@ -139,7 +160,7 @@ class Metrics:
             f"{p}_job_cost_usd",
             "Cost of one job at its terminal state (final cost), by model.",
             [MODEL],
-            buckets=COST_BUCKETS_USD,
+            buckets=tuple(cost_buckets),
             registry=r,
         )
         self.time_to_terminal = Histogram(
@@ -230,6 +251,59 @@ class Metrics:
             [BUDGET, SCOPE],
             registry=r,
         )
+        self.smallest_job = Gauge(
+            f"{p}_price_smallest_job_usd",
+            "Estimated cost of the cheapest typical job in the price table (each priced model's "
+            "default body); a budget with less left than this cannot take another job.",
+            registry=r,
+        )
+        # --- the ledger, read from the store (shared numbers: every replica reports them) ---
+        self.ledger_spend = Gauge(
+            f"{p}_ledger_spend_usd",
+            "Settled spend of jobs submitted in the current window (day, month; total: all "
+            "retained jobs), from the store, by team, project and model.",
+            [WINDOW, TEAM, PROJECT, MODEL],
+            registry=r,
+        )
+        self.ledger_jobs = Gauge(
+            f"{p}_ledger_jobs",
+            "Jobs submitted in the current window (day, month), priced or not, from the store, "
+            "by team, project and model.",
+            [WINDOW, TEAM, PROJECT, MODEL],
+            registry=r,
+        )
+        self.ledger_refused_savings = Gauge(
+            f"{p}_ledger_refused_savings_usd",
+            "Estimated cost of submits refused in the current window (day, month), from the "
+            "store, by team, project, model and reason.",
+            [WINDOW, TEAM, PROJECT, MODEL, REASON],
+            registry=r,
+        )
+        self.ledger_job_cost_p50 = Gauge(
+            f"{p}_ledger_job_cost_p50_usd",
+            "Exact median cost per successful job over the last 24 hours (nearest rank over "
+            "the final costs in the store), by model.",
+            [MODEL],
+            registry=r,
+        )
+        self.ledger_job_cost_p95 = Gauge(
+            f"{p}_ledger_job_cost_p95_usd",
+            "Exact 95th percentile cost per successful job over the last 24 hours (nearest "
+            "rank over the final costs in the store), by model.",
+            [MODEL],
+            registry=r,
+        )
+        self.ledger_costed_jobs = Gauge(
+            f"{p}_ledger_costed_jobs",
+            "Successful jobs with a final cost over the last 24 hours (the quantiles' sample).",
+            [MODEL],
+            registry=r,
+        )
+        self.ledger_refreshed = Gauge(
+            f"{p}_ledger_refresh_timestamp_seconds",
+            "When the ledger gauges were last read from the store (Unix time; 0: never).",
+            registry=r,
+        )
         # --- watcher ------------------------------------------------------------------
         self.watcher_backlog = Gauge(
             f"{p}_watcher_backlog_jobs",
@@ -285,4 +359,4 @@ class Metrics:
 
 def usd(micros: int) -> float:
     """Micro-dollars as a float for a metric sample (never used for sums we keep)."""
-    return micros / 1_000_000
+    return money.sample(micros)

@@ -42,6 +42,7 @@ from structlog.typing import EventDict, WrappedLogger
 SCOPE = "modellix-proxy"
 REDACTED = "[REDACTED]"
 JOB_SPAN_NAME = "modellix.job"
+WATCHER_POLL_SPAN_NAME = "modellix.watcher.poll"
 FAILED_JOB_STATUSES = frozenset({"failed", "expired", "unknown"})
 _SENSITIVE = re.compile(r"auth|key|token|secret|passw|cookie|signature|credential", re.I)
 _NOT_SECRET = frozenset({"idempotency-key"})
@@ -388,6 +389,45 @@ def record_job_span(
         span.set_status(Status(StatusCode.ERROR, f"job {status}"))
     span.end(end_time=max(round(terminal_at * 1_000_000) * 1_000, start_ns))
     return span.get_span_context()
+
+
+@contextmanager
+def watcher_poll_span(
+    tracing: Tracing, *, task_id: str, model: str, attempt: int, submit_traceparent: str | None
+) -> Iterator[Span]:
+    """Make the watcher's poll of one job current (its upstream attempts become children).
+
+    A new trace per poll, carrying the task id and linked to the submit request's span: the
+    job span (written at terminal, with the recorded start) links to the same span, so a
+    job's submit, polls and job span are one link apart.
+    """
+    submit = parse_traceparent(submit_traceparent)
+    links = [Link(submit, {"modellix.link.reason": "submit"})] if submit else []
+    attrs: dict[str, AttributeValue] = {
+        "modellix.task_id": task_id,
+        "modellix.model.pinned": model,
+        "modellix.poll.source": "watcher",
+        "modellix.poll.attempt": attempt,
+    }
+    with tracing.tracer.start_as_current_span(
+        WATCHER_POLL_SPAN_NAME,
+        context=Context(),
+        kind=SpanKind.INTERNAL,
+        attributes=attrs,
+        links=links,
+        record_exception=False,
+    ) as span:
+        yield span
+
+
+def span_ids(context: SpanContext | None) -> dict[str, str]:
+    """``trace_id`` and ``span_id`` (W3C hex) of a span context, for a log line; none if invalid."""
+    if context is None or not context.is_valid:
+        return {}
+    return {
+        "trace_id": format(context.trace_id, "032x"),
+        "span_id": format(context.span_id, "016x"),
+    }
 
 
 def add_trace_context(_logger: WrappedLogger, _method: str, event_dict: EventDict) -> EventDict:

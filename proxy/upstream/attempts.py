@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import random
 import time
 from collections.abc import Callable, Mapping
@@ -72,11 +73,22 @@ async def send(
             return Outcome(bucket, attempt, spent, failure=failure)
         spent += reply.seconds
         bucket = classify_status(reply.status, policy.retry_statuses)
+        unusable = bucket is Bucket.SUCCESS and operation == "poll" and not _json_object(reply)
+        if unusable:  # a 2xx poll answer that is not a JSON object: as unusable as a 503
+            bucket = Bucket.TRANSIENT
         if bucket is Bucket.TRANSIENT:
             asked = server_delay(reply.headers, wall())
             delay = next_delay(policy, attempt, clock() - started, rng.random(), asked)
             if delay is not None:
-                on_retry(str(reply.status))
+                on_retry("invalid_body" if unusable else str(reply.status))
                 await sleep(delay)
                 continue
         return Outcome(bucket, attempt, spent, reply=reply)
+
+
+def _json_object(reply: Reply) -> bool:
+    """Whether a reply's body is a JSON object (what every Modellix API answer is)."""
+    try:
+        return isinstance(json.loads(reply.body), dict)
+    except ValueError:  # not JSON, or not UTF-8
+        return False

@@ -55,16 +55,18 @@ async def test_exact_slug_is_direct(catalog: Catalog) -> None:
 
 
 async def test_strict_refuses_unknown_with_allowed_list_and_hint(catalog: Catalog) -> None:
-    """An unknown slug is a 404 naming allowed slugs, with a did-you-mean for case slips."""
+    """An unknown slug is a one-line 404 with a did-you-mean; the allowed names are a field."""
     with pytest.raises(ModelNotFound) as info:
         await pin(make_ctx("MiniMax/Hailuo-02-T2V"), catalog)
     err = info.value
     assert err.status == 404
     assert err.instance_reason == "model_not_pinned"
-    assert err.message.startswith(
-        "Model not found: MiniMax/Hailuo-02-T2V (did you mean 'minimax/hailuo-02-t2v'?)"
+    assert err.message == (
+        "Model not found: MiniMax/Hailuo-02-T2V is not served through this proxy "
+        "(did you mean 'minimax/hailuo-02-t2v'?); GET /api/v1/models lists the models you can use"
     )
     assert "minimax/hailuo" in err.details["allowed_models"]
+    assert err.details["suggestion"] == "minimax/hailuo-02-t2v"
 
 
 async def test_permissive_forwards_unknown_and_checks_json_only(

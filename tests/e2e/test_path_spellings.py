@@ -27,10 +27,14 @@ import pytest
 from hypothesis import HealthCheck, currently_in_test_context, event, given, settings
 from hypothesis import strategies as st
 
+from proxy.config import UpstreamSettings
 from proxy.context import RouteKind
 from proxy.routing import classify, submit_path
+from proxy.simulator import Simulator, SimulatorConfig
 from proxy.stores.records import Budget
-from tests.e2e.recording import UPSTREAM_KEY, Guarded, ServerFactory, guarded
+from proxy.telemetry.metrics import Metrics
+from proxy.upstream.client import Upstream
+from tests.e2e.recording import UPSTREAM_KEY, Guarded, RecordingRelay, ServerFactory, guarded
 from tests.e2e.test_client_flow import HAILUO
 from tests.pathspellings import issue_spellings, spellings
 
@@ -283,3 +287,28 @@ async def test_the_issues_submit_spellings_go_through_the_pipeline(keyed: Keyed)
             assert answer.status in (400, 404, 405), (target, answer)
     assert bought == 12
     assert keyed.g.sim.counters.tasks_created == len(keyed.approved) == bought + 1
+
+
+async def test_the_upstream_client_sends_a_path_byte_for_byte(
+    aiohttp_server: ServerFactory,
+) -> None:
+    """``Upstream`` sends the path it is given unchanged: no dot resolution, no re-encoding."""
+    sim = Simulator(SimulatorConfig.fast())
+    sim_url = (await aiohttp_server(sim.create_app())).make_url("")
+    relay = RecordingRelay(sim_url)
+    origin = str((await aiohttp_server(relay.app())).make_url("")).rstrip("/")
+    upstream = Upstream(UpstreamSettings(origin=origin), Metrics())
+    await upstream.start()
+    try:
+        for target in (
+            "/api/v1/x/../models",
+            "/api/v1/./models?q=/../x",
+            "/api/v1/%2e%2e/%2E/models",
+            "/api/v1//models/",
+            "/api/v1/tasks/a%2Fb%3A~",
+            "/api/v1/a\\b",
+        ):
+            await upstream.fetch("GET", target, {"Authorization": UPSTREAM_AUTH}, None, "test")
+            assert relay.received[-1].path_qs == target
+    finally:
+        await upstream.close()

@@ -41,7 +41,7 @@ CANONICAL = {
 async def test_no_spelling_buys_past_a_hard_budget_on_three_replicas(
     aiohttp_server: ServerFactory, tmp_path: Path
 ) -> None:
-    """120 racing submits in every spelling on three replicas under $12: 37 jobs, billed = ledger."""
+    """120 racing submits, every spelling, three replicas, $12 budget: 37 jobs, billed = ledger."""
     async with cluster(aiohttp_server, tmp_path, virtual=True) as cl:
         await put_budget(cl, "paths", {"scope": "global", "window": "month", "limit_usd": "12"})
         keys = window_keys(["paths"])

@@ -42,3 +42,12 @@ def test_rounding_is_half_up_to_the_micro_dollar() -> None:
     """Sub-micro amounts round half up, in Decimal, never through floats."""
     entry = PriceEntry(unit="per_second", usd=Decimal("0.0000015"))
     assert estimate_micros(entry, Quantities("per_second", 1.0, None, 1)) == 2
+
+
+def test_hostile_quantities_are_unpriced_never_an_error() -> None:
+    """Negative, infinite, NaN or absurd durations and counts give None (unknown), not a raise."""
+    for seconds in (-6.0, 1e29, float("inf"), float("-inf"), float("nan"), 1e308):
+        assert estimate_micros(HAILUO, Quantities("per_second", seconds, "768P", 1)) is None
+    image = PriceEntry(unit="per_image", usd=Decimal("0.03"))
+    for count in (-1, 10**30):
+        assert estimate_micros(image, Quantities("per_image", None, None, count)) is None

@@ -53,6 +53,7 @@ async def test_promtool_check_metrics_is_clean(
     assert status == 200
     text = body.decode()
     assert "modellix_proxy_job_cost_usd_bucket" in text
+    assert "_created" not in text  # disable_created_metrics(): half the series, no reader
     run_promtool(promtool, "check", "metrics", stdin=text)
 
 

@@ -39,7 +39,8 @@ KEY_PANELS = (
     "finance.json: Cost per job P50 and P95 by model [B]",
     "finance.json: Spend rate by model (USD per hour) [A]",
     "finance.json: Spend in range [A]",
-    "finance.json: Saved by refused inputs [A]",
+    "finance.json: Saved by refused inputs today [A]",
+    "finance.json: Spend today [A]",
     "modellix-proxy.yml: job:modellix_proxy_job_failure:ratio_rate5m",
 )
 
@@ -147,7 +148,7 @@ async def test_dashboards_and_rules_run_on_real_prometheus(
 ) -> None:
     """Prometheus scrapes the proxy; every expression parses and the key panels show data."""
     started = time.monotonic()
-    stack = await make_live(tracing=traced)
+    stack = await make_live(tracing=traced, watcher={"enabled": True, "tick_seconds": 0.2})
     assert stack.running.admin_port is not None
     with prometheus_scraping(stack.running.admin_port, tmp_path) as prom:
         stop = asyncio.Event()

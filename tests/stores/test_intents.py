@@ -166,3 +166,19 @@ async def test_two_sweepers_take_each_intent_once(store: Store, replica: Store) 
     assert ids == sorted(f"unknown:r{n}" for n in range(6))
     assert await _held(store, "team:a", T0) == 6_000_000
     assert await _held(store, "jobs:vk1", 0.0) == 0
+
+
+async def test_closed_reservations_are_purged_open_ones_kept(store: Store) -> None:
+    """Retention deletes settled/released reservations past the cutoff, never open ones."""
+    for n in range(5):
+        await store.budget_reserve([SCOPE], 1_000, reservation_id=f"old-{n}", at=T0)
+    await store.budget_reserve([SCOPE], 1_000, reservation_id="recent", at=T0 + 100)
+    await store.budget_release("old-0")
+    await store.budget_settle("old-1", 1_000)
+    await store.budget_release("recent")
+    assert await store.purge_closed_reservations(T0 + 50, limit=1) == 1
+    assert await store.purge_closed_reservations(T0 + 50, limit=10) == 1
+    assert await store.purge_closed_reservations(T0 + 50, limit=10) == 0
+    held = {h.reservation_id for h in await store.open_reservations()}
+    assert held == {"old-2", "old-3", "old-4"}
+    assert await _held(store, "team:a", T0) == 3_000

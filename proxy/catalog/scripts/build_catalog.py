@@ -4,7 +4,9 @@ Run once when the reference changes, then review the diff::
 
     python -m proxy.catalog.scripts.build_catalog ../shared/reference/modellix-video-catalog.json
 
-Per-parameter facts (types, enums, ranges, lengths, defaults) are translated
+The reference's entries are joined by ``extra_models.EXTRA_MODELS``: image models
+Modellix's own clients use that the reference does not describe, written in the same
+format. Per-parameter facts (types, enums, ranges, lengths, defaults) are translated
 mechanically; the free-text cross-field constraints are translated by hand in
 ``rules.py`` into JSON Schema ``if/then`` fragments, each with its certainty.
 The checked-in JSON, not this script, is what the proxy reads at run time.
@@ -18,6 +20,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from proxy.catalog.scripts.extra_models import EXTRA_MODELS
 from proxy.catalog.scripts.rules import billing_for, cross_rules, media_for, normalise_kind
 
 OUT = Path(__file__).resolve().parent.parent / "data" / "catalog.json"
@@ -113,10 +116,15 @@ def build_model(slug: str, ref: dict[str, Any]) -> dict[str, Any]:
 
 
 def build(reference: dict[str, Any]) -> dict[str, Any]:
-    models = {slug: build_model(slug, ref) for slug, ref in reference.items() if slug != "_meta"}
+    entries = {slug: ref for slug, ref in reference.items() if slug != "_meta"}
+    entries.update({slug: ref for slug, ref in EXTRA_MODELS.items() if slug not in entries})
+    models = {slug: build_model(slug, ref) for slug, ref in entries.items()}
     return {
         "format": 1,
-        "generated_from": "shared/reference/modellix-video-catalog.json",
+        "generated_from": [
+            "shared/reference/modellix-video-catalog.json",
+            "proxy/catalog/scripts/extra_models.py",
+        ],
         "description": reference.get("_meta", {}).get("description", ""),
         "models": models,
     }

@@ -35,7 +35,7 @@ WAN_I2V_COMBOS = [
 
 IMAGE_FIELDS = frozenset(
     {"first_frame_image", "last_frame_image", "reference_images", "image", "images"}
-    | {"first_frame", "last_frame"}
+    | {"first_frame", "last_frame", "mask"}
 )
 VIDEO_FIELDS = frozenset({"video_urls", "videos", "reference_videos", "video_url", "first_clip"})
 AUDIO_FIELDS = frozenset({"audio_urls", "audio_url", "driving_audio"})

@@ -26,6 +26,15 @@ CREATE TABLE replicas (
 ALTER TABLE budget_reservations ADD COLUMN owner TEXT;
 ALTER TABLE budget_reservations ADD COLUMN created_at DOUBLE PRECISION;
 CREATE INDEX budget_reservations_owner ON budget_reservations (owner) WHERE owner IS NOT NULL;
+-- Retention of closed reservations goes by creation time.
+CREATE INDEX budget_reservations_created ON budget_reservations (created_at);
 
 -- The per-key concurrency slot a job holds until it is terminal.
 ALTER TABLE jobs ADD COLUMN slot_reservation_id TEXT;
+
+-- Which request holds an idempotency claim (its internal id) and on which replica, so that
+-- resolving a claim never touches a newer claim of the same key, and a dead replica's
+-- claims that never reached an intent are freed by the recovery sweep.
+ALTER TABLE idempotency_keys ADD COLUMN claim_id TEXT;
+ALTER TABLE idempotency_keys ADD COLUMN owner TEXT;
+CREATE INDEX idempotency_keys_owner ON idempotency_keys (owner) WHERE owner IS NOT NULL;

@@ -1,0 +1,180 @@
+"""Finance gauges read from the ledger (the store), so dashboards equal the spend report.
+
+Counters appear at their first increment, and ``increase()`` extrapolates: panels built on
+them miss each series' first job and are never exact. These gauges are the store's own
+sums, refreshed every few seconds (the watcher's stats round) and replaced as a whole, so
+a deleted budget or a series that no longer has rows disappears at once:
+
+- settled spend and job counts of jobs submitted today, this month and in total (``total``
+  is the month plus everything before it, the latter re-read at most hourly), by team,
+  project and model;
+- estimated cost of refused submits today and this month, by team, project, model, reason;
+- exact P50/P95 of successful jobs' final cost over the last 24 hours, by model;
+- every budget's limit, spend and reservations in its current window.
+
+Windows follow ``governance.timezone`` like budgets. Every replica reports the same shared
+numbers: panels take ``max`` over instances, never ``sum``. Labels are bounded by
+:class:`proxy.jobs.labels.Labels` (unknown values become ``other``, and merge).
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from zoneinfo import ZoneInfo
+
+from proxy.governance.budgets import BudgetBook
+from proxy.governance.report import percentile
+from proxy.governance.windows import window_bounds
+from proxy.jobs.labels import Labels
+from proxy.money import sample
+from proxy.stores.base import Store
+from proxy.stores.records import JobStatus, RefusalGroupKey
+from proxy.telemetry.metrics import Metrics
+
+PERCENTILE_SECONDS = 86400.0
+#: Below this many jobs a day the percentile scan is cheap enough for every refresh.
+CHEAP_PERCENTILE_JOBS = 5000
+# Jobs submitted "in the future" (another replica's clock a little ahead) still count.
+CLOCK_SLACK_SECONDS = 86400.0
+
+SpendKey = tuple[str, str, str]  # team, project, model
+RefusalKey = tuple[str, str, str, str]  # team, project, model, reason
+
+
+@dataclass
+class _Totals:
+    spend: dict[SpendKey, int] = field(default_factory=lambda: defaultdict(int))
+    jobs: dict[SpendKey, int] = field(default_factory=lambda: defaultdict(int))
+
+
+class LedgerGauges:
+    """Reads the ledger's sums from the store and sets the finance gauges from them."""
+
+    def __init__(
+        self,
+        store: Store,
+        metrics: Metrics,
+        labels: Labels,
+        timezone: str,
+        *,
+        budgets: BudgetBook | None = None,
+        smallest_job_micros: int | None = None,
+        base_seconds: float = 3600.0,
+        percentile_seconds: float = 60.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._store = store
+        self._metrics = metrics
+        self._labels = labels
+        self._tz = ZoneInfo(timezone)
+        self._budgets = budgets
+        self._base_seconds = base_seconds
+        self._percentile_seconds = percentile_seconds
+        self._clock = clock
+        self._base: _Totals = _Totals()
+        self._base_key: tuple[float, float] | None = None  # (month start, read at)
+        self._next_percentiles = 0.0
+        if smallest_job_micros is not None:
+            metrics.smallest_job.set(sample(smallest_job_micros))
+
+    def _spend_key(self, team: str | None, project: str | None, model: str | None) -> SpendKey:
+        labels = self._labels
+        return labels.team(team), labels.project(project), labels.model(model)
+
+    async def _spend(self, since: float, until: float) -> _Totals:
+        totals = _Totals()
+        for row in await self._store.spend_summary(since, until, ["team", "project", "model"]):
+            key = self._spend_key(row.team, row.project, row.model)
+            totals.spend[key] += row.final_cost_micros
+            totals.jobs[key] += row.jobs
+        return totals
+
+    async def _refused(self, since: float, until: float) -> dict[RefusalKey, int]:
+        avoided: dict[RefusalKey, int] = defaultdict(int)
+        group: list[RefusalGroupKey] = ["team", "project", "model", "reason"]
+        for row in await self._store.refusal_summary(since, until, group):
+            key = (*self._spend_key(row.team, row.project, row.model), row.reason or "other")
+            avoided[key] += row.avoided_micros
+        return avoided
+
+    async def refresh(self, now: float | None = None, *, percentiles: bool = False) -> None:
+        """Read every sum first, then replace the gauges without awaiting in between.
+
+        Percentiles (a scan of the last day's jobs) are re-read at every call while the day
+        holds few jobs, else every ``percentile_seconds``; ``percentiles`` forces them.
+        """
+        now = self._clock() if now is None else now
+        until = now + CLOCK_SLACK_SECONDS
+        day_start, _ = window_bounds("day", now, self._tz)
+        month_start, _ = window_bounds("month", now, self._tz)
+        day, month = await self._spend(day_start, until), await self._spend(month_start, until)
+        if (
+            self._base_key is None
+            or self._base_key[0] != month_start
+            or now - self._base_key[1] >= self._base_seconds
+        ):
+            self._base = await self._spend(0.0, month_start)
+            self._base_key = (month_start, now)
+        refused = {
+            "day": await self._refused(day_start, until),
+            "month": await self._refused(month_start, until),
+        }
+        costs = await self._percentiles(now, until, percentiles)
+        standing = await self._budgets.standing(now) if self._budgets is not None else None
+        # --- no await below: a scrape sees the old set or the new one, never half ---------
+        m = self._metrics
+        m.ledger_spend.clear()
+        m.ledger_jobs.clear()
+        total = _Totals()
+        for part in (self._base, month):
+            for key, micros in part.spend.items():
+                total.spend[key] += micros
+            for key, count in part.jobs.items():
+                total.jobs[key] += count
+        for window, totals in (("day", day), ("month", month), ("total", total)):
+            for key, micros in totals.spend.items():
+                m.ledger_spend.labels(window, *key).set(sample(micros))
+            for key, count in totals.jobs.items():
+                m.ledger_jobs.labels(window, *key).set(count)
+        m.ledger_refused_savings.clear()
+        for window, avoided in refused.items():
+            for rkey, micros in avoided.items():
+                m.ledger_refused_savings.labels(window, *rkey).set(sample(micros))
+        if costs is not None:
+            quantiles = ((0.5, m.ledger_job_cost_p50), (0.95, m.ledger_job_cost_p95))
+            for _, gauge in quantiles:
+                gauge.clear()
+            m.ledger_costed_jobs.clear()
+            for model, values in costs.items():
+                m.ledger_costed_jobs.labels(model).set(len(values))
+                for q, gauge in quantiles:
+                    value = percentile(values, q)
+                    if value is not None:
+                        gauge.labels(model).set(sample(value))
+        if standing is not None:
+            for gauge in (m.budget_limit, m.budget_spent, m.budget_reserved):
+                gauge.clear()
+            for applied, row in standing:
+                names = (applied.budget.name, applied.budget.scope, applied.budget.window)
+                m.budget_limit.labels(*names).set(sample(applied.budget.limit_micros))
+                m.budget_spent.labels(*names).set(sample(row.spent_micros if row else 0))
+                m.budget_reserved.labels(*names).set(sample(row.reserved_micros if row else 0))
+        m.ledger_refreshed.set(now)
+
+    async def _percentiles(
+        self, now: float, until: float, due: bool
+    ) -> dict[str, list[int]] | None:
+        """Final costs of the last day's successful jobs by model label (``None``: not due)."""
+        if not due and now < self._next_percentiles:
+            return None
+        by_model: dict[str, list[int]] = defaultdict(list)
+        jobs = await self._store.job_costs(now - PERCENTILE_SECONDS, until)
+        for job in jobs:
+            if job.status == JobStatus.SUCCESS.value and job.final_cost_micros is not None:
+                by_model[self._labels.model(job.model)].append(job.final_cost_micros)
+        busy = len(jobs) >= CHEAP_PERCENTILE_JOBS
+        self._next_percentiles = now + (self._percentile_seconds if busy else 0.0)
+        return by_model
