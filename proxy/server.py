@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import signal
 import ssl
 from collections.abc import Awaitable, Callable, Mapping
@@ -80,6 +81,9 @@ async def start(
         admin_port = _bound_port(admin_runner)
     site = web.TCPSite(runner, settings.listen.host, settings.listen.port, ssl_context=tls)
     await site.start()
+    # What start-up built (catalog, compiled schemas, stages) lives as long as the process:
+    # out of the collector's way, so a full collection never walks it in mid-request.
+    gc.freeze()
     running = Running(
         app, runner, admin_runner, _bound_port(runner), admin_port, "https" if tls else "http"
     )

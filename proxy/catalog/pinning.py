@@ -25,6 +25,7 @@ from proxy.errors import ModelNotFound
 PinPolicy = Literal["strict", "permissive"]
 PinOutcome = Literal["pinned", "direct", "upstream-listed", "permissive"]
 LIST_POINTER = "GET /api/v1/models lists the models you can use"
+MAX_SHOWN = 120  # a longer requested slug is cut in the message: it stays one short line
 
 DEFAULT_ALIASES: Mapping[str, str] = {
     "minimax/hailuo": "minimax/hailuo-02-t2v",
@@ -124,7 +125,7 @@ class Pinner:
         ):
             allowed = sorted(allowed_models)
             raise ModelNotFound(
-                f"{slug} is not available to this key; "
+                f"{_shown(slug)} is not available to this key; "
                 "GET /api/v1/models lists the models it may use",
                 details={"allowed_models": allowed},
                 reason="model_not_allowed",
@@ -152,7 +153,12 @@ class Pinner:
         if close is not None:
             details["suggestion"] = close
         return ModelNotFound(
-            f"{slug} {why}{hint}; {LIST_POINTER}",
+            f"{_shown(slug)} {why}{hint}; {LIST_POINTER}",
             details=details,
             reason="model_disabled" if disabled else "model_not_pinned",
         )
+
+
+def _shown(slug: str) -> str:
+    """``slug`` for a one-line message: cut when it is absurdly long."""
+    return slug if len(slug) <= MAX_SHOWN else slug[: MAX_SHOWN - 3] + "..."

@@ -96,6 +96,7 @@ class UpstreamModels:
         self._fetch: Fetch | None = None
         self._fallback: str | None = None
         self._lock: asyncio.Lock | None = None
+        self.loaded = asyncio.Event()  # set once a list has been fetched
 
     @property
     def enabled(self) -> bool:
@@ -138,6 +139,7 @@ class UpstreamModels:
         self._items = {item["slug"]: item for item in items}
         self._fetched_at = self._clock()
         self._failed_at = None
+        self.loaded.set()
 
     async def ensure(self, authorization: str | None) -> bool:
         """Fetch the list if it is missing or stale (one fetch at a time); whether it is known.

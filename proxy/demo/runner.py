@@ -38,6 +38,8 @@ DEMO_PRICES: dict[str, dict[str, Any]] = {
         "usd_by_resolution": {"720P": "0.08", "1080P": "0.15"},
     },
     "bytedance/seedream-4.5-t2i": {"unit": "per_image", "usd": "0.04"},
+    "google/nano-banana-2-lite": {"unit": "per_image", "usd": "0.02"},
+    "openai/gpt-image-2": {"unit": "per_image", "usd": "0.04"},
 }
 
 

@@ -105,6 +105,10 @@ class Workload:
             ("kling/kling", {"prompt": prompt}),
             ("alibaba/wan", {"prompt": prompt}),
             ("bytedance/seedream", {"prompt": prompt}),
+            # image models of Modellix's own clients; the last has no local spec (upstream-listed)
+            ("google/nano-banana-2-lite", {"prompt": prompt}),
+            ("openai/gpt-image-2", {"prompt": prompt, "size": "1024x1024"}),
+            ("alibaba/qwen-image-plus", {"prompt": prompt}),
         ]
         slug, body = rng.choice(choices)
         return slug, body, headers

@@ -52,9 +52,7 @@ class CountingUpstream:
         return self.document
 
 
-def listing(
-    source: CountingUpstream, clock: Clock, fallback: str | None = None
-) -> UpstreamModels:
+def listing(source: CountingUpstream, clock: Clock, fallback: str | None = None) -> UpstreamModels:
     settings = UpstreamListSettings(refresh_seconds=60, retry_seconds=10, max_models=50)
     models = UpstreamModels(settings, clock=clock)
     models.connect(source, fallback)
@@ -167,7 +165,9 @@ async def test_visible_models_are_the_submittable_ones(catalog: Catalog) -> None
     assert first == {**DOCUMENT["models"][0], "proxy_validation": "upstream-listed"}
     partial = visible_models(pinner, catalog, items, complete=False)
     assert [m["slug"] for m in partial] == ["google/nano-banana-2", "minimax/hailuo-02-t2v"]
-    allowed = visible_models(pinner, catalog, items, complete=True, allowed={"google/nano-banana-2"})
+    allowed = visible_models(
+        pinner, catalog, items, complete=True, allowed={"google/nano-banana-2"}
+    )
     assert [m["slug"] for m in allowed] == ["google/nano-banana-2"]
 
 

@@ -136,6 +136,9 @@ async def keyed(aiohttp_server: ServerFactory) -> Keyed:
     other_id, other = await g.key(team="studio-b")
     await key_budget(g, owner_id, "20")
     await key_budget(g, other_id, "20")
+    # The upstream's model list, fetched now with the watcher key: else the first unknown
+    # slug would fetch it mid-spelling (a GET of the list, not a bypass, but a new request).
+    assert await g.runtime.pinner.listing.ensure(None)
     answer = await send(g.proxy_url, "POST", SUBMIT, owner, json.dumps(HAILUO).encode())
     assert answer.status == 200, answer.body
     task_id: str = answer.json()["data"]["task_id"]

@@ -82,9 +82,7 @@ class CliLikeClient:
 
     async def describe(self, slug: str) -> dict[str, Any] | None:
         wanted = slug.strip().casefold()
-        return next(
-            (m for m in await self.model_list() if m["slug"].casefold() == wanted), None
-        )
+        return next((m for m in await self.model_list() if m["slug"].casefold() == wanted), None)
 
 
 async def test_every_listed_model_is_submittable_under_the_strict_policy(
@@ -179,10 +177,12 @@ async def test_model_list_of_a_proxy_key_shows_only_its_allowed_models(
     allowed = ("google/nano-banana-2-lite", "minimax/hailuo-02-t2v")
     record, token = new_key(time.time(), team="studio-a", allowed_models=allowed)
     await store.create_virtual_key(record)
-    async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {token}"}) as http:
-        async with http.get(f"{stack.proxy_url}/api/v1/models") as resp:
-            assert resp.status == 200, await resp.text()
-            slugs = sorted(item["slug"] for item in (await resp.json())["models"])
+    async with (
+        aiohttp.ClientSession(headers={"Authorization": f"Bearer {token}"}) as http,
+        http.get(f"{stack.proxy_url}/api/v1/models") as resp,
+    ):
+        assert resp.status == 200, await resp.text()
+        slugs = sorted(item["slug"] for item in (await resp.json())["models"])
     assert slugs == sorted(allowed)
     # The simulator accepts only the upstream key: the 200s prove it was swapped in.
     seen = [r for r in stack.sim.requests(method="GET") if r.path == "/api/v1/models"]
@@ -260,11 +260,25 @@ async def test_watcher_key_fetches_the_list_at_start(make_stack: MakeStack) -> N
         models={"upstream_list": {"fetch_at_start": True}},
     )
     listing = stack.runtime.pinner.listing
-    deadline = time.monotonic() + 5
-    while not listing.known and time.monotonic() < deadline:
-        await asyncio.sleep(0.02)
+    async with asyncio.timeout(5):
+        await listing.loaded.wait()
     assert "google/nano-banana-2" in listing
     # The simulator accepts only the watcher key: a 200 proves it was the one used.
     fetched = [r for r in stack.sim.requests(method="GET") if r.path == "/api/v1/models"]
     assert [r.status for r in fetched] == [200]
     assert stack.sim.requests(method="POST") == []
+
+
+async def test_model_list_refused_upstream_is_relayed_unchanged(
+    make_stack: MakeStack, http: aiohttp.ClientSession
+) -> None:
+    """A key the upstream refuses gets the upstream's own answer, byte for byte, not a list."""
+    config = SimulatorConfig.fast(concurrency_limit=0, api_keys={UPSTREAM_KEY: "default"})
+    stack = await make_stack(config)
+    async with (
+        http.get(f"{stack.sim_url}/api/v1/models") as direct,
+        http.get(f"{stack.proxy_url}/api/v1/models") as proxied,
+    ):
+        assert direct.status == proxied.status == 401
+        assert await direct.read() == await proxied.read()
+    assert not stack.runtime.pinner.listing.known

@@ -34,7 +34,8 @@ async def _intent(
         owner=owner,
         at=at,
     )
-    assert money.ok and slot.ok
+    assert money.ok
+    assert slot.ok
     if key is not None:
         claim = await store.claim("vk:1", key, "fp", at)
         assert claim.outcome is ClaimOutcome.NEW

@@ -7,7 +7,7 @@ import asyncio
 from proxy.config import RetentionSettings, Settings
 from proxy.retention import LEASE, Retention
 from proxy.stores import Store
-from proxy.stores.records import JobStatus, Refusal
+from proxy.stores.records import BudgetScope, JobStatus, Refusal
 from proxy.telemetry.metrics import Metrics
 from tests.stores.helpers import T0, new_job, raw_query
 
@@ -140,13 +140,17 @@ async def test_two_runners_never_both_run_a_round(
     async with asyncio.timeout(30):
         while not running.done():
             attempts.append(await second.round())
-    assert await running == {"idempotency_keys": ROWS, "refusals": 0}
+    assert await running == {"idempotency_keys": ROWS, "refusals": 0, "budget_reservations": 0}
     assert attempts
     assert all(a is None for a in attempts)
     # The finished round holds the lease until the next one is due.
     assert await second.round() is None
     clock.now += 301
-    assert await second.round() == {"idempotency_keys": 0, "refusals": 0}
+    assert await second.round() == {
+        "idempotency_keys": 0,
+        "refusals": 0,
+        "budget_reservations": 0,
+    }
     assert await first.round() is None
     assert await _lease_owner(store_url) == "replica-b"
 
@@ -163,9 +167,16 @@ async def test_round_counts_purged_rows_and_success_time(store: Store) -> None:
     for i in range(5):
         await store.claim("s", f"k{i}", "fp", T0, ttl_seconds=TTL)
     await store.claim("s", "live", "fp", clock.now, ttl_seconds=TTL)
+    for i in range(3):  # closed long ago, closed recently, still open
+        scope = [BudgetScope("global", T0, 10**9)]
+        at = (T0, clock.now - 60, T0)[i]
+        await store.budget_reserve(scope, 100, reservation_id=f"r{i}", at=at)
+        if i < 2:
+            await store.budget_release(f"r{i}")
     assert await Retention(store, _settings(2), metrics, "r", clock=clock).round() == {
         "idempotency_keys": 5,
         "refusals": 0,
+        "budget_reservations": 1,
     }
     registry = metrics.registry
     sample = registry.get_sample_value
