@@ -39,6 +39,7 @@ from proxy.governance.admin_api import add_routes as add_governance_routes
 from proxy.governance.report import parse_group_by
 from proxy.handlers.health import healthz
 from proxy.middleware import error_response
+from proxy.money import optional_sample, sample
 from proxy.runtime import Runtime
 from proxy.state import ADMIN_RUNTIME
 from proxy.stores.base import Store
@@ -90,7 +91,7 @@ def job_json(job: JobRecord) -> dict[str, Any]:
     doc["output_urls"] = list(job.output_urls)
     for key in ("estimated_cost_micros", "final_cost_micros"):
         micros = doc.get(key)
-        doc[key.replace("_micros", "_usd")] = None if micros is None else micros / 1_000_000
+        doc[key.replace("_micros", "_usd")] = optional_sample(micros)
     return doc
 
 
@@ -150,8 +151,8 @@ async def spend(request: web.Request) -> web.Response:
     out = []
     for row in rows:
         doc = dataclasses.asdict(row)
-        doc["estimated_cost_usd"] = row.estimated_cost_micros / 1_000_000
-        doc["final_cost_usd"] = row.final_cost_micros / 1_000_000
+        doc["estimated_cost_usd"] = sample(row.estimated_cost_micros)
+        doc["final_cost_usd"] = sample(row.final_cost_micros)
         out.append(doc)
     total = sum(row.final_cost_micros for row in rows)
     return web.json_response(
@@ -161,7 +162,7 @@ async def spend(request: web.Request) -> web.Response:
             "group_by": group_by,
             "rows": out,
             "total_final_cost_micros": total,
-            "total_final_cost_usd": total / 1_000_000,
+            "total_final_cost_usd": sample(total),
         }
     )
 

@@ -20,6 +20,7 @@ from typing import Any
 from aiohttp import web
 
 from proxy.errors import BadRequest, Conflict, NotFound, ServiceUnavailable
+from proxy.money import optional_sample
 from proxy.state import ADMIN_RUNTIME
 from proxy.stores.base import DuplicateJobError, Store
 from proxy.stores.records import HeldReservation, Intent, JobRecord, JobStatus
@@ -47,9 +48,7 @@ def intent_json(intent: Intent) -> dict[str, Any]:
         "input_hash": job.input_hash,
         "correlation_id": job.correlation_id,
         "idempotency_key": intent.idempotency_key,
-        "estimated_cost_usd": None
-        if job.estimated_cost_micros is None
-        else job.estimated_cost_micros / 1_000_000,
+        "estimated_cost_usd": optional_sample(job.estimated_cost_micros),
         "reservation_id": intent.reservation_id,
         "slot_reservation_id": intent.slot_reservation_id,
     }

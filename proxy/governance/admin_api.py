@@ -24,6 +24,7 @@ from proxy.governance import report
 from proxy.governance.budgets import iso
 from proxy.governance.keys import new_key
 from proxy.governance.setup import budget_from_spec
+from proxy.money import sample
 from proxy.runtime import Runtime
 from proxy.state import ADMIN_RUNTIME
 from proxy.stores.base import Store
@@ -137,16 +138,16 @@ async def list_budgets(request: web.Request) -> web.Response:
         doc.update(
             window_start=iso(applied.window_start),
             resets_at=iso(applied.resets_at),
-            spent_usd=spent / 1_000_000,
-            reserved_usd=reserved / 1_000_000,
-            remaining_usd=(applied.budget.limit_micros - spent - reserved) / 1_000_000,
+            spent_usd=sample(spent),
+            reserved_usd=sample(reserved),
+            remaining_usd=sample(applied.budget.limit_micros - spent - reserved),
         )
         out.append(doc)
     return web.json_response({"budgets": out})
 
 
 def _budget_json(doc: dict[str, Any]) -> dict[str, Any]:
-    doc["limit_usd"] = doc.pop("limit_micros") / 1_000_000
+    doc["limit_usd"] = sample(doc.pop("limit_micros"))
     return doc
 
 

@@ -42,6 +42,7 @@ COLUMNS = (
     "cost_per_job_p95_usd",
     "refused",
     "refused_savings_usd",
+    "aliases",
 )
 
 
@@ -56,6 +57,7 @@ class Group:
     costs: list[int] = field(default_factory=list)
     refusals: int = 0
     avoided_micros: int = 0
+    aliases: set[str] = field(default_factory=set)
 
 
 def percentile(values: Sequence[int], q: float) -> int | None:
@@ -125,9 +127,12 @@ async def build(
         elif spent.status in (JobStatus.FAILED.value, JobStatus.EXPIRED.value):
             group.failed += spent.jobs
     for job in await store.job_costs(since, until):
+        key = _job_key(job, group_by)
+        group = groups.setdefault(key, Group(key))
+        if job.alias and job.alias != job.model:
+            group.aliases.add(job.alias)
         if job.status == JobStatus.SUCCESS.value and job.final_cost_micros is not None:
-            key = _job_key(job, group_by)
-            groups.setdefault(key, Group(key)).costs.append(job.final_cost_micros)
+            group.costs.append(job.final_cost_micros)
     refusal_keys: list[RefusalGroupKey] = list(keys)
     for refused in await store.refusal_summary(since, until, refusal_keys):
         key = _row_key(refused, group_by)
@@ -149,6 +154,7 @@ async def build(
             cost_per_job_p95_usd=None if p95 is None else money.exact(p95),
             refused=g.refusals,
             refused_savings_usd=money.exact(g.avoided_micros),
+            aliases=";".join(sorted(g.aliases)) or None,  # how clients named the pinned model
         )
         rows.append(row)
     return rows

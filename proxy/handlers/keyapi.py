@@ -34,6 +34,7 @@ from proxy.errors import Unauthorized
 from proxy.governance import access
 from proxy.governance.budgets import tightest
 from proxy.handlers.passthrough import handle_passthrough
+from proxy.money import exact
 from proxy.routing import BALANCE_NAME, VALIDATE_NAME
 from proxy.runtime import Runtime
 from proxy.state import CONTEXT, ROUTE, RUNTIME
@@ -78,7 +79,7 @@ async def handle_key_api(request: web.Request) -> web.StreamResponse:
     if left is None:
         return await handle_passthrough(request)  # the team's own balance, with the upstream key
     name, micros = left
-    balance = float(round(Decimal(micros) / 1_000_000, 4))
+    balance = float(round(Decimal(exact(micros)), 4))  # the upstream shows 4 places
     headers = {BALANCE_SOURCE_HEADER: "budget", BUDGET_HEADER: name}
     return _success({"balance": balance}, headers)
 

@@ -21,6 +21,7 @@ from proxy.errors import InternalError, ServiceUnavailable, UpstreamTimeout
 from proxy.forwarding import public_origin, upstream_headers
 from proxy.handlers.failures import transport_error
 from proxy.handlers.poll import reply_headers
+from proxy.money import exact
 from proxy.routing import submit_path
 from proxy.stages.body import BodyLimits, read_bounded
 from proxy.state import CONTEXT, METRICS, ROUTE, RUNTIME, SETTINGS, SUBMIT_POLICY, UPSTREAM
@@ -65,7 +66,7 @@ def proxy_headers(ctx: RequestContext) -> dict[str, str]:
     if ctx.alias:
         out["X-Modellix-Proxy-Alias"] = _header_value(ctx.alias)
     if ctx.estimated_cost_micros is not None:
-        out["X-Modellix-Proxy-Estimated-Cost-USD"] = f"{ctx.estimated_cost_micros / 1_000_000:.6f}"
+        out["X-Modellix-Proxy-Estimated-Cost-USD"] = exact(ctx.estimated_cost_micros)
     if ctx.price_table_version:
         out["X-Modellix-Proxy-Price-Version"] = ctx.price_table_version
     out.update(ctx.budget_headers)

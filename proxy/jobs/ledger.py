@@ -31,6 +31,7 @@ from proxy.jobs.labels import Labels
 from proxy.jobs.memory import Bounded, Known
 from proxy.jobs.outbox import Outbox
 from proxy.jobs.schedule import Cadence, first_poll_at
+from proxy.money import optional_sample
 from proxy.stores.base import Store, StoreError
 from proxy.stores.records import Intent, JobStatus, NewJob, StoredResponse, unknown_task_id
 from proxy.telemetry.metrics import Metrics, usd
@@ -140,7 +141,7 @@ class SubmitLedger:
             task_id=task_id,
             model=ctx.pinned_slug,
             alias=ctx.alias,
-            estimated_cost_usd=_dollars(ctx.estimated_cost_micros),
+            estimated_cost_usd=optional_sample(ctx.estimated_cost_micros),
             attempts=ctx.upstream_attempts,
             input_hash=ctx.input_hash,
             correlation_id=ctx.correlation_id,
@@ -249,7 +250,3 @@ def _stored(response: web.Response, task_id: str | None) -> StoredResponse:
     body = response.body if isinstance(response.body, bytes) else b""
     headers = {k: v for k, v in response.headers.items() if k.lower() in _REPLAY_HEADERS}
     return StoredResponse(status=response.status, headers=headers, body=body, task_id=task_id)
-
-
-def _dollars(micros: int | None) -> float | None:
-    return None if micros is None else micros / 1_000_000

@@ -19,6 +19,7 @@ import structlog
 
 from proxy.config import RecoverySettings
 from proxy.jobs.settler import Settler
+from proxy.money import optional_sample
 from proxy.stores.base import Store, StoreError
 from proxy.telemetry.metrics import Metrics
 
@@ -63,9 +64,7 @@ class RecoverySweep:
                 input_hash=job.input_hash,
                 correlation_id=job.correlation_id,
                 idempotency_key=job.idempotency_key,
-                estimated_cost_usd=None
-                if job.estimated_cost_micros is None
-                else job.estimated_cost_micros / 1_000_000,
+                estimated_cost_usd=optional_sample(job.estimated_cost_micros),
                 detail=job.error_reason,
             )
         if found.reservations_released:

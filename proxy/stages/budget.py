@@ -16,6 +16,7 @@ from proxy.catalog.listed import price_hint
 from proxy.context import RequestContext
 from proxy.errors import BudgetExceeded, TooManyRequests
 from proxy.governance.budgets import BudgetBook, describe, dollars, refusal_text, tightest
+from proxy.money import exact
 from proxy.stores.base import Store
 from proxy.stores.records import BudgetScope
 from proxy.telemetry.metrics import Metrics
@@ -92,7 +93,7 @@ class BudgetStage:
             applied_budget, left = best
             ctx.budget_headers = {
                 "X-Modellix-Proxy-Budget": applied_budget.budget.name,
-                "X-Modellix-Proxy-Budget-Remaining-USD": f"{max(0, left) / 1_000_000:.6f}",
+                "X-Modellix-Proxy-Budget-Remaining-USD": exact(max(0, left)),
             }
 
     async def _slot(self, ctx: RequestContext) -> None:

@@ -202,8 +202,9 @@ class JobsMixin(BudgetsMixin):
 
     async def job_costs(self, since: float, until: float) -> list[JobCost]:
         sql = (
-            "SELECT submitted_at, team, project, pinned_slug, status, estimated_cost_micros,"
-            " final_cost_micros FROM jobs WHERE submitted_at >= $1 AND submitted_at < $2"
+            "SELECT submitted_at, team, project, pinned_slug, alias, status,"
+            " estimated_cost_micros, final_cost_micros FROM jobs"
+            " WHERE submitted_at >= $1 AND submitted_at < $2"
             " ORDER BY submitted_at, task_id"
         )
         async with self._read() as tx:
@@ -217,6 +218,7 @@ class JobsMixin(BudgetsMixin):
                 status=JobStatus(row["status"]),
                 estimated_cost_micros=row["estimated_cost_micros"],
                 final_cost_micros=row["final_cost_micros"],
+                alias=row["alias"],
             )
             for row in rows
         ]

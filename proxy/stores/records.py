@@ -166,6 +166,7 @@ class JobCost:
     status: JobStatus
     estimated_cost_micros: int | None
     final_cost_micros: int | None
+    alias: str | None = None  # what the client typed, when it was an alias of ``model``
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -35,6 +35,7 @@ COLUMNS = [
     "cost_per_job_p95_usd",
     "refused",
     "refused_savings_usd",
+    "aliases",
 ]
 
 
@@ -295,6 +296,7 @@ async def test_report_csv_and_json_shapes(
         "cost_per_job_p95_usd": "0.540000",
         "refused": 0,
         "refused_savings_usd": "0.000000",
+        "aliases": None,
     }
     _, doc = await admin.call("GET", "/admin/report")  # default: JSON by day, team, model
     assert doc["group_by"] == ["day", "team", "model"]

@@ -34,6 +34,7 @@ COLUMNS = [
     "cost_per_job_p95_usd",
     "refused",
     "refused_savings_usd",
+    "aliases",
 ]
 
 
@@ -246,6 +247,7 @@ async def _seed_report(store: Store) -> None:
                 submitted_at=at,
                 team=team,
                 estimated_cost_micros=micros,
+                alias="minimax/hailuo" if task_id == "t2" else None,
             )
         )
         final = micros if status == "success" else 0
@@ -337,6 +339,7 @@ def test_report_json_between_dates(store_url: str, capsys: pytest.CaptureFixture
             "cost_per_job_p95_usd": "0.540000",
             "refused": 2,
             "refused_savings_usd": "0.324000",
+            "aliases": "minimax/hailuo",
         },
         {
             "team": "studio-b",
@@ -350,6 +353,7 @@ def test_report_json_between_dates(store_url: str, capsys: pytest.CaptureFixture
             "cost_per_job_p95_usd": None,
             "refused": 1,
             "refused_savings_usd": "0.540000",
+            "aliases": None,
         },
     ]
     code, out, _ = cli(capsys, "report", "--since", "2027-01-01", "--format", "json")
