@@ -272,8 +272,8 @@ async def test_report_csv_and_json_shapes(
     assert (status, kind) == (200, "text/csv")
     assert text.splitlines() == [
         ",".join(["team", "model", *COLUMNS]),
-        f"studio-a,{SLUG},1,1,0,0.324000,0.324000,0.324000,0.324000,0,0.000000",
-        f"studio-b,{SLUG},1,1,0,0.540000,0.540000,0.540000,0.540000,0,0.000000",
+        f"studio-a,{SLUG},1,1,0,0.324000,0.324000,0.324000,0.324000,0,0.000000,",
+        f"studio-b,{SLUG},1,1,0,0.540000,0.540000,0.540000,0.540000,0,0.000000,",
     ]
     status, doc = await admin.call(
         "GET", "/admin/report", params={"format": "json", "group_by": "team,model"}
@@ -349,7 +349,7 @@ async def test_refusals_appear_in_the_report(
     )
     assert status == 200
     assert text.splitlines()[1:] == [  # rows sort by group key, no team last
-        "studio-a,0,0,0,0.000000,0.000000,,,2,0.864000",
-        "studio-c,1,1,0,0.324000,0.324000,0.324000,0.324000,2,0.648000",
-        ",0,0,0,0.000000,0.000000,,,1,0.000000",
+        "studio-a,0,0,0,0.000000,0.000000,,,2,0.864000,",
+        "studio-c,1,1,0,0.324000,0.324000,0.324000,0.324000,2,0.648000,",
+        ",0,0,0,0.000000,0.000000,,,1,0.000000,",
     ]
