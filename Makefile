@@ -48,10 +48,15 @@ simulator: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m bench.run
 
-## chaos: the fault suite against real processes: kill -9, store stalls/resets, upstream faults (< ~8 min)
+## chaos: the fault suite against real processes: kill -9, store stalls/resets, upstream faults,
+## then a 60 s soak with retention set to seconds, printing the store's size (< ~8 min in all)
+SOAK_ENV := $(foreach s,RETENTION__INTERVAL_SECONDS=5 IDEMPOTENCY__TTL_SECONDS=15 \
+	RETENTION__TERMINAL_JOBS_SECONDS=20 RETENTION__REFUSALS_SECONDS=15 \
+	RETENTION__RESERVATIONS_SECONDS=15,--proxy-env MODELLIX_PROXY_$(s))
 chaos: $(STAMP)
 	@scripts/ensure-services.sh postgres
 	$(BIN)/python -m chaos $(CHAOS_ARGS)
+	$(BIN)/python -m chaos --soak 60 $(SOAK_ENV)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .hypothesis *.egg-info

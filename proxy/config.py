@@ -189,9 +189,9 @@ class RetentionSettings(_Section):
     refusals_seconds: float | None = Field(30 * 86400.0, gt=0)
     # Terminal jobs (the ledger): kept forever unless the operator sets this.
     terminal_jobs_seconds: float | None = Field(None, gt=0)
-    # Settled or released budget reservations (a job's money is in the job row itself),
-    # counted from their creation: keep this well past the longest job (24 h).
-    reservations_seconds: float | None = Field(7 * 86400.0, ge=2 * 86400.0)
+    # Settled or released budget reservations, counted from their creation (a job's money
+    # is in the job row itself; an open reservation is never purged). Kept for audit only.
+    reservations_seconds: float | None = Field(7 * 86400.0, gt=0)
     interval_seconds: float = Field(300.0, gt=0)
     batch_size: int = Field(1000, ge=1, le=100_000)
     # A round holds a lease this long and renews it between batches.
