@@ -1,19 +1,24 @@
-"""Proxy overhead on loopback: the same requests, direct to the upstream and through the proxy.
+"""Proxy overhead on loopback, against the upstream itself and against the framework's floor.
 
-Run: ``python -m bench.run [--seconds 10] [--warmup 2] [--connections 16] [--pin]``
-(``make bench``). About ``8 x (seconds + warmup)`` seconds plus a few of start-up.
+Run: ``python -m bench.run [--seconds 5] [--warmup 1] [--connections 32]`` (``make bench``,
+about three minutes).
 
-It starts the benchmark upstream (``bench.upstream``: the simulator, unlimited and
-kept small) and ``modellix-proxy serve`` in front of it, as subprocesses, then for
-every scenario runs ``wrk`` against the upstream directly and then through the
-proxy, and reports req/s, p50 and p99 of both and their ratios. The figures go to
-stdout, ``bench/results/latest.json`` and ``bench/results/latest.md``, with the
-machine they came from.
+It starts, as subprocesses: the benchmark upstream (``bench.upstream``: the simulator,
+unlimited and kept small), a bare aiohttp pass-through in front of it (``bench.bare``: the
+framework's floor), ``modellix-proxy serve`` on SQLite and, when PostgreSQL answers, a
+second proxy on PostgreSQL. With two or more CPUs each peer is pinned to CPU 1 and the load
+generator (wrk, the open-loop client) and the upstream to CPU 0. Every closed-loop scenario
+runs ``wrk`` against each peer in turn; polls rotate through 1,000 distinct task ids made
+beforehand (coalescing has its own one-id scenario). The open-loop part sends polls on a
+fixed schedule and reports achieved rate and added p50/p99 over the bare pass-through.
+The figures go to stdout, ``bench/results/latest.json`` and ``bench/results/latest.md``,
+with the machine, the load average and the commit.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import datetime as dt
 import json
@@ -26,7 +31,8 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,6 +44,8 @@ from bench.upstream import KEEP_PROMPT
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = Path(__file__).resolve().parent / "results"
 AUTH = "Bearer bench-key"
+DISTINCT_IDS = 1000
+PG_ADMIN_URL = os.environ.get("BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 SUBMIT_PATH = "/api/v1/minimax/hailuo-02-t2v"
 SUBMIT_BODY = json.dumps(
     {"prompt": "a red fox running through snow", "duration": 6, "resolution": "768P"}
@@ -146,14 +154,14 @@ def proxy_command() -> list[str]:
     return [sys.executable, "-m", "proxy.cli", "serve"]
 
 
-def proxy_env(port: int, upstream: str, workdir: Path) -> dict[str, str]:
+def proxy_env(port: int, upstream: str, store_url: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MODELLIX_PROXY_")}
     env.update(
         MODELLIX_PROXY_LISTEN__HOST="127.0.0.1",
         MODELLIX_PROXY_LISTEN__PORT=str(port),
         MODELLIX_PROXY_UPSTREAM__ORIGIN=upstream,
         MODELLIX_PROXY_ADMIN__ENABLED="false",
-        MODELLIX_PROXY_STORE__URL=f"sqlite:///{workdir}/bench.db",
+        MODELLIX_PROXY_STORE__URL=store_url,
         MODELLIX_PROXY_WATCHER__ENABLED="false",
         MODELLIX_PROXY_LOGGING__LEVEL="warning",
         # Quoted: the overrides are YAML scalars, and a bare `off` is YAML 1.1 for false.
@@ -168,7 +176,7 @@ def proxy_env(port: int, upstream: str, workdir: Path) -> dict[str, str]:
 def http(
     method: str, url: str, body: str | None = None, *, timeout: float = 10.0
 ) -> tuple[int, Any]:
-    headers = {"Authorization": AUTH}
+    headers = {"Authorization": AUTH, "Connection": "close"}
     data = None
     if body is not None:
         data = body.encode()
@@ -212,6 +220,58 @@ def upstream_counts(upstream: str) -> dict[str, int]:
     return {str(k): int(v) for k, v in requests.items()} if isinstance(requests, dict) else {}
 
 
+# --- set-up ----------------------------------------------------------------------------------
+
+
+def many(count: int, make: Callable[[int], str]) -> list[str]:
+    """``make(i)`` for ``i < count``, eight at a time (set-up only: not measured)."""
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        return list(pool.map(make, range(count)))
+
+
+def write_paths(workdir: Path, name: str, task_ids: Sequence[str]) -> Path:
+    path = workdir / f"{name}.paths"
+    path.write_text("".join(f"/api/v1/tasks/{t}\n" for t in task_ids), encoding="utf-8")
+    return path
+
+
+def create_pg_database(name: str) -> str | None:
+    """A fresh PostgreSQL database for the PostgreSQL peer; None when PostgreSQL is absent."""
+    try:
+        import asyncpg
+    except ImportError:
+        return None
+
+    async def create() -> None:
+        conn = await asyncpg.connect(PG_ADMIN_URL, timeout=3)
+        try:
+            await conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
+            await conn.execute(f'CREATE DATABASE "{name}"')
+        finally:
+            await conn.close()
+
+    try:
+        asyncio.run(create())
+    except (OSError, asyncpg.PostgresError) as exc:
+        log(f"PostgreSQL not usable ({exc}); skipping the PostgreSQL peer")
+        return None
+    return PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+
+
+def drop_pg_database(name: str) -> None:
+    import asyncpg
+
+    async def drop() -> None:
+        conn = await asyncpg.connect(PG_ADMIN_URL, timeout=3)
+        try:
+            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await conn.close()
+
+    with contextlib.suppress(OSError, asyncpg.PostgresError):
+        asyncio.run(drop())
+
+
 # --- scenarios -------------------------------------------------------------------------------
 
 
@@ -222,45 +282,75 @@ class Scenario:
     proxy_does: str
     method: str
     path: str
+    peers: tuple[str, ...]
     body: str = ""
+    paths_file: Path | None = None
+    fresh_keys: bool = False
 
 
-def prepare(upstream: str, proxy: str) -> list[Scenario]:
-    """Create and pin the tasks the poll scenarios read; check each answers as expected."""
+def prepare(upstream: str, proxy: str, workdir: Path, pg: bool) -> list[Scenario]:
+    """Create and pin the tasks the poll scenarios read; check samples answer as expected."""
     keep = json.dumps(json.loads(SUBMIT_BODY) | {"prompt": KEEP_PROMPT})
-    foreign = submit(upstream, keep)
-    pin(upstream, foreign, "done")
-    pending = submit(proxy, keep)
-    pin(upstream, pending, "pending")
+
+    def foreign_done(_: int) -> str:
+        task_id = submit(upstream, keep)
+        pin(upstream, task_id, "done")
+        return task_id
+
+    def own_pending(_: int) -> str:
+        task_id = submit(proxy, keep)
+        pin(upstream, task_id, "pending")
+        return task_id
+
+    log(f"creating {DISTINCT_IDS} foreign and {DISTINCT_IDS} own tasks")
+    foreign = many(DISTINCT_IDS, foreign_done)
+    own = many(DISTINCT_IDS, own_pending)
+    single = submit(upstream, keep)
+    pin(upstream, single, "pending")
     done = submit(proxy, keep)
     pin(upstream, done, "done")
-    expected = {foreign: "success", pending: "pending", done: "success"}
+    expected = {foreign[0]: "success", own[0]: "pending", single: "pending", done: "success"}
     for task_id, want in expected.items():
         for base in (upstream, proxy):
             got = task_status(base, task_id)
             if got != want:
                 raise RuntimeError(f"task {task_id} at {base} is {got!r}, expected {want!r}")
+    polls = ("direct", "bare", "proxy")
+    submits = ("direct", "bare", "proxy", *(("proxy-pg",) if pg else ()))
     return [
         Scenario(
-            "poll-passthrough",
-            "GET task, not the proxy's job (success)",
-            "forwards every poll; the job is not in its ledger",
+            "poll-foreign",
+            f"GET task, {DISTINCT_IDS} distinct ids, not the proxy's jobs",
+            "forwards every poll; the jobs are not in its ledger",
             "GET",
-            f"/api/v1/tasks/{foreign}",
+            f"/api/v1/tasks/{foreign[0]}",
+            polls,
+            paths_file=write_paths(workdir, "foreign", foreign),
         ),
         Scenario(
-            "poll-pending",
-            "GET task, the proxy's job (pending)",
-            "forwards every poll and records the observation in its job ledger",
+            "poll-own",
+            f"GET task, {DISTINCT_IDS} distinct ids, the proxy's jobs (pending)",
+            "forwards every poll and observes it for its job ledger (no change: memory only)",
             "GET",
-            f"/api/v1/tasks/{pending}",
+            f"/api/v1/tasks/{own[0]}",
+            polls,
+            paths_file=write_paths(workdir, "own", own),
+        ),
+        Scenario(
+            "poll-coalesced",
+            "GET task, one id from every connection (pending, foreign)",
+            "merges identical polls in flight into one upstream request",
+            "GET",
+            f"/api/v1/tasks/{single}",
+            polls,
         ),
         Scenario(
             "poll-cached",
-            "GET task, the proxy's job (success)",
+            "GET task, one id, the proxy's job (success)",
             "answers from its terminal-task cache; the upstream is not asked",
             "GET",
             f"/api/v1/tasks/{done}",
+            ("bare", "proxy"),
         ),
         Scenario(
             "submit",
@@ -268,7 +358,18 @@ def prepare(upstream: str, proxy: str) -> list[Scenario]:
             "validates, prices and forwards the submit, records the job before answering",
             "POST",
             SUBMIT_PATH,
+            submits,
             SUBMIT_BODY,
+        ),
+        Scenario(
+            "submit-idem",
+            "POST minimax/hailuo-02-t2v, a fresh Idempotency-Key each",
+            "as submit, plus claims and settles the idempotency key",
+            "POST",
+            SUBMIT_PATH,
+            submits,
+            SUBMIT_BODY,
+            fresh_keys=True,
         ),
     ]
 
@@ -279,21 +380,29 @@ class Options:
     warmup: float
     connections: int
     threads: int
-    wrk_cpus: str | None
+    load_cpus: str | None
 
 
 def measure(
-    scenario: Scenario, base: str, upstream: Service, proxy: Service, options: Options
+    scenario: Scenario, base: str, upstream: Service, peer: Service, options: Options
 ) -> tuple[wrk.WrkResult, dict[str, Any]]:
     """One warm-up and one measured wrk run; also what the upstream saw and CPU spent."""
-    request = wrk.Request(scenario.method, base + scenario.path, scenario.body, AUTH)
+    request = wrk.Request(
+        scenario.method,
+        base + scenario.path,
+        scenario.body,
+        AUTH,
+        paths_file=str(scenario.paths_file) if scenario.paths_file else "",
+        fresh_keys=scenario.fresh_keys,
+    )
     common = {"connections": options.connections, "threads": options.threads}
     if options.warmup > 0:
-        wrk.run(request, seconds=options.warmup, cpus=options.wrk_cpus, **common)
+        wrk.run(request, seconds=options.warmup, cpus=options.load_cpus, **common)
+    watched = {upstream.name: upstream, peer.name: peer}
     before = upstream_counts(upstream.base_url)
-    cpu_before = {s.name: cpu_seconds(s.process.pid) for s in (upstream, proxy)}
-    result = wrk.run(request, seconds=options.seconds, cpus=options.wrk_cpus, **common)
-    cpu = {s.name: cpu_seconds(s.process.pid) - cpu_before[s.name] for s in (upstream, proxy)}
+    cpu_before = {n: cpu_seconds(s.process.pid) for n, s in watched.items()}
+    result = wrk.run(request, seconds=options.seconds, cpus=options.load_cpus, **common)
+    cpu = {n: cpu_seconds(s.process.pid) - cpu_before[n] for n, s in watched.items()}
     after = upstream_counts(upstream.base_url)
     seen = {k: after.get(k, 0) - before.get(k, 0) for k in after}
     extra: dict[str, Any] = {
@@ -306,31 +415,95 @@ def measure(
     return result, extra
 
 
-# --- report ----------------------------------------------------------------------------------
+def open_loop(
+    base: str, paths_file: Path, rate: float, seconds: float, cpus: str | None, peer: Service
+) -> dict[str, Any]:
+    """One open-loop run of polls at ``rate`` per second (``bench.openloop``)."""
+    argv = [
+        sys.executable, "-m", "bench.openloop", "--base", base, "--paths", str(paths_file),
+        "--rate", str(rate), "--seconds", str(seconds), "--auth", AUTH,
+    ]  # fmt: skip
+    command = ["taskset", "-c", cpus, *argv] if cpus else argv
+    cpu_before = cpu_seconds(peer.process.pid)
+    started = time.monotonic()
+    done = subprocess.run(
+        command, cwd=ROOT, capture_output=True, text=True, timeout=seconds + 60, check=False
+    )
+    elapsed = time.monotonic() - started
+    if done.returncode != 0:
+        raise RuntimeError(f"open-loop client failed: {done.stderr.strip()[-2000:]}")
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    result["cpu_percent"] = round(100 * (cpu_seconds(peer.process.pid) - cpu_before) / elapsed, 1)
+    return result
+
+
+# --- main ------------------------------------------------------------------------------------
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m bench.run", description=(__doc__ or "").splitlines()[0]
     )
-    parser.add_argument("--seconds", type=float, default=10.0, help="measured seconds per run")
-    parser.add_argument("--warmup", type=float, default=2.0, help="warm-up seconds before each")
-    parser.add_argument("--connections", type=int, default=16, help="wrk connections")
+    parser.add_argument("--seconds", type=float, default=5.0, help="measured seconds per run")
+    parser.add_argument("--warmup", type=float, default=1.0, help="warm-up seconds before each")
+    parser.add_argument("--connections", type=int, default=32, help="wrk connections")
     parser.add_argument("--threads", type=int, default=1, help="wrk threads")
     parser.add_argument(
-        "--pin",
-        action="store_true",
-        help="taskset: wrk on CPU 0, upstream and proxy on CPU 1 (needs 2+ CPUs)",
+        "--rates",
+        default="500,1000",
+        help="open-loop poll rates per second, comma-separated ('' to skip)",
     )
+    parser.add_argument(
+        "--no-pin", action="store_true", help="do not pin processes to CPUs (taskset)"
+    )
+    parser.add_argument("--no-postgres", action="store_true", help="skip the PostgreSQL peer")
     parser.add_argument(
         "--only",
         action="append",
         metavar="SCENARIO",
-        help="run only this scenario (repeatable): poll-passthrough, poll-pending, "
-        "poll-cached, submit",
+        help="run only this scenario (repeatable): poll-foreign, poll-own, poll-coalesced, "
+        "poll-cached, submit, submit-idem, open-loop",
     )
     parser.add_argument("--output", type=Path, default=RESULTS / "latest.json")
     return parser.parse_args(argv)
+
+
+def run_scenario(
+    scenario: Scenario,
+    bases: Mapping[str, str],
+    services: Mapping[str, Service],
+    options: Options,
+) -> dict[str, Any]:
+    row: dict[str, Any] = {
+        "key": scenario.key,
+        "title": scenario.title,
+        "proxy_does": scenario.proxy_does,
+        "method": scenario.method,
+        "path": scenario.path,
+        "peers": {},
+    }
+    upstream = services["direct"]
+    measured: dict[str, wrk.WrkResult] = {}
+    for name in scenario.peers:
+        if name not in bases:
+            continue
+        log(f"{scenario.key}: {name} ({options.warmup:g} s warm-up + {options.seconds:g} s)")
+        result, extra = measure(scenario, bases[name], upstream, services[name], options)
+        measured[name] = result
+        row["peers"][name] = result.as_json() | extra
+        if result.non_2xx:
+            log(f"  {result.non_2xx} non-2xx {result.statuses}; first: {result.sample_failure}")
+        log(
+            f"  {result.requests_per_second:.0f} req/s, p50 {result.p50:.2f} ms, "
+            f"p99 {result.p99:.2f} ms, CPU % {extra['cpu_percent']}, "
+            f"upstream saw {extra['upstream_requests']}"
+        )
+        if services[name].process.poll() is not None:
+            raise RuntimeError(f"{name} exited:\n{services[name].log_tail()}")
+    row["ratios"] = {
+        name: ratios(measured, row["peers"], name) for name in measured if name != "direct"
+    }
+    return row
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -343,74 +516,114 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     started = time.monotonic()
     load_before = os.getloadavg()
-    wrk_cpus, server_cpus = ("0", "1") if args.pin else (None, None)
-    options = Options(args.seconds, args.warmup, args.connections, args.threads, wrk_cpus)
-    upstream_port, proxy_port = free_port(), free_port()
-    upstream_url = f"http://127.0.0.1:{upstream_port}"
-    proxy_url = f"http://127.0.0.1:{proxy_port}"
+    pinned = not args.no_pin and len(os.sched_getaffinity(0)) >= 2
+    load_cpus, peer_cpus = ("0", "1") if pinned else (None, None)
+    options = Options(args.seconds, args.warmup, args.connections, args.threads, load_cpus)
+    rates = [float(r) for r in args.rates.split(",") if r.strip()]
+    ports = {name: free_port() for name in ("direct", "bare", "proxy", "proxy-pg")}
+    bases = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
+    upstream_url = bases["direct"]
+    pg_name = f"modellix_bench_{os.getpid()}"
+    pg_url = None if args.no_postgres else create_pg_database(pg_name)
+    if pg_url is None:
+        bases.pop("proxy-pg")
     results: list[dict[str, Any]] = []
-    with tempfile.TemporaryDirectory(prefix="modellix-bench-") as tmp:
-        workdir = Path(tmp)
-        upstream_argv = [sys.executable, "-m", "bench.upstream", "--port", str(upstream_port)]
-        upstream_env = {k: v for k, v in os.environ.items() if not k.startswith("MODELLIX_")}
+    loops: list[dict[str, Any]] = []
+    clean_env = {k: v for k, v in os.environ.items() if not k.startswith("MODELLIX_")}
+    try:
         with (
-            service(
-                "upstream",
-                upstream_argv,
-                base_url=upstream_url,
-                ready_path="/_sim/state",
-                workdir=workdir,
-                env=upstream_env,
-                cpus=server_cpus,
-            ) as upstream_service,
-            service(
-                "proxy",
-                proxy_command(),
-                base_url=proxy_url,
-                ready_path="/healthz",
-                workdir=workdir,
-                env=proxy_env(proxy_port, upstream_url, workdir),
-                cpus=server_cpus,
-            ) as proxy_service,
+            tempfile.TemporaryDirectory(prefix="modellix-bench-") as tmp,
+            contextlib.ExitStack() as stack,
         ):
-            scenarios = prepare(upstream_url, proxy_url)
+            workdir = Path(tmp)
+
+            def start(
+                name: str, argv: list[str], ready: str, env: Mapping[str, str], cpus: str | None
+            ) -> Service:
+                return stack.enter_context(
+                    service(
+                        name,
+                        argv,
+                        base_url=bases[name],
+                        ready_path=ready,
+                        workdir=workdir,
+                        env=env,
+                        cpus=cpus,
+                    )
+                )
+
+            services = {
+                "direct": start(
+                    "direct",
+                    [sys.executable, "-m", "bench.upstream", "--port", str(ports["direct"])],
+                    "/_sim/state",
+                    clean_env,
+                    load_cpus,
+                ),
+                "bare": start(
+                    "bare",
+                    [
+                        sys.executable,
+                        "-m",
+                        "bench.bare",
+                        "--port",
+                        str(ports["bare"]),
+                        "--upstream",
+                        upstream_url,
+                    ],
+                    "/_sim/state",
+                    clean_env,
+                    peer_cpus,
+                ),
+                "proxy": start(
+                    "proxy",
+                    proxy_command(),
+                    "/healthz",
+                    proxy_env(ports["proxy"], upstream_url, f"sqlite:///{workdir}/bench.db"),
+                    peer_cpus,
+                ),
+            }
+            if pg_url is not None:
+                services["proxy-pg"] = start(
+                    "proxy-pg",
+                    proxy_command(),
+                    "/healthz",
+                    proxy_env(ports["proxy-pg"], upstream_url, pg_url),
+                    peer_cpus,
+                )
+            scenarios = prepare(upstream_url, bases["proxy"], workdir, pg_url is not None)
             if args.only:
-                unknown = set(args.only) - {s.key for s in scenarios}
-                if unknown:
+                known = {s.key for s in scenarios} | {"open-loop"}
+                if unknown := set(args.only) - known:
                     log(f"unknown scenario(s): {', '.join(sorted(unknown))}")
                     return 2
                 scenarios = [s for s in scenarios if s.key in args.only]
-            for scenario in scenarios:
-                row: dict[str, Any] = {
-                    "key": scenario.key,
-                    "title": scenario.title,
-                    "proxy_does": scenario.proxy_does,
-                    "method": scenario.method,
-                    "path": scenario.path,
-                }
-                measured: dict[str, wrk.WrkResult] = {}
-                for side, base in (("direct", upstream_url), ("proxy", proxy_url)):
-                    log(f"{scenario.key}: {side} ({args.warmup:g} s warm-up + {args.seconds:g} s)")
-                    result, extra = measure(
-                        scenario, base, upstream_service, proxy_service, options
+                if "open-loop" not in args.only:
+                    rates = []
+            # Polls, then the open loop, then submits: the tasks submits pile up in the
+            # simulator must not slow the upstream under the poll figures.
+            for scenario in [s for s in scenarios if s.method == "GET"]:
+                results.append(run_scenario(scenario, bases, services, options))
+            foreign_paths = workdir / "foreign.paths"
+            for rate in rates:
+                for name in ("bare", "proxy"):
+                    log(f"open loop: {name} at {rate:g} polls/s for {args.seconds:g} s")
+                    outcome = open_loop(
+                        bases[name], foreign_paths, rate, args.seconds, load_cpus, services[name]
                     )
-                    measured[side] = result
-                    row[side] = result.as_json() | extra
-                    if result.non_2xx:
-                        log(
-                            f"  {result.non_2xx} non-2xx answers {result.statuses}; "
-                            f"first: {result.sample_failure}"
-                        )
+                    outcome["peer"] = name
+                    loops.append(outcome)
                     log(
-                        f"  {result.requests_per_second:.0f} req/s, "
-                        f"p50 {result.p50:.2f} ms, p99 {result.p99:.2f} ms, "
-                        f"CPU % {extra['cpu_percent']}, upstream saw {extra['upstream_requests']}"
+                        f"  achieved {outcome['achieved_rate']}/s, p50 "
+                        f"{outcome['latency_ms']['50']} ms, p99 {outcome['latency_ms']['99']} ms, "
+                        f"CPU {outcome['cpu_percent']} %, failed {outcome['failed']}"
                     )
-                    if proxy_service.process.poll() is not None:
-                        raise RuntimeError(f"the proxy exited:\n{proxy_service.log_tail()}")
-                row["ratios"] = ratios(measured["direct"], measured["proxy"])
-                results.append(row)
-            proxy_log = proxy_service.log_tail(5)
+            for scenario in [s for s in scenarios if s.method != "GET"]:
+                results.append(run_scenario(scenario, bases, services, options))
+            proxy_log = services["proxy"].log_tail(5)
+    finally:
+        if pg_url is not None:
+            drop_pg_database(pg_name)
     report: dict[str, Any] = {
         "finished_at": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "wall_seconds": round(time.monotonic() - started, 1),
@@ -424,20 +637,28 @@ def main(argv: Sequence[str] | None = None) -> int:
             "warmup": args.warmup,
             "connections": args.connections,
             "threads": args.threads,
-            "pinning": "wrk on CPU 0, upstream and proxy on CPU 1" if args.pin else "none",
+            "distinct_ids": DISTINCT_IDS,
+            "pinning": (
+                "each peer (bare, proxy, proxy-pg) on CPU 1; wrk, the open-loop client and "
+                "the upstream on CPU 0; PostgreSQL itself unpinned"
+                if pinned
+                else "none"
+            ),
             "wrk_command": " ".join(
                 wrk.command(
                     wrk.Request("GET", "<url>"),
                     seconds=args.seconds,
                     connections=args.connections,
                     threads=args.threads,
-                    cpus=wrk_cpus,
+                    cpus=load_cpus,
                 )
             ).replace(str(wrk.SCRIPT), "bench/lua/request.lua"),
             "upstream": "bench.upstream (simulator, fast preset, no concurrency limit)",
+            "proxy_config": "watcher off, admin off, logging warning, preflight off",
             "submit_body": json.loads(SUBMIT_BODY),
         },
         "scenarios": results,
+        "open_loop": loops,
         "proxy_log_tail": proxy_log,
     }
     report["markdown"] = markdown(report)

@@ -27,6 +27,8 @@ class Request:
     url: str
     body: str = ""
     authorization: str = "Bearer bench-key"
+    paths_file: str = ""  # one path per line: requests rotate through them
+    fresh_keys: bool = False  # a fresh Idempotency-Key on every request
 
 
 @dataclass(slots=True)
@@ -98,7 +100,11 @@ def run(
     """Run wrk once for ``seconds`` and parse its report."""
     env = dict(os.environ)
     env.update(
-        BENCH_METHOD=request.method, BENCH_BODY=request.body, BENCH_AUTH=request.authorization
+        BENCH_METHOD=request.method,
+        BENCH_BODY=request.body,
+        BENCH_AUTH=request.authorization,
+        BENCH_PATHS_FILE=request.paths_file,
+        BENCH_IDEMPOTENCY="1" if request.fresh_keys else "0",
     )
     argv = command(request, seconds=seconds, connections=connections, threads=threads, cpus=cpus)
     done = subprocess.run(

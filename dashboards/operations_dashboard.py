@@ -360,6 +360,46 @@ def build() -> Json:
             width=8,
         )
     )
+    lay.row("Completion webhooks and balance reconciliation")
+    lay.add(
+        _ts(
+            "Webhook attempts by outcome",
+            "Completion webhook POSTs: delivered (2xx), failed (retried with backoff) and dead "
+            "(given up after webhooks.max_attempts; "
+            "POST /admin/webhooks/deliveries/{id}/redeliver).",
+            "reqps",
+            Query(_rate(f"{P}_webhook_attempts_total", "outcome"), "{{outcome}}"),
+            width=8,
+        )
+    )
+    lay.add(
+        _ts(
+            "Webhook latency and delay P95",
+            "P95 of one POST to a receiver, and of the time from a job turning terminal to its "
+            "webhook being delivered (retries included).",
+            "s",
+            Query(_quantile(0.95, f"{P}_webhook_latency_seconds", "outcome"), "POST {{outcome}}"),
+            Query(
+                "histogram_quantile(0.95, sum by (le) "
+                f"(rate({P}_webhook_delivery_delay_seconds_bucket{RI})))",
+                "terminal to delivered",
+            ),
+            width=8,
+        )
+    )
+    lay.add(
+        _ts(
+            "Unexplained spend by team",
+            "Upstream balance drops the ledger does not explain, summed since the first reading "
+            "(spend through another path: a key used directly, a lost job). Top-ups are not "
+            "counted; GET /admin/balance shows the readings.",
+            "currencyUSD",
+            Query(f"max by (team) ({P}_unexplained_spend_usd)", "{{team}}"),
+            Query(f"max by (team) ({P}_balance_topups_usd)", "{{team}} top-ups"),
+            width=8,
+            thresholds=((1, "orange"),),
+        )
+    )
     variables = [
         label_variable("team", "Team", f"{P}_jobs_submitted_total"),
         label_variable("model", "Model", f"{P}_jobs_submitted_total"),

@@ -23,6 +23,9 @@ BUDGET_WARN_RATIO = 0.9
 COST_P95_WOW_RATIO = 1.25
 MIN_JOBS_PER_WINDOW = 20
 UNKNOWN_WINDOW = "15m"
+#: Balance drops not in the ledger, per team, over this window, that page finance.
+UNEXPLAINED_USD = 1.0
+UNEXPLAINED_WINDOW = "1h"
 BURN_WINDOWS = ("5m", "30m", "1h", "2h", "6h", "1d", "3d")
 #: (severity, for, long window, short window, burn factor), as in kubernetes-mixin.
 BURN_TIERS = (
@@ -302,6 +305,7 @@ def alert_rules() -> list[Rule]:
             "The most overdue job is {{ $value | humanizeDuration }} behind its poll schedule.",
         ),
         *_outcome_alerts(),
+        *_settlement_alerts(),
         _alert(
             "ModellixProxyDown",
             f"{up} == 0",
@@ -318,6 +322,31 @@ def alert_rules() -> list[Rule]:
             "Prometheus has no proxy target to scrape.",
             f'No series up{{job="{SCRAPE_JOB}"}} exists: service discovery or the scrape '
             "configuration lost the proxy.",
+        ),
+    ]
+
+
+def _settlement_alerts() -> list[Rule]:
+    """Completion webhooks that could not be delivered; spend the ledger does not explain."""
+    return [
+        _alert(
+            "ModellixProxyWebhookDeadLetters",
+            f'sum by (job) (increase({P}_webhook_attempts_total{{outcome="dead"}}[1h])) > 0',
+            "0m",
+            "warning",
+            "Completion webhooks were dead-lettered after their last retry.",
+            "{{ $value | humanize }} deliveries were given up in the last hour; their receivers "
+            "never answered 2xx.",
+        ),
+        _alert(
+            "ModellixProxyUnexplainedSpend",
+            f"max by (team) (\n  {P}_unexplained_spend_usd\n  - ({P}_unexplained_spend_usd "
+            f"offset {UNEXPLAINED_WINDOW} or {P}_unexplained_spend_usd * 0)\n) > {UNEXPLAINED_USD}",
+            "15m",
+            "warning",
+            "The upstream balance fell by more than the ledger explains.",
+            "Team {{ $labels.team }}: ${{ $value | humanize }} left the upstream balance in the "
+            f"last {UNEXPLAINED_WINDOW} without a job in the proxy's ledger.",
         ),
     ]
 

@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from aiohttp import web
 
 from proxy import __version__
+from proxy.background import start_background_tasks
 from proxy.catalog.from_settings import build_catalog
 from proxy.catalog.media import MediaChecker
 from proxy.catalog.preflight import Preflight
@@ -189,10 +190,13 @@ def create_app(
         retention = Retention(opened, settings, metrics, runtime.replica.id, clock=clock)
         retention_task = asyncio.get_running_loop().create_task(retention.run())
         recovery_task = asyncio.get_running_loop().create_task(recovery.run())
+        extra_tasks = start_background_tasks(
+            opened, settings, metrics, upstream, runtime.replica.id, clock
+        )
         try:
             yield
         finally:
-            for task in (retention_task, recovery_task, watcher_task):
+            for task in (retention_task, recovery_task, watcher_task, *extra_tasks):
                 if task is not None:
                     task.cancel()
                     with contextlib.suppress(asyncio.CancelledError):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 import sys
 import threading
@@ -26,7 +25,7 @@ def settings_or_exit(path: str | None) -> Settings:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from proxy.server import serve_forever
+    from proxy.server import run, serve_forever
     from proxy.stores.base import StoreError
 
     settings = settings_or_exit(args.config)
@@ -42,7 +41,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         print(f"config: {err}", file=sys.stderr)
         return 2
     try:
-        asyncio.run(serve_forever(settings, tracing=tracing))
+        run(serve_forever(settings, tracing=tracing), settings.event_loop)
     except StoreError as err:  # unreachable, read-only or too new: one line, no traceback
         print(f"store: cannot start: {err}", file=sys.stderr)
         return 1

@@ -22,7 +22,7 @@ from proxy import money
 from proxy.catalog.from_settings import build_catalog
 from proxy.checks import describe_errors
 from proxy.config import BudgetSpec, Settings
-from proxy.governance import report
+from proxy.governance import focus, report
 from proxy.governance.admin_api import key_json
 from proxy.governance.budgets import BudgetBook, iso
 from proxy.governance.keys import new_key
@@ -183,11 +183,15 @@ def cmd_report(args: argparse.Namespace) -> int:
     since = args.since if args.since is not None else until - 30 * 86400
 
     async def work(store: Store, _settings: Settings) -> int:
+        if args.format == "focus":
+            sys.stdout.write(focus.to_csv(await focus.build(store, since, until)))
+            return 0
         rows = await report.build(store, since, until, group_by)
         if args.format == "csv":
             sys.stdout.write(report.to_csv(rows, group_by))
         else:
-            sys.stdout.write(report.to_json(rows, since, until, group_by) + "\n")
+            unexplained = await report.unexplained_spend(store)
+            sys.stdout.write(report.to_json(rows, since, until, group_by, unexplained) + "\n")
         return 0
 
     return _with_store(args, work)
@@ -232,8 +236,12 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     rep.add_argument("--since", type=parse_time, help="date/time or epoch (default: 30 days ago)")
     rep.add_argument("--until", type=parse_time, help="date/time or epoch (default: now)")
     rep.add_argument("--group-by", default="day,team,model")
-    rep.add_argument("--format", choices=("csv", "json"), default="csv")
+    rep.add_argument("--format", choices=("csv", "json", "focus"), default="csv")
     rep.set_defaults(func=cmd_report)
 
     for parser in (create, listing, revoke, put, show, drop, rep):
         parser.add_argument("-c", "--config", help="YAML file (default: $MODELLIX_PROXY_CONFIG)")
+
+    from proxy.webhooks.cli import add_commands as add_webhook_commands  # imports this module
+
+    add_webhook_commands(sub)

@@ -294,6 +294,45 @@ class GovernanceSettings(_Section):
         return self
 
 
+class WebhookSettings(_Section):
+    """Completion webhooks (``X-Modellix-Callback-Url`` or a per-key default URL)."""
+
+    enabled: bool = False
+    # Per-key signing secrets are derived from this one (HMAC-SHA256 over the caller id);
+    # required when enabled. ``modellix-proxy webhooks secret <caller>`` shows a key's secret.
+    signing_secret: SecretStr | None = None
+    signing_secret_file: Path | None = None
+    allow_hosts: tuple[str, ...] = ()  # internal receivers: names, *.suffixes or CIDRs
+    require_https: bool = False  # refuse http:// callback URLs (hosts in allow_hosts excepted)
+    max_attempts: int = Field(8, ge=1, le=50)  # then the delivery is dead-lettered
+    base_delay_seconds: float = Field(5.0, gt=0)  # backoff: base * 2**(attempt-1), capped
+    max_delay_seconds: float = Field(3600.0, gt=0)
+    jitter: float = Field(0.2, ge=0, le=1)
+    timeout_seconds: float = Field(10.0, gt=0)
+    tick_seconds: float = Field(1.0, gt=0)
+    batch_size: int = Field(20, ge=1, le=1000)
+    lease_seconds: float = Field(60.0, gt=0)  # a crashed worker's delivery is retried after it
+    endpoint_cache_seconds: float = Field(5.0, ge=0)  # per-key default URL cache
+    keep_seconds: float = Field(30 * 86400.0, gt=0)  # delivered and dead rows, then purged
+
+    @model_validator(mode="after")
+    def _secret_when_enabled(self) -> WebhookSettings:
+        if self.enabled and self.signing_secret is None and self.signing_secret_file is None:
+            raise ValueError("webhooks.enabled needs signing_secret or signing_secret_file")
+        return self
+
+
+class BalanceSettings(_Section):
+    """Balance reconciliation: the upstream team balance against the ledger's spend."""
+
+    enabled: bool = False
+    interval_seconds: float = Field(300.0, gt=0)
+    team: str = "upstream"  # the label for the watcher key's upstream team
+    # Proxy teams whose jobs bill to that upstream team; empty: every job in the ledger.
+    ledger_teams: tuple[str, ...] = ()
+    lease_seconds: float = Field(60.0, gt=0)
+
+
 class StoreSettings(_Section):
     url: str = "sqlite:///modellix-proxy.db"
 
@@ -311,6 +350,8 @@ class Settings(_Section):
     trust_forwarded_headers: bool = False
     max_body_bytes: int = Field(64 * 1024 * 1024, ge=1024)
     shutdown_grace_seconds: float = Field(30.0, ge=0)
+    # auto: uvloop when installed, else asyncio's own loop (MODELLIX_PROXY_EVENT_LOOP=asyncio)
+    event_loop: Literal["auto", "uvloop", "asyncio"] = "auto"
     models: ModelSettings = ModelSettings()
     pricing: PricingSettings = PricingSettings()
     idempotency: IdempotencySettings = IdempotencySettings()
@@ -324,12 +365,17 @@ class Settings(_Section):
     governance: GovernanceSettings = GovernanceSettings()
     store: StoreSettings = StoreSettings()
     logging: LoggingSettings = LoggingSettings()
+    webhooks: WebhookSettings = WebhookSettings()
+    balance: BalanceSettings = BalanceSettings()
 
     def admin_token(self) -> str | None:
         return _secret(self.admin.token, self.admin.token_file)
 
     def upstream_api_key(self) -> str | None:
         return _secret(self.upstream.api_key, self.upstream.api_key_file)
+
+    def webhook_signing_secret(self) -> str | None:
+        return _secret(self.webhooks.signing_secret, self.webhooks.signing_secret_file)
 
 
 def _secret(value: SecretStr | None, path: Path | None) -> str | None:
@@ -373,6 +419,7 @@ def _env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
             in {
                 "token",
                 "api_key",
+                "signing_secret",
             }
         ):
             value = raw  # a numeric-looking secret is still a string

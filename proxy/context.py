@@ -86,6 +86,8 @@ class RequestContext:
     task_id: str | None = None
     # tracing
     traceparent: str | None = None
+    # completion webhook target (stages.callback), recorded on the job
+    callback_url: str | None = None
     # set by a stage that answers without the upstream (e.g. an idempotent replay)
     answer: Any = None
 

@@ -10,7 +10,9 @@ from proxy.governance.access import strip_proxy_tokens
 from proxy.upstream.client import end_to_end
 
 # Request headers a proxy must not pass on (besides the hop-by-hop ones).
-_DROP_REQUEST = frozenset({"host", "expect", "content-length", "x-forwarded-host"})
+_DROP_REQUEST = frozenset(
+    {"host", "expect", "content-length", "x-forwarded-host", "x-modellix-callback-url"}
+)
 
 
 def upstream_headers(

@@ -12,9 +12,9 @@ exemplar with its trace id.
 
 from __future__ import annotations
 
+import os
 import re
 import time
-import uuid
 from collections.abc import Awaitable, Callable
 
 import structlog
@@ -27,6 +27,7 @@ from proxy.errors import InternalError, ProxyError, ServiceUnavailable
 from proxy.routing import Route, classify
 from proxy.state import CONTEXT, METRICS, REJECTIONS, ROUTE, TRACING
 from proxy.stores.base import StoreUnavailableError
+from proxy.telemetry.children import child
 from proxy.telemetry.metrics import OTHER
 from proxy.telemetry.tracing import (
     current_traceparent,
@@ -49,7 +50,7 @@ KNOWN_METHODS = frozenset(
 def _request_id(header: str | None) -> str:
     if header and _REQUEST_ID.match(header):
         return header
-    return uuid.uuid4().hex
+    return os.urandom(16).hex()  # 32 hex digits, as uuid4().hex, without the UUID object
 
 
 def error_response(err: ProxyError, request_id: str) -> web.Response:
@@ -102,7 +103,8 @@ async def context_middleware(request: web.Request, handler: Handler) -> web.Stre
         server_port=port,
         attributes=attributes,
     ) as span:
-        ctx.traceparent = current_traceparent()
+        if route.kind is not RouteKind.POLL:  # what a job records at submit; polls never
+            ctx.traceparent = current_traceparent()
         status = 500
         error_type: str | None = None
         try:
@@ -197,14 +199,14 @@ def _account(request: web.Request, ctx: RequestContext, status: int, started: fl
     total = time.perf_counter() - started
     metrics = request.app[METRICS]
     route = ctx.route.value
-    metrics.http_requests.labels(
-        route, request.method if request.method in KNOWN_METHODS else OTHER, str(status)
-    ).inc()
-    exemplar = trace_exemplar()
-    metrics.http_duration.labels(route).observe(total, exemplar)
+    method = request.method if request.method in KNOWN_METHODS else OTHER
+    child(metrics.http_requests, route, method, str(status)).inc()
+    # Sampled-out spans (nothing exported) never give an exemplar: skip the look-up.
+    exemplar = trace_exemplar() if request.app[TRACING].exporting else None
+    child(metrics.http_duration, route).observe(total, exemplar)
     if ctx.route is not RouteKind.OWN:
         overhead = max(0.0, total - ctx.upstream_seconds)
-        metrics.overhead.labels(route).observe(overhead, exemplar)
+        child(metrics.overhead, route).observe(overhead, exemplar)
     log.info(
         "request",
         method=request.method,

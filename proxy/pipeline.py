@@ -10,6 +10,7 @@
                                  depends on the network, so it comes before validation)
 6. validate the input           (stages.validate: schema, cross-field rules, media, SSRF guard)
 7. price                        (stages.price)
+7b. completion webhook URL      (stages.callback: header or per-key default, SSRF guard)
 8. budget                       (stages.budget: atomic reservation; per-key concurrency slot)
 9. upstream submit, with the retry buckets   (handlers.submit)
 10. record the job before answering          (jobs.tracker)
@@ -23,6 +24,7 @@ from dataclasses import dataclass, field
 
 from proxy.catalog.loader import Catalog
 from proxy.catalog.media import MediaChecker
+from proxy.catalog.netguard import HostGuard
 from proxy.catalog.pinning import Pinner
 from proxy.catalog.validation import BodyValidator
 from proxy.config import Settings
@@ -31,6 +33,7 @@ from proxy.governance.keys import KeyRing
 from proxy.stages.base import Stage
 from proxy.stages.body import BodyLimits
 from proxy.stages.budget import BudgetStage
+from proxy.stages.callback import CallbackStage
 from proxy.stages.fingerprint import FingerprintStage
 from proxy.stages.idempotency import IdempotencyStage
 from proxy.stages.identify import IdentifyStage
@@ -107,6 +110,7 @@ def build_pipeline(
             IdempotencyStage(store, settings.idempotency, metrics, clock, owner=owner),
             ValidateStage(catalog, validator, media, limits),
             PriceStage(catalog, settings.pricing),
+            CallbackStage(settings.webhooks, store, HostGuard(settings.webhooks.allow_hosts)),
             BudgetStage(store, budgets, metrics, clock, owner=owner),
         ),
         limits=limits,

@@ -6,8 +6,9 @@ import asyncio
 import gc
 import signal
 import ssl
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass
+from typing import Any, Literal, TypeVar
 
 import structlog
 from aiohttp import web
@@ -19,6 +20,21 @@ from proxy.state import METRICS, RUNTIME
 from proxy.telemetry.tracing import Tracing
 
 log = structlog.get_logger("proxy.server")
+T = TypeVar("T")
+
+
+def run(main: Coroutine[Any, Any, T], event_loop: Literal["auto", "uvloop", "asyncio"]) -> T:
+    """Run ``main`` to completion on uvloop (``auto``: when installed) or asyncio's own loop."""
+    if event_loop != "asyncio":
+        try:
+            import uvloop
+        except ImportError:
+            if event_loop == "uvloop":
+                main.close()
+                raise RuntimeError("event_loop: uvloop is not installed") from None
+        else:
+            return uvloop.run(main)
+    return asyncio.run(main)
 
 
 def tls_context(settings: Settings) -> ssl.SSLContext | None:

@@ -1,9 +1,12 @@
--- One request, repeated: method, body and Authorization come from the environment
--- (BENCH_METHOD, BENCH_BODY, BENCH_AUTH). Counts answers by status in every thread
--- and keeps the first non-2xx answer; done() prints them as
+-- Requests for bench/run.py. From the environment:
+--   BENCH_METHOD, BENCH_BODY, BENCH_AUTH   method, body and Authorization of every request
+--   BENCH_PATHS_FILE   optional: one path per line; requests rotate through them (each
+--                      thread from its own offset), so polls name distinct task ids
+--   BENCH_IDEMPOTENCY  "1": a fresh Idempotency-Key on every request
+-- Counts answers by status in every thread and keeps the first non-2xx answer; done()
+-- prints them as
 --   BENCH_STATUS <status> <count>
 --   BENCH_SAMPLE <status> <first 400 bytes of the body>
--- for bench/run.py to read.
 
 wrk.method = os.getenv("BENCH_METHOD") or "GET"
 wrk.headers["Authorization"] = os.getenv("BENCH_AUTH") or "Bearer bench-key"
@@ -12,16 +15,43 @@ if body ~= nil and body ~= "" then
   wrk.body = body
   wrk.headers["Content-Type"] = "application/json"
 end
+local paths_file = os.getenv("BENCH_PATHS_FILE") or ""
+local fresh_keys = os.getenv("BENCH_IDEMPOTENCY") == "1"
 
 local threads = {}
+local counter = 0
 
 function setup(thread)
+  thread:set("thread_no", #threads)
   table.insert(threads, thread)
 end
 
 function init(args)
   statuses = {}
   sample = ""
+  paths = {}
+  if paths_file ~= "" then
+    for line in io.lines(paths_file) do
+      if line ~= "" then
+        table.insert(paths, line)
+      end
+    end
+  end
+  next_path = ((thread_no or 0) * 97) % math.max(1, #paths)
+  run_id = tostring(os.time()) .. "-" .. tostring(math.random(1, 1000000000))
+end
+
+function request()
+  counter = counter + 1
+  local path = nil
+  if #paths > 0 then
+    next_path = next_path % #paths + 1
+    path = paths[next_path]
+  end
+  if fresh_keys then
+    wrk.headers["Idempotency-Key"] = "bench-" .. run_id .. "-" .. tostring(thread_no) .. "-" .. counter
+  end
+  return wrk.format(nil, path)
 end
 
 function response(status, headers, body)

@@ -6,7 +6,8 @@ DELETE /admin/keys/{key_id}         revoke (every replica refuses it within keys
 PUT    /admin/budgets/{name}        create or change a budget
 GET    /admin/budgets               budgets with their current window: spent, reserved, left
 DELETE /admin/budgets/{name}
-GET    /admin/report?since=&until=&group_by=day,team,project,model&format=csv|json
+GET    /admin/report?since=&until=&group_by=day,team,project,model&format=csv|json|focus
+GET    /admin/export/focus?since=&until=&format=csv|json   FOCUS 1.1, one row per job
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from proxy.config import BudgetSpec
 from proxy.errors import BadRequest, NotFound, ServiceUnavailable
-from proxy.governance import report
+from proxy.governance import focus, report
 from proxy.governance.budgets import iso
 from proxy.governance.keys import new_key
 from proxy.governance.setup import budget_from_spec
@@ -29,6 +30,7 @@ from proxy.runtime import Runtime
 from proxy.state import ADMIN_RUNTIME
 from proxy.stores.base import Store
 from proxy.stores.records import VirtualKey
+from proxy.webhooks.admin_api import add_routes as add_webhook_routes
 
 
 class NewKey(BaseModel):
@@ -170,12 +172,35 @@ async def get_report(request: web.Request) -> web.Response:
         group_by = report.parse_group_by(request.query.get("group_by", "day,team,model"))
     except ValueError as exc:
         raise BadRequest(str(exc)) from None
+    if request.query.get("format") == "focus":
+        return await _focus(store, since, until, "csv")
     rows = await report.build(store, since, until, group_by)
     if request.query.get("format", "json") == "csv":
         return web.Response(text=report.to_csv(rows, group_by), content_type="text/csv")
+    unexplained = await report.unexplained_spend(store)
     return web.Response(
-        text=report.to_json(rows, since, until, group_by), content_type="application/json"
+        text=report.to_json(rows, since, until, group_by, unexplained),
+        content_type="application/json",
     )
+
+
+async def export_focus(request: web.Request) -> web.Response:
+    """FOCUS 1.1 rows, one per terminal job submitted in the window (CSV, or JSON)."""
+    _, store = _runtime(request)
+    now = time.time()
+    try:
+        since = float(request.query.get("since") or now - 30 * 86400)
+        until = float(request.query.get("until") or now + 1)
+    except ValueError as exc:
+        raise BadRequest(str(exc)) from None
+    return await _focus(store, since, until, request.query.get("format", "csv"))
+
+
+async def _focus(store: Store, since: float, until: float, fmt: str) -> web.Response:
+    rows = await focus.build(store, since, until)
+    if fmt == "json":
+        return web.Response(text=focus.to_json(rows, since, until), content_type="application/json")
+    return web.Response(text=focus.to_csv(rows), content_type="text/csv")
 
 
 def add_routes(app: web.Application) -> None:
@@ -186,6 +211,8 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/admin/budgets", list_budgets)
     app.router.add_delete("/admin/budgets/{name}", delete_budget)
     app.router.add_get("/admin/report", get_report)
+    app.router.add_get("/admin/export/focus", export_focus)
+    add_webhook_routes(app)
 
 
 __all__ = ["add_routes"]

@@ -171,12 +171,34 @@ def to_csv(rows: Sequence[dict[str, Any]], group_by: Sequence[str]) -> str:
 
 
 def to_json(
-    rows: Sequence[dict[str, Any]], since: float, until: float, group_by: Sequence[str]
+    rows: Sequence[dict[str, Any]],
+    since: float,
+    until: float,
+    group_by: Sequence[str],
+    unexplained: Sequence[dict[str, Any]] = (),
 ) -> str:
     total = sum(money.parse(r["spend_usd"]) for r in rows)
     doc = {"since": since, "until": until, "group_by": list(group_by), "rows": list(rows),
            "total_spend_usd": money.exact(total)}  # fmt: skip
+    if unexplained:  # only where balance reconciliation runs
+        doc["unexplained_spend"] = list(unexplained)
     return json.dumps(doc, indent=2)
+
+
+async def unexplained_spend(store: Store) -> list[dict[str, Any]]:
+    """Balance reconciliation per upstream team: spend the ledger does not explain, since
+    the first balance reading (``proxy.governance.reconcile_balance``); empty if it is off."""
+    return [
+        {
+            "team": r.team,
+            "since": r.first_read_at,
+            "read_at": r.read_at,
+            "balance_usd": money.exact(r.balance_micros),
+            "unexplained_usd": money.exact(r.unexplained_micros),
+            "topups_usd": money.exact(r.topup_micros),
+        }
+        for r in await store.list_balance_readings()
+    ]
 
 
 @overload

@@ -4,6 +4,8 @@ idempotent), and observed so that the job ledger follows the task.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from aiohttp import web
 from multidict import CIMultiDict
 
@@ -13,17 +15,23 @@ from proxy.forwarding import upstream_headers
 from proxy.governance import access
 from proxy.handlers.failures import transport_error
 from proxy.state import CONTEXT, METRICS, POLL_POLICY, ROUTE, RUNTIME, SETTINGS, UPSTREAM
+from proxy.telemetry.children import child
 from proxy.upstream import attempts
-from proxy.upstream.client import end_to_end
+from proxy.upstream.client import HOP_BY_HOP
 
-_DROP_RESPONSE = frozenset({"content-length", "content-encoding"})
+# The answer is re-framed by aiohttp (and was decoded): its length and coding do not pass.
+_DROP_RESPONSE = HOP_BY_HOP | {"content-length", "content-encoding"}
 
 
-def reply_headers(headers: CIMultiDict[str] | object) -> CIMultiDict[str]:
-    out = end_to_end(headers)  # type: ignore[arg-type]
-    for name in list(out.keys()):
-        if name.lower() in _DROP_RESPONSE:
-            out.popall(name, None)
+def reply_headers(headers: Mapping[str, str]) -> CIMultiDict[str]:
+    """The upstream answer's end-to-end headers (as ``end_to_end``), in one pass."""
+    conn = headers.get("Connection")
+    named = {t.strip().lower() for t in conn.split(",")} if conn else set()
+    out: CIMultiDict[str] = CIMultiDict()
+    for name, value in headers.items():
+        lower = name.lower()
+        if lower not in _DROP_RESPONSE and lower not in named:
+            out.add(name, value)
     return out
 
 
@@ -45,8 +53,11 @@ async def handle_poll(request: web.Request) -> web.StreamResponse:
             return web.Response(status=200, body=cached, content_type="application/json")
     metrics = app[METRICS]
     runtime = app[RUNTIME]
+    # Built once per poll, proxy keys already stripped (upstream_headers does it); the
+    # upstream key replaces a proxy key's Authorization.
     headers = upstream_headers(request, app[SETTINGS], keep_length=False)
-    access.swap(headers, identity)
+    if identity is not None:
+        headers["Authorization"] = identity.upstream_authorization
 
     async def fetch() -> attempts.Outcome:
         outcome = await attempts.send(
@@ -61,7 +72,7 @@ async def handle_poll(request: web.Request) -> web.StreamResponse:
             rng=runtime.rng,
             on_retry=lambda reason: metrics.upstream_retries.labels("poll", reason).inc(),
         )
-        metrics.job_polls.labels("client").inc()
+        child(metrics.job_polls, "client").inc()
         return outcome
 
     if app[SETTINGS].poll.coalesce:

@@ -236,6 +236,7 @@ class SubmitLedger:
             next_poll_at=next_poll_at,
             reservation_id=ctx.reservation_id,
             slot_reservation_id=ctx.slot_reservation_id,
+            callback_url=ctx.callback_url,
         )
 
 

@@ -98,8 +98,8 @@ class PollObserver:
         caller: str | None = None,
         credential: str | None = None,
     ) -> JobRecord | None:
-        if status != 200:
-            return None
+        if status != 200 or self._foreign.get(task_id):
+            return None  # a foreign task costs nothing after the first look, not even a parse
         view = read_task(body)
         if view is None:
             return None
@@ -115,8 +115,6 @@ class PollObserver:
         error_reason = view.message
         if view.bucket is StatusBucket.BLOCKED:
             error_reason = f"{view.raw_status}: {view.message or 'refused by the upstream'}"
-        if self._foreign.get(task_id):
-            return None
         grace = self._settings.watcher.client_grace_seconds
         client = source == "client"
         known = self._known.get(task_id)

@@ -12,10 +12,10 @@ is and the watcher keeps polling it until a known status or expiry.
 from __future__ import annotations
 
 import enum
-import json
 from dataclasses import dataclass
 from typing import Any
 
+from proxy.jsoncodec import loads
 from proxy.stores.records import JobStatus
 
 
@@ -87,8 +87,8 @@ def _urls(data: dict[str, Any]) -> tuple[str, ...]:
 def read_task(body: bytes) -> TaskView | None:
     """The task answer's status and outputs, or ``None`` if the body is not one."""
     try:
-        doc = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+        doc = loads(body)
+    except ValueError:  # not JSON, or not UTF-8
         return None
     if not isinstance(doc, dict):
         return None

@@ -324,7 +324,7 @@ class IntentsMixin(JobsMixin, IdempotencyMixin, BudgetsMixin):
                 estimated_cost_micros=old.estimated_cost_micros, status=JobStatus.PENDING,
                 upstream_attempts=old.upstream_attempts, traceparent=old.traceparent,
                 submitted_by=old.submitted_by, next_poll_at=now,
-                reservation_id=old.reservation_id,
+                reservation_id=old.reservation_id, callback_url=old.callback_url,
             )  # fmt: skip
             recorded = await self._insert_job(tx, job)
             if recorded is None:

@@ -13,6 +13,7 @@ from proxy.stores._sql import (
     encode_history,
     job_from_row,
 )
+from proxy.stores._webhooks import enqueue_delivery
 from proxy.stores.base import DuplicateJobError, JobNotFoundError
 from proxy.stores.records import (
     GROUP_KEYS,
@@ -34,9 +35,10 @@ INSERT_JOB = """
 INSERT INTO jobs (task_id, caller, team, project, alias, pinned_slug, input_hash,
     correlation_id, request_id, idempotency_key, price_table_version,
     estimated_cost_micros, status, upstream_attempts, traceparent, submitted_by,
-    submitted_at, history, last_seen_status, next_poll_at, reservation_id, slot_reservation_id)
+    submitted_at, history, last_seen_status, next_poll_at, reservation_id, slot_reservation_id,
+    callback_url)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18,
-    $19, $20, $21, $22)
+    $19, $20, $21, $22, $23)
 ON CONFLICT (task_id) DO NOTHING
 RETURNING *"""
 
@@ -82,7 +84,7 @@ class JobsMixin(BudgetsMixin):
             job.price_table_version, job.estimated_cost_micros, job.status.value,
             job.upstream_attempts, job.traceparent, job.submitted_by, job.submitted_at,
             history, job.status.value, job.next_poll_at, job.reservation_id,
-            job.slot_reservation_id,
+            job.slot_reservation_id, job.callback_url,
         )  # fmt: skip
         row = await tx.fetchrow(self.dialect.sql(INSERT_JOB), *args)
         return None if row is None else job_from_row(row)
@@ -305,6 +307,8 @@ class JobsMixin(BudgetsMixin):
             )
         if job.slot_reservation_id is not None:
             await self._close_in(tx, job.slot_reservation_id, "released", 0)
+        if job.callback_url is not None:  # the completion webhook, as durable as the transition
+            await enqueue_delivery(tx, self.dialect, job)
 
     async def _locked_job(self, tx: Tx, task_id: str) -> JobRecord | None:
         sql = "SELECT * FROM jobs WHERE task_id = $1" + self.dialect.lock_rows  # noqa: S608

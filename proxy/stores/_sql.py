@@ -158,6 +158,7 @@ def job_from_row(row: Row) -> JobRecord:
         stale=bool(row["stale"]),
         reservation_id=row["reservation_id"],
         slot_reservation_id=row.get("slot_reservation_id"),
+        callback_url=row.get("callback_url"),
     )
 
 

@@ -46,6 +46,7 @@ from proxy.stores.records import (
     VirtualKey,
     WatcherStats,
 )
+from proxy.stores.webhook_records import BalanceReading, Delivery, DeliveryState
 
 DEFAULT_IDEMPOTENCY_TTL = 24 * 3600.0
 DEFAULT_IN_FLIGHT_TIMEOUT = 300.0
@@ -380,6 +381,67 @@ class LeaseStore(Protocol):
         """Give up the lease if ``owner`` holds it."""
 
 
+class WebhookStore(Protocol):
+    """Completion webhook deliveries (see ``proxy.stores._webhooks``) and per-caller URLs."""
+
+    async def set_webhook_endpoint(self, caller: str, url: str | None, now: float) -> bool:
+        """Set (or with ``None`` remove) the default callback URL of ``caller``."""
+
+    async def get_webhook_endpoint(self, caller: str) -> str | None:
+        """The default callback URL of ``caller``, if the operator set one."""
+
+    async def list_webhook_endpoints(self) -> dict[str, str]:
+        """Every caller's default callback URL."""
+
+    async def lease_deliveries(
+        self, owner: str, now: float, limit: int, lease_seconds: float
+    ) -> list[Delivery]:
+        """Take up to ``limit`` due deliveries for ``owner`` until ``now + lease_seconds``."""
+
+    async def delivery_succeeded(self, delivery_id: str, now: float, status: int) -> bool:
+        """Mark a pending delivery delivered (the receiver answered ``status``)."""
+
+    async def delivery_failed(
+        self, delivery_id: str, owner: str, status: int | None, error: str, retry_at: float | None
+    ) -> bool:
+        """Count a failed attempt: due again at ``retry_at``, or dead-lettered if ``None``."""
+
+    async def get_delivery(self, delivery_id: str) -> Delivery | None:
+        """One delivery by its id or its task id."""
+
+    async def list_deliveries(
+        self, *, state: DeliveryState | None = None, limit: int = 100
+    ) -> list[Delivery]:
+        """Deliveries, newest first, optionally in one state."""
+
+    async def redeliver(self, delivery_id: str, now: float) -> bool:
+        """Make a delivery (by id or task id) due now with a fresh attempt budget."""
+
+    async def delivery_counts(self) -> dict[str, int]:
+        """How many deliveries are in each state."""
+
+    async def purge_deliveries(self, before: float, limit: int) -> int:
+        """Delete up to ``limit`` delivered or dead deliveries created before ``before``."""
+
+
+class BalanceStore(Protocol):
+    """Balance reconciliation: the last reading per team and the ledger's spend."""
+
+    async def get_balance_reading(self, team: str) -> BalanceReading | None:
+        """The last reading for ``team``."""
+
+    async def list_balance_readings(self) -> list[BalanceReading]:
+        """The last reading of every team."""
+
+    async def put_balance_reading(self, reading: BalanceReading) -> None:
+        """Replace the last reading of ``reading.team``."""
+
+    async def ledger_spend(
+        self, since: float, until: float, teams: Sequence[str] | None = None
+    ) -> int:
+        """Final cost of jobs that turned terminal in ``(since, until]`` (of ``teams``)."""
+
+
 @runtime_checkable
 class Store(
     IntentStore,
@@ -392,6 +454,8 @@ class Store(
     RefusalStore,
     JobUpkeepStore,
     LeaseStore,
+    WebhookStore,
+    BalanceStore,
     Protocol,
 ):
     """Everything the proxy keeps: jobs, leases, idempotency keys, keys, budgets, refusals."""

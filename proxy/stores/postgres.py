@@ -15,6 +15,7 @@ from contextlib import asynccontextmanager
 import asyncpg
 
 from proxy.stores import migrations
+from proxy.stores._balance import BalanceMixin
 from proxy.stores._budget_defs import BudgetDefinitionsMixin
 from proxy.stores._budgets import BudgetsMixin
 from proxy.stores._idempotency import IdempotencyMixin
@@ -25,6 +26,7 @@ from proxy.stores._leases import LeasesMixin
 from proxy.stores._refusals import RefusalsMixin
 from proxy.stores._sql import POSTGRES, Row, Tx, rows_changed
 from proxy.stores._vkeys import VirtualKeysMixin
+from proxy.stores._webhooks import WebhooksMixin
 from proxy.stores.base import StoreUnavailableError
 
 DEFAULT_MIN_POOL = 1
@@ -71,6 +73,8 @@ class PostgresStore(
     RefusalsMixin,
     JobUpkeepMixin,
     LeasesMixin,
+    WebhooksMixin,
+    BalanceMixin,
 ):
     """``Store`` on a PostgreSQL database shared by every replica."""
 

@@ -69,6 +69,7 @@ class NewJob:
     next_poll_at: float | None = None
     reservation_id: str | None = None
     slot_reservation_id: str | None = None
+    callback_url: str | None = None  # completion webhook target (proxy.webhooks)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -109,6 +110,7 @@ class JobRecord:
     stale: bool = False
     reservation_id: str | None = None
     slot_reservation_id: str | None = None
+    callback_url: str | None = None
 
     @property
     def terminal(self) -> bool:

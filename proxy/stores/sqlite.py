@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -19,6 +20,7 @@ import aiosqlite
 import structlog
 
 from proxy.stores import migrations
+from proxy.stores._balance import BalanceMixin
 from proxy.stores._budget_defs import BudgetDefinitionsMixin
 from proxy.stores._budgets import BudgetsMixin
 from proxy.stores._idempotency import IdempotencyMixin
@@ -29,6 +31,7 @@ from proxy.stores._leases import LeasesMixin
 from proxy.stores._refusals import RefusalsMixin
 from proxy.stores._sql import SQLITE, Row, Tx
 from proxy.stores._vkeys import VirtualKeysMixin
+from proxy.stores._webhooks import WebhooksMixin
 from proxy.stores.base import StoreUnavailableError
 
 DEFAULT_BUSY_TIMEOUT_MS = 5000
@@ -55,6 +58,22 @@ class _SqliteTx:
             return cursor.rowcount
 
 
+async def _switch_to_wal(conn: aiosqlite.Connection, within: float) -> None:
+    """``journal_mode = WAL``; SQLite answers "locked" at once (no busy wait) while another
+    connection is switching the same new file, so retry within the busy timeout."""
+    deadline = time.monotonic() + within
+    delay = 0.01
+    while True:
+        try:
+            await conn.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() + delay > deadline:
+                raise
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, 0.2)
+
+
 def _row(row: sqlite3.Row) -> Row:
     return dict(zip(row.keys(), row, strict=True))
 
@@ -69,6 +88,8 @@ class SqliteStore(
     RefusalsMixin,
     JobUpkeepMixin,
     LeasesMixin,
+    WebhooksMixin,
+    BalanceMixin,
 ):
     """``Store`` on a single SQLite database file."""
 
@@ -91,7 +112,7 @@ class SqliteStore(
         try:
             conn.row_factory = sqlite3.Row
             await conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
-            await conn.execute("PRAGMA journal_mode = WAL")
+            await _switch_to_wal(conn, busy_timeout_ms / 1000)
             await conn.execute("PRAGMA synchronous = FULL")
             await conn.execute("PRAGMA foreign_keys = ON")
             store = cls(conn)

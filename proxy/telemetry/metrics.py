@@ -41,6 +41,7 @@ BUDGET = "budget"
 KIND = "kind"
 SOURCE = "source"
 TABLE = "table"
+STATE = "state"
 
 OTHER = "other"
 
@@ -347,6 +348,63 @@ class Metrics:
         self.retention_last_success = Gauge(
             f"{p}_retention_last_success_timestamp_seconds",
             "When this replica last finished a retention round (Unix time; 0: never).",
+            registry=r,
+        )
+        # --- completion webhooks ------------------------------------------------------
+        self.webhook_attempts = Counter(
+            f"{p}_webhook_attempts_total",
+            "Completion webhook POST attempts, by outcome (delivered, failed, dead).",
+            [OUTCOME],
+            registry=r,
+        )
+        self.webhook_latency = Histogram(
+            f"{p}_webhook_latency_seconds",
+            "Time of one completion webhook POST, by outcome.",
+            [OUTCOME],
+            buckets=UPSTREAM_BUCKETS,
+            registry=r,
+        )
+        self.webhook_delay = Histogram(
+            f"{p}_webhook_delivery_delay_seconds",
+            "From a job turning terminal to its webhook being delivered.",
+            buckets=QUEUE_BUCKETS,
+            registry=r,
+        )
+        self.webhook_deliveries = Gauge(
+            f"{p}_webhook_deliveries",
+            "Completion webhook deliveries in the store, by state (pending, delivered, dead).",
+            [STATE],
+            registry=r,
+        )
+        # --- balance reconciliation -----------------------------------------------------
+        self.balance = Gauge(
+            f"{p}_upstream_balance_usd",
+            "The upstream team balance at the last reconciliation, in US dollars.",
+            [TEAM],
+            registry=r,
+        )
+        self.unexplained_spend = Gauge(
+            f"{p}_unexplained_spend_usd",
+            "Balance drops the ledger does not explain, summed since the first reading (USD).",
+            [TEAM],
+            registry=r,
+        )
+        self.unexplained_window = Gauge(
+            f"{p}_unexplained_spend_window_usd",
+            "Unexplained spend in the last reconciliation window, in US dollars.",
+            [TEAM],
+            registry=r,
+        )
+        self.balance_topups = Gauge(
+            f"{p}_balance_topups_usd",
+            "Balance rises (top-ups) seen since the first reading, in US dollars.",
+            [TEAM],
+            registry=r,
+        )
+        self.balance_last_success = Gauge(
+            f"{p}_balance_reconcile_last_success_timestamp_seconds",
+            "When a reconciliation round last succeeded (Unix time; 0: never).",
+            [TEAM],
             registry=r,
         )
         # --- build --------------------------------------------------------------------

@@ -15,6 +15,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
+from multidict import CIMultiDict, CIMultiDictProxy
+from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
@@ -33,7 +35,16 @@ from opentelemetry.sdk.trace.sampling import (
     Sampler,
     TraceIdRatioBased,
 )
-from opentelemetry.trace import Link, Span, SpanContext, SpanKind, Status, StatusCode
+from opentelemetry.trace import (
+    Link,
+    NonRecordingSpan,
+    Span,
+    SpanContext,
+    SpanKind,
+    Status,
+    StatusCode,
+    TraceFlags,
+)
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 from opentelemetry.util.re import parse_env_headers
 from opentelemetry.util.types import AttributeValue
@@ -247,15 +258,17 @@ def server_span(
     attributes: Mapping[str, AttributeValue] | None = None,
 ) -> Iterator[Span]:
     """Make the SERVER span for an incoming request current, continuing its ``traceparent``."""
-    carrier = {k.lower(): v for k, v in headers.items()}
     if not tracing.exporting:
         # Sampled out: ids only (for logs and the traceparent upstream), no attributes.
-        with tracing.tracer.start_as_current_span(
-            method, context=_PROPAGATOR.extract(carrier), kind=SpanKind.SERVER,
-            record_exception=False, set_status_on_exception=False,
-        ) as span:  # fmt: skip
-            yield span
+        parent = trace.get_current_span(_incoming(headers)).get_span_context()
+        lean = _sampled_out(tracing, parent)
+        token = otel_context.attach(trace.set_span_in_context(lean))  # as the SDK's use_span
+        try:
+            yield lean
+        finally:
+            otel_context.detach(token)
         return
+    carrier = {k.lower(): v for k, v in headers.items()}
     attrs: dict[str, AttributeValue] = {
         "http.request.method": method,
         "url.path": path,
@@ -283,6 +296,52 @@ def server_span(
         yield span
 
 
+def _incoming(headers: Mapping[str, str]) -> Context:
+    """The remote parent an incoming request names (``traceparent``/``tracestate``), if any."""
+    if isinstance(headers, CIMultiDictProxy | CIMultiDict):
+        carrier = {
+            name: values[-1]  # the last one, as a dict of the headers would keep
+            for name in ("traceparent", "tracestate")
+            if (values := headers.getall(name, None))
+        }
+    else:
+        carrier = {k.lower(): v for k, v in headers.items()}
+    return _PROPAGATOR.extract(carrier) if carrier else Context()
+
+
+_NOT_SAMPLED = TraceFlags(TraceFlags.DEFAULT)
+
+
+def _sampled_out(tracing: Tracing, parent: SpanContext) -> NonRecordingSpan:
+    """A sampled-out span made without the SDK's per-span work (sampler, attributes).
+
+    The same ids and flags the SDK's ``ALWAYS_OFF`` sampler gives: the parent's trace id
+    and trace state (a new trace without a valid parent), a new span id, not sampled.
+    """
+    ids = tracing.provider.id_generator
+    if parent.is_valid:
+        trace_id, state = parent.trace_id, parent.trace_state
+    else:
+        trace_id, state = ids.generate_trace_id(), None
+    return NonRecordingSpan(
+        SpanContext(
+            trace_id,
+            ids.generate_span_id(),
+            is_remote=False,
+            trace_flags=_NOT_SAMPLED,
+            trace_state=state,
+        )
+    )
+
+
+def _trace_headers(context: SpanContext) -> dict[str, str]:
+    """What the W3C propagator would inject for ``context``."""
+    headers = {"traceparent": format_traceparent(context)}
+    if context.trace_state:
+        headers["tracestate"] = context.trace_state.to_header()
+    return headers
+
+
 @dataclass(frozen=True)
 class UpstreamAttempt:
     """A CLIENT span and the trace headers to send with that attempt."""
@@ -296,6 +355,13 @@ def client_span(
     tracing: Tracing, *, method: str, url: str, operation: str, resend_count: int = 0
 ) -> Iterator[UpstreamAttempt]:
     """Make a CLIENT span for one upstream attempt current; send ``attempt.headers`` with it."""
+    if not tracing.exporting:
+        # Sampled out: a child id for the traceparent sent upstream, nothing recorded, and
+        # not made current (nothing reads it: no exemplar, no child span; a log line
+        # written during the attempt names the request's span).
+        lean = _sampled_out(tracing, trace.get_current_span().get_span_context())
+        yield UpstreamAttempt(lean, _trace_headers(lean.get_span_context()))
+        return
     parts = urlsplit(url)
     attrs: dict[str, AttributeValue] = {
         "http.request.method": method,

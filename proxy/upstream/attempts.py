@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import random
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
+from proxy.jsoncodec import loads
 from proxy.upstream.client import Reply, TransportFailure, Upstream, sleep
 from proxy.upstream.retry import (
     Bucket,
@@ -89,6 +89,6 @@ async def send(
 def _json_object(reply: Reply) -> bool:
     """Whether a reply's body is a JSON object (what every Modellix API answer is)."""
     try:
-        return isinstance(json.loads(reply.body), dict)
+        return isinstance(loads(reply.body), dict)
     except ValueError:  # not JSON, or not UTF-8
         return False

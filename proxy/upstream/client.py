@@ -18,6 +18,7 @@ from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
 from proxy.config import UpstreamSettings
+from proxy.telemetry.children import child
 from proxy.telemetry.metrics import Metrics
 from proxy.telemetry.tracing import (
     Tracing,
@@ -162,7 +163,7 @@ class Upstream:
         with client_span(
             self._tracing,
             method=method,
-            url=str(url),
+            url=str(url) if self._tracing.exporting else "",  # only span attributes read it
             operation=operation,
             resend_count=resend_count,
         ) as attempt:
@@ -180,18 +181,18 @@ class Upstream:
                     seconds = time.perf_counter() - started
                     self._observe(operation, seconds)
                     set_response_status(attempt.span, resp.status, server=False)
-                    chunks: list[bytes] = []
-                    size = 0
-                    async for chunk in resp.content.iter_chunked(65536):
-                        size += len(chunk)
-                        if size > cap:
-                            self._count(operation, "too_large")
-                            raise TransportFailure(
-                                Failure.TOO_LARGE, "the upstream answer was too large"
-                            )
-                        chunks.append(chunk)
+                    length = resp.content_length
+                    if (
+                        length is not None
+                        and length <= cap
+                        and not resp.headers.get("Content-Encoding")
+                    ):
+                        # Framed by Content-Length (aiohttp reads exactly that): one read.
+                        body = await resp.read()
+                    else:
+                        body = await self._read_capped(resp, cap, operation)
                     self._count(operation, _status_class(resp.status))
-                    return Reply(resp.status, resp.headers, b"".join(chunks), seconds)
+                    return Reply(resp.status, resp.headers, body, seconds)
             except TransportFailure as failed:
                 set_error(attempt.span, failed.failure.value)
                 raise
@@ -240,11 +241,24 @@ class Upstream:
             self._count(operation, _status_class(resp.status))
             return resp
 
+    async def _read_capped(self, resp: aiohttp.ClientResponse, cap: int, operation: str) -> bytes:
+        """The body read chunk by chunk, refused past ``cap`` bytes (decoded size)."""
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in resp.content.iter_chunked(65536):
+            size += len(chunk)
+            if size > cap:
+                self._count(operation, "too_large")
+                raise TransportFailure(Failure.TOO_LARGE, "the upstream answer was too large")
+            chunks.append(chunk)
+        return b"".join(chunks)
+
     def _observe(self, operation: str, seconds: float) -> None:
-        self._metrics.upstream_duration.labels(operation).observe(seconds, trace_exemplar())
+        exemplar = trace_exemplar() if self._tracing.exporting else None
+        child(self._metrics.upstream_duration, operation).observe(seconds, exemplar)
 
     def _count(self, operation: str, outcome: str) -> None:
-        self._metrics.upstream_requests.labels(operation, outcome).inc()
+        child(self._metrics.upstream_requests, operation, outcome).inc()
 
 
 def _traced(headers: Mapping[str, str], attempt: UpstreamAttempt) -> CIMultiDict[str]:

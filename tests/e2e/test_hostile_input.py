@@ -136,6 +136,7 @@ async def test_pipeline_order_is_identify_then_body_then_the_rest(stack: Stack) 
         "idempotency",
         "validate",
         "price",
+        "callback",
         "budget",
     )
 

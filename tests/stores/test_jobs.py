@@ -250,12 +250,12 @@ async def test_job_costs_lists_jobs_in_range_oldest_first(store: Store) -> None:
     assert costs == [
         JobCost(submitted_at=T0, team=None, project=None, model="minimax/hailuo-02-t2v",
                 status=JobStatus.PENDING, estimated_cost_micros=1_250_000,
-                final_cost_micros=None),
+                final_cost_micros=None, alias="minimax/hailuo"),
         JobCost(submitted_at=T0 + 10, team="growth", project="ads", model="wan/2.5",
                 status=JobStatus.SUCCESS, estimated_cost_micros=1_250_000,
-                final_cost_micros=1_100_000),
+                final_cost_micros=1_100_000, alias="minimax/hailuo"),
         JobCost(submitted_at=T0 + 30, team="growth", project="ads",
                 model="minimax/hailuo-02-t2v", status=JobStatus.PENDING,
-                estimated_cost_micros=None, final_cost_micros=None),
+                estimated_cost_micros=None, final_cost_micros=None, alias="minimax/hailuo"),
     ]  # fmt: skip
     assert await store.job_costs(T0 + 61, T0 + 100) == []

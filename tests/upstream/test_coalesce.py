@@ -17,8 +17,9 @@ async def test_concurrent_identical_calls_share_one_result() -> None:
     async def work() -> int:
         nonlocal calls
         calls += 1
+        mine = calls  # which call this is, whenever it resumes
         await release.wait()
-        return calls
+        return mine
 
     single: Coalescer[int] = Coalescer()
     waiters = [asyncio.ensure_future(single.run("a", work)) for _ in range(10)]
