@@ -63,7 +63,7 @@ def git_commit() -> str:
     return f"{head}{' (uncommitted changes)' if dirty else ''}"
 
 
-PEERS = ("direct", "bare", "proxy", "proxy-pg")
+PEERS = ("direct", "bare", "proxy", "proxy-info", "proxy-pg")
 
 
 def ratios(

@@ -5,8 +5,9 @@ about three minutes).
 
 It starts, as subprocesses: the benchmark upstream (``bench.upstream``: the simulator,
 unlimited and kept small), a bare aiohttp pass-through in front of it (``bench.bare``: the
-framework's floor), ``modellix-proxy serve`` on SQLite and, when PostgreSQL answers, a
-second proxy on PostgreSQL. With two or more CPUs each peer is pinned to CPU 1 and the load
+framework's floor), ``modellix-proxy serve`` on SQLite (and a second one at the default
+``info`` logging level, for the forwarded polls) and, when PostgreSQL answers, a proxy on
+PostgreSQL (for the submits). With two or more CPUs each peer is pinned to CPU 1 and the load
 generator (wrk, the open-loop client) and the upstream to CPU 0. Every closed-loop scenario
 runs ``wrk`` against each peer in turn; polls rotate through 1,000 distinct task ids made
 beforehand (coalescing has its own one-id scenario). The open-loop part sends polls on a
@@ -324,7 +325,7 @@ def prepare(upstream: str, proxy: str, workdir: Path, pg: bool) -> list[Scenario
             "forwards every poll; the jobs are not in its ledger",
             "GET",
             f"/api/v1/tasks/{foreign[0]}",
-            polls,
+            (*polls, "proxy-info"),
             paths_file=write_paths(workdir, "foreign", foreign),
         ),
         Scenario(
@@ -520,7 +521,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     load_cpus, peer_cpus = ("0", "1") if pinned else (None, None)
     options = Options(args.seconds, args.warmup, args.connections, args.threads, load_cpus)
     rates = [float(r) for r in args.rates.split(",") if r.strip()]
-    ports = {name: free_port() for name in ("direct", "bare", "proxy", "proxy-pg")}
+    ports = {name: free_port() for name in ("direct", "bare", "proxy", "proxy-info", "proxy-pg")}
     bases = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
     upstream_url = bases["direct"]
     pg_name = f"modellix_bench_{os.getpid()}"
@@ -583,6 +584,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                     peer_cpus,
                 ),
             }
+            # The default logging level (info: one JSON access line per request, to a file).
+            info_env = proxy_env(ports["proxy-info"], upstream_url, f"sqlite:///{workdir}/info.db")
+            info_env["MODELLIX_PROXY_LOGGING__LEVEL"] = "info"
+            services["proxy-info"] = start(
+                "proxy-info", proxy_command(), "/healthz", info_env, peer_cpus
+            )
             if pg_url is not None:
                 services["proxy-pg"] = start(
                     "proxy-pg",
@@ -639,8 +646,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             "threads": args.threads,
             "distinct_ids": DISTINCT_IDS,
             "pinning": (
-                "each peer (bare, proxy, proxy-pg) on CPU 1; wrk, the open-loop client and "
-                "the upstream on CPU 0; PostgreSQL itself unpinned"
+                "each peer (bare, proxy, proxy-info, proxy-pg) on CPU 1; wrk, the open-loop "
+                "client and the upstream on CPU 0; PostgreSQL itself unpinned"
                 if pinned
                 else "none"
             ),
@@ -654,7 +661,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 )
             ).replace(str(wrk.SCRIPT), "bench/lua/request.lua"),
             "upstream": "bench.upstream (simulator, fast preset, no concurrency limit)",
-            "proxy_config": "watcher off, admin off, logging warning, preflight off",
+            "proxy_config": "watcher off, admin off, logging warning (proxy-info: info, the "
+            "default, one JSON access line per request to a file), preflight off",
             "submit_body": json.loads(SUBMIT_BODY),
         },
         "scenarios": results,
