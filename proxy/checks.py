@@ -64,6 +64,9 @@ class Problem:
         return f"{where}: {self.message}{hint}"
 
 
+_SLUG = re.compile(r"^[a-z0-9][a-z0-9._-]*/[a-z0-9][a-z0-9._-]*$")
+
+
 def field_of(loc: Loc) -> str:
     """A pydantic error location as a dotted field path (``budgets.0.limit_usd``)."""
     return ".".join(str(part) for part in loc)
@@ -200,8 +203,10 @@ def check_settings(settings: Settings) -> list[str]:
     except CatalogError as exc:
         problems.append(f"models.aliases: {exc}")
     for slug, entry in settings.pricing.models.items():
-        if slug not in catalog:
-            problems.append(f"pricing.models.{slug}: not a model in the catalog")
+        # A slug outside the local catalog may be one the upstream lists (priced from the
+        # body's common fields): only its shape can be checked offline.
+        if slug not in catalog and not _SLUG.match(slug):
+            problems.append(f"pricing.models.{slug}: not a model slug (provider/model, lowercase)")
         if entry.usd is None and not entry.usd_by_resolution:
             problems.append(f"pricing.models.{slug}: needs usd or usd_by_resolution")
     return problems

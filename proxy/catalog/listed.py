@@ -66,6 +66,9 @@ def _problem(
 def price_hint(slug: str | None, outcome: str | None) -> str:
     """What to add to the config so an unpriced model can run under a budget."""
     entry = f'pricing.models."{slug}"'
-    if outcome in (RULE_STATUS, "permissive"):  # no local spec: pricing needs its billing fields
-        return f'add a spec under models.overrides.models."{slug}" and a price under {entry}'
+    if outcome in (RULE_STATUS, "permissive"):  # no local spec: priced from common fields
+        return (
+            f"add {entry} to the config to allow it (without a local spec it is priced from "
+            "the body's duration, resolution and n/num_images fields)"
+        )
     return f"add {entry} to the config to allow it"

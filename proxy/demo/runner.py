@@ -40,6 +40,7 @@ DEMO_PRICES: dict[str, dict[str, Any]] = {
     "bytedance/seedream-4.5-t2i": {"unit": "per_image", "usd": "0.04"},
     "google/nano-banana-2-lite": {"unit": "per_image", "usd": "0.02"},
     "openai/gpt-image-2": {"unit": "per_image", "usd": "0.04"},
+    "alibaba/qwen-image-plus": {"unit": "per_image", "usd": "0.03"},  # upstream-listed, no spec
 }
 
 
@@ -166,7 +167,7 @@ async def _demo(
             await _drive(workload, proxy, seconds, out)
             await _drain(proxy, out)
             await workload.close()
-            await print_summary(out, proxy, sim.sim, workload, settings)
+            consistent = await print_summary(out, proxy, sim.sim, workload, settings)
             _closing(out, proxy, sim.url, keep_open)
             if keep_open:
                 await until_interrupted()
@@ -175,6 +176,9 @@ async def _demo(
             await proxy.stop()
             if prometheus is not None:
                 prometheus.stop()
+    if not consistent:  # finance truth is the product: a demo that shows otherwise fails
+        out.write("the ledger and the simulator's billing differ: see above\n")
+        return 1
     return 0
 
 

@@ -19,10 +19,12 @@ def _usd(micros: int) -> str:
 
 async def print_summary(
     out: TextIO, proxy: Running, sim: Simulator, workload: Workload, settings: Settings
-) -> None:
+) -> bool:
+    """Print the summary; True when the ledger equals the simulator's billing to the
+    micro-dollar and every task created upstream is a job the proxy accepted."""
     store = proxy.app[RUNTIME].store
     if store is None:
-        return
+        return False
     rows = await store.spend_summary(0, time.time() + 1, ["model", "status"])
     by_model: dict[str, dict[str, int]] = {}
     for row in rows:
@@ -76,3 +78,4 @@ async def print_summary(
     )
     out.write(f"Price table version: {settings.pricing.version}\n")
     out.flush()
+    return total == billed and created == t.accepted

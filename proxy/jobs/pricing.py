@@ -70,3 +70,37 @@ def estimate_micros(entry: PriceEntry | None, quantities: Quantities) -> int | N
 
 def lookup(table: Mapping[str, PriceEntry], slug: str | None) -> PriceEntry | None:
     return table.get(slug) if slug is not None else None
+
+
+# Body fields read for a model the upstream lists but the catalog has no spec for.
+LISTED_DURATION_FIELDS = ("duration",)
+LISTED_RESOLUTION_FIELDS = ("resolution",)
+LISTED_COUNT_FIELDS = ("n", "num_images", "image_num", "count")
+
+
+def listed_quantities(entry: PriceEntry, payload: Mapping[str, object]) -> Quantities:
+    """Billing quantities of a body for a model without a local spec (upstream-listed).
+
+    Only the common fields can be known: ``duration`` (seconds), ``resolution``, and an
+    image count from ``n``/``num_images``/``image_num``/``count`` (1 when absent). A
+    ``per_second`` entry without a ``duration`` in the body is unpriced.
+    """
+    seconds: float | None = None
+    for name in LISTED_DURATION_FIELDS:
+        raw = payload.get(name)
+        if isinstance(raw, int | float) and not isinstance(raw, bool):
+            try:
+                seconds = float(raw)
+            except OverflowError:
+                seconds = None
+    resolution = next(
+        (v for v in (payload.get(n) for n in LISTED_RESOLUTION_FIELDS) if isinstance(v, str)),
+        None,
+    )
+    count = 1
+    for name in LISTED_COUNT_FIELDS:
+        raw = payload.get(name)
+        if isinstance(raw, int) and not isinstance(raw, bool) and raw > 0:
+            count = raw
+            break
+    return Quantities(entry.unit, seconds, resolution, count)

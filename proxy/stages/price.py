@@ -5,7 +5,7 @@ from __future__ import annotations
 from proxy.catalog.loader import Catalog
 from proxy.config import PricingSettings
 from proxy.context import RequestContext
-from proxy.jobs.pricing import estimate_micros, lookup
+from proxy.jobs.pricing import estimate_micros, listed_quantities, lookup
 
 
 class PriceStage:
@@ -18,9 +18,14 @@ class PriceStage:
     async def __call__(self, ctx: RequestContext) -> None:
         ctx.price_table_version = self._pricing.version
         slug = ctx.pinned_slug
-        spec = self._catalog.get(slug) if slug else None
-        if spec is None or ctx.payload is None:
+        entry = lookup(self._pricing.models, slug)
+        if slug is None or entry is None or ctx.payload is None:
             ctx.estimated_cost_micros = None
             return
-        entry = lookup(self._pricing.models, slug)
-        ctx.estimated_cost_micros = estimate_micros(entry, spec.quantities(ctx.payload))
+        spec = self._catalog.get(slug)
+        quantities = (
+            spec.quantities(ctx.payload)
+            if spec is not None
+            else listed_quantities(entry, ctx.payload)  # upstream-listed: common fields only
+        )
+        ctx.estimated_cost_micros = estimate_micros(entry, quantities)

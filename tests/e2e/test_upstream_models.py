@@ -245,10 +245,31 @@ async def test_unpriced_listed_model_under_a_budget_names_the_price_entry(
     status, doc, _ = await submit(http, stack, "alibaba/qwen-image-plus", {"prompt": "x"})
     assert status == 402
     assert doc["message"].endswith(
-        'add a spec under models.overrides.models."alibaba/qwen-image-plus" '
-        'and a price under pricing.models."alibaba/qwen-image-plus"'
+        'add pricing.models."alibaba/qwen-image-plus" to the config to allow it (without a '
+        "local spec it is priced from the body's duration, resolution and n/num_images fields)"
     )
     assert stack.sim.requests(method="POST") == []
+
+
+async def test_price_entry_makes_a_listed_model_priced_and_budgeted(
+    make_stack: MakeStack, http: aiohttp.ClientSession
+) -> None:
+    """A price entry for an upstream-listed model without a spec prices it from the body."""
+    config = SimulatorConfig.fast(concurrency_limit=0)
+    stack = await make_stack(
+        config,
+        pricing={"models": {"alibaba/qwen-image-plus": {"unit": "per_image", "usd": "0.03"}}},
+    )
+    await put_budget(stack, "all", "global", None, "10.00")
+    status, doc, headers = await submit(
+        http, stack, "alibaba/qwen-image-plus", {"prompt": "x", "n": 2}
+    )
+    assert status == 200, doc
+    assert headers["X-Modellix-Proxy-Estimated-Cost-USD"] == "0.060000"
+    assert stack.runtime.store is not None
+    job = await stack.runtime.store.get_job(doc["data"]["task_id"])
+    assert job is not None
+    assert job.estimated_cost_micros == 60_000
 
 
 async def test_watcher_key_fetches_the_list_at_start(make_stack: MakeStack) -> None:

@@ -12,7 +12,7 @@ from proxy.cli import main
 BAD = """\
 listen: {port: 70000, tls_cert_file: /nonexistent/cert.pem, tls_key_file: /nonexistent/key.pem}
 models: {unknown_fields: maybe, aliases: {acme/video: acme/not-a-model}}
-pricing: {models: {acme/nothing: {unit: per_video, usd: '1.0'}}}
+pricing: {models: {acme-nothing: {unit: per_video, usd: '1.0'}}}
 keys: {mode: virtual}
 """
 
@@ -34,7 +34,7 @@ def test_schema_and_semantic_problems_come_in_one_run(
         "listen.tls_key_file",
         "keys.mode",
         "models.aliases",
-        "pricing.models.acme/nothing",
+        "pricing.models.acme-nothing",
     ]
     assert "(env MODELLIX_PROXY_LISTEN__PORT)" in lines[0]
     assert "https://errors.pydantic.dev" not in "\n".join(lines)

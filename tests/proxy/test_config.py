@@ -69,17 +69,17 @@ def test_not_yaml_is_a_clear_error(tmp_path: Path) -> None:
 def test_check_config_finds_problems_only_the_parts_see(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """Aliases to missing models, prices for unknown slugs and missing files are reported."""
+    """Aliases to missing models, prices for non-slugs and missing files are reported."""
     path = tmp_path / "semantic.yaml"
     path.write_text(
         "models: {aliases: {acme/video: acme/not-a-model}}\n"
-        "pricing: {models: {acme/nothing: {unit: per_video, usd: '1.0'}}}\n"
+        "pricing: {models: {acme-nothing: {unit: per_video, usd: '1.0'}}}\n"
         "listen: {tls_cert_file: /nonexistent/cert.pem, tls_key_file: /nonexistent/key.pem}\n"
     )
     assert main(["check-config", "-c", str(path)]) == 1
     out = capsys.readouterr().out
     assert "models.aliases" in out
-    assert "pricing.models.acme/nothing" in out
+    assert "pricing.models.acme-nothing" in out
     assert "listen.tls_cert_file" in out
 
 
