@@ -25,7 +25,7 @@ from proxy.money import exact
 from proxy.routing import submit_path
 from proxy.stages.body import BodyLimits, read_bounded
 from proxy.state import CONTEXT, METRICS, ROUTE, RUNTIME, SETTINGS, SUBMIT_POLICY, UPSTREAM
-from proxy.stores.base import StoreError
+from proxy.stores.base import HoldLostError, StoreError
 from proxy.upstream import attempts
 from proxy.upstream.retry import Bucket
 
@@ -122,11 +122,19 @@ async def _submit(request: web.Request, ctx: RequestContext) -> web.StreamRespon
         # Durable before anything leaves: if the process dies from here on, the intent
         # becomes an `unknown` record, never a purchase nobody knows of.
         await jobs.ledger.open_intent(ctx)
+    except HoldLostError as exc:
+        raise ServiceUnavailable(
+            "this replica lost its hold on the budget or the idempotency key (it was taken for "
+            "dead during a stall), so the submit was not sent (nothing was bought); retry",
+            reason="hold_lost",
+            headers={"Retry-After": "1"},
+        ) from exc
     except StoreError as exc:
         raise ServiceUnavailable(
             "the proxy's ledger is unavailable, so the submit was not sent (nothing was bought); "
             "retry shortly",
             reason="store_unavailable",
+            headers={"Retry-After": "1"},
         ) from exc
     outcome = await attempts.send(
         app[UPSTREAM],

@@ -22,7 +22,7 @@ from proxy.stores._budgets import BudgetsMixin
 from proxy.stores._idempotency import IdempotencyMixin
 from proxy.stores._jobs import JobsMixin
 from proxy.stores._sql import Row, Tx, job_from_row
-from proxy.stores.base import DuplicateJobError
+from proxy.stores.base import DuplicateJobError, HoldLostError
 from proxy.stores.records import (
     HeldReservation,
     Intent,
@@ -39,6 +39,15 @@ INSERT INTO submit_intents (intent_id, owner, created_at, job, idempotency_scope
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"""
 
 TAKE_INTENT = "DELETE FROM submit_intents WHERE intent_id = $1 RETURNING *"
+
+HELD_RESERVATION = (
+    "SELECT reservation_id FROM budget_reservations WHERE reservation_id = $1"
+    " AND state = 'reserved'"
+)
+HELD_CLAIM = (
+    "SELECT key FROM idempotency_keys WHERE scope = $1 AND key = $2 AND state = 'in_flight'"
+    " AND (claim_id IS NULL OR claim_id = $3)"
+)
 
 HEARTBEAT = """
 INSERT INTO replicas (replica_id, started_at, heartbeat_at) VALUES ($1, $2, $2)
@@ -108,7 +117,27 @@ class IntentsMixin(JobsMixin, IdempotencyMixin, BudgetsMixin):
     """``IntentStore`` over any ``SqlBase`` connection provider."""
 
     async def open_intent(self, intent: Intent) -> None:
+        """Record the intent, in the same transaction checking that what the request holds
+        is still its own: a replica taken for dead (a stall past the lease) may have had its
+        reservations and claim released by another one; then nothing may be sent."""
         async with self._write() as tx:
+            for reservation_id in (intent.reservation_id, intent.slot_reservation_id):
+                if reservation_id is not None and not await tx.fetchrow(
+                    self.dialect.sql(HELD_RESERVATION + self.dialect.lock_rows), reservation_id
+                ):
+                    raise HoldLostError(f"reservation {reservation_id} is no longer held")
+            scope, key = intent.idempotency_scope, intent.idempotency_key
+            if (
+                scope is not None
+                and key is not None
+                and not await tx.fetchrow(
+                    self.dialect.sql(HELD_CLAIM + self.dialect.lock_rows),
+                    scope,
+                    key,
+                    intent.intent_id,
+                )
+            ):
+                raise HoldLostError(f"the idempotency claim of {key!r} is no longer held")
             await tx.execute(
                 self.dialect.sql(OPEN_INTENT),
                 intent.intent_id, intent.owner, intent.created_at, job_json(intent.job),

@@ -10,6 +10,7 @@ of them plus ``close()``; ``proxy.stores.open_store(url)`` returns one.
     ├── DuplicateKeyError      create_virtual_key with an id or hash already stored
     ├── JobNotFoundError       observe on a task id never recorded
     ├── MigrationError         schema newer than this code, or an applied migration changed
+    ├── HoldLostError          a request's reservation or claim was released under it
     └── StoreUnavailableError  the database could not be reached or did not answer in time
 
 Time is float epoch seconds passed in by the caller; money is integer micro-dollars.
@@ -70,6 +71,11 @@ class JobNotFoundError(StoreError, LookupError):
 
 class MigrationError(StoreError):
     """The database schema cannot be brought to the version this code expects."""
+
+
+class HoldLostError(StoreError):
+    """What a request held (a reservation, a slot, an idempotency claim) is no longer its own:
+    another replica took this one for dead and released it. Nothing may be sent."""
 
 
 class StoreUnavailableError(StoreError):

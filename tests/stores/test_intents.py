@@ -5,7 +5,10 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 
+import pytest
+
 from proxy.stores import Store
+from proxy.stores.base import HoldLostError
 from proxy.stores.records import (
     BudgetScope,
     ClaimOutcome,
@@ -183,3 +186,31 @@ async def test_closed_reservations_are_purged_open_ones_kept(store: Store) -> No
     held = {h.reservation_id for h in await store.open_reservations()}
     assert held == {"old-2", "old-3", "old-4"}
     assert await _held(store, "team:a", T0) == 3_000
+
+
+async def test_an_intent_is_refused_once_its_holds_were_released(store: Store) -> None:
+    """A replica taken for dead loses its holds; its late intent then may not be written."""
+    await store.heartbeat("slow", T0)
+    await store.budget_reserve([SCOPE], 1_000, reservation_id="job:late", owner="slow", at=T0)
+    await store.claim("vk:1", "k-late", "fp", T0, claim_id="late", owner="slow")
+    found = await store.recover("other", T0 + 2 * LEASE, LEASE)
+    assert found.reservations_released == 1
+    assert found.claims_released == 1
+    intent = Intent(
+        intent_id="late",
+        owner="slow",
+        created_at=T0 + 2 * LEASE,
+        job=new_job("unknown:late", reservation_id="job:late"),
+        idempotency_scope="vk:1",
+        idempotency_key="k-late",
+        reservation_id="job:late",
+    )
+    with pytest.raises(HoldLostError):
+        await store.open_intent(intent)
+    assert await store.list_intents() == []
+    # Another request's claim of the same key is not this one's either.
+    await store.claim("vk:1", "k-late", "fp", T0 + 2 * LEASE, claim_id="newer", owner="other")
+    fresh = await store.budget_reserve([SCOPE], 1_000, reservation_id="job:late2", at=T0)
+    assert fresh.ok
+    with pytest.raises(HoldLostError, match="claim"):
+        await store.open_intent(dataclasses.replace(intent, reservation_id="job:late2"))
