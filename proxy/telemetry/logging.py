@@ -16,7 +16,6 @@ the traceback one escaped ``exception`` field, control characters escaped.
 from __future__ import annotations
 
 import logging
-import re
 import sys
 import threading
 from collections.abc import Callable, MutableMapping
@@ -24,29 +23,16 @@ from typing import Any, TextIO
 
 import structlog
 
+from proxy.telemetry.redaction import REDACTED, redact_text
 from proxy.telemetry.tracing import add_trace_context
 
-# A token runs to a space, quote or separator; control characters do not end it, so a
-# key split by one (as a malformed header quotes it) is redacted whole.
-_RUN = r"[^ \t\r\n\"',;]+"
-_BEARER = re.compile(r"(?i)\b(bearer)[ \t]+" + _RUN)
-# A key starts a word, or follows an escape as a repr shows it ("\x7fsk-...", "\tsk-...").
-_KEY_START = r"(?:(?<![A-Za-z0-9])|(?<=\\x[0-9a-fA-F]{2})|(?<=\\u[0-9a-fA-F]{4})|(?<=\\[ntrabfv0]))"
-_KEYS = re.compile(_KEY_START + r"(sk|mlx-vk)-" + _RUN)
 _FOREIGN_LOGGERS = ("aiohttp", "asyncio", "py.warnings", "threading")
 _STATEMENT_LOGGERS = ("aiosqlite", "asyncpg")
 _SECRET_KEYS = frozenset(
     {"authorization", "api_key", "apikey", "token", "secret", "password", "x-api-key", "key"}
 )
-REDACTED = "[redacted]"
 
 Processor = Callable[[Any, str, MutableMapping[str, Any]], MutableMapping[str, Any]]
-
-
-def redact_text(text: str) -> str:
-    """Text with every ``Bearer <token>``, ``sk-...`` and ``mlx-vk-...`` key replaced."""
-    text = _BEARER.sub(lambda m: f"{m.group(1)} {REDACTED}", text)
-    return _KEYS.sub(lambda m: f"{m.group(1)}-{REDACTED}", text)
 
 
 def _redact(value: Any) -> Any:

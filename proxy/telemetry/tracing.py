@@ -50,6 +50,8 @@ from opentelemetry.util.re import parse_env_headers
 from opentelemetry.util.types import AttributeValue
 from structlog.typing import EventDict, WrappedLogger
 
+from proxy.telemetry.redaction import redact_text
+
 SCOPE = "modellix-proxy"
 REDACTED = "[REDACTED]"
 JOB_SPAN_NAME = "modellix.job"
@@ -180,8 +182,10 @@ def is_sensitive(name: str) -> bool:
 
 
 def redact_value(name: str, value: str) -> str:
-    """The value as safe to record: hidden for sensitive names, bearer tokens masked."""
-    return REDACTED if is_sensitive(name) else _BEARER.sub(rf"\1 {REDACTED}", value)
+    """The value as safe to record: hidden for sensitive names, bearer tokens and keys masked."""
+    if is_sensitive(name):
+        return REDACTED
+    return redact_text(_BEARER.sub(rf"\1 {REDACTED}", value))
 
 
 def header_attributes(
@@ -271,7 +275,7 @@ def server_span(
     carrier = {k.lower(): v for k, v in headers.items()}
     attrs: dict[str, AttributeValue] = {
         "http.request.method": method,
-        "url.path": path,
+        "url.path": redact_text(path),  # a key pasted into a path must not reach a trace
         "url.scheme": scheme,
         **_safe(attributes),
     }
