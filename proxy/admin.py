@@ -19,7 +19,6 @@ import dataclasses
 import hmac
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -27,23 +26,23 @@ from prometheus_client.openmetrics.exposition import CONTENT_TYPE_LATEST as OPEN
 from prometheus_client.openmetrics.exposition import generate_latest as generate_openmetrics
 
 from proxy.admin_recovery import add_routes as add_recovery_routes
+from proxy.admin_views import job_json
 from proxy.config import Settings
 from proxy.errors import (
     BadRequest,
     NotFound,
     ProxyError,
-    ServiceUnavailable,
     Unauthorized,
 )
 from proxy.governance.admin_api import add_routes as add_governance_routes
 from proxy.governance.report import parse_group_by
 from proxy.handlers.health import healthz
 from proxy.middleware import error_response
-from proxy.money import optional_sample, sample
+from proxy.money import sample
 from proxy.runtime import Runtime
 from proxy.state import ADMIN_RUNTIME
 from proxy.stores.base import Store
-from proxy.stores.records import GROUP_KEYS, JobRecord, JobStatus
+from proxy.stores.records import GROUP_KEYS, JobStatus
 from proxy.telemetry.metrics import Metrics
 
 ADMIN_METRICS = web.AppKey("admin_metrics", Metrics)
@@ -78,21 +77,7 @@ async def admin_errors(request: web.Request, handler: Handler) -> web.StreamResp
 
 
 def _store(request: web.Request) -> Store:
-    store = request.app[ADMIN_RUNTIME].store
-    if store is None:
-        raise ServiceUnavailable("the store is not open yet")
-    return store
-
-
-def job_json(job: JobRecord) -> dict[str, Any]:
-    doc = dataclasses.asdict(job)
-    doc["status"] = job.status.value
-    doc["history"] = [dataclasses.asdict(change) for change in job.history]
-    doc["output_urls"] = list(job.output_urls)
-    for key in ("estimated_cost_micros", "final_cost_micros"):
-        micros = doc.get(key)
-        doc[key.replace("_micros", "_usd")] = optional_sample(micros)
-    return doc
+    return request.app[ADMIN_RUNTIME].open_store()
 
 
 def _number(request: web.Request, name: str) -> float | None:

@@ -19,7 +19,8 @@ from typing import Any
 
 from aiohttp import web
 
-from proxy.errors import BadRequest, Conflict, NotFound, ServiceUnavailable
+from proxy.admin_views import job_json
+from proxy.errors import BadRequest, Conflict, NotFound
 from proxy.money import optional_sample
 from proxy.state import ADMIN_RUNTIME
 from proxy.stores.base import DuplicateJobError, Store
@@ -29,10 +30,7 @@ MAX_TASK_ID = 512
 
 
 def _store(request: web.Request) -> Store:
-    store = request.app[ADMIN_RUNTIME].store
-    if store is None:
-        raise ServiceUnavailable("the store is not open yet")
-    return store
+    return request.app[ADMIN_RUNTIME].open_store()
 
 
 def intent_json(intent: Intent) -> dict[str, Any]:
@@ -90,8 +88,6 @@ async def release_reservation(request: web.Request) -> web.Response:
 
 async def reconcile_job(request: web.Request) -> web.Response:
     """Resolve an ``unknown`` record: attach the task it created, or close it as failed."""
-    from proxy.admin import job_json
-
     runtime = request.app[ADMIN_RUNTIME]
     store = _store(request)
     placeholder = request.match_info["task_id"]

@@ -150,8 +150,7 @@ def create_app(
         recovery = RecoverySweep(
             opened, settings.recovery, metrics, runtime.replica.id, tracker.settler, clock=clock
         )
-        await recovery.beat()  # alive before holding anything, so no one sweeps it
-        await recovery.sweep()
+        await recovery.round()  # alive before holding anything, so no one sweeps it
         runtime.keyring, runtime.budgets = await start_governance(opened, settings, clock)
         preflight = (
             None
@@ -173,7 +172,12 @@ def create_app(
             clock=clock,
             owner=runtime.replica.id,
         )
-        watcher_task: asyncio.Task[None] | None = None
+        loop = asyncio.get_running_loop()
+        retention = Retention(opened, settings, metrics, runtime.replica.id, clock=clock)
+        tasks = [
+            loop.create_task(recovery.run(), name="recovery"),
+            loop.create_task(retention.run(), name="retention"),
+        ]
         if settings.watcher.enabled:
             runtime.watcher = Watcher(
                 tracker,
@@ -186,21 +190,17 @@ def create_app(
                 budgets=runtime.budgets,
                 catalog=catalog,
             )
-            watcher_task = asyncio.get_running_loop().create_task(runtime.watcher.run())
-        retention = Retention(opened, settings, metrics, runtime.replica.id, clock=clock)
-        retention_task = asyncio.get_running_loop().create_task(retention.run())
-        recovery_task = asyncio.get_running_loop().create_task(recovery.run())
-        extra_tasks = start_background_tasks(
-            opened, settings, metrics, upstream, runtime.replica.id, clock
+            tasks.append(loop.create_task(runtime.watcher.run(), name="watcher"))
+        tasks.extend(
+            start_background_tasks(opened, settings, metrics, upstream, runtime.replica.id, clock)
         )
         try:
             yield
         finally:
-            for task in (retention_task, recovery_task, watcher_task, *extra_tasks):
-                if task is not None:
-                    task.cancel()
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await task
+            for task in tasks:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             if preflight is not None:
                 await preflight.close()
             await tracker.outbox.close(within=settings.shutdown_grace_seconds)

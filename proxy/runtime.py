@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from proxy.catalog.loader import Catalog
 from proxy.catalog.pinning import Pinner
+from proxy.errors import ServiceUnavailable
 from proxy.governance.budgets import BudgetBook
 from proxy.governance.keys import KeyRing
 from proxy.jobs.labels import Labels
@@ -38,3 +39,9 @@ class Runtime:
     pipeline: Pipeline = field(default_factory=Pipeline)
     polls: Coalescer[Outcome] = field(default_factory=Coalescer)
     rng: random.Random = field(default_factory=random.Random)
+
+    def open_store(self) -> Store:
+        """The store, for the admin API: 503 until start-up has opened it."""
+        if self.store is None:
+            raise ServiceUnavailable("the store is not open yet")
+        return self.store

@@ -76,8 +76,8 @@ def strip_proxy_tokens(headers: MutableMapping[str, str]) -> list[str]:
 
 
 def swap(headers: MutableMapping[str, str], identity: Identity | None) -> None:
-    """Make ``headers`` fit to leave: no proxy key anywhere, the upstream key for a proxy key."""
-    strip_proxy_tokens(headers)
+    """The upstream key in place of a proxy key, on headers from ``upstream_headers`` (which
+    has already dropped every header carrying a proxy key)."""
     if identity is not None:
         headers["Authorization"] = identity.upstream_authorization
 

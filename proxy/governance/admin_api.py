@@ -46,9 +46,7 @@ class NewKey(BaseModel):
 
 def _runtime(request: web.Request) -> tuple[Runtime, Store]:
     runtime = request.app[ADMIN_RUNTIME]
-    if runtime.store is None:
-        raise ServiceUnavailable("the store is not open yet")
-    return runtime, runtime.store
+    return runtime, runtime.open_store()
 
 
 async def _body(request: web.Request) -> Any:

@@ -25,9 +25,9 @@ class SubmitNotSent(TooManyRequests):
 def transport_error(failure: TransportFailure, *, paid: bool) -> ProxyError:
     """502 when the upstream could not be reached or answered garbage, 504 when it went silent.
 
-    For a paid submit any failure after the request left is an unknown outcome: the message
-    says plainly that a task may exist. A paid submit that never left is a 429 the official
-    CLI shows as a rejection (:class:`SubmitNotSent`).
+    A paid submit that never left is a 429 the official CLI shows as a rejection
+    (:class:`SubmitNotSent`). A paid submit that did leave never comes here: its outcome is
+    unknown, and the submit handler records it and answers so (``unknown_outcome``).
     """
     kind = failure.failure
     if kind is Failure.CONNECT and paid:
@@ -41,13 +41,6 @@ def transport_error(failure: TransportFailure, *, paid: bool) -> ProxyError:
         return UpstreamUnavailable(
             "could not connect to the Modellix API; nothing was submitted",
             reason="upstream_unreachable",
-        )
-    if paid:
-        return UpstreamTimeout(
-            "the Modellix API did not answer the submit "
-            f"({failure.detail}); the outcome is unknown and a task may exist. "
-            "The proxy did not resend it. Retry with the same Idempotency-Key to be safe.",
-            reason="submit_outcome_unknown",
         )
     if kind is Failure.READ_TIMEOUT:
         return UpstreamTimeout("the Modellix API did not answer in time", reason="upstream_timeout")

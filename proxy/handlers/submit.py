@@ -98,7 +98,7 @@ async def handle_submit(request: web.Request) -> web.StreamResponse:
         return await _submit(request, ctx)
     finally:
         if runtime.tracker is not None:
-            await runtime.tracker.finish_claim(ctx)
+            await runtime.tracker.ledger.finish(ctx)
 
 
 async def _submit(request: web.Request, ctx: RequestContext) -> web.StreamResponse:

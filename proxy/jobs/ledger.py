@@ -85,7 +85,7 @@ class SubmitLedger:
             intent_id=ctx.internal_id,
             owner=self._owner,
             created_at=self._clock(),
-            job=self._new_job(ctx, unknown_task_id(ctx.internal_id), JobStatus.PENDING, None),
+            job=self._intended_job(ctx),
             idempotency_scope=caller.identity if ctx.idempotency_key is not None else None,
             idempotency_key=ctx.idempotency_key,
             reservation_id=ctx.reservation_id,
@@ -209,14 +209,13 @@ class SubmitLedger:
         ctx.intent = None
         return intent
 
-    def _new_job(
-        self, ctx: RequestContext, task_id: str, status: JobStatus, next_poll_at: float | None
-    ) -> NewJob:
+    def _intended_job(self, ctx: RequestContext) -> NewJob:
+        """The job this submit becomes, under its ``unknown:`` placeholder until a task id."""
         caller = ctx.caller
         if caller is None:
             raise RuntimeError("a job must have a caller")
         return NewJob(
-            task_id=task_id,
+            task_id=unknown_task_id(ctx.internal_id),
             caller=caller.identity,
             pinned_slug=ctx.pinned_slug or ctx.requested_slug or "",
             submitted_at=ctx.received_at,
@@ -229,11 +228,11 @@ class SubmitLedger:
             idempotency_key=ctx.idempotency_key,
             price_table_version=ctx.price_table_version,
             estimated_cost_micros=ctx.estimated_cost_micros,
-            status=status,
+            status=JobStatus.PENDING,
             upstream_attempts=max(1, ctx.upstream_attempts),
             traceparent=ctx.traceparent,
             submitted_by=self._owner,
-            next_poll_at=next_poll_at,
+            next_poll_at=None,
             reservation_id=ctx.reservation_id,
             slot_reservation_id=ctx.slot_reservation_id,
             callback_url=ctx.callback_url,

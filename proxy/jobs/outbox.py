@@ -109,19 +109,15 @@ class Outbox:
         if self._pending:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(within):
-                    while self._pending and await self._flush_or_wait():
-                        pass
+                    while self._pending:
+                        if not await self.flush():
+                            await asyncio.sleep(self._base)
         if self._pending:
             log.error("ledger.writes_abandoned_at_shutdown", pending=len(self._pending))
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-
-    async def _flush_or_wait(self) -> bool:
-        if not await self.flush():
-            await asyncio.sleep(self._base)
-        return True
 
     def _changed(self) -> None:
         if self._on_change is not None:

@@ -74,13 +74,18 @@ class RecoverySweep:
             log.warning("recovery.claims_released", count=found.claims_released)
         return len(found.unknown) + found.reservations_released + found.claims_released
 
+    async def round(self) -> None:
+        """A heartbeat, then sweeps until nothing is left to recover."""
+        await self.beat()
+        while await self.sweep() >= self._settings.batch_size:
+            pass
+
     async def run(self) -> None:
-        """Heartbeat and sweep until cancelled; a store outage only delays a round."""
+        """Heartbeat and sweep every ``heartbeat_seconds`` until cancelled (start-up has done
+        the first round); a store outage only delays a round."""
         while True:
+            await asyncio.sleep(self._settings.heartbeat_seconds)
             try:
-                await self.beat()
-                while await self.sweep() >= self._settings.batch_size:
-                    pass
+                await self.round()
             except (StoreError, OSError, TimeoutError) as exc:
                 log.warning("recovery.round_failed", error=str(exc)[:300])
-            await asyncio.sleep(self._settings.heartbeat_seconds)

@@ -89,7 +89,6 @@ class JobTracker:
         )
         self.observe_reply = self.observer.observe_reply
         self.cached_terminal = self.observer.cached_terminal
-        self.finish_claim = self.ledger.finish
 
     async def settle(self, job: JobRecord) -> None:
         await self.settler.settle(job)

@@ -18,7 +18,7 @@ from typing import Any
 from aiohttp import web
 
 from proxy.catalog.preflight import parse_image_url
-from proxy.errors import BadRequest, NotFound, ServiceUnavailable
+from proxy.errors import BadRequest, NotFound
 from proxy.money import exact
 from proxy.state import ADMIN_RUNTIME
 from proxy.stores.base import Store
@@ -26,10 +26,7 @@ from proxy.stores.webhook_records import BalanceReading, Delivery, DeliveryState
 
 
 def _store(request: web.Request) -> Store:
-    store = request.app[ADMIN_RUNTIME].store
-    if store is None:
-        raise ServiceUnavailable("the store is not open yet")
-    return store
+    return request.app[ADMIN_RUNTIME].open_store()
 
 
 def delivery_json(d: Delivery, *, body: bool = False) -> dict[str, Any]:

@@ -21,12 +21,14 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 from yarl import URL
 
+from proxy import money
 from proxy.app import create_app
 from proxy.governance.keys import new_key
 from proxy.runtime import Runtime
 from proxy.simulator import Simulator, SimulatorConfig
 from proxy.state import RUNTIME
 from proxy.stores.base import Store
+from proxy.stores.records import Budget
 from proxy.upstream.client import end_to_end
 from tests.support import settings_for
 
@@ -154,3 +156,22 @@ async def guarded(
     app = create_app(settings)
     proxy_url = str((await aiohttp_server(app)).make_url("")).rstrip("/")
     return Guarded(sim, sim_url, relay, proxy_url, app[RUNTIME])
+
+
+async def key_budget(g: Guarded, key_id: str, limit_usd: str) -> None:
+    """A hard monthly budget of ``limit_usd`` on one virtual key, seen by the proxy at once."""
+    now = time.time()
+    await g.store.put_budget(
+        Budget(
+            name=f"key-{key_id}",
+            scope="key",
+            subject=key_id,
+            window="month",
+            limit_micros=money.parse(limit_usd),
+            hard=True,
+            created_at=now,
+            updated_at=now,
+        )
+    )
+    assert g.runtime.budgets is not None
+    g.runtime.budgets.invalidate()

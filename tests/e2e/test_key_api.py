@@ -5,14 +5,12 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from decimal import Decimal
 from typing import Any
 
 import aiohttp
 import pytest
 
-from proxy.stores.records import Budget
-from tests.e2e.recording import UPSTREAM_KEY, Guarded, ServerFactory, guarded
+from tests.e2e.recording import UPSTREAM_KEY, Guarded, ServerFactory, guarded, key_budget
 from tests.e2e.test_client_flow import HAILUO
 
 VALIDATE = "/api/v1/apikey/validate"
@@ -56,24 +54,6 @@ async def invalid_keys(g: Guarded) -> dict[str, str]:
         "unknown": active[:-6] + "AAAAAA",
         "malformed": "mlx-vk-short",
     }
-
-
-async def key_budget(g: Guarded, key_id: str, limit: str) -> None:
-    now = time.time()
-    await g.store.put_budget(
-        Budget(
-            name=f"key-{key_id}",
-            scope="key",
-            subject=key_id,
-            window="month",
-            limit_micros=int(Decimal(limit) * 1_000_000),
-            hard=True,
-            created_at=now,
-            updated_at=now,
-        )
-    )
-    assert g.runtime.budgets is not None
-    g.runtime.budgets.invalidate()
 
 
 @pytest.mark.parametrize("mode", ["virtual", "mixed"])

@@ -18,9 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 from dataclasses import dataclass, field
-from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -31,10 +29,16 @@ from proxy.config import UpstreamSettings
 from proxy.context import RouteKind
 from proxy.routing import classify, submit_path
 from proxy.simulator import Simulator, SimulatorConfig
-from proxy.stores.records import Budget
 from proxy.telemetry.metrics import Metrics
 from proxy.upstream.client import Upstream
-from tests.e2e.recording import UPSTREAM_KEY, Guarded, RecordingRelay, ServerFactory, guarded
+from tests.e2e.recording import (
+    UPSTREAM_KEY,
+    Guarded,
+    RecordingRelay,
+    ServerFactory,
+    guarded,
+    key_budget,
+)
 from tests.e2e.test_client_flow import HAILUO
 from tests.pathspellings import issue_spellings, spellings
 
@@ -109,24 +113,6 @@ def dechunk(data: bytes) -> bytes:
         out += rest[:size]
         data = rest[size + 2 :]
     return out
-
-
-async def key_budget(g: Guarded, key_id: str, limit: str) -> None:
-    now = time.time()
-    await g.store.put_budget(
-        Budget(
-            name=f"key-{key_id}",
-            scope="key",
-            subject=key_id,
-            window="month",
-            limit_micros=int(Decimal(limit) * 1_000_000),
-            hard=True,
-            created_at=now,
-            updated_at=now,
-        )
-    )
-    assert g.runtime.budgets is not None
-    g.runtime.budgets.invalidate()
 
 
 @pytest.fixture
