@@ -132,7 +132,14 @@ def create_app(
         await upstream.start()
         own_store = store is None
         try:
-            opened = store if store is not None else await open_store(settings.store.url)
+            opened = (
+                store
+                if store is not None
+                else await open_store(
+                    settings.store.url,
+                    group_commit_max_writes=settings.store.group_commit_max_writes,
+                )
+            )
         except BaseException:  # an unreachable store stops the start: nothing left open
             await upstream.close()
             raise

@@ -335,6 +335,9 @@ class BalanceSettings(_Section):
 
 class StoreSettings(_Section):
     url: str = "sqlite:///modellix-proxy.db"
+    # SQLite: at most this many writers share one COMMIT (one fsync); each still returns
+    # only once its own writes are on disk. 1 = one COMMIT per writer.
+    group_commit_max_writes: int = Field(64, ge=1, le=10_000)
 
 
 class LoggingSettings(_Section):

@@ -57,12 +57,19 @@ def sqlite_path(url: str) -> str:
     return url[len(_SQLITE_PREFIX) :]
 
 
-async def open_store(url: str) -> Store:
-    """Open and migrate the store ``url`` names; call ``close()`` when done."""
+async def open_store(url: str, *, group_commit_max_writes: int | None = None) -> Store:
+    """Open and migrate the store ``url`` names; call ``close()`` when done.
+
+    ``group_commit_max_writes`` bounds how many writers share one SQLite ``COMMIT``.
+    """
     if url.startswith("sqlite:"):
         from proxy.stores.sqlite import SqliteStore
 
-        return await SqliteStore.open(sqlite_path(url))
+        if group_commit_max_writes is None:
+            return await SqliteStore.open(sqlite_path(url))
+        return await SqliteStore.open(
+            sqlite_path(url), group_commit_max_writes=group_commit_max_writes
+        )
     if url.startswith(("postgresql://", "postgres://")):
         from proxy.stores.postgres import PostgresStore
 

@@ -1,10 +1,11 @@
 """The embedded default store: one SQLite file in WAL mode, used by one process.
 
 aiosqlite runs every statement on the connection's own thread, so the event loop
-never blocks on disk. One connection serves the process; an ``asyncio.Lock``
-serialises its transactions, and each write transaction is ``BEGIN IMMEDIATE``
-so another process touching the same file waits (``busy_timeout``) instead of
-interleaving. ``synchronous=FULL`` makes a committed insert durable on return.
+never blocks on disk. One connection serves the process; its users take turns, and
+concurrent writers share one ``BEGIN IMMEDIATE`` ... ``COMMIT`` (group commit, each
+writer in its own savepoint: ``proxy.stores.group_commit``), so another process touching
+the same file waits (``busy_timeout``) instead of interleaving. ``synchronous=FULL``
+makes a write durable before it returns.
 ``":memory:"`` works (one connection), for tests.
 """
 
@@ -17,7 +18,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import aiosqlite
-import structlog
 
 from proxy.stores import migrations
 from proxy.stores._balance import BalanceMixin
@@ -33,9 +33,9 @@ from proxy.stores._sql import SQLITE, Row, Tx
 from proxy.stores._vkeys import VirtualKeysMixin
 from proxy.stores._webhooks import WebhooksMixin
 from proxy.stores.base import StoreUnavailableError
+from proxy.stores.group_commit import DEFAULT_MAX_WRITES, GroupCommit
 
 DEFAULT_BUSY_TIMEOUT_MS = 5000
-log = structlog.get_logger("proxy.store")
 # A locked, full or vanished database file; mapped to StoreUnavailableError.
 _UNAVAILABLE = (sqlite3.OperationalError,)
 
@@ -95,14 +95,20 @@ class SqliteStore(
 
     dialect = SQLITE
 
-    def __init__(self, conn: aiosqlite.Connection) -> None:
+    def __init__(
+        self, conn: aiosqlite.Connection, *, group_commit_max_writes: int = DEFAULT_MAX_WRITES
+    ) -> None:
         self._conn = conn
-        self._lock = asyncio.Lock()
+        self._group = GroupCommit(conn, max_writes=group_commit_max_writes)
         self._tx = _SqliteTx(conn)
 
     @classmethod
     async def open(
-        cls, path: str, *, busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS
+        cls,
+        path: str,
+        *,
+        busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS,
+        group_commit_max_writes: int = DEFAULT_MAX_WRITES,
     ) -> SqliteStore:
         """Open (creating if needed) the database at ``path`` and migrate it."""
         try:
@@ -115,7 +121,7 @@ class SqliteStore(
             await _switch_to_wal(conn, busy_timeout_ms / 1000)
             await conn.execute("PRAGMA synchronous = FULL")
             await conn.execute("PRAGMA foreign_keys = ON")
-            store = cls(conn)
+            store = cls(conn, group_commit_max_writes=group_commit_max_writes)
             await store.migrate()
         except BaseException:
             await conn.close()
@@ -151,44 +157,34 @@ class SqliteStore(
         async with self._write() as tx:
             await tx.execute("UPDATE schema_version SET version = version WHERE 0")
 
+    @property
+    def group_commit(self) -> GroupCommit:
+        """The writers' shared COMMIT (its counters show the batch sizes reached)."""
+        return self._group
+
     async def close(self) -> None:
-        async with self._lock:
+        try:
+            await self._group.flush()
+        finally:
             await self._conn.close()
 
     @asynccontextmanager
     async def _write(self) -> AsyncIterator[Tx]:
-        """``BEGIN IMMEDIATE`` ... ``COMMIT``, safe against cancellation.
+        """One writer's transaction, group-committed (``proxy.stores.group_commit``).
 
-        aiosqlite runs statements on its own thread, in order: a cancelled caller does not
-        stop a statement already queued. So COMMIT is shielded (once asked for, it lands
-        and the caller's cancellation is re-raised after it), and a ROLLBACK after a
-        failure or a cancellation never replaces the exception that caused it.
+        Returns once its statements are on disk; a failure or a cancellation rolls back
+        its statements only, and never replaces the exception that caused it.
         """
-        async with self._lock:
-            try:
-                await self._conn.execute("BEGIN IMMEDIATE")
-                try:
-                    yield self._tx
-                    await asyncio.shield(self._conn.execute("COMMIT"))
-                except BaseException:
-                    await self._rollback()  # a no-op once COMMIT has landed
-                    raise
-            except _UNAVAILABLE as exc:
-                raise StoreUnavailableError(f"SQLite unavailable: {exc}") from exc
-
-    async def _rollback(self) -> None:
         try:
-            if self._conn.in_transaction:
-                await asyncio.shield(self._conn.execute("ROLLBACK"))
-        except (sqlite3.Error, ValueError, asyncio.CancelledError) as exc:
-            # Nothing to roll back any more (or the connection is gone): the original
-            # exception is what the caller must see.
-            log.debug("sqlite.rollback_skipped", error=str(exc))
+            async with self._group.write():
+                yield self._tx
+        except _UNAVAILABLE as exc:
+            raise StoreUnavailableError(f"SQLite unavailable: {exc}") from exc
 
     @asynccontextmanager
     async def _read(self) -> AsyncIterator[Tx]:
-        async with self._lock:
-            try:
+        try:
+            async with self._group.read():
                 yield self._tx
-            except _UNAVAILABLE as exc:
-                raise StoreUnavailableError(f"SQLite unavailable: {exc}") from exc
+        except _UNAVAILABLE as exc:
+            raise StoreUnavailableError(f"SQLite unavailable: {exc}") from exc
