@@ -71,7 +71,7 @@ class BudgetsMixin(SqlBase):
         )
         sql = self.dialect.sql
         try:
-            async with self._write() as tx:
+            async with self._write(inline=True) as tx:
                 for s in ordered:
                     await tx.execute(
                         sql(ENSURE_WINDOW), s.scope_key, s.window_start, s.limit_micros
@@ -112,12 +112,12 @@ class BudgetsMixin(SqlBase):
         return await self._close_reservation(reservation_id, "released", 0)
 
     async def budget_window(self, scope_key: str, window_start: float) -> BudgetWindow | None:
-        async with self._read() as tx:
+        async with self._read(inline=True) as tx:
             row = await tx.fetchrow(self.dialect.sql(GET_WINDOW), scope_key, window_start)
         return None if row is None else window_from_row(row)
 
     async def _close_reservation(self, reservation_id: str, state: str, final: int) -> bool:
-        async with self._write() as tx:
+        async with self._write(inline=True) as tx:
             return await self._close_in(tx, reservation_id, state, final)
 
     async def _close_in(self, tx: Tx, reservation_id: str, state: str, final: int) -> bool:

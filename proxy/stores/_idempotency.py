@@ -76,7 +76,7 @@ class IdempotencyMixin(SqlBase):
     ) -> Claim:
         sql = self.dialect.sql
         for _ in range(_MAX_ROUNDS):
-            async with self._write() as tx:
+            async with self._write(inline=True) as tx:
                 won = await tx.fetchrow(
                     sql(CLAIM), scope, key, fingerprint, now, now + ttl_seconds, claim_id, owner
                 )
@@ -140,15 +140,15 @@ class IdempotencyMixin(SqlBase):
         return Claim(outcome=ClaimOutcome.IN_FLIGHT, task_id=task_id)
 
     async def complete(self, scope: str, key: str, response: StoredResponse) -> bool:
-        async with self._write() as tx:
+        async with self._write(inline=True) as tx:
             return await self._complete_in(tx, scope, key, response)
 
     async def mark_unknown(self, scope: str, key: str) -> bool:
-        async with self._write() as tx:
+        async with self._write(inline=True) as tx:
             return await self._unknown_in(tx, scope, key, None)
 
     async def release(self, scope: str, key: str, claim_id: str | None = None) -> bool:
-        async with self._write() as tx:
+        async with self._write(inline=True) as tx:
             return await self._release_in(tx, scope, key, claim_id)
 
     async def _complete_in(

@@ -120,7 +120,7 @@ class IntentsMixin(JobsMixin, IdempotencyMixin, BudgetsMixin):
         """Record the intent, in the same transaction checking that what the request holds
         is still its own: a replica taken for dead (a stall past the lease) may have had its
         reservations and claim released by another one; then nothing may be sent."""
-        async with self._write() as tx:
+        async with self._write(inline=True) as tx:
             for reservation_id in (intent.reservation_id, intent.slot_reservation_id):
                 if reservation_id is not None and not await tx.fetchrow(
                     self.dialect.sql(HELD_RESERVATION + self.dialect.lock_rows), reservation_id
@@ -153,7 +153,7 @@ class IntentsMixin(JobsMixin, IdempotencyMixin, BudgetsMixin):
         If a sweep already turned the intent into an ``unknown`` record (this replica
         was taken for dead during a stall), the job replaces that record.
         """
-        async with self._write() as tx:
+        async with self._write(inline=True) as tx:
             taken = await tx.fetchrow(self.dialect.sql(TAKE_INTENT), intent.intent_id)
             if taken is None:
                 await tx.execute(
@@ -180,7 +180,7 @@ class IntentsMixin(JobsMixin, IdempotencyMixin, BudgetsMixin):
 
         Returns the record, or ``None`` if the intent was already resolved elsewhere.
         """
-        async with self._write() as tx:
+        async with self._write(inline=True) as tx:
             taken = await tx.fetchrow(self.dialect.sql(TAKE_INTENT), intent.intent_id)
             if taken is None:
                 return None
@@ -194,7 +194,7 @@ class IntentsMixin(JobsMixin, IdempotencyMixin, BudgetsMixin):
         The idempotency key is completed with ``response`` (a definite refusal is
         replayed) when ``complete``, otherwise released for the client's retry.
         """
-        async with self._write() as tx:
+        async with self._write(inline=True) as tx:
             taken = await tx.fetchrow(self.dialect.sql(TAKE_INTENT), intent.intent_id)
             if taken is None:
                 return False
@@ -239,7 +239,7 @@ class IntentsMixin(JobsMixin, IdempotencyMixin, BudgetsMixin):
         return dataclasses.replace(recorded, error_reason=detail[:500])
 
     async def heartbeat(self, replica_id: str, now: float) -> None:
-        async with self._write() as tx:
+        async with self._write(inline=True) as tx:
             await tx.execute(self.dialect.sql(HEARTBEAT), replica_id, now)
 
     async def recover(

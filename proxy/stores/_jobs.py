@@ -69,7 +69,7 @@ class JobsMixin(BudgetsMixin):
     """``JobStore`` and ``WatcherStore`` over any ``SqlBase`` connection provider."""
 
     async def insert_job(self, job: NewJob) -> JobRecord:
-        async with self._write() as tx:
+        async with self._write(inline=True) as tx:
             inserted = await self._insert_job(tx, job)
         if inserted is None:
             raise DuplicateJobError(job.task_id)
@@ -90,7 +90,7 @@ class JobsMixin(BudgetsMixin):
         return None if row is None else job_from_row(row)
 
     async def get_job(self, task_id: str) -> JobRecord | None:
-        async with self._read() as tx:
+        async with self._read(inline=True) as tx:
             row = await tx.fetchrow(
                 self.dialect.sql("SELECT * FROM jobs WHERE task_id = $1"), task_id
             )
@@ -109,7 +109,7 @@ class JobsMixin(BudgetsMixin):
         defer_until: float | None = None,
         polls: int = 1,
     ) -> Transition:
-        async with self._write() as tx:
+        async with self._write(inline=True) as tx:
             job = await self._locked_job(tx, task_id)
             if job is None:
                 raise JobNotFoundError(task_id)
@@ -128,7 +128,7 @@ class JobsMixin(BudgetsMixin):
             f"UPDATE jobs SET next_poll_at = {self.dialect.greatest}(next_poll_at, $2)"  # noqa: S608
             " WHERE task_id = $1 AND next_poll_at IS NOT NULL AND terminal_at IS NULL"
         )
-        async with self._write() as tx:
+        async with self._write(inline=True) as tx:
             return await tx.execute(self.dialect.sql(sql), task_id, until) > 0
 
     async def list_jobs(

@@ -83,12 +83,16 @@ class SqlBase(abc.ABC):
     dialect: Dialect
 
     @abc.abstractmethod
-    def _write(self) -> AbstractAsyncContextManager[Tx]:
-        """A transaction that serialises with every other writer of the rows it locks."""
+    def _write(self, *, inline: bool = False) -> AbstractAsyncContextManager[Tx]:
+        """A transaction that serialises with every other writer of the rows it locks.
+
+        ``inline``: its statements are few, short and indexed (the hot path's), so an engine
+        that would otherwise run them on another thread may run them on the event loop's.
+        """
 
     @abc.abstractmethod
-    def _read(self) -> AbstractAsyncContextManager[Tx]:
-        """A connection for reads."""
+    def _read(self, *, inline: bool = False) -> AbstractAsyncContextManager[Tx]:
+        """A connection for reads (``inline`` as for ``_write``)."""
 
 
 def rows_changed(status: str) -> int:

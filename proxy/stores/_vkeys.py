@@ -50,13 +50,13 @@ class VirtualKeysMixin(SqlBase):
 
     async def get_virtual_key(self, key_id: str) -> VirtualKey | None:
         sql = self.dialect.sql("SELECT * FROM virtual_keys WHERE key_id = $1")
-        async with self._read() as tx:
+        async with self._read(inline=True) as tx:
             row = await tx.fetchrow(sql, key_id)
         return None if row is None else _key_from_row(row)
 
     async def get_virtual_key_by_hash(self, key_hash: str) -> VirtualKey | None:
         sql = self.dialect.sql("SELECT * FROM virtual_keys WHERE key_hash = $1")
-        async with self._read() as tx:
+        async with self._read(inline=True) as tx:
             row = await tx.fetchrow(sql, key_hash)
         return None if row is None else _key_from_row(row)
 

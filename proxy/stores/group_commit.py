@@ -6,8 +6,10 @@ statements. The ``COMMIT`` is shared: the writer that finds nobody waiting for t
 (or the batch full) commits for everyone in the batch; writers that queued up meanwhile
 (typically while the previous ``COMMIT`` was on disk) run next, in the next batch.
 
-Every writer, and every reader that may have seen a batch's rows, returns only after
-the ``COMMIT`` holding them has landed: durable on return, exactly as with one
+``BEGIN IMMEDIATE`` and ``COMMIT`` run on the connection's own thread, savepoints on the
+event loop's (``proxy.stores.sqlite_conn``). Every writer, and every reader that may have
+seen a batch's rows, returns only after the ``COMMIT`` holding them has landed: durable
+on return, exactly as with one
 ``COMMIT`` per writer (``synchronous=FULL``), with one fsync per batch. A ``COMMIT``
 that fails fails every writer of its batch (``StoreUnavailableError``): none of them
 was durable, and none was told otherwise.
@@ -24,15 +26,14 @@ import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-import aiosqlite
 import structlog
 
 from proxy.stores.base import StoreUnavailableError
+from proxy.stores.sqlite_conn import SqliteConnection
 
 log = structlog.get_logger("proxy.store")
 DEFAULT_MAX_WRITES = 64
 _SAVEPOINT = "gc_member"
-_Ending = asyncio.Future[aiosqlite.Cursor]
 
 
 class _Batch:
@@ -57,31 +58,29 @@ def _retrieve(future: asyncio.Future[None]) -> None:
 
 
 class GroupCommit:
-    """Serialises the connection's users and shares ``COMMIT`` among its writers."""
+    """Gives the connection's users turns, and shares ``COMMIT`` among its writers."""
 
-    def __init__(self, conn: aiosqlite.Connection, *, max_writes: int = DEFAULT_MAX_WRITES):
+    def __init__(self, conn: SqliteConnection, *, max_writes: int = DEFAULT_MAX_WRITES) -> None:
         if max_writes < 1:
             raise ValueError("max_writes must be at least 1")
         self._conn = conn
         self._lock = asyncio.Lock()
-        self._waiting = 0  # callers queued for the lock (the flusher not counted)
+        self._waiting = 0  # callers queued for a turn (the flusher not counted)
         self._batch: _Batch | None = None
         self._flusher: asyncio.Task[None] | None = None
-        self._ending: asyncio.Future[aiosqlite.Cursor] | None = (
-            None  # the last COMMIT/ROLLBACK asked
-        )
         self.max_writes = max_writes
-        self.commits = 0  # COMMITs issued (tests, and the batch-size figure)
-        self.writes = 0  # writers committed
+        self.commits = 0  # COMMITs that landed (tests, and the batch-size figure)
+        self.writes = 0  # writers they made durable
 
     @asynccontextmanager
-    async def _locked(self) -> AsyncIterator[None]:
+    async def _turn(self) -> AsyncIterator[None]:
         self._waiting += 1
         try:
             await self._lock.acquire()
         finally:
             self._waiting -= 1
         try:
+            await self._conn.settled()  # nothing of an earlier turn still running
             yield
         finally:
             self._lock.release()
@@ -93,15 +92,15 @@ class GroupCommit:
         Returns once they are committed; raises (after rolling back only them) if the
         body raised, and ``StoreUnavailableError`` if the shared ``COMMIT`` failed.
         """
-        async with self._locked():
+        async with self._turn():
             batch = await self._open_batch()
-            await self._conn.execute(f"SAVEPOINT {_SAVEPOINT}")
+            self._conn.execute_now(f"SAVEPOINT {_SAVEPOINT}")
             try:
                 yield
-                await asyncio.shield(self._conn.execute(f"RELEASE {_SAVEPOINT}"))
+                self._conn.execute_now(f"RELEASE {_SAVEPOINT}")
                 batch.writes += 1
             except BaseException:
-                await self._undo(batch)
+                self._undo(batch)
                 raise
             finally:
                 await self._settle()
@@ -110,7 +109,7 @@ class GroupCommit:
     @asynccontextmanager
     async def read(self) -> AsyncIterator[None]:
         """A read on the connection; returns once whatever it may have seen is durable."""
-        async with self._locked():
+        async with self._turn():
             batch = self._batch
             try:
                 yield
@@ -121,7 +120,7 @@ class GroupCommit:
 
     async def flush(self) -> None:
         """Commit the open batch, if any, now (before closing)."""
-        async with self._locked():
+        async with self._turn():
             await self._settle(force=True)
 
     async def _open_batch(self) -> _Batch:
@@ -133,29 +132,27 @@ class GroupCommit:
             batch.fail(StoreUnavailableError("SQLite rolled back a group of writes"))
             batch = None
         if batch is None:
-            ending = self._ending
-            if ending is not None and not ending.done():  # its asker was cancelled
-                await asyncio.wait([ending])
             if self._conn.in_transaction:  # a COMMIT that failed left it open
                 await self._abandon()
+            # On the thread: it may wait (busy_timeout) for another process's write lock.
             await self._conn.execute("BEGIN IMMEDIATE")
             batch = self._batch = _Batch()
         return batch
 
-    async def _undo(self, batch: _Batch) -> None:
-        """Roll back this writer's statements only (shielded: it lands even if cancelled)."""
+    def _undo(self, batch: _Batch) -> None:
+        """Roll back this writer's statements only."""
         try:
             if self._conn.in_transaction:
-                await asyncio.shield(self._conn.execute(f"ROLLBACK TO {_SAVEPOINT}"))
-                await asyncio.shield(self._conn.execute(f"RELEASE {_SAVEPOINT}"))
-        except (sqlite3.Error, ValueError, asyncio.CancelledError) as exc:
+                self._conn.execute_now(f"ROLLBACK TO {_SAVEPOINT}")
+                self._conn.execute_now(f"RELEASE {_SAVEPOINT}")
+        except (sqlite3.Error, ValueError) as exc:
             log.debug("sqlite.rollback_to_savepoint_failed", error=str(exc))
         if not self._conn.in_transaction and self._batch is batch:
             self._batch = None
             batch.fail(StoreUnavailableError("SQLite rolled back a group of writes"))
 
     async def _settle(self, *, force: bool = False) -> None:
-        """Commit the open batch unless somebody queued for the lock will (lock held)."""
+        """Commit the open batch unless somebody queued for a turn will (turn held)."""
         batch = self._batch
         if batch is None:
             return
@@ -163,19 +160,16 @@ class GroupCommit:
             self._flush_later()  # should every waiter give up, the batch still commits
             return
         self._batch = None
-        if batch.writes == 0:  # only readers (or failed writers) since BEGIN
-            await self._end(batch, "ROLLBACK")
-            return
-        await self._end(batch, "COMMIT")
+        await self._end(batch, "COMMIT" if batch.writes else "ROLLBACK")
 
     async def _end(self, batch: _Batch, statement: str) -> None:
-        ending = self._ending = asyncio.ensure_future(self._conn.execute(statement))
+        # On the thread (fsync). Once asked for, it lands, and the next turn waits for it
+        # before its own statements (``SqliteConnection.settled``).
+        ending = self._conn.execute_shielded(statement)
         try:
-            # Shielded: once asked for, it lands, and the lock's next holder queues its
-            # statements behind it on the connection's thread.
             await asyncio.shield(ending)
         except asyncio.CancelledError:
-            ending.add_done_callback(lambda t: self._ended(batch, statement, t))
+            ending.add_done_callback(lambda done: self._ended(batch, statement, done))
             raise
         except (sqlite3.Error, ValueError) as exc:
             self._ended(batch, statement, ending)
@@ -184,9 +178,7 @@ class GroupCommit:
             return
         self._ended(batch, statement, ending)
 
-    def _ended(
-        self, batch: _Batch, statement: str, ending: asyncio.Future[aiosqlite.Cursor]
-    ) -> None:
+    def _ended(self, batch: _Batch, statement: str, ending: asyncio.Future[int]) -> None:
         exc = None if ending.cancelled() else ending.exception()
         if ending.cancelled() or exc is not None:
             batch.fail(StoreUnavailableError(f"SQLite {statement} failed: {exc}"))
@@ -198,10 +190,10 @@ class GroupCommit:
             batch.done.set_result(None)
 
     async def _abandon(self) -> None:
-        """After a failed ``COMMIT`` (e.g. busy): leave no transaction open."""
+        """After a failed ``COMMIT`` (e.g. a deferred constraint): no transaction left open."""
         try:
             if self._conn.in_transaction:
-                await asyncio.shield(self._conn.execute("ROLLBACK"))
+                await asyncio.shield(self._conn.execute_shielded("ROLLBACK"))
         except (sqlite3.Error, ValueError) as exc:
             log.debug("sqlite.rollback_skipped", error=str(exc))
 
@@ -213,6 +205,7 @@ class GroupCommit:
         # Queued behind the present waiters (the lock is FIFO): commits what they left.
         await self._lock.acquire()
         try:
+            await self._conn.settled()
             if self._batch is not None and not self._waiting:
                 await self._settle(force=True)
         except (StoreUnavailableError, sqlite3.Error) as exc:

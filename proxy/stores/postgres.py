@@ -143,7 +143,8 @@ class PostgresStore(
         await self._pool.close()
 
     @asynccontextmanager
-    async def _write(self) -> AsyncIterator[Tx]:
+    async def _write(self, *, inline: bool = False) -> AsyncIterator[Tx]:
+        # ``inline`` is a hint for SQLite (statements on the loop's thread); asyncpg never blocks.
         try:
             async with (
                 self._pool.acquire(timeout=STATEMENT_TIMEOUT_SECONDS) as conn,
@@ -154,7 +155,7 @@ class PostgresStore(
             raise StoreUnavailableError(f"PostgreSQL unavailable: {_describe(exc)}") from exc
 
     @asynccontextmanager
-    async def _read(self) -> AsyncIterator[Tx]:
+    async def _read(self, *, inline: bool = False) -> AsyncIterator[Tx]:
         try:
             async with self._pool.acquire(timeout=STATEMENT_TIMEOUT_SECONDS) as conn:
                 yield _PgTx(conn)

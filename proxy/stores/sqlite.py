@@ -1,7 +1,9 @@
 """The embedded default store: one SQLite file in WAL mode, used by one process.
 
-aiosqlite runs every statement on the connection's own thread, so the event loop
-never blocks on disk. One connection serves the process; its users take turns, and
+A statement that can wait (for a lock, the disk, or a long scan) runs on the
+connection's own thread, so the event loop never blocks on it; the hot path's short
+indexed statements run inline (``proxy.stores.sqlite_conn``). One connection serves
+the process; its users take turns, and
 concurrent writers share one ``BEGIN IMMEDIATE`` ... ``COMMIT`` (group commit, each
 writer in its own savepoint: ``proxy.stores.group_commit``), so another process touching
 the same file waits (``busy_timeout``) instead of interleaving. ``synchronous=FULL``
@@ -16,8 +18,6 @@ import sqlite3
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-
-import aiosqlite
 
 from proxy.stores import migrations
 from proxy.stores._balance import BalanceMixin
@@ -34,31 +34,46 @@ from proxy.stores._vkeys import VirtualKeysMixin
 from proxy.stores._webhooks import WebhooksMixin
 from proxy.stores.base import StoreUnavailableError
 from proxy.stores.group_commit import DEFAULT_MAX_WRITES, GroupCommit
+from proxy.stores.sqlite_conn import SqliteConnection
 
 DEFAULT_BUSY_TIMEOUT_MS = 5000
 # A locked, full or vanished database file; mapped to StoreUnavailableError.
 _UNAVAILABLE = (sqlite3.OperationalError,)
 
 
-class _SqliteTx:
-    def __init__(self, conn: aiosqlite.Connection) -> None:
+class _ThreadTx:
+    """Statements on the connection's thread: anything that may take long."""
+
+    def __init__(self, conn: SqliteConnection) -> None:
         self._conn = conn
 
     async def fetch(self, sql: str, *args: object) -> list[Row]:
-        async with self._conn.execute(sql, args) as cursor:
-            return [_row(r) for r in await cursor.fetchall()]
+        return await self._conn.fetch(sql, args)
 
     async def fetchrow(self, sql: str, *args: object) -> Row | None:
-        async with self._conn.execute(sql, args) as cursor:
-            row = await cursor.fetchone()
-        return None if row is None else _row(row)
+        return await self._conn.fetchrow(sql, args)
 
     async def execute(self, sql: str, *args: object) -> int:
-        async with self._conn.execute(sql, args) as cursor:
-            return cursor.rowcount
+        return await self._conn.execute(sql, args)
 
 
-async def _switch_to_wal(conn: aiosqlite.Connection, within: float) -> None:
+class _InlineTx:
+    """Statements on the event loop's thread: the hot path's short, indexed ones."""
+
+    def __init__(self, conn: SqliteConnection) -> None:
+        self._conn = conn
+
+    async def fetch(self, sql: str, *args: object) -> list[Row]:
+        return self._conn.fetch_now(sql, args)
+
+    async def fetchrow(self, sql: str, *args: object) -> Row | None:
+        return self._conn.fetchrow_now(sql, args)
+
+    async def execute(self, sql: str, *args: object) -> int:
+        return self._conn.execute_now(sql, args)
+
+
+async def _switch_to_wal(conn: SqliteConnection, within: float) -> None:
     """``journal_mode = WAL``; SQLite answers "locked" at once (no busy wait) while another
     connection is switching the same new file, so retry within the busy timeout."""
     deadline = time.monotonic() + within
@@ -72,10 +87,6 @@ async def _switch_to_wal(conn: aiosqlite.Connection, within: float) -> None:
                 raise
         await asyncio.sleep(delay)
         delay = min(delay * 2, 0.2)
-
-
-def _row(row: sqlite3.Row) -> Row:
-    return dict(zip(row.keys(), row, strict=True))
 
 
 class SqliteStore(
@@ -96,11 +107,12 @@ class SqliteStore(
     dialect = SQLITE
 
     def __init__(
-        self, conn: aiosqlite.Connection, *, group_commit_max_writes: int = DEFAULT_MAX_WRITES
+        self, conn: SqliteConnection, *, group_commit_max_writes: int = DEFAULT_MAX_WRITES
     ) -> None:
         self._conn = conn
         self._group = GroupCommit(conn, max_writes=group_commit_max_writes)
-        self._tx = _SqliteTx(conn)
+        self._thread_tx = _ThreadTx(conn)
+        self._inline_tx = _InlineTx(conn)
 
     @classmethod
     async def open(
@@ -112,11 +124,10 @@ class SqliteStore(
     ) -> SqliteStore:
         """Open (creating if needed) the database at ``path`` and migrate it."""
         try:
-            conn = await aiosqlite.connect(path, isolation_level=None)
+            conn = await SqliteConnection.open(path)
         except _UNAVAILABLE as exc:
             raise StoreUnavailableError(f"cannot open SQLite database {path!r}: {exc}") from exc
         try:
-            conn.row_factory = sqlite3.Row
             await conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
             await _switch_to_wal(conn, busy_timeout_ms / 1000)
             await conn.execute("PRAGMA synchronous = FULL")
@@ -169,22 +180,23 @@ class SqliteStore(
             await self._conn.close()
 
     @asynccontextmanager
-    async def _write(self) -> AsyncIterator[Tx]:
+    async def _write(self, *, inline: bool = False) -> AsyncIterator[Tx]:
         """One writer's transaction, group-committed (``proxy.stores.group_commit``).
 
         Returns once its statements are on disk; a failure or a cancellation rolls back
-        its statements only, and never replaces the exception that caused it.
+        its statements only, and never replaces the exception that caused it. ``inline``:
+        its statements are short and indexed, and run on the event loop's thread.
         """
         try:
             async with self._group.write():
-                yield self._tx
+                yield self._inline_tx if inline else self._thread_tx
         except _UNAVAILABLE as exc:
             raise StoreUnavailableError(f"SQLite unavailable: {exc}") from exc
 
     @asynccontextmanager
-    async def _read(self) -> AsyncIterator[Tx]:
+    async def _read(self, *, inline: bool = False) -> AsyncIterator[Tx]:
         try:
             async with self._group.read():
-                yield self._tx
+                yield self._inline_tx if inline else self._thread_tx
         except _UNAVAILABLE as exc:
             raise StoreUnavailableError(f"SQLite unavailable: {exc}") from exc
