@@ -87,8 +87,13 @@ FROM budget_reservations b WHERE b.state = 'reserved'
 ORDER BY b.created_at LIMIT $1"""
 
 
+# Every field of a NewJob is a scalar: read them directly (``dataclasses.asdict`` deep-copies).
+_NEW_JOB_FIELDS = tuple(f.name for f in dataclasses.fields(NewJob))
+_KNOWN_FIELDS = frozenset(_NEW_JOB_FIELDS)
+
+
 def job_json(job: NewJob) -> str:
-    fields = dataclasses.asdict(job)
+    fields = {name: getattr(job, name) for name in _NEW_JOB_FIELDS}
     fields["status"] = job.status.value
     return json.dumps(fields, ensure_ascii=False)
 
@@ -96,8 +101,7 @@ def job_json(job: NewJob) -> str:
 def job_from_json(raw: str | dict[str, Any]) -> NewJob:
     fields: dict[str, Any] = json.loads(raw) if isinstance(raw, str) else dict(raw)
     fields["status"] = JobStatus(fields["status"])
-    known = {f.name for f in dataclasses.fields(NewJob)}
-    return NewJob(**{k: v for k, v in fields.items() if k in known})
+    return NewJob(**{k: v for k, v in fields.items() if k in _KNOWN_FIELDS})
 
 
 def intent_from_row(row: Row) -> Intent:
