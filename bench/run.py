@@ -1,7 +1,8 @@
 """Proxy overhead on loopback, against the upstream itself and against the framework's floor.
 
 Run: ``python -m bench.run [--seconds 5] [--warmup 1] [--connections 32]`` (``make bench``,
-about three minutes).
+about three minutes). ``python -m bench.run --scenario watcher`` runs the watcher at scale
+instead (``bench.watcher``: 10,000 jobs in flight, due-lag and submits beside it).
 
 It starts, as subprocesses: the benchmark upstream (``bench.upstream``: the simulator,
 unlimited and kept small), a bare aiohttp pass-through in front of it (``bench.bare``: the
@@ -445,6 +446,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m bench.run", description=(__doc__ or "").splitlines()[0]
     )
+    parser.add_argument(
+        "--scenario",
+        choices=("overhead", "watcher"),
+        default="overhead",
+        help="overhead (this benchmark) or watcher (bench.watcher, its own options)",
+    )
     parser.add_argument("--seconds", type=float, default=5.0, help="measured seconds per run")
     parser.add_argument("--warmup", type=float, default=1.0, help="warm-up seconds before each")
     parser.add_argument("--connections", type=int, default=32, help="wrk connections")
@@ -508,7 +515,14 @@ def run_scenario(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parse_args(argv)
+    picker = argparse.ArgumentParser(add_help=False)
+    picker.add_argument("--scenario", choices=("overhead", "watcher"), default="overhead")
+    chosen, rest = picker.parse_known_args(argv)
+    if chosen.scenario == "watcher":  # its own options: see bench/watcher.py
+        from bench import watcher
+
+        return watcher.main(rest)
+    args = parse_args(rest)
     if shutil.which("wrk") is None:
         log("wrk is not installed (apt-get install wrk)")
         return 2

@@ -12,7 +12,11 @@ needed to measure a proxy in front of it rather than the simulator's own growth:
   grow with the tasks a run piles up; the log is only memory);
 - ``POST /_sim/bench/pin/{task_id}?state=pending|done`` keeps a task across pruning
   and fixes its status: ``pending`` forever, or ``done`` (success) from now on. The
-  poll benchmarks use it so their task's status cannot change during a run.
+  poll benchmarks use it so their task's status cannot change during a run;
+- ``POST /_sim/bench/bulk?count=N`` creates ``N`` tasks at once (as ``N`` submits of the
+  benchmark body would) and answers their ids: the watcher benchmark's 10,000 jobs in
+  flight, made in a fraction of a second. ``--pending-seconds`` sets how long tasks stay
+  pending (default 60).
 """
 
 from __future__ import annotations
@@ -29,26 +33,29 @@ from decimal import Decimal
 from aiohttp import web
 
 from proxy.simulator.config import SimulatorConfig
-from proxy.simulator.core import Simulator
+from proxy.simulator.core import DEFAULT_TEAM, Simulator
 from proxy.simulator.http import SIM
+from proxy.simulator.models import MODELS
 
 PRUNE_SECONDS = 0.1
 BALANCE_USD = Decimal(10) ** 9
 KEEP_PROMPT = "bench: keep this task"
 KEEP = web.AppKey("bench_keep", set[str])
+BULK_SLUG = "minimax/hailuo-02-t2v"
+BULK_BODY = {"prompt": "a red fox running through snow", "duration": 6, "resolution": "768P"}
 
 
-def bench_config(seed: int = 0) -> SimulatorConfig:
+def bench_config(seed: int = 0, pending_seconds: float = 60.0) -> SimulatorConfig:
     """The fast preset, unlimited: no concurrency cap, an inexhaustible balance.
 
-    Tasks stay pending for a minute unless pinned ``done``: nothing a benchmark
-    submits needs to progress, and a pinned task cannot race to a terminal state.
+    Tasks stay pending for a minute (``pending_seconds``) unless pinned ``done``: nothing
+    a benchmark submits needs to progress, and a pinned task cannot race to a terminal state.
     """
     return SimulatorConfig.fast(
         seed=seed,
         concurrency_limit=0,
         initial_balance_usd=BALANCE_USD,
-        pending_seconds=60.0,
+        pending_seconds=pending_seconds,
     )
 
 
@@ -70,6 +77,19 @@ async def pin(request: web.Request) -> web.StreamResponse:
     return web.json_response({"task_id": task_id, "status": sim.status(task_id)})
 
 
+async def bulk(request: web.Request) -> web.StreamResponse:
+    sim = request.app[SIM]
+    try:
+        count = int(request.query.get("count", "1"))
+    except ValueError:
+        count = -1
+    if not 1 <= count <= 1_000_000:
+        return web.json_response({"error": "count must be 1..1000000"}, status=400)
+    spec = MODELS[BULK_SLUG]
+    ids = [sim.create_task(DEFAULT_TEAM, spec, BULK_BODY).task_id for _ in range(count)]
+    return web.json_response({"task_ids": ids})
+
+
 def prune(sim: Simulator) -> None:
     """Forget the request log the benchmark piles up."""
     sim.request_log.clear()
@@ -85,11 +105,12 @@ def build_app(sim: Simulator) -> web.Application:
     app = sim.create_app()
     app[KEEP] = set()
     app.router.add_post("/_sim/bench/pin/{task_id:.+}", pin)
+    app.router.add_post("/_sim/bench/bulk", bulk)
     return app
 
 
-async def serve(host: str, port: int, seed: int) -> None:
-    sim = Simulator(bench_config(seed))
+async def serve(host: str, port: int, seed: int, pending_seconds: float) -> None:
+    sim = Simulator(bench_config(seed, pending_seconds))
     app = build_app(sim)
     runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
     await runner.setup()
@@ -113,9 +134,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--pending-seconds", type=float, default=60.0)
     args = parser.parse_args(argv)
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(serve(args.host, args.port, args.seed))
+        asyncio.run(serve(args.host, args.port, args.seed, args.pending_seconds))
     return 0
 
 

@@ -400,6 +400,50 @@ def build() -> Json:
             thresholds=((1, "orange"),),
         )
     )
+    lay.row("Admission queue")
+    lay.add(
+        _ts(
+            "Queued submits by team",
+            "Submits waiting in the admission queue for a free upstream slot of their team "
+            "(admission.concurrency), and submits queued per second.",
+            "short",
+            Query(f'max by (team) ({P}_admission_queue_depth{{team=~"$team"}})', "{{team}}"),
+            Query(
+                _rate(f"{P}_admission_queued_total", "team", 'team=~"$team"'),
+                "{{team}} queued/s",
+            ),
+            width=8,
+        )
+    )
+    lay.add(
+        _ts(
+            "Queue wait: oldest and P95",
+            "How long the oldest queued submit of each team has waited (alert "
+            "ModellixProxyAdmissionQueueStuck past 15 min), and P95 of queue to dispatch.",
+            "s",
+            Query(
+                f'max by (team) ({P}_admission_oldest_wait_seconds{{team=~"$team"}})',
+                "{{team}} oldest",
+            ),
+            Query(
+                _quantile(0.95, f"{P}_admission_wait_seconds", "outcome", 'outcome="submitted"'),
+                "P95 queue to dispatch",
+            ),
+            width=8,
+            thresholds=((900, "orange"),),
+        )
+    )
+    lay.add(
+        _ts(
+            "Dispatches by outcome",
+            "Queued submits leaving the queue: submitted upstream, requeued (the upstream's 429), "
+            "refused (a definite upstream refusal), unknown (no usable answer), expired "
+            "(admission.max_wait_seconds), cancelled (DELETE).",
+            "reqps",
+            Query(_rate(f"{P}_admission_dispatches_total", "outcome"), "{{outcome}}"),
+            width=8,
+        )
+    )
     variables = [
         label_variable("team", "Team", f"{P}_jobs_submitted_total"),
         label_variable("model", "Model", f"{P}_jobs_submitted_total"),

@@ -26,6 +26,8 @@ UNKNOWN_WINDOW = "15m"
 #: Balance drops not in the ledger, per team, over this window, that page finance.
 UNEXPLAINED_USD = 1.0
 UNEXPLAINED_WINDOW = "1h"
+#: A team's oldest queued submit waiting longer than this: its admission queue does not drain.
+ADMISSION_STUCK_SECONDS = 900
 BURN_WINDOWS = ("5m", "30m", "1h", "2h", "6h", "1d", "3d")
 #: (severity, for, long window, short window, burn factor), as in kubernetes-mixin.
 BURN_TIERS = (
@@ -306,6 +308,7 @@ def alert_rules() -> list[Rule]:
         ),
         *_outcome_alerts(),
         *_settlement_alerts(),
+        *_admission_alerts(),
         _alert(
             "ModellixProxyDown",
             f"{up} == 0",
@@ -347,6 +350,21 @@ def _settlement_alerts() -> list[Rule]:
             "The upstream balance fell by more than the ledger explains.",
             "Team {{ $labels.team }}: ${{ $value | humanize }} left the upstream balance in the "
             f"last {UNEXPLAINED_WINDOW} without a job in the proxy's ledger.",
+        ),
+    ]
+
+
+def _admission_alerts() -> list[Rule]:
+    """An admission queue that does not drain."""
+    return [
+        _alert(
+            "ModellixProxyAdmissionQueueStuck",
+            f"max by (team) ({P}_admission_oldest_wait_seconds) > {ADMISSION_STUCK_SECONDS}",
+            "5m",
+            "warning",
+            "A team's admission queue is not draining.",
+            "Team {{ $labels.team }}: the oldest queued submit has waited "
+            "{{ $value | humanizeDuration }} for a free upstream slot.",
         ),
     ]
 

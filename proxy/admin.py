@@ -19,14 +19,16 @@ import dataclasses
 import hmac
 import time
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.openmetrics.exposition import CONTENT_TYPE_LATEST as OPENMETRICS
 from prometheus_client.openmetrics.exposition import generate_latest as generate_openmetrics
 
 from proxy.admin_recovery import add_routes as add_recovery_routes
 from proxy.admin_views import job_json
+from proxy.admission.admin_api import add_routes as add_admission_routes
 from proxy.config import Settings
 from proxy.errors import (
     BadRequest,
@@ -44,14 +46,16 @@ from proxy.state import ADMIN_RUNTIME
 from proxy.stores.base import Store
 from proxy.stores.records import GROUP_KEYS, JobStatus
 from proxy.telemetry.metrics import Metrics
+from proxy.telemetry.multiprocess import scrape_registry
 
 ADMIN_METRICS = web.AppKey("admin_metrics", Metrics)
 ADMIN_TOKEN = web.AppKey("admin_token", str)
+ADMIN_REGISTRY = web.AppKey("admin_registry", CollectorRegistry)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 async def metrics_handler(request: web.Request) -> web.Response:
-    registry = request.app[ADMIN_METRICS].registry
+    registry = request.app[ADMIN_REGISTRY]
     if "application/openmetrics-text" in request.headers.get("Accept", ""):
         body = generate_openmetrics(registry)  # type: ignore[no-untyped-call]
         return web.Response(body=body, headers={"Content-Type": OPENMETRICS})
@@ -152,9 +156,16 @@ async def spend(request: web.Request) -> web.Response:
     )
 
 
-def create_admin_app(settings: Settings, metrics: Metrics, runtime: Runtime) -> web.Application:
+def create_admin_app(
+    settings: Settings, metrics: Metrics, runtime: Runtime, *, metrics_dir: Path | None = None
+) -> web.Application:
+    """``metrics_dir``: the workers' multiprocess directory (``serve --workers N``): /metrics
+    then reports the whole process group (``proxy.telemetry.multiprocess``)."""
     app = web.Application(middlewares=[admin_errors])
     app[ADMIN_METRICS] = metrics
+    app[ADMIN_REGISTRY] = (
+        metrics.registry if metrics_dir is None else scrape_registry(metrics, metrics_dir)
+    )
     app[ADMIN_RUNTIME] = runtime
     token = settings.admin_token()
     if token:
@@ -166,4 +177,5 @@ def create_admin_app(settings: Settings, metrics: Metrics, runtime: Runtime) -> 
     app.router.add_get("/admin/jobs/{task_id:.+}", get_job)
     app.router.add_get("/admin/spend", spend)
     add_governance_routes(app)
+    add_admission_routes(app)
     return app

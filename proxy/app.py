@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from aiohttp import web
 
 from proxy import __version__
+from proxy.admission.setup import start_admission
 from proxy.background import start_background_tasks
 from proxy.catalog.from_settings import build_catalog
 from proxy.catalog.media import MediaChecker
@@ -200,6 +201,9 @@ def create_app(
             tasks.append(loop.create_task(runtime.watcher.run(), name="watcher"))
         tasks.extend(
             start_background_tasks(opened, settings, metrics, upstream, runtime.replica.id, clock)
+        )
+        tasks.extend(
+            start_admission(runtime, opened, settings, metrics, upstream, app[SUBMIT_POLICY], clock)
         )
         try:
             yield

@@ -190,6 +190,12 @@ def check_settings(settings: Settings) -> list[str]:
             "keys.mode: virtual keys need upstream.api_key or upstream.api_key_file "
             "(the key the proxy injects)"
         )
+    if settings.admission.enabled and (settings.keys.mode == "passthrough" or not has_key):
+        problems.append(
+            "admission.enabled: the queue sends with the proxy's own key, so it needs "
+            "keys.mode virtual or mixed and upstream.api_key (pass-through submits are never "
+            "queued)"
+        )
     url = settings.store.url
     if not url.startswith(("sqlite:///", "postgresql://", "postgres://")):
         problems.append("store.url: use sqlite:///path.db or postgresql://user@host:port/db")

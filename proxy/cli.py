@@ -6,18 +6,18 @@ import argparse
 import os
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from proxy import __version__
-from proxy.config import ConfigError, Settings, load
+from proxy.config import ENV_PREFIX, ConfigError, Settings, load
 from proxy.telemetry.logging import configure_logging, log_thread_exception
 from proxy.telemetry.tracing import setup_tracing
 
 
-def settings_or_exit(path: str | None) -> Settings:
+def settings_or_exit(path: str | None, environ: Mapping[str, str] | None = None) -> Settings:
     try:
-        return load(path, os.environ)
+        return load(path, os.environ if environ is None else environ)
     except ConfigError as err:
         for problem in err.problems:
             print(f"config: {problem}", file=sys.stderr)
@@ -27,21 +27,46 @@ def settings_or_exit(path: str | None) -> Settings:
 def cmd_serve(args: argparse.Namespace) -> int:
     from proxy.server import run, serve_forever
     from proxy.stores.base import StoreError
+    from proxy.workers import WorkerRole, supervise, worker_count, worker_settings
 
-    settings = settings_or_exit(args.config)
+    environ: Mapping[str, str] = os.environ
+    if args.workers is not None:  # the option wins over the file and MODELLIX_PROXY_WORKERS
+        environ = {**os.environ, f"{ENV_PREFIX}WORKERS": args.workers}
+    settings = settings_or_exit(args.config, environ)
     problem = store_path_problem(settings.store.url)
     if problem is not None:
         print(f"store: cannot start: {problem}", file=sys.stderr)
         return 1
     configure_logging(settings.logging.level, settings.logging.format)
     threading.excepthook = log_thread_exception
+    role: WorkerRole | None = None
+    if args.worker_index is not None:  # started by a supervisor (``proxy.workers``)
+        role = WorkerRole(
+            index=args.worker_index,
+            count=args.worker_count,
+            supervisor_pid=args.supervisor_pid,
+            ready_fd=args.ready_fd,
+            metrics_dir=Path(args.metrics_dir) if args.metrics_dir else None,
+        )
+        settings = worker_settings(settings, role.count)
+    else:
+        count = worker_count(settings)
+        if count > 1:
+            command = [sys.executable, "-m", "proxy", "serve"]
+            if args.config:
+                command.append(f"--config={args.config}")
+            try:
+                return supervise(settings, count, command, environ)
+            except OSError as err:  # the port is taken, no process can be started: one line
+                print(f"workers: cannot start: {err}", file=sys.stderr)
+                return 1
     try:
         tracing = setup_tracing("modellix-proxy", os.environ, service_version=__version__)
     except ValueError as err:  # OTEL_* asks for something unsupported
         print(f"config: {err}", file=sys.stderr)
         return 2
     try:
-        run(serve_forever(settings, tracing=tracing), settings.event_loop)
+        run(serve_forever(settings, tracing=tracing, worker=role), settings.event_loop)
     except StoreError as err:  # unreachable, read-only or too new: one line, no traceback
         print(f"store: cannot start: {err}", file=sys.stderr)
         return 1
@@ -109,6 +134,21 @@ def build_parser() -> argparse.ArgumentParser:
 
     serve = sub.add_parser("serve", help="run the proxy")
     serve.add_argument("-c", "--config", help="YAML file (default: $MODELLIX_PROXY_CONFIG)")
+    serve.add_argument(
+        "--workers",
+        metavar="N",
+        help="serving processes sharing the port: a number or auto (default: the workers "
+        "setting, $MODELLIX_PROXY_WORKERS; auto: 1 on SQLite, the cores on PostgreSQL)",
+    )
+    # Set by the supervisor of ``--workers N`` for each worker it starts (proxy.workers).
+    for hidden, kind in (
+        ("--worker-index", int),
+        ("--worker-count", int),
+        ("--supervisor-pid", int),
+        ("--ready-fd", int),
+        ("--metrics-dir", str),
+    ):
+        serve.add_argument(hidden, type=kind, help=argparse.SUPPRESS)
     serve.set_defaults(func=cmd_serve)
 
     check = sub.add_parser("check-config", help="print every problem in the configuration")

@@ -171,8 +171,21 @@ class WatcherSettings(_Section):
     max_delay_seconds: float = Field(30.0, gt=0)
     jitter: float = Field(0.2, ge=0, le=1)
     stale_after_attempts: int = Field(12, ge=1)
+    # Longest sleep between looks for due jobs (it wakes sooner when one falls due), and
+    # the interval of expiry.
     tick_seconds: float = Field(1.0, gt=0)
+    # Jobs leased per store transaction (a chunk); more are leased as soon as fewer than
+    # half a chunk wait for a poll slot.
     batch_size: int = Field(50, ge=1)
+    # This replica's upstream poll rate (a token bucket; polls leave evenly spaced).
+    # Upstream rate limits are per team, across its keys and replicas.
+    max_polls_per_second: float = Field(500.0, gt=0)
+    max_in_flight: int = Field(64, ge=1)  # watcher polls awaiting the upstream at once
+    # Reschedules (one per poll) are written together, one transaction per flush.
+    flush_seconds: float = Field(0.2, gt=0)
+    # How often the watcher, backlog, in-flight and ledger gauges are read from the store
+    # (scans of the open jobs and of the day's ledger: seconds apart on a big ledger).
+    gauges_seconds: float = Field(5.0, gt=0)
     lease_seconds: float = Field(60.0, gt=0)
     client_grace_seconds: float = Field(10.0, ge=0)
     retention_seconds: float = Field(86400.0, gt=0)
@@ -333,6 +346,52 @@ class BalanceSettings(_Section):
     lease_seconds: float = Field(60.0, gt=0)
 
 
+class AdmissionTeam(_Section):
+    """One team's admission limits (unset fields: the section's defaults)."""
+
+    concurrency: int | None = Field(None, ge=1, le=10_000)
+    max_queue: int | None = Field(None, ge=0)
+    max_wait_seconds: float | None = Field(None, gt=0)
+
+
+class AdmissionSettings(_Section):
+    """The admission queue: submits beyond a team's upstream concurrency wait in the store."""
+
+    enabled: bool = False
+    concurrency: int = Field(3, ge=1, le=10_000)  # upstream tasks in flight per team
+    max_queue: int = Field(1000, ge=0)  # queued submits per team; beyond: 429
+    max_wait_seconds: float = Field(3600.0, gt=0)  # a queued submit waiting longer expires
+    teams: dict[str, AdmissionTeam] = Field(default_factory=dict)  # per-team overrides
+    full_retry_after_seconds: int = Field(30, ge=1)  # Retry-After of a queue-full 429
+    backoff_seconds: float = Field(2.0, gt=0)  # after an upstream 429 on dispatch (doubling)
+    max_backoff_seconds: float = Field(60.0, gt=0)
+    tick_seconds: float = Field(0.5, gt=0)  # how often the dispatcher looks for free slots
+    lease_seconds: float = Field(10.0, gt=0)  # the dispatcher lease (one replica at a time)
+    keep_seconds: float = Field(86400.0, gt=0)  # finished queue rows: q- ids answer this long
+
+    def concurrency_of(self, team: str) -> int:
+        override = self.teams.get(team)
+        return override.concurrency if override and override.concurrency else self.concurrency
+
+    def max_queue_of(self, team: str) -> int:
+        override = self.teams.get(team)
+        if override is not None and override.max_queue is not None:
+            return override.max_queue
+        return self.max_queue
+
+    def max_wait_of(self, team: str) -> float:
+        override = self.teams.get(team)
+        if override is not None and override.max_wait_seconds is not None:
+            return override.max_wait_seconds
+        return self.max_wait_seconds
+
+    @model_validator(mode="after")
+    def _lease_over_tick(self) -> AdmissionSettings:
+        if self.tick_seconds * 2 > self.lease_seconds:
+            raise ValueError("admission.lease_seconds must be at least twice tick_seconds")
+        return self
+
+
 class StoreSettings(_Section):
     url: str = "sqlite:///modellix-proxy.db"
     # SQLite: at most this many writers share one COMMIT (one fsync); each still returns
@@ -353,6 +412,9 @@ class Settings(_Section):
     trust_forwarded_headers: bool = False
     max_body_bytes: int = Field(64 * 1024 * 1024, ge=1024)
     shutdown_grace_seconds: float = Field(30.0, ge=0)
+    # Serving processes sharing the client port (SO_REUSEPORT). auto: 1 on SQLite (one
+    # process writes the file), the usable cores on PostgreSQL. See ``proxy.workers``.
+    workers: int | Literal["auto"] = Field("auto", union_mode="left_to_right")
     # auto: uvloop when installed, else asyncio's own loop (MODELLIX_PROXY_EVENT_LOOP=asyncio)
     event_loop: Literal["auto", "uvloop", "asyncio"] = "auto"
     models: ModelSettings = ModelSettings()
@@ -370,6 +432,24 @@ class Settings(_Section):
     logging: LoggingSettings = LoggingSettings()
     webhooks: WebhookSettings = WebhookSettings()
     balance: BalanceSettings = BalanceSettings()
+    admission: AdmissionSettings = AdmissionSettings()
+
+    @field_validator("workers")
+    @classmethod
+    def _workers(cls, workers: int | str) -> int | str:
+        if isinstance(workers, int) and not 1 <= workers <= 256:
+            raise ValueError("workers must be auto or 1 to 256")
+        return workers
+
+    @model_validator(mode="after")
+    def _one_sqlite_writer(self) -> Settings:
+        many = isinstance(self.workers, int) and self.workers > 1
+        if many and self.store.url.startswith("sqlite"):
+            raise ValueError(
+                "workers: a SQLite store is written by one process; more than one worker "
+                "needs PostgreSQL (store.url: postgresql://...)"
+            )
+        return self
 
     def admin_token(self) -> str | None:
         return _secret(self.admin.token, self.admin.token_file)

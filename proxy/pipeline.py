@@ -12,6 +12,8 @@
 7. price                        (stages.price)
 7b. completion webhook URL      (stages.callback: header or per-key default, SSRF guard)
 8. budget                       (stages.budget: atomic reservation; per-key concurrency slot)
+8b. admission (admission.desk, when enabled): send now, or queue beyond the team's
+    upstream concurrency (one store transaction with the write-ahead intent or the queue row)
 9. upstream submit, with the retry buckets   (handlers.submit)
 10. record the job before answering          (jobs.tracker)
 """

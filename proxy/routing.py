@@ -39,6 +39,7 @@ from dataclasses import dataclass
 from urllib.parse import quote, unquote
 
 from proxy.context import PathForm, RouteKind
+from proxy.stores.admission_records import is_queue_id
 
 API_PREFIX = "/api/v1/"
 # First path segments the upstream uses for its own, non-model routes (compared lower-cased).
@@ -190,9 +191,12 @@ def classify(method: str, raw_target: str) -> Route:
     path = API_PREFIX + "/".join(segments)
     head = segments[0]
     if head == "tasks" and len(segments) > 1:
-        if method != "GET":
+        if method not in ("GET", "DELETE"):
             return _wrong_method(method, POLL_NAME, "GET")
         task_id = _task_id(segments[1:])
+        if method == "DELETE" and (task_id is None or not is_queue_id(task_id)):
+            # only the proxy's own queued submits can be cancelled (admission queue)
+            return _wrong_method(method, POLL_NAME, "GET")
         if task_id is None:
             return _refused(400, "bad_path", "malformed task id")
         return Route(RouteKind.POLL, task_id=task_id, name=POLL_NAME, path=path, query=query)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 
+from proxy.admission.desk import AdmissionDesk
 from proxy.catalog.loader import Catalog
 from proxy.catalog.pinning import Pinner
 from proxy.errors import ServiceUnavailable
@@ -36,6 +37,7 @@ class Runtime:
     budgets: BudgetBook | None = None
     tracker: JobTracker | None = None
     watcher: Watcher | None = None
+    admission: AdmissionDesk | None = None  # the admission queue, when enabled
     pipeline: Pipeline = field(default_factory=Pipeline)
     polls: Coalescer[Outcome] = field(default_factory=Coalescer)
     rng: random.Random = field(default_factory=random.Random)

@@ -1,4 +1,9 @@
-"""Running the proxy: client listener (optionally TLS), admin listener, graceful stop."""
+"""Running the proxy: client listener (optionally TLS), admin listener, graceful stop.
+
+``serve_forever(..., worker=role)`` runs one worker of ``serve --workers N``
+(``proxy.workers``): the client port is shared (SO_REUSEPORT), the admin listener is
+worker 0's, and the worker stops with its supervisor.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +13,7 @@ import signal
 import ssl
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 import structlog
@@ -18,6 +24,13 @@ from proxy.app import create_app
 from proxy.config import Settings
 from proxy.state import METRICS, RUNTIME
 from proxy.telemetry.tracing import Tracing
+from proxy.workers import (
+    WorkerRole,
+    die_with_supervisor,
+    orphaned_metrics,
+    report_ready,
+    watch_supervisor,
+)
 
 log = structlog.get_logger("proxy.server")
 T = TypeVar("T")
@@ -80,8 +93,16 @@ async def start(
     *,
     tracing: Tracing | None = None,
     environ: Mapping[str, str] | None = None,
+    reuse_port: bool = False,
+    admin: bool = True,
+    metrics_dir: Path | None = None,
 ) -> Running:
-    """Start the listeners; tracing is ``tracing`` or built from ``OTEL_*`` in ``environ``."""
+    """Start the listeners; tracing is ``tracing`` or built from ``OTEL_*`` in ``environ``.
+
+    ``reuse_port``: share the ports with other workers (SO_REUSEPORT); ``admin=False``: no
+    admin listener here (another worker has it); ``metrics_dir``: the workers' multiprocess
+    metrics directory, which ``/metrics`` reports as a whole.
+    """
     app = app if app is not None else create_app(settings, tracing=tracing, environ=environ)
     runner = web.AppRunner(app, shutdown_timeout=settings.shutdown_grace_seconds, access_log=None)
     await runner.setup()
@@ -89,13 +110,22 @@ async def start(
     admin_runner = None
     admin_port = None
     # The admin listener first: once clients can connect, /metrics and /admin are up too.
-    if settings.admin.enabled:
-        admin_app = create_admin_app(settings, app[METRICS], app[RUNTIME])
+    if settings.admin.enabled and admin:
+        admin_app = create_admin_app(settings, app[METRICS], app[RUNTIME], metrics_dir=metrics_dir)
         admin_runner = web.AppRunner(admin_app, access_log=None)
         await admin_runner.setup()
-        await web.TCPSite(admin_runner, settings.admin.host, settings.admin.port).start()
+        admin_site = web.TCPSite(
+            admin_runner, settings.admin.host, settings.admin.port, reuse_port=reuse_port or None
+        )
+        await admin_site.start()
         admin_port = _bound_port(admin_runner)
-    site = web.TCPSite(runner, settings.listen.host, settings.listen.port, ssl_context=tls)
+    site = web.TCPSite(
+        runner,
+        settings.listen.host,
+        settings.listen.port,
+        ssl_context=tls,
+        reuse_port=reuse_port or None,
+    )
     await site.start()
     # What start-up built (catalog, compiled schemas, stages) lives as long as the process:
     # out of the collector's way, so a full collection never walks it in mid-request.
@@ -117,16 +147,40 @@ async def serve_forever(
     on_started: Callable[[Running], Awaitable[None]] | None = None,
     *,
     tracing: Tracing | None = None,
+    worker: WorkerRole | None = None,
 ) -> None:
-    """Serve until SIGINT/SIGTERM, then shut down gracefully (``tracing`` stays the caller's)."""
-    running = await start(settings, tracing=tracing)
+    """Serve until SIGINT/SIGTERM, then shut down gracefully (``tracing`` stays the caller's).
+
+    As a ``worker`` of a supervisor: share the ports, serve the admin listener only as
+    worker 0, tell the supervisor once listening, and stop when the supervisor is gone.
+    """
     stop = asyncio.Event()
+    if worker is not None:
+        die_with_supervisor(worker)
+        structlog.contextvars.bind_contextvars(worker=worker.index)
+        running = await start(
+            settings,
+            tracing=tracing,
+            reuse_port=True,
+            admin=worker.serves_admin,
+            metrics_dir=worker.metrics_dir,
+        )
+    else:
+        running = await start(settings, tracing=tracing)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    watching: asyncio.Task[None] | None = None
+    if worker is not None:
+        watching = loop.create_task(watch_supervisor(worker, stop), name="watch-supervisor")
+        report_ready(worker)
     if on_started is not None:
         await on_started(running)
     await stop.wait()
+    if watching is not None:
+        watching.cancel()
     log.info("proxy.stopping", grace_seconds=settings.shutdown_grace_seconds)
     await running.stop()
     log.info("proxy.stopped")
+    if worker is not None:
+        orphaned_metrics(worker)

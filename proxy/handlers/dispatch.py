@@ -16,9 +16,11 @@ from proxy.handlers import keyapi
 from proxy.handlers.models import MODELS_NAME, handle_models
 from proxy.handlers.passthrough import handle_passthrough
 from proxy.handlers.poll import handle_poll
+from proxy.handlers.queued import handle_queued
 from proxy.handlers.submit import handle_submit
 from proxy.routing import Route
 from proxy.state import ROUTE
+from proxy.stores.admission_records import is_queue_id
 
 
 async def handle_api(request: web.Request) -> web.StreamResponse:
@@ -28,6 +30,8 @@ async def handle_api(request: web.Request) -> web.StreamResponse:
     if kind is RouteKind.SUBMIT:
         return await handle_submit(request)
     if kind is RouteKind.POLL:
+        if is_queue_id(route.task_id or ""):  # a submit the admission queue holds
+            return await handle_queued(request)
         return await handle_poll(request)
     if kind is RouteKind.KEY_API:
         return await handle_key_api(request)

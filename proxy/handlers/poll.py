@@ -13,6 +13,7 @@ from proxy.context import RouteKind
 from proxy.errors import InternalError
 from proxy.forwarding import upstream_headers
 from proxy.governance import access
+from proxy.governance.keys import Identity
 from proxy.handlers.failures import transport_error
 from proxy.state import CONTEXT, METRICS, POLL_POLICY, ROUTE, RUNTIME, SETTINGS, UPSTREAM
 from proxy.telemetry.children import child
@@ -44,6 +45,20 @@ async def handle_poll(request: web.Request) -> web.StreamResponse:
     authorization = request.headers.get("Authorization")
     identity = await access.identify(app[RUNTIME].keyring, authorization)
     await access.own_task(app[RUNTIME].store, identity, task_id)
+    return await forward_poll(request, task_id, route.target, identity, authorization)
+
+
+async def forward_poll(
+    request: web.Request,
+    task_id: str,
+    target: str,
+    identity: Identity | None,
+    authorization: str | None,
+) -> web.Response:
+    """The upstream's answer for ``task_id`` (at ``target``), observed for the ledger; the
+    caller has checked that the asker may see it."""
+    ctx = request[CONTEXT]
+    app = request.app
     # Who asks (vk:<id> or fp:<fingerprint>), never the credential itself.
     caller = access.caller_id(identity, authorization)
     jobs = app[RUNTIME].tracker
@@ -64,7 +79,7 @@ async def handle_poll(request: web.Request) -> web.StreamResponse:
             app[UPSTREAM],
             app[POLL_POLICY],
             "GET",
-            route.target,  # the normalized path the task id was read from
+            target,  # the normalized path the task id was read from
             headers,
             None,
             operation=RouteKind.POLL.value,

@@ -118,10 +118,19 @@ async def _submit(request: web.Request, ctx: RequestContext) -> web.StreamRespon
     query = request.raw_path.partition("?")[2]
     if query:
         path = f"{path}?{query}"
+    admission = app[RUNTIME].admission
+    queueable = admission is not None and admission.applies(ctx)
+    origin = public_origin(request, settings)
     try:
         # Durable before anything leaves: if the process dies from here on, the intent
         # becomes an `unknown` record, never a purchase nobody knows of.
-        await jobs.ledger.open_intent(ctx)
+        if admission is not None and queueable:
+            # ... or, beyond the team's upstream concurrency, a durable queue row
+            queued = await admission.admit(ctx, path, headers, origin, proxy_headers(ctx))
+            if queued is not None:
+                return queued
+        else:
+            await jobs.ledger.open_intent(ctx)
     except HoldLostError as exc:
         raise ServiceUnavailable(
             "this replica lost its hold on the budget or the idempotency key (it was taken for "
@@ -138,7 +147,7 @@ async def _submit(request: web.Request, ctx: RequestContext) -> web.StreamRespon
         ) from exc
     outcome = await attempts.send(
         app[UPSTREAM],
-        app[SUBMIT_POLICY],
+        admission.policy if admission is not None and queueable else app[SUBMIT_POLICY],
         "POST",
         path,
         headers,
@@ -163,6 +172,11 @@ async def _submit(request: web.Request, ctx: RequestContext) -> web.StreamRespon
         error.headers.update(extra)
         raise error
     reply = outcome.reply
+    if admission is not None and queueable and reply.status == 429:
+        # the upstream's own concurrency limit: nothing was created, so queue it
+        queued = await admission.requeue(ctx, path, headers, origin, extra)
+        if queued is not None:
+            return queued
     if outcome.bucket is Bucket.SUCCESS:
         task_id, doc = accepted_task_id(reply.body)
         if task_id is None or doc is None:
@@ -173,7 +187,7 @@ async def _submit(request: web.Request, ctx: RequestContext) -> web.StreamRespon
                 extra,
             )
         ctx.task_id = task_id
-        body = _rewrite_get_result(doc, task_id, public_origin(request, settings), reply.body)
+        body = _rewrite_get_result(doc, task_id, origin, reply.body)
         response = web.Response(
             status=reply.status, body=body, headers=reply_headers(reply.headers)
         )

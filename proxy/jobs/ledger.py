@@ -76,12 +76,12 @@ class SubmitLedger:
         self._clock = clock
         self._rng = random.Random()
 
-    async def open_intent(self, ctx: RequestContext) -> Intent:
-        """Make the submit durable before it is sent; it then owns the claim and the money."""
+    def intent_for(self, ctx: RequestContext) -> Intent:
+        """The intent this submit writes before it is sent (not written yet)."""
         caller = ctx.caller
         if caller is None:
             raise RuntimeError("a submit must have a caller before it is sent")
-        intent = Intent(
+        return Intent(
             intent_id=ctx.internal_id,
             owner=self._owner,
             created_at=self._clock(),
@@ -91,21 +91,38 @@ class SubmitLedger:
             reservation_id=ctx.reservation_id,
             slot_reservation_id=ctx.slot_reservation_id,
         )
+
+    @staticmethod
+    def adopt(ctx: RequestContext, intent: Intent | None) -> None:
+        """The request's holds now belong to ``intent`` (or to a queue row when ``None``)."""
+        ctx.intent = intent
+        ctx.idempotency_key = None
+        ctx.reservation_id = None
+        ctx.slot_reservation_id = None
+
+    async def open_intent(self, ctx: RequestContext) -> Intent:
+        """Make the submit durable before it is sent; it then owns the claim and the money."""
+        intent = self.intent_for(ctx)
         try:
             await self._store.open_intent(intent)
         except StoreError:
             # Maybe written, maybe not: nothing will be sent, so drop it if it is there.
             # The request's holds stay on ``ctx`` and ``finish`` releases them.
-            await self._outbox.write(
-                f"drop intent {intent.intent_id}",
-                lambda: self._store.intent_release(intent, None, complete=False),
-            )
+            await self.drop_maybe_written(intent)
             raise
-        ctx.intent = intent
-        ctx.idempotency_key = None
-        ctx.reservation_id = None
-        ctx.slot_reservation_id = None
+        self.adopt(ctx, intent)
         return intent
+
+    async def drop_maybe_written(self, intent: Intent) -> None:
+        """An intent whose write failed may be there anyway: nothing will be sent, drop it."""
+        await self._outbox.write(
+            f"drop intent {intent.intent_id}",
+            lambda: self._store.intent_release(intent, None, complete=False),
+        )
+
+    @property
+    def outbox(self) -> Outbox:
+        return self._outbox
 
     async def accepted(self, ctx: RequestContext, task_id: str, response: web.Response) -> None:
         """The upstream created ``task_id``: the job is recorded (or will be, by the outbox)."""

@@ -1,4 +1,4 @@
-"""When the watcher polls a job next. Pure functions with an injected random unit.
+"""When the watcher polls a job next, and how fast it may poll. Pure, on injected inputs.
 
 The cadence users were told to use: first check 15 s after submit, then
 exponential backoff from 5 s capped at 30 s, about 20 % jitter; after 12
@@ -38,3 +38,43 @@ def next_poll_delay(attempts: int, cadence: Cadence, unit: float) -> float:
 
 def is_stale(attempts: int, cadence: Cadence) -> bool:
     return attempts >= cadence.stale_after
+
+
+_EPSILON = 1e-9
+
+
+class TokenBucket:
+    """A poll-rate limit: ``rate`` tokens a second, at most ``burst`` saved up.
+
+    Pure bookkeeping on times passed in (monotonic seconds): ``take(now)`` spends a
+    token and returns 0, or returns how long to wait before asking again.
+    ``pause_until`` holds every token back until a time (an upstream 429's reset).
+    """
+
+    def __init__(self, rate: float, burst: float, now: float) -> None:
+        if rate <= 0 or burst < 1:
+            raise ValueError("rate must be > 0 and burst >= 1")
+        self.rate = rate
+        self.burst = burst
+        self._tokens = burst
+        self._at = now
+        self._paused_until = now
+
+    def take(self, now: float) -> float:
+        """Spend one token (0.0) or the seconds until one is available (nothing spent)."""
+        if now < self._paused_until:
+            return self._paused_until - now
+        if now > self._at:
+            self._tokens = min(self.burst, self._tokens + (now - self._at) * self.rate)
+            self._at = now
+        if self._tokens >= 1 - _EPSILON:  # float dust never leaves a wait too short to pass
+            self._tokens = max(0.0, self._tokens - 1)
+            return 0.0
+        return (1 - self._tokens) / self.rate
+
+    def pause_until(self, until: float) -> None:
+        """No token before ``until``; none saved up meanwhile (the burst restarts empty)."""
+        if until > self._paused_until:
+            self._paused_until = until
+            self._tokens = 0.0
+            self._at = until

@@ -3,7 +3,8 @@
 They exist only on the simulator, never on api.modellix.ai, need no key, and are
 neither counted nor logged as upstream traffic:
 
-- ``GET  /_sim/state``     counters, balance, billed total, task counts by status
+- ``GET  /_sim/state``     counters, balance, billed total, task counts by status, and
+                           ``max_active``: per team, the most tasks running at one instant
 - ``GET  /_sim/billing``   billing records and their total in micro-dollars
 - ``GET  /_sim/requests``  the request log (Authorization redacted)
 - ``POST /_sim/faults``    queue a fault: ``{"name": "503", "count": 2, "route": "submit"}``

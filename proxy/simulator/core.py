@@ -178,6 +178,7 @@ class Simulator:
         self.settle()
         limit = self.config.concurrency_limit
         if limit and self.ledger.active(team, now) >= limit:
+            self.counters.concurrency_refusals += 1
             raise UpstreamError(
                 429,
                 f"Rate limit exceeded: concurrent task limit of {limit} reached",
@@ -270,6 +271,7 @@ class Simulator:
             "balances_micros": {team: self.ledger.balance_micros(team) for team in sorted(teams)},
             "billed_total_micros": self.ledger.billed_micros(),
             "billing_records": len(self.ledger.records),
+            "max_active": {team: self.ledger.max_active(team) for team in sorted(teams)},
             "tasks": {**by_status, "expired": expired, "total": len(self.ledger.tasks)},
             "faults_queued": [i.as_json() for i in self.faults.queue],
             "media_files": len(self.media),

@@ -120,6 +120,7 @@ class Counters:
     requests: dict[RouteKind, int] = field(default_factory=lambda: dict.fromkeys(ROUTE_KINDS, 0))
     submits_received: int = 0
     tasks_created: int = 0
+    concurrency_refusals: int = 0  # submits refused 429 for the team's concurrency limit
     faults_applied: dict[str, int] = field(default_factory=dict)
 
     @property
@@ -132,6 +133,7 @@ class Counters:
             "total_requests": self.total_requests,
             "submits_received": self.submits_received,
             "tasks_created": self.tasks_created,
+            "concurrency_refusals": self.concurrency_refusals,
             "faults_applied": dict(self.faults_applied),
         }
 
@@ -221,6 +223,18 @@ class Ledger:
             elif task.team == team:
                 count += 1
         return count
+
+    def max_active(self, team: str) -> int:
+        """The most tasks of ``team`` pending or processing at any one instant so far."""
+        edges: list[tuple[float, int]] = []
+        for task in self.tasks.values():
+            if task.team == team:
+                edges += [(task.created_at, 1), (task.done_at, -1)]
+        peak = running = 0
+        for _, step in sorted(edges):  # at a tie a task ending comes first (-1 < 1)
+            running += step
+            peak = max(peak, running)
+        return peak
 
     def live(self, now: float, retention: float | None = None) -> Iterator[Task]:
         for task in self.tasks.values():

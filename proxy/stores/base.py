@@ -19,8 +19,18 @@ Time is float epoch seconds passed in by the caller; money is integer micro-doll
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
+from proxy.stores.admission_records import (
+    Admission,
+    Cancel,
+    DispatchClaim,
+    QueuedSubmit,
+    QueueHead,
+    QueueState,
+    QueueStats,
+)
 from proxy.stores.records import (
     Budget,
     BudgetScope,
@@ -139,6 +149,29 @@ class JobStore(Protocol):
         """Number of non-terminal jobs per pinned slug."""
 
 
+@dataclass(frozen=True, slots=True)
+class LeasedJob:
+    """A job leased to a watcher, and when it was due (``job.next_poll_at`` is the lease end)."""
+
+    job: JobRecord
+    due_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class Reschedule:
+    """One leased job's next poll, written by ``reschedule_many`` with others in one transaction.
+
+    ``polls`` counts watcher polls not yet written by an observation (a poll that changed
+    nothing is counted here instead of in a write of its own).
+    """
+
+    task_id: str
+    next_poll_at: float
+    watcher_attempts: int
+    stale: bool
+    polls: int = 0
+
+
 class WatcherStore(Protocol):
     """Scheduling of background polls, leased so one replica polls a job at a time."""
 
@@ -160,6 +193,20 @@ class WatcherStore(Protocol):
         stale: bool,
     ) -> bool:
         """Release ``owner``'s lease and set the next poll; ignored unless owner holds it."""
+
+    async def lease_due_at(
+        self, owner: str, now: float, limit: int, lease_seconds: float
+    ) -> list[LeasedJob]:
+        """``lease_due``, each job with the time it was due, most overdue first."""
+
+    async def reschedule_many(self, owner: str, items: Sequence[Reschedule]) -> int:
+        """``reschedule`` of many jobs in one transaction; how many ``owner`` still held.
+
+        Each item also adds its ``polls`` to the job's ``watcher_polls``.
+        """
+
+    async def earliest_due_at(self) -> float | None:
+        """The smallest ``next_poll_at`` of any watched job (leased ones: their lease end)."""
 
     async def watcher_stats(self, now: float) -> WatcherStats:
         """Jobs due by ``now`` (from the ``next_poll_at`` index) and open jobs flagged stale."""
@@ -448,6 +495,87 @@ class BalanceStore(Protocol):
         """Final cost of jobs that turned terminal in ``(since, until]`` (of ``teams``)."""
 
 
+class AdmissionStore(Protocol):
+    """The admission queue (``proxy.stores._admission``): submits waiting for a team slot."""
+
+    async def admission_admit(
+        self,
+        intent: Intent,
+        entry: QueuedSubmit,
+        stored: StoredResponse | None,
+        *,
+        limit: int,
+        max_queue: int,
+        now: float,
+    ) -> Admission:
+        """One transaction: the intent (a slot is free, nobody waits ahead), or the queue
+        row holding the request's reservations and key, or nothing (the queue is full)."""
+
+    async def admission_requeue_intent(
+        self, intent: Intent, entry: QueuedSubmit, stored: StoredResponse | None
+    ) -> bool:
+        """One transaction: a sent-and-refused-for-concurrency intent becomes a queue row."""
+
+    async def admission_in_flight(self, team: str) -> int:
+        """The team's ``vk:`` jobs pending or processing, plus their sends in progress."""
+
+    async def admission_ready(self, now: float, limit: int) -> list[QueueHead]:
+        """Queued rows due by ``now``, oldest first."""
+
+    async def admission_turns(self, team: str) -> dict[str, float]:
+        """When each caller of ``team`` was last dispatched from the queue."""
+
+    async def admission_claim(
+        self, queue_id: str, owner: str, now: float, limit: int
+    ) -> DispatchClaim | None:
+        """One transaction: the row dispatching and its intent written, if a slot is free."""
+
+    async def admission_to_job(
+        self, queue_id: str, intent: Intent, job: NewJob, now: float
+    ) -> JobRecord:
+        """One transaction: the job recorded, the intent gone, the row dispatched."""
+
+    async def admission_to_unknown(
+        self, queue_id: str, intent: Intent, detail: str, now: float
+    ) -> JobRecord | None:
+        """One transaction: an ``unknown`` record, the intent gone, the row unknown."""
+
+    async def admission_requeue(
+        self, queue_id: str, intent: Intent, not_before: float, error: str, now: float
+    ) -> bool:
+        """One transaction: nothing was created; the intent gone, the row queued again."""
+
+    async def admission_refused(
+        self, queue_id: str, intent: Intent, error: str, now: float
+    ) -> bool:
+        """One transaction: a definite refusal; holds released, the row failed."""
+
+    async def admission_cancel(self, queue_id: str, error: str, now: float) -> Cancel:
+        """Cancel a queued row: reservations released, its idempotency key forgotten."""
+
+    async def admission_expire(
+        self, team: str, before: float, error: str, now: float, limit: int = 100
+    ) -> list[QueuedSubmit]:
+        """Expire ``team``'s rows queued before ``before`` (holds released, key forgotten)."""
+
+    async def admission_orphans(self, now: float, limit: int = 100) -> int:
+        """Mark rows whose dispatching replica died (their intent is gone) unknown."""
+
+    async def admission_purge(self, before: float, limit: int) -> int:
+        """Delete up to ``limit`` finished rows finished before ``before``."""
+
+    async def admission_get(self, queue_id: str) -> QueuedSubmit | None:
+        """One row by its ``q-`` id."""
+
+    async def admission_stats(self) -> list[QueueStats]:
+        """Queued rows per team and the oldest one's enqueue time."""
+
+    async def admission_rows(
+        self, *, team: str | None = None, states: Sequence[QueueState] = (), limit: int = 1000
+    ) -> list[QueuedSubmit]:
+        """Rows, oldest first, filtered by team and states."""
+
+
 @runtime_checkable
 class Store(
     IntentStore,
@@ -462,6 +590,7 @@ class Store(
     LeaseStore,
     WebhookStore,
     BalanceStore,
+    AdmissionStore,
     Protocol,
 ):
     """Everything the proxy keeps: jobs, leases, idempotency keys, keys, budgets, refusals."""

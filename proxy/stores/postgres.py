@@ -15,6 +15,7 @@ from contextlib import asynccontextmanager
 import asyncpg
 
 from proxy.stores import migrations
+from proxy.stores._admission import AdmissionMixin
 from proxy.stores._balance import BalanceMixin
 from proxy.stores._budget_defs import BudgetDefinitionsMixin
 from proxy.stores._budgets import BudgetsMixin
@@ -64,6 +65,7 @@ class _PgTx:
 
 
 class PostgresStore(
+    AdmissionMixin,  # first: it builds on IntentsMixin
     IntentsMixin,
     JobsMixin,
     IdempotencyMixin,

@@ -20,6 +20,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from proxy.stores import migrations
+from proxy.stores._admission import AdmissionMixin
 from proxy.stores._balance import BalanceMixin
 from proxy.stores._budget_defs import BudgetDefinitionsMixin
 from proxy.stores._budgets import BudgetsMixin
@@ -90,6 +91,7 @@ async def _switch_to_wal(conn: SqliteConnection, within: float) -> None:
 
 
 class SqliteStore(
+    AdmissionMixin,  # first: it builds on IntentsMixin
     IntentsMixin,
     JobsMixin,
     IdempotencyMixin,

@@ -5,6 +5,10 @@ counters, ``_usd`` for money. Labels are bounded: ``model`` is a catalog slug
 or ``other``, ``team``/``project`` come from configuration or are ``other``;
 task ids, keys and URLs never appear in labels (they go to exemplars, traces
 and logs). Dashboards and alert rules are tested to use only these names.
+
+With ``serve --workers N`` the workers' metrics meet in one ``/metrics``
+(``proxy.telemetry.multiprocess``): a new gauge is either a :class:`SharedGauge` (a
+number every worker reads from the store) or names its ``multiprocess_mode``.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from prometheus_client import (
 )
 
 from proxy import money
+from proxy.telemetry.multiprocess import SharedGauge
 
 PREFIX = "modellix_proxy"
 
@@ -50,6 +55,7 @@ LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0
 UPSTREAM_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 15, 30, 60)
 TIME_TO_TERMINAL_BUCKETS = (5, 10, 15, 30, 60, 120, 180, 300, 600, 900, 1200, 1800, 2700, 3600)
 QUEUE_BUCKETS = (1, 5, 10, 30, 60, 120, 300, 600, 1200, 1800, 3600)
+DUE_LAG_BUCKETS = (0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120, 300)
 COST_BUCKETS_USD = (0.01, 0.05, 0.1, 0.25, 0.5, 0.75, 1, 1.5, 2, 3, 5, 10)
 
 
@@ -133,6 +139,7 @@ class Metrics:
         self.ledger_writes_pending = Gauge(
             f"{p}_ledger_writes_pending",
             "Ledger writes waiting for the store (answered already; retried until they land).",
+            multiprocess_mode="livesum",
             registry=r,
         )
         self.intents_recovered = Counter(
@@ -151,7 +158,7 @@ class Metrics:
             [MODEL],
             registry=r,
         )
-        self.jobs_in_flight = Gauge(
+        self.jobs_in_flight = SharedGauge(
             f"{p}_jobs_in_flight",
             "Jobs submitted and not yet terminal, by model.",
             [MODEL],
@@ -228,19 +235,19 @@ class Metrics:
             registry=r,
         )
         # --- budgets ------------------------------------------------------------------
-        self.budget_limit = Gauge(
+        self.budget_limit = SharedGauge(
             f"{p}_budget_limit_usd",
             "Configured budget limit in US dollars, by budget name, scope and window.",
             [BUDGET, SCOPE, WINDOW],
             registry=r,
         )
-        self.budget_spent = Gauge(
+        self.budget_spent = SharedGauge(
             f"{p}_budget_spent_usd",
             "Settled spend counted against a budget in its current window, in US dollars.",
             [BUDGET, SCOPE, WINDOW],
             registry=r,
         )
-        self.budget_reserved = Gauge(
+        self.budget_reserved = SharedGauge(
             f"{p}_budget_reserved_usd",
             "Estimates reserved against a budget for jobs not yet terminal, in US dollars.",
             [BUDGET, SCOPE, WINDOW],
@@ -252,71 +259,78 @@ class Metrics:
             [BUDGET, SCOPE],
             registry=r,
         )
-        self.smallest_job = Gauge(
+        self.smallest_job = SharedGauge(
             f"{p}_price_smallest_job_usd",
             "Estimated cost of the cheapest typical job in the price table (each priced model's "
             "default body); a budget with less left than this cannot take another job.",
             registry=r,
         )
         # --- the ledger, read from the store (shared numbers: every replica reports them) ---
-        self.ledger_spend = Gauge(
+        self.ledger_spend = SharedGauge(
             f"{p}_ledger_spend_usd",
             "Settled spend of jobs submitted in the current window (day, month; total: all "
             "retained jobs), from the store, by team, project and model.",
             [WINDOW, TEAM, PROJECT, MODEL],
             registry=r,
         )
-        self.ledger_jobs = Gauge(
+        self.ledger_jobs = SharedGauge(
             f"{p}_ledger_jobs",
             "Jobs submitted in the current window (day, month), priced or not, from the store, "
             "by team, project and model.",
             [WINDOW, TEAM, PROJECT, MODEL],
             registry=r,
         )
-        self.ledger_refused_savings = Gauge(
+        self.ledger_refused_savings = SharedGauge(
             f"{p}_ledger_refused_savings_usd",
             "Estimated cost of submits refused in the current window (day, month), from the "
             "store, by team, project, model and reason.",
             [WINDOW, TEAM, PROJECT, MODEL, REASON],
             registry=r,
         )
-        self.ledger_job_cost_p50 = Gauge(
+        self.ledger_job_cost_p50 = SharedGauge(
             f"{p}_ledger_job_cost_p50_usd",
             "Exact median cost per successful job over the last 24 hours (nearest rank over "
             "the final costs in the store), by model.",
             [MODEL],
             registry=r,
         )
-        self.ledger_job_cost_p95 = Gauge(
+        self.ledger_job_cost_p95 = SharedGauge(
             f"{p}_ledger_job_cost_p95_usd",
             "Exact 95th percentile cost per successful job over the last 24 hours (nearest "
             "rank over the final costs in the store), by model.",
             [MODEL],
             registry=r,
         )
-        self.ledger_costed_jobs = Gauge(
+        self.ledger_costed_jobs = SharedGauge(
             f"{p}_ledger_costed_jobs",
             "Successful jobs with a final cost over the last 24 hours (the quantiles' sample).",
             [MODEL],
             registry=r,
         )
-        self.ledger_refreshed = Gauge(
+        self.ledger_refreshed = SharedGauge(
             f"{p}_ledger_refresh_timestamp_seconds",
             "When the ledger gauges were last read from the store (Unix time; 0: never).",
             registry=r,
         )
         # --- watcher ------------------------------------------------------------------
-        self.watcher_backlog = Gauge(
+        self.watcher_backlog = SharedGauge(
             f"{p}_watcher_backlog_jobs",
             "Jobs due for a watcher poll and not yet polled.",
             registry=r,
         )
-        self.watcher_lag = Gauge(
+        self.watcher_lag = SharedGauge(
             f"{p}_watcher_lag_seconds",
             "How far behind its schedule the most overdue job is.",
             registry=r,
         )
-        self.jobs_stale = Gauge(
+        self.watcher_due_lag = Histogram(
+            f"{p}_watcher_due_lag_seconds",
+            "How late each watcher poll left, after the job's next_poll_at (the achieved poll "
+            'rate is rate(modellix_proxy_job_polls_total{source="watcher"})).',
+            buckets=DUE_LAG_BUCKETS,
+            registry=r,
+        )
+        self.jobs_stale = SharedGauge(
             f"{p}_jobs_stale",
             "Jobs past their expected time (flagged stale by the watcher), not yet terminal.",
             registry=r,
@@ -325,15 +339,16 @@ class Metrics:
             f"{p}_jobs_without_credential",
             "Open jobs this replica's watcher found with no usable upstream key (pass-through "
             "mode after a restart, no upstream.api_key): not polled until a client polls them.",
+            multiprocess_mode="livesum",
             registry=r,
         )
         # --- unknown outcomes -----------------------------------------------------------
-        self.unknown_jobs = Gauge(
+        self.unknown_jobs = SharedGauge(
             f"{p}_unknown_jobs",
             "Jobs whose submit outcome is unknown and that no operator has reconciled yet.",
             registry=r,
         )
-        self.unknown_reserved = Gauge(
+        self.unknown_reserved = SharedGauge(
             f"{p}_unknown_reserved_usd",
             "Budget money (estimates) held by reservations of unknown-outcome jobs, in US dollars.",
             registry=r,
@@ -348,6 +363,7 @@ class Metrics:
         self.retention_last_success = Gauge(
             f"{p}_retention_last_success_timestamp_seconds",
             "When this replica last finished a retention round (Unix time; 0: never).",
+            multiprocess_mode="max",
             registry=r,
         )
         # --- completion webhooks ------------------------------------------------------
@@ -370,7 +386,7 @@ class Metrics:
             buckets=QUEUE_BUCKETS,
             registry=r,
         )
-        self.webhook_deliveries = Gauge(
+        self.webhook_deliveries = SharedGauge(
             f"{p}_webhook_deliveries",
             "Completion webhook deliveries in the store, by state (pending, delivered, dead).",
             [STATE],
@@ -381,30 +397,68 @@ class Metrics:
             f"{p}_upstream_balance_usd",
             "The upstream team balance at the last reconciliation, in US dollars.",
             [TEAM],
+            multiprocess_mode="mostrecent",
             registry=r,
         )
         self.unexplained_spend = Gauge(
             f"{p}_unexplained_spend_usd",
             "Balance drops the ledger does not explain, summed since the first reading (USD).",
             [TEAM],
+            multiprocess_mode="mostrecent",
             registry=r,
         )
         self.unexplained_window = Gauge(
             f"{p}_unexplained_spend_window_usd",
             "Unexplained spend in the last reconciliation window, in US dollars.",
             [TEAM],
+            multiprocess_mode="mostrecent",
             registry=r,
         )
         self.balance_topups = Gauge(
             f"{p}_balance_topups_usd",
             "Balance rises (top-ups) seen since the first reading, in US dollars.",
             [TEAM],
+            multiprocess_mode="mostrecent",
             registry=r,
         )
         self.balance_last_success = Gauge(
             f"{p}_balance_reconcile_last_success_timestamp_seconds",
             "When a reconciliation round last succeeded (Unix time; 0: never).",
             [TEAM],
+            multiprocess_mode="mostrecent",
+            registry=r,
+        )
+        # --- admission queue ------------------------------------------------------------
+        self.admission_queued = Counter(
+            f"{p}_admission_queued_total",
+            "Submits queued by the admission queue (answered with a q- id), by team.",
+            [TEAM],
+            registry=r,
+        )
+        self.admission_depth = SharedGauge(
+            f"{p}_admission_queue_depth",
+            "Submits waiting in the admission queue, by team (written by every replica).",
+            [TEAM],
+            registry=r,
+        )
+        self.admission_oldest = SharedGauge(
+            f"{p}_admission_oldest_wait_seconds",
+            "How long the oldest queued submit has waited, by team (0: none queued).",
+            [TEAM],
+            registry=r,
+        )
+        self.admission_wait = Histogram(
+            f"{p}_admission_wait_seconds",
+            "Time from queueing to dispatch (or expiry, cancel) of a queued submit, by outcome.",
+            [OUTCOME],
+            buckets=(*DUE_LAG_BUCKETS, 600, 1800, 3600),
+            registry=r,
+        )
+        self.admission_dispatches = Counter(
+            f"{p}_admission_dispatches_total",
+            "Dispatches from the admission queue by outcome (submitted, requeued, refused, "
+            "unknown, expired, cancelled).",
+            [OUTCOME],
             registry=r,
         )
         # --- build --------------------------------------------------------------------

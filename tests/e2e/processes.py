@@ -77,6 +77,8 @@ def proxy_env(upstream: str, store_url: str, **extra: str) -> dict[str, str]:
             "MODELLIX_PROXY_WATCHER__TICK_SECONDS": "0.2",
             "MODELLIX_PROXY_WATCHER__LEASE_SECONDS": "5",
             "MODELLIX_PROXY_SHUTDOWN_GRACE_SECONDS": "2",
+            # One process, as these tests kill and count it (tests/e2e/test_workers.py: more).
+            "MODELLIX_PROXY_WORKERS": "1",
         }
     )
     env.update(extra)
