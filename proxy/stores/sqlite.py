@@ -1,14 +1,15 @@
 """The embedded default store: one SQLite file in WAL mode, used by one process.
 
-A statement that can wait (for a lock, the disk, or a long scan) runs on the
+Two connections. The writers' connection: its users take turns, concurrent writers share
+one ``BEGIN IMMEDIATE`` ... ``COMMIT`` (group commit, each writer in its own savepoint:
+``proxy.stores.group_commit``), and another process touching the same file waits
+(``busy_timeout``) instead of interleaving; ``synchronous=FULL`` makes a write durable
+before it returns. The reader connection serves the long reads (reports, gauges, scans)
+beside the writers: in WAL mode it sees exactly what is committed, and never holds up a
+submit. A statement that can wait (for a lock, the disk, or a long scan) runs on its
 connection's own thread, so the event loop never blocks on it; the hot path's short
-indexed statements run inline (``proxy.stores.sqlite_conn``). One connection serves
-the process; its users take turns, and
-concurrent writers share one ``BEGIN IMMEDIATE`` ... ``COMMIT`` (group commit, each
-writer in its own savepoint: ``proxy.stores.group_commit``), so another process touching
-the same file waits (``busy_timeout``) instead of interleaving. ``synchronous=FULL``
-makes a write durable before it returns.
-``":memory:"`` works (one connection), for tests.
+indexed statements run inline (``proxy.stores.sqlite_conn``). ``":memory:"`` works (one
+connection for everything), for tests.
 """
 
 from __future__ import annotations
@@ -115,6 +116,12 @@ class SqliteStore(
         self._group = GroupCommit(conn, max_writes=group_commit_max_writes)
         self._thread_tx = _ThreadTx(conn)
         self._inline_tx = _InlineTx(conn)
+        # Long reads (reports, gauges, scans) on a connection of their own: in WAL mode
+        # they see what is committed and never hold up the writers' turns. None for
+        # ":memory:", whose database only the one connection sees.
+        self._reader: SqliteConnection | None = None
+        self._reader_tx: _ThreadTx | None = None
+        self._reader_lock = asyncio.Lock()
 
     @classmethod
     async def open(
@@ -136,10 +143,22 @@ class SqliteStore(
             await conn.execute("PRAGMA foreign_keys = ON")
             store = cls(conn, group_commit_max_writes=group_commit_max_writes)
             await store.migrate()
+            if path != ":memory:" and not path.startswith("file:"):
+                await store._open_reader(path, busy_timeout_ms)
         except BaseException:
             await conn.close()
             raise
         return store
+
+    async def _open_reader(self, path: str, busy_timeout_ms: int) -> None:
+        reader = await SqliteConnection.open(path)
+        try:
+            await reader.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+            await reader.execute("PRAGMA query_only = ON")
+        except BaseException:
+            await reader.close()
+            raise
+        self._reader, self._reader_tx = reader, _ThreadTx(reader)
 
     async def migrate(self) -> int:
         """Apply pending migrations in one ``BEGIN IMMEDIATE`` transaction; the version after."""
@@ -180,6 +199,9 @@ class SqliteStore(
             await self._group.flush()
         finally:
             await self._conn.close()
+            if self._reader is not None:
+                async with self._reader_lock:
+                    await self._reader.close()
 
     @asynccontextmanager
     async def _write(self, *, inline: bool = False) -> AsyncIterator[Tx]:
@@ -197,8 +219,14 @@ class SqliteStore(
 
     @asynccontextmanager
     async def _read(self, *, inline: bool = False) -> AsyncIterator[Tx]:
+        """Reads: ``inline`` ones (short, indexed) on the writers' connection, in turn;
+        the others on the reader connection, beside the writers (committed rows only)."""
         try:
-            async with self._group.read():
-                yield self._inline_tx if inline else self._thread_tx
+            if inline or self._reader_tx is None:
+                async with self._group.read():
+                    yield self._inline_tx if inline else self._thread_tx
+            else:
+                async with self._reader_lock:
+                    yield self._reader_tx
         except _UNAVAILABLE as exc:
             raise StoreUnavailableError(f"SQLite unavailable: {exc}") from exc

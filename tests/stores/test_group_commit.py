@@ -201,3 +201,34 @@ async def test_close_commits_what_is_open(tmp_path: Path) -> None:
     await asyncio.gather(*(insert(store, f"w{i}") for i in range(20)))
     await store.close()
     assert _count_all(tmp_path / "close.db") == 40
+
+
+async def test_a_long_read_does_not_hold_up_writers(store: SqliteStore, tmp_path: Path) -> None:
+    """Reports and gauges read on the reader connection: a write lands while one runs."""
+    reading = asyncio.Event()
+    finish = asyncio.Event()
+    seen_in_read: list[int] = []
+
+    async def long_read() -> None:
+        async with store._read() as tx:
+            row = await tx.fetchrow("SELECT COUNT(*) AS n FROM probe")
+            assert row is not None
+            seen_in_read.append(int(row["n"]))
+            reading.set()
+            await finish.wait()  # a scan still running
+
+    reader = asyncio.ensure_future(long_read())
+    await reading.wait()
+    try:
+        async with asyncio.timeout(10):  # never reached: it would mean writers wait on reads
+            await insert(store, "during")
+        assert seen(tmp_path / "gc.db", "during") == 2
+    finally:
+        finish.set()
+        await reader
+    assert seen_in_read == [0]
+    # A read after the write sees it (committed before the writer returned).
+    async with store._read() as tx:
+        row = await tx.fetchrow("SELECT COUNT(*) AS n FROM probe WHERE writer = $1", "during")
+    assert row is not None
+    assert row["n"] == 2
