@@ -26,7 +26,7 @@ from proxy.config import Settings
 from proxy.context import RequestContext
 from proxy.errors import TooManyRequests
 from proxy.jobs.labels import Labels
-from proxy.jobs.ledger import SubmitLedger
+from proxy.jobs.ledger import REPLAY_HEADERS, SubmitLedger
 from proxy.stores.admission_records import QUEUE_PREFIX, Admission, QueuedSubmit, QueueState
 from proxy.stores.base import Store, StoreError
 from proxy.stores.records import Intent, StoredResponse
@@ -50,16 +50,7 @@ KEPT_HEADERS = frozenset(
         "x-forwarded-host",
     }
 )
-_REPLAY_HEADERS = frozenset(
-    {
-        "content-type",
-        "x-modellix-proxy-model",
-        "x-modellix-proxy-alias",
-        "x-modellix-proxy-estimated-cost-usd",
-        "x-modellix-proxy-price-version",
-        "x-modellix-proxy-queued",
-    }
-)
+_REPLAY_HEADERS = REPLAY_HEADERS | {"x-modellix-proxy-queued"}
 
 
 def kept_headers(headers: Mapping[str, str]) -> dict[str, str]:

@@ -38,7 +38,8 @@ from proxy.telemetry.metrics import Metrics, usd
 from proxy.upstream.retry import Bucket
 
 log = structlog.get_logger("proxy.jobs")
-_REPLAY_HEADERS = frozenset(
+# The answer's headers an idempotent replay gives again.
+REPLAY_HEADERS = frozenset(
     {
         "content-type",
         "x-modellix-proxy-model",
@@ -265,5 +266,5 @@ def _releaser(store: Store, reservation_id: str) -> Callable[[], Awaitable[bool]
 
 def _stored(response: web.Response, task_id: str | None) -> StoredResponse:
     body = response.body if isinstance(response.body, bytes) else b""
-    headers = {k: v for k, v in response.headers.items() if k.lower() in _REPLAY_HEADERS}
+    headers = {k: v for k, v in response.headers.items() if k.lower() in REPLAY_HEADERS}
     return StoredResponse(status=response.status, headers=headers, body=body, task_id=task_id)

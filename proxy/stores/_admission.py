@@ -27,8 +27,6 @@ import uuid
 from collections.abc import Sequence
 
 from proxy.stores._intents import (
-    HELD_CLAIM,
-    HELD_RESERVATION,
     OPEN_INTENT,
     TAKE_INTENT,
     IntentsMixin,
@@ -46,7 +44,6 @@ from proxy.stores.admission_records import (
     QueueState,
     QueueStats,
 )
-from proxy.stores.base import HoldLostError
 from proxy.stores.records import Intent, JobRecord, JobStatus, NewJob, StoredResponse
 
 LOCK_TEAM = """
@@ -163,23 +160,6 @@ class AdmissionMixin(IntentsMixin):
             return await self._in_flight(tx, team)
 
     # -- admit -----------------------------------------------------------------------------
-
-    async def _check_holds(self, tx: Tx, intent: Intent) -> None:
-        """As ``open_intent``: what the request holds must still be its own."""
-        for reservation_id in (intent.reservation_id, intent.slot_reservation_id):
-            if reservation_id is not None and not await tx.fetchrow(
-                self.dialect.sql(HELD_RESERVATION + self.dialect.lock_rows), reservation_id
-            ):
-                raise HoldLostError(f"reservation {reservation_id} is no longer held")
-        scope, key = intent.idempotency_scope, intent.idempotency_key
-        if (
-            scope is not None
-            and key is not None
-            and not await tx.fetchrow(
-                self.dialect.sql(HELD_CLAIM + self.dialect.lock_rows), scope, key, intent.intent_id
-            )
-        ):
-            raise HoldLostError(f"the idempotency claim of {key!r} is no longer held")
 
     async def _write_intent(self, tx: Tx, intent: Intent) -> None:
         await tx.execute(

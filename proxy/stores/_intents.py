@@ -125,29 +125,30 @@ class IntentsMixin(JobsMixin, IdempotencyMixin, BudgetsMixin):
         is still its own: a replica taken for dead (a stall past the lease) may have had its
         reservations and claim released by another one; then nothing may be sent."""
         async with self._write(inline=True) as tx:
-            for reservation_id in (intent.reservation_id, intent.slot_reservation_id):
-                if reservation_id is not None and not await tx.fetchrow(
-                    self.dialect.sql(HELD_RESERVATION + self.dialect.lock_rows), reservation_id
-                ):
-                    raise HoldLostError(f"reservation {reservation_id} is no longer held")
-            scope, key = intent.idempotency_scope, intent.idempotency_key
-            if (
-                scope is not None
-                and key is not None
-                and not await tx.fetchrow(
-                    self.dialect.sql(HELD_CLAIM + self.dialect.lock_rows),
-                    scope,
-                    key,
-                    intent.intent_id,
-                )
-            ):
-                raise HoldLostError(f"the idempotency claim of {key!r} is no longer held")
+            await self._check_holds(tx, intent)
             await tx.execute(
                 self.dialect.sql(OPEN_INTENT),
                 intent.intent_id, intent.owner, intent.created_at, job_json(intent.job),
                 intent.idempotency_scope, intent.idempotency_key, intent.reservation_id,
                 intent.slot_reservation_id,
             )  # fmt: skip
+
+    async def _check_holds(self, tx: Tx, intent: Intent) -> None:
+        """What the request holds (reservations, idempotency claim) is still its own."""
+        for reservation_id in (intent.reservation_id, intent.slot_reservation_id):
+            if reservation_id is not None and not await tx.fetchrow(
+                self.dialect.sql(HELD_RESERVATION + self.dialect.lock_rows), reservation_id
+            ):
+                raise HoldLostError(f"reservation {reservation_id} is no longer held")
+        scope, key = intent.idempotency_scope, intent.idempotency_key
+        if (
+            scope is not None
+            and key is not None
+            and not await tx.fetchrow(
+                self.dialect.sql(HELD_CLAIM + self.dialect.lock_rows), scope, key, intent.intent_id
+            )
+        ):
+            raise HoldLostError(f"the idempotency claim of {key!r} is no longer held")
 
     async def intent_to_job(
         self, intent: Intent, job: NewJob, response: StoredResponse | None
