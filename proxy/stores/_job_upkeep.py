@@ -12,7 +12,7 @@ from collections.abc import Iterable, Sequence
 
 from proxy.stores._sql import SqlBase, job_from_row
 from proxy.stores.base import LeasedJob, Reschedule
-from proxy.stores.records import UnknownJobs
+from proxy.stores.records import JobRecord, UnknownJobs
 
 PURGE_TERMINAL = """
 DELETE FROM jobs WHERE task_id IN (
@@ -105,6 +105,25 @@ class JobUpkeepMixin(SqlBase):
             rows = await tx.fetch(sql, owner, now + lease_seconds, now, *due)
         leased = [LeasedJob(job_from_row(r), due[r["task_id"]]) for r in rows]
         return sorted(leased, key=lambda lj: (lj.due_at, lj.job.task_id))
+
+    async def lease_due(
+        self, owner: str, now: float, limit: int, lease_seconds: float
+    ) -> list[JobRecord]:
+        """``lease_due_at`` without the due times, the oldest submit first."""
+        leased = await self.lease_due_at(owner, now, limit, lease_seconds)
+        return sorted((lj.job for lj in leased), key=lambda j: (j.submitted_at, j.task_id))
+
+    async def reschedule(
+        self,
+        task_id: str,
+        owner: str,
+        next_poll_at: float,
+        watcher_attempts: int,
+        stale: bool,
+    ) -> bool:
+        """One job's next poll (``reschedule_many`` of one)."""
+        item = Reschedule(task_id, next_poll_at, watcher_attempts, stale)
+        return await self.reschedule_many(owner, [item]) > 0
 
     async def reschedule_many(self, owner: str, items: Sequence[Reschedule]) -> int:
         latest = {item.task_id: item for item in items}  # one row per job: the last word

@@ -49,14 +49,6 @@ UPDATE jobs SET status = $2, first_processing_at = $3, terminal_at = $4, history
     lease_owner = $14, lease_expires_at = $15
 WHERE task_id = $1"""
 
-DUE_JOBS = "SELECT task_id FROM jobs WHERE next_poll_at <= $1 ORDER BY next_poll_at LIMIT $2"
-"""The watcher's queue scan; ``jobs_due`` makes it cost O(due jobs), not O(all jobs)."""
-
-LEASE = """
-UPDATE jobs SET lease_owner = $3, lease_expires_at = $4, next_poll_at = $4
-WHERE task_id IN ({due}{skip_locked}) AND next_poll_at <= $1
-RETURNING *"""
-
 OVERDUE_JOBS = (
     "SELECT * FROM jobs WHERE terminal_at IS NULL AND submitted_at <= $1"
     " ORDER BY submitted_at LIMIT $2"
@@ -245,34 +237,6 @@ class JobsMixin(BudgetsMixin):
             oldest_due_at=None if oldest is None else float(oldest),
             stale=int(stale[0]["n"]),
         )
-
-    async def lease_due(
-        self, owner: str, now: float, limit: int, lease_seconds: float
-    ) -> list[JobRecord]:
-        sql = LEASE.format(due=DUE_JOBS, skip_locked=self.dialect.skip_locked)
-        async with self._write() as tx:
-            rows = await tx.fetch(self.dialect.sql(sql), now, limit, owner, now + lease_seconds)
-        jobs = [job_from_row(r) for r in rows]
-        return sorted(jobs, key=lambda j: (j.submitted_at, j.task_id))
-
-    async def reschedule(
-        self,
-        task_id: str,
-        owner: str,
-        next_poll_at: float,
-        watcher_attempts: int,
-        stale: bool,
-    ) -> bool:
-        sql = (
-            "UPDATE jobs SET next_poll_at = $3, watcher_attempts = $4, stale = $5,"
-            " lease_owner = NULL, lease_expires_at = NULL"
-            " WHERE task_id = $1 AND lease_owner = $2 AND terminal_at IS NULL"
-        )
-        async with self._write() as tx:
-            changed = await tx.execute(
-                self.dialect.sql(sql), task_id, owner, next_poll_at, watcher_attempts, stale
-            )
-        return changed > 0
 
     async def expire_overdue(
         self, now: float, retention_seconds: float, limit: int = 500

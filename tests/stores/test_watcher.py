@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import json
 
 from proxy.stores import Store
-from proxy.stores._jobs import DUE_JOBS
-from proxy.stores._jobs import LEASE as LEASE_SQL
 from proxy.stores.records import JobStatus
-from tests.stores.helpers import T0, new_job, raw_many, raw_query
+from tests.stores.helpers import T0, new_job
 
 LEASE = 60.0
 
@@ -126,38 +123,6 @@ async def test_expire_overdue_exactly_once(store: Store, replica: Store) -> None
     assert young is not None
     assert young.status is JobStatus.PENDING
     assert await store.expire_overdue(now, retention) == []
-
-
-async def test_due_scan_uses_the_next_poll_index(store: Store, store_url: str) -> None:
-    """The watcher's due-jobs query is an index range scan on next_poll_at, not a table scan."""
-    terminal = [
-        (f"done/{i}", "fp:x", "m/x", "success", T0, T0 + 1, json.dumps([]), json.dumps([]))
-        for i in range(3000)
-    ]
-    await raw_many(
-        store_url,
-        "INSERT INTO jobs (task_id, caller, pinned_slug, status, submitted_at, terminal_at,"
-        " history, output_urls) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-        terminal,
-    )
-    for i in range(5):
-        await store.insert_job(new_job(f"open/{i}", next_poll_at=T0 + i))
-    lease_sql = LEASE_SQL.format(due=DUE_JOBS, skip_locked="")
-    if store_url.startswith("sqlite:"):
-        await raw_query(store_url, "ANALYZE")
-        for sql, args in ((DUE_JOBS, (T0, 10)), (lease_sql, (T0, 10, "w", T0 + LEASE))):
-            plan = await raw_query(store_url, "EXPLAIN QUERY PLAN " + sql.replace("$", "?"), *args)
-            details = [str(row[-1]) for row in plan]
-            assert "SEARCH jobs USING INDEX jobs_due (next_poll_at<?)" in details
-            assert not any(d.startswith("SCAN") for d in details)
-    else:
-        await raw_query(store_url, "ANALYZE jobs")
-        plan = await raw_query(store_url, "EXPLAIN (FORMAT JSON) " + DUE_JOBS, T0, 10)
-        top = json.loads(plan[0][0])[0]["Plan"]
-        nodes = [top, *top.get("Plans", [])]
-        scans = [n for n in nodes if n.get("Relation Name") == "jobs"]
-        assert [(n["Node Type"], n["Index Name"]) for n in scans] == [("Index Scan", "jobs_due")]
-    assert len(await store.lease_due("w-a", T0 + 10, 10, LEASE)) == 5
 
 
 async def test_watcher_stats_count_due_and_stale(store: Store) -> None:
