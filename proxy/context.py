@@ -53,8 +53,8 @@ class RequestContext:
     started_monotonic: float
     received_at: float  # wall clock, seconds since the epoch
     headers: Mapping[str, str] = field(default_factory=dict)  # the client's request headers
-    # minted by the proxy for this request: the key of its intent, reservations and slots
-    internal_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    # see ``internal_id``: minted on first use (a poll never needs one)
+    minted_id: str | None = None
     # submit routes
     path_form: PathForm | None = None
     task_type: str | None = None  # the {type} segment of the typed path form
@@ -90,6 +90,13 @@ class RequestContext:
     callback_url: str | None = None
     # set by a stage that answers without the upstream (e.g. an idempotent replay)
     answer: Any = None
+
+    @property
+    def internal_id(self) -> str:
+        """Minted by the proxy for this request: the key of its intent, reservations, slots."""
+        if self.minted_id is None:
+            self.minted_id = uuid.uuid4().hex
+        return self.minted_id
 
     @property
     def model_label(self) -> str | None:

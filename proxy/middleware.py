@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import re
 import time
+from logging import INFO
 from collections.abc import Awaitable, Callable
 
 import structlog
@@ -28,6 +29,7 @@ from proxy.routing import Route, classify
 from proxy.state import CONTEXT, METRICS, REJECTIONS, ROUTE, TRACING
 from proxy.stores.base import StoreUnavailableError
 from proxy.telemetry.children import child
+from proxy.telemetry.logging import enabled as logging_enabled
 from proxy.telemetry.metrics import OTHER
 from proxy.telemetry.tracing import (
     current_traceparent,
@@ -207,6 +209,8 @@ def _account(request: web.Request, ctx: RequestContext, status: int, started: fl
     if ctx.route is not RouteKind.OWN:
         overhead = max(0.0, total - ctx.upstream_seconds)
         child(metrics.overhead, route).observe(overhead, exemplar)
+    if not logging_enabled(INFO):  # skip building a line the level drops
+        return
     log.info(
         "request",
         method=request.method,

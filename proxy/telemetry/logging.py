@@ -28,6 +28,8 @@ from proxy.telemetry.tracing import add_trace_context
 
 _FOREIGN_LOGGERS = ("aiohttp", "asyncio", "py.warnings", "threading")
 _STATEMENT_LOGGERS = ("aiosqlite", "asyncpg")
+# The level ``configure_logging`` set, for hot paths that skip building a line nobody writes.
+_level = logging.INFO
 _SECRET_KEYS = frozenset(
     {"authorization", "api_key", "apikey", "token", "secret", "password", "x-api-key", "key"}
 )
@@ -114,6 +116,8 @@ def configure_logging(
     Also routes the standard ``logging`` records of libraries (aiohttp, asyncio) through
     the same redaction and renderer, on the same stream.
     """
+    global _level
+    _level = logging.getLevelNamesMapping()[level.upper()]
     renderer: Any = (
         structlog.processors.JSONRenderer(sort_keys=False)
         if fmt == "json"
@@ -138,6 +142,11 @@ def configure_logging(
         logger_factory=structlog.PrintLoggerFactory(stream or sys.stdout),
         cache_logger_on_first_use=False,
     )
+
+
+def enabled(level: int) -> bool:
+    """Whether a line at ``level`` (a ``logging`` level) would be written."""
+    return level >= _level
 
 
 def get_logger(name: str) -> Any:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import shutil
 import ssl
 import subprocess
@@ -12,7 +13,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from proxy.server import start
+from proxy.server import GC_THRESHOLDS, start
 from tests.support import EchoUpstream, settings_for
 
 
@@ -84,3 +85,17 @@ async def test_graceful_stop_finishes_in_flight_requests(echo: EchoUpstream, ech
         release.set()
         assert await asyncio.wait_for(pending, timeout=5) == 200
         await asyncio.wait_for(stopping, timeout=15)
+
+
+async def test_start_raises_the_collector_threshold(echo_url: str) -> None:
+    """After start-up the first generation is collected every GC_THRESHOLDS[0] allocations
+    (a forwarded poll allocates thousands of objects; Python's 700 ran it several times each)."""
+    before = gc.get_threshold()
+    gc.set_threshold(700, 10, 10)
+    running = await start(settings_for(echo_url))
+    try:
+        assert gc.get_threshold() == GC_THRESHOLDS
+        assert GC_THRESHOLDS[0] >= 10 * 700
+    finally:
+        await running.stop()
+        gc.set_threshold(*before)
