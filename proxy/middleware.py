@@ -15,8 +15,8 @@ from __future__ import annotations
 import os
 import re
 import time
-from logging import INFO
 from collections.abc import Awaitable, Callable
+from logging import INFO
 
 import structlog
 from aiohttp import web
