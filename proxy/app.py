@@ -91,6 +91,7 @@ def create_app(
     replica_id: str | None = None,
     tracing: Tracing | None = None,
     environ: Mapping[str, str] | None = None,
+    shared_gauges: bool = True,
 ) -> web.Application:
     """The client-facing application: ``/api/v1/...`` plus ``/healthz`` and ``/readyz``.
 
@@ -98,6 +99,8 @@ def create_app(
     otherwise the app opens ``settings.store.url`` at start-up and closes it at the end.
     ``tracing`` may be given (its owner shuts it down); otherwise the app builds one from
     the ``OTEL_*`` variables in ``environ`` (none: nothing exported) and shuts it down.
+    ``shared_gauges=False``: the watcher leaves the store-read gauges to the worker that
+    exports them (``serve --workers``).
     """
     app = web.Application(middlewares=[context_middleware], client_max_size=settings.max_body_bytes)
     catalog, pinner = build_catalog(settings.models)
@@ -197,6 +200,7 @@ def create_app(
                 clock=clock,
                 budgets=runtime.budgets,
                 catalog=catalog,
+                shared_gauges=shared_gauges,
             )
             tasks.append(loop.create_task(runtime.watcher.run(), name="watcher"))
         tasks.extend(

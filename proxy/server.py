@@ -105,7 +105,10 @@ async def start(
     admin listener here (another worker has it); ``metrics_dir``: the workers' multiprocess
     metrics directory, which ``/metrics`` reports as a whole.
     """
-    app = app if app is not None else create_app(settings, tracing=tracing, environ=environ)
+    if app is None:
+        # A worker without the admin listener exports nothing of its own: the shared
+        # gauges (the same store sums in every worker) are read by the one that does.
+        app = create_app(settings, tracing=tracing, environ=environ, shared_gauges=admin)
     runner = web.AppRunner(app, shutdown_timeout=settings.shutdown_grace_seconds, access_log=None)
     await runner.setup()
     tls = tls_context(settings)

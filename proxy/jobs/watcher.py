@@ -92,8 +92,12 @@ class Watcher:
         monotonic: Callable[[], float] = time.monotonic,
         budgets: BudgetBook | None = None,
         catalog: Catalog | None = None,
+        shared_gauges: bool = True,
     ) -> None:
         self._tracker = tracker
+        # False in a worker whose /metrics nobody scrapes (``serve --workers``: worker 0
+        # exports the shared gauges): it would read the same sums from the store for nothing.
+        self._shared_gauges = shared_gauges
         self._upstream = upstream
         self._policy = policy
         self._settings = settings
@@ -307,7 +311,10 @@ class Watcher:
             self._keyless.discard(job.task_id)
             await self._tracker.settle(job)
         if now >= self._next_stats:
-            await self._gauges(now)
+            await self._prune_keyless()  # this process's own share
+            if self._shared_gauges:
+                await self._gauges(now)
+            self._next_stats = now + settings.gauges_seconds
         self.ticks += 1
 
     async def _gauges(self, now: float) -> None:
@@ -318,7 +325,6 @@ class Watcher:
         lag = 0.0 if stats.oldest_due_at is None else max(0.0, now - stats.oldest_due_at)
         self._metrics.watcher_lag.set(lag)
         self._metrics.jobs_stale.set(stats.stale)
-        await self._prune_keyless()
         unknown = await store.unknown_jobs()
         self._metrics.unknown_jobs.set(unknown.jobs)
         self._metrics.unknown_reserved.set(sample(unknown.held_micros))
@@ -330,7 +336,6 @@ class Watcher:
             await self.ledger.refresh(now)
         except StoreUnavailableError as exc:  # the finance gauges wait; polling goes on
             log.warning("watcher.ledger_gauges_failed", error=str(exc)[:300])
-        self._next_stats = now + self._settings.watcher.gauges_seconds
 
     # --- one poll ---------------------------------------------------------------------------
 

@@ -258,3 +258,42 @@ async def test_tick_polls_one_chunk_and_writes_its_next_polls(
     assert sorted(t for _, t, _ in polled(sim)) == sorted(ids)
     jobs = [await store.get_job(t) for t in ids]
     assert all(j is not None and j.lease_owner is None and j.watcher_polls == 1 for j in jobs)
+
+
+async def test_only_the_exporting_worker_reads_the_shared_gauges(
+    store: Store, sim: Simulator, aiohttp_server: ServerFactory
+) -> None:
+    """``shared_gauges=False`` (a ``--workers`` worker without /metrics): housekeeping reads
+    none of the store sums the exporting worker reads for the same gauges."""
+    await due_jobs(store, sim, 3)
+    origin = await sim_url(aiohttp_server, sim)
+    settings = settings_for(origin, upstream={"api_key": "sk-watcher"}, watcher={"enabled": True})
+    _, poll_policy = retry_policies(settings.upstream.retry)
+    upstream = Upstream(settings.upstream, Metrics())
+    await upstream.start()
+    reads: list[str] = []
+    counted = store.in_flight_by_model
+
+    async def in_flight_by_model() -> dict[str, int]:
+        reads.append("in_flight_by_model")
+        return await counted()
+
+    store.in_flight_by_model = in_flight_by_model  # type: ignore[method-assign]
+    gauged: dict[bool, float] = {}
+    try:
+        for shared in (False, True):
+            metrics = Metrics()
+            replica = Replica(f"w-gauges-{shared}")
+            tracker = JobTracker(store, settings, metrics, Labels.of((SLUG,), (), ()), replica)
+            by_hand = Watcher(
+                tracker, upstream, poll_policy, settings, metrics, replica, shared_gauges=shared
+            )
+            await by_hand._housekeep()
+            gauged[shared] = sum(
+                s.value for m in metrics.jobs_in_flight.collect() for s in m.samples
+            )
+            assert len(reads) == (1 if shared else 0)
+    finally:
+        store.in_flight_by_model = counted  # type: ignore[method-assign]
+        await upstream.close()
+    assert gauged == {False: 0, True: 3}
