@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 from collections.abc import Sequence
 
 from aiohttp import ClientSession, TCPConnector, web
+
+from proxy.server import GC_THRESHOLDS
 
 SESSION = web.AppKey("session", ClientSession)
 HOP = frozenset({"host", "connection", "keep-alive", "transfer-encoding", "content-length"})
@@ -53,6 +56,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         loop = asyncio.new_event_loop()
     else:
         loop = uvloop.new_event_loop()
+    gc.freeze()  # and the proxy's collector settings after start-up, for the same reason
+    gc.set_threshold(*GC_THRESHOLDS)
     web.run_app(
         build_app(args.upstream), host=args.host, port=args.port, access_log=None, loop=loop
     )
