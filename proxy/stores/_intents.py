@@ -18,6 +18,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
+from proxy.jsoncodec import dumps_record, loads
 from proxy.stores._budgets import BudgetsMixin
 from proxy.stores._idempotency import IdempotencyMixin
 from proxy.stores._jobs import JobsMixin
@@ -95,11 +96,11 @@ _KNOWN_FIELDS = frozenset(_NEW_JOB_FIELDS)
 def job_json(job: NewJob) -> str:
     fields = {name: getattr(job, name) for name in _NEW_JOB_FIELDS}
     fields["status"] = job.status.value
-    return json.dumps(fields, ensure_ascii=False)
+    return dumps_record(fields)
 
 
 def job_from_json(raw: str | dict[str, Any]) -> NewJob:
-    fields: dict[str, Any] = json.loads(raw) if isinstance(raw, str) else dict(raw)
+    fields: dict[str, Any] = loads(raw) if isinstance(raw, str) else dict(raw)
     fields["status"] = JobStatus(fields["status"])
     return NewJob(**{k: v for k, v in fields.items() if k in _KNOWN_FIELDS})
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 
+from proxy.jsoncodec import dumps_record
 from proxy.stores._budgets import BudgetsMixin
 from proxy.stores._sql import (
     Tx,
@@ -285,6 +285,6 @@ class JobsMixin(BudgetsMixin):
             job.task_id, job.status.value, job.first_processing_at, job.terminal_at,
             encode_history(job.history), job.last_seen_status, job.client_polls,
             job.watcher_polls, job.last_client_poll_at,
-            json.dumps(list(job.output_urls), ensure_ascii=False), job.error_reason,
+            dumps_record(list(job.output_urls)), job.error_reason,
             job.final_cost_micros, job.next_poll_at, job.lease_owner, job.lease_expires_at,
         )  # fmt: skip

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, Protocol
 
+from proxy.jsoncodec import dumps_record, loads
 from proxy.stores.records import JobRecord, JobStatus, Source, StatusChange
 
 Row = Mapping[str, Any]
@@ -102,11 +103,11 @@ def rows_changed(status: str) -> int:
 
 
 def encode_history(history: Sequence[StatusChange]) -> str:
-    return json.dumps([[c.status, c.at, c.source] for c in history], ensure_ascii=False)
+    return dumps_record([[c.status, c.at, c.source] for c in history])
 
 
 def decode_history(text: str | None) -> tuple[StatusChange, ...]:
-    items: list[list[Any]] = json.loads(text) if text else []
+    items: list[list[Any]] = loads(text) if text else []
     return tuple(StatusChange(str(s), float(at), _source(src)) for s, at, src in items)
 
 
@@ -126,7 +127,7 @@ def _opt_float(value: object) -> float | None:
 
 def job_from_row(row: Row) -> JobRecord:
     """Map a ``jobs`` row (either engine) to a record."""
-    urls: list[str] = json.loads(row["output_urls"]) if row["output_urls"] else []
+    urls: list[str] = loads(row["output_urls"]) if row["output_urls"] else []
     return JobRecord(
         task_id=row["task_id"],
         caller=row["caller"],

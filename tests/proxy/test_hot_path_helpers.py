@@ -55,6 +55,27 @@ def test_loads_refuses_what_the_standard_library_refuses(raw: bytes) -> None:
         pytest.fail(f"{parse.__module__}.loads accepted {raw!r}")
 
 
+@pytest.mark.parametrize(
+    "record",
+    [
+        {"task_id": "video/t-1", "submitted_at": 1764512345.123456, "cost": 324_000, "x": None},
+        [["pending", 1764512345.5, "submit"], ["success", 1764512399.25, "watcher"]],
+        ["https://cdn.example/v.mp4?a=1&b=é"],
+        {"correlation_id": "caf\udce9"},  # a surrogate-escaped header byte: orjson refuses it
+    ],
+)
+def test_dumps_record_reads_back_as_written(record: object) -> None:
+    """A record written by ``dumps_record`` reads back equal, whichever library wrote it."""
+    text = jsoncodec.dumps_record(record)
+    assert json.loads(text) == record
+    assert jsoncodec.loads(text) == record
+
+
+def test_dumps_record_writes_what_orjson_refuses_with_the_standard_library() -> None:
+    """An integer past 64 bits is written exactly (by the standard library), not refused."""
+    assert jsoncodec.dumps_record({"big": 2**70}) == '{"big":1180591620717411303424}'
+
+
 def test_children_are_resolved_once_per_label_set() -> None:
     """The same labels give the same child, counting into the same sample."""
     registry = CollectorRegistry()

@@ -38,7 +38,9 @@ SELECT
     WHERE source = 'session' AND setting IS DISTINCT FROM reset_val) AS session_settings"""
 
 
-async def _state(connection: asyncpg.Connection[asyncpg.Record]) -> dict[str, int]:
+async def _state(
+    connection: asyncpg.pool.PoolConnectionProxy[asyncpg.Record],
+) -> dict[str, int]:
     row = await connection.fetchrow(SESSION_STATE)
     assert row is not None
     return dict(row)
