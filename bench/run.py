@@ -2,7 +2,8 @@
 
 Run: ``python -m bench.run [--seconds 5] [--warmup 1] [--connections 32]`` (``make bench``,
 about three minutes). ``python -m bench.run --scenario watcher`` runs the watcher at scale
-instead (``bench.watcher``: 10,000 jobs in flight, due-lag and submits beside it).
+instead (``bench.watcher``: 10,000 jobs in flight, due-lag and submits beside it), and
+``--scenario workers`` runs ``serve --workers 2`` against ``--workers 1`` (``bench.workers``).
 
 It starts, as subprocesses: the benchmark upstream (``bench.upstream``: the simulator,
 unlimited and kept small), a bare aiohttp pass-through in front of it (``bench.bare``: the
@@ -53,6 +54,7 @@ SUBMIT_BODY = json.dumps(
     {"prompt": "a red fox running through snow", "duration": 6, "resolution": "768P"}
 )
 READY_SECONDS = 20.0
+SCENARIOS = ("overhead", "watcher", "workers")
 
 
 def log(message: str) -> None:
@@ -448,9 +450,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--scenario",
-        choices=("overhead", "watcher"),
+        choices=SCENARIOS,
         default="overhead",
-        help="overhead (this benchmark) or watcher (bench.watcher, its own options)",
+        help="overhead (this benchmark), watcher (bench.watcher) or workers (bench.workers:"
+        " serve --workers 2 against 1); the last two take their own options",
     )
     parser.add_argument("--seconds", type=float, default=5.0, help="measured seconds per run")
     parser.add_argument("--warmup", type=float, default=1.0, help="warm-up seconds before each")
@@ -516,12 +519,16 @@ def run_scenario(
 
 def main(argv: Sequence[str] | None = None) -> int:
     picker = argparse.ArgumentParser(add_help=False)
-    picker.add_argument("--scenario", choices=("overhead", "watcher"), default="overhead")
+    picker.add_argument("--scenario", choices=SCENARIOS, default="overhead")
     chosen, rest = picker.parse_known_args(argv)
     if chosen.scenario == "watcher":  # its own options: see bench/watcher.py
         from bench import watcher
 
         return watcher.main(rest)
+    if chosen.scenario == "workers":  # its own options: see bench/workers.py
+        from bench import workers
+
+        return workers.main(rest)
     args = parse_args(rest)
     if shutil.which("wrk") is None:
         log("wrk is not installed (apt-get install wrk)")
