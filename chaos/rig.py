@@ -26,7 +26,8 @@ from chaos.storeview import StoreView
 from proxy.config import Settings
 from proxy.governance.keys import new_key
 from proxy.stores import open_store
-from tests.e2e.processes import fresh_postgres, proxy_env
+from tests.e2e.processes import proxy_env
+from tests.support import fresh_postgres
 
 MAIN_CAP = 1000
 CAPPED_CAP = 3

@@ -5,10 +5,14 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-from collections.abc import Awaitable, Callable
+import os
+import secrets
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+import asyncpg
 from aiohttp import web
 
 from proxy.config import Settings, deep_merge, load
@@ -97,3 +101,19 @@ def envelope(body: bytes) -> dict[str, Any]:
     doc = json.loads(body)
     assert isinstance(doc, dict)
     return doc
+
+
+PG_ADMIN_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+@asynccontextmanager
+async def fresh_postgres(prefix: str = "test_e2e") -> AsyncIterator[str]:
+    """The URL of a new, empty PostgreSQL database (``<prefix>_<random>``), dropped afterwards."""
+    name = f"{prefix}_{secrets.token_hex(6)}"
+    admin = await asyncpg.connect(PG_ADMIN_URL)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+        yield PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()

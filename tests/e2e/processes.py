@@ -5,22 +5,18 @@ from __future__ import annotations
 import asyncio
 import os
 import random
-import secrets
 import signal
 import socket
 import sys
-from collections.abc import AsyncIterator, Mapping
-from contextlib import asynccontextmanager
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
-import asyncpg
 
 from proxy.stores import open_store
 from proxy.stores.records import JobRecord
 
-PG_ADMIN_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 WATCHER_KEY = "sk-watcher-key-for-tests"
 
 
@@ -134,19 +130,6 @@ async def _start_once(env: Mapping[str, str], log: Path) -> ProxyProcess:
                 except aiohttp.ClientError:
                     pass
                 await asyncio.sleep(0.05)
-
-
-@asynccontextmanager
-async def fresh_postgres() -> AsyncIterator[str]:
-    """The URL of a new, empty PostgreSQL database, dropped afterwards."""
-    name = f"test_e2e_{secrets.token_hex(6)}"
-    admin = await asyncpg.connect(PG_ADMIN_URL)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-        yield PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
-    finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
 
 
 async def wait_all_terminal(

@@ -23,7 +23,7 @@ from tests.e2e.admission_support import (
     worst_imbalance,
 )
 from tests.e2e.conftest import Stack
-from tests.e2e.processes import fresh_postgres
+from tests.support import fresh_postgres
 
 MakeStack = Callable[..., Awaitable[Stack]]
 

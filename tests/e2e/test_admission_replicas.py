@@ -23,7 +23,8 @@ from proxy.stores import open_store
 from proxy.stores.admission_records import QueueState
 from proxy.stores.records import JobStatus
 from tests.e2e.admission_support import BODY, SUBMIT, UPSTREAM_KEY, virtual_key
-from tests.e2e.processes import ProxyProcess, fresh_postgres, proxy_env, start_proxy
+from tests.e2e.processes import ProxyProcess, proxy_env, start_proxy
+from tests.support import fresh_postgres
 
 ServerFactory = Callable[..., Awaitable[TestServer]]
 pytestmark = pytest.mark.postgres

@@ -33,8 +33,9 @@ from aiohttp.test_utils import TestServer
 from proxy.governance.windows import window_bounds
 from proxy.simulator import Simulator, SimulatorConfig
 from proxy.stores import Store, open_store
-from tests.e2e.processes import ProxyProcess, fresh_postgres, proxy_env, start_proxy
+from tests.e2e.processes import ProxyProcess, proxy_env, start_proxy
 from tests.e2e.test_client_flow import HAILUO
+from tests.support import fresh_postgres
 
 ServerFactory = Callable[..., Awaitable[TestServer]]
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]

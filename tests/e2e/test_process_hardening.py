@@ -23,7 +23,8 @@ import pytest
 from aiohttp.test_utils import TestServer
 
 from proxy.simulator import Simulator, SimulatorConfig
-from tests.e2e.processes import PG_ADMIN_URL, fresh_postgres, proxy_env, start_proxy
+from tests.e2e.processes import proxy_env, start_proxy
+from tests.support import PG_ADMIN_URL, fresh_postgres
 
 SECRET = "LEAKCHECK7f3a9c"
 KEY = f"sk-{SECRET}"

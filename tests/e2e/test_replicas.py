@@ -17,11 +17,11 @@ from aiohttp.test_utils import TestServer
 from proxy.simulator import Simulator, SimulatorConfig
 from tests.e2e.processes import (
     ProxyProcess,
-    fresh_postgres,
     proxy_env,
     start_proxy,
     wait_all_terminal,
 )
+from tests.support import fresh_postgres
 
 ServerFactory = Callable[..., Awaitable[TestServer]]
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]

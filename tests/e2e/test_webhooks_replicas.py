@@ -20,12 +20,12 @@ from proxy.stores import open_store
 from proxy.webhooks import signing
 from tests.e2e.processes import (
     ProxyProcess,
-    fresh_postgres,
     proxy_env,
     start_proxy,
     wait_all_terminal,
 )
 from tests.e2e.test_replicas import HEADERS, SUBMIT, ServerFactory
+from tests.support import fresh_postgres
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 MASTER = "replica-master-secret"

@@ -23,11 +23,11 @@ from prometheus_client.parser import text_string_to_metric_families
 from proxy.simulator import Simulator, SimulatorConfig
 from tests.e2e.processes import (
     ProxyProcess,
-    fresh_postgres,
     proxy_env,
     start_proxy,
     wait_all_terminal,
 )
+from tests.support import fresh_postgres
 
 ServerFactory = Callable[..., Awaitable[TestServer]]
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]

@@ -10,15 +10,12 @@ import asyncio
 import contextlib
 import itertools
 import math
-import os
-import secrets
 import time
 from collections import defaultdict
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import pytest
 from aiohttp.test_utils import TestServer
 
@@ -32,23 +29,10 @@ from proxy.stores import Store, open_store
 from proxy.telemetry.metrics import Metrics
 from proxy.upstream.client import Upstream
 from tests.stores.helpers import new_job
-from tests.support import settings_for
+from tests.support import fresh_postgres, settings_for
 
 ServerFactory = Callable[..., Awaitable[TestServer]]
-PG_ADMIN_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 SLUG = "minimax/hailuo-02-t2v"
-
-
-@contextlib.asynccontextmanager
-async def postgres_url() -> AsyncIterator[str]:
-    name = f"test_watcher_{secrets.token_hex(6)}"
-    admin = await asyncpg.connect(PG_ADMIN_URL)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-        yield PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
-    finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -56,7 +40,7 @@ async def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIter
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'store.db'}"
         return
-    async with postgres_url() as url:
+    async with fresh_postgres("test_watcher") as url:
         yield url
 
 
@@ -195,7 +179,7 @@ async def test_two_watchers_on_one_postgres_never_poll_a_job_at_once(
     sim: Simulator, aiohttp_server: ServerFactory
 ) -> None:
     """Two owners share the due jobs; a job's polls never overlap (the cadence keeps them apart)."""
-    async with postgres_url() as url:
+    async with fresh_postgres("test_watcher") as url:
         store_a, store_b = await open_store(url), await open_store(url)
         try:
             ids = await due_jobs(store_a, sim, 300)

@@ -10,7 +10,6 @@ the watcher's and the reports' on a real database and then looks at every connec
 from __future__ import annotations
 
 import dataclasses
-import secrets
 from collections.abc import AsyncIterator
 
 import asyncpg
@@ -20,9 +19,9 @@ from proxy.stores import open_store
 from proxy.stores.base import Reschedule
 from proxy.stores.postgres import PostgresStore
 from proxy.stores.records import StoredResponse
-from tests.stores.conftest import PG_ADMIN_URL, _with_database
 from tests.stores.helpers import T0
 from tests.stores.test_intents import _intent
+from tests.support import fresh_postgres
 
 pytestmark = pytest.mark.postgres
 
@@ -48,14 +47,8 @@ async def _state(
 
 @pytest.fixture
 async def pg_url() -> AsyncIterator[str]:
-    name = f"test_session_{secrets.token_hex(6)}"
-    admin = await asyncpg.connect(PG_ADMIN_URL)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-        yield _with_database(PG_ADMIN_URL, name)
-    finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
+    async with fresh_postgres("test_session") as url:
+        yield url
 
 
 async def test_store_operations_leave_no_session_state(pg_url: str) -> None:
