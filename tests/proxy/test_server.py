@@ -89,7 +89,7 @@ async def test_graceful_stop_finishes_in_flight_requests(echo: EchoUpstream, ech
 
 async def test_start_raises_the_collector_threshold(echo_url: str) -> None:
     """After start-up the first generation is collected every GC_THRESHOLDS[0] allocations
-    (a forwarded poll allocates thousands of objects; Python's 700 ran it several times each)."""
+    (Python's 700 ran the collector thousands of times a minute under load)."""
     before = gc.get_threshold()
     gc.set_threshold(700, 10, 10)
     running = await start(settings_for(echo_url))
