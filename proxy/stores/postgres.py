@@ -69,7 +69,7 @@ async def _keep_session(_connection: asyncpg.Connection[asyncpg.Record]) -> None
 
     asyncpg rolls back a transaction left open, in any case; its default reset then sends
     ``SELECT pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *; RESET ALL;``, a round trip
-    per acquisition (five or six per submit). The store leaves nothing of the kind on a
+    per acquisition (three or four per submit). The store leaves nothing of the kind on a
     session: its only advisory lock is transaction-scoped (migrations), it opens no
     cursor, listens to nothing and sets no session setting.
     """
