@@ -44,7 +44,6 @@ import datetime as dt
 import json
 import math
 import os
-import platform
 import random
 import sqlite3
 import sys
@@ -57,6 +56,7 @@ from typing import Any
 from aiohttp import ClientError, ClientSession, ClientTimeout, TCPConnector
 from prometheus_client.parser import text_string_to_metric_families
 
+from bench.report import machine as machine_of_report
 from bench.run import (
     AUTH,
     RESULTS,
@@ -310,20 +310,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 
 def machine() -> dict[str, Any]:
-    cpu = "unknown"
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8").splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    return {
-        "cpu_model": cpu,
-        "logical_cpus": os.cpu_count(),
-        "usable_cpus": len(os.sched_getaffinity(0)),
-        "kernel": f"{platform.system()} {platform.release()}",
-        "python": platform.python_version(),
-        "load_average": [round(x, 2) for x in os.getloadavg()],
-    }
+    """``bench.report.machine`` and the load average at the start."""
+    return machine_of_report() | {"load_average": [round(x, 2) for x in os.getloadavg()]}
 
 
 def overrides(settings: Sequence[str]) -> dict[str, str]:

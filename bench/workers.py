@@ -16,7 +16,6 @@ import argparse
 import contextlib
 import json
 import os
-import platform
 import sys
 import tempfile
 import time
@@ -25,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import wrk
+from bench.report import machine
 from bench.run import (
     AUTH,
     DISTINCT_IDS,
@@ -193,12 +193,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     one = [r["rps"] for r in rows if r["workers"] == 1]
     two = [r["rps"] for r in rows if r["workers"] == 2]
     report = {
-        "machine": {
-            "logical_cpus": os.cpu_count(),
-            "usable_cpus": len(os.sched_getaffinity(0)),
-            "kernel": platform.release(),
-            "python": platform.python_version(),
-        },
+        "machine": machine(),
         "load_average_before": [round(x, 2) for x in load_before],
         "load_average_after": [round(x, 2) for x in os.getloadavg()],
         "wrk": f"-t{args.threads} -c{args.connections} -d{args.seconds:g}s, {DISTINCT_IDS} ids",

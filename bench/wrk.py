@@ -154,6 +154,9 @@ def parse(output: str) -> WrkResult:
 
 def version() -> str:
     """``wrk``'s version line (it prints it with the usage, exiting 1)."""
-    done = subprocess.run(["wrk", "--version"], capture_output=True, text=True, check=False)
+    try:
+        done = subprocess.run(["wrk", "--version"], capture_output=True, text=True, check=False)
+    except FileNotFoundError:  # a report of a run that needs no wrk (bench.watcher)
+        return "not installed"
     first = (done.stdout or done.stderr).splitlines()
     return first[0].split(" [", 1)[0].strip() if first else "unknown"

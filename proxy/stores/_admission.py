@@ -34,7 +34,7 @@ from proxy.stores._intents import (
     job_from_json,
     job_json,
 )
-from proxy.stores._sql import Row, Tx, job_from_row
+from proxy.stores._sql import Row, Tx
 from proxy.stores.admission_records import (
     Admission,
     Cancel,
@@ -44,7 +44,7 @@ from proxy.stores.admission_records import (
     QueueState,
     QueueStats,
 )
-from proxy.stores.records import Intent, JobRecord, JobStatus, NewJob, StoredResponse
+from proxy.stores.records import Intent, JobRecord, NewJob, StoredResponse
 
 LOCK_TEAM = """
 INSERT INTO admission_teams (team, touched_at) VALUES ($1, $2)
@@ -282,21 +282,7 @@ class AdmissionMixin(IntentsMixin):
     ) -> JobRecord:
         """The upstream created ``job.task_id``: the job, the row dispatched, one commit."""
         async with self._write() as tx:
-            if await tx.fetchrow(self.dialect.sql(TAKE_INTENT), intent.intent_id) is None:
-                # swept into an unknown record while this replica stalled: the job replaces it
-                await tx.execute(
-                    self.dialect.sql("DELETE FROM jobs WHERE task_id = $1 AND status = $2"),
-                    intent.placeholder,
-                    JobStatus.UNKNOWN.value,
-                )
-            recorded = await self._insert_job(tx, job)
-            if recorded is None:
-                found = await tx.fetchrow(
-                    self.dialect.sql("SELECT * FROM jobs WHERE task_id = $1"), job.task_id
-                )
-                assert found is not None
-                recorded = job_from_row(found)
-            await self._hand_over(tx, (job.reservation_id, job.slot_reservation_id))
+            recorded = await self._record_job(tx, intent, job)
             await tx.execute(
                 self.dialect.sql(
                     "UPDATE admission_queue SET state = 'dispatched', task_id = $2,"
@@ -329,11 +315,7 @@ class AdmissionMixin(IntentsMixin):
         """Nothing was created (an upstream 429, or never sent): queued again after
         ``not_before``, its holds kept. False if a sweep had made it an unknown record."""
         async with self._write() as tx:
-            if await tx.fetchrow(self.dialect.sql(TAKE_INTENT), intent.intent_id) is None:
-                await tx.execute(
-                    self.dialect.sql(SET_UNKNOWN),
-                    queue_id, intent.placeholder, now, error[:500], intent.intent_id,
-                )  # fmt: skip
+            if not await self._take_or_unknown(tx, queue_id, intent, error, now):
                 return False
             await tx.execute(
                 self.dialect.sql(
@@ -346,16 +328,25 @@ class AdmissionMixin(IntentsMixin):
             )
         return True
 
+    async def _take_or_unknown(
+        self, tx: Tx, queue_id: str, intent: Intent, error: str, now: float
+    ) -> bool:
+        """Inside ``tx``: drop the row's intent; if a sweep had already made it an unknown
+        record, mark the row unknown instead and say False."""
+        if await tx.fetchrow(self.dialect.sql(TAKE_INTENT), intent.intent_id) is not None:
+            return True
+        await tx.execute(
+            self.dialect.sql(SET_UNKNOWN),
+            queue_id, intent.placeholder, now, error[:500], intent.intent_id,
+        )  # fmt: skip
+        return False
+
     async def admission_refused(
         self, queue_id: str, intent: Intent, error: str, now: float
     ) -> bool:
         """The upstream definitely refused it: holds released, the row failed."""
         async with self._write() as tx:
-            if await tx.fetchrow(self.dialect.sql(TAKE_INTENT), intent.intent_id) is None:
-                await tx.execute(
-                    self.dialect.sql(SET_UNKNOWN),
-                    queue_id, intent.placeholder, now, error[:500], intent.intent_id,
-                )  # fmt: skip
+            if not await self._take_or_unknown(tx, queue_id, intent, error, now):
                 return False
             for reservation_id in (intent.reservation_id, intent.slot_reservation_id):
                 if reservation_id is not None:

@@ -154,32 +154,42 @@ class IntentsMixin(JobsMixin, IdempotencyMixin, BudgetsMixin):
     async def intent_to_job(
         self, intent: Intent, job: NewJob, response: StoredResponse | None
     ) -> JobRecord:
-        """The upstream created ``job.task_id``: record it, drop the intent, settle the key.
-
-        If a sweep already turned the intent into an ``unknown`` record (this replica
-        was taken for dead during a stall), the job replaces that record.
-        """
+        """The upstream created ``job.task_id``: record it, drop the intent, settle the key."""
         async with self._write(inline=True) as tx:
-            taken = await tx.fetchrow(self.dialect.sql(TAKE_INTENT), intent.intent_id)
-            if taken is None:
-                await tx.execute(
-                    self.dialect.sql("DELETE FROM jobs WHERE task_id = $1 AND status = $2"),
-                    intent.placeholder,
-                    JobStatus.UNKNOWN.value,
-                )
-            recorded = await self._insert_job(tx, job)
-            if recorded is None:  # the same task id twice: keep the first record
-                row = await tx.fetchrow(
-                    self.dialect.sql("SELECT * FROM jobs WHERE task_id = $1"), job.task_id
-                )
-                assert row is not None
-                recorded = job_from_row(row)
-            await self._hand_over(tx, (job.reservation_id, job.slot_reservation_id))
+            recorded = await self._record_job(tx, intent, job)
             if response is not None and intent.idempotency_scope and intent.idempotency_key:
                 await self._complete_in(
                     tx, intent.idempotency_scope, intent.idempotency_key, response, intent.intent_id
                 )
         return recorded
+
+    async def _record_job(self, tx: Tx, intent: Intent, job: NewJob) -> JobRecord:
+        """Inside ``tx``: the intent dropped, the job recorded, its holds handed over to it.
+
+        If a sweep already turned the intent into an ``unknown`` record (this replica was
+        taken for dead during a stall), the job replaces that record.
+        """
+        taken = await tx.fetchrow(self.dialect.sql(TAKE_INTENT), intent.intent_id)
+        if taken is None:
+            await tx.execute(
+                self.dialect.sql("DELETE FROM jobs WHERE task_id = $1 AND status = $2"),
+                intent.placeholder,
+                JobStatus.UNKNOWN.value,
+            )
+        recorded = await self._insert_or_existing(tx, job)
+        await self._hand_over(tx, (job.reservation_id, job.slot_reservation_id))
+        return recorded
+
+    async def _insert_or_existing(self, tx: Tx, job: NewJob) -> JobRecord:
+        """Insert inside ``tx``; the same task id twice keeps the first record."""
+        recorded = await self._insert_job(tx, job)
+        if recorded is not None:
+            return recorded
+        row = await tx.fetchrow(
+            self.dialect.sql("SELECT * FROM jobs WHERE task_id = $1"), job.task_id
+        )
+        assert row is not None
+        return job_from_row(row)
 
     async def intent_to_unknown(self, intent: Intent, detail: str) -> JobRecord | None:
         """Sent without a usable answer: the ``unknown`` record keeps the money, frees the slot.
@@ -223,13 +233,7 @@ class IntentsMixin(JobsMixin, IdempotencyMixin, BudgetsMixin):
             next_poll_at=None,
             slot_reservation_id=None,
         )
-        recorded = await self._insert_job(tx, job)
-        if recorded is None:
-            row = await tx.fetchrow(
-                self.dialect.sql("SELECT * FROM jobs WHERE task_id = $1"), job.task_id
-            )
-            assert row is not None
-            recorded = job_from_row(row)
+        recorded = await self._insert_or_existing(tx, job)
         await tx.execute(
             self.dialect.sql("UPDATE jobs SET error_reason = $2 WHERE task_id = $1"),
             job.task_id,

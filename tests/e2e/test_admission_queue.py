@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import aiohttp
-import pytest
 
 from proxy.simulator import SimulatorConfig
 from proxy.stores.admission_records import QueueState
@@ -23,19 +21,8 @@ from tests.e2e.admission_support import (
     worst_imbalance,
 )
 from tests.e2e.conftest import Stack
-from tests.support import fresh_postgres
 
 MakeStack = Callable[..., Awaitable[Stack]]
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-async def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
-    """A fresh database on each engine."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'ledger.db'}"
-        return
-    async with fresh_postgres() as url:
-        yield url
 
 
 async def admission_stack(
