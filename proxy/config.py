@@ -205,6 +205,9 @@ class RetentionSettings(_Section):
     # Settled or released budget reservations, counted from their creation (a job's money
     # is in the job row itself; an open reservation is never purged). Kept for audit only.
     reservations_seconds: float | None = Field(7 * 86400.0, gt=0)
+    # The settlement journal (what balance reconciliation counts): rows every reading has
+    # counted are kept this long after their settlement; null keeps them.
+    settlements_seconds: float | None = Field(30 * 86400.0, gt=0)
     interval_seconds: float = Field(300.0, gt=0)
     batch_size: int = Field(1000, ge=1, le=100_000)
     # A round holds a lease this long and renews it between batches.

@@ -8,6 +8,8 @@ transaction holds the writer (SQLite) or many row locks (PostgreSQL) for long:
 * ``refusals``: refused requests older than ``retention.refusals_seconds``;
 * ``budget_reservations``: settled or released reservations created more than
   ``retention.reservations_seconds`` ago (open ones never);
+* ``settlements``: the settlement journal's rows older than ``retention.settlements_seconds``
+  that every balance reading has counted;
 * ``jobs``: terminal jobs older than ``retention.terminal_jobs_seconds``, only if the
   operator sets it (the ledger is kept forever by default; open jobs never).
 
@@ -123,6 +125,9 @@ class Retention:
             purges["budget_reservations"] = lambda n: store.purge_closed_reservations(
                 reservations_before, n
             )
+        if retention.settlements_seconds is not None:
+            settlements_before = now - retention.settlements_seconds
+            purges["settlements"] = lambda n: store.purge_settlements(settlements_before, n)
         if retention.terminal_jobs_seconds is not None:
             jobs_before = now - retention.terminal_jobs_seconds
             purges["jobs"] = lambda n: store.purge_terminal_jobs(jobs_before, n)

@@ -97,6 +97,16 @@ async def wait_for(predicate: Callable[[], bool], within: float = 5.0) -> None:
         await asyncio.sleep(0.01)
 
 
+async def wait_until(check: Callable[[], Awaitable[bool]], within: float = 30.0) -> None:
+    """Wait until the coroutine ``check()`` answers true, polling; fail after ``within`` s."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while not await check():
+        if loop.time() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(0.02)
+
+
 def envelope(body: bytes) -> dict[str, Any]:
     doc = json.loads(body)
     assert isinstance(doc, dict)

@@ -3,8 +3,10 @@
 Every ``balance.interval_seconds`` one replica (the ``balance`` lease) reads
 ``GET /api/v1/team/balance`` with the watcher key (``upstream.api_key``) and compares the
 drop since the previous reading (kept in the store, so restarts and other replicas carry
-on from it) with the ledger's spend over the same window: the final cost of jobs that
-turned terminal in it (of ``balance.ledger_teams`` if set, else every job).
+on from it) with the spend the ledger settled since then (of ``balance.ledger_teams`` if set,
+else every job): the settlement journal's rows after the sequence the previous reading counted
+up to. The journal is in commit order (``proxy.stores._settlements``), so every settlement is
+counted in exactly one window, whatever commits late: never by a time taken before a commit.
 
 * The balance fell by *D*, the ledger settled *L*: the window's unexplained spend is
   *D - L*. The running total (``modellix_proxy_unexplained_spend_usd``) adds it up since
@@ -85,11 +87,23 @@ def upstream_reader(upstream: Upstream, watcher_key: str) -> ReadBalance:
 
 
 def next_reading(
-    previous: BalanceReading | None, team: str, balance: int, now: float, ledger: int
+    previous: BalanceReading | None,
+    team: str,
+    balance: int,
+    now: float,
+    ledger: int,
+    settled_through: int = 0,
 ) -> BalanceReading:
-    """The reading after ``previous`` given the balance now and the ledger spend since."""
+    """The reading after ``previous`` given the balance now and the ledger spend settled since
+    (up to journal sequence ``settled_through``)."""
     if previous is None:
-        return BalanceReading(team=team, balance_micros=balance, read_at=now, first_read_at=now)
+        return BalanceReading(
+            team=team,
+            balance_micros=balance,
+            read_at=now,
+            first_read_at=now,
+            settled_through=settled_through,
+        )
     drop = previous.balance_micros - balance
     unexplained, topup = (drop - ledger, 0) if drop >= 0 else (0, ledger - drop)
     return BalanceReading(
@@ -102,6 +116,7 @@ def next_reading(
         window_drop_micros=drop,
         window_ledger_micros=ledger,
         window_unexplained_micros=unexplained,
+        settled_through=settled_through,
     )
 
 
@@ -156,10 +171,12 @@ class BalanceReconciler:
             return None  # another replica read it moments ago
         balance = await self._read()
         now = self._clock()
-        ledger = 0
-        if previous is not None:
-            ledger = await self._store.ledger_spend(previous.read_at, now, s.ledger_teams or None)
-        reading = next_reading(previous, s.team, balance, now, ledger)
+        # After the balance: a settlement the upstream billed before the reading but the
+        # ledger settled after it lands in this window or the next, never in none.
+        after = previous.settled_through if previous is not None else 0
+        settled = await self._store.settled_since(after, s.ledger_teams or None)
+        ledger = settled.micros if previous is not None else 0
+        reading = next_reading(previous, s.team, balance, now, ledger, settled.through)
         await self._store.put_balance_reading(reading)
         # Hold the lease until the next round is due: one round per interval across replicas.
         await self._store.acquire_lease(LEASE, self._owner, now, now + s.interval_seconds)

@@ -1,28 +1,23 @@
-"""Balance reconciliation state: the last reading per team and the ledger's spend in a window."""
+"""Balance reconciliation state: the last reading per team (the ledger's side is the settlement
+journal, ``proxy.stores._settlements``)."""
 
 from __future__ import annotations
-
-from collections.abc import Sequence
 
 from proxy.stores._sql import Row, SqlBase
 from proxy.stores.webhook_records import BalanceReading
 
 UPSERT_READING = """
 INSERT INTO balance_readings (team, balance_micros, read_at, first_read_at, unexplained_micros,
-    topup_micros, window_drop_micros, window_ledger_micros, window_unexplained_micros)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+    topup_micros, window_drop_micros, window_ledger_micros, window_unexplained_micros,
+    settled_through)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
 ON CONFLICT (team) DO UPDATE SET balance_micros = excluded.balance_micros,
     read_at = excluded.read_at, first_read_at = excluded.first_read_at,
     unexplained_micros = excluded.unexplained_micros, topup_micros = excluded.topup_micros,
     window_drop_micros = excluded.window_drop_micros,
     window_ledger_micros = excluded.window_ledger_micros,
-    window_unexplained_micros = excluded.window_unexplained_micros"""
-
-# What the ledger settled as spend: the final cost of jobs that became terminal in the window
-# (a failed job carries a final cost only when it is billed).
-LEDGER_SPEND = """
-SELECT COALESCE(SUM(final_cost_micros), 0) AS spent FROM jobs
-WHERE terminal_at > $1 AND terminal_at <= $2 AND status IN ('success', 'failed')"""
+    window_unexplained_micros = excluded.window_unexplained_micros,
+    settled_through = excluded.settled_through"""
 
 
 def reading_from_row(row: Row) -> BalanceReading:
@@ -36,6 +31,7 @@ def reading_from_row(row: Row) -> BalanceReading:
         window_drop_micros=int(row["window_drop_micros"]),
         window_ledger_micros=int(row["window_ledger_micros"]),
         window_unexplained_micros=int(row["window_unexplained_micros"]),
+        settled_through=int(row["settled_through"]),
     )
 
 
@@ -59,18 +55,5 @@ class BalanceMixin(SqlBase):
             await tx.execute(
                 self.dialect.sql(UPSERT_READING), r.team, r.balance_micros, r.read_at,
                 r.first_read_at, r.unexplained_micros, r.topup_micros, r.window_drop_micros,
-                r.window_ledger_micros, r.window_unexplained_micros,
+                r.window_ledger_micros, r.window_unexplained_micros, r.settled_through,
             )  # fmt: skip
-
-    async def ledger_spend(
-        self, since: float, until: float, teams: Sequence[str] | None = None
-    ) -> int:
-        sql = LEDGER_SPEND
-        args: list[object] = [since, until]
-        if teams:
-            marks = ", ".join(f"${i + 3}" for i in range(len(teams)))
-            sql += f" AND team IN ({marks})"
-            args.extend(teams)
-        async with self._read() as tx:
-            row = await tx.fetchrow(self.dialect.sql(sql), *args)
-        return 0 if row is None else int(row["spent"])

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 from proxy.jsoncodec import dumps_record
 from proxy.stores._budgets import BudgetsMixin
+from proxy.stores._settlements import append_settlement, settles_spend
 from proxy.stores._sql import (
     Tx,
     decode_cursor,
@@ -273,6 +274,9 @@ class JobsMixin(BudgetsMixin):
             await self._close_in(tx, job.slot_reservation_id, "released", 0)
         if job.callback_url is not None:  # the completion webhook, as durable as the transition
             await enqueue_delivery(tx, self.dialect, job)
+        if settles_spend(job):  # last: the journal's counter lock is held until the commit
+            at = job.terminal_at if job.terminal_at is not None else 0.0
+            await append_settlement(tx, self.dialect, job, at)
 
     async def _locked_job(self, tx: Tx, task_id: str) -> JobRecord | None:
         sql = "SELECT * FROM jobs WHERE task_id = $1" + self.dialect.lock_rows  # noqa: S608

@@ -57,7 +57,7 @@ from proxy.stores.records import (
     VirtualKey,
     WatcherStats,
 )
-from proxy.stores.webhook_records import BalanceReading, Delivery, DeliveryState
+from proxy.stores.webhook_records import BalanceReading, Delivery, DeliveryState, SettledSince
 
 DEFAULT_IDEMPOTENCY_TTL = 24 * 3600.0
 DEFAULT_IN_FLIGHT_TIMEOUT = 300.0
@@ -489,10 +489,13 @@ class BalanceStore(Protocol):
     async def put_balance_reading(self, reading: BalanceReading) -> None:
         """Replace the last reading of ``reading.team``."""
 
-    async def ledger_spend(
-        self, since: float, until: float, teams: Sequence[str] | None = None
-    ) -> int:
-        """Final cost of jobs that turned terminal in ``(since, until]`` (of ``teams``)."""
+    async def settled_since(self, after: int, teams: Sequence[str] | None = None) -> SettledSince:
+        """Spend the ledger settled after journal sequence ``after`` (of ``teams`` if given),
+        and the sequence that sum runs to (``proxy.stores._settlements``)."""
+
+    async def purge_settlements(self, before: float, limit: int) -> int:
+        """Delete up to ``limit`` journal rows settled before ``before`` that every reading
+        has counted."""
 
 
 class AdmissionStore(Protocol):

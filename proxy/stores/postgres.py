@@ -25,6 +25,7 @@ from proxy.stores._job_upkeep import JobUpkeepMixin
 from proxy.stores._jobs import JobsMixin
 from proxy.stores._leases import LeasesMixin
 from proxy.stores._refusals import RefusalsMixin
+from proxy.stores._settlements import SettlementsMixin
 from proxy.stores._sql import POSTGRES, Row, Tx, rows_changed
 from proxy.stores._vkeys import VirtualKeysMixin
 from proxy.stores._webhooks import WebhooksMixin
@@ -88,6 +89,7 @@ class PostgresStore(
     LeasesMixin,
     WebhooksMixin,
     BalanceMixin,
+    SettlementsMixin,
 ):
     """``Store`` on a PostgreSQL database shared by every replica."""
 

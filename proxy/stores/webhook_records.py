@@ -45,3 +45,12 @@ class BalanceReading:
     window_drop_micros: int = 0  # the last window: how much the balance fell
     window_ledger_micros: int = 0  # ... what the ledger settled in it
     window_unexplained_micros: int = 0  # ... and the difference (never below zero)
+    settled_through: int = 0  # the settlement journal's sequence counted up to
+
+
+@dataclass(frozen=True, slots=True)
+class SettledSince:
+    """The settlement journal after one sequence number: ``micros`` settled, up to ``through``."""
+
+    through: int
+    micros: int

@@ -89,20 +89,11 @@ async def test_webhook_endpoints_are_set_read_and_removed(store: Store) -> None:
     assert not await store.set_webhook_endpoint("vk:abc", None, T0 + 3)
 
 
-async def test_ledger_spend_counts_final_costs_of_jobs_terminal_in_the_window(
-    store: Store,
-) -> None:
-    """Ledger spend is the final cost of jobs that turned terminal in (since, until]."""
-    await store.insert_job(new_job("a", team="growth"))
-    await store.insert_job(new_job("b", team="brand"))
-    await store.insert_job(new_job("c", team="growth"))
-    await _terminal(store, "a", at=T0 + 10)
-    await _terminal(store, "b", at=T0 + 20)
-    await _terminal(store, "c", "failed", at=T0 + 30)
-    assert await store.ledger_spend(T0, T0 + 100) == 648_000
-    assert await store.ledger_spend(T0 + 10, T0 + 100) == 324_000
-    assert await store.ledger_spend(T0, T0 + 100, ["growth"]) == 324_000
-    reading = BalanceReading(team="upstream", balance_micros=5, read_at=T0, first_read_at=T0)
+async def test_balance_readings_round_trip(store: Store) -> None:
+    """A reading is stored per team, replaced as a whole, and listed."""
+    reading = BalanceReading(
+        team="upstream", balance_micros=5, read_at=T0, first_read_at=T0, settled_through=7
+    )
     await store.put_balance_reading(reading)
     assert await store.get_balance_reading("upstream") == reading
     assert await store.list_balance_readings() == [reading]
