@@ -1,56 +1,155 @@
-"""Background work started next to the watcher: webhook deliveries, balance reconciliation.
+"""The roster: every long-running component of a proxy process, in start order, in one place.
 
-``start_background_tasks`` returns the tasks; the app's cleanup context keeps them (strong
-references) and cancels them at shutdown.
+1. ``outbox``: ledger writes that waited out a store outage; flushed last. Always.
+2. ``recovery``: heartbeat; a dead replica's intents become ``unknown``. Always.
+3. ``retention``: purges what is past its keep-by time, one replica a round. Always.
+4. ``model-list``: keeps the upstream's model list (and its prices) fresh. When the list is
+   on and a watcher key (``upstream.api_key``) is set; else it is fetched on first need.
+5. ``watcher``: polls the jobs no client polls and settles terminals. ``watcher.enabled``.
+6. ``expiry``: open jobs past the upstream's retention become ``expired``. Always.
+7. ``gauges``: backlog, open and unknown jobs, finance and budget gauges. In the process
+   that exports ``/metrics``.
+8. ``webhooks``: signed completion deliveries. ``webhooks.enabled``.
+9. ``balance``: balance reconciliation, one replica a round. ``balance.enabled`` and a
+   watcher key.
+10. ``admission``: sends queued submits as team slots free, one replica at a time.
+    ``admission.enabled`` and a watcher key.
+
+They stop in reverse order: the dispatcher stops sending before anything it relies on goes,
+and the outbox flushes after everything that may still write to it. What does not run is
+recorded with the reason and logged at start (``roster.started``, ``not_running``). The
+start-up steps that must come before any of them (the store, the first recovery round, the
+governance state, the pipeline) are in ``proxy.lifecycle``.
 """
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import structlog
 
+from proxy.admission.setup import admission_dispatcher
+from proxy.catalog.upstream_models import keep_fresh
 from proxy.config import Settings
 from proxy.governance.reconcile_balance import BalanceReconciler, upstream_reader
+from proxy.jobs.expiry import Expiry
+from proxy.jobs.recovery import RecoverySweep
+from proxy.jobs.tracker import JobTracker
+from proxy.jobs.watcher import Watcher
+from proxy.retention import Retention
+from proxy.roster import Closing, Loop, Roster
+from proxy.runtime import Runtime
 from proxy.stores.base import Store
 from proxy.telemetry.metrics import Metrics
+from proxy.telemetry.store_gauges import StoreGauges
 from proxy.upstream.client import Upstream
+from proxy.upstream.retry import RetryPolicy
 from proxy.webhooks.worker import DeliveryWorker
 
 log = structlog.get_logger("proxy.background")
+NO_KEY = "needs upstream.api_key (the proxy's own upstream key)"
 
 
-def start_background_tasks(
-    store: Store,
-    settings: Settings,
-    metrics: Metrics,
-    upstream: Upstream,
-    owner: str,
-    clock: Callable[[], float] = time.time,
-) -> tuple[asyncio.Task[None], ...]:
-    """Start what ``settings`` enables; the caller owns (and cancels) the tasks."""
-    loop = asyncio.get_running_loop()
-    tasks: list[asyncio.Task[None]] = []
-    if settings.webhooks.enabled:
+@dataclass(frozen=True, slots=True)
+class Parts:
+    """What the components are built from: the assembled, started proxy."""
+
+    settings: Settings
+    metrics: Metrics
+    store: Store
+    upstream: Upstream
+    runtime: Runtime
+    tracker: JobTracker
+    recovery: RecoverySweep
+    submit_policy: RetryPolicy
+    poll_policy: RetryPolicy
+    clock: Callable[[], float] = time.time
+    exports_metrics: bool = True  # False: a ``--workers`` worker whose /metrics nobody scrapes
+
+
+def roster(parts: Parts) -> Roster:
+    """Every component, in start order, each with the condition under which it runs."""
+    p, s, runtime = parts, parts.settings, parts.runtime
+    owner = runtime.replica.id
+    key = _watcher_key(s)
+    r = Roster()
+    r.add(Closing("outbox", lambda: p.tracker.outbox.close(within=s.shutdown_grace_seconds)))
+    r.add(Loop("recovery", p.recovery.run))
+    retention = Retention(p.store, s, p.metrics, owner, clock=p.clock)
+    r.add(Loop("retention", retention.run))
+
+    listing = runtime.pinner.listing
+    if not listing.enabled:
+        r.skip("model-list", "models.upstream_list.enabled is false")
+    elif not listing.settings.fetch_at_start:
+        r.skip("model-list", "models.upstream_list.fetch_at_start is false: fetched on first need")
+    elif key is None:
+        r.skip("model-list", NO_KEY + ": fetched on first need with the caller's key")
+    else:
+        r.add(Loop("model-list", lambda: keep_fresh(listing, f"Bearer {key}")))
+
+    if s.watcher.enabled:
+        runtime.watcher = Watcher(
+            p.tracker, p.upstream, p.poll_policy, s, p.metrics, runtime.replica, clock=p.clock
+        )
+        r.add(Loop("watcher", runtime.watcher.run))
+    else:
+        r.skip("watcher", "watcher.enabled is false: jobs settle when their clients poll")
+    r.add(Loop("expiry", Expiry(p.tracker, s.watcher, clock=p.clock).run))
+    if p.exports_metrics:
+        runtime.gauges = StoreGauges(
+            p.store,
+            s,
+            p.metrics,
+            runtime.labels,
+            budgets=runtime.budgets,
+            catalog=runtime.catalog,
+            clock=p.clock,
+        )
+        r.add(Loop("gauges", runtime.gauges.run))
+    else:
+        r.skip("gauges", "another worker exports /metrics and reads them")
+
+    if not s.webhooks.enabled:
+        r.skip("webhooks", "webhooks.enabled is false")
+    else:
         try:
-            worker = DeliveryWorker(store, settings, metrics, owner, clock=clock)
+            worker = DeliveryWorker(p.store, s, p.metrics, owner, clock=p.clock)
         except (OSError, ValueError) as exc:  # an unreadable secret file: deliveries wait
             log.error("webhooks.not_started", error=str(exc))
+            r.skip("webhooks", f"the signing secret cannot be read: {exc}")
         else:
-            tasks.append(loop.create_task(worker.run(), name="webhook-deliveries"))
-    if settings.balance.enabled:
-        try:
-            key = settings.upstream_api_key()
-        except OSError as exc:  # an unreadable key file: reconciliation waits for a restart
-            log.error("balance.not_started", error=str(exc))
-            key = None
-        if key is None:
-            log.warning("balance.disabled", reason="balance reconciliation needs upstream.api_key")
-        else:
-            reconciler = BalanceReconciler(
-                store, settings, metrics, owner, upstream_reader(upstream, key), clock=clock
-            )
-            tasks.append(loop.create_task(reconciler.run(), name="balance-reconciliation"))
-    return tuple(tasks)
+            r.add(Loop("webhooks", worker.run))
+
+    if not s.balance.enabled:
+        r.skip("balance", "balance.enabled is false")
+    elif key is None:
+        log.warning("balance.disabled", reason="balance reconciliation " + NO_KEY)
+        r.skip("balance", NO_KEY)
+    else:
+        read = upstream_reader(p.upstream, key)
+        reconciler = BalanceReconciler(p.store, s, p.metrics, owner, read, clock=p.clock)
+        r.add(Loop("balance", reconciler.run))
+
+    if not s.admission.enabled:
+        r.skip("admission", "admission.enabled is false")
+    elif key is None:
+        log.warning("admission.disabled", reason="the admission queue sends with " + NO_KEY)
+        r.skip("admission", NO_KEY)
+    else:
+        dispatcher = admission_dispatcher(
+            runtime, p.tracker, p.store, s, p.metrics, p.upstream, p.submit_policy, key, p.clock
+        )
+        r.add(Loop("admission", dispatcher.run))
+    return r
+
+
+def _watcher_key(settings: Settings) -> str | None:
+    """``upstream.api_key`` (or its file); ``None`` when unset or unreadable (logged)."""
+    try:
+        return settings.upstream_api_key()
+    except OSError as exc:  # an unreadable key file: what needs it waits for a restart
+        log.error("upstream.api_key_unreadable", error=str(exc))
+        return None

@@ -21,7 +21,9 @@ from proxy.jobs.labels import Labels
 from proxy.jobs.tracker import JobTracker, Replica
 from proxy.jobs.watcher import Watcher
 from proxy.pipeline import Pipeline
+from proxy.roster import Roster
 from proxy.stores.base import Store
+from proxy.telemetry.store_gauges import StoreGauges
 from proxy.upstream.attempts import Outcome
 from proxy.upstream.coalesce import Coalescer
 
@@ -37,6 +39,8 @@ class Runtime:
     budgets: BudgetBook | None = None
     tracker: JobTracker | None = None
     watcher: Watcher | None = None
+    gauges: StoreGauges | None = None  # the store-read gauges, in the process exporting them
+    roster: Roster = field(default_factory=Roster)  # the long-running components
     admission: AdmissionDesk | None = None  # the admission queue, when enabled
     pipeline: Pipeline = field(default_factory=Pipeline)
     polls: Coalescer[Outcome] = field(default_factory=Coalescer)

@@ -1,53 +1,38 @@
-"""Start the admission queue when ``admission.enabled``: the desk and the dispatcher."""
+"""The admission queue's parts: the desk (admit or queue, used by submits) and the dispatcher."""
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Callable
-
-import structlog
 
 from proxy.admission.desk import AdmissionDesk, without_429
 from proxy.admission.dispatcher import Dispatcher
 from proxy.config import Settings
+from proxy.jobs.tracker import JobTracker
 from proxy.runtime import Runtime
 from proxy.stores.base import Store
 from proxy.telemetry.metrics import Metrics
 from proxy.upstream.client import Upstream
 from proxy.upstream.retry import RetryPolicy
 
-log = structlog.get_logger("proxy.admission")
 
-
-def start_admission(
+def admission_dispatcher(
     runtime: Runtime,
+    tracker: JobTracker,
     store: Store,
     settings: Settings,
     metrics: Metrics,
     upstream: Upstream,
     submit_policy: RetryPolicy,
+    key: str,
     clock: Callable[[], float] = time.time,
-) -> tuple[asyncio.Task[None], ...]:
-    """Set ``runtime.admission`` and start the dispatcher; the caller owns the task."""
-    if not settings.admission.enabled:
-        return ()
-    try:
-        key = settings.upstream_api_key()
-    except OSError as exc:
-        log.error("admission.not_started", error=str(exc))
-        return ()
-    tracker = runtime.tracker
-    if key is None or tracker is None:
-        log.warning(
-            "admission.disabled",
-            reason="the admission queue sends with the proxy's own key: set upstream.api_key",
-        )
-        return ()
+) -> Dispatcher:
+    """Set ``runtime.admission`` (submits start queueing) and build the dispatcher that sends
+    what is queued with the proxy's own upstream ``key``."""
     runtime.admission = AdmissionDesk(
         settings, store, metrics, runtime.labels, tracker.ledger, submit_policy, clock=clock
     )
-    dispatcher = Dispatcher(
+    return Dispatcher(
         store,
         settings,
         metrics,
@@ -60,5 +45,3 @@ def start_admission(
         outbox=tracker.outbox,
         clock=clock,
     )
-    loop = asyncio.get_running_loop()
-    return (loop.create_task(dispatcher.run(), name="admission-dispatcher"),)

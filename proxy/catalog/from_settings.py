@@ -12,7 +12,7 @@ def build_catalog(models: ModelSettings) -> tuple[Catalog, Pinner]:
     """Raises ``CatalogError`` for broken overrides or aliases (``check-config`` reports it).
 
     The pinner's ``listing`` (the upstream's model list) starts empty: the application
-    connects it to the upstream (``proxy.catalog.upstream_models.refresher``).
+    connects it to the upstream (``proxy.lifecycle``; kept fresh by the ``model-list`` component).
     """
     catalog = load_catalog(models.overrides)
     aliases = dict(DEFAULT_ALIASES if models.aliases is None else models.aliases)

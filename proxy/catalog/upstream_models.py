@@ -6,7 +6,8 @@ without a local spec are checked for what can be known (``proxy.catalog.listed``
 
 Where the list comes from:
 
-- with a watcher key configured (``upstream.api_key``), ``refresher`` fetches it at
+- with a watcher key configured (``upstream.api_key``), the ``model-list`` component
+  (``keep_fresh``, in ``proxy.background``'s roster) fetches it at
   start and every ``models.upstream_list.refresh_seconds`` (unless ``fetch_at_start``
   is off: then on first need, with the watcher key);
 - otherwise on first need with the caller's own key (``ensure``), again once stale;
@@ -20,15 +21,13 @@ unknown slugs cannot turn into a storm of list requests. The list is cut at
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import time
 import unicodedata
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from typing import Any
 
 import structlog
-from aiohttp import web
 
 from proxy.config import UpstreamListSettings
 from proxy.upstream.client import TransportFailure, Upstream
@@ -196,32 +195,8 @@ def upstream_fetch(upstream: Upstream) -> Fetch:
     return fetch
 
 
-def refresher(
-    listing: UpstreamModels, upstream: Upstream, watcher_key: str | None
-) -> Callable[[web.Application], AsyncIterator[None]]:
-    """A cleanup context: connect ``listing`` to ``upstream``; with a watcher key, keep it fresh.
-
-    Append it after the context that starts ``upstream``'s session.
-    """
-    fallback = f"Bearer {watcher_key}" if watcher_key else None
-
-    async def ctx(_app: web.Application) -> AsyncIterator[None]:
-        listing.connect(upstream_fetch(upstream), fallback)
-        task: asyncio.Task[None] | None = None
-        if listing.enabled and listing.settings.fetch_at_start and fallback is not None:
-            task = asyncio.get_running_loop().create_task(_keep_fresh(listing, fallback))
-        try:
-            yield
-        finally:
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
-
-    return ctx
-
-
-async def _keep_fresh(listing: UpstreamModels, authorization: str) -> None:
+async def keep_fresh(listing: UpstreamModels, authorization: str) -> None:
+    """Refetch the list whenever it goes stale (sooner after a failure), until cancelled."""
     while True:
         await listing.refresh(authorization)
         wait = (

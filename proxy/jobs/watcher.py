@@ -24,6 +24,9 @@ A job the watcher has no key for (pass-through mode after a restart, no
 ``upstream.api_key``) is rescheduled unpolled until its client polls again; each
 such job is logged once per process (``watcher.job_without_credential``) and
 counted in the ``jobs_without_credential`` gauge until it has a key or is terminal.
+
+Expiry (``proxy.jobs.expiry``) and the store-read gauges (``proxy.telemetry.store_gauges``)
+are components of their own: they run whatever ``watcher.enabled`` says.
 """
 
 from __future__ import annotations
@@ -38,21 +41,16 @@ from urllib.parse import quote
 
 import structlog
 
-from proxy.catalog.loader import Catalog
 from proxy.config import Settings
-from proxy.governance.budgets import BudgetBook
 from proxy.jobs.memory import Bounded
 from proxy.jobs.reschedules import RescheduleWriter
 from proxy.jobs.schedule import TokenBucket, is_stale, next_poll_delay
 from proxy.jobs.status import read_task
 from proxy.jobs.tracker import JobTracker, Replica
-from proxy.money import sample
 from proxy.stores.base import LeasedJob, Reschedule, StoreUnavailableError
 from proxy.stores.records import JobRecord
 from proxy.telemetry.children import child
-from proxy.telemetry.ledger_gauges import LedgerGauges
 from proxy.telemetry.metrics import Metrics
-from proxy.telemetry.price_points import typical_points
 from proxy.telemetry.tracing import watcher_poll_span
 from proxy.upstream import attempts
 from proxy.upstream.client import Reply, Upstream
@@ -90,14 +88,8 @@ class Watcher:
         *,
         clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
-        budgets: BudgetBook | None = None,
-        catalog: Catalog | None = None,
-        shared_gauges: bool = True,
     ) -> None:
         self._tracker = tracker
-        # False in a worker whose /metrics nobody scrapes (``serve --workers``: worker 0
-        # exports the shared gauges): it would read the same sums from the store for nothing.
-        self._shared_gauges = shared_gauges
         self._upstream = upstream
         self._policy = policy
         self._settings = settings
@@ -105,21 +97,9 @@ class Watcher:
         self._owner = replica.id
         self._clock = clock
         self._monotonic = monotonic
-        # The cheapest default job: a budget with less left than this takes no more jobs.
-        typical = [] if catalog is None else typical_points(catalog, settings.pricing.models)
-        self.ledger = LedgerGauges(
-            tracker.store,
-            metrics,
-            tracker.labels,
-            settings.governance.timezone,
-            budgets=budgets,
-            smallest_job_micros=min(typical, default=None),
-            clock=clock,
-        )
         self._rng = random.Random()
         self._fallback_key = settings.upstream_api_key()
         self._wake = asyncio.Event()
-        self._next_stats = 0.0
         # Open jobs leased without a usable key, and those already logged (once per process).
         self._keyless: set[str] = set()
         self._announced: Bounded[str, bool] = Bounded(100_000)
@@ -164,7 +144,7 @@ class Watcher:
             await self._hand_back()
 
     async def tick(self) -> int:
-        """One round by hand: housekeeping, then poll the jobs due now (one chunk) and write.
+        """One round by hand: keyless bookkeeping, then poll the jobs due now (one chunk), write.
 
         The polls run concurrently within ``max_in_flight`` and the rate limit. Returns
         the number of jobs polled (or rescheduled unpolled, for want of a key).
@@ -300,42 +280,12 @@ class Watcher:
                 log.warning("watcher.housekeeping_failed", error=str(exc)[:300])
             except Exception:
                 log.exception("watcher.housekeeping_failed")
-            await asyncio.sleep(self._settings.watcher.tick_seconds)
+            await asyncio.sleep(self._settings.watcher.gauges_seconds)
 
     async def _housekeep(self) -> None:
-        """Expire what is overdue; refresh the gauges every few seconds."""
-        settings = self._settings.watcher
-        store = self._tracker.store
-        now = self._clock()
-        for job in await store.expire_overdue(now, settings.retention_seconds):
-            self._keyless.discard(job.task_id)
-            await self._tracker.settle(job)
-        if now >= self._next_stats:
-            await self._prune_keyless()  # this process's own share
-            if self._shared_gauges:
-                await self._gauges(now)
-            self._next_stats = now + settings.gauges_seconds
+        """This process's own count of jobs it cannot poll for want of a key."""
+        await self._prune_keyless()
         self.ticks += 1
-
-    async def _gauges(self, now: float) -> None:
-        """Backlog, lag, stale and in-flight gauges (shared numbers: every replica reports them)."""
-        store = self._tracker.store
-        stats = await store.watcher_stats(now)
-        self._metrics.watcher_backlog.set(stats.due)
-        lag = 0.0 if stats.oldest_due_at is None else max(0.0, now - stats.oldest_due_at)
-        self._metrics.watcher_lag.set(lag)
-        self._metrics.jobs_stale.set(stats.stale)
-        unknown = await store.unknown_jobs()
-        self._metrics.unknown_jobs.set(unknown.jobs)
-        self._metrics.unknown_reserved.set(sample(unknown.held_micros))
-        in_flight = await store.in_flight_by_model()
-        self._metrics.jobs_in_flight.clear()
-        for slug, count in in_flight.items():
-            self._metrics.jobs_in_flight.labels(self._tracker.labels.model(slug)).inc(count)
-        try:
-            await self.ledger.refresh(now)
-        except StoreUnavailableError as exc:  # the finance gauges wait; polling goes on
-            log.warning("watcher.ledger_gauges_failed", error=str(exc)[:300])
 
     # --- one poll ---------------------------------------------------------------------------
 

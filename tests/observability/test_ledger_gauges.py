@@ -51,9 +51,9 @@ async def _job(http: aiohttp.ClientSession, stack: LiveStack) -> None:
 
 
 async def _refresh(stack: LiveStack) -> None:
-    watcher = stack.app[RUNTIME].watcher
-    assert watcher is not None
-    await watcher.ledger.refresh(percentiles=True)
+    gauges = stack.app[RUNTIME].gauges
+    assert gauges is not None
+    await gauges.ledger.refresh(percentiles=True)
 
 
 def _value(stack: LiveStack, name: str, **labels: str) -> float | None:

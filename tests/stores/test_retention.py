@@ -140,7 +140,12 @@ async def test_two_runners_never_both_run_a_round(
     async with asyncio.timeout(30):
         while not running.done():
             attempts.append(await second.round())
-    assert await running == {"idempotency_keys": ROWS, "refusals": 0, "budget_reservations": 0}
+    assert await running == {
+        "idempotency_keys": ROWS,
+        "refusals": 0,
+        "budget_reservations": 0,
+        "settlements": 0,
+    }
     assert attempts
     assert all(a is None for a in attempts)
     # The finished round holds the lease until the next one is due.
@@ -150,6 +155,7 @@ async def test_two_runners_never_both_run_a_round(
         "idempotency_keys": 0,
         "refusals": 0,
         "budget_reservations": 0,
+        "settlements": 0,
     }
     assert await first.round() is None
     assert await _lease_owner(store_url) == "replica-b"
@@ -177,6 +183,7 @@ async def test_round_counts_purged_rows_and_success_time(store: Store) -> None:
         "idempotency_keys": 5,
         "refusals": 0,
         "budget_reservations": 1,
+        "settlements": 0,
     }
     registry = metrics.registry
     sample = registry.get_sample_value
