@@ -109,23 +109,34 @@ def build_app(sim: Simulator) -> web.Application:
     return app
 
 
-async def serve(host: str, port: int, seed: int, pending_seconds: float) -> None:
+async def serve(
+    host: str, port: int, seed: int, pending_seconds: float, schema_port: int = 0
+) -> None:
     sim = Simulator(bench_config(seed, pending_seconds))
     app = build_app(sim)
     runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
+    schemas = web.AppRunner(sim.create_schema_app(), access_log=None)
     await runner.setup()
+    await schemas.setup()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
     try:
         await web.TCPSite(runner, host, port).start()
-        print(f"bench upstream listening on http://{host}:{port}", file=sys.stderr, flush=True)
+        await web.TCPSite(schemas, host, schema_port).start()
+        bound = schemas.addresses[0][1]
+        print(
+            f"bench upstream listening on http://{host}:{port} (schemas on http://{host}:{bound})",
+            file=sys.stderr,
+            flush=True,
+        )
         async with asyncio.TaskGroup() as group:
             pruner = group.create_task(_prune_forever(app))
             await stop.wait()
             pruner.cancel()
     finally:
+        await schemas.cleanup()
         await runner.cleanup()
 
 
@@ -135,9 +146,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--pending-seconds", type=float, default=60.0)
+    parser.add_argument(
+        "--schema-port", type=int, default=0, help="the schema origin's port (0: a free one)"
+    )
     args = parser.parse_args(argv)
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(serve(args.host, args.port, args.seed, args.pending_seconds))
+        asyncio.run(serve(args.host, args.port, args.seed, args.pending_seconds, args.schema_port))
     return 0
 
 

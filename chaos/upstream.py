@@ -1,6 +1,7 @@
 """The simulated upstream as a real process, with a task journal that survives kill -9.
 
-``python -m chaos.upstream --port N --journal PATH [--config JSON] [--latency S]``
+``python -m chaos.upstream --port N --journal PATH [--config JSON] [--latency S]
+[--schema-port M]`` (the schema origin, ``/models/.../api_schema``, on a port of its own)
 serves ``proxy.simulator`` (same routes, faults and ``/_sim/*`` controls) with two
 additions the fault suite needs:
 
@@ -78,15 +79,19 @@ async def serve(args: argparse.Namespace) -> None:
     app = sim.create_app()
     app.middlewares.append(latency_middleware(args.latency, random.Random(args.generation)))
     runner = web.AppRunner(app, shutdown_timeout=1.0, access_log=None)
+    schemas = web.AppRunner(sim.create_schema_app(), access_log=None)
     await runner.setup()
+    await schemas.setup()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     try:
         await web.TCPSite(runner, "127.0.0.1", args.port, reuse_address=True).start()
+        await web.TCPSite(schemas, "127.0.0.1", args.schema_port, reuse_address=True).start()
         await stop.wait()
     finally:
+        await schemas.cleanup()
         await runner.cleanup()
         os.close(fd)
 
@@ -94,6 +99,9 @@ async def serve(args: argparse.Namespace) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, required=True)
+    parser.add_argument(
+        "--schema-port", type=int, default=0, help="the schema origin's port (0: a free one)"
+    )
     parser.add_argument("--journal", required=True)
     parser.add_argument("--config", default="{}", help="SimulatorConfig overrides as JSON")
     parser.add_argument("--latency", type=float, default=0.0)

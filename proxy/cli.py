@@ -110,7 +110,7 @@ def cmd_simulator(args: argparse.Namespace) -> int:
     from proxy.simulator.server import config_from_args, run
 
     configure_logging("info", "json")
-    run(args.host, args.port, config_from_args(args))
+    run(args.host, args.port, config_from_args(args), args.schema_port)
     return 0
 
 

@@ -14,8 +14,10 @@ from typing import Any
 
 import asyncpg
 from aiohttp import web
+from aiohttp.test_utils import TestServer
 
 from proxy.config import Settings, deep_merge, load
+from proxy.simulator import Simulator
 
 
 def settings_for(origin: str, **overrides: Any) -> Settings:
@@ -36,6 +38,15 @@ def settings_for(origin: str, **overrides: Any) -> Settings:
     merged = deep_merge(base, overrides)
     settings = load(None, {})
     return Settings.model_validate(deep_merge(settings.model_dump(mode="python"), merged))
+
+
+async def serve_simulator(
+    aiohttp_server: Callable[..., Awaitable[TestServer]], sim: Simulator, **kwargs: Any
+) -> tuple[str, str]:
+    """Serve ``sim``'s API and schema origins on loopback; their origins, no trailing slash."""
+    api = await aiohttp_server(sim.create_app(), **kwargs)
+    schemas = await aiohttp_server(sim.create_schema_app(), **kwargs)
+    return str(api.make_url("")).rstrip("/"), str(schemas.make_url("")).rstrip("/")
 
 
 @dataclass

@@ -8,8 +8,13 @@ Every ``/api/v1`` route needs ``Authorization: Bearer <key>`` (except
 Task payloads: pending/processing/success answer ``code 0`` and ``message
 "success"``; a failed task answers ``{"code": 0, "message": "<Category>:
 <detail>", "data": {"status": "failed", "task_id": ...}}``, i.e. the reason is in
-``message`` as the upstream's error docs say. ``data.duration`` on success is the
-generation time in milliseconds.
+``message`` as the upstream's error docs say. A success carries ``billing``
+(the amount billed), ``duration`` (generation time, ms), ``result_expires_at``
+(epoch ms) and resources with ``format``/``width``/``height``
+(``Simulator.task_payload``). Submits are checked against the model's published
+schema (``proxy.simulator.checks``); ``GET /api/v1/models`` carries display prices.
+The schema documents are served by a separate application
+(``proxy.simulator.schema_app``), as the real ones live on another origin.
 
 The ``/_sim/...`` routes (see ``proxy.simulator.control``) exist only on the
 simulator; they are not part of the upstream API and are neither counted nor logged.
@@ -34,8 +39,17 @@ from proxy.simulator.core import (
     rate_limit_headers,
 )
 from proxy.simulator.faults import FAULT_HEADER
-from proxy.simulator.http import BODY, DROPPED, FAULT, SIM, TEAM, error, ok, reset_connection
-from proxy.simulator.models import check_request, find_model, model_list
+from proxy.simulator.http import (
+    BODY,
+    DROPPED,
+    FAULT,
+    SIM,
+    TEAM,
+    error,
+    ok,
+    redacted_headers,
+    reset_connection,
+)
 from proxy.simulator.state import ROUTE_KINDS, RequestRecord, RouteKind
 
 TYPED_PREFIXES = frozenset({"text-to-image", "text-to-video", "image-to-image", "image-to-video"})
@@ -72,7 +86,7 @@ def _route_kind(request: web.Request) -> RouteKind:
 async def _json_body(request: web.Request) -> dict[str, Any] | None:
     try:
         value = json.loads(await request.read())
-    except ValueError:
+    except (ValueError, RecursionError):
         return None
     return value if isinstance(value, dict) else None
 
@@ -84,9 +98,7 @@ async def upstream_middleware(request: web.Request, handler: Handler) -> web.Str
         return await handler(request)
     sim = request.app[SIM]
     kind = _route_kind(request)
-    headers = {
-        k: ("Bearer ***" if k.lower() == "authorization" else v) for k, v in request.headers.items()
-    }
+    headers = redacted_headers(request)
     record = RequestRecord(request.method, request.path_qs, kind, sim.clock(), headers)
     sim.request_log.append(record)
     sim.touch()
@@ -162,16 +174,16 @@ async def submit(request: web.Request) -> web.StreamResponse:
     info = request.match_info
     kind_prefix = info.get("type")
     provider, model = info["provider"], info["model"]
-    spec = find_model(provider, model)
-    if spec is None or (kind_prefix is not None and kind_prefix not in TYPED_PREFIXES):
+    offer = sim.listing.find(provider, model)
+    if offer is None or (kind_prefix is not None and kind_prefix not in TYPED_PREFIXES):
         raise UpstreamError(404, f"Model not found: {provider}/{model}")
     body = request[BODY]
     if not isinstance(body, dict):
         raise UpstreamError(400, "Invalid format: invalid JSON format")
-    problem = check_request(spec, body)
+    problem = offer.check(body)
     if problem is not None:
         raise UpstreamError(400, problem)
-    task = sim.create_task(request[TEAM], spec, body, request.get(FAULT))
+    task = sim.create_task(request[TEAM], offer.spec, body, request.get(FAULT))
     origin = f"{request.scheme}://{request.host}"
     data = {
         "status": "pending",
@@ -189,7 +201,9 @@ async def poll(request: web.Request) -> web.StreamResponse:
 
 
 async def models(request: web.Request) -> web.StreamResponse:
-    return web.json_response({"models": model_list()})
+    """Every model served, each with its display ``price``; ``?featured=true``: featured only."""
+    featured = request.query.get("featured", "").strip().lower() in ("true", "1")
+    return web.json_response({"models": request.app[SIM].listing.items(featured)})
 
 
 async def validate(request: web.Request) -> web.StreamResponse:

@@ -8,7 +8,7 @@ keys, fault rates and prices. Nothing reads the environment.
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Self
+from typing import Any, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -16,11 +16,25 @@ Rate = float
 UnitPrice = Decimal | dict[str, Decimal]
 """A slug's price: one figure, or a figure per resolution (keys compared case-insensitively).
 
-Video models are priced in USD per output second, image models in USD per image.
+Video models are priced in USD per output second, image models in USD per image,
+text-to-speech per million characters, speech-to-text per second of input audio.
 A per-resolution mapping may carry a ``"*"`` entry used for any other resolution.
 """
 
 MIB = 1024 * 1024
+DAY = 86400.0
+
+
+class SchemaChange(BaseModel):
+    """A change to a model's published request schema (see ``Listing.change_schema``)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    properties: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    """Properties added, or replaced whole, by name."""
+    remove: list[str] = Field(default_factory=list)
+    required: list[str] | None = None
+    """The new ``required`` list; ``None`` keeps the current one (minus removed fields)."""
 
 
 class SimulatorConfig(BaseModel):
@@ -31,7 +45,8 @@ class SimulatorConfig(BaseModel):
     seed: int = 0
     pending_seconds: float = Field(default=1.0, ge=0)
     processing_seconds: tuple[float, float] = (2.0, 4.0)
-    retention_seconds: float = Field(default=86400.0, gt=0)
+    retention_seconds: float = Field(default=7 * DAY, gt=0)
+    """How long a finished task can be queried (then 404); ``result_expires_at`` is its end."""
     concurrency_limit: int = Field(default=3, ge=0)
     """Team-wide cap on pending + processing tasks; 0 means unlimited."""
     initial_balance_usd: Decimal = Field(default=Decimal(100), ge=0)
@@ -51,7 +66,14 @@ class SimulatorConfig(BaseModel):
 
     task_id_prefix: str = "task-"
     prices: dict[str, UnitPrice] = Field(default_factory=dict)
-    """Overrides of the model table's default prices, by slug."""
+    """Overrides of the model table's prices, by slug: charged, and shown in the model list."""
+    listed_prices: dict[str, UnitPrice] = Field(default_factory=dict)
+    """Display prices that differ from the charge, by slug (a stale model list)."""
+    schema_changes: dict[str, SchemaChange] = Field(default_factory=dict)
+    """Changes to published request schemas, by slug, applied at start."""
+    report_billing: bool = True
+    """``data.billing`` in finished task answers (third-party documented: a proxy must cope
+    without it)."""
     bill_failed: bool = False
     max_upload_bytes: int = Field(default=20 * MIB, gt=0)
     file_origin: str = "https://file.modellix.ai"
@@ -74,6 +96,12 @@ class SimulatorConfig(BaseModel):
             raise ValueError("the request fault rates must sum to at most 1")
         if self.rate_task_failed + self.rate_content_policy > 1:
             raise ValueError("rate_task_failed + rate_content_policy must be at most 1")
+        from proxy.simulator.models import MODELS  # deferred: the table loads data files
+
+        for field in ("prices", "listed_prices", "schema_changes"):
+            unknown = sorted(s for s in getattr(self, field) if s.lower() not in MODELS)
+            if unknown:
+                raise ValueError(f"{field}: the simulator serves no model {unknown[0]!r}")
         return self
 
     @classmethod

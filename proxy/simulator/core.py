@@ -17,7 +17,10 @@ from typing import TYPE_CHECKING, Any
 
 from proxy.simulator.config import SimulatorConfig
 from proxy.simulator.faults import FaultPlan
-from proxy.simulator.models import MICROS_PER_USD, ModelSpec, output_count, task_cost_micros
+from proxy.simulator.listing import Listing
+from proxy.simulator.media_shape import output_shape
+from proxy.simulator.pricing import MICROS_PER_USD, amount_text, output_count
+from proxy.simulator.spec import ModelSpec
 from proxy.simulator.state import (
     BillingRecord,
     Counters,
@@ -69,15 +72,26 @@ class Simulator:
         self.counters = Counters()
         self.request_log: list[RequestRecord] = []
         self.media: dict[str, MediaFile] = {}
+        self.listing = Listing(self.config)
         self._ids = random.Random(f"{self.config.seed}:ids")
 
     # -- HTTP face -------------------------------------------------------------------------
 
     def create_app(self) -> web.Application:
-        """A new aiohttp application serving this simulator's state."""
+        """A new aiohttp application serving this simulator's state (the API origin)."""
         from proxy.simulator.app import build_app  # deferred: app imports core
 
         return build_app(self)
+
+    def create_schema_app(self) -> web.Application:
+        """A new aiohttp application serving the public ``api_schema`` documents.
+
+        The real ones live on www.modellix.ai, not on the API's origin: serve this on a
+        listener of its own (``running()`` does).
+        """
+        from proxy.simulator.schema_app import build_schema_app  # deferred: imports core
+
+        return build_schema_app(self)
 
     @property
     def app(self) -> web.Application:
@@ -184,7 +198,9 @@ class Simulator:
                 f"Rate limit exceeded: concurrent task limit of {limit} reached",
                 rate_limit_headers(now),
             )
-        cost = task_cost_micros(spec, body, self.config.prices.get(spec.slug))
+        offer = self.listing.get(spec.slug)
+        defaults = offer.defaults
+        cost = offer.cost_micros(body)
         available = self.ledger.available_micros(team)
         if available < cost:
             raise UpstreamError(
@@ -206,11 +222,12 @@ class Simulator:
             done_at=processing_at + self.faults.processing_seconds(),
             outcome="failed" if outcome_fault else "success",
             cost_micros=cost,
-            outputs=output_count(spec, body),
+            outputs=output_count(spec, body, defaults),
             failure_message=(
                 CONTENT_POLICY_MESSAGE if outcome_fault == "content_policy" else TASK_FAILED_MESSAGE
             ),
             body=dict(body),
+            shape=output_shape(spec, body, defaults),
         )
         self.ledger.add(task)
         self.counters.tasks_created += 1
@@ -222,27 +239,54 @@ class Simulator:
         self.settle()
         task = self.ledger.tasks.get(task_id)
         now = self.clock()
-        if task is None or task.expired or now - task.created_at >= self.config.retention_seconds:
+        if task is None or self._gone(task, now):
             raise UpstreamError(404, f"Task not found: {task_id}")
         return task
 
+    def _gone(self, task: Task, now: float) -> bool:
+        return task.expired or now >= task.expires_at(self.config.retention_seconds)
+
     def task_payload(self, task: Task) -> dict[str, Any]:
-        """The poll answer for a task at the current time."""
+        """The poll answer for a task at the current time.
+
+        A finished task carries ``billing`` (``{"status": "succeeded", "amount":
+        "0.2400"}``: exactly what was billed) when it was charged and
+        ``report_billing`` is on; a success also carries its resources, ``duration``
+        (generation time, ms) and ``result_expires_at`` (epoch ms).
+        """
         status = task.status_at(self.clock())
+        data: dict[str, Any]
         if status == "failed":
-            data: dict[str, Any] = {"status": "failed", "task_id": task.task_id}
+            data = {"status": "failed", "task_id": task.task_id}
+            self._add_billing(task, data)
             return {"code": 0, "message": task.failure_message, "data": data}
         data = {"status": status, "task_id": task.task_id, "model_id": task.model_id}
         if status == "success":
             data["result"] = {"resources": self._resources(task)}
             data["duration"] = round((task.done_at - task.created_at) * 1000)
+            expires = task.expires_at(self.config.retention_seconds)
+            data["result_expires_at"] = round(expires * 1000)
+            self._add_billing(task, data)
         return {"code": 0, "message": "success", "data": data}
 
-    def _resources(self, task: Task) -> list[dict[str, str]]:
+    def _add_billing(self, task: Task, data: dict[str, Any]) -> None:
+        if self.config.report_billing and task.billed:
+            data["billing"] = {"status": "succeeded", "amount": amount_text(task.cost_micros)}
+
+    def _resources(self, task: Task) -> list[dict[str, Any]]:
         base = f"{self.config.file_origin}/sim/{task.task_id}"
-        if task.kind == "video":
-            return [{"type": "video", "url": f"{base}.mp4"}]
-        return [{"type": "image", "url": f"{base}-{i}.png"} for i in range(task.outputs)]
+        shape = task.shape
+        ext = "jpg" if shape.format == "jpeg" else shape.format
+        names = [f"{base}.{ext}"]
+        if task.kind == "image":
+            names = [f"{base}-{i}.{ext}" for i in range(task.outputs)]
+        resources: list[dict[str, Any]] = []
+        for url in names:
+            item: dict[str, Any] = {"type": shape.type, "url": url, "format": shape.format}
+            if shape.width is not None and shape.height is not None:
+                item["width"], item["height"] = shape.width, shape.height
+            resources.append(item)
+        return resources
 
     def _new_task_id(self) -> str:
         while True:
@@ -260,7 +304,7 @@ class Simulator:
         by_status: dict[str, int] = {"pending": 0, "processing": 0, "success": 0, "failed": 0}
         expired = 0
         for task in self.ledger.tasks.values():
-            if task.expired or now - task.created_at >= self.config.retention_seconds:
+            if self._gone(task, now):
                 expired += 1
             else:
                 by_status[task.status_at(now)] += 1

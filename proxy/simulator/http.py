@@ -19,6 +19,13 @@ DROPPED = 499
 """Status of the placeholder answer returned after the connection was reset."""
 
 
+def redacted_headers(request: web.BaseRequest) -> dict[str, str]:
+    """The request's headers for the log, the Authorization value masked."""
+    return {
+        k: ("Bearer ***" if k.lower() == "authorization" else v) for k, v in request.headers.items()
+    }
+
+
 def error(status: int, message: str, headers: dict[str, str] | None = None) -> web.Response:
     """The upstream's error envelope."""
     return web.json_response({"code": status, "message": message}, status=status, headers=headers)

@@ -1,12 +1,13 @@
 """Running the simulator as a server: in-process for tests and demos, or standalone.
 
 - ``async with running(config) as handle:`` serves on loopback (port 0 picks a free
-  port) and yields ``handle.url`` and ``handle.sim``;
+  port) and yields ``handle.url`` (the API origin), ``handle.schema_url`` (the schema
+  origin, a listener of its own) and ``handle.sim``;
 - ``await serve(config, host, port)`` serves until cancelled, then shuts down
   gracefully (stalled answers are released at once);
 - ``run(host, port, config)`` is the blocking entry point (SIGINT/SIGTERM stop it);
-- ``main(argv)`` parses ``--host --port --seed --preset fast|realistic|default``
-  (``python -m proxy.simulator`` runs it).
+- ``main(argv)`` parses the options of ``build_parser`` (``python -m proxy.simulator``
+  and ``modellix-proxy simulator`` run it).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import signal
 import sys
 import time
@@ -38,12 +40,21 @@ class RunningSimulator:
     sim: Simulator
     host: str
     port: int
+    schema_port: int
 
     @property
     def url(self) -> str:
-        """The origin to use as the upstream base URL."""
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.port}"
+        """The API origin (api.modellix.ai's role): the upstream base URL."""
+        return _origin(self.host, self.port)
+
+    @property
+    def schema_url(self) -> str:
+        """The schema origin (www.modellix.ai's role): ``/models/{slug}/api_schema``."""
+        return _origin(self.host, self.schema_port)
+
+
+def _origin(host: str, port: int) -> str:
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
 @contextlib.asynccontextmanager
@@ -52,20 +63,32 @@ async def running(
     host: str = DEFAULT_HOST,
     port: int = 0,
     *,
+    schema_port: int | None = None,
     clock: Callable[[], float] = time.time,
     sim: Simulator | None = None,
 ) -> AsyncIterator[RunningSimulator]:
-    """Serve a simulator for the duration of the block."""
+    """Serve a simulator for the duration of the block: the API and the schema origin.
+
+    ``schema_port`` ``None``: ``port + 1`` when ``port`` is given, else a free port.
+    """
     sim = sim or Simulator(config, clock)
-    runner = web.AppRunner(sim.create_app(), shutdown_timeout=SHUTDOWN_TIMEOUT, access_log=None)
-    await runner.setup()
+    if schema_port is None:
+        schema_port = port + 1 if port else 0
+    api = web.AppRunner(sim.create_app(), shutdown_timeout=SHUTDOWN_TIMEOUT, access_log=None)
+    schemas = web.AppRunner(sim.create_schema_app(), access_log=None)
+    await api.setup()
+    await schemas.setup()
     try:
-        site = web.TCPSite(runner, host, port)
-        await site.start()
-        bound = runner.addresses[0]
-        yield RunningSimulator(sim, host, int(bound[1]))
+        await web.TCPSite(api, host, port).start()
+        await web.TCPSite(schemas, host, schema_port).start()
+        yield RunningSimulator(sim, host, _bound_port(api), _bound_port(schemas))
     finally:
-        await runner.cleanup()
+        await schemas.cleanup()
+        await api.cleanup()
+
+
+def _bound_port(runner: web.AppRunner) -> int:
+    return int(runner.addresses[0][1])
 
 
 async def serve(
@@ -73,23 +96,29 @@ async def serve(
     host: str = DEFAULT_HOST,
     port: int = DEFAULT_PORT,
     *,
+    schema_port: int | None = None,
     on_ready: Callable[[RunningSimulator], None] | None = None,
 ) -> None:
     """Serve until cancelled, then shut down gracefully."""
-    async with running(config, host, port) as handle:
+    async with running(config, host, port, schema_port=schema_port) as handle:
         if on_ready is not None:
             on_ready(handle)
         await asyncio.Event().wait()
 
 
 def run(
-    host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, config: SimulatorConfig | None = None
+    host: str = DEFAULT_HOST,
+    port: int = DEFAULT_PORT,
+    config: SimulatorConfig | None = None,
+    schema_port: int | None = None,
 ) -> None:
     """Serve in the foreground until SIGINT or SIGTERM."""
-    asyncio.run(_run_until_signal(config or SimulatorConfig(), host, port))
+    asyncio.run(_run_until_signal(config or SimulatorConfig(), host, port, schema_port))
 
 
-async def _run_until_signal(config: SimulatorConfig, host: str, port: int) -> None:
+async def _run_until_signal(
+    config: SimulatorConfig, host: str, port: int, schema_port: int | None
+) -> None:
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -97,9 +126,13 @@ async def _run_until_signal(config: SimulatorConfig, host: str, port: int) -> No
             loop.add_signal_handler(signum, stop.set)
 
     def announce(handle: RunningSimulator) -> None:
-        print(f"modellix simulator listening on {handle.url}", file=sys.stderr, flush=True)
+        print(
+            f"modellix simulator listening on {handle.url} (schemas on {handle.schema_url})",
+            file=sys.stderr,
+            flush=True,
+        )
 
-    async with running(config, host, port) as handle:
+    async with running(config, host, port, schema_port=schema_port) as handle:
         announce(handle)
         await stop.wait()
 
@@ -108,20 +141,44 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     """Add the simulator's options to ``parser`` (for a CLI subcommand) or a new one."""
     parser = parser or argparse.ArgumentParser(description="Run the Modellix upstream simulator")
     parser.add_argument("--host", default=DEFAULT_HOST)
-    parser.add_argument("--port", type=int, default=DEFAULT_PORT)
+    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="the API origin's port")
+    parser.add_argument(
+        "--schema-port",
+        type=int,
+        default=None,
+        help="the schema origin's port (default: --port + 1; 0 picks a free one)",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--preset", choices=PRESETS, default="default")
+    parser.add_argument(
+        "--no-billing",
+        dest="report_billing",
+        action="store_false",
+        help="leave data.billing out of finished task answers",
+    )
+    parser.add_argument(
+        "--config-json",
+        default="{}",
+        metavar="JSON",
+        help="further SimulatorConfig fields as a JSON object (the options above win)",
+    )
     return parser
 
 
 def config_from_args(args: argparse.Namespace) -> SimulatorConfig:
     """The configuration the parsed ``build_parser`` options describe."""
-    return SimulatorConfig.preset(args.preset, seed=args.seed)
+    extra = json.loads(args.config_json)
+    if not isinstance(extra, dict):
+        raise ValueError("--config-json must be a JSON object")
+    options: dict[str, object] = {"seed": args.seed}
+    if not args.report_billing:
+        options["report_billing"] = False
+    return SimulatorConfig.preset(args.preset, **{**extra, **options})
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    run(args.host, args.port, config_from_args(args))
+    run(args.host, args.port, config_from_args(args), args.schema_port)
     return 0
 
 

@@ -20,8 +20,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from proxy.simulator.media_shape import OutputShape
+from proxy.simulator.spec import Kind
+
 Status = Literal["pending", "processing", "success", "failed"]
-RouteKind = Literal["submit", "poll", "models", "validate", "balance", "media", "other"]
+RouteKind = Literal["submit", "poll", "models", "validate", "balance", "media", "schema", "other"]
 ROUTE_KINDS: tuple[RouteKind, ...] = (
     "submit",
     "poll",
@@ -29,8 +32,10 @@ ROUTE_KINDS: tuple[RouteKind, ...] = (
     "validate",
     "balance",
     "media",
+    "schema",
     "other",
 )
+"""``schema``: the schema origin's ``api_schema`` requests (a listener of their own)."""
 _RANK: dict[Status, int] = {"pending": 0, "processing": 1, "success": 2, "failed": 2}
 
 
@@ -41,7 +46,7 @@ class Task:
     task_id: str
     slug: str
     model_id: str
-    kind: Literal["video", "image"]
+    kind: Kind
     team: str
     created_at: float
     processing_at: float
@@ -53,6 +58,7 @@ class Task:
     expired: bool = False
     billed: bool = False
     body: dict[str, Any] = field(default_factory=dict)
+    shape: OutputShape = field(default_factory=lambda: OutputShape("video", "mp4"))
     _seen: Status = "pending"
 
     def status_at(self, now: float) -> Status:
@@ -67,6 +73,10 @@ class Task:
             return self._seen
         self._seen = status
         return status
+
+    def expires_at(self, retention: float) -> float:
+        """When the task stops answering polls (404): ``retention`` after it finished."""
+        return self.done_at + retention
 
     def is_active(self, now: float) -> bool:
         """Pending or processing (counts against the concurrency limit)."""
@@ -240,7 +250,7 @@ class Ledger:
         for task in self.tasks.values():
             if task.expired:
                 continue
-            if retention is not None and now - task.created_at >= retention:
+            if retention is not None and now >= task.expires_at(retention):
                 continue
             yield task
 

@@ -15,7 +15,7 @@ from proxy.runtime import Runtime
 from proxy.simulator import Simulator, SimulatorConfig
 from proxy.state import METRICS, RUNTIME
 from proxy.telemetry.metrics import Metrics
-from tests.support import settings_for
+from tests.support import serve_simulator, settings_for
 
 ServerFactory = Callable[..., Awaitable[TestServer]]
 KEY = "Bearer sk-e2e-secret-key-123456"
@@ -28,18 +28,19 @@ class Stack:
     proxy_url: str
     runtime: Runtime
     metrics: Metrics
+    schema_url: str = ""
+    """The simulator's schema origin (``/models/{provider}/{model_id}/api_schema``)."""
 
 
 @pytest.fixture
 async def make_stack(aiohttp_server: ServerFactory) -> Callable[..., Awaitable[Stack]]:
     async def make(sim_config: SimulatorConfig | None = None, **overrides: Any) -> Stack:
         sim = Simulator(sim_config or SimulatorConfig.fast(concurrency_limit=0))
-        sim_server = await aiohttp_server(sim.create_app())
-        sim_url = str(sim_server.make_url("")).rstrip("/")
+        sim_url, schema_url = await serve_simulator(aiohttp_server, sim)
         app = create_app(settings_for(sim_url, **overrides))
         proxy_server = await aiohttp_server(app)
         proxy_url = str(proxy_server.make_url("")).rstrip("/")
-        return Stack(sim, sim_url, proxy_url, app[RUNTIME], app[METRICS])
+        return Stack(sim, sim_url, proxy_url, app[RUNTIME], app[METRICS], schema_url)
 
     return make
 

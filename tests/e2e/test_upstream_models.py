@@ -20,7 +20,7 @@ from multidict import CIMultiDictProxy
 from proxy.catalog.loader import load_catalog
 from proxy.governance.keys import new_key
 from proxy.simulator import SimulatorConfig
-from proxy.simulator.models import UNSPECIFIED
+from proxy.simulator.models import SCHEMAS, UNSPECIFIED
 from proxy.telemetry.metrics import PREFIX
 from tests.catalog.imagebytes import example_body
 from tests.e2e.conftest import KEY, Stack
@@ -38,9 +38,12 @@ def rich() -> SimulatorConfig:
 
 
 def minimal_body(slug: str) -> dict[str, Any]:
-    """A valid body: the catalog's example for a model with a spec, else just a prompt."""
+    """A valid body: the catalog's example for a model with a spec, else the upstream's own
+    published minimal example (audio models take ``text`` or ``audio_url``, not a prompt)."""
     spec = CATALOG.get(slug)
-    return example_body(spec) if spec is not None else {"prompt": "a lighthouse at dawn"}
+    if spec is not None:
+        return example_body(spec)
+    return dict(SCHEMAS[slug].examples["minimal"]["value"])
 
 
 async def upstream_slugs(stack: Stack, http: aiohttp.ClientSession) -> list[str]:

@@ -24,7 +24,7 @@ from proxy.state import RUNTIME, TRACING
 from proxy.stores.base import Store
 from proxy.telemetry.logging import configure_logging
 from proxy.telemetry.tracing import Tracing, setup_tracing
-from tests.support import settings_for
+from tests.support import serve_simulator, settings_for
 
 ServerFactory = Callable[..., Awaitable[TestServer]]
 
@@ -59,6 +59,8 @@ class LiveStack:
     sim: Simulator
     sim_url: str
     running: Running
+    schema_url: str = ""
+    """The simulator's schema origin (``/models/{provider}/{model_id}/api_schema``)."""
 
     @property
     def proxy_url(self) -> str:
@@ -101,14 +103,13 @@ async def make_live(aiohttp_server: ServerFactory) -> AsyncIterator[LiveStackFac
         sim = Simulator(sim_config or SimulatorConfig.fast(concurrency_limit=0))
         # No access log for the simulator: it stands in for the external API, whose logs
         # (query strings with keys in them included) are not the proxy's.
-        sim_server = await aiohttp_server(sim.create_app(), access_log=None)
-        sim_url = str(sim_server.make_url("")).rstrip("/")
+        sim_url, schema_url = await serve_simulator(aiohttp_server, sim, access_log=None)
         admin = {"enabled": True, "host": "127.0.0.1", "port": 0}
         settings = settings_for(sim_url, **{"admin": admin, **overrides})
         app = create_app(settings, tracing=tracing, environ=environ)
         running = await start(settings, app)
         started.append(running)
-        return LiveStack(sim, sim_url, running)
+        return LiveStack(sim, sim_url, running, schema_url)
 
     yield make
     for running in reversed(started):

@@ -11,7 +11,7 @@ SimClient = tuple[Simulator, Client]
 async def test_lifecycle_runs_in_order_and_ends_with_resources(
     sim_client: SimClient, clock: ManualClock
 ) -> None:
-    """A task is pending, then processing, then success with one video resource."""
+    """A task is pending, then processing, then success with one 1366x768 mp4 (768P, 16:9)."""
     sim, client = sim_client
     task_id = (await submit(client, {"prompt": "x"}))["data"]["task_id"]
     task = sim.tasks[task_id]
@@ -23,7 +23,15 @@ async def test_lifecycle_runs_in_order_and_ends_with_resources(
         seen.append(answer["data"]["status"])
     assert seen == ["pending", "processing", "success"]
     assert answer["data"]["result"] == {
-        "resources": [{"type": "video", "url": f"https://file.modellix.ai/sim/{task_id}.mp4"}]
+        "resources": [
+            {
+                "type": "video",
+                "url": f"https://file.modellix.ai/sim/{task_id}.mp4",
+                "format": "mp4",
+                "width": 1366,
+                "height": 768,
+            }
+        ]
     }
     assert answer["data"]["model_id"] == "minimax-hailuo-2.3-t2v"
     assert isinstance(answer["data"]["duration"], int)
@@ -73,9 +81,13 @@ async def test_unknown_task_is_404(sim_client: SimClient) -> None:
 
 
 async def test_tasks_expire_after_retention(make_client: MakeClient, clock: ManualClock) -> None:
-    """A task older than the retention period answers 404 but stays billed."""
+    """A task answers 404 once the retention period after it finished has passed, still billed."""
     sim, client = await make_client(retention_seconds=3600)
     task_id = (await submit(client, {"prompt": "x"}))["data"]["task_id"]
+    clock.now = sim.tasks[task_id].done_at
+    status, answer = await poll(client, task_id)
+    assert status == 200
+    assert answer["data"]["result_expires_at"] == round((clock.now + 3600) * 1000)
     clock.advance(3599)
     assert (await poll(client, task_id))[0] == 200
     clock.advance(1)

@@ -133,3 +133,100 @@ async def test_unknown_api_path_is_404_envelope(sim_client: SimClient) -> None:
     assert response.status == 404
     assert (await response.json())["code"] == 404
     assert sim.counters.requests["other"] == 1
+
+
+V2V = "/api/v1/bytedance/seedance-2.0-v2v"
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "message"),
+    [
+        (
+            "/api/v1/bytedance/seedance-2.0-fast-i2v",
+            {"prompt": "x", "resolution": "1080p"},
+            "Value out of range: parameter 'resolution' must be one of ['480p', '720p'], "
+            "got '1080p'",
+        ),
+        (
+            V2V,
+            {"prompt": "x", "video_urls": ["a", "b", "c", "d"]},
+            "Value out of range: parameter 'video_urls' must have between 1 and 3 items, got 4",
+        ),
+        (
+            V2V,
+            {"prompt": "x", "video_urls": ["a", 5]},
+            "Invalid format: parameter 'video_urls[1]' must be a string, got 5",
+        ),
+        (V2V, {"video_urls": ["a"]}, "Invalid parameters: parameter 'prompt' is required"),
+        (
+            V2V,
+            {"prompt": "x", "video_urls": []},
+            "Invalid parameters: parameter 'video_urls' is required",
+        ),
+        (
+            HAILUO,
+            {"prompt": "x" * 2001},
+            "Value out of range: parameter 'prompt' must be between 1 and 2000 characters long, "
+            "got 2001",
+        ),
+        (HAILUO, {"prompt": None}, "Invalid parameters: parameter 'prompt' is required"),
+        (
+            HAILUO,
+            {"prompt": "x", "prompt_optimizer": "yes"},
+            "Invalid format: parameter 'prompt_optimizer' must be a boolean, got 'yes'",
+        ),
+        (
+            "/api/v1/kling/kling-v3-t2v",
+            {"prompt": "x", "cfg_scale": 1.5},
+            "Value out of range: parameter 'cfg_scale' must be between 0 and 1, got 1.5",
+        ),
+        (
+            "/api/v1/bytedance/seedance-2.0-t2v",
+            {"prompt": "x", "execution_expires_after": 60},
+            "Value out of range: parameter 'execution_expires_after' must be between 3600 and "
+            "259200, got 60",
+        ),
+        (
+            "/api/v1/alibaba/wan2.7-i2v",
+            {"first_frame": "ftp://x/y.png"},
+            "Invalid format: parameter 'first_frame' must match '^(https?://|oss://|data:image/)', "
+            "got 'ftp://x/y.png'",
+        ),
+        (
+            "/api/v1/bytedance/seedance-2.0-t2v",
+            {"prompt": "x", "fps": 30},
+            "Value out of range: parameter 'fps' must be one of [24], got 30",
+        ),
+        (
+            "/api/v1/openai/whisper-1",
+            {"audio_url": "https://x/a.mp3", "temperature": "hot"},
+            "Invalid format: parameter 'temperature' must be a number, got 'hot'",
+        ),
+    ],
+)
+async def test_published_schema_is_enforced(
+    sim_client: SimClient, path: str, body: dict[str, object], message: str
+) -> None:
+    """The submit check follows the published schema, answering the upstream's categories."""
+    sim, client = sim_client
+    response = await client.post(path, json=body)
+    assert response.status == 400
+    assert await response.json() == {"code": 400, "message": message}
+    assert sim.counters.tasks_created == 0
+
+
+async def test_unknown_fields_are_ignored(sim_client: SimClient) -> None:
+    """Fields the schema does not name are accepted, as a lenient upstream does."""
+    sim, client = sim_client
+    body = {"prompt": "x", "whatever": {"deep": [1, 2]}, "fps": "nope"}
+    await submit(client, body)
+    assert sim.counters.tasks_created == 1
+
+
+async def test_deeply_nested_body_is_refused_cleanly(sim_client: SimClient) -> None:
+    """A body nested beyond the JSON parser's depth answers 400, never 500."""
+    _, client = sim_client
+    raw = b'{"prompt": "x", "a": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    response = await client.post(HAILUO, data=raw, headers={"Content-Type": "application/json"})
+    assert response.status == 400
+    assert await response.json() == {"code": 400, "message": "Invalid format: invalid JSON format"}
