@@ -12,6 +12,7 @@ from structlog.testing import capture_logs
 from proxy.stores.records import JobStatus
 from tests.e2e.conftest import Stack
 from tests.e2e.test_client_flow import HAILUO
+from tests.support import wait_for
 
 FAST_WATCHER = {
     "watcher": {
@@ -47,7 +48,13 @@ async def test_unpolled_jobs_reach_terminal_and_are_settled_once(
             async with http.post(f"{stack.proxy_url}/api/v1/minimax/hailuo", json=body) as resp:
                 ids.append((await resp.json())["data"]["task_id"])
         await _until_terminal(stack, ids)
-    terminal = [entry for entry in logs if entry["event"] == "job.terminal"]
+
+        def terminal_lines() -> list[Any]:
+            return [entry for entry in logs if entry["event"] == "job.terminal"]
+
+        # The line follows the commit that made the job terminal: wait for it, not the row.
+        await wait_for(lambda: len(terminal_lines()) >= len(ids), within=30)
+    terminal = terminal_lines()
     assert sorted(entry["task_id"] for entry in terminal) == sorted(ids)
     line = next(entry for entry in terminal if entry["status"] == "success")
     for field in (
