@@ -1,8 +1,11 @@
 """The simulated upstream's behaviour, without HTTP: accounts, tasks, money, media.
 
-``Simulator`` is the object tests hold. Its HTTP face is built by
-``Simulator.create_app()`` (see ``proxy.simulator.app``); everything else here is
-plain methods a test can call with a controllable clock.
+``Simulator`` is the object tests hold. Its HTTP faces are built by
+``Simulator.create_app()`` (the API origin, ``proxy.simulator.app``) and
+``Simulator.create_schema_app()`` (the schema origin, ``proxy.simulator.schema_app``);
+everything else here is plain methods a test can call with a controllable clock.
+What is published and charged per model lives in ``Simulator.listing``
+(``proxy.simulator.listing``), team limits in ``proxy.simulator.limits``.
 """
 
 from __future__ import annotations
@@ -16,12 +19,13 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
+from proxy.simulator.answers import task_answer
 from proxy.simulator.config import SimulatorConfig
 from proxy.simulator.faults import OUTCOME_FAULTS, FaultPlan
 from proxy.simulator.limits import RateWindows, TeamLimits, WindowState, team_limits
 from proxy.simulator.listing import Listing
 from proxy.simulator.media_shape import output_shape
-from proxy.simulator.pricing import MICROS_PER_USD, amount_text, output_count
+from proxy.simulator.pricing import MICROS_PER_USD, output_count
 from proxy.simulator.spec import ModelSpec
 from proxy.simulator.state import (
     BillingRecord,
@@ -311,46 +315,14 @@ class Simulator:
         return task.expired or now >= task.expires_at(self.config.retention_seconds)
 
     def task_payload(self, task: Task) -> dict[str, Any]:
-        """The poll answer for a task at the current time.
-
-        A finished task carries ``billing`` (``{"status": "succeeded", "amount":
-        "0.2400"}``: exactly what was billed) when it was charged and
-        ``report_billing`` is on; a success also carries its resources, ``duration``
-        (generation time, ms) and ``result_expires_at`` (epoch ms).
-        """
-        status = task.status_at(self.clock())
-        data: dict[str, Any]
-        if status in ("failed", "cancelled"):
-            data = {"status": status, "task_id": task.task_id}
-            self._add_billing(task, data)
-            return {"code": 0, "message": task.failure_message, "data": data}
-        data = {"status": status, "task_id": task.task_id, "model_id": task.model_id}
-        if status == "success":
-            data["result"] = {"resources": self._resources(task)}
-            data["duration"] = round((task.done_at - task.created_at) * 1000)
-            expires = task.expires_at(self.config.retention_seconds)
-            data["result_expires_at"] = round(expires * 1000)
-            self._add_billing(task, data)
-        return {"code": 0, "message": "success", "data": data}
-
-    def _add_billing(self, task: Task, data: dict[str, Any]) -> None:
-        if self.report_billing and task.billed:
-            data["billing"] = {"status": "succeeded", "amount": amount_text(task.cost_micros)}
-
-    def _resources(self, task: Task) -> list[dict[str, Any]]:
-        base = f"{self.config.file_origin}/sim/{task.task_id}"
-        shape = task.shape
-        ext = "jpg" if shape.format == "jpeg" else shape.format
-        names = [f"{base}.{ext}"]
-        if task.kind == "image":
-            names = [f"{base}-{i}.{ext}" for i in range(task.outputs)]
-        resources: list[dict[str, Any]] = []
-        for url in names:
-            item: dict[str, Any] = {"type": shape.type, "url": url, "format": shape.format}
-            if shape.width is not None and shape.height is not None:
-                item["width"], item["height"] = shape.width, shape.height
-            resources.append(item)
-        return resources
+        """The poll answer for a task at the current time (``proxy.simulator.answers``)."""
+        return task_answer(
+            task,
+            self.clock(),
+            retention=self.config.retention_seconds,
+            file_origin=self.config.file_origin,
+            report_billing=self.report_billing,
+        )
 
     def _new_task_id(self) -> str:
         while True:

@@ -34,6 +34,8 @@ if TYPE_CHECKING:
     from proxy.simulator.config import SchemaChange, SimulatorConfig
 
 Price = Decimal | dict[str, Decimal]
+MAX_PRICE = Decimal(10_000)
+"""USD per unit; far above any real price, and small enough for exact cost arithmetic."""
 
 
 class NotServed(KeyError):
@@ -56,8 +58,8 @@ def _amount(value: Any) -> Decimal:
         price = Decimal(str(value))
     except InvalidOperation:
         raise ValueError(f"a price must be a number, got {value!r}") from None
-    if not price.is_finite() or price < 0:
-        raise ValueError(f"a price must be a finite number >= 0, got {value!r}")
+    if not price.is_finite() or not 0 <= price <= MAX_PRICE:
+        raise ValueError(f"a price must be a number from 0 to {MAX_PRICE}, got {value!r}")
     return price
 
 

@@ -115,6 +115,9 @@ async def test_auto_tier_rises_with_a_top_up(make_client: MakeClient) -> None:
     assert sim.balance_usd() == Decimal(105)
     state = await (await client.get("/_sim/state")).json()
     assert state["limits"]["default"]["tier"] == 1
+    for bad in ({"usd": -1}, {"usd": "lots"}, {"team": "default"}, {"usd": "NaN"}):
+        assert (await client.post("/_sim/topup", json=bad)).status == 400, bad
+    assert sim.balance_usd() == Decimal(105)
 
 
 async def test_explicit_limits_override_the_tier(make_client: MakeClient) -> None:

@@ -87,7 +87,15 @@ async def test_price_control_refusals(sim_client: SimClient) -> None:
     unknown = await client.post("/_sim/prices", json={"slug": "acme/x", "price": 1})
     assert unknown.status == 404
     assert (await unknown.json())["message"].startswith("Model not found: ")
-    for bad in ({"slug": KLING}, {"slug": KLING, "price": -1}, {"slug": KLING, "price": "x"}, {}):
+    for bad in (
+        {"slug": KLING},
+        {"slug": KLING, "price": -1},
+        {"slug": KLING, "price": "x"},
+        {"slug": KLING, "price": "1e999999"},
+        {"slug": KLING, "price": {}},
+        {"slug": KLING, "price": {"720p": [1]}},
+        {},
+    ):
         assert (await client.post("/_sim/prices", json=bad)).status == 400, bad
 
 
