@@ -125,9 +125,10 @@ async def serve(
     try:
         await web.TCPSite(runner, host, port).start()
         await web.TCPSite(schemas, host, schema_port).start()
-        bound = schemas.addresses[0][1]
+        api_port, schema_bound = runner.addresses[0][1], schemas.addresses[0][1]
         print(
-            f"bench upstream listening on http://{host}:{port} (schemas on http://{host}:{bound})",
+            f"bench upstream listening on http://{host}:{api_port} "
+            f"(schemas on http://{host}:{schema_bound})",
             file=sys.stderr,
             flush=True,
         )

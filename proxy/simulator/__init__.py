@@ -1,10 +1,13 @@
 """A faithful, deterministic stand-in for api.modellix.ai (demo, tests, benchmarks).
 
     sim = Simulator(SimulatorConfig.fast(), clock=ManualClock())
-    app = sim.create_app()            # or: async with running(config) as handle: ...
+    app = sim.create_app()            # the API origin; sim.create_schema_app(): the schemas
+    # or: async with running(config) as handle: handle.url, handle.schema_url, handle.sim
 
-See ``proxy.simulator.app`` for the routes, ``proxy.simulator.faults`` for fault
-injection and ``proxy.simulator.control`` for the simulator-only ``/_sim`` endpoints.
+See ``docs/simulator.md``; ``proxy.simulator.app`` for the routes,
+``proxy.simulator.schema_app`` for the api_schema documents, ``proxy.simulator.faults``
+for fault injection and ``proxy.simulator.control`` for the simulator-only ``/_sim``
+endpoints.
 """
 
 from proxy.simulator.clock import ManualClock

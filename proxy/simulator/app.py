@@ -3,7 +3,9 @@
 Every ``/api/v1`` route needs ``Authorization: Bearer <key>`` (except
 ``apikey/validate``, which answers ``is_valid: false`` instead of 401), answers
 ``application/json`` and refuses in the upstream envelope
-``{"code": <status>, "message": "<Category>: <detail>"}``.
+``{"code": <status>, "message": "<Category>: <detail>"}``. With a requests-per-minute
+limit in force (``proxy.simulator.limits``) every answer to a team carries
+``X-RateLimit-Limit``/``-Remaining``/``-Reset``, and a request over it is 429.
 
 Task payloads: pending/processing/success answer ``code 0`` and ``message
 "success"``; a failed task answers ``{"code": 0, "message": "<Category>:
@@ -50,6 +52,7 @@ from proxy.simulator.http import (
     redacted_headers,
     reset_connection,
 )
+from proxy.simulator.limits import WindowState
 from proxy.simulator.state import ROUTE_KINDS, RequestRecord, RouteKind
 
 TYPED_PREFIXES = frozenset({"text-to-image", "text-to-video", "image-to-image", "image-to-video"})
@@ -117,9 +120,12 @@ async def _answer(
 ) -> web.StreamResponse:
     fault: str | None = None
     early: web.StreamResponse | None = None
+    window: WindowState | None = None
     try:
         if kind != "validate":
-            request[TEAM] = sim.authenticate(request.headers.get("Authorization"))
+            request[TEAM] = team = sim.authenticate(request.headers.get("Authorization"))
+            kling = kind == "submit" and request.match_info.get("provider", "").lower() == "kling"
+            window = sim.take_request(team, kling)
         body = await _json_body(request) if kind == "submit" else None
         request[BODY] = body
         fault = sim.faults.choose(kind, request.headers.get(FAULT_HEADER), body)
@@ -133,6 +139,8 @@ async def _answer(
         response = error(exc.status, exc.message, dict(exc.headers or {}))
     except web.HTTPException as exc:
         response = error(exc.status, f"{exc.reason}: {request.method} {request.path}")
+    if window is not None and "X-RateLimit-Reset" not in response.headers:
+        response.headers.update(window.headers())
     if fault in ("reset_after_create", "stall", "malformed") and response.status == 200:
         response = await _late_fault(request, fault, sim, response)
     record.status = None if response.status == DROPPED else response.status

@@ -92,9 +92,8 @@ def message(error: ValidationError) -> str:
                 f"Value out of range: parameter '{name}' must be "
                 f"{_range_text(low, high, '(exclusive)')}, got {_show(value)}"
             )
-        return (
-            f"Value out of range: parameter '{name}' must be {_range_text(low, high)}, got {value}"
-        )
+        bounds = _range_text(low, high)
+        return f"Value out of range: parameter '{name}' must be {bounds}, got {_show(value)}"
     if keyword in ("minLength", "maxLength"):
         low, high = _bounds(schema, "minLength", "maxLength")
         return (

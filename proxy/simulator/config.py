@@ -8,9 +8,11 @@ keys, fault rates and prices. Nothing reads the environment.
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Any, Self
+from typing import Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from proxy.simulator.limits import DEFAULT_TIERS, Tier
 
 Rate = float
 UnitPrice = Decimal | dict[str, Decimal]
@@ -49,6 +51,16 @@ class SimulatorConfig(BaseModel):
     """How long a finished task can be queried (then 404); ``result_expires_at`` is its end."""
     concurrency_limit: int = Field(default=3, ge=0)
     """Team-wide cap on pending + processing tasks; 0 means unlimited."""
+    rpm_limit: int = Field(default=0, ge=0)
+    """Team-wide API requests per minute; 0 means unlimited (and no X-RateLimit headers)."""
+    kling_rpm_limit: int | None = Field(default=None, ge=0)
+    """Kling submits per minute and team; ``None``: 100 under a tier, else unlimited."""
+    tier: Literal["auto"] | int | None = None
+    """Limits by funding tier (``proxy.simulator.limits``): ``None`` (fixed limits above),
+    ``"auto"`` (by each team's top-ups) or a tier index."""
+    tiers: tuple[Tier, ...] = DEFAULT_TIERS
+    topups_usd: dict[str, Decimal] = Field(default_factory=dict)
+    """Total top-ups per team (for ``tier: auto``); a team not named: ``initial_balance_usd``."""
     initial_balance_usd: Decimal = Field(default=Decimal(100), ge=0)
     api_keys: dict[str, str] | None = None
     """Key -> team name. ``None``: any non-empty Bearer token is valid, team ``default``."""
@@ -62,6 +74,7 @@ class SimulatorConfig(BaseModel):
     rate_malformed: Rate = Field(default=0.0, ge=0, le=1)
     rate_task_failed: Rate = Field(default=0.0, ge=0, le=1)
     rate_content_policy: Rate = Field(default=0.0, ge=0, le=1)
+    rate_task_cancelled: Rate = Field(default=0.0, ge=0, le=1)
     stall_seconds: float = Field(default=30.0, ge=0)
 
     task_id_prefix: str = "task-"
@@ -75,7 +88,12 @@ class SimulatorConfig(BaseModel):
     """``data.billing`` in finished task answers (third-party documented: a proxy must cope
     without it)."""
     bill_failed: bool = False
-    max_upload_bytes: int = Field(default=20 * MIB, gt=0)
+    max_upload_bytes: int = Field(default=16 * MIB, gt=0)
+    max_files_per_team: int = Field(default=10, ge=0)
+    """Files a team keeps at once (0: unlimited); deleting one frees its place."""
+    max_concurrent_uploads: int = Field(default=2, ge=0)
+    """Uploads in flight per team (0: unlimited); one more answers 429."""
+    file_retention_seconds: float = Field(default=7 * DAY, gt=0)
     file_origin: str = "https://file.modellix.ai"
 
     @model_validator(mode="after")
@@ -94,8 +112,17 @@ class SimulatorConfig(BaseModel):
         )
         if request_faults > 1:
             raise ValueError("the request fault rates must sum to at most 1")
-        if self.rate_task_failed + self.rate_content_policy > 1:
-            raise ValueError("rate_task_failed + rate_content_policy must be at most 1")
+        if self.rate_task_failed + self.rate_content_policy + self.rate_task_cancelled > 1:
+            raise ValueError(
+                "rate_task_failed + rate_content_policy + rate_task_cancelled must be at most 1"
+            )
+        if not self.tiers or self.tiers[0].min_topup_usd != 0:
+            raise ValueError("tiers must start with a tier from $0")
+        thresholds = [t.min_topup_usd for t in self.tiers]
+        if thresholds != sorted(set(thresholds)):
+            raise ValueError("tiers must have increasing min_topup_usd")
+        if isinstance(self.tier, int) and not 0 <= self.tier < len(self.tiers):
+            raise ValueError(f"tier must be 'auto' or 0..{len(self.tiers) - 1}")
         from proxy.simulator.models import MODELS  # deferred: the table loads data files
 
         for field in ("prices", "listed_prices", "schema_changes"):

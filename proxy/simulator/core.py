@@ -1,8 +1,11 @@
 """The simulated upstream's behaviour, without HTTP: accounts, tasks, money, media.
 
-``Simulator`` is the object tests hold. Its HTTP face is built by
-``Simulator.create_app()`` (see ``proxy.simulator.app``); everything else here is
-plain methods a test can call with a controllable clock.
+``Simulator`` is the object tests hold. Its HTTP faces are built by
+``Simulator.create_app()`` (the API origin, ``proxy.simulator.app``) and
+``Simulator.create_schema_app()`` (the schema origin, ``proxy.simulator.schema_app``);
+everything else here is plain methods a test can call with a controllable clock.
+What is published and charged per model lives in ``Simulator.listing``
+(``proxy.simulator.listing``), team limits in ``proxy.simulator.limits``.
 """
 
 from __future__ import annotations
@@ -10,22 +13,26 @@ from __future__ import annotations
 import asyncio
 import random
 import time
+from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
+from proxy.simulator.answers import task_answer
 from proxy.simulator.config import SimulatorConfig
-from proxy.simulator.faults import FaultPlan
+from proxy.simulator.faults import OUTCOME_FAULTS, FaultPlan
+from proxy.simulator.limits import RateWindows, TeamLimits, WindowState, team_limits
 from proxy.simulator.listing import Listing
 from proxy.simulator.media_shape import output_shape
-from proxy.simulator.pricing import MICROS_PER_USD, amount_text, output_count
+from proxy.simulator.pricing import MICROS_PER_USD, output_count
 from proxy.simulator.spec import ModelSpec
 from proxy.simulator.state import (
     BillingRecord,
     Counters,
     Ledger,
     MediaFile,
+    Outcome,
     RequestRecord,
     RouteKind,
     Status,
@@ -40,6 +47,7 @@ TASK_FAILED_MESSAGE = "Generation failed: the upstream provider could not genera
 CONTENT_POLICY_MESSAGE = (
     "Content policy violation: the prompt or input media was flagged by the safety filter"
 )
+CANCELLED_MESSAGE = "Task cancelled: the task was cancelled before it finished"
 
 
 @dataclass(slots=True)
@@ -72,7 +80,12 @@ class Simulator:
         self.counters = Counters()
         self.request_log: list[RequestRecord] = []
         self.media: dict[str, MediaFile] = {}
+        self.uploads_in_flight: Counter[str] = Counter()
         self.listing = Listing(self.config)
+        self.windows = RateWindows()
+        self.report_billing = self.config.report_billing
+        """Live switch: ``data.billing`` in task answers (``POST /_sim/switches``)."""
+        self._topups: dict[str, Decimal] = dict(self.config.topups_usd)
         self._ids = random.Random(f"{self.config.seed}:ids")
 
     # -- HTTP face -------------------------------------------------------------------------
@@ -184,13 +197,56 @@ class Simulator:
             raise UpstreamError(401, "Authentication failed: invalid or expired API key")
         return team
 
+    # -- teams: limits and money ------------------------------------------------------------
+
+    def topups_usd(self, team: str) -> Decimal:
+        """``team``'s total top-ups (its funding tier's measure)."""
+        return self._topups.get(team, self.config.initial_balance_usd)
+
+    def limits(self, team: str) -> TeamLimits:
+        """``team``'s concurrency and request limits now (``proxy.simulator.limits``)."""
+        return team_limits(self.config, self.topups_usd(team))
+
+    def top_up(self, team: str, usd: Decimal) -> None:
+        """Add ``usd`` to ``team``'s balance and top-ups (which may raise its tier)."""
+        if not usd.is_finite() or usd <= 0:
+            raise ValueError("a top-up must be a positive amount")
+        self._topups[team] = self.topups_usd(team) + usd
+        self.ledger.credit(team, int(usd * MICROS_PER_USD))
+
+    def take_request(self, team: str, kling: bool = False) -> WindowState | None:
+        """Use one of ``team``'s requests this minute (and one of its Kling requests).
+
+        The state to report in ``X-RateLimit-*`` (``None`` when no limit is in force),
+        or ``UpstreamError`` 429 when the window is used up.
+        """
+        limits = self.limits(team)
+        now = self.clock()
+        shown: WindowState | None = None
+        for key, limit, what in (
+            (team, limits.rpm, f"{limits.rpm} requests per minute"),
+            (f"{team}\0kling", limits.kling_rpm if kling else 0, "Kling endpoints allow "
+             f"{limits.kling_rpm} requests per minute"),
+        ):  # fmt: skip
+            if not limit:
+                continue
+            state = self.windows.take(key, limit, now)
+            if not state.allowed:
+                self.counters.rate_limit_refusals += 1
+                raise UpstreamError(429, f"Rate limit exceeded: {what}", state.headers())
+            if shown is None or state.remaining < shown.remaining:
+                shown = state
+        return shown
+
+    # -- tasks ------------------------------------------------------------------------------
+
     def create_task(
         self, team: str, spec: ModelSpec, body: Mapping[str, Any], fault: str | None = None
     ) -> Task:
         """Accept a task, or refuse it 429 (concurrency) / 402 (balance)."""
         now = self.clock()
         self.settle()
-        limit = self.config.concurrency_limit
+        limit = self.limits(team).concurrency
         if limit and self.ledger.active(team, now) >= limit:
             self.counters.concurrency_refusals += 1
             raise UpstreamError(
@@ -208,7 +264,7 @@ class Simulator:
                 f"Insufficient balance: available ${_usd(available)} is below "
                 f"the task cost ${_usd(cost)}",
             )
-        outcome_fault = fault if fault in ("task_failed", "content_policy") else None
+        outcome_fault = fault if fault in OUTCOME_FAULTS else None
         outcome_fault = outcome_fault or self.faults.draw_outcome()
         processing_at = now + self.config.pending_seconds
         task = Task(
@@ -220,12 +276,10 @@ class Simulator:
             created_at=now,
             processing_at=processing_at,
             done_at=processing_at + self.faults.processing_seconds(),
-            outcome="failed" if outcome_fault else "success",
+            outcome=_OUTCOMES.get(outcome_fault or "", "success"),
             cost_micros=cost,
             outputs=output_count(spec, body, defaults),
-            failure_message=(
-                CONTENT_POLICY_MESSAGE if outcome_fault == "content_policy" else TASK_FAILED_MESSAGE
-            ),
+            failure_message=_MESSAGES.get(outcome_fault or "", TASK_FAILED_MESSAGE),
             body=dict(body),
             shape=output_shape(spec, body, defaults),
         )
@@ -243,50 +297,32 @@ class Simulator:
             raise UpstreamError(404, f"Task not found: {task_id}")
         return task
 
+    def cancel(self, task_id: str) -> Task:
+        """End a pending or processing task now as ``cancelled`` (never billed).
+
+        ``UpstreamError`` 404 for an unknown task, 409 for one already finished.
+        """
+        task = self.lookup(task_id)
+        now = self.clock()
+        if not task.is_active(now):
+            raise UpstreamError(409, f"Conflict: task {task_id} is already {task.status_at(now)}")
+        self.ledger.cancel(task, now)
+        task.failure_message = CANCELLED_MESSAGE
+        self.touch()
+        return task
+
     def _gone(self, task: Task, now: float) -> bool:
         return task.expired or now >= task.expires_at(self.config.retention_seconds)
 
     def task_payload(self, task: Task) -> dict[str, Any]:
-        """The poll answer for a task at the current time.
-
-        A finished task carries ``billing`` (``{"status": "succeeded", "amount":
-        "0.2400"}``: exactly what was billed) when it was charged and
-        ``report_billing`` is on; a success also carries its resources, ``duration``
-        (generation time, ms) and ``result_expires_at`` (epoch ms).
-        """
-        status = task.status_at(self.clock())
-        data: dict[str, Any]
-        if status == "failed":
-            data = {"status": "failed", "task_id": task.task_id}
-            self._add_billing(task, data)
-            return {"code": 0, "message": task.failure_message, "data": data}
-        data = {"status": status, "task_id": task.task_id, "model_id": task.model_id}
-        if status == "success":
-            data["result"] = {"resources": self._resources(task)}
-            data["duration"] = round((task.done_at - task.created_at) * 1000)
-            expires = task.expires_at(self.config.retention_seconds)
-            data["result_expires_at"] = round(expires * 1000)
-            self._add_billing(task, data)
-        return {"code": 0, "message": "success", "data": data}
-
-    def _add_billing(self, task: Task, data: dict[str, Any]) -> None:
-        if self.config.report_billing and task.billed:
-            data["billing"] = {"status": "succeeded", "amount": amount_text(task.cost_micros)}
-
-    def _resources(self, task: Task) -> list[dict[str, Any]]:
-        base = f"{self.config.file_origin}/sim/{task.task_id}"
-        shape = task.shape
-        ext = "jpg" if shape.format == "jpeg" else shape.format
-        names = [f"{base}.{ext}"]
-        if task.kind == "image":
-            names = [f"{base}-{i}.{ext}" for i in range(task.outputs)]
-        resources: list[dict[str, Any]] = []
-        for url in names:
-            item: dict[str, Any] = {"type": shape.type, "url": url, "format": shape.format}
-            if shape.width is not None and shape.height is not None:
-                item["width"], item["height"] = shape.width, shape.height
-            resources.append(item)
-        return resources
+        """The poll answer for a task at the current time (``proxy.simulator.answers``)."""
+        return task_answer(
+            task,
+            self.clock(),
+            retention=self.config.retention_seconds,
+            file_origin=self.config.file_origin,
+            report_billing=self.report_billing,
+        )
 
     def _new_task_id(self) -> str:
         while True:
@@ -301,7 +337,7 @@ class Simulator:
         """Counters, money and task counts, as ``GET /_sim/state`` shows them."""
         self.settle()
         now = self.clock()
-        by_status: dict[str, int] = {"pending": 0, "processing": 0, "success": 0, "failed": 0}
+        by_status = dict.fromkeys(("pending", "processing", "success", "failed", "cancelled"), 0)
         expired = 0
         for task in self.ledger.tasks.values():
             if self._gone(task, now):
@@ -316,11 +352,21 @@ class Simulator:
             "billed_total_micros": self.ledger.billed_micros(),
             "billing_records": len(self.ledger.records),
             "max_active": {team: self.ledger.max_active(team) for team in sorted(teams)},
+            "limits": {team: self.limits(team).as_json() for team in sorted(teams)},
+            "report_billing": self.report_billing,
             "tasks": {**by_status, "expired": expired, "total": len(self.ledger.tasks)},
             "faults_queued": [i.as_json() for i in self.faults.queue],
             "media_files": len(self.media),
             "time": now,
         }
+
+
+_OUTCOMES: dict[str, Outcome] = {
+    "task_failed": "failed",
+    "content_policy": "failed",
+    "task_cancelled": "cancelled",
+}
+_MESSAGES = {"content_policy": CONTENT_POLICY_MESSAGE, "task_cancelled": CANCELLED_MESSAGE}
 
 
 def rate_limit_headers(now: float) -> dict[str, str]:

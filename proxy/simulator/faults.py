@@ -21,6 +21,7 @@ Faults:
 ``malformed``              200 with a body that is not JSON (submit: task created first)
 ``task_failed``            the task ends ``failed`` (submit only)
 ``content_policy``         the task ends ``failed``, message ``Content policy violation: ...``
+``task_cancelled``         the task ends ``cancelled`` (never billed)
 ``content_policy_submit``  the submit is refused 400 ``Content policy violation: ...``
 =========================  ===================================================
 
@@ -51,11 +52,16 @@ FaultName = Literal[
     "task_failed",
     "content_policy",
     "content_policy_submit",
+    "task_cancelled",
 ]
 FAULT_NAMES: frozenset[str] = frozenset(get_args(FaultName))
 FaultRoute = Literal["submit", "poll", "any"] | RouteKind
 FAULT_HEADER = "X-Simulator-Fault"
-TASK_FAULTS: frozenset[str] = frozenset({"task_failed", "content_policy", "content_policy_submit"})
+TASK_FAULTS: frozenset[str] = frozenset(
+    {"task_failed", "content_policy", "content_policy_submit", "task_cancelled"}
+)
+OUTCOME_FAULTS: frozenset[str] = frozenset({"task_failed", "content_policy", "task_cancelled"})
+"""The faults that decide how an accepted task ends."""
 _MARKER = re.compile(r"\[sim:([a-z0-9_]+)\]")
 
 
@@ -154,9 +160,13 @@ class FaultPlan:
         return _pick(self._rng.random(), bands)
 
     def draw_outcome(self) -> str | None:
-        """``task_failed``, ``content_policy`` or ``None`` for a new task, by rate."""
+        """``task_failed``, ``content_policy``, ``task_cancelled`` or ``None``, by rate."""
         c = self._config
-        bands = [("task_failed", c.rate_task_failed), ("content_policy", c.rate_content_policy)]
+        bands = [
+            ("task_failed", c.rate_task_failed),
+            ("content_policy", c.rate_content_policy),
+            ("task_cancelled", c.rate_task_cancelled),
+        ]
         return _pick(self._outcomes.random(), bands)
 
     def processing_seconds(self) -> float:

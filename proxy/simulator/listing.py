@@ -9,7 +9,7 @@ mid-run (``Simulator.listing`` or the ``/_sim`` control API):
   figure, a stale list; ``set_listed_price`` changes only the display;
 - ``change_schema(slug, properties=..., remove=..., required=...)``: the published
   request schema changes (a field added, an enum narrowed, ...) and the submit check
-  follows it at once; ``restore_schema`` publishes the table's schema again.
+  follows it at once; ``restore(slug)`` goes back to the start (table and configuration).
 
 A task's cost is fixed when it is accepted: a later price change does not touch it.
 """
@@ -34,6 +34,12 @@ if TYPE_CHECKING:
     from proxy.simulator.config import SchemaChange, SimulatorConfig
 
 Price = Decimal | dict[str, Decimal]
+MAX_PRICE = Decimal(10_000)
+"""USD per unit; far above any real price, and small enough for exact cost arithmetic."""
+
+
+class NotServed(KeyError):
+    """The simulator serves no such model."""
 
 
 def parse_price(value: Any) -> Price:
@@ -52,8 +58,8 @@ def _amount(value: Any) -> Decimal:
         price = Decimal(str(value))
     except InvalidOperation:
         raise ValueError(f"a price must be a number, got {value!r}") from None
-    if not price.is_finite() or price < 0:
-        raise ValueError(f"a price must be a finite number >= 0, got {value!r}")
+    if not price.is_finite() or not 0 <= price <= MAX_PRICE:
+        raise ValueError(f"a price must be a number from 0 to {MAX_PRICE}, got {value!r}")
     return price
 
 
@@ -68,6 +74,8 @@ class Offer:
     listed: Price | None = None
     """The display price when it differs from ``price`` (a stale or early list)."""
     _validator: Draft202012Validator | None = field(default=None, repr=False)
+    _start: tuple[dict[str, Any], Price, Price | None] | None = field(default=None, repr=False)
+    """Schema, price and listed price at start (table and configuration)."""
 
     @property
     def defaults(self) -> dict[str, Any]:
@@ -116,12 +124,14 @@ class Listing:
             self.get(slug).listed = parse_price(value)
         for slug, change in config.schema_changes.items():
             self.apply(slug, change)
+        for offer in self.offers.values():
+            offer._start = (copy.deepcopy(offer.schema), offer.price, offer.listed)
 
     def get(self, slug: str) -> Offer:
         """The offer of ``slug`` (case-insensitive); ``KeyError`` for a model not served."""
         offer = self.offers.get(slug.lower())
         if offer is None:
-            raise KeyError(f"the simulator serves no model {slug!r}")
+            raise NotServed(f"the simulator serves no model {slug!r}")
         return offer
 
     def find(self, provider: str, model: str) -> Offer | None:
@@ -188,9 +198,11 @@ class Listing:
             slug, properties=change.properties, remove=change.remove, required=change.required
         )
 
-    def restore_schema(self, slug: str) -> Offer:
-        """Publish the table's schema for ``slug`` again."""
+    def restore(self, slug: str) -> Offer:
+        """Publish and charge for ``slug`` what was published and charged at start."""
         offer = self.get(slug)
-        offer.schema = copy.deepcopy(dict(SCHEMAS[offer.spec.slug].schema))
+        assert offer._start is not None
+        schema, offer.price, offer.listed = offer._start
+        offer.schema = copy.deepcopy(schema)
         offer._validator = None
         return offer

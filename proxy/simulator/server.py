@@ -151,6 +151,22 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--preset", choices=PRESETS, default="default")
     parser.add_argument(
+        "--tier",
+        type=_tier,
+        default=None,
+        help="limits by funding tier: auto (by each team's top-ups) or a tier index "
+        "(default: fixed limits)",
+    )
+    parser.add_argument(
+        "--concurrency", type=int, default=None, help="tasks a team runs at once (0: unlimited)"
+    )
+    parser.add_argument(
+        "--rpm", type=int, default=None, help="API requests per minute and team (0: unlimited)"
+    )
+    parser.add_argument(
+        "--kling-rpm", type=int, default=None, help="Kling submits per minute and team"
+    )
+    parser.add_argument(
         "--no-billing",
         dest="report_billing",
         action="store_false",
@@ -165,6 +181,15 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     return parser
 
 
+def _tier(text: str) -> str | int:
+    if text == "auto":
+        return text
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError("a tier is 'auto' or a tier index") from None
+
+
 def config_from_args(args: argparse.Namespace) -> SimulatorConfig:
     """The configuration the parsed ``build_parser`` options describe."""
     extra = json.loads(args.config_json)
@@ -173,6 +198,14 @@ def config_from_args(args: argparse.Namespace) -> SimulatorConfig:
     options: dict[str, object] = {"seed": args.seed}
     if not args.report_billing:
         options["report_billing"] = False
+    for option, field in (
+        ("tier", "tier"),
+        ("concurrency", "concurrency_limit"),
+        ("rpm", "rpm_limit"),
+        ("kling_rpm", "kling_rpm_limit"),
+    ):
+        if getattr(args, option) is not None:
+            options[field] = getattr(args, option)
     return SimulatorConfig.preset(args.preset, **{**extra, **options})
 
 

@@ -2,13 +2,15 @@
 
 Every status is computed lazily from the injected clock, so nothing runs in the
 background. A task is created with its whole future fixed (when it starts
-processing, when it ends, whether it ends ``success`` or ``failed``); asking at a
-later time only reveals more of it. Statuses move one way, even if a test clock
+processing, when it ends, whether it ends ``success``, ``failed`` or ``cancelled``);
+asking at a later time only reveals more of it (``Simulator.cancel`` is the one way to
+change it: it ends the task now). Statuses move one way, even if a test clock
 were moved backwards: the furthest status ever reported is remembered.
 
 Billing: a task is billed exactly once, at the moment it reaches ``success``
-(also ``failed`` when ``bill_failed``), in integer micro-dollars. A team's
-balance is its initial balance minus what was billed. A submit is refused when
+(also ``failed`` when ``bill_failed``; ``cancelled`` never), in integer
+micro-dollars. A team's balance is its initial balance plus its top-ups minus what
+was billed. A submit is refused when
 the *available* balance (balance minus the cost of tasks already accepted and
 not yet billed) is below the task's cost, so the balance never goes negative.
 """
@@ -23,7 +25,8 @@ from typing import Any, Literal
 from proxy.simulator.media_shape import OutputShape
 from proxy.simulator.spec import Kind
 
-Status = Literal["pending", "processing", "success", "failed"]
+Status = Literal["pending", "processing", "success", "failed", "cancelled"]
+Outcome = Literal["success", "failed", "cancelled"]
 RouteKind = Literal["submit", "poll", "models", "validate", "balance", "media", "schema", "other"]
 ROUTE_KINDS: tuple[RouteKind, ...] = (
     "submit",
@@ -36,7 +39,13 @@ ROUTE_KINDS: tuple[RouteKind, ...] = (
     "other",
 )
 """``schema``: the schema origin's ``api_schema`` requests (a listener of their own)."""
-_RANK: dict[Status, int] = {"pending": 0, "processing": 1, "success": 2, "failed": 2}
+_RANK: dict[Status, int] = {
+    "pending": 0,
+    "processing": 1,
+    "success": 2,
+    "failed": 2,
+    "cancelled": 2,
+}
 
 
 @dataclass(slots=True)
@@ -51,7 +60,7 @@ class Task:
     created_at: float
     processing_at: float
     done_at: float
-    outcome: Literal["success", "failed"]
+    outcome: Outcome
     cost_micros: int
     outputs: int = 1
     failure_message: str = ""
@@ -85,6 +94,10 @@ class Task:
     @property
     def billable(self) -> bool:
         return self.outcome == "success"
+
+    def charged(self, bill_failed: bool) -> bool:
+        """Whether the task is billed: a success, or a failure when failures are billed."""
+        return self.outcome == "success" or (self.outcome == "failed" and bill_failed)
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,6 +144,8 @@ class Counters:
     submits_received: int = 0
     tasks_created: int = 0
     concurrency_refusals: int = 0  # submits refused 429 for the team's concurrency limit
+    rate_limit_refusals: int = 0  # requests refused 429 for a requests-per-minute window
+    upload_refusals: int = 0  # uploads refused 429 for the concurrent-upload limit
     faults_applied: dict[str, int] = field(default_factory=dict)
 
     @property
@@ -144,6 +159,8 @@ class Counters:
             "submits_received": self.submits_received,
             "tasks_created": self.tasks_created,
             "concurrency_refusals": self.concurrency_refusals,
+            "rate_limit_refusals": self.rate_limit_refusals,
+            "upload_refusals": self.upload_refusals,
             "faults_applied": dict(self.faults_applied),
         }
 
@@ -184,6 +201,7 @@ class Ledger:
     _open: dict[str, Task] = field(default_factory=dict)
     _billed: Counter[str] = field(default_factory=Counter)
     _held: Counter[str] = field(default_factory=Counter)
+    _credited: Counter[str] = field(default_factory=Counter)
 
     def add(self, task: Task) -> None:
         """Accept a task: it counts against concurrency until done, and is held until billed."""
@@ -207,7 +225,19 @@ class Ledger:
             self.records.append(record)
 
     def _charges(self, task: Task) -> bool:
-        return task.billable or self.bill_failed
+        return task.charged(self.bill_failed)
+
+    def cancel(self, task: Task, now: float) -> None:
+        """End ``task`` as ``cancelled`` at ``now``: never billed, its hold released."""
+        task.outcome = "cancelled"
+        task.done_at = now
+        task.processing_at = min(task.processing_at, now)
+        if self._unbilled.pop(task.task_id, None) is not None:
+            self._held[task.team] -= task.cost_micros
+
+    def credit(self, team: str, micros: int) -> None:
+        """A top-up: ``team``'s balance grows by ``micros``."""
+        self._credited[team] += micros
 
     def billed_micros(self, team: str | None = None) -> int:
         if team is None:
@@ -215,7 +245,7 @@ class Ledger:
         return self._billed[team]
 
     def balance_micros(self, team: str) -> int:
-        return max(0, self.initial_micros - self.billed_micros(team))
+        return max(0, self.initial_micros + self._credited[team] - self.billed_micros(team))
 
     def held_micros(self, team: str) -> int:
         """Cost of accepted, not yet billed tasks that will be charged."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import re
@@ -74,10 +75,9 @@ def _free_port() -> int:
         return port
 
 
-@pytest.fixture
-async def documented_simulator() -> AsyncIterator[tuple[dict[str, str], dict[str, str]]]:
-    """The simulator started by the doc's own command line, on free ports."""
-    (command,) = _sh(_section("Running it"))
+@contextlib.asynccontextmanager
+async def _started(command: str) -> AsyncIterator[tuple[dict[str, str], dict[str, str]]]:
+    """The simulator a documented command line starts, moved to free ports."""
     ports = {"9100": str(_free_port()), "9101": str(_free_port())}
     command = command.replace(
         "--port 9100", f"--port {ports['9100']} --schema-port {ports['9101']}"
@@ -102,6 +102,14 @@ async def documented_simulator() -> AsyncIterator[tuple[dict[str, str], dict[str
         await process.wait()
 
 
+@pytest.fixture
+async def documented_simulator() -> AsyncIterator[tuple[dict[str, str], dict[str, str]]]:
+    """The simulator started by the doc's own command line (Running it), on free ports."""
+    (command,) = _sh(_section("Running it"))
+    async with _started(command) as started:
+        yield started
+
+
 async def _bash(command: str, env: dict[str, str]) -> str:
     process = await asyncio.create_subprocess_exec(
         "bash", "-c", command, env=env,
@@ -121,7 +129,7 @@ async def test_examples_run_as_written(
     lines = _sh(_section("Examples"))
     for placeholder, port in ports.items():
         lines = [line.replace(f":{placeholder}/", f":{port}/") for line in lines]
-    featured, schema, submitted, _ = lines
+    featured, schema, submitted, billed, price, narrow, no_billing, tiered = lines
     models = json.loads(await _bash(featured, env))["models"]
     assert "google/nano-banana-2-lite" in {m["slug"] for m in models}
     document = json.loads(await _bash(schema, env))
@@ -135,4 +143,24 @@ async def test_examples_run_as_written(
             break
         await asyncio.sleep(0.05)
     assert answer["data"]["billing"] == {"status": "succeeded", "amount": "0.2400"}
-    assert json.loads(await _bash(lines[3], env))["total_micros"] == 240_000
+    assert json.loads(await _bash(billed, env))["total_micros"] == 240_000
+
+    assert json.loads(await _bash(price, env))["data"]["charged"] == 0.2
+    models = json.loads(await _bash(featured, env))["models"]
+    kling = next(m for m in models if m["slug"] == "kling/kling-v3-t2v")
+    assert kling["price"] == {"fixed": 0.1, "unit": "$/sec"}  # the stale list
+    schema_after = json.loads(await _bash(narrow, env))["data"]
+    body = schema_after["post"]["requestBody"]["content"]["application/json"]["schema"]
+    assert body["properties"]["resolution"]["enum"] == ["720p"]
+    assert json.loads(await _bash(no_billing, env))["data"] == {"report_billing": False}
+    refused = await _bash(
+        f"curl -s -X POST {api}/api/v1/bytedance/seedance-2.0-t2v -H 'Authorization: Bearer k' "
+        """-d '{"prompt": "x", "resolution": "1080p"}'""",
+        env,
+    )
+    assert json.loads(refused)["code"] == 400
+
+    async with _started(tiered) as (tier_ports, _):
+        state = f"curl -s http://127.0.0.1:{tier_ports['9100']}/_sim/state"
+        limits = json.loads(await _bash(state, env))["limits"]["default"]
+        assert limits == {"tier": 0, "concurrency": 2, "rpm": 100, "kling_rpm": 100}
