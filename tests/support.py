@@ -7,12 +7,14 @@ import hashlib
 import json
 import os
 import secrets
+import shutil
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg
+import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
@@ -96,6 +98,18 @@ class EchoUpstream:
                 },
             }
         )
+
+
+def required_binary(name: str, install: str = "") -> str:
+    """The path of ``name``. Missing, the test is skipped on a workstation but fails in CI
+    (``CI`` set), where ``make test`` installs everything the suite needs."""
+    path = shutil.which(name)
+    if path is not None:
+        return path
+    message = f"{name} is not installed" + (f" ({install})" if install else "")
+    if os.environ.get("CI"):
+        pytest.fail(message + ": CI must provide it")
+    pytest.skip(message)
 
 
 async def wait_for(predicate: Callable[[], bool], within: float = 5.0) -> None:

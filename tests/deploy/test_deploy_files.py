@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import sys
 import zipfile
@@ -10,6 +9,8 @@ from pathlib import Path
 
 import pytest
 import yaml
+
+from tests.support import required_binary
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -33,9 +34,7 @@ def test_compose_mounts_point_at_files_in_the_repo() -> None:
 @pytest.mark.prometheus
 def test_compose_prometheus_config_is_valid(tmp_path: Path) -> None:
     """``promtool check config`` accepts the compose Prometheus config with the shipped rules."""
-    promtool = shutil.which("promtool")
-    if promtool is None:
-        pytest.skip("promtool is not installed")
+    promtool = required_binary("promtool", "apt-get install prometheus")
     config = (ROOT / "deploy" / "prometheus.yml").read_text()
     rules = ROOT / "dashboards" / "rules"
     local = tmp_path / "prometheus.yml"

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import json
-import shutil
 import subprocess
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -24,7 +23,7 @@ from proxy.state import RUNTIME, TRACING
 from proxy.stores.base import Store
 from proxy.telemetry.logging import configure_logging
 from proxy.telemetry.tracing import Tracing, setup_tracing
-from tests.support import serve_simulator, settings_for
+from tests.support import required_binary, serve_simulator, settings_for
 
 ServerFactory = Callable[..., Awaitable[TestServer]]
 
@@ -35,10 +34,7 @@ DASHBOARDS = REPO / "dashboards"
 @pytest.fixture(scope="session")
 def promtool() -> str:
     """Path of promtool; tests needing it are skipped only when it is not installed."""
-    path = shutil.which("promtool")
-    if path is None:
-        pytest.skip("promtool is not installed (apt-get install prometheus)")
-    return path
+    return required_binary("promtool", "apt-get install prometheus")
 
 
 def run_promtool(promtool: str, *args: str, stdin: str | None = None) -> None:

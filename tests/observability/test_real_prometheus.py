@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
-import shutil
 import subprocess
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -21,6 +20,7 @@ from proxy.telemetry.tracing import Tracing
 from tests.e2e.processes import free_ports
 from tests.observability.conftest import LiveStack, LiveStackFactory
 from tests.observability.traffic import round_of_traffic
+from tests.support import required_binary
 
 pytestmark = [pytest.mark.prometheus, pytest.mark.slow]
 JOB = "modellix-proxy"
@@ -56,9 +56,7 @@ class Prometheus:
 @contextlib.contextmanager
 def prometheus_scraping(admin_port: int, workdir: Path) -> Iterator[Prometheus]:
     """Run Prometheus (1 s scrapes, our rules loaded) against the admin listener; stop by PID."""
-    binary = shutil.which("prometheus")
-    if binary is None:
-        pytest.skip("prometheus is not installed (apt-get install prometheus)")
+    binary = required_binary("prometheus", "apt-get install prometheus")
     rules = ", ".join(f"'{path}'" for path in RULE_FILES)
     config = workdir / "prometheus.yml"
     config.write_text(

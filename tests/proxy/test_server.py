@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import shutil
 import ssl
 import subprocess
 from pathlib import Path
@@ -14,13 +13,11 @@ import pytest
 from aiohttp import web
 
 from proxy.server import GC_THRESHOLDS, start
-from tests.support import EchoUpstream, settings_for
+from tests.support import EchoUpstream, required_binary, settings_for
 
 
 def self_signed(tmp: Path) -> tuple[Path, Path]:
-    openssl = shutil.which("openssl")
-    if openssl is None:
-        pytest.skip("openssl is not installed")
+    openssl = required_binary("openssl")
     cert, key = tmp / "cert.pem", tmp / "key.pem"
     subprocess.run(
         [openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj",

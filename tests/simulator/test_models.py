@@ -4,16 +4,13 @@ from __future__ import annotations
 
 import json
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
 
-from proxy import simulator
 from proxy.simulator import SimulatorConfig
 from proxy.simulator.models import MODELS, check_request, find_model, task_cost_micros
-
-CATALOG = Path(simulator.__file__).parent / "data" / "reference-catalog.json"
+from proxy.simulator.scripts.build_schemas import REFERENCE as CATALOG
 
 
 def test_table_covers_the_reference_catalog() -> None:

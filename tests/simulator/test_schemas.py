@@ -17,14 +17,14 @@ from proxy.simulator import Simulator, SimulatorConfig, running
 from proxy.simulator.models import MODELS, SCHEMAS, check_request, task_cost_micros
 from proxy.simulator.pricing import unit_price
 from proxy.simulator.scripts.additions import PATCHES
-from proxy.simulator.scripts.build_schemas import build, render
+from proxy.simulator.scripts.build_schemas import REFERENCE, build, render
 from tests.simulator.conftest import AUTH
 
 DATA = Path(simulator.__file__).parent / "data"
 
 
 def _reference() -> dict[str, Any]:
-    doc: dict[str, Any] = json.loads((DATA / "reference-catalog.json").read_text("utf-8"))
+    doc: dict[str, Any] = json.loads(REFERENCE.read_text("utf-8"))
     return doc
 
 

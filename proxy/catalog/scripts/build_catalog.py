@@ -1,8 +1,10 @@
-"""Generate ``proxy/catalog/data/catalog.json`` from the shared reference catalog.
+"""Generate ``proxy/catalog/data/catalog.json`` from the reference catalog.
 
-Run once when the reference changes, then review the diff::
+The reference is ``reference/modellix-video-catalog.json`` at the repository's root (a verbatim
+copy of the shared reference; the simulator's published schemas are built from the same file).
+Run once when it changes, then review the diff::
 
-    python -m proxy.catalog.scripts.build_catalog ../shared/reference/modellix-video-catalog.json
+    python -m proxy.catalog.scripts.build_catalog
 
 The reference's entries are joined by ``extra_models.EXTRA_MODELS``: image models
 Modellix's own clients use that the reference does not describe, written in the same
@@ -24,6 +26,7 @@ from proxy.catalog.scripts.extra_models import EXTRA_MODELS
 from proxy.catalog.scripts.rules import billing_for, cross_rules, media_for, normalise_kind
 
 OUT = Path(__file__).resolve().parent.parent / "data" / "catalog.json"
+REFERENCE = Path(__file__).resolve().parents[3] / "reference" / "modellix-video-catalog.json"
 
 
 def _param_schema(param: dict[str, Any]) -> dict[str, Any]:
@@ -122,7 +125,7 @@ def build(reference: dict[str, Any]) -> dict[str, Any]:
     return {
         "format": 1,
         "generated_from": [
-            "shared/reference/modellix-video-catalog.json",
+            "reference/modellix-video-catalog.json",
             "proxy/catalog/scripts/extra_models.py",
         ],
         "description": reference.get("_meta", {}).get("description", ""),
@@ -132,7 +135,7 @@ def build(reference: dict[str, Any]) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("reference", type=Path)
+    parser.add_argument("reference", type=Path, nargs="?", default=REFERENCE)
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args(argv)
     reference = json.loads(args.reference.read_text(encoding="utf-8"))

@@ -4,9 +4,10 @@ Run after changing the reference copy or ``additions.py``, then review the diff:
 
     python -m proxy.simulator.scripts.build_schemas
 
-Input: ``proxy/simulator/data/reference-catalog.json``, a verbatim copy of the shared
-reference catalog (so a clean clone rebuilds without ``../shared``), patched and extended
-by ``additions.py``. Output: per model a JSON Schema object (``type``, ``properties``
+Input: ``reference/modellix-video-catalog.json`` at the repository's root, a verbatim copy of
+the shared reference catalog (so a clean clone rebuilds without ``../shared``; the proxy's
+catalog is built from the same file), patched and extended by ``additions.py``.
+Output: per model a JSON Schema object (``type``, ``properties``
 with ``type``/``enum``/``minimum``/``maximum``/``minLength``/``maxLength``/
 ``minItems``/``maxItems``/``pattern``/``default``/``description``, ``required``) and a
 minimal example body. The simulator reads the checked-in JSON at run time, never this
@@ -24,7 +25,7 @@ from typing import Any
 from proxy.simulator.scripts.additions import EXAMPLES, EXTRA_MODELS, PATCHES, Param
 
 DATA = Path(__file__).resolve().parent.parent / "data"
-REFERENCE = DATA / "reference-catalog.json"
+REFERENCE = Path(__file__).resolve().parents[3] / "reference" / "modellix-video-catalog.json"
 OUT = DATA / "schemas.json"
 FACTS = (
     ("min_length", "minLength"),
@@ -143,7 +144,7 @@ def build(reference: dict[str, Any]) -> dict[str, Any]:
         "format": 1,
         "generated_by": "python -m proxy.simulator.scripts.build_schemas",
         "generated_from": [
-            "proxy/simulator/data/reference-catalog.json",
+            "reference/modellix-video-catalog.json",
             "proxy/simulator/scripts/additions.py",
         ],
         "models": models,
