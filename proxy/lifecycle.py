@@ -24,8 +24,7 @@ from aiohttp import web
 
 from proxy.background import Parts, roster
 from proxy.catalog.media import MediaChecker
-from proxy.catalog.preflight import Preflight
-from proxy.catalog.preflight import PreflightSettings as PreflightOptions
+from proxy.catalog.preflight import Preflight, PreflightOptions
 from proxy.catalog.upstream_models import upstream_fetch
 from proxy.config import Settings
 from proxy.governance.setup import start_governance
