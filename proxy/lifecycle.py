@@ -31,7 +31,7 @@ from proxy.config import Settings
 from proxy.governance.setup import start_governance
 from proxy.jobs.recovery import RecoverySweep
 from proxy.jobs.tracker import JobTracker
-from proxy.pipeline import build_pipeline
+from proxy.pipeline import Tail, build_pipeline
 from proxy.state import METRICS, POLL_POLICY, RUNTIME, SETTINGS, SUBMIT_POLICY, TRACING, UPSTREAM
 from proxy.stores import open_store
 from proxy.stores.base import Store
@@ -111,6 +111,13 @@ async def _start(
         budgets=runtime.budgets,
         media=MediaChecker(preflight, mode="warn" if mode == "warn" else "refuse"),
         metrics=metrics,
+        tail=Tail(
+            ledger=tracker.ledger,
+            upstream=upstream,
+            policy=app[SUBMIT_POLICY],
+            admission=lambda: runtime.admission,
+            rng=runtime.rng,
+        ),
         clock=clock,
         owner=runtime.replica.id,
     )
