@@ -25,6 +25,7 @@ from opentelemetry.util.types import AttributeValue
 
 from proxy.context import RequestContext, RouteKind
 from proxy.errors import InternalError, ProxyError, ServiceUnavailable
+from proxy.money import sample
 from proxy.routing import Route, classify
 from proxy.state import CONTEXT, METRICS, REJECTIONS, ROUTE, TRACING
 from proxy.stores.base import StoreUnavailableError
@@ -179,7 +180,7 @@ def _finish_span(span: Span, ctx: RequestContext, status: int, error_type: str |
     if ctx.upstream_attempts:
         span.set_attribute("modellix.upstream.attempts", ctx.upstream_attempts)
     if ctx.estimated_cost_micros is not None:
-        span.set_attribute("modellix.cost.estimated_usd", ctx.estimated_cost_micros / 1_000_000)
+        span.set_attribute("modellix.cost.estimated_usd", sample(ctx.estimated_cost_micros))
 
 
 async def stamp_request_id(request: web.Request, response: web.StreamResponse) -> None:

@@ -17,6 +17,7 @@ import aiohttp
 
 from proxy.stores import open_store
 from proxy.stores.records import JobRecord
+from tests.support import PROCESS_START_S
 
 WATCHER_KEY = "sk-watcher-key-for-tests"
 
@@ -149,7 +150,7 @@ async def _start_once(
         os.close(fd)
     proc = ProxyProcess(process, port, admin_port, log)
     async with aiohttp.ClientSession() as session:
-        async with asyncio.timeout(30):
+        async with asyncio.timeout(PROCESS_START_S):
             while True:
                 if process.returncode is not None:
                     if _port_taken(log):
