@@ -26,6 +26,7 @@ from proxy.admin import create_admin_app
 from proxy.app import create_app
 from proxy.config import Settings
 from proxy.listening import bind_retrying
+from proxy.protocol_errors import ProtocolErrorRunner
 from proxy.state import METRICS, RUNTIME
 from proxy.telemetry.tracing import Tracing
 from proxy.workers import (
@@ -138,7 +139,10 @@ async def start(
         # A worker without the admin listener exports nothing of its own: the shared
         # gauges (the same store sums in every worker) are read by the one that does.
         app = create_app(settings, tracing=tracing, environ=environ, shared_gauges=admin)
-    runner = web.AppRunner(app, shutdown_timeout=settings.shutdown_grace_seconds, access_log=None)
+    protocol_errors = app[METRICS].http_protocol_errors
+    runner = ProtocolErrorRunner(
+        app, protocol_errors, shutdown_timeout=settings.shutdown_grace_seconds, access_log=None
+    )
     await runner.setup()
     tls = tls_context(settings)
     admin_runner = None
@@ -146,7 +150,7 @@ async def start(
     # The admin listener first: once clients can connect, /metrics and /admin are up too.
     if settings.admin.enabled and admin:
         admin_app = create_admin_app(settings, app[METRICS], app[RUNTIME], metrics_dir=metrics_dir)
-        admin_runner = web.AppRunner(admin_app, access_log=None)
+        admin_runner = ProtocolErrorRunner(admin_app, protocol_errors, access_log=None)
         await admin_runner.setup()
         await _start_site(
             "admin", admin_runner, settings.admin.host, settings.admin.port, reuse_port
