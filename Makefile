@@ -45,7 +45,11 @@ serve: $(STAMP)
 simulator: $(STAMP)
 	$(BIN)/modellix-proxy simulator --port 9100
 
+## bench: proxy overhead and the latency sweep against concurrency (bench/README.md);
+## installs wrk with apt-get if missing (root only), starts PostgreSQL if it can
 bench: $(STAMP)
+	@scripts/ensure-services.sh wrk
+	-@scripts/ensure-services.sh --optional postgres
 	$(BIN)/python -m bench.run
 
 ## chaos: the fault suite against real processes: kill -9, store stalls/resets, upstream faults,

@@ -30,6 +30,7 @@ from proxy.routing import Route, classify
 from proxy.state import CONTEXT, METRICS, REJECTIONS, ROUTE, TRACING
 from proxy.stores.base import StoreUnavailableError
 from proxy.telemetry.children import child
+from proxy.telemetry.logging import access_line
 from proxy.telemetry.logging import enabled as logging_enabled
 from proxy.telemetry.metrics import OTHER
 from proxy.telemetry.tracing import (
@@ -212,16 +213,17 @@ def _account(request: web.Request, ctx: RequestContext, status: int, started: fl
         child(metrics.overhead, route).observe(overhead, exemplar)
     if not logging_enabled(INFO):  # skip building a line the level drops
         return
-    log.info(
-        "request",
-        method=request.method,
-        path=request.path,
-        status=status,
-        duration_ms=round(total * 1000, 3),
-        upstream_ms=round(ctx.upstream_seconds * 1000, 3),
-        upstream_attempts=ctx.upstream_attempts,
-        correlation_id=ctx.correlation_id,
-        model=ctx.pinned_slug,
-        alias=ctx.alias,
-        task_id=ctx.task_id,
+    access_line(
+        {
+            "method": request.method,
+            "path": request.path,
+            "status": status,
+            "duration_ms": round(total * 1000, 3),
+            "upstream_ms": round(ctx.upstream_seconds * 1000, 3),
+            "upstream_attempts": ctx.upstream_attempts,
+            "correlation_id": ctx.correlation_id,
+            "model": ctx.pinned_slug,
+            "alias": ctx.alias,
+            "task_id": ctx.task_id,
+        }
     )
