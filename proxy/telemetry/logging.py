@@ -189,7 +189,12 @@ def access_line(fields: dict[str, Any]) -> None:
     fields["level"] = "info"
     fields["timestamp"] = _timestamp(time.time())
     add_trace_context(None, "info", fields)
-    line = render_json(redact_secrets(None, "info", fields)) + "\n"
+    # The redaction of ``redact_secrets``, on the values only: no key here is secret-looking
+    # (the caller's are fixed; the bound context's are the request id, route and worker).
+    for key, value in fields.items():
+        if isinstance(value, str):
+            fields[key] = redact_text(value)
+    line = render_json(fields) + "\n"
     with _access_lock:
         stream.write(line)
         stream.flush()
