@@ -80,6 +80,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--concurrency", default="1,4,16,64")
     parser.add_argument("--delay-ms", type=float, default=published.UPSTREAM_DELAY_MS)
     parser.add_argument("--no-pin", action="store_true")
+    parser.add_argument(
+        "--proxy-env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a setting for the proxy beside the defaults (to find what the tail comes from)",
+    )
     parser.add_argument("--output", type=Path, default=RESULTS / "sweep.json")
     args = parser.parse_args(argv)
     levels = [int(c) for c in args.concurrency.split(",") if c.strip()]
@@ -118,7 +125,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 proxy_command(),
                 default_proxy_env(
                     ports["proxy"], ports["admin"], bases["direct"], f"sqlite:///{tmp}/sweep.db"
-                ),
+                )
+                | dict(kv.split("=", 1) for kv in args.proxy_env),
                 peer_cpus,
                 "/healthz",
             ),
@@ -171,6 +179,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "distinct_ids": DISTINCT_IDS,
             "pinning": "peer on CPU 1; wrk and the mock on CPU 0" if pinned else "none",
             "proxy_config": "defaults (logging info, watcher on, SQLite)",
+            "proxy_env": args.proxy_env,
         },
         "points": points,
         "published": {
