@@ -52,6 +52,7 @@ bench: $(STAMP)
 	-@scripts/ensure-services.sh --optional postgres
 	$(BIN)/python -m bench.run
 	$(BIN)/python -m bench.sweep
+	$(BIN)/python -m bench.logcost
 
 ## chaos: the fault suite against real processes: kill -9, store stalls/resets, upstream faults,
 ## then a 60 s soak with retention set to seconds, printing the store's size (< ~8 min in all)
