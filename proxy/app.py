@@ -13,6 +13,7 @@ from proxy import __version__
 from proxy.catalog.from_settings import build_catalog
 from proxy.catalog.schema_registry import SchemaRegistry
 from proxy.config import RetrySettings, Settings
+from proxy.envelope import envelope_refusals
 from proxy.governance.refusals import RefusalRecorder
 from proxy.handlers.dispatch import handle_api
 from proxy.handlers.health import WriteProbe, healthz, readyz
@@ -116,6 +117,7 @@ def create_app(
         lifecycle(store=store, clock=clock, exports_metrics=shared_gauges, own_tracing=own_tracing)
     )
     app.on_response_prepare.append(stamp_request_id)
+    app.on_response_prepare.append(envelope_refusals)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_route("*", "/api/v1/{tail:.*}", handle_api)
