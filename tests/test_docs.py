@@ -142,3 +142,14 @@ def test_the_configuration_reference_is_every_setting_with_its_default() -> None
                 value, want = sorted(map(str, value)), sorted(map(str, want))
             same = value == want
             assert same, f"{'.'.join(path)}: documented {value!r}, default {want!r}"
+
+
+def test_the_readme_roster_is_the_roster() -> None:
+    """The README's background table lists proxy/background.py's components, in its order."""
+    source = (REPO / "proxy" / "background.py").read_text(encoding="utf-8")
+    names = re.findall(r'(?:Loop|Closing)\("([\w-]+)"|r\.skip\(\s*"([\w-]+)"', source)
+    ordered = list(dict.fromkeys(a or b for a, b in names))
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    table = re.findall(r"^\| `([\w-]+)` \|", readme.split("## Architecture", 1)[1], flags=re.M)
+    assert ordered == table
+    assert len(table) >= 10
