@@ -7,8 +7,10 @@ import re
 
 import pytest
 import yaml
+from prometheus_client import CollectorRegistry
 
 from proxy.config import Settings
+from proxy.telemetry.metrics import Metrics
 from tests.docs_examples import (
     LANGUAGES,
     REPO,
@@ -153,3 +155,27 @@ def test_the_readme_roster_is_the_roster() -> None:
     table = re.findall(r"^\| `([\w-]+)` \|", readme.split("## Architecture", 1)[1], flags=re.M)
     assert ordered == table
     assert len(table) >= 10
+
+
+def test_the_alert_table_is_the_rules() -> None:
+    """docs/observability.md's alert table lists every shipped alert rule, and only those."""
+    rules = (REPO / "dashboards" / "rules" / "modellix-proxy.yml").read_text(encoding="utf-8")
+    shipped = set(re.findall(r"^\s*- alert: (\w+)", rules, flags=re.M))
+    page = (REPO / "docs" / "observability.md").read_text(encoding="utf-8")
+    assert set(re.findall(r"^\| `(ModellixProxy\w+)` \|", page, flags=re.M)) == shipped
+
+
+def test_the_metrics_table_is_every_metric() -> None:
+    """docs/observability.md's metrics table names every metric the proxy registers."""
+    registry = CollectorRegistry()
+    Metrics(registry)
+    page = (REPO / "docs" / "observability.md").read_text(encoding="utf-8")
+    documented: set[str] = set()
+    for row in (line for line in page.splitlines() if line.startswith("| `modellix_proxy_")):
+        first = row.split("`")[1]
+        documented |= set(re.findall(r"`(modellix_proxy_\w+?)(?:_total|_info)?`", row))
+        for short in re.findall(r"`(_\w+)`", row):  # `_p95_usd` beside `..._p50_usd`
+            cuts = [i for i, ch in enumerate(first) if ch == "_"]
+            documented |= {first[:i] + short for i in cuts}
+    registered = {collector.name for collector in registry.collect()}
+    assert registered - documented == set()
