@@ -179,3 +179,22 @@ def test_the_metrics_table_is_every_metric() -> None:
             documented |= {first[:i] + short for i in cuts}
     registered = {collector.name for collector in registry.collect()}
     assert registered - documented == set()
+
+
+def test_the_admin_api_page_lists_every_admin_route() -> None:
+    """Each /admin route the proxy registers (method and path) is on docs/admin-api.md."""
+    registered = set()
+    for path in (REPO / "proxy").rglob("*.py"):
+        source = path.read_text(encoding="utf-8")
+        for method, route in re.findall(r'add_(get|post|put|delete)\(\s*"(/admin[^"]*)"', source):
+            registered.add(f"{method.upper()} {_shape(route)}")
+    page = (REPO / "docs" / "admin-api.md").read_text(encoding="utf-8")
+    found = re.findall(r"^(GET|POST|PUT|DELETE)\s+(/admin\S*)", page, flags=re.M)
+    listed = {f"{method} {_shape(route.split('?')[0])}" for method, route in found}
+    assert len(registered) >= 20
+    assert registered - listed == set()
+
+
+def _shape(route: str) -> str:
+    """``/admin/jobs/{task_id:.+}`` and ``/admin/jobs/{task_id}`` alike."""
+    return re.sub(r"\{[^}]*\}", "{}", route)
