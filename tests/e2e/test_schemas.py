@@ -20,6 +20,7 @@ import pytest
 from aiohttp.test_utils import TestServer
 
 from proxy.simulator import Simulator, SimulatorConfig
+from tests.docs_examples import REPO, commands, fences
 from tests.e2e.conftest import ServerFactory
 from tests.e2e.processes import ProxyProcess, free_ports, proxy_env, start_proxy
 from tests.support import wait_until
@@ -28,6 +29,10 @@ pytestmark = pytest.mark.slow
 KEY = {"Authorization": "Bearer sk-schema-test-key-0001"}
 ADMIN = "schema-admin-token"
 BIN = Path(sys.executable).parent
+#: docs/schemas.md's sh lines, run here: schemas list, schemas accept, the curl of the schema.
+DOC_COMMANDS = [
+    c for f in fences(REPO / "docs" / "schemas.md") if f.language == "sh" for c in commands(f.text)
+]
 
 #: Upstream-listed models outside the catalog, each with invalid bodies (and the field the
 #: published schema names in its first reason) and one valid body.
@@ -208,10 +213,13 @@ async def test_changed_schema_held_until_accepted(
                 held = await resp.json()
             props = held["post"]["requestBody"]["content"]["application/json"]["schema"]
             assert "style" not in props["properties"]
-            # The operator accepts with the CLI (on the store); the proxy follows.
-            code, out, err = await _run(
-                [str(BIN / "modellix-proxy"), "schemas", "accept", slug], env
-            )
+            # The operator accepts with the CLI (on the store), as docs/schemas.md shows it.
+            shell = {**env, "MODELLIX_BASE_URL": proxy.url}
+            listing_line, accept_line = DOC_COMMANDS[0], DOC_COMMANDS[1]
+            code, out, err = await _run(["bash", "-c", listing_line], shell)
+            assert code == 0, err
+            assert {row["model"]: row for row in json.loads(out)}[slug]["change_waiting"]
+            code, out, err = await _run(["bash", "-c", accept_line], shell)
             assert code == 0, err
             assert out.startswith(f"{slug}: pinned ")
 
@@ -220,10 +228,14 @@ async def test_changed_schema_held_until_accepted(
                 return status == 200
 
             await wait_until(accepted, within=30)
-            code, out, _ = await _run([str(BIN / "modellix-proxy"), "schemas", "list"], env)
+            code, out, _ = await _run(["bash", "-c", listing_line], shell)
             rows = {row["model"]: row for row in json.loads(out)}
             assert rows[slug]["change_waiting"] is False
             assert rows[slug]["changes"] == 1
+            code, out, err = await _run(["bash", "-c", DOC_COMMANDS[2]], shell)  # the curl
+            assert code == 0, err
+            props = json.loads(out)["post"]["requestBody"]["content"]["application/json"]
+            assert "style" in props["schema"]["properties"]
     finally:
         await proxy.kill()
 
