@@ -45,8 +45,14 @@ serve: $(STAMP)
 simulator: $(STAMP)
 	$(BIN)/modellix-proxy simulator --port 9100
 
+## bench: proxy overhead and the latency sweep against concurrency (bench/README.md);
+## installs wrk with apt-get if missing (root only), starts PostgreSQL if it can
 bench: $(STAMP)
+	@scripts/ensure-services.sh wrk
+	-@scripts/ensure-services.sh --optional postgres
 	$(BIN)/python -m bench.run
+	$(BIN)/python -m bench.sweep
+	$(BIN)/python -m bench.logcost
 
 ## chaos: the fault suite against real processes: kill -9, store stalls/resets, upstream faults,
 ## then a 60 s soak with retention set to seconds, printing the store's size (< ~8 min in all)

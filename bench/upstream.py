@@ -62,7 +62,7 @@ def bench_config(seed: int = 0, pending_seconds: float = 60.0) -> SimulatorConfi
 async def pin(request: web.Request) -> web.StreamResponse:
     sim = request.app[SIM]
     task_id = request.match_info["task_id"]
-    task = sim.ledger.tasks.get(task_id)
+    task = sim.accounts.tasks.get(task_id)
     if task is None:
         return web.json_response({"error": f"no task {task_id}"}, status=404)
     state = request.query.get("state", "pending")

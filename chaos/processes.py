@@ -22,7 +22,7 @@ from typing import Any
 
 import aiohttp
 
-from tests.e2e.processes import ProxyProcess, free_ports, start_proxy
+from tests.e2e.processes import ProxyProcess, free_ports, start_proxy, start_proxy_on
 
 START_TIMEOUT = 30.0
 REPO = Path(__file__).resolve().parents[1]
@@ -167,6 +167,20 @@ class Fleet:
 
     async def restart(self, index: int) -> None:
         self.members[index] = await self._start(index)
+
+    async def kill_group(self, index: int) -> ProxyProcess | None:
+        """kill -9 of member ``index`` and its workers at once; the member that was."""
+        member = self.members[index]
+        self.members[index] = None
+        if member is not None:
+            await member.kill_group()
+        return member
+
+    async def restart_on(self, index: int, port: int, admin_port: int) -> None:
+        """Start member ``index`` again on the ports given (those of a member just gone)."""
+        self.starts += 1
+        log = self.workdir / f"proxy-{index}.log"
+        self.members[index] = await start_proxy_on(self.env, log, port, admin_port)
 
     def urls(self) -> list[str]:
         return [m.url for m in self.members if m is not None]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,6 +20,8 @@ from chaos.rig import Rig, Setup
 
 Step = Callable[[Rig], Coroutine[Any, Any, list[str]]]
 MID_BURST_WAIT = 15.0
+RESTART_READY_SECONDS = 15.0
+"""A proxy restarted on its port is ready within this (the bind itself is immediate)."""
 
 
 @dataclass
@@ -59,6 +62,30 @@ def kill_proxy(after: int, restart: bool = True, index: int = 0) -> Step:
         if restart:
             await rig.fleet.restart(index)
         return []
+
+    return fault
+
+
+def restart_on_same_port(after: int) -> Step:
+    """kill -9 of the proxy and its workers mid-burst; at once a new one on the same ports.
+
+    The port has the busy proxy's TIME_WAIT sockets on it; the new proxy must bind anyway
+    (within a second of the old one's end) and be ready.
+    """
+
+    async def fault(rig: Rig) -> list[str]:
+        if not await until_submits(rig, after):
+            return ["fault: burst never reached the upstream"]
+        gone = await rig.fleet.kill_group(0)
+        if gone is None:
+            return ["fault: no proxy to kill"]
+        stopped = time.monotonic()
+        try:
+            await rig.fleet.restart_on(0, gone.port, gone.admin_port)
+        except AssertionError as exc:
+            return [f"restart on the same port failed: {str(exc)[:200]}"]
+        took = time.monotonic() - stopped
+        return [] if took < RESTART_READY_SECONDS else [f"restart: ready after {took:.1f} s"]
 
     return fault
 
@@ -142,6 +169,11 @@ def catalogue(random_kills: int, seed: int = 0) -> list[Scenario]:
     scenarios = [
         Scenario("proxy_kill9_sqlite", sqlite, kill_proxy(10)),
         Scenario("proxy_kill9_postgres", pg, kill_proxy(10)),
+        Scenario(
+            "proxy_restart_same_port_pg",
+            Setup(store="postgres", proxy_env={"MODELLIX_PROXY_WORKERS": "2"}),
+            restart_on_same_port(10),
+        ),
         Scenario(
             "replica_kill9_1_of_3_pg",
             Setup(store="postgres", replicas=3),

@@ -12,6 +12,7 @@ from aiohttp import web
 from proxy import __version__
 from proxy.catalog.from_settings import build_catalog
 from proxy.config import RetrySettings, Settings
+from proxy.envelope import envelope_refusals
 from proxy.governance.refusals import RefusalRecorder
 from proxy.handlers.dispatch import handle_api
 from proxy.handlers.health import WriteProbe, healthz, readyz
@@ -110,6 +111,7 @@ def create_app(
         lifecycle(store=store, clock=clock, exports_metrics=shared_gauges, own_tracing=own_tracing)
     )
     app.on_response_prepare.append(stamp_request_id)
+    app.on_response_prepare.append(envelope_refusals)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_route("*", "/api/v1/{tail:.*}", handle_api)

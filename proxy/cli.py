@@ -25,6 +25,7 @@ def settings_or_exit(path: str | None, environ: Mapping[str, str] | None = None)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    from proxy.listening import PortUnavailable
     from proxy.server import run, serve_forever
     from proxy.stores.base import StoreError
     from proxy.workers import WorkerRole, supervise, worker_count, worker_settings
@@ -57,7 +58,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
                 command.append(f"--config={args.config}")
             try:
                 return supervise(settings, count, command, environ)
-            except OSError as err:  # the port is taken, no process can be started: one line
+            except PortUnavailable as err:  # the port stays taken: one line
+                print(f"workers: cannot start: {err.strerror}", file=sys.stderr)
+                return 1
+            except OSError as err:  # no process can be started: one line
                 print(f"workers: cannot start: {err}", file=sys.stderr)
                 return 1
     try:
@@ -67,6 +71,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         return 2
     try:
         run(serve_forever(settings, tracing=tracing, worker=role), settings.event_loop)
+    except PortUnavailable as err:  # the port stays taken: one line, no traceback
+        print(f"{err.strerror}", file=sys.stderr)
+        return 1
     except StoreError as err:  # unreachable, read-only or too new: one line, no traceback
         print(f"store: cannot start: {err}", file=sys.stderr)
         return 1

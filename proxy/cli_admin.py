@@ -14,7 +14,6 @@ import sys
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from decimal import Decimal
 
 from pydantic import ValidationError
 
@@ -123,7 +122,7 @@ def cmd_budgets_set(args: argparse.Namespace) -> int:
             scope=args.scope,
             subject=args.subject,
             window=args.window,
-            limit_usd=Decimal(limit) / money.MICROS_PER_USD,
+            limit_usd=money.to_decimal(limit),
             hard=not args.soft,
         )
     except ValidationError as exc:

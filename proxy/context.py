@@ -13,7 +13,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from aiohttp import web
+from multidict import CIMultiDictProxy
+
 from proxy.stores.records import Intent
+from proxy.upstream.attempts import Outcome
 
 
 class RouteKind(enum.StrEnum):
@@ -43,6 +47,17 @@ class Caller:
     virtual_key_id: str | None = None
     allowed_models: frozenset[str] | None = None
     max_concurrent_jobs: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Forward:
+    """How a submit goes upstream, from the client's request: the query string kept,
+    the headers it is sent with (before the caller's credential is set), and the public
+    origin the answer's ``get_result`` URL is rewritten to."""
+
+    query: str
+    headers: CIMultiDictProxy[str]
+    origin: str
 
 
 @dataclass(slots=True)
@@ -83,13 +98,15 @@ class RequestContext:
     # upstream
     upstream_seconds: float = 0.0
     upstream_attempts: int = 0
+    forward: Forward | None = None
+    outcome: Outcome | None = None  # the upstream send's (stages.send), read by stages.record
     task_id: str | None = None
     # tracing
     traceparent: str | None = None
     # completion webhook target (stages.callback), recorded on the job
     callback_url: str | None = None
-    # set by a stage that answers without the upstream (e.g. an idempotent replay)
-    answer: Any = None
+    # the answer, once a stage has one: a replay, a queued answer, the upstream's
+    answer: web.StreamResponse | None = None
 
     @property
     def internal_id(self) -> str:

@@ -24,14 +24,13 @@ from aiohttp import web
 
 from proxy.background import Parts, roster
 from proxy.catalog.media import MediaChecker
-from proxy.catalog.preflight import Preflight
-from proxy.catalog.preflight import PreflightSettings as PreflightOptions
+from proxy.catalog.preflight import Preflight, PreflightOptions
 from proxy.catalog.upstream_models import upstream_fetch
 from proxy.config import Settings
 from proxy.governance.setup import start_governance
 from proxy.jobs.recovery import RecoverySweep
 from proxy.jobs.tracker import JobTracker
-from proxy.pipeline import build_pipeline
+from proxy.pipeline import Tail, build_pipeline
 from proxy.state import METRICS, POLL_POLICY, RUNTIME, SETTINGS, SUBMIT_POLICY, TRACING, UPSTREAM
 from proxy.stores import open_store
 from proxy.stores.base import Store
@@ -111,6 +110,13 @@ async def _start(
         budgets=runtime.budgets,
         media=MediaChecker(preflight, mode="warn" if mode == "warn" else "refuse"),
         metrics=metrics,
+        tail=Tail(
+            ledger=tracker.ledger,
+            upstream=upstream,
+            policy=app[SUBMIT_POLICY],
+            admission=lambda: runtime.admission,
+            rng=runtime.rng,
+        ),
         clock=clock,
         owner=runtime.replica.id,
     )

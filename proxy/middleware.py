@@ -25,10 +25,12 @@ from opentelemetry.util.types import AttributeValue
 
 from proxy.context import RequestContext, RouteKind
 from proxy.errors import InternalError, ProxyError, ServiceUnavailable
+from proxy.money import sample
 from proxy.routing import Route, classify
 from proxy.state import CONTEXT, METRICS, REJECTIONS, ROUTE, TRACING
 from proxy.stores.base import StoreUnavailableError
 from proxy.telemetry.children import child
+from proxy.telemetry.logging import access_line
 from proxy.telemetry.logging import enabled as logging_enabled
 from proxy.telemetry.metrics import OTHER
 from proxy.telemetry.tracing import (
@@ -179,7 +181,7 @@ def _finish_span(span: Span, ctx: RequestContext, status: int, error_type: str |
     if ctx.upstream_attempts:
         span.set_attribute("modellix.upstream.attempts", ctx.upstream_attempts)
     if ctx.estimated_cost_micros is not None:
-        span.set_attribute("modellix.cost.estimated_usd", ctx.estimated_cost_micros / 1_000_000)
+        span.set_attribute("modellix.cost.estimated_usd", sample(ctx.estimated_cost_micros))
 
 
 async def stamp_request_id(request: web.Request, response: web.StreamResponse) -> None:
@@ -211,16 +213,17 @@ def _account(request: web.Request, ctx: RequestContext, status: int, started: fl
         child(metrics.overhead, route).observe(overhead, exemplar)
     if not logging_enabled(INFO):  # skip building a line the level drops
         return
-    log.info(
-        "request",
-        method=request.method,
-        path=request.path,
-        status=status,
-        duration_ms=round(total * 1000, 3),
-        upstream_ms=round(ctx.upstream_seconds * 1000, 3),
-        upstream_attempts=ctx.upstream_attempts,
-        correlation_id=ctx.correlation_id,
-        model=ctx.pinned_slug,
-        alias=ctx.alias,
-        task_id=ctx.task_id,
+    access_line(
+        {
+            "method": request.method,
+            "path": request.path,
+            "status": status,
+            "duration_ms": round(total * 1000, 3),
+            "upstream_ms": round(ctx.upstream_seconds * 1000, 3),
+            "upstream_attempts": ctx.upstream_attempts,
+            "correlation_id": ctx.correlation_id,
+            "model": ctx.pinned_slug,
+            "alias": ctx.alias,
+            "task_id": ctx.task_id,
+        }
     )

@@ -41,8 +41,13 @@ def optional_sample(micros: int | None) -> float | None:
 
 
 def from_decimal(usd: Decimal) -> int:
-    """Decimal dollars to micro-dollars, rounded half up."""
+    """Decimal dollars to micro-dollars, rounded half up: the one way dollars become micros."""
     return int((usd * _MICROS).quantize(Decimal(1), rounding=ROUND_HALF_UP))
+
+
+def to_decimal(micros: int) -> Decimal:
+    """Micro-dollars as exact decimal dollars (for settings that hold dollars)."""
+    return Decimal(micros) / _MICROS
 
 
 def parse(text: str) -> int:

@@ -1,4 +1,4 @@
-"""The submit pipeline's stages, in order: ``build_pipeline`` is the one place the order lives.
+"""The submit pipeline, every step in order: ``build_pipeline`` is the one place the order lives.
 
 1. request id / correlation     (proxy.middleware, outermost)
 2. identify the caller          (stages.identify: virtual key or key fingerprint),
@@ -6,24 +6,32 @@
    -- the body is read here, under the size and separator caps (stages.body) --
 3. pin the model                (stages.pin)
 4. fingerprint the input        (stages.fingerprint: bounded parse, canonical hash)
-5. idempotency                  (stages.idempotency: a replay needs no further work, and never
-                                 depends on the network, so it comes before validation)
+5. idempotency                  (stages.idempotency: takes the key's claim; a replay needs no
+                                 further work, and never depends on the network, so it comes
+                                 before validation)
 6. validate the input           (stages.validate: schema, cross-field rules, media, SSRF guard)
 7. price                        (stages.price)
-7b. completion webhook URL      (stages.callback: header or per-key default, SSRF guard)
-8. budget                       (stages.budget: atomic reservation; per-key concurrency slot)
-8b. admission (admission.desk, when enabled): send now, or queue beyond the team's
-    upstream concurrency (one store transaction with the write-ahead intent or the queue row)
-9. upstream submit, with the retry buckets   (handlers.submit)
-10. record the job before answering          (jobs.tracker)
+8. completion webhook URL       (stages.callback: header or per-key default, SSRF guard)
+9. budget                       (stages.budget: takes the reservation and the per-key slot)
+10. admit                       (stages.admit: the write-ahead intent, durable before anything
+                                 leaves; or, with the admission queue, beyond the team's upstream
+                                 concurrency, a queue row and the queued answer)
+11. send                        (stages.send: the upstream submit, with the retry buckets)
+12. record                      (stages.record: the outcome read once (upstream.outcome), the
+                                 job recorded before the client hears of it, the answer)
+
+The holds steps 5, 9 and 10 take end in one place, ``SubmitLedger.holding``, which the
+handler (``handlers.submit``) wraps around the whole walk.
 """
 
 from __future__ import annotations
 
+import random
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
+from proxy.admission.desk import AdmissionDesk
 from proxy.catalog.loader import Catalog
 from proxy.catalog.media import MediaChecker
 from proxy.catalog.netguard import HostGuard
@@ -32,6 +40,8 @@ from proxy.catalog.validation import BodyValidator
 from proxy.config import Settings
 from proxy.governance.budgets import BudgetBook
 from proxy.governance.keys import KeyRing
+from proxy.jobs.ledger import SubmitLedger
+from proxy.stages.admit import AdmitStage
 from proxy.stages.base import Stage
 from proxy.stages.body import BodyLimits
 from proxy.stages.budget import BudgetStage
@@ -41,9 +51,25 @@ from proxy.stages.idempotency import IdempotencyStage
 from proxy.stages.identify import IdentifyStage
 from proxy.stages.pin import PinStage
 from proxy.stages.price import PriceStage
+from proxy.stages.record import RecordStage
+from proxy.stages.send import SendStage
 from proxy.stages.validate import ValidateStage
 from proxy.stores.base import Store
 from proxy.telemetry.metrics import Metrics
+from proxy.upstream.client import Upstream
+from proxy.upstream.retry import RetryPolicy
+
+
+@dataclass(frozen=True, slots=True)
+class Tail:
+    """What the submit's tail needs: the ledger, the upstream and its submit policy, the
+    admission desk (a getter: the roster starts the queue after the pipeline is built)."""
+
+    ledger: SubmitLedger
+    upstream: Upstream
+    policy: RetryPolicy
+    admission: Callable[[], AdmissionDesk | None]
+    rng: random.Random
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,10 +124,12 @@ def build_pipeline(
     budgets: BudgetBook,
     media: MediaChecker,
     metrics: Metrics,
+    tail: Tail,
     clock: Callable[[], float] = time.time,
     owner: str | None = None,
 ) -> Pipeline:
-    """The submit pipeline for ``settings``: who asks first, then what they sent."""
+    """The submit pipeline for ``settings``: who asks first, then what they sent, then
+    the send and its one recorded outcome."""
     limits = body_limits(settings)
     validator = BodyValidator(catalog, unknown_fields=settings.models.unknown_fields)
     return Pipeline(
@@ -114,6 +142,9 @@ def build_pipeline(
             PriceStage(catalog, settings.pricing),
             CallbackStage(settings.webhooks, store, HostGuard(settings.webhooks.allow_hosts)),
             BudgetStage(store, budgets, metrics, clock, owner=owner),
+            AdmitStage(tail.ledger, tail.admission),
+            SendStage(tail.upstream, tail.policy, tail.admission, metrics, tail.rng),
+            RecordStage(tail.ledger, tail.admission),
         ),
         limits=limits,
     )

@@ -74,7 +74,7 @@ _FIXED: dict[tuple[str, ...], tuple[str, dict[str, RouteKind]]] = {
 
 
 @dataclass(frozen=True, slots=True)
-class Refusal:
+class PathRefusal:
     """Why a path is refused: 400 malformed, 404 not an allowed route, 405 wrong method."""
 
     status: int
@@ -96,7 +96,7 @@ class Route:
     name: str = ""  # the route template (low-cardinality), "" when no route matched
     path: str = ""  # the normalized path: what is forwarded upstream
     query: str = ""  # the raw query string, without "?"
-    refusal: Refusal | None = None
+    refusal: PathRefusal | None = None
 
     @property
     def slug(self) -> str | None:
@@ -115,7 +115,7 @@ class BadPath(ValueError):
 
 
 def _refused(status: int, reason: str, detail: str, allow: str | None = None) -> Route:
-    return Route(RouteKind.REFUSED, refusal=Refusal(status, reason, detail, allow))
+    return Route(RouteKind.REFUSED, refusal=PathRefusal(status, reason, detail, allow))
 
 
 def _decode_unreserved(segment: str) -> str:

@@ -1,5 +1,8 @@
 """Running the proxy: client listener (optionally TLS), admin listener, graceful stop.
 
+Both listeners bind with SO_REUSEADDR, so a restart on a port that a busy proxy has
+just left works at once; a bind that fails is retried briefly (``proxy.listening``).
+
 ``serve_forever(..., worker=role)`` runs one worker of ``serve --workers N``
 (``proxy.workers``): the client port is shared (SO_REUSEPORT), the admin listener is
 worker 0's, and the worker stops with its supervisor.
@@ -22,6 +25,8 @@ from aiohttp import web
 from proxy.admin import create_admin_app
 from proxy.app import create_app
 from proxy.config import Settings
+from proxy.listening import bind_retrying
+from proxy.protocol_errors import ProtocolErrorRunner
 from proxy.state import METRICS, RUNTIME
 from proxy.telemetry.tracing import Tracing
 from proxy.workers import (
@@ -89,6 +94,31 @@ def _bound_port(runner: web.AppRunner) -> int:
     return int(runner.addresses[0][1])
 
 
+async def _start_site(
+    what: str,
+    runner: web.AppRunner,
+    host: str,
+    port: int,
+    reuse_port: bool,
+    tls: ssl.SSLContext | None = None,
+) -> None:
+    """Listen on ``host:port`` with SO_REUSEADDR (asyncio's default on POSIX), SO_REUSEPORT
+    as a worker; a failed bind is retried briefly (``proxy.listening``). One process alone
+    first looks for a live server there (a worker's siblings are live servers)."""
+
+    async def bind() -> None:
+        site = web.TCPSite(
+            runner, host, port, ssl_context=tls, reuse_address=True, reuse_port=reuse_port or None
+        )
+        try:
+            await site.start()
+        except BaseException:
+            await site.stop()  # unregistered from the runner: the next try adds a new site
+            raise
+
+    await bind_retrying(what, host, port, bind, probe=not reuse_port)
+
+
 async def start(
     settings: Settings,
     app: web.Application | None = None,
@@ -109,7 +139,10 @@ async def start(
         # A worker without the admin listener exports nothing of its own: the shared
         # gauges (the same store sums in every worker) are read by the one that does.
         app = create_app(settings, tracing=tracing, environ=environ, shared_gauges=admin)
-    runner = web.AppRunner(app, shutdown_timeout=settings.shutdown_grace_seconds, access_log=None)
+    protocol_errors = app[METRICS].http_protocol_errors
+    runner = ProtocolErrorRunner(
+        app, protocol_errors, shutdown_timeout=settings.shutdown_grace_seconds, access_log=None
+    )
     await runner.setup()
     tls = tls_context(settings)
     admin_runner = None
@@ -117,21 +150,13 @@ async def start(
     # The admin listener first: once clients can connect, /metrics and /admin are up too.
     if settings.admin.enabled and admin:
         admin_app = create_admin_app(settings, app[METRICS], app[RUNTIME], metrics_dir=metrics_dir)
-        admin_runner = web.AppRunner(admin_app, access_log=None)
+        admin_runner = ProtocolErrorRunner(admin_app, protocol_errors, access_log=None)
         await admin_runner.setup()
-        admin_site = web.TCPSite(
-            admin_runner, settings.admin.host, settings.admin.port, reuse_port=reuse_port or None
+        await _start_site(
+            "admin", admin_runner, settings.admin.host, settings.admin.port, reuse_port
         )
-        await admin_site.start()
         admin_port = _bound_port(admin_runner)
-    site = web.TCPSite(
-        runner,
-        settings.listen.host,
-        settings.listen.port,
-        ssl_context=tls,
-        reuse_port=reuse_port or None,
-    )
-    await site.start()
+    await _start_site("listen", runner, settings.listen.host, settings.listen.port, reuse_port, tls)
     # What start-up built (catalog, compiled schemas, stages) lives as long as the process:
     # out of the collector's way, so a full collection never walks it in mid-request.
     gc.freeze()

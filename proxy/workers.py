@@ -1,12 +1,13 @@
 """``serve --workers N``: N serving processes on one client port, and their supervisor.
 
 The supervisor is the process the operator started. It binds (without listening) the
-client and admin ports with ``SO_REUSEPORT``, so a port given as 0 becomes one concrete
-port that every worker, and every restarted worker, binds again; then it starts the
-workers as ``python -m proxy serve`` subprocesses, each listening on the client port with
-``SO_REUSEPORT`` (the kernel spreads new connections over them). Worker 0 starts alone
-(it applies migrations; a store it cannot reach ends the start with its one-line error),
-then the others together. After that the supervisor:
+client and admin ports with ``SO_REUSEADDR`` and ``SO_REUSEPORT`` (``proxy.listening``: a
+port that a busy proxy has just left binds at once; one a live server holds does not), so
+a port given as 0 becomes one concrete port that every worker, and every restarted worker,
+binds again; then it starts the workers as ``python -m proxy serve`` subprocesses, each
+listening on the client port with ``SO_REUSEPORT`` (the kernel spreads new connections over
+them). Worker 0 starts alone (it applies migrations; a store it cannot reach ends the start
+with its one-line error), then the others together. After that the supervisor:
 
 - restarts a worker that exits, after a backoff that doubles from 0.5 s up to 30 s while
   restarts keep failing within 30 s;
@@ -44,7 +45,6 @@ import math
 import os
 import shutil
 import signal
-import socket
 import sys
 import tempfile
 import time
@@ -55,6 +55,7 @@ from pathlib import Path
 import structlog
 
 from proxy.config import Settings
+from proxy.listening import reserve_port_retrying
 
 log = structlog.get_logger("proxy.workers")
 
@@ -178,31 +179,6 @@ class WorkerFailed(Exception):
         self.code = code
 
 
-def reserve_port(host: str, port: int) -> tuple[list[socket.socket], int]:
-    """Bind ``host:port`` on every address of ``host`` with SO_REUSEPORT, not listening.
-
-    The port stays this supervisor's (nobody outside the group can take it between
-    worker restarts) while the workers' listening sockets share it. Port 0 becomes the
-    port the kernel picked for the first address.
-    """
-    infos = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
-    held: list[socket.socket] = []
-    try:
-        for family, kind, proto, _, address in infos:
-            sock = socket.socket(family, kind, proto)
-            held.append(sock)
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-            if family == socket.AF_INET6:
-                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-            sock.bind((address[0], port, *address[2:]))
-            port = port or int(sock.getsockname()[1])
-    except BaseException:
-        for sock in held:
-            sock.close()
-        raise
-    return held, port
-
-
 @dataclass
 class _Worker:
     index: int
@@ -235,11 +211,20 @@ class Supervisor:
     async def run(self) -> int:
         """The exit status: 0 after a requested stop, else the failed worker's."""
         settings = self._settings
-        held, port = reserve_port(settings.listen.host, settings.listen.port)
+        held, port = await reserve_port_retrying(
+            "listen", settings.listen.host, settings.listen.port
+        )
         env = dict(self._environ)
         env["MODELLIX_PROXY_LISTEN__PORT"] = str(port)
         if settings.admin.enabled:
-            admin_held, admin_port = reserve_port(settings.admin.host, settings.admin.port)
+            try:
+                admin_held, admin_port = await reserve_port_retrying(
+                    "admin", settings.admin.host, settings.admin.port
+                )
+            except BaseException:
+                for sock in held:
+                    sock.close()
+                raise
             held.extend(admin_held)
             env["MODELLIX_PROXY_ADMIN__PORT"] = str(admin_port)
         self._metrics_dir = Path(tempfile.mkdtemp(prefix="modellix-proxy-metrics-"))

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Make sure the services the tests (or the demo) need are there: start PostgreSQL if it is
-# down, install it or Prometheus with apt-get if missing. `--optional` never fails.
+# Make sure the services the tests (or the demo, or the benchmark) need are there: start
+# PostgreSQL if it is down, install it, Prometheus or wrk (the benchmark's load generator)
+# with apt-get if missing. `--optional` never fails.
 set -uo pipefail
 optional=0
 want=()
@@ -68,10 +69,17 @@ ensure_prometheus() {
   apt_install prometheus || fail "Prometheus is missing and cannot be installed here"
 }
 
+ensure_wrk() {
+  command -v wrk >/dev/null 2>&1 && return 0
+  echo "ensure-services: installing wrk (apt-get install --no-install-recommends wrk)" >&2
+  apt_install wrk || fail "wrk is missing and cannot be installed here"
+}
+
 for service in "${want[@]}"; do
   case "$service" in
     postgres) ensure_postgres ;;
     prometheus) ensure_prometheus ;;
+    wrk) ensure_wrk ;;
     *) fail "unknown service $service" ;;
   esac
 done

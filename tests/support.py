@@ -1,9 +1,11 @@
-"""Shared test helpers: settings pointed at a given upstream, a recording echo upstream."""
+"""Shared test helpers: settings pointed at a given upstream, a recording echo upstream, the
+bounds every wait in the suite is derived from, and the one condition wait."""
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
+import inspect
 import json
 import os
 import secrets
@@ -18,8 +20,8 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from proxy.config import Settings, deep_merge, load
-from proxy.simulator import Simulator
+from proxy.config import RetrySettings, Settings, deep_merge, load
+from proxy.simulator import Simulator, SimulatorConfig
 
 
 def settings_for(origin: str, **overrides: Any) -> Settings:
@@ -112,23 +114,59 @@ def required_binary(name: str, install: str = "") -> str:
     pytest.skip(message)
 
 
-async def wait_for(predicate: Callable[[], bool], within: float = 5.0) -> None:
-    """Wait until ``predicate()`` holds, polling; fail after ``within`` seconds."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + within
-    while not predicate():
-        if loop.time() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.01)
+# Bounds for waits. A wait is bounded by what the thing waited on needs on an idle machine
+# times LOAD: the suite runs on a loaded 2-core machine (CI beside other jobs, a laptop
+# building), where an idle-machine figure ~4x over is still normal. A bound only decides how
+# long a failing test takes to say so; a passing test never waits it out. So bounds are
+# generous, named for what they cover, and never a tight fixed cap.
+LOAD = float(os.environ.get("TEST_LOAD_FACTOR", "5"))
+SHORT_WAIT_S = 3.0 * LOAD
+"""An in-process consequence of something already done: a log line, a gauge, a background
+loop's next round at test intervals, a task of the ``fast`` simulator preset finishing."""
+REQUEST_S = 4.0 * LOAD
+"""One HTTP exchange through the proxy and the simulator, without an upstream retry wait."""
+PROCESS_START_S = 6.0 * LOAD
+"""A Python process importing the proxy, migrating its store and listening (~2-4 s idle)."""
+RETRY_BUDGET_S = RetrySettings().total_seconds
+"""The longest the proxy retries one upstream call. It honours the wait a 429 asks for
+(``X-RateLimit-Reset``: the simulator's is the next minute boundary, up to 60 s away) while it
+fits this budget, so one submit or poll can take this long before it answers."""
 
 
-async def wait_until(check: Callable[[], Awaitable[bool]], within: float = 30.0) -> None:
-    """Wait until the coroutine ``check()`` answers true, polling; fail after ``within`` s."""
+def bound_for(sim: SimulatorConfig, tasks: int = 1) -> float:
+    """How long ``tasks`` tasks submitted together to ``sim`` can take to be terminal through
+    the proxy: their lifecycle (pending, longest processing, a stall, the team's concurrency
+    limit running them in rounds) on a loaded machine, plus one retry budget when ``sim``
+    answers request faults (a 429's reset wait; retries of 5xx are short)."""
+    lifecycle = sim.pending_seconds + sim.processing_seconds[1]
+    rounds = -(-tasks // sim.concurrency_limit) if sim.concurrency_limit else 1
+    bound = rounds * lifecycle * LOAD + SHORT_WAIT_S
+    if sim.rate_stall:
+        bound += sim.stall_seconds
+    faults = sim.rate_429 + sim.rate_500 + sim.rate_503 + sim.rate_malformed + sim.rate_stall
+    if faults:
+        bound += RETRY_BUDGET_S
+    return bound
+
+
+async def wait_until(
+    check: Callable[[], bool | Awaitable[bool]],
+    within: float = SHORT_WAIT_S,
+    what: str = "condition",
+) -> None:
+    """Wait until ``check()`` (a plain or an async predicate) holds, polling every 20 ms; fail
+    after ``within`` seconds, naming ``what`` was waited for. For state with no change feed to
+    await (a store, a registry, /proc); an event or a future is awaited directly instead."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + within
-    while not await check():
+    while True:
+        answer = check()
+        if inspect.isawaitable(answer):
+            answer = await answer
+        if answer:
+            return
         if loop.time() > deadline:
-            raise AssertionError("condition not met in time")
+            raise AssertionError(f"{what} not met within {within:.0f} s")
         await asyncio.sleep(0.02)
 
 

@@ -26,7 +26,7 @@ from proxy.config import Settings
 from proxy.context import RequestContext
 from proxy.errors import TooManyRequests
 from proxy.jobs.labels import Labels
-from proxy.jobs.ledger import REPLAY_HEADERS, SubmitLedger
+from proxy.jobs.ledger import REPLAY_HEADERS, SubmitLedger, hand_over
 from proxy.stores.admission_records import QUEUE_PREFIX, Admission, QueuedSubmit, QueueState
 from proxy.stores.base import Store, StoreError
 from proxy.stores.records import Intent, StoredResponse
@@ -157,7 +157,7 @@ class AdmissionDesk:
             )
         except StoreError:
             # Maybe written, maybe not: undo whichever it was; the request's holds stay on
-            # ``ctx`` and ``finish`` releases them.
+            # ``ctx`` and ``holding`` releases them.
             await self._ledger.drop_maybe_written(intent)
             await self._ledger.outbox.write(
                 f"drop queued {entry.queue_id}",
@@ -165,7 +165,7 @@ class AdmissionDesk:
             )
             raise
         if decision is Admission.SEND:
-            self._ledger.adopt(ctx, intent)
+            hand_over(ctx, intent)
             return None
         if decision is Admission.FULL:
             raise TooManyRequests(
@@ -176,7 +176,7 @@ class AdmissionDesk:
                 reason="admission_queue_full",
                 headers={"Retry-After": str(self._settings.full_retry_after_seconds)},
             )
-        self._ledger.adopt(ctx, None)
+        hand_over(ctx, None)
         self._queued(entry, "admitted")
         return response
 

@@ -30,7 +30,6 @@ import structlog
 from proxy.admission.answers import upstream_message
 from proxy.admission.fairness import fair_order
 from proxy.config import Settings
-from proxy.handlers.submit import accepted_task_id
 from proxy.jobs.labels import Labels
 from proxy.jobs.outbox import Outbox
 from proxy.jobs.schedule import Cadence, first_poll_at
@@ -40,7 +39,8 @@ from proxy.stores.base import Store, StoreError
 from proxy.telemetry.metrics import Metrics, usd
 from proxy.upstream import attempts
 from proxy.upstream.client import Upstream
-from proxy.upstream.retry import Bucket, RetryPolicy
+from proxy.upstream.outcome import Verdict, read_outcome
+from proxy.upstream.retry import RetryPolicy
 
 log = structlog.get_logger("proxy.admission")
 LEASE = "admission-dispatcher"
@@ -171,7 +171,7 @@ class Dispatcher:
     async def _send(self, claim: DispatchClaim) -> None:
         """Send one claimed submit and record its one outcome. If anything stops this half
         way (a bug, or cancellation at shutdown after the grace), the send may have left:
-        its outcome is unknown, as for a direct submit (``SubmitLedger.finish``)."""
+        its outcome is unknown, as for a direct submit (``SubmitLedger.holding``)."""
         try:
             await self._send_and_record(claim)
         except BaseException:
@@ -197,21 +197,11 @@ class Dispatcher:
             on_retry=lambda reason: metrics.upstream_retries.labels("submit", reason).inc(),
         )
         now = self._clock()
-        reply = outcome.reply
-        if reply is None:
-            assert outcome.failure is not None
-            if outcome.bucket is Bucket.UNKNOWN:
-                await self._unknown(
-                    claim, f"the Modellix API did not answer ({outcome.failure.detail})"
-                )
-            else:  # never left the proxy
-                await self._requeue(claim, f"not sent: {outcome.failure.detail}", now)
-            return
-        if outcome.bucket is Bucket.SUCCESS:
-            task_id, _ = accepted_task_id(reply.body)
-            if task_id is None:
-                await self._unknown(claim, "2xx answer without a usable task id")
-                return
+        reading = read_outcome(outcome)
+        verdict = reading.verdict
+        if verdict is Verdict.ACCEPTED:
+            task_id = reading.task_id
+            assert task_id is not None
             job = dataclasses.replace(
                 intent.job,
                 task_id=task_id,
@@ -223,11 +213,17 @@ class Dispatcher:
                 lambda: self._store.admission_to_job(row.queue_id, intent, job, now),
             )
             self._submitted(claim, task_id, now)
-            return
-        if reply.status == 429 or outcome.bucket is Bucket.TRANSIENT:
+        elif verdict is Verdict.UNKNOWN:
+            await self._unknown(claim, reading.detail)
+        elif verdict is Verdict.NOT_SENT:
+            await self._requeue(claim, reading.detail, now)
+        elif verdict in (Verdict.BUSY, Verdict.RETRY_LATER):  # nothing created: queue it again
+            reply = outcome.reply
+            assert reply is not None
             await self._requeue(claim, upstream_message(reply.body, reply.status), now)
-            return
-        if outcome.bucket is Bucket.PERMANENT:
+        else:  # a definite refusal
+            reply = outcome.reply
+            assert reply is not None
             message = upstream_message(reply.body, reply.status)
             await self._outbox.write(
                 f"refused {row.queue_id}",
@@ -237,8 +233,6 @@ class Dispatcher:
             log.warning(
                 "admission.refused", queue_id=row.queue_id, status=reply.status, message=message
             )
-            return
-        await self._unknown(claim, f"upstream answered HTTP {reply.status}")
 
     async def _requeue(self, claim: DispatchClaim, why: str, now: float) -> None:
         row = claim.row

@@ -82,7 +82,7 @@ def _reason(exc: ValueError) -> str:
 
 
 @dataclass(frozen=True, slots=True)
-class PreflightSettings:
+class PreflightOptions:
     """Operator knobs (config section ``validation.preflight``)."""
 
     mode: Literal["refuse", "warn"] = "refuse"
@@ -151,12 +151,12 @@ class Preflight:
 
     def __init__(
         self,
-        settings: PreflightSettings | None = None,
+        settings: PreflightOptions | None = None,
         *,
         resolver: DnsResolver | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.settings = settings or PreflightSettings()
+        self.settings = settings or PreflightOptions()
         self.guard = HostGuard(self.settings.allow, resolver=resolver, clock=clock)
         self._clock = clock
         self._session: aiohttp.ClientSession | None = None

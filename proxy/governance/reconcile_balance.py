@@ -35,7 +35,7 @@ from typing import Protocol
 import structlog
 
 from proxy.config import Settings
-from proxy.money import MICROS_PER_USD, sample
+from proxy.money import from_decimal, sample
 from proxy.stores.base import BalanceStore, LeaseStore
 from proxy.stores.webhook_records import BalanceReading
 from proxy.telemetry.metrics import Metrics
@@ -67,7 +67,7 @@ def parse_balance(body: bytes) -> int:
         raise BalanceUnavailable(f"malformed balance answer: {exc}") from exc
     if not usd.is_finite():
         raise BalanceUnavailable("the balance is not a finite number")
-    return int((usd * MICROS_PER_USD).to_integral_value())
+    return from_decimal(usd)
 
 
 def upstream_reader(upstream: Upstream, watcher_key: str) -> ReadBalance:

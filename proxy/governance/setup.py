@@ -8,7 +8,7 @@ from collections.abc import Callable
 from proxy.config import BudgetSpec, Settings
 from proxy.governance.budgets import BudgetBook
 from proxy.governance.keys import KeyRing
-from proxy.jobs.pricing import to_micros
+from proxy.money import from_decimal
 from proxy.stores.base import Store
 from proxy.stores.records import Budget
 
@@ -19,7 +19,7 @@ def budget_from_spec(spec: BudgetSpec, now: float) -> Budget:
         scope=spec.scope,
         subject=spec.subject,
         window=spec.window,
-        limit_micros=to_micros(spec.limit_usd),
+        limit_micros=from_decimal(spec.limit_usd),
         hard=spec.hard,
         created_at=now,
         updated_at=now,

@@ -34,9 +34,9 @@ from proxy.catalog.spec import ModelSpec
 from proxy.catalog.upstream_models import ListUnavailable, parse_models
 from proxy.forwarding import upstream_headers
 from proxy.governance import access
-from proxy.handlers.failures import transport_error
 from proxy.state import CONTEXT, ROUTE, RUNTIME, SETTINGS, UPSTREAM
 from proxy.upstream.client import Reply, TransportFailure, end_to_end
+from proxy.upstream.failures import transport_error
 
 MODELS_NAME = "/api/v1/models"  # the route name ``proxy.routing`` gives the list
 TYPES = {

@@ -15,9 +15,9 @@ from aiohttp import web
 from proxy.errors import PayloadTooLarge
 from proxy.forwarding import upstream_headers
 from proxy.governance import access
-from proxy.handlers.failures import transport_error
 from proxy.state import CONTEXT, ROUTE, RUNTIME, SETTINGS, UPSTREAM
 from proxy.upstream.client import TransportFailure, end_to_end
+from proxy.upstream.failures import transport_error
 
 log = structlog.get_logger("proxy.passthrough")
 CHUNK = 256 * 1024

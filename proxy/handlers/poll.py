@@ -4,38 +4,21 @@ idempotent), and observed so that the job ledger follows the task.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
 from aiohttp import web
-from multidict import CIMultiDict
 
 from proxy.context import RouteKind
 from proxy.errors import InternalError
 from proxy.forwarding import upstream_headers
 from proxy.governance import access
 from proxy.governance.keys import Identity
-from proxy.handlers.failures import transport_error
 from proxy.state import CONTEXT, METRICS, POLL_POLICY, ROUTE, RUNTIME, SETTINGS, UPSTREAM
 from proxy.telemetry.children import child
 from proxy.upstream import attempts
-from proxy.upstream.client import HOP_BY_HOP
+from proxy.upstream.client import reply_headers
+from proxy.upstream.failures import transport_error
+
 
 # The answer is re-framed by aiohttp (and was decoded): its length and coding do not pass.
-_DROP_RESPONSE = HOP_BY_HOP | {"content-length", "content-encoding"}
-
-
-def reply_headers(headers: Mapping[str, str]) -> CIMultiDict[str]:
-    """The upstream answer's end-to-end headers (as ``end_to_end``), in one pass."""
-    conn = headers.get("Connection")
-    named = {t.strip().lower() for t in conn.split(",")} if conn else set()
-    out: CIMultiDict[str] = CIMultiDict()
-    for name, value in headers.items():
-        lower = name.lower()
-        if lower not in _DROP_RESPONSE and lower not in named:
-            out.add(name, value)
-    return out
-
-
 async def handle_poll(request: web.Request) -> web.StreamResponse:
     ctx = request[CONTEXT]
     app = request.app

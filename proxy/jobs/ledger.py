@@ -20,7 +20,8 @@ from __future__ import annotations
 import dataclasses
 import random
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 
 import structlog
 from aiohttp import web
@@ -93,14 +94,6 @@ class SubmitLedger:
             slot_reservation_id=ctx.slot_reservation_id,
         )
 
-    @staticmethod
-    def adopt(ctx: RequestContext, intent: Intent | None) -> None:
-        """The request's holds now belong to ``intent`` (or to a queue row when ``None``)."""
-        ctx.intent = intent
-        ctx.idempotency_key = None
-        ctx.reservation_id = None
-        ctx.slot_reservation_id = None
-
     async def open_intent(self, ctx: RequestContext) -> Intent:
         """Make the submit durable before it is sent; it then owns the claim and the money."""
         intent = self.intent_for(ctx)
@@ -108,10 +101,10 @@ class SubmitLedger:
             await self._store.open_intent(intent)
         except StoreError:
             # Maybe written, maybe not: nothing will be sent, so drop it if it is there.
-            # The request's holds stay on ``ctx`` and ``finish`` releases them.
+            # The request's holds stay on ``ctx`` and ``holding`` releases them.
             await self.drop_maybe_written(intent)
             raise
-        self.adopt(ctx, intent)
+        hand_over(ctx, intent)
         return intent
 
     async def drop_maybe_written(self, intent: Intent) -> None:
@@ -197,12 +190,31 @@ class SubmitLedger:
             lambda: self._store.intent_release(intent, stored, complete=complete),
         )
 
-    async def finish(self, ctx: RequestContext) -> None:
-        """Whatever a request still holds when it ends.
+    def _take(self, ctx: RequestContext) -> Intent:
+        intent = ctx.intent
+        if intent is None:
+            raise RuntimeError("no intent was written for this submit")
+        ctx.intent = None
+        return intent
 
-        An intent still open means the send was under way when something failed: the
-        outcome is unknown. Otherwise nothing was sent: release money, slot and key.
+    @asynccontextmanager
+    async def holding(self, ctx: RequestContext) -> AsyncIterator[None]:
+        """The one place a submit's holds end: whatever the request still holds when it
+        ends (an answer, a refusal, an error, a cancelled client) is settled here.
+
+        Stages take the holds (``stages.idempotency``: the key's claim; ``stages.budget``:
+        the reservation and the concurrency slot); ``hand_over`` gives them to the intent
+        or to a queue row, and the intent's one outcome (``accepted``, ``unknown``,
+        ``refused``) ends them in the store. On leaving, an intent still open means the
+        send was under way when something failed: the outcome is unknown. Otherwise
+        nothing was sent: the money, the slot and the key are released.
         """
+        try:
+            yield
+        finally:
+            await self._release_leftovers(ctx)
+
+    async def _release_leftovers(self, ctx: RequestContext) -> None:
         if ctx.intent is not None:
             await self.unknown(ctx, "the proxy failed while the submit was being sent")
             return
@@ -219,13 +231,6 @@ class SubmitLedger:
                 "release idempotency key", lambda: self._store.release(scope, key, claim)
             )
             ctx.idempotency_key = None
-
-    def _take(self, ctx: RequestContext) -> Intent:
-        intent = ctx.intent
-        if intent is None:
-            raise RuntimeError("no intent was written for this submit")
-        ctx.intent = None
-        return intent
 
     def _intended_job(self, ctx: RequestContext) -> NewJob:
         """The job this submit becomes, under its ``unknown:`` placeholder until a task id."""
@@ -255,6 +260,14 @@ class SubmitLedger:
             slot_reservation_id=ctx.slot_reservation_id,
             callback_url=ctx.callback_url,
         )
+
+
+def hand_over(ctx: RequestContext, intent: Intent | None) -> None:
+    """The request's holds now belong to ``intent`` (or to a queue row when ``None``)."""
+    ctx.intent = intent
+    ctx.idempotency_key = None
+    ctx.reservation_id = None
+    ctx.slot_reservation_id = None
 
 
 def _releaser(store: Store, reservation_id: str) -> Callable[[], Awaitable[bool]]:

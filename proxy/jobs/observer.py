@@ -22,8 +22,7 @@ from proxy.config import Settings
 from proxy.jobs.labels import Labels
 from proxy.jobs.memory import Bounded, Known
 from proxy.jobs.settler import Settler
-from proxy.jobs.status import Bucket as StatusBucket
-from proxy.jobs.status import read_task
+from proxy.jobs.status import Phase, read_task
 from proxy.stores.base import JobNotFoundError, Store, StoreError
 from proxy.stores.records import JobRecord, JobStatus
 from proxy.telemetry.metrics import Metrics
@@ -113,7 +112,7 @@ class PollObserver:
             return job
         final: int | None = None
         error_reason = view.message
-        if view.bucket is StatusBucket.BLOCKED:
+        if view.bucket is Phase.BLOCKED:
             error_reason = f"{view.raw_status}: {view.message or 'refused by the upstream'}"
         grace = self._settings.watcher.client_grace_seconds
         client = source == "client"

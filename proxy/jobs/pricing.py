@@ -19,19 +19,15 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from decimal import ROUND_HALF_UP, Decimal, DecimalException
+from decimal import Decimal, DecimalException
 
 from proxy.catalog.spec import Quantities
 from proxy.config import PriceEntry
+from proxy.money import from_decimal
 
-MICROS = Decimal(1_000_000)
 # Bounds of a quantity that can be priced at all: beyond them the input is not a real job.
 MAX_SECONDS = 24 * 3600.0
 MAX_COUNT = 10_000
-
-
-def to_micros(usd: Decimal) -> int:
-    return int((usd * MICROS).quantize(Decimal(1), rounding=ROUND_HALF_UP))
 
 
 def unit_price(entry: PriceEntry, resolution: str | None) -> Decimal | None:
@@ -56,14 +52,14 @@ def estimate_micros(entry: PriceEntry | None, quantities: Quantities) -> int | N
         return None
     try:
         if entry.unit == "per_video":
-            return to_micros(price)
+            return from_decimal(price)
         if entry.unit == "per_image":
             count = quantities.count
-            return to_micros(price * count) if 0 <= count <= MAX_COUNT else None
+            return from_decimal(price * count) if 0 <= count <= MAX_COUNT else None
         seconds = quantities.seconds
         if seconds is None or not math.isfinite(seconds) or not 0 <= seconds <= MAX_SECONDS:
             return None
-        return to_micros(price * Decimal(str(seconds)))
+        return from_decimal(price * Decimal(str(seconds)))
     except DecimalException:  # a price table value Decimal cannot multiply (NaN, Infinity)
         return None
 

@@ -19,7 +19,7 @@ from proxy.jsoncodec import loads
 from proxy.stores.records import JobStatus
 
 
-class Bucket(enum.StrEnum):
+class Phase(enum.StrEnum):
     IN_PROGRESS = "in_progress"
     BLOCKED = "blocked"
     TERMINAL = "terminal"
@@ -53,23 +53,23 @@ class TaskView:
     """What a task answer says, as far as the ledger cares."""
 
     raw_status: str
-    bucket: Bucket
+    bucket: Phase
     status: JobStatus | None  # None when unrecognised
     output_urls: tuple[str, ...]
     message: str | None
 
 
-def classify(raw: str) -> tuple[Bucket, JobStatus | None]:
+def classify(raw: str) -> tuple[Phase, JobStatus | None]:
     name = raw.strip().lower()
     if name in _IN_PROGRESS:
-        return Bucket.IN_PROGRESS, _IN_PROGRESS[name]
+        return Phase.IN_PROGRESS, _IN_PROGRESS[name]
     if name in _SUCCESS:
-        return Bucket.TERMINAL, JobStatus.SUCCESS
+        return Phase.TERMINAL, JobStatus.SUCCESS
     if name in _FAILED:
-        return Bucket.TERMINAL, JobStatus.FAILED
+        return Phase.TERMINAL, JobStatus.FAILED
     if name in _BLOCKED:
-        return Bucket.BLOCKED, JobStatus.FAILED
-    return Bucket.UNRECOGNISED, None
+        return Phase.BLOCKED, JobStatus.FAILED
+    return Phase.UNRECOGNISED, None
 
 
 def _urls(data: dict[str, Any]) -> tuple[str, ...]:

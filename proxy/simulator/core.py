@@ -28,9 +28,9 @@ from proxy.simulator.media_shape import output_shape
 from proxy.simulator.pricing import MICROS_PER_USD, output_count
 from proxy.simulator.spec import ModelSpec
 from proxy.simulator.state import (
+    Accounts,
     BillingRecord,
     Counters,
-    Ledger,
     MediaFile,
     Outcome,
     RequestRecord,
@@ -75,7 +75,7 @@ class Simulator:
     def reset(self) -> None:
         """Forget every task, charge, file, counter and queued fault; re-seed."""
         micros = int(self.config.initial_balance_usd * MICROS_PER_USD)
-        self.ledger = Ledger(initial_micros=micros, bill_failed=self.config.bill_failed)
+        self.accounts = Accounts(initial_micros=micros, bill_failed=self.config.bill_failed)
         self.faults = FaultPlan(self.config)
         self.counters = Counters()
         self.request_log: list[RequestRecord] = []
@@ -117,27 +117,27 @@ class Simulator:
 
     @property
     def tasks(self) -> Mapping[str, Task]:
-        return self.ledger.tasks
+        return self.accounts.tasks
 
     def status(self, task_id: str) -> Status:
         """The current status of a task (expired tasks included)."""
-        return self.ledger.tasks[task_id].status_at(self.clock())
+        return self.accounts.tasks[task_id].status_at(self.clock())
 
     def settle(self) -> None:
         """Bill every task finished by now (happens on every request too)."""
-        self.ledger.settle(self.clock())
+        self.accounts.settle(self.clock())
 
     def billing_records(self) -> list[BillingRecord]:
         self.settle()
-        return list(self.ledger.records)
+        return list(self.accounts.records)
 
     def billed_total_micros(self, team: str | None = None) -> int:
         self.settle()
-        return self.ledger.billed_micros(team)
+        return self.accounts.billed_micros(team)
 
     def balance_micros(self, team: str = DEFAULT_TEAM) -> int:
         self.settle()
-        return self.ledger.balance_micros(team)
+        return self.accounts.balance_micros(team)
 
     def balance_usd(self, team: str = DEFAULT_TEAM) -> Decimal:
         return Decimal(self.balance_micros(team)) / MICROS_PER_USD
@@ -174,7 +174,7 @@ class Simulator:
     def expire(self, task_id: str | None = None) -> None:
         """Expire one task (or all): polls answer 404 as if retention had passed."""
         self.settle()
-        for task in self.ledger.tasks.values():
+        for task in self.accounts.tasks.values():
             if task_id is None or task.task_id == task_id:
                 task.expired = True
 
@@ -212,7 +212,7 @@ class Simulator:
         if not usd.is_finite() or usd <= 0:
             raise ValueError("a top-up must be a positive amount")
         self._topups[team] = self.topups_usd(team) + usd
-        self.ledger.credit(team, int(usd * MICROS_PER_USD))
+        self.accounts.credit(team, int(usd * MICROS_PER_USD))
 
     def take_request(self, team: str, kling: bool = False) -> WindowState | None:
         """Use one of ``team``'s requests this minute (and one of its Kling requests).
@@ -247,7 +247,7 @@ class Simulator:
         now = self.clock()
         self.settle()
         limit = self.limits(team).concurrency
-        if limit and self.ledger.active(team, now) >= limit:
+        if limit and self.accounts.active(team, now) >= limit:
             self.counters.concurrency_refusals += 1
             raise UpstreamError(
                 429,
@@ -257,7 +257,7 @@ class Simulator:
         offer = self.listing.get(spec.slug)
         defaults = offer.defaults
         cost = offer.cost_micros(body)
-        available = self.ledger.available_micros(team)
+        available = self.accounts.available_micros(team)
         if available < cost:
             raise UpstreamError(
                 402,
@@ -283,7 +283,7 @@ class Simulator:
             body=dict(body),
             shape=output_shape(spec, body, defaults),
         )
-        self.ledger.add(task)
+        self.accounts.add(task)
         self.counters.tasks_created += 1
         self.touch()
         return task
@@ -291,7 +291,7 @@ class Simulator:
     def lookup(self, task_id: str) -> Task:
         """A live task, or ``UpstreamError`` 404 for unknown and expired ones."""
         self.settle()
-        task = self.ledger.tasks.get(task_id)
+        task = self.accounts.tasks.get(task_id)
         now = self.clock()
         if task is None or self._gone(task, now):
             raise UpstreamError(404, f"Task not found: {task_id}")
@@ -306,7 +306,7 @@ class Simulator:
         now = self.clock()
         if not task.is_active(now):
             raise UpstreamError(409, f"Conflict: task {task_id} is already {task.status_at(now)}")
-        self.ledger.cancel(task, now)
+        self.accounts.cancel(task, now)
         task.failure_message = CANCELLED_MESSAGE
         self.touch()
         return task
@@ -327,7 +327,7 @@ class Simulator:
     def _new_task_id(self) -> str:
         while True:
             task_id = f"{self.config.task_id_prefix}{self._ids.getrandbits(64):016x}"
-            if task_id not in self.ledger.tasks:
+            if task_id not in self.accounts.tasks:
                 return task_id
 
     def new_file_id(self) -> str:
@@ -339,22 +339,22 @@ class Simulator:
         now = self.clock()
         by_status = dict.fromkeys(("pending", "processing", "success", "failed", "cancelled"), 0)
         expired = 0
-        for task in self.ledger.tasks.values():
+        for task in self.accounts.tasks.values():
             if self._gone(task, now):
                 expired += 1
             else:
                 by_status[task.status_at(now)] += 1
-        teams = self.ledger.teams() | {DEFAULT_TEAM}
+        teams = self.accounts.teams() | {DEFAULT_TEAM}
         return {
             "counters": self.counters.as_json(),
             "balance": float(self.balance_usd()),
-            "balances_micros": {team: self.ledger.balance_micros(team) for team in sorted(teams)},
-            "billed_total_micros": self.ledger.billed_micros(),
-            "billing_records": len(self.ledger.records),
-            "max_active": {team: self.ledger.max_active(team) for team in sorted(teams)},
+            "balances_micros": {team: self.accounts.balance_micros(team) for team in sorted(teams)},
+            "billed_total_micros": self.accounts.billed_micros(),
+            "billing_records": len(self.accounts.records),
+            "max_active": {team: self.accounts.max_active(team) for team in sorted(teams)},
             "limits": {team: self.limits(team).as_json() for team in sorted(teams)},
             "report_billing": self.report_billing,
-            "tasks": {**by_status, "expired": expired, "total": len(self.ledger.tasks)},
+            "tasks": {**by_status, "expired": expired, "total": len(self.accounts.tasks)},
             "faults_queued": [i.as_json() for i in self.faults.queue],
             "media_files": len(self.media),
             "time": now,

@@ -189,7 +189,7 @@ class MediaFile:
 
 
 @dataclass(slots=True)
-class Ledger:
+class Accounts:
     """Tasks and money, per team."""
 
     initial_micros: int

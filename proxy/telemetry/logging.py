@@ -11,16 +11,24 @@ request" tracebacks and HTTP parse errors, which quote the raw request line, asy
 "Task exception was never retrieved"). Those records go through the same redaction
 and JSON renderer (structlog's ``ProcessorFormatter``): one JSON object per line,
 the traceback one escaped ``exception`` field, control characters escaped.
+
+Lines are rendered with orjson. The access line (``access_line``, one per request at
+``info``) skips structlog's processor chain and its per-call logger binding: a dict of
+the values the middleware has at hand, the bound context, level, timestamp and trace
+ids, the same redaction, one ``orjson.dumps`` and one write.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
 import threading
+import time
 from collections.abc import Callable, MutableMapping
 from typing import Any, TextIO
 
+import orjson
 import structlog
 
 from proxy.telemetry.redaction import REDACTED, redact_text
@@ -33,6 +41,11 @@ _level = logging.INFO
 _SECRET_KEYS = frozenset(
     {"authorization", "api_key", "apikey", "token", "secret", "password", "x-api-key", "key"}
 )
+
+_access_stream: TextIO | None = None
+"""Where access lines go when the format is JSON (``None``: through structlog)."""
+_access_lock = threading.Lock()
+_access_log = structlog.get_logger("proxy.access")
 
 Processor = Callable[[Any, str, MutableMapping[str, Any]], MutableMapping[str, Any]]
 
@@ -48,6 +61,14 @@ def _redact(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [_redact(v) for v in value]
     return value
+
+
+def render_json(obj: Any, **_: Any) -> str:
+    """structlog's serializer: orjson, or ``json`` for what orjson refuses (a huge int)."""
+    try:
+        return orjson.dumps(obj, default=str).decode()
+    except TypeError:
+        return json.dumps(obj, default=str)
 
 
 def redact_secrets(
@@ -116,13 +137,15 @@ def configure_logging(
     Also routes the standard ``logging`` records of libraries (aiohttp, asyncio) through
     the same redaction and renderer, on the same stream.
     """
-    global _level
+    global _level, _access_stream
     _level = logging.getLevelNamesMapping()[level.upper()]
     renderer: Any = (
-        structlog.processors.JSONRenderer(sort_keys=False)
+        structlog.processors.JSONRenderer(serializer=render_json)
         if fmt == "json"
         else structlog.dev.ConsoleRenderer(colors=False)
     )
+    # Extra processors may add fields: then the access line takes structlog's way too.
+    _access_stream = (stream or sys.stdout) if fmt == "json" and not extra_processors else None
     _foreign_records(renderer, stream or sys.stdout, logging.getLevelNamesMapping()[level.upper()])
     processors: list[Any] = [
         structlog.contextvars.merge_contextvars,
@@ -142,6 +165,56 @@ def configure_logging(
         logger_factory=structlog.PrintLoggerFactory(stream or sys.stdout),
         cache_logger_on_first_use=False,
     )
+
+
+_second: tuple[int, str] = (-1, "")
+# Values of the access line that never come from a client: no redaction to run on them.
+_OWN_FIELDS = frozenset({"event", "level", "timestamp", "route", "model", "trace_id", "span_id"})
+
+
+def _timestamp(now: float) -> str:
+    """As structlog's ``TimeStamper(fmt="iso", utc=True)``, the date and time kept a second."""
+    global _second
+    whole = int(now)
+    if _second[0] != whole:
+        _second = (whole, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole)))
+    return f"{_second[1]}.{int((now - whole) * 1_000_000):06d}Z"
+
+
+def access_line(fields: dict[str, Any]) -> None:
+    """Write one ``request`` line at ``info`` (the caller checked ``enabled(INFO)``).
+
+    The same fields as a structlog line: ``fields``, ``event``, the bound context (request
+    id, route, worker, caller), ``level``, ``timestamp``, the active span's ids; the same
+    redaction, on every value a client could have chosen.
+    """
+    stream = _access_stream
+    if stream is None:
+        _access_log.info("request", **fields)
+        return
+    fields["event"] = "request"
+    for key, value in structlog.contextvars.get_contextvars().items():
+        fields.setdefault(key, value)
+    fields["level"] = "info"
+    fields["timestamp"] = _timestamp(time.time())
+    add_trace_context(None, "info", fields)
+    # The redaction of ``redact_secrets``, on the values only: no key here is secret-looking
+    # (the caller's are fixed; the bound context's are the request id, route, worker, caller).
+    for key, value in fields.items():
+        if isinstance(value, str) and key not in _OWN_FIELDS:
+            fields[key] = redact_text(value)
+    try:
+        line = orjson.dumps(fields, default=str, option=orjson.OPT_APPEND_NEWLINE)
+    except TypeError:
+        line = (json.dumps(fields, default=str) + "\n").encode()
+    raw = getattr(stream, "buffer", None)  # bytes straight to the file under a text stream
+    with _access_lock:
+        if raw is not None:
+            raw.write(line)
+            raw.flush()
+        else:
+            stream.write(line.decode())
+            stream.flush()
 
 
 def enabled(level: int) -> bool:

@@ -83,6 +83,12 @@ class Metrics:
             [ROUTE, METHOD, CODE],
             registry=r,
         )
+        self.http_protocol_errors = Counter(
+            f"{p}_http_protocol_errors_total",
+            "Requests that were not valid HTTP/1.1 (answered 4xx before any route), by kind.",
+            ["kind"],
+            registry=r,
+        )
         self.http_duration = Histogram(
             f"{p}_http_request_duration_seconds",
             "Time from receiving a request to finishing its response, by route kind.",

@@ -286,3 +286,18 @@ def _status_class(status: int) -> str:
 async def sleep(seconds: float) -> None:
     """The one place retries wait (kept apart so it reads as policy, not plumbing)."""
     await asyncio.sleep(seconds)
+
+
+_DROP_RESPONSE = HOP_BY_HOP | {"content-length", "content-encoding"}
+
+
+def reply_headers(headers: Mapping[str, str]) -> CIMultiDict[str]:
+    """The upstream answer's end-to-end headers (as ``end_to_end``), in one pass."""
+    conn = headers.get("Connection")
+    named = {t.strip().lower() for t in conn.split(",")} if conn else set()
+    out: CIMultiDict[str] = CIMultiDict()
+    for name, value in headers.items():
+        lower = name.lower()
+        if lower not in _DROP_RESPONSE and lower not in named:
+            out.add(name, value)
+    return out

@@ -11,7 +11,7 @@ import pytest
 from aiohttp import web
 from pytest_aiohttp import AiohttpServer
 
-from proxy.catalog.preflight import Preflight, PreflightSettings
+from proxy.catalog.preflight import Preflight, PreflightOptions
 from proxy.catalog.spec import ImageConstraints
 from tests.catalog.imagebytes import jpeg, png
 
@@ -115,7 +115,7 @@ async def preflight() -> AsyncIterator[Preflight]:
     async def resolve(host: str) -> list[str]:
         return {"cdn.test": ["127.0.0.1"]}.get(host) or []
 
-    checker = Preflight(PreflightSettings(allow=["127.0.0.1/32"]), resolver=resolve)
+    checker = Preflight(PreflightOptions(allow=["127.0.0.1/32"]), resolver=resolve)
     yield checker
     await checker.close()
 

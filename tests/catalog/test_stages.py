@@ -12,7 +12,7 @@ from pytest_aiohttp import AiohttpServer
 from proxy.catalog.loader import Catalog, CatalogError
 from proxy.catalog.media import MediaChecker
 from proxy.catalog.pinning import DEFAULT_ALIASES, Pinner
-from proxy.catalog.preflight import Preflight, PreflightSettings
+from proxy.catalog.preflight import Preflight, PreflightOptions
 from proxy.catalog.validation import BodyValidator
 from proxy.context import Caller, RequestContext, RouteKind
 from proxy.errors import InvalidInput, MalformedJSON, ModelNotFound
@@ -142,7 +142,7 @@ async def test_url_preflight_in_the_stage(
     catalog: Catalog, validator: BodyValidator, image_base: str, mode: str
 ) -> None:
     """Reachable URLs pass; unreachable ones refuse (or warn), checked concurrently."""
-    checker = Preflight(PreflightSettings(allow=["127.0.0.1/32"]))
+    checker = Preflight(PreflightOptions(allow=["127.0.0.1/32"]))
     media = MediaChecker(checker, mode="refuse" if mode == "refuse" else "warn")
     stage = ValidateStage(catalog, validator, media)
     try:

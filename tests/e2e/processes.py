@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import random
 import signal
@@ -16,6 +17,7 @@ import aiohttp
 
 from proxy.stores import open_store
 from proxy.stores.records import JobRecord
+from tests.support import PROCESS_START_S
 
 WATCHER_KEY = "sk-watcher-key-for-tests"
 
@@ -41,6 +43,18 @@ def free_ports(count: int) -> list[int]:
     return chosen
 
 
+def child_pids(pid: int) -> set[int]:
+    """The child processes of ``pid`` (a supervisor's workers), from ``/proc``."""
+    found: set[int] = set()
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            with contextlib.suppress(OSError):
+                stat = Path(f"/proc/{entry}/stat").read_text(encoding="ascii")
+                if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                    found.add(int(entry))
+    return found
+
+
 @dataclass
 class ProxyProcess:
     process: asyncio.subprocess.Process
@@ -57,6 +71,13 @@ class ProxyProcess:
             self.process.send_signal(sig)
         async with asyncio.timeout(30):
             await self.process.wait()
+
+    async def kill_group(self) -> None:
+        """kill -9 of the process and its workers at once, as a container runtime does."""
+        for pid in child_pids(self.process.pid):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        await self.kill(signal.SIGKILL)
 
 
 def proxy_env(upstream: str, store_url: str, **extra: str) -> dict[str, str]:
@@ -95,6 +116,16 @@ async def start_proxy(env: Mapping[str, str], log: Path) -> ProxyProcess:
     raise AssertionError(f"could not start the proxy on free ports; see {log}")
 
 
+async def start_proxy_on(
+    env: Mapping[str, str], log: Path, port: int, admin_port: int
+) -> ProxyProcess:
+    """Start ``modellix-proxy serve`` on these ports; wait until it answers ``/readyz``."""
+    try:
+        return await _start_once(env, log, (port, admin_port))
+    except PortTaken:
+        raise AssertionError(f"port {port} or {admin_port} stayed taken; see {log}") from None
+
+
 def _port_taken(log: Path) -> bool:
     return "address already in use" in log.read_text(errors="replace").lower()
 
@@ -103,8 +134,10 @@ class PortTaken(Exception):
     """The proxy exited at start-up because its port was taken."""
 
 
-async def _start_once(env: Mapping[str, str], log: Path) -> ProxyProcess:
-    port, admin_port = free_ports(2)
+async def _start_once(
+    env: Mapping[str, str], log: Path, ports: tuple[int, int] | None = None
+) -> ProxyProcess:
+    port, admin_port = ports or free_ports(2)
     full = dict(env)
     full["MODELLIX_PROXY_LISTEN__PORT"] = str(port)
     full["MODELLIX_PROXY_ADMIN__PORT"] = str(admin_port)
@@ -117,7 +150,7 @@ async def _start_once(env: Mapping[str, str], log: Path) -> ProxyProcess:
         os.close(fd)
     proc = ProxyProcess(process, port, admin_port, log)
     async with aiohttp.ClientSession() as session:
-        async with asyncio.timeout(30):
+        async with asyncio.timeout(PROCESS_START_S):
             while True:
                 if process.returncode is not None:
                     if _port_taken(log):

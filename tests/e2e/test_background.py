@@ -15,7 +15,7 @@ from proxy.stores.records import JobStatus
 from tests.e2e.conftest import Stack
 from tests.e2e.test_client_flow import HAILUO
 from tests.stores.helpers import new_job
-from tests.support import settings_for, wait_for, wait_until
+from tests.support import settings_for, wait_until
 
 StackFactory = Callable[..., Awaitable[Stack]]
 ServerFactory = Callable[..., Awaitable[TestServer]]
@@ -85,7 +85,7 @@ async def test_without_the_watcher_expiry_and_the_finance_gauges_still_run(
             },
         )
 
-    await wait_for(lambda: ledger_spend() == pytest.approx(0.324), within=30)
+    await wait_until(lambda: ledger_spend() == pytest.approx(0.324), within=30)
 
     old = new_job("abandoned", submitted_at=1.0, next_poll_at=None)
     await store.insert_job(old)

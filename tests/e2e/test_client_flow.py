@@ -8,14 +8,21 @@ from typing import Any
 import aiohttp
 import pytest
 
+from proxy.simulator import SimulatorConfig
 from tests.e2e.conftest import KEY, Stack
+from tests.support import bound_for
 
 HAILUO = {"prompt": "a red fox running through snow", "duration": 6, "resolution": "768P"}
+TERMINAL_S = bound_for(SimulatorConfig.fast(concurrency_limit=0))
+"""A task of the ``stack`` fixture's simulator, terminal through the proxy."""
 
 
-async def wait_terminal(http: aiohttp.ClientSession, base: str, task_id: str) -> dict[str, Any]:
-    """Poll the task as the official client does until it is terminal (bounded)."""
-    async with asyncio.timeout(15):
+async def wait_terminal(
+    http: aiohttp.ClientSession, base: str, task_id: str, within: float = TERMINAL_S
+) -> dict[str, Any]:
+    """Poll the task as the official client does until it is terminal, at most ``within`` s
+    (``bound_for`` the simulator when it answers faults: a poll may wait out a 429)."""
+    async with asyncio.timeout(within):
         while True:
             async with http.get(f"{base}/api/v1/tasks/{task_id}") as resp:
                 # Like the official client: 429 and 5xx are transient while polling.

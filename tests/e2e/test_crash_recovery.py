@@ -23,6 +23,7 @@ from proxy.simulator import Simulator, SimulatorConfig
 from proxy.stores import open_store
 from proxy.stores.records import JobStatus
 from tests.e2e.processes import ProxyProcess, proxy_env, start_proxy, wait_all_terminal
+from tests.support import REQUEST_S, wait_until
 
 ServerFactory = Callable[..., Awaitable[TestServer]]
 pytestmark = pytest.mark.slow
@@ -31,15 +32,6 @@ UPSTREAM_KEY = "sk-upstream-for-crash-tests"
 ADMIN = "admin-token-for-crash-tests"
 SUBMIT = "/api/v1/minimax/hailuo-02-t2v"
 IN_FLIGHT = 6
-
-
-async def until(done: Callable[[], bool], within: float = 20.0) -> None:
-    """Wait until ``done()`` holds, checking every 50 ms, at most ``within`` seconds."""
-    for _ in range(int(within / 0.05)):
-        if done():
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError("condition not met in time")
 
 
 def _admin(proc: ProxyProcess) -> tuple[str, dict[str, str]]:
@@ -101,7 +93,7 @@ async def test_sigkill_while_submits_wait_upstream(
             sent = [
                 asyncio.get_running_loop().create_task(submit(i, first)) for i in range(IN_FLIGHT)
             ]
-            await until(lambda: sim.counters.tasks_created >= IN_FLIGHT)  # all sent upstream
+            await wait_until(lambda: sim.counters.tasks_created >= IN_FLIGHT, REQUEST_S)  # all sent
             await first.kill()
             assert set(await asyncio.gather(*sent)) == {-1}  # nobody was answered
 

@@ -11,6 +11,7 @@ from proxy.simulator import SimulatorConfig
 from proxy.stores.records import JobStatus
 from tests.e2e.conftest import Stack
 from tests.e2e.test_client_flow import HAILUO, wait_terminal
+from tests.support import bound_for
 
 SUBMIT = "/api/v1/minimax/hailuo-02-t2v"
 
@@ -144,7 +145,8 @@ async def test_fault_run_billing_equals_ledger(
     await asyncio.gather(*(client(i) for i in range(30)))
     ids = set(accepted)
     assert len(ids) == stack.sim.counters.tasks_created
-    await asyncio.gather(*(wait_terminal(http, stack.proxy_url, t) for t in ids))
+    within = bound_for(config, len(ids))
+    await asyncio.gather(*(wait_terminal(http, stack.proxy_url, t, within) for t in ids))
     stack.sim.settle()
     assert await ledger_total(stack) == stack.sim.billed_total_micros()
 

@@ -127,7 +127,8 @@ async def test_malformed_image_url_is_an_invalid_format_refusal(
 
 
 async def test_pipeline_order_is_identify_then_body_then_the_rest(stack: Stack) -> None:
-    """The running proxy identifies the caller before it reads the body; the order is fixed."""
+    """The running proxy identifies the caller before it reads the body, and every step of a
+    submit, tail included, runs in this one fixed order."""
     assert stack.runtime.pipeline.names == (
         "identify",
         "read_body",
@@ -138,6 +139,9 @@ async def test_pipeline_order_is_identify_then_body_then_the_rest(stack: Stack) 
         "price",
         "callback",
         "budget",
+        "admit",
+        "send",
+        "record",
     )
 
 

@@ -94,7 +94,7 @@ async def test_sigkill_mid_flood_loses_no_answered_or_bought_job(
                 await asyncio.gather(*clients, return_exceptions=True)
             await proc.kill()
 
-    created = set(sim.ledger.tasks)
+    created = set(sim.accounts.tasks)
     store = await open_store(store_url)
     try:
         page = await store.list_jobs(limit=10_000)

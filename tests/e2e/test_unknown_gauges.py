@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import aiohttp
 
 from tests.e2e.conftest import Stack
 from tests.e2e.test_faults import SUBMIT, body
+from tests.support import wait_until
 
 WATCHED = {
     "watcher": {"enabled": True, "tick_seconds": 0.05},
@@ -16,13 +16,9 @@ WATCHED = {
 }
 
 
-async def _until(stack: Stack, name: str, value: float, within: float = 15.0) -> None:
+async def _until(stack: Stack, name: str, value: float) -> None:
     sample = stack.metrics.registry.get_sample_value
-    async with asyncio.timeout(within):
-        while True:
-            if sample(name) == value:
-                return
-            await asyncio.sleep(0.05)
+    await wait_until(lambda: sample(name) == value, what=f"{name} == {value}")
 
 
 async def test_unknown_jobs_and_their_reservations_are_gauged(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import aiohttp
@@ -12,7 +11,7 @@ from structlog.testing import capture_logs
 from proxy.stores.records import JobStatus
 from tests.e2e.conftest import Stack
 from tests.e2e.test_client_flow import HAILUO
-from tests.support import wait_for
+from tests.support import SHORT_WAIT_S, bound_for, wait_until
 
 FAST_WATCHER = {
     "watcher": {
@@ -28,12 +27,14 @@ FAST_WATCHER = {
 async def _until_terminal(stack: Stack, task_ids: list[str]) -> None:
     store = stack.runtime.store
     assert store is not None
-    async with asyncio.timeout(15):
-        while True:
-            jobs = [await store.get_job(t) for t in task_ids]
-            if all(j is not None and j.terminal for j in jobs):
-                return
-            await asyncio.sleep(0.05)
+
+    async def all_terminal() -> bool:
+        jobs = [await store.get_job(t) for t in task_ids]
+        return all(j is not None and j.terminal for j in jobs)
+
+    # the simulator's lifecycle, then the watcher's next round
+    within = bound_for(stack.sim.config, len(task_ids)) + SHORT_WAIT_S
+    await wait_until(all_terminal, within, "every job terminal")
 
 
 async def test_unpolled_jobs_reach_terminal_and_are_settled_once(
@@ -53,7 +54,7 @@ async def test_unpolled_jobs_reach_terminal_and_are_settled_once(
             return [entry for entry in logs if entry["event"] == "job.terminal"]
 
         # The line follows the commit that made the job terminal: wait for it, not the row.
-        await wait_for(lambda: len(terminal_lines()) >= len(ids), within=30)
+        await wait_until(lambda: len(terminal_lines()) >= len(ids), what="a job.terminal line each")
     terminal = terminal_lines()
     assert sorted(entry["task_id"] for entry in terminal) == sorted(ids)
     line = next(entry for entry in terminal if entry["status"] == "success")

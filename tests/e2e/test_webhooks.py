@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import socket
 import time
@@ -22,6 +21,7 @@ from proxy.webhooks import signing
 from tests.e2e.conftest import ServerFactory, Stack
 from tests.e2e.test_client_flow import HAILUO
 from tests.e2e.test_watcher import FAST_WATCHER
+from tests.support import wait_until
 
 MASTER = "test-master-secret"
 HEADER = "X-Modellix-Callback-Url"
@@ -108,14 +108,6 @@ async def submit(http: aiohttp.ClientSession, stack: Stack, prompt: str, url: st
         return resp.status, await resp.json()
 
 
-async def until(check: Any, within: float = 15.0) -> None:
-    async with asyncio.timeout(within):
-        while True:
-            if await check():
-                return
-            await asyncio.sleep(0.05)
-
-
 async def test_each_terminal_job_is_delivered_once_signed_across_a_receiver_outage(
     make_stack: Any, http: aiohttp.ClientSession, receiver: Receiver
 ) -> None:
@@ -137,7 +129,7 @@ async def test_each_terminal_job_is_delivered_once_signed_across_a_receiver_outa
         found = [await store.get_delivery(t) for t in ids]
         return all(d is not None and d.attempts >= 1 for d in found)
 
-    await until(all_failed_once)  # the receiver is down: connection refused, retried later
+    await wait_until(all_failed_once)  # the receiver is down: connection refused, retried later
     job = await store.get_job(ids[0])
     assert job is not None
     receiver.secrets[job.caller] = signing.secret_text(signing.caller_key(MASTER, job.caller))
@@ -147,7 +139,7 @@ async def test_each_terminal_job_is_delivered_once_signed_across_a_receiver_outa
         found = [await store.get_delivery(t) for t in ids]
         return all(d is not None and d.state is DeliveryState.DELIVERED for d in found)
 
-    await until(all_delivered)
+    await wait_until(all_delivered)
     assert receiver.forged == 0
     by_task = {doc["data"]["task_id"]: (msg_id, doc) for msg_id, doc in receiver.verified}
     assert sorted(by_task) == sorted(ids)
@@ -198,7 +190,7 @@ async def test_dead_lettered_delivery_is_listed_and_redelivered_through_the_admi
         job = await store.get_job(task_id)
         return job is not None
 
-    await until(recorded)
+    await wait_until(recorded)
     assert job is not None
     receiver.secrets[job.caller] = signing.secret_text(signing.caller_key(MASTER, job.caller))
     await receiver.start()
@@ -207,7 +199,7 @@ async def test_dead_lettered_delivery_is_listed_and_redelivered_through_the_admi
         d = await store.get_delivery(task_id)
         return d is not None and d.state is DeliveryState.DEAD
 
-    await until(dead)
+    await wait_until(dead)
     admin: TestServer = await aiohttp_server(create_admin_app(ADMIN, stack.metrics, stack.runtime))
     base = str(admin.make_url("")).rstrip("/")
     async with aiohttp.ClientSession(headers={"Authorization": "Bearer admin-token"}) as plain:
@@ -227,7 +219,7 @@ async def test_dead_lettered_delivery_is_listed_and_redelivered_through_the_admi
             d = await store.get_delivery(task_id)
             return d is not None and d.state is DeliveryState.DELIVERED
 
-        await until(delivered)
+        await wait_until(delivered)
     assert [m for m, _ in receiver.verified] == [msg_id]
     sample = stack.metrics.registry.get_sample_value
     assert sample("modellix_proxy_webhook_attempts_total", {"outcome": "dead"}) == 1
@@ -287,5 +279,5 @@ async def test_per_caller_default_callback_url_is_used_without_the_header(
     async def delivered() -> bool:
         return any(d["data"]["task_id"] == task_id for _, d in receiver.verified)
 
-    await until(delivered)
+    await wait_until(delivered)
     assert [d["data"]["task_id"] for _, d in receiver.verified] == [task_id]

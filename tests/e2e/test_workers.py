@@ -27,7 +27,7 @@ from tests.e2e.processes import (
     start_proxy,
     wait_all_terminal,
 )
-from tests.support import fresh_postgres
+from tests.support import PROCESS_START_S, REQUEST_S, fresh_postgres, wait_until
 
 ServerFactory = Callable[..., Awaitable[TestServer]]
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
@@ -71,15 +71,6 @@ def is_dir(path: str) -> bool:
     return os.path.isdir(path)
 
 
-async def until(done: Callable[[], Awaitable[bool]], within: float = 20.0) -> None:
-    """Wait until ``await done()`` holds, checking every 50 ms."""
-    async with asyncio.timeout(within):
-        while True:  # processes and /proc have no change feed to await
-            if await done():
-                return
-            await asyncio.sleep(0.05)
-
-
 def listening(pid: int, port: int) -> bool:
     """Whether process ``pid`` has a TCP socket listening on ``port`` (IPv4, ``/proc``)."""
     inodes: set[str] = set()
@@ -106,7 +97,7 @@ async def workers_of(proc: ProxyProcess, count: int = 2) -> set[int]:
         pids = children(proc.process.pid)
         return len(pids) == count and all(listening(pid, proc.port) for pid in pids)
 
-    await until(all_listen)
+    await wait_until(all_listen, PROCESS_START_S, "every worker listening")
     return pids
 
 
@@ -192,7 +183,8 @@ async def test_two_workers_serve_one_port_with_one_ledger_and_one_metrics(
                         and m.get("modellix_proxy_jobs_in_flight", 0) == 0
                     )
 
-                await until(settled_once)  # the shared gauges: worker 0's reading of the store
+                # the shared gauges: worker 0's reading of the store
+                await wait_until(settled_once, REQUEST_S)
                 metrics = await scrape(session, proc)
                 assert round(metrics["modellix_proxy_spend_usd_total"] * 1e6) == ledger
                 assert metrics["modellix_proxy_jobs_submitted_total"] == JOBS
@@ -211,7 +203,7 @@ async def test_two_workers_serve_one_port_with_one_ledger_and_one_metrics(
                         and all(listening(pid, proc.port) for pid in replaced)
                     )
 
-                await until(restarted)
+                await wait_until(restarted, PROCESS_START_S, "a replacement worker")
                 await polls(session, proc, 50)  # served (a stopped worker would refuse some)
                 metrics = await scrape(session, proc)
                 assert metrics["modellix_proxy_http_requests_total{route=poll}"] == POLLS + 50
@@ -226,7 +218,7 @@ async def test_two_workers_serve_one_port_with_one_ledger_and_one_metrics(
                 async def sent_upstream() -> bool:
                     return sim.counters.tasks_created > created
 
-                await until(sent_upstream)
+                await wait_until(sent_upstream, REQUEST_S)
                 proc.process.send_signal(signal.SIGTERM)
                 async with await in_flight as resp:
                     assert resp.status == 200, await resp.text()
@@ -256,7 +248,7 @@ async def test_workers_exit_when_their_supervisor_is_killed(
             return not any(alive(pid) for pid in pids)
 
         try:
-            await until(all_gone, within=15)
+            await wait_until(all_gone, what="every worker gone")
             assert not is_dir(metrics_dir)  # worker 0 removed what was left
         finally:
             for pid in pids:  # a failed test leaves nothing behind either

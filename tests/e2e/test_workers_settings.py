@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from proxy.config import ConfigError, load
-from proxy.workers import reserve_port, usable_cores, worker_count, worker_settings
+from proxy.listening import reserve_port
+from proxy.workers import usable_cores, worker_count, worker_settings
 
 PG = {"MODELLIX_PROXY_STORE__URL": "postgresql://postgres@127.0.0.1:5432/x"}
 

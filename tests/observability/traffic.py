@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aiohttp
 
+from proxy.simulator import SimulatorConfig
 from proxy.stores.base import Store
+from tests.support import bound_for, wait_until
 
 KEY = "sk-LEAKCHECK-7f3a9c2e51d04b8e9a61"
 BAD_KEY = "sk-LEAKCHECK-revoked-0a1b2c3d4e5f"
@@ -21,7 +22,8 @@ HAILUO: dict[str, Any] = {
     "resolution": "768P",
 }
 TERMINAL = frozenset({"success", "failed"})
-WITHIN_S = 15.0
+TERMINAL_S = bound_for(SimulatorConfig.fast(concurrency_limit=0))
+"""A task of the stack fixture's simulator, terminal through the proxy."""
 
 
 async def submit(
@@ -51,21 +53,12 @@ async def poll_until_terminal(
     http: aiohttp.ClientSession, base: str, task_id: str, headers: dict[str, str] | None = None
 ) -> dict[str, Any]:
     """Poll through the proxy, as the official client does, until the task is terminal."""
-    async with asyncio.timeout(WITHIN_S):
+    async with asyncio.timeout(TERMINAL_S):
         while True:
             async with http.get(f"{base}/api/v1/tasks/{task_id}", headers=headers or AUTH) as resp:
                 doc: dict[str, Any] = await resp.json(content_type=None)
             if resp.status == 200 and doc["data"]["status"] in TERMINAL:
                 return doc
-            await asyncio.sleep(0.02)
-
-
-async def eventually(check: Callable[[], Awaitable[bool]], within: float = WITHIN_S) -> None:
-    """Wait until the async ``check`` holds; fail after ``within`` seconds."""
-    async with asyncio.timeout(within):
-        while True:
-            if await check():
-                return
             await asyncio.sleep(0.02)
 
 
@@ -76,7 +69,7 @@ async def job_terminal(store: Store, task_id: str) -> None:
         job = await store.get_job(task_id)
         return job is not None and job.terminal
 
-    await eventually(done)
+    await wait_until(done, what="the job terminal in the ledger")
 
 
 async def get(

@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable
 import aiohttp
 from aiohttp import web
 
-from tests.support import EchoUpstream, wait_for
+from tests.support import EchoUpstream, wait_until
 
 AUTH = {"Authorization": "Bearer sk-poll-test"}
 PENDING = {"code": 0, "message": "success", "data": {"status": "pending", "task_id": "t-1"}}
@@ -33,7 +33,7 @@ async def test_identical_concurrent_polls_share_one_upstream_request(
 
     polls = [asyncio.ensure_future(poll(AUTH)) for _ in range(10)]
     other_caller = asyncio.ensure_future(poll({"Authorization": "Bearer sk-someone-else"}))
-    await wait_for(lambda: len(echo.seen) == 2)
+    await wait_until(lambda: len(echo.seen) == 2)
     release.set()
     assert await asyncio.gather(*polls, other_caller) == [200] * 11
     assert len(echo.seen) == 2  # one for the ten, one for the other caller

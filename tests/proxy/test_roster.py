@@ -9,7 +9,7 @@ import pytest
 from structlog.testing import capture_logs
 
 from proxy.roster import Closing, Loop, Roster
-from tests.support import wait_for
+from tests.support import wait_until
 
 
 async def test_the_roster_starts_in_order_stops_in_reverse_and_unwinds_a_failed_start() -> None:
@@ -32,7 +32,7 @@ async def test_the_roster_starts_in_order_stops_in_reverse_and_unwinds_a_failed_
     roster.add(Loop("loop", forever))
     roster.add(closing("b"))
     await roster.start()
-    await wait_for(lambda: "run loop" in events)
+    await wait_until(lambda: "run loop" in events)
     await roster.stop()
     assert events == ["run loop", "stop b", "stop a"]
 
@@ -60,7 +60,7 @@ async def test_a_loop_whose_work_fails_is_logged_and_stops_cleanly() -> None:
     loop = Loop("fragile", fails)
     with capture_logs() as logs:
         await loop.start()
-        await wait_for(lambda: not loop.running)
+        await wait_until(lambda: not loop.running)
         await loop.stop()
     failed = [e for e in logs if e["event"] == "roster.component_failed"]
     assert [e["component"] for e in failed] == ["fragile"]

@@ -53,7 +53,7 @@ async def test_control_cancel_ends_a_running_task_and_frees_its_money_and_slot(
     assert (await poll(client, first))[1]["data"]["status"] == "cancelled"
     assert (await poll(client, second))[1]["data"]["status"] == "success"
     assert [r.task_id for r in sim.billing_records()] == [second]
-    assert sim.ledger.max_active("default") == 1
+    assert sim.accounts.max_active("default") == 1
 
 
 async def test_cancel_refuses_finished_and_unknown_tasks(

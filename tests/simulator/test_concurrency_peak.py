@@ -22,4 +22,4 @@ async def test_peak_concurrency_and_refusals_are_reported(
     state = await (await client.get("/_sim/state")).json()
     assert state["max_active"]["default"] == 2
     assert state["counters"]["concurrency_refusals"] == 1
-    assert sim.ledger.max_active("default") == 2
+    assert sim.accounts.max_active("default") == 2

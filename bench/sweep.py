@@ -1,0 +1,207 @@
+"""Latency against concurrency over a 22 ms upstream: direct, the bare pass-through, the proxy.
+
+Run: ``python -m bench.sweep [--seconds 5] [--warmup 1] [--concurrency 1,4,16,64]`` (``make
+bench`` runs it after ``bench.run``). The methodology of the public AI-gateway latency
+benchmark (``bench.published``): a mock upstream answering after 22 ms (``bench.mock``),
+closed-loop clients at c = 1, 4, 16 and 64 (wrk, one connection per client), polls naming
+distinct task ids, and what each peer adds to the upstream's own p50 and p99. In one run,
+at each concurrency in turn: the mock directly, the bare aiohttp pass-through
+(``bench.bare``, the framework's floor) and ``modellix-proxy serve`` in its default
+configuration (logging ``info``, watcher on, SQLite; only the ports, upstream and store
+file given). With two or more CPUs the peer runs on CPU 1, wrk and the mock on CPU 0.
+The figures go to stdout and ``bench/results/sweep.json`` / ``sweep.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime as dt
+import json
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from bench import published, wrk
+from bench.report import machine
+from bench.run import RESULTS, free_port, log, proxy_command, service
+
+PEERS = ("direct", "bare", "proxy")
+DISTINCT_IDS = 100_000
+TARGET_RATIO = 1.5  # the proxy's added p99 at c = 16, at most this times the bare floor's
+
+
+def default_proxy_env(port: int, admin_port: int, upstream: str, store_url: str) -> dict[str, str]:
+    """The default configuration: only where to listen, the upstream and the store file."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MODELLIX_PROXY_")}
+    env.update(
+        MODELLIX_PROXY_LISTEN__HOST="127.0.0.1",
+        MODELLIX_PROXY_LISTEN__PORT=str(port),
+        MODELLIX_PROXY_ADMIN__PORT=str(admin_port),
+        MODELLIX_PROXY_UPSTREAM__ORIGIN=upstream,
+        MODELLIX_PROXY_STORE__URL=store_url,
+    )
+    return env
+
+
+def added(peer: dict[str, float], direct: dict[str, float]) -> dict[str, float]:
+    return {q: round(peer[q] - direct[q], 2) for q in ("50", "99")}
+
+
+def markdown(report: dict[str, Any]) -> str:
+    rows = [
+        "| c | direct p50 / p99 (ms) | bare: added p50 / p99 | proxy (defaults): added p50 / p99 "
+        "| proxy ÷ bare, added p99 | req/s direct / bare / proxy |",
+        "|---|---|---|---|---|---|",
+    ]
+    for point in report["points"]:
+        d = point["direct"]["latency_ms"]
+        b, p = point["added_ms"]["bare"], point["added_ms"]["proxy"]
+        rates = " / ".join(f"{point[n]['requests_per_second']:.0f}" for n in PEERS)
+        rows.append(
+            f"| {point['concurrency']} | {d['50']:.2f} / {d['99']:.2f} "
+            f"| +{b['50']:.2f} / +{b['99']:.2f} | +{p['50']:.2f} / +{p['99']:.2f} "
+            f"| {point['proxy_over_bare_p99']} | {rates} |"
+        )
+    rows += ["", f"Published, added p99 at c = {published.CONCURRENCY} ({published.SOURCE}):", ""]
+    rows += ["| gateway | added p99 (ms) |", "|---|---|"]
+    rows += [f"| {f.gateway} | +{f.added_p99_ms} |" for f in published.FIGURES]
+    return "\n".join(rows)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--warmup", type=float, default=1.0)
+    parser.add_argument("--concurrency", default="1,4,16,64")
+    parser.add_argument("--delay-ms", type=float, default=published.UPSTREAM_DELAY_MS)
+    parser.add_argument("--no-pin", action="store_true")
+    parser.add_argument(
+        "--proxy-env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a setting for the proxy beside the defaults (to find what the tail comes from)",
+    )
+    parser.add_argument("--output", type=Path, default=RESULTS / "sweep.json")
+    args = parser.parse_args(argv)
+    levels = [int(c) for c in args.concurrency.split(",") if c.strip()]
+    pinned = not args.no_pin and len(os.sched_getaffinity(0)) >= 2
+    load_cpus, peer_cpus = ("0", "1") if pinned else (None, None)
+    ports = {name: free_port() for name in (*PEERS, "admin")}
+    bases = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("MODELLIX_")}
+    started = time.monotonic()
+    load_before = os.getloadavg()
+    points: list[dict[str, Any]] = []
+    with (
+        tempfile.TemporaryDirectory(prefix="modellix-sweep-") as tmp,
+        contextlib.ExitStack() as stack,
+    ):
+        workdir = Path(tmp)
+        paths = workdir / "tasks.paths"
+        paths.write_text("".join(f"/api/v1/tasks/sweep-{i}\n" for i in range(DISTINCT_IDS)))
+        py = sys.executable
+        mock = ["-m", "bench.mock", "--port", str(ports["direct"])]
+        bare = ["-m", "bench.bare", "--port", str(ports["bare"]), "--upstream", bases["direct"]]
+        argvs = {
+            "direct": (
+                [py, *mock, "--delay-ms", str(args.delay_ms)],
+                clean,
+                load_cpus,
+                "/_sim/state",
+            ),
+            "bare": (
+                [py, *bare],
+                clean,
+                peer_cpus,
+                "/_sim/state",
+            ),
+            "proxy": (
+                proxy_command(),
+                default_proxy_env(
+                    ports["proxy"], ports["admin"], bases["direct"], f"sqlite:///{tmp}/sweep.db"
+                )
+                | dict(kv.split("=", 1) for kv in args.proxy_env),
+                peer_cpus,
+                "/healthz",
+            ),
+        }
+        for name in PEERS:
+            argv_, env, cpus, ready = argvs[name]
+            stack.enter_context(
+                service(
+                    name,
+                    argv_,
+                    base_url=bases[name],
+                    ready_path=ready,
+                    workdir=workdir,
+                    env=env,
+                    cpus=cpus,
+                )
+            )
+        for c in levels:
+            point: dict[str, Any] = {"concurrency": c}
+            for name in PEERS:
+                request = wrk.Request("GET", bases[name], paths_file=str(paths))
+                wrk.run(request, seconds=args.warmup, connections=c, cpus=load_cpus)
+                result = wrk.run(request, seconds=args.seconds, connections=c, cpus=load_cpus)
+                if result.non_2xx:
+                    raise RuntimeError(
+                        f"{name} at c={c}: {result.statuses} {result.sample_failure}"
+                    )
+                point[name] = result.as_json()
+                log(f"sweep c={c} {name}: p50 {result.p50:.2f} ms, p99 {result.p99:.2f} ms")
+            direct = point["direct"]["latency_ms"]
+            point["added_ms"] = {
+                n: added(point[n]["latency_ms"], direct) for n in PEERS if n != "direct"
+            }
+            bare99 = point["added_ms"]["bare"]["99"]
+            proxy99 = point["added_ms"]["proxy"]["99"]
+            point["proxy_over_bare_p99"] = round(proxy99 / bare99, 2) if bare99 > 0 else None
+            points.append(point)
+    report: dict[str, Any] = {
+        "finished_at": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "wall_seconds": round(time.monotonic() - started, 1),
+        "machine": machine(),
+        "load_average": {
+            "before": [round(x, 2) for x in load_before],
+            "after": [round(x, 2) for x in os.getloadavg()],
+        },
+        "settings": {
+            "seconds": args.seconds,
+            "warmup": args.warmup,
+            "upstream_delay_ms": args.delay_ms,
+            "distinct_ids": DISTINCT_IDS,
+            "pinning": "peer on CPU 1; wrk and the mock on CPU 0" if pinned else "none",
+            "proxy_config": "defaults (logging info, watcher on, SQLite)",
+            "proxy_env": args.proxy_env,
+        },
+        "points": points,
+        "published": {
+            "source": published.SOURCE,
+            "concurrency": published.CONCURRENCY,
+            "added_p99_ms": {f.gateway: f.added_p99_ms for f in published.FIGURES},
+        },
+    }
+    at16 = next((p for p in points if p["concurrency"] == published.CONCURRENCY), None)
+    if at16 is not None:
+        report["target"] = {
+            "proxy_over_bare_added_p99_at_16": at16["proxy_over_bare_p99"],
+            "at_most": TARGET_RATIO,
+        }
+    report["markdown"] = markdown(report)
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    args.output.with_suffix(".md").write_text(report["markdown"] + "\n", encoding="utf-8")
+    print(report["markdown"])
+    log(f"wrote {args.output} in {report['wall_seconds']} s")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
