@@ -187,26 +187,12 @@ def focus_row(job: LedgerRow) -> dict[str, Any]:
     return dict(zip(COLUMNS, focus_values(job), strict=True))
 
 
-async def _values(
-    store: LedgerReadStore, since: float, until: float, page_size: int
-) -> AsyncIterator[list[list[str | None]]]:
-    async for page in store.ledger_pages(since, until, page_size):
-        yield [focus_values(job) for job in page]
-
-
-async def _rows(
-    store: LedgerReadStore, since: float, until: float, page_size: int
-) -> AsyncIterator[list[dict[str, Any]]]:
-    async for page in store.ledger_pages(since, until, page_size):
-        yield [focus_row(job) for job in page]
-
-
 def csv_chunks(
     store: LedgerReadStore, since: float, until: float, page_size: int = PAGE
 ) -> AsyncIterator[bytes]:
     """The FOCUS rows of the terminal jobs submitted in ``[since, until)``, oldest first,
     as CSV, a page of jobs per chunk."""
-    return streaming.csv_chunks(COLUMNS, _values(store, since, until, page_size))
+    return streaming.csv_chunks(COLUMNS, store.ledger_pages(since, until, page_size), focus_values)
 
 
 def json_chunks(
@@ -214,14 +200,15 @@ def json_chunks(
 ) -> AsyncIterator[bytes]:
     """The same rows in one JSON document (``focus_version``, ``since``, ``until``, ``rows``)."""
     head = {"focus_version": FOCUS_VERSION, "since": since, "until": until}
-    return streaming.json_chunks(head, "rows", _rows(store, since, until, page_size))
+    pages = store.ledger_pages(since, until, page_size)
+    return streaming.json_chunks(head, "rows", pages, doc=focus_row)
 
 
 def ndjson_chunks(
     store: LedgerReadStore, since: float, until: float, page_size: int = PAGE
 ) -> AsyncIterator[bytes]:
     """The same rows, one JSON object per line."""
-    return streaming.ndjson_chunks(_rows(store, since, until, page_size))
+    return streaming.ndjson_chunks(store.ledger_pages(since, until, page_size), focus_row)
 
 
 FORMATS = {

@@ -2,26 +2,28 @@
 
 A finance read is a sequence of pages (``AsyncIterable`` of row batches, each read off the
 event loop by the store); each page becomes one chunk (CSV lines, JSON array elements or
-NDJSON lines, encoded by ``csv`` and orjson), written before the next page is read. Memory
-stays at one page whatever the ledger's size, and the event loop serves other requests
-between pages. The first chunk waits for the first page, so a store that cannot answer is
-still an ordinary error answer; a failure later cuts the chunked body short (the client
-sees an incomplete transfer, never a truncated file that looks whole).
+NDJSON lines, encoded by ``csv`` and orjson on a worker thread), written before the next
+page is read. Memory stays at one page whatever the ledger's size, and the event loop
+serves other requests meanwhile. The first chunk waits for the first page, so a store that
+cannot answer is still an ordinary error answer; a failure later cuts the chunked body
+short (the client sees an incomplete transfer, never a truncated file that looks whole).
 """
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 import logging
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Mapping, Sequence
-from typing import IO, Any
+from typing import IO, Any, TypeVar
 
 import orjson
 from aiohttp import web
 
 log = logging.getLogger(__name__)
 
+T = TypeVar("T")
 Values = Sequence[Any]
 Doc = Mapping[str, Any]
 
@@ -36,13 +38,27 @@ def _csv_lines(rows: Iterable[Values]) -> bytes:
     return out.getvalue().encode()
 
 
-async def csv_chunks(
-    header: Sequence[str], pages: AsyncIterable[Iterable[Values]]
+def _same(row: Any) -> Any:
+    return row
+
+
+async def _encoded(
+    pages: AsyncIterable[Sequence[T]], encode: Callable[[Sequence[T]], bytes]
 ) -> AsyncIterator[bytes]:
-    """The header line and each page's rows (values in header order) as CSV lines."""
-    head: bytes | None = _csv_lines([header])
+    """Each page encoded on a worker thread: the event loop only hands the bytes on."""
     async for page in pages:
-        chunk = _csv_lines(page)
+        if page:
+            yield await asyncio.to_thread(encode, page)
+
+
+async def csv_chunks(
+    header: Sequence[str],
+    pages: AsyncIterable[Sequence[T]],
+    values: Callable[[T], Values] = _same,
+) -> AsyncIterator[bytes]:
+    """The header line and each page's rows (``values(row)`` in header order) as CSV lines."""
+    head: bytes | None = _csv_lines([header])
+    async for chunk in _encoded(pages, lambda page: _csv_lines(map(values, page))):
         if head is not None:
             chunk, head = head + chunk, None
         yield chunk
@@ -57,18 +73,16 @@ def _dumps(doc: Any) -> bytes:
 async def json_chunks(
     head: Doc,
     key: str,
-    pages: AsyncIterable[Iterable[Doc]],
+    pages: AsyncIterable[Sequence[T]],
     tail: Callable[[], Doc] | None = None,
+    doc: Callable[[T], Doc] = _same,
 ) -> AsyncIterator[bytes]:
-    """One JSON object: ``head``'s members, ``key`` holding every row, then ``tail()``'s
-    members (computed once the rows are written: totals)."""
+    """One JSON object: ``head``'s members, ``key`` holding every row (``doc(row)``), then
+    ``tail()``'s members (computed once the rows are written: totals)."""
     opening = _dumps(dict(head))[:-1] + (b"," if head else b"") + _dumps(key) + b":["
     first = True
-    async for page in pages:
-        encoded = [_dumps(row) for row in page]
-        if not encoded:
-            continue
-        chunk = (b"\n" if first else b",\n") + b",\n".join(encoded)
+    async for rows in _encoded(pages, lambda page: b",\n".join(_dumps(doc(r)) for r in page)):
+        chunk = (b"\n" if first else b",\n") + rows
         if first:
             chunk, first = opening + chunk, False
         yield chunk
@@ -79,12 +93,12 @@ async def json_chunks(
     yield (opening if first else b"") + closing + b"}\n"
 
 
-async def ndjson_chunks(pages: AsyncIterable[Iterable[Doc]]) -> AsyncIterator[bytes]:
+async def ndjson_chunks(
+    pages: AsyncIterable[Sequence[T]], doc: Callable[[T], Doc] = _same
+) -> AsyncIterator[bytes]:
     """One JSON object per line."""
-    async for page in pages:
-        chunk = b"".join(_dumps(row) + b"\n" for row in page)
-        if chunk:
-            yield chunk
+    async for chunk in _encoded(pages, lambda page: b"".join(_dumps(doc(r)) + b"\n" for r in page)):
+        yield chunk
 
 
 async def respond(
