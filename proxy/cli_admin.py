@@ -247,3 +247,7 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     from proxy.webhooks.cli import add_commands as add_webhook_commands  # imports this module
 
     add_webhook_commands(sub)
+
+    from proxy.cli_schemas import add_commands as add_schema_commands  # imports this module
+
+    add_schema_commands(sub)

@@ -7,8 +7,10 @@ import re
 
 import pytest
 import yaml
+from prometheus_client import CollectorRegistry
 
 from proxy.config import Settings
+from proxy.telemetry.metrics import Metrics
 from tests.docs_examples import (
     LANGUAGES,
     REPO,
@@ -153,3 +155,46 @@ def test_the_readme_roster_is_the_roster() -> None:
     table = re.findall(r"^\| `([\w-]+)` \|", readme.split("## Architecture", 1)[1], flags=re.M)
     assert ordered == table
     assert len(table) >= 10
+
+
+def test_the_alert_table_is_the_rules() -> None:
+    """docs/observability.md's alert table lists every shipped alert rule, and only those."""
+    rules = (REPO / "dashboards" / "rules" / "modellix-proxy.yml").read_text(encoding="utf-8")
+    shipped = set(re.findall(r"^\s*- alert: (\w+)", rules, flags=re.M))
+    page = (REPO / "docs" / "observability.md").read_text(encoding="utf-8")
+    assert set(re.findall(r"^\| `(ModellixProxy\w+)` \|", page, flags=re.M)) == shipped
+
+
+def test_the_metrics_table_is_every_metric() -> None:
+    """docs/observability.md's metrics table names every metric the proxy registers."""
+    registry = CollectorRegistry()
+    Metrics(registry)
+    page = (REPO / "docs" / "observability.md").read_text(encoding="utf-8")
+    documented: set[str] = set()
+    for row in (line for line in page.splitlines() if line.startswith("| `modellix_proxy_")):
+        first = row.split("`")[1]
+        documented |= set(re.findall(r"`(modellix_proxy_\w+?)(?:_total|_info)?`", row))
+        for short in re.findall(r"`(_\w+)`", row):  # `_p95_usd` beside `..._p50_usd`
+            cuts = [i for i, ch in enumerate(first) if ch == "_"]
+            documented |= {first[:i] + short for i in cuts}
+    registered = {collector.name for collector in registry.collect()}
+    assert registered - documented == set()
+
+
+def test_the_admin_api_page_lists_every_admin_route() -> None:
+    """Each /admin route the proxy registers (method and path) is on docs/admin-api.md."""
+    registered = set()
+    for path in (REPO / "proxy").rglob("*.py"):
+        source = path.read_text(encoding="utf-8")
+        for method, route in re.findall(r'add_(get|post|put|delete)\(\s*"(/admin[^"]*)"', source):
+            registered.add(f"{method.upper()} {_shape(route)}")
+    page = (REPO / "docs" / "admin-api.md").read_text(encoding="utf-8")
+    found = re.findall(r"^(GET|POST|PUT|DELETE)\s+(/admin\S*)", page, flags=re.M)
+    listed = {f"{method} {_shape(route.split('?')[0])}" for method, route in found}
+    assert len(registered) >= 20
+    assert registered - listed == set()
+
+
+def _shape(route: str) -> str:
+    """``/admin/jobs/{task_id:.+}`` and ``/admin/jobs/{task_id}`` alike."""
+    return re.sub(r"\{[^}]*\}", "{}", route)

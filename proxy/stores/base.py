@@ -60,6 +60,7 @@ from proxy.stores.records import (
     VirtualKey,
     WatcherStats,
 )
+from proxy.stores.schema_records import SchemaPin, SchemaVersion
 from proxy.stores.webhook_records import BalanceReading, Delivery, DeliveryState, SettledSince
 
 DEFAULT_IDEMPOTENCY_TTL = 24 * 3600.0
@@ -605,6 +606,30 @@ class AdmissionStore(Protocol):
         """Rows, oldest first, filtered by team and states."""
 
 
+class SchemaStore(Protocol):
+    """The upstream's published request schemas: versions seen and the pin per model."""
+
+    async def record_schema(
+        self, slug: str, hash_: str, document: str, now: float, *, follow: bool
+    ) -> SchemaPin:
+        """Record a fetched version (first sight pins it; ``follow`` pins every change)."""
+
+    async def accept_schema(self, slug: str, hash_: str | None, now: float) -> SchemaPin | None:
+        """Pin ``hash_`` (default: the latest version); ``None`` if unknown."""
+
+    async def schema_pins(self) -> list[SchemaPin]:
+        """Every model's pin, by slug."""
+
+    async def schema_pin(self, slug: str) -> SchemaPin | None:
+        """One model's pin."""
+
+    async def schema_document(self, slug: str, hash_: str) -> str | None:
+        """The canonical JSON of one version."""
+
+    async def schema_versions(self, slug: str) -> list[SchemaVersion]:
+        """Every version of one model, oldest first."""
+
+
 @runtime_checkable
 class Store(
     IntentStore,
@@ -621,6 +646,7 @@ class Store(
     WebhookStore,
     BalanceStore,
     AdmissionStore,
+    SchemaStore,
     Protocol,
 ):
     """Everything the proxy keeps: jobs, leases, idempotency keys, keys, budgets, refusals."""

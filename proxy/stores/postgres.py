@@ -26,6 +26,7 @@ from proxy.stores._jobs import JobsMixin
 from proxy.stores._leases import LeasesMixin
 from proxy.stores._ledger_reads import LedgerReadsMixin
 from proxy.stores._refusals import RefusalsMixin
+from proxy.stores._schemas import SchemasMixin
 from proxy.stores._settlements import SettlementsMixin
 from proxy.stores._sql import POSTGRES, Row, Tx, rows_changed
 from proxy.stores._vkeys import VirtualKeysMixin
@@ -92,6 +93,7 @@ class PostgresStore(
     WebhooksMixin,
     BalanceMixin,
     SettlementsMixin,
+    SchemasMixin,
 ):
     """``Store`` on a PostgreSQL database shared by every replica."""
 
