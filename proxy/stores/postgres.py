@@ -24,6 +24,7 @@ from proxy.stores._intents import IntentsMixin
 from proxy.stores._job_upkeep import JobUpkeepMixin
 from proxy.stores._jobs import JobsMixin
 from proxy.stores._leases import LeasesMixin
+from proxy.stores._ledger_reads import LedgerReadsMixin
 from proxy.stores._refusals import RefusalsMixin
 from proxy.stores._schemas import SchemasMixin
 from proxy.stores._settlements import SettlementsMixin
@@ -81,6 +82,7 @@ class PostgresStore(
     AdmissionMixin,  # first: it builds on IntentsMixin
     IntentsMixin,
     JobsMixin,
+    LedgerReadsMixin,
     IdempotencyMixin,
     VirtualKeysMixin,
     BudgetsMixin,
