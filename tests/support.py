@@ -38,7 +38,11 @@ def settings_for(origin: str, **overrides: Any) -> Settings:
         "store": {"url": "sqlite:///:memory:"},
         "watcher": {"enabled": False},
         # no model-list fetch at start: tests count what reaches the upstream (on need only)
-        "models": {"upstream_list": {"fetch_at_start": False}},
+        # no published schemas unless a test names the simulator's schema origin
+        "models": {
+            "upstream_list": {"fetch_at_start": False},
+            "upstream_schemas": {"enabled": False},
+        },
     }
     merged = deep_merge(base, overrides)
     settings = load(None, {})
