@@ -32,7 +32,6 @@ from referencing.exceptions import Unresolvable
 from proxy.catalog.validation import (
     INVALID,
     Problem,
-    clipped_view,
     header_safe,
     map_error,
     sort_problems,
@@ -101,7 +100,7 @@ def _validator_class(patterns: _Patterns) -> type[Validator]:
         if not validator.is_type(instance, "string") or not isinstance(value, str):
             return
         if patterns.search(value, instance) is False:
-            yield ValidationError(f"{instance!r} does not match {value!r}")
+            yield ValidationError(f"does not match {value[:200]!r}")
 
     def pattern_properties(
         validator: Validator, value: Any, instance: Any, _schema: Mapping[str, Any]
@@ -283,7 +282,9 @@ class SchemaDoc:
         """Problems (sorted) and warnings of one body against the published schema."""
         problems: list[Problem] = []
         try:
-            for error in self._validator.iter_errors(clipped_view(payload)):
+            # The whole body, not a clipped view: a published pattern may be anchored at the
+            # end. A large body is checked off the event loop (``stages.validate``).
+            for error in self._validator.iter_errors(payload):
                 problems.extend(map_error(error, self.schema, {}, RULE_STATUS))
         except (Unresolvable, RecursionError) as exc:
             raise SchemaInvalid(f"the request schema cannot be applied: {exc}") from exc

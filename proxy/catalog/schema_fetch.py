@@ -101,6 +101,8 @@ class SchemaFetcher:
         """The published document of ``slug``; raises ``SchemaUnavailable``."""
         url = schema_url(self.settings.origin, slug)
         try:
+            await self.guard.resolve(self.origin.raw_host or "")  # a clear refusal; the
+            # connector's resolver checks the addresses it connects to again
             async with self._client().get(URL(url, encoded=True), allow_redirects=False) as resp:
                 if resp.status == 404:
                     raise SchemaUnavailable("not_found", f"the schema origin does not know {slug}")

@@ -49,7 +49,10 @@ def served_ports(name: str) -> set[int]:
     argv = _argv(service.get("entrypoint")) + _argv(service.get("command"))
     if image == PROXY_IMAGE:
         if "simulator" in argv:
-            return {int(argv[argv.index("--port") + 1])}
+            ports = {int(argv[argv.index("--port") + 1])}
+            if "--schema-port" in argv:  # the published schemas' origin
+                ports.add(int(argv[argv.index("--schema-port") + 1]))
+            return ports
         env = {**_dockerfile_env(), **service.get("environment", {})}
         return {int(env["MODELLIX_PROXY_LISTEN__PORT"]), int(env["MODELLIX_PROXY_ADMIN__PORT"])}
     for prefix, ports in IMAGE_PORTS.items():

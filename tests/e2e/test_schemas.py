@@ -154,6 +154,14 @@ async def test_listed_models_validated_by_their_published_schema(
                 http, proxy, "bytedance/seedance-2.0-t2v", {"prompt": "a fox", "fps": 24}
             )
             assert status == 200, answer
+            # ... and the catalog spec's disagreement with the published schema is reported.
+            shown = await _admin(http, proxy, "/admin/schemas/bytedance/seedance-2.0-t2v")
+            assert "fps" in {d["field"] for d in shown["catalog_disagreements"]}
+            metrics = await _metrics(http, proxy)
+            assert (
+                'modellix_proxy_schema_catalog_disagreements{model="bytedance/seedance-2.0-t2v"}'
+                in metrics
+            )
             # The model list: what the upstream lists, each with what validates it.
             async with http.get(f"{proxy.url}/api/v1/models", headers=KEY) as resp:
                 listed = {m["slug"]: m for m in (await resp.json())["models"]}
