@@ -22,6 +22,7 @@ from aiohttp.test_utils import TestServer
 
 from proxy.config import RetrySettings, Settings, deep_merge, load
 from proxy.simulator import Simulator, SimulatorConfig
+from tests.ci_skips import in_ci
 
 
 def settings_for(origin: str, **overrides: Any) -> Settings:
@@ -113,7 +114,7 @@ def required_binary(name: str, install: str = "") -> str:
     if path is not None:
         return path
     message = f"{name} is not installed" + (f" ({install})" if install else "")
-    if os.environ.get("CI"):
+    if in_ci():
         pytest.fail(message + ": CI must provide it")
     pytest.skip(message)
 
