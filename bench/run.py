@@ -3,7 +3,8 @@
 Run: ``python -m bench.run [--seconds 5] [--warmup 1] [--connections 32]`` (``make bench``,
 about three minutes). ``python -m bench.run --scenario watcher`` runs the watcher at scale
 instead (``bench.watcher``: 10,000 jobs in flight, due-lag and submits beside it), and
-``--scenario workers`` runs ``serve --workers 2`` against ``--workers 1`` (``bench.workers``).
+``--scenario workers`` runs ``serve --workers 2`` against ``--workers 1`` (``bench.workers``),
+and ``--scenario ledger-reads`` finance reads of a month of ledger (``bench.ledger_reads``).
 
 It starts, as subprocesses: the benchmark upstream (``bench.upstream``: the simulator,
 unlimited and kept small), a bare aiohttp pass-through in front of it (``bench.bare``: the
@@ -54,7 +55,7 @@ SUBMIT_BODY = json.dumps(
     {"prompt": "a red fox running through snow", "duration": 6, "resolution": "768P"}
 )
 READY_SECONDS = 20.0
-SCENARIOS = ("overhead", "watcher", "workers")
+SCENARIOS = ("overhead", "watcher", "workers", "ledger-reads")
 
 
 def log(message: str) -> None:
@@ -158,12 +159,17 @@ def proxy_command() -> list[str]:
     return [sys.executable, "-m", "proxy.cli", "serve"]
 
 
-def proxy_env(port: int, upstream: str, store_url: str) -> dict[str, str]:
+def proxy_env(
+    port: int, upstream: str, store_url: str, schemas: str | None = None
+) -> dict[str, str]:
+    """``schemas``: the benchmark upstream's schema origin (none: a closed port, so the
+    proxy validates as with the schema origin down and never asks the real one)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("MODELLIX_PROXY_")}
     env.update(
         MODELLIX_PROXY_LISTEN__HOST="127.0.0.1",
         MODELLIX_PROXY_LISTEN__PORT=str(port),
         MODELLIX_PROXY_UPSTREAM__ORIGIN=upstream,
+        MODELLIX_PROXY_MODELS__UPSTREAM_SCHEMAS__ORIGIN=schemas or "http://127.0.0.1:1",
         MODELLIX_PROXY_ADMIN__ENABLED="false",
         MODELLIX_PROXY_STORE__URL=store_url,
         MODELLIX_PROXY_WATCHER__ENABLED="false",
@@ -529,6 +535,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from bench import workers
 
         return workers.main(rest)
+    if chosen.scenario == "ledger-reads":  # its own options: see bench/ledger_reads.py
+        from bench import ledger_reads
+
+        return ledger_reads.main(rest)
     args = parse_args(rest)
     if shutil.which("wrk") is None:
         log("wrk is not installed (apt-get install wrk)")
@@ -545,6 +555,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ports = {name: free_port() for name in ("direct", "bare", "proxy", "proxy-info", "proxy-pg")}
     bases = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
     upstream_url = bases["direct"]
+    schema_port = free_port()
+    schema_url = f"http://127.0.0.1:{schema_port}"
     pg_name = f"modellix_bench_{os.getpid()}"
     pg_url = None if args.no_postgres else create_pg_database(pg_name)
     if pg_url is None:
@@ -577,7 +589,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             services = {
                 "direct": start(
                     "direct",
-                    [sys.executable, "-m", "bench.upstream", "--port", str(ports["direct"])],
+                    [
+                        sys.executable,
+                        "-m",
+                        "bench.upstream",
+                        "--port",
+                        str(ports["direct"]),
+                        "--schema-port",
+                        str(schema_port),
+                    ],
                     "/_sim/state",
                     clean_env,
                     load_cpus,
@@ -601,12 +621,16 @@ def main(argv: Sequence[str] | None = None) -> int:
                     "proxy",
                     proxy_command(),
                     "/healthz",
-                    proxy_env(ports["proxy"], upstream_url, f"sqlite:///{workdir}/bench.db"),
+                    proxy_env(
+                        ports["proxy"], upstream_url, f"sqlite:///{workdir}/bench.db", schema_url
+                    ),
                     peer_cpus,
                 ),
             }
             # The default logging level (info: one JSON access line per request, to a file).
-            info_env = proxy_env(ports["proxy-info"], upstream_url, f"sqlite:///{workdir}/info.db")
+            info_env = proxy_env(
+                ports["proxy-info"], upstream_url, f"sqlite:///{workdir}/info.db", schema_url
+            )
             info_env["MODELLIX_PROXY_LOGGING__LEVEL"] = "info"
             services["proxy-info"] = start(
                 "proxy-info", proxy_command(), "/healthz", info_env, peer_cpus
@@ -616,7 +640,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     "proxy-pg",
                     proxy_command(),
                     "/healthz",
-                    proxy_env(ports["proxy-pg"], upstream_url, pg_url),
+                    proxy_env(ports["proxy-pg"], upstream_url, pg_url, schema_url),
                     peer_cpus,
                 )
             scenarios = prepare(upstream_url, bases["proxy"], workdir, pg_url is not None)

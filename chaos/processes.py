@@ -55,12 +55,18 @@ class Upstream:
     config: Mapping[str, Any] = field(default_factory=dict)
     latency: float = 0.0
     port: int = field(default_factory=lambda: free_ports(1)[0])
+    schema_port: int = field(default_factory=lambda: free_ports(1)[0])
     generation: int = 0
     process: asyncio.subprocess.Process | None = None
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def schema_url(self) -> str:
+        """The schema origin (``/models/{provider}/{model}/api_schema``)."""
+        return f"http://127.0.0.1:{self.schema_port}"
 
     @property
     def journal(self) -> Path:
@@ -78,6 +84,8 @@ class Upstream:
                 "chaos.upstream",
                 "--port",
                 str(self.port),
+                "--schema-port",
+                str(self.schema_port),
                 "--journal",
                 str(self.journal),
                 "--config",

@@ -125,6 +125,7 @@ async def open_rig(
             proxy_store_url = _via(store_url, relay.port)
         upstream = Upstream(workdir, {**BASE_UPSTREAM, **setup.upstream}, setup.latency)
         env = proxy_env(upstream.url, proxy_store_url, **BASE_ENV)
+        env.update(schema_env(upstream.schema_url))
         if "recovery" in Settings.model_fields:
             env.update(RECOVERY_ENV)
         env.update(setup.proxy_env)
@@ -143,3 +144,11 @@ async def open_rig(
             await view.close()
             if relay is not None:
                 await relay.stop()
+
+
+def schema_env(origin: str) -> dict[str, str]:
+    """The proxy reads the chaos upstream's published schemas, as it would Modellix's."""
+    return {
+        "MODELLIX_PROXY_MODELS__UPSTREAM_SCHEMAS__ENABLED": "true",
+        "MODELLIX_PROXY_MODELS__UPSTREAM_SCHEMAS__ORIGIN": origin,
+    }

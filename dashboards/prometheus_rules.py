@@ -309,6 +309,7 @@ def alert_rules() -> list[Rule]:
         *_outcome_alerts(),
         *_settlement_alerts(),
         *_admission_alerts(),
+        *_schema_alerts(),
         _alert(
             "ModellixProxyDown",
             f"{up} == 0",
@@ -365,6 +366,21 @@ def _admission_alerts() -> list[Rule]:
             "A team's admission queue is not draining.",
             "Team {{ $labels.team }}: the oldest queued submit has waited "
             "{{ $value | humanizeDuration }} for a free upstream slot.",
+        ),
+    ]
+
+
+def _schema_alerts() -> list[Rule]:
+    """A published schema changed upstream and waits for an operator (policy hold)."""
+    return [
+        _alert(
+            "ModellixProxySchemaChangeWaiting",
+            f"max by (model) ({P}_schema_change_waiting) > 0",
+            "30m",
+            "warning",
+            "A model's published schema changed; the proxy still validates with the pinned one.",
+            "Model {{ $labels.model }}: the upstream publishes a new request schema; review it "
+            "(GET /admin/schemas/{{ $labels.model }}) and accept it.",
         ),
     ]
 

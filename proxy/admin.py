@@ -9,8 +9,9 @@ API is off.
     GET /admin/jobs?status=&team=&project=&since=&until=&limit=&after=
     GET /admin/spend?since=&until=&group_by=day,team,project,model,status
 
-plus keys, budgets and the report (``proxy.governance.admin_api``), and intents,
-reservations and reconciling ``unknown`` records (``proxy.admin_recovery``).
+plus keys, budgets and the report (``proxy.governance.admin_api``), intents,
+reservations and reconciling ``unknown`` records (``proxy.admin_recovery``), and the
+published schemas (``proxy.admin_schemas``).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from prometheus_client.openmetrics.exposition import CONTENT_TYPE_LATEST as OPEN
 from prometheus_client.openmetrics.exposition import generate_latest as generate_openmetrics
 
 from proxy.admin_recovery import add_routes as add_recovery_routes
+from proxy.admin_schemas import add_routes as add_schema_routes
 from proxy.admin_views import job_json
 from proxy.admission.admin_api import add_routes as add_admission_routes
 from proxy.config import Settings
@@ -178,4 +180,5 @@ def create_admin_app(
     app.router.add_get("/admin/spend", spend)
     add_governance_routes(app)
     add_admission_routes(app)
+    add_schema_routes(app)
     return app

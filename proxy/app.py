@@ -11,11 +11,13 @@ from aiohttp import web
 
 from proxy import __version__
 from proxy.catalog.from_settings import build_catalog
+from proxy.catalog.schema_registry import SchemaRegistry
 from proxy.config import RetrySettings, Settings
 from proxy.envelope import envelope_refusals
 from proxy.governance.refusals import RefusalRecorder
 from proxy.handlers.dispatch import handle_api
 from proxy.handlers.health import WriteProbe, healthz, readyz
+from proxy.handlers.schemas import handle_api_schema
 from proxy.jobs.labels import Labels
 from proxy.jobs.tracker import Replica
 from proxy.lifecycle import lifecycle
@@ -68,7 +70,8 @@ def create_app(
     environ: Mapping[str, str] | None = None,
     shared_gauges: bool = True,
 ) -> web.Application:
-    """The client-facing application: ``/api/v1/...`` plus ``/healthz`` and ``/readyz``.
+    """The client-facing application: ``/api/v1/...``, each model's pinned ``api_schema``
+    (``/models/{provider}/{model}/api_schema``), ``/healthz`` and ``/readyz``.
 
     ``store`` may be given already open (tests, several apps on one database);
     otherwise the app opens ``settings.store.url`` at start-up and closes it at the end.
@@ -88,6 +91,9 @@ def create_app(
         pinner=pinner,
         labels=Labels.of(catalog.slugs(), identity.teams, identity.projects, pinner.listing),
         replica=Replica(replica_id or f"{socket.gethostname()}:{os.getpid()}"),
+    )
+    runtime.schemas = SchemaRegistry(
+        settings.models.upstream_schemas, catalog, metrics, runtime.labels, clock=clock
     )
     own_tracing = tracing is None
     if tracing is None:
@@ -115,4 +121,5 @@ def create_app(
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_route("*", "/api/v1/{tail:.*}", handle_api)
+    app.router.add_get("/models/{provider}/{model}/api_schema", handle_api_schema)  # and HEAD
     return app

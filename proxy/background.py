@@ -5,14 +5,16 @@
 3. ``retention``: purges what is past its keep-by time, one replica a round. Always.
 4. ``model-list``: keeps the upstream's model list (and its prices) fresh. When the list is
    on and a watcher key (``upstream.api_key``) is set; else it is fetched on first need.
-5. ``watcher``: polls the jobs no client polls and settles terminals. ``watcher.enabled``.
-6. ``expiry``: open jobs past the upstream's retention become ``expired``. Always.
-7. ``gauges``: backlog, open and unknown jobs, finance and budget gauges. In the process
+5. ``schemas``: keeps each model's published request schema pinned and fresh (one replica
+   fetches, every replica reads the pins). ``models.upstream_schemas.enabled``.
+6. ``watcher``: polls the jobs no client polls and settles terminals. ``watcher.enabled``.
+7. ``expiry``: open jobs past the upstream's retention become ``expired``. Always.
+8. ``gauges``: backlog, open and unknown jobs, finance and budget gauges. In the process
    that exports ``/metrics``.
-8. ``webhooks``: signed completion deliveries. ``webhooks.enabled``.
-9. ``balance``: balance reconciliation, one replica a round. ``balance.enabled`` and a
-   watcher key.
-10. ``admission``: sends queued submits as team slots free, one replica at a time.
+9. ``webhooks``: signed completion deliveries. ``webhooks.enabled``.
+10. ``balance``: balance reconciliation, one replica a round. ``balance.enabled`` and a
+    watcher key.
+11. ``admission``: sends queued submits as team slots free, one replica at a time.
     ``admission.enabled`` and a watcher key.
 
 They stop in reverse order: the dispatcher stops sending before anything it relies on goes,
@@ -31,6 +33,7 @@ from dataclasses import dataclass
 import structlog
 
 from proxy.admission.setup import admission_dispatcher
+from proxy.catalog.schema_refresh import SchemaRefresher
 from proxy.catalog.upstream_models import keep_fresh
 from proxy.config import Settings
 from proxy.governance.reconcile_balance import BalanceReconciler, upstream_reader
@@ -89,6 +92,13 @@ def roster(parts: Parts) -> Roster:
         r.skip("model-list", NO_KEY + ": fetched on first need with the caller's key")
     else:
         r.add(Loop("model-list", lambda: keep_fresh(listing, f"Bearer {key}")))
+
+    schemas = runtime.schemas
+    if schemas is None or not schemas.enabled:
+        r.skip("schemas", "models.upstream_schemas.enabled is false")
+    else:
+        refresher = SchemaRefresher(schemas, runtime.pinner, p.store, owner, clock=p.clock)
+        r.add(Loop("schemas", refresher.run))
 
     if s.watcher.enabled:
         runtime.watcher = Watcher(

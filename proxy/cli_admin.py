@@ -21,7 +21,7 @@ from proxy import money
 from proxy.catalog.from_settings import build_catalog
 from proxy.checks import describe_errors
 from proxy.config import BudgetSpec, Settings
-from proxy.governance import focus, report
+from proxy.governance import focus, report, streaming
 from proxy.governance.admin_api import key_json
 from proxy.governance.budgets import BudgetBook, iso
 from proxy.governance.keys import new_key
@@ -182,15 +182,18 @@ def cmd_report(args: argparse.Namespace) -> int:
     since = args.since if args.since is not None else until - 30 * 86400
 
     async def work(store: Store, _settings: Settings) -> int:
-        if args.format == "focus":
-            sys.stdout.write(focus.to_csv(await focus.build(store, since, until)))
+        sys.stdout.flush()
+        out = sys.stdout.buffer
+        if args.format == "focus":  # read in pages, written a page at a time
+            await streaming.to_file(focus.chunks("csv", store, since, until)[1], out)
             return 0
         rows = await report.build(store, since, until, group_by)
         if args.format == "csv":
-            sys.stdout.write(report.to_csv(rows, group_by))
+            await streaming.to_file(report.csv_chunks(rows, group_by), out)
         else:
             unexplained = await report.unexplained_spend(store)
-            sys.stdout.write(report.to_json(rows, since, until, group_by, unexplained) + "\n")
+            chunks = report.json_chunks(rows, since, until, group_by, unexplained)
+            await streaming.to_file(chunks, out)
         return 0
 
     return _with_store(args, work)
@@ -244,3 +247,7 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     from proxy.webhooks.cli import add_commands as add_webhook_commands  # imports this module
 
     add_webhook_commands(sub)
+
+    from proxy.cli_schemas import add_commands as add_schema_commands  # imports this module
+
+    add_schema_commands(sub)

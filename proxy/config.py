@@ -121,9 +121,43 @@ class UpstreamListSettings(_Section):
     show_aliases: bool = False  # list the configured aliases in GET /api/v1/models too
 
 
+class UpstreamSchemaSettings(_Section):
+    """The upstream's published request schemas (``GET {origin}/models/{slug}/api_schema``).
+
+    Fetched from ``origin`` only (no redirects followed), pinned per slug in the store with
+    their content hash, refreshed every ``refresh_seconds`` by one replica at a time. Under
+    ``hold`` a changed schema is recorded and waits for an operator's accept; under
+    ``follow`` it is pinned at once.
+    """
+
+    enabled: bool = True
+    origin: str = "https://www.modellix.ai"
+    refresh_seconds: float = Field(3600.0, gt=0)
+    retry_seconds: float = Field(60.0, ge=0)  # after a failed fetch, before the next try
+    sync_seconds: float = Field(10.0, gt=0)  # how often a replica reads pins from the store
+    policy: Literal["hold", "follow"] = "hold"
+    timeout_seconds: float = Field(5.0, gt=0)
+    max_bytes: int = Field(1024 * 1024, ge=1024)
+    concurrency: int = Field(4, ge=1, le=64)
+    # Host names or CIDRs the origin's DNS answers may point at although not public.
+    allow_hosts: tuple[str, ...] = ()
+
+    @model_validator(mode="after")
+    def _origin_shape(self) -> UpstreamSchemaSettings:
+        from yarl import URL
+
+        url = URL(self.origin)
+        if url.scheme not in {"http", "https"} or not url.host:
+            raise ValueError("origin must be an http(s) URL such as https://www.modellix.ai")
+        if url.path not in {"", "/"} or url.query_string or url.fragment:
+            raise ValueError("origin must be an origin: no path, query or fragment")
+        return self
+
+
 class ModelSettings(_Section):
     policy: Literal["strict", "permissive"] = "strict"
     upstream_list: UpstreamListSettings = UpstreamListSettings()
+    upstream_schemas: UpstreamSchemaSettings = UpstreamSchemaSettings()
     unknown_fields: Literal["refuse", "warn"] = "refuse"
     aliases: dict[str, str] | None = None  # None: the shipped defaults
     extra_aliases: dict[str, str] = Field(default_factory=dict)  # added on top of ``aliases``

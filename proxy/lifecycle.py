@@ -5,7 +5,8 @@
 3. the first recovery round: this replica is alive before it holds anything, so no other
    replica's sweep can take its work for a dead one's;
 4. the governance state (declared budgets upserted, the key ring, the budget book) and the
-   submit pipeline built on it; the model list connected to the upstream;
+   submit pipeline built on it; the model list connected to the upstream; the pinned
+   published schemas read from the store;
 5. the roster of long-running components (``proxy.background``), started in order.
 
 At the end: the roster stops (in reverse), then the preflight client, the upstream session,
@@ -25,6 +26,7 @@ from aiohttp import web
 from proxy.background import Parts, roster
 from proxy.catalog.media import MediaChecker
 from proxy.catalog.preflight import Preflight, PreflightOptions
+from proxy.catalog.schema_fetch import SchemaFetcher
 from proxy.catalog.upstream_models import upstream_fetch
 from proxy.config import Settings
 from proxy.governance.setup import start_governance
@@ -97,6 +99,10 @@ async def _start(
     await recovery.round()  # alive before holding anything, so no one sweeps it
     runtime.keyring, runtime.budgets = await start_governance(store, settings, clock)
     runtime.pinner.listing.connect(upstream_fetch(upstream), _listing_credential(settings))
+    if runtime.schemas is not None and runtime.schemas.enabled:
+        runtime.schemas.attach(store, SchemaFetcher(settings.models.upstream_schemas))
+        stack.push_async_callback(runtime.schemas.close)
+        await runtime.schemas.sync()  # the pins already in the store hold from the start
     mode = settings.models.preflight.mode
     preflight = None if mode == "off" else Preflight(preflight_options(settings))
     if preflight is not None:
@@ -110,6 +116,7 @@ async def _start(
         budgets=runtime.budgets,
         media=MediaChecker(preflight, mode="warn" if mode == "warn" else "refuse"),
         metrics=metrics,
+        schemas=runtime.schemas,
         tail=Tail(
             ledger=tracker.ledger,
             upstream=upstream,

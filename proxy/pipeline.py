@@ -9,7 +9,8 @@
 5. idempotency                  (stages.idempotency: takes the key's claim; a replay needs no
                                  further work, and never depends on the network, so it comes
                                  before validation)
-6. validate the input           (stages.validate: schema, cross-field rules, media, SSRF guard)
+6. validate the input           (stages.validate: the published schema, the catalog's
+                                 cross-field rules, media, SSRF guard)
 7. price                        (stages.price)
 8. completion webhook URL       (stages.callback: header or per-key default, SSRF guard)
 9. budget                       (stages.budget: takes the reservation and the per-key slot)
@@ -36,6 +37,7 @@ from proxy.catalog.loader import Catalog
 from proxy.catalog.media import MediaChecker
 from proxy.catalog.netguard import HostGuard
 from proxy.catalog.pinning import Pinner
+from proxy.catalog.schema_registry import SchemaRegistry
 from proxy.catalog.validation import BodyValidator
 from proxy.config import Settings
 from proxy.governance.budgets import BudgetBook
@@ -127,6 +129,7 @@ def build_pipeline(
     tail: Tail,
     clock: Callable[[], float] = time.time,
     owner: str | None = None,
+    schemas: SchemaRegistry | None = None,
 ) -> Pipeline:
     """The submit pipeline for ``settings``: who asks first, then what they sent, then
     the send and its one recorded outcome."""
@@ -138,7 +141,7 @@ def build_pipeline(
             PinStage(pinner),
             FingerprintStage(limits),
             IdempotencyStage(store, settings.idempotency, metrics, clock, owner=owner),
-            ValidateStage(catalog, validator, media, limits),
+            ValidateStage(catalog, validator, media, limits, schemas=schemas, metrics=metrics),
             PriceStage(catalog, settings.pricing),
             CallbackStage(settings.webhooks, store, HostGuard(settings.webhooks.allow_hosts)),
             BudgetStage(store, budgets, metrics, clock, owner=owner),

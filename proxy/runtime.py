@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from proxy.admission.desk import AdmissionDesk
 from proxy.catalog.loader import Catalog
 from proxy.catalog.pinning import Pinner
+from proxy.catalog.schema_registry import SchemaRegistry
 from proxy.errors import ServiceUnavailable
 from proxy.governance.budgets import BudgetBook
 from proxy.governance.keys import KeyRing
@@ -34,6 +35,7 @@ class Runtime:
     pinner: Pinner
     labels: Labels
     replica: Replica
+    schemas: SchemaRegistry | None = None  # the upstream's published schemas, pinned
     store: Store | None = None
     keyring: KeyRing | None = None
     budgets: BudgetBook | None = None

@@ -1,4 +1,5 @@
-"""Fixtures for every test folder: a fresh database on each engine, and a store on it."""
+"""Fixtures for every test folder: a fresh database on each engine, and a store on it; the
+hooks that fail a skip under CI (tests/ci_skips.py)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from proxy.stores import Store, open_store
+from tests.ci_skips import pytest_collectreport, pytest_runtest_makereport  # noqa: F401
 from tests.support import fresh_postgres
 
 BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]

@@ -22,6 +22,7 @@ from aiohttp.test_utils import TestServer
 
 from proxy.config import RetrySettings, Settings, deep_merge, load
 from proxy.simulator import Simulator, SimulatorConfig
+from tests.ci_skips import in_ci
 
 
 def settings_for(origin: str, **overrides: Any) -> Settings:
@@ -37,7 +38,11 @@ def settings_for(origin: str, **overrides: Any) -> Settings:
         "store": {"url": "sqlite:///:memory:"},
         "watcher": {"enabled": False},
         # no model-list fetch at start: tests count what reaches the upstream (on need only)
-        "models": {"upstream_list": {"fetch_at_start": False}},
+        # no published schemas unless a test names the simulator's schema origin
+        "models": {
+            "upstream_list": {"fetch_at_start": False},
+            "upstream_schemas": {"enabled": False},
+        },
     }
     merged = deep_merge(base, overrides)
     settings = load(None, {})
@@ -109,7 +114,7 @@ def required_binary(name: str, install: str = "") -> str:
     if path is not None:
         return path
     message = f"{name} is not installed" + (f" ({install})" if install else "")
-    if os.environ.get("CI"):
+    if in_ci():
         pytest.fail(message + ": CI must provide it")
     pytest.skip(message)
 

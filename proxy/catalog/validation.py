@@ -19,7 +19,7 @@ from jsonschema.exceptions import ValidationError
 from jsonschema.protocols import Validator
 
 from proxy.catalog.loader import Catalog
-from proxy.catalog.spec import ModelSpec
+from proxy.catalog.spec import ModelSpec, Rule
 from proxy.errors import InvalidInput, MalformedJSON
 
 UnknownFieldPolicy = Literal["refuse", "warn"]
@@ -276,15 +276,26 @@ def _rule_id(error: ValidationError, schema: Mapping[str, Any]) -> str | None:
 
 
 def _map_error(error: ValidationError, spec: ModelSpec) -> list[Problem]:
-    rule_id = _rule_id(error, spec.json_schema)
-    rule = spec.rules.get(rule_id) if rule_id else None
+    return map_error(error, spec.json_schema, spec.rules)
+
+
+def map_error(
+    error: ValidationError,
+    schema: Mapping[str, Any],
+    rules: Mapping[str, Rule],
+    default_status: str | None = None,
+) -> list[Problem]:
+    """Problems for one jsonschema error of ``schema``; ``rules`` give cross-field wording and
+    each problem's ``rule_status`` (``default_status`` where no rule names one)."""
+    rule_id = _rule_id(error, schema)
+    rule = rules.get(rule_id) if rule_id else None
     path = list(error.absolute_path)
     field = _path(path)
     if rule is None and path:
-        param = spec.rules.get(f"param:{path[0]}")
-        status = param.status if param else None
+        param = rules.get(f"param:{path[0]}")
+        status = param.status if param else default_status
     else:
-        status = rule.status if rule else None
+        status = rule.status if rule else default_status
     reason = "cross_field" if rule else "schema"
     kind: Any = error.validator
     value: Any = error.validator_value
@@ -305,7 +316,9 @@ def _map_error(error: ValidationError, spec: ModelSpec) -> list[Problem]:
         if rule is not None or path:
             return [make("is required", category=MISSING, where=_path([*path, n])) for n in missing]
         return [
-            Problem(n, "is required", None, MISSING, reason, _param_status(spec, n), "required")
+            Problem(
+                n, "is required", None, MISSING, reason, _param_status(rules, n, status), "required"
+            )
             for n in missing
         ]
     if kind in ("anyOf", "oneOf") and rule is not None:
@@ -334,9 +347,9 @@ def _map_error(error: ValidationError, spec: ModelSpec) -> list[Problem]:
     return [make(f"is invalid: {error.message[:200]}", None, rule.category if rule else INVALID)]
 
 
-def _param_status(spec: ModelSpec, name: str) -> str | None:
-    rule = spec.rules.get(f"param:{name}")
-    return rule.status if rule else None
+def _param_status(rules: Mapping[str, Rule], name: str, default: str | None) -> str | None:
+    rule = rules.get(f"param:{name}")
+    return rule.status if rule else default
 
 
 def _bounds(sub: Mapping[str, Any]) -> dict[str, Any] | None:
@@ -366,3 +379,14 @@ def _range_problem(kind: str, sub: Mapping[str, Any], error: ValidationError) ->
     if lo is not None:
         return f"must be at least {lo}, got {_short(got)}"
     return f"must be at most {hi}, got {_short(got)}"
+
+
+def clipped_view(value: Any) -> Any:
+    """``value`` as the schema checks see it: long strings clipped, their lengths kept."""
+    return _clipped_view(value)
+
+
+def strict_integer_checker() -> TypeChecker:
+    """Draft 2020-12's type checker with ``integer`` as the upstream has it (``6.0`` is not)."""
+    checker: TypeChecker = Draft202012Validator.TYPE_CHECKER.redefine("integer", _is_strict_integer)
+    return checker

@@ -7,7 +7,9 @@ PUT    /admin/budgets/{name}        create or change a budget
 GET    /admin/budgets               budgets with their current window: spent, reserved, left
 DELETE /admin/budgets/{name}
 GET    /admin/report?since=&until=&group_by=day,team,project,model&format=csv|json|focus
-GET    /admin/export/focus?since=&until=&format=csv|json   FOCUS 1.1, one row per job
+GET    /admin/export/focus?since=&until=&format=csv|json|ndjson   FOCUS 1.1, one row per job
+
+Reports and exports are aggregated by the store or read in pages, and streamed.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from proxy.config import BudgetSpec
 from proxy.errors import BadRequest, NotFound, ServiceUnavailable
-from proxy.governance import focus, report
+from proxy.governance import focus, report, streaming
 from proxy.governance.budgets import iso
 from proxy.governance.keys import new_key
 from proxy.governance.setup import budget_from_spec
@@ -161,44 +163,54 @@ async def delete_budget(request: web.Request) -> web.Response:
     return web.json_response({"name": name, "deleted": True})
 
 
-async def get_report(request: web.Request) -> web.Response:
-    _, store = _runtime(request)
+def _window(request: web.Request) -> tuple[float, float]:
     now = time.time()
     try:
         since = float(request.query.get("since") or now - 30 * 86400)
         until = float(request.query.get("until") or now + 1)
+    except ValueError as exc:
+        raise BadRequest(str(exc)) from None
+    return since, until
+
+
+async def get_report(request: web.Request) -> web.StreamResponse:
+    """The spend report, aggregated by the store and streamed (CSV or JSON), or the FOCUS
+    export (``format=focus``, as ``/admin/export/focus?format=csv``)."""
+    _, store = _runtime(request)
+    since, until = _window(request)
+    try:
         group_by = report.parse_group_by(request.query.get("group_by", "day,team,model"))
     except ValueError as exc:
         raise BadRequest(str(exc)) from None
-    if request.query.get("format") == "focus":
-        return await _focus(store, since, until, "csv")
+    fmt = request.query.get("format", "json")
+    if fmt == "focus":
+        return await _focus(request, store, since, until, "csv")
+    if fmt not in {"csv", "json"}:
+        raise BadRequest(f"format takes csv, json or focus; got {fmt!r}")
     rows = await report.build(store, since, until, group_by)
-    if request.query.get("format", "json") == "csv":
-        return web.Response(text=report.to_csv(rows, group_by), content_type="text/csv")
+    if fmt == "csv":
+        return await streaming.respond(request, streaming.CSV, report.csv_chunks(rows, group_by))
     unexplained = await report.unexplained_spend(store)
-    return web.Response(
-        text=report.to_json(rows, since, until, group_by, unexplained),
-        content_type="application/json",
-    )
+    chunks = report.json_chunks(rows, since, until, group_by, unexplained)
+    return await streaming.respond(request, streaming.JSON, chunks)
 
 
-async def export_focus(request: web.Request) -> web.Response:
-    """FOCUS 1.1 rows, one per terminal job submitted in the window (CSV, or JSON)."""
+async def export_focus(request: web.Request) -> web.StreamResponse:
+    """FOCUS 1.1 rows, one per terminal job submitted in the window (CSV, JSON or NDJSON),
+    read in pages and streamed."""
     _, store = _runtime(request)
-    now = time.time()
+    since, until = _window(request)
+    return await _focus(request, store, since, until, request.query.get("format", "csv"))
+
+
+async def _focus(
+    request: web.Request, store: Store, since: float, until: float, fmt: str
+) -> web.StreamResponse:
     try:
-        since = float(request.query.get("since") or now - 30 * 86400)
-        until = float(request.query.get("until") or now + 1)
+        content_type, chunks = focus.chunks(fmt, store, since, until)
     except ValueError as exc:
         raise BadRequest(str(exc)) from None
-    return await _focus(store, since, until, request.query.get("format", "csv"))
-
-
-async def _focus(store: Store, since: float, until: float, fmt: str) -> web.Response:
-    rows = await focus.build(store, since, until)
-    if fmt == "json":
-        return web.Response(text=focus.to_json(rows, since, until), content_type="application/json")
-    return web.Response(text=focus.to_csv(rows), content_type="text/csv")
+    return await streaming.respond(request, content_type, chunks)
 
 
 def add_routes(app: web.Application) -> None:

@@ -13,16 +13,17 @@ records, are not charges yet and have no row. Columns FOCUS defines that do not 
 
 from __future__ import annotations
 
-import csv
-import io
-import json
-from collections.abc import Sequence
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
+import orjson
+
 from proxy import money
-from proxy.stores.base import JobStore
-from proxy.stores.records import JobRecord
+from proxy.governance import streaming
+from proxy.stores.base import LedgerReadStore
+from proxy.stores.records import LedgerRow
 
 FOCUS_VERSION = "1.1"
 PAGE = 1000
@@ -90,9 +91,9 @@ def iso(ts: float) -> str:
     return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _month(ts: float) -> tuple[str, str]:
-    """The calendar month (UTC) holding ``ts``: inclusive start, exclusive end."""
-    at = datetime.fromtimestamp(ts, UTC)
+@lru_cache(maxsize=64)
+def _month_of_day(day: int) -> tuple[str, str]:
+    at = datetime.fromtimestamp(day * 86400, UTC)
     start = at.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
     end = (
         start.replace(year=start.year + 1, month=1)
@@ -102,96 +103,126 @@ def _month(ts: float) -> tuple[str, str]:
     return start.strftime("%Y-%m-%dT%H:%M:%SZ"), end.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def focus_row(job: JobRecord) -> dict[str, Any]:
-    """One FOCUS charge for a terminal ``job``; money as exact six-place decimal strings."""
-    cost = money.exact(job.final_cost_micros or 0)
-    end = job.terminal_at if job.terminal_at is not None else job.submitted_at
-    period_start, period_end = _month(job.submitted_at)
-    publisher = job.pinned_slug.split("/", 1)[0] if "/" in job.pinned_slug else None
-    tags = {
-        k: v
-        for k, v in {
-            "team": job.team,
-            "project": job.project,
-            "model_alias": job.alias,
-            "status": job.status.value,
-            "correlation_id": job.correlation_id,
-        }.items()
-        if v is not None
-    }
-    row: dict[str, Any] = dict.fromkeys(COLUMNS)
-    row.update(
-        BilledCost=cost,
-        BillingAccountId="modellix",
-        BillingAccountName="Modellix",
-        BillingAccountType="Team",
-        BillingCurrency="USD",
-        BillingPeriodStart=period_start,
-        BillingPeriodEnd=period_end,
-        ChargeCategory="Usage",
-        ChargeDescription=f"{job.pinned_slug} media generation task ({job.status.value})",
-        ChargeFrequency="Usage-Based",
-        ChargePeriodStart=iso(job.submitted_at),
-        ChargePeriodEnd=iso(max(end, job.submitted_at + 1)),
-        ConsumedQuantity="1",
-        ConsumedUnit="Task",
-        ContractedCost=cost,
-        ContractedUnitPrice=cost,
-        EffectiveCost=cost,
-        InvoiceIssuerName="Modellix",
-        ListCost=cost,
-        ListUnitPrice=cost,
-        PricingCategory="Standard",
-        PricingQuantity="1",
-        PricingUnit="Task",
-        ProviderName="Modellix",
-        PublisherName=publisher,
-        ResourceId=job.task_id,
-        ResourceName=job.alias or job.pinned_slug,
-        ResourceType="Media generation task",
-        ServiceCategory="AI and Machine Learning",
-        ServiceName="Modellix",
-        ServiceSubcategory="Generative AI",
-        SkuId=job.pinned_slug,
-        SkuMeter="Task",
-        SkuPriceId=f"{job.price_table_version}:{job.pinned_slug}"
-        if job.price_table_version
-        else None,
-        SubAccountId=job.team,
-        SubAccountName=job.team,
-        SubAccountType="Team" if job.team else None,
-        Tags=json.dumps(tags, ensure_ascii=False, separators=(",", ":"), sort_keys=True),
-        x_EstimatedCost=None
-        if job.estimated_cost_micros is None
-        else money.exact(job.estimated_cost_micros),
-        x_JobStatus=job.status.value,
+def _month(ts: float) -> tuple[str, str]:
+    """The calendar month (UTC) holding ``ts``: inclusive start, exclusive end."""
+    return _month_of_day(int(ts // 86400))
+
+
+_AT = {name: i for i, name in enumerate(COLUMNS)}
+_TEMPLATE: list[str | None] = [None] * len(COLUMNS)
+for _name, _value in {
+    "BillingAccountId": "modellix",
+    "BillingAccountName": "Modellix",
+    "BillingAccountType": "Team",
+    "BillingCurrency": "USD",
+    "ChargeCategory": "Usage",
+    "ChargeFrequency": "Usage-Based",
+    "ConsumedQuantity": "1",
+    "ConsumedUnit": "Task",
+    "InvoiceIssuerName": "Modellix",
+    "PricingCategory": "Standard",
+    "PricingQuantity": "1",
+    "PricingUnit": "Task",
+    "ProviderName": "Modellix",
+    "ResourceType": "Media generation task",
+    "ServiceCategory": "AI and Machine Learning",
+    "ServiceName": "Modellix",
+    "ServiceSubcategory": "Generative AI",
+    "SkuMeter": "Task",
+}.items():
+    _TEMPLATE[_AT[_name]] = _value
+_COSTS = tuple(_AT[c] for c in (*COST_COLUMNS, "ContractedUnitPrice", "ListUnitPrice"))
+(
+    _PERIOD_START, _PERIOD_END, _DESCRIPTION, _CHARGE_START, _CHARGE_END, _PUBLISHER,
+    _RESOURCE_ID, _RESOURCE_NAME, _SKU, _SKU_PRICE, _SUB_ID, _SUB_NAME, _SUB_TYPE, _TAGS,
+    _ESTIMATE, _STATUS,
+) = (
+    _AT[c] for c in (
+        "BillingPeriodStart", "BillingPeriodEnd", "ChargeDescription", "ChargePeriodStart",
+        "ChargePeriodEnd", "PublisherName", "ResourceId", "ResourceName", "SkuId",
+        "SkuPriceId", "SubAccountId", "SubAccountName", "SubAccountType", "Tags",
+        "x_EstimatedCost", "x_JobStatus",
     )
-    return row
+)  # fmt: skip
 
 
-async def build(store: JobStore, since: float, until: float) -> list[dict[str, Any]]:
-    """FOCUS rows of the terminal jobs submitted in ``[since, until)``, oldest first."""
-    jobs: list[JobRecord] = []
-    cursor: str | None = None
-    while True:  # pages of PAGE jobs, newest first; ends when the store has no more
-        page = await store.list_jobs(since=since, until=until, limit=PAGE, after=cursor)
-        jobs.extend(j for j in page.jobs if j.terminal)
-        cursor = page.next_cursor
-        if cursor is None:
-            break
-    jobs.sort(key=lambda j: (j.submitted_at, j.task_id))
-    return [focus_row(j) for j in jobs]
+def focus_values(job: LedgerRow) -> list[str | None]:
+    """One FOCUS charge for a terminal ``job``, as values in ``COLUMNS`` order; money as
+    exact six-place decimal strings."""
+    values = _TEMPLATE.copy()
+    cost = money.exact(job.final_cost_micros or 0)
+    for at in _COSTS:
+        values[at] = cost
+    status = job.status.value
+    slug = job.pinned_slug
+    end = job.terminal_at if job.terminal_at is not None else job.submitted_at
+    values[_PERIOD_START], values[_PERIOD_END] = _month(job.submitted_at)
+    values[_DESCRIPTION] = f"{slug} media generation task ({status})"
+    values[_CHARGE_START] = iso(job.submitted_at)
+    values[_CHARGE_END] = iso(max(end, job.submitted_at + 1))
+    values[_PUBLISHER] = slug.split("/", 1)[0] if "/" in slug else None
+    values[_RESOURCE_ID] = job.task_id
+    values[_RESOURCE_NAME] = job.alias or slug
+    values[_SKU] = slug
+    if job.price_table_version:
+        values[_SKU_PRICE] = f"{job.price_table_version}:{slug}"
+    values[_SUB_ID] = values[_SUB_NAME] = job.team
+    values[_SUB_TYPE] = "Team" if job.team else None
+    tags = {
+        "correlation_id": job.correlation_id,
+        "model_alias": job.alias,
+        "project": job.project,
+        "status": status,
+        "team": job.team,
+    }  # sorted by key
+    values[_TAGS] = orjson.dumps({k: v for k, v in tags.items() if v is not None}).decode()
+    if job.estimated_cost_micros is not None:
+        values[_ESTIMATE] = money.exact(job.estimated_cost_micros)
+    values[_STATUS] = status
+    return values
 
 
-def to_csv(rows: Sequence[dict[str, Any]]) -> str:
-    out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=COLUMNS, lineterminator="\n")
-    writer.writeheader()
-    for row in rows:
-        writer.writerow({k: "" if row[k] is None else row[k] for k in COLUMNS})
-    return out.getvalue()
+def focus_row(job: LedgerRow) -> dict[str, Any]:
+    """One FOCUS charge for a terminal ``job`` as a mapping of ``COLUMNS``."""
+    return dict(zip(COLUMNS, focus_values(job), strict=True))
 
 
-def to_json(rows: Sequence[dict[str, Any]], since: float, until: float) -> str:
-    doc = {"focus_version": FOCUS_VERSION, "since": since, "until": until, "rows": list(rows)}
-    return json.dumps(doc, indent=2, ensure_ascii=False)
+def csv_chunks(
+    store: LedgerReadStore, since: float, until: float, page_size: int = PAGE
+) -> AsyncIterator[bytes]:
+    """The FOCUS rows of the terminal jobs submitted in ``[since, until)``, oldest first,
+    as CSV, a page of jobs per chunk."""
+    return streaming.csv_chunks(COLUMNS, store.ledger_pages(since, until, page_size), focus_values)
+
+
+def json_chunks(
+    store: LedgerReadStore, since: float, until: float, page_size: int = PAGE
+) -> AsyncIterator[bytes]:
+    """The same rows in one JSON document (``focus_version``, ``since``, ``until``, ``rows``)."""
+    head = {"focus_version": FOCUS_VERSION, "since": since, "until": until}
+    pages = store.ledger_pages(since, until, page_size)
+    return streaming.json_chunks(head, "rows", pages, doc=focus_row)
+
+
+def ndjson_chunks(
+    store: LedgerReadStore, since: float, until: float, page_size: int = PAGE
+) -> AsyncIterator[bytes]:
+    """The same rows, one JSON object per line."""
+    return streaming.ndjson_chunks(store.ledger_pages(since, until, page_size), focus_row)
+
+
+FORMATS = {
+    "csv": (streaming.CSV, csv_chunks),
+    "json": (streaming.JSON, json_chunks),
+    "ndjson": (streaming.NDJSON, ndjson_chunks),
+}
+
+
+def chunks(
+    fmt: str, store: LedgerReadStore, since: float, until: float
+) -> tuple[str, AsyncIterator[bytes]]:
+    """The content type and chunks of the export in ``fmt`` (``ValueError`` if unknown)."""
+    if fmt not in FORMATS:
+        raise ValueError(f"format takes {', '.join(FORMATS)}; got {fmt!r}")
+    content_type, make = FORMATS[fmt]
+    return content_type, make(store, since, until)

@@ -9,28 +9,25 @@ the job ran on; refusals that never pinned a model have none (no row per typed n
 
 from __future__ import annotations
 
-import csv
-import io
-import json
-import math
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Literal, TypeVar, overload
+from typing import Any, Protocol, TypeVar, overload
 
 from proxy import money
-from proxy.stores.base import Store
+from proxy.governance import streaming
+from proxy.stores._ledger_reads import nearest_rank
+from proxy.stores.base import BalanceStore, LedgerReadStore, RefusalStore
 from proxy.stores.records import (
-    GroupKey,
-    JobCost,
-    JobStatus,
+    REPORT_KEYS,
     RefusalGroupKey,
     RefusalRow,
-    SpendRow,
+    ReportGroup,
+    ReportKey,
 )
 
-ReportKey = Literal["day", "week", "team", "project", "model"]
-REPORT_KEYS: tuple[ReportKey, ...] = ("day", "week", "team", "project", "model")
+__all__ = ["REPORT_KEYS", "ReportKey"]
+
 K = TypeVar("K", bound=str)
 COLUMNS = (
     "jobs",
@@ -46,31 +43,22 @@ COLUMNS = (
 )
 
 
+class ReportStore(LedgerReadStore, RefusalStore, BalanceStore, Protocol):
+    """What the report reads: the ledger's aggregates, refusals, balance readings."""
+
+
 @dataclass
-class Group:
-    key: tuple[str | None, ...]
-    jobs: int = 0
-    succeeded: int = 0
-    failed: int = 0
-    estimated_micros: int = 0
-    spend_micros: int = 0
-    costs: list[int] = field(default_factory=list)
+class _Refused:
     refusals: int = 0
     avoided_micros: int = 0
-    aliases: set[str] = field(default_factory=set)
 
 
 def percentile(values: Sequence[int], q: float) -> int | None:
-    """Nearest-rank percentile (``q`` in 0..1) of integer micro-dollars."""
+    """Nearest-rank percentile (``q`` in 0..1, to the per cent) of integer micro-dollars."""
     if not values:
         return None
     ordered = sorted(values)
-    rank = max(1, math.ceil(q * len(ordered)))
-    return ordered[rank - 1]
-
-
-def _day(ts: float) -> str:
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d")
+    return ordered[nearest_rank(len(ordered), round(q * 100)) - 1]
 
 
 def week_of(day: str) -> str:
@@ -79,16 +67,7 @@ def week_of(day: str) -> str:
     return f"{year}-W{week:02d}"
 
 
-def _job_key(job: JobCost, group_by: Sequence[ReportKey]) -> tuple[str | None, ...]:
-    day = _day(job.submitted_at)
-    values: dict[str, str | None] = {
-        "day": day, "week": week_of(day), "team": job.team, "project": job.project,
-        "model": job.model,
-    }  # fmt: skip
-    return tuple(values[k] for k in group_by)
-
-
-def _row_key(row: SpendRow | RefusalRow, group_by: Sequence[ReportKey]) -> tuple[str | None, ...]:
+def _refusal_key(row: RefusalRow, group_by: Sequence[ReportKey]) -> tuple[str | None, ...]:
     values: dict[str, str | None] = {
         "day": row.day, "week": week_of(row.day) if row.day else None, "team": row.team,
         "project": row.project, "model": row.model,
@@ -96,96 +75,89 @@ def _row_key(row: SpendRow | RefusalRow, group_by: Sequence[ReportKey]) -> tuple
     return tuple(values[k] for k in group_by)
 
 
-def _store_keys(group_by: Sequence[ReportKey]) -> list[GroupKey]:
-    """What the store groups by: weeks are rolled up from days here."""
-    keys: list[GroupKey] = []
+def _refusal_keys(group_by: Sequence[ReportKey]) -> list[RefusalGroupKey]:
+    """What the refusals are grouped by in the store: weeks are rolled up from days here."""
+    keys: list[RefusalGroupKey] = []
     for key in group_by:
-        wanted: GroupKey = "day" if key == "week" else key
+        wanted: RefusalGroupKey = "day" if key == "week" else key
         if wanted not in keys:
             keys.append(wanted)
     return keys
 
 
-async def build(
-    store: Store, since: float, until: float, group_by: Sequence[ReportKey]
-) -> list[dict[str, Any]]:
-    """One row per group, sorted by group key; money in US dollars (exact to the micro).
+def _sort_key(key: tuple[str | None, ...]) -> tuple[tuple[bool, str], ...]:
+    return tuple((v is None, v or "") for v in key)
 
-    Counts and sums are the store's ``spend_summary`` (what ``/admin/spend`` and the ledger
-    gauges read); the percentiles come from each successful job's final cost.
+
+async def build(
+    store: ReportStore, since: float, until: float, group_by: Sequence[ReportKey]
+) -> list[dict[str, Any]]:
+    """One row per group, sorted by group key (``None`` last); money in US dollars, exact.
+
+    Counts, sums and percentiles are aggregated by the store (``report_groups``: the same
+    rows ``/admin/spend`` and the ledger gauges sum), refusals by ``refusal_summary``: one
+    row per group, however many jobs the window holds.
     """
-    groups: dict[tuple[str | None, ...], Group] = {}
-    keys = _store_keys(group_by)
-    for spent in await store.spend_summary(since, until, [*keys, "status"]):
-        key = _row_key(spent, group_by)
-        group = groups.setdefault(key, Group(key))
-        group.jobs += spent.jobs
-        group.estimated_micros += spent.estimated_cost_micros
-        group.spend_micros += spent.final_cost_micros
-        if spent.status == JobStatus.SUCCESS.value:
-            group.succeeded += spent.jobs
-        elif spent.status in (JobStatus.FAILED.value, JobStatus.EXPIRED.value):
-            group.failed += spent.jobs
-    for job in await store.job_costs(since, until):
-        key = _job_key(job, group_by)
-        group = groups.setdefault(key, Group(key))
-        if job.alias and job.alias != job.model:
-            group.aliases.add(job.alias)
-        if job.status == JobStatus.SUCCESS.value and job.final_cost_micros is not None:
-            group.costs.append(job.final_cost_micros)
-    refusal_keys: list[RefusalGroupKey] = list(keys)
-    for refused in await store.refusal_summary(since, until, refusal_keys):
-        key = _row_key(refused, group_by)
-        group = groups.setdefault(key, Group(key))
-        group.refusals += refused.refusals
-        group.avoided_micros += refused.avoided_micros
+    groups: dict[tuple[str | None, ...], ReportGroup | None] = {}
+    for group in await store.report_groups(since, until, group_by):
+        groups[tuple(getattr(group, k) for k in group_by)] = group
+    refused: dict[tuple[str | None, ...], _Refused] = {}
+    for refusal in await store.refusal_summary(since, until, _refusal_keys(group_by)):
+        key = _refusal_key(refusal, group_by)
+        total = refused.setdefault(key, _Refused())
+        total.refusals += refusal.refusals
+        total.avoided_micros += refusal.avoided_micros
+        groups.setdefault(key, None)
     rows: list[dict[str, Any]] = []
-    for key in sorted(groups, key=lambda k: tuple((v is None, v or "") for v in k)):
-        g = groups[key]
-        p50, p95 = percentile(g.costs, 0.5), percentile(g.costs, 0.95)
+    for key in sorted(groups, key=_sort_key):
+        g = groups[key] or ReportGroup()
+        r = refused.get(key) or _Refused()
         row: dict[str, Any] = dict(zip(group_by, key, strict=True))
         row.update(
             jobs=g.jobs,
             succeeded=g.succeeded,
             failed=g.failed,
-            estimated_usd=money.exact(g.estimated_micros),
-            spend_usd=money.exact(g.spend_micros),
-            cost_per_job_p50_usd=None if p50 is None else money.exact(p50),
-            cost_per_job_p95_usd=None if p95 is None else money.exact(p95),
-            refused=g.refusals,
-            refused_savings_usd=money.exact(g.avoided_micros),
-            aliases=";".join(sorted(g.aliases)) or None,  # how clients named the pinned model
+            estimated_usd=money.exact(g.estimated_cost_micros),
+            spend_usd=money.exact(g.final_cost_micros),
+            cost_per_job_p50_usd=None if g.p50_micros is None else money.exact(g.p50_micros),
+            cost_per_job_p95_usd=None if g.p95_micros is None else money.exact(g.p95_micros),
+            refused=r.refusals,
+            refused_savings_usd=money.exact(r.avoided_micros),
+            aliases=";".join(g.aliases) or None,  # how clients named the pinned model
         )
         rows.append(row)
     return rows
 
 
-def to_csv(rows: Sequence[dict[str, Any]], group_by: Sequence[str]) -> str:
+async def _one_page(rows: Sequence[Any]) -> AsyncIterator[Sequence[Any]]:
+    yield rows
+
+
+def csv_chunks(rows: Sequence[dict[str, Any]], group_by: Sequence[str]) -> AsyncIterator[bytes]:
     columns = [*group_by, *COLUMNS]
-    out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=columns, lineterminator="\n")
-    writer.writeheader()
-    for row in rows:
-        writer.writerow({k: ("" if row.get(k) is None else row[k]) for k in columns})
-    return out.getvalue()
+    return streaming.csv_chunks(columns, _one_page([[r.get(k) for k in columns] for r in rows]))
 
 
-def to_json(
+def json_chunks(
     rows: Sequence[dict[str, Any]],
     since: float,
     until: float,
     group_by: Sequence[str],
     unexplained: Sequence[dict[str, Any]] = (),
-) -> str:
-    total = sum(money.parse(r["spend_usd"]) for r in rows)
-    doc = {"since": since, "until": until, "group_by": list(group_by), "rows": list(rows),
-           "total_spend_usd": money.exact(total)}  # fmt: skip
-    if unexplained:  # only where balance reconciliation runs
-        doc["unexplained_spend"] = list(unexplained)
-    return json.dumps(doc, indent=2)
+) -> AsyncIterator[bytes]:
+    def tail() -> dict[str, Any]:
+        doc: dict[str, Any] = {
+            "total_spend_usd": money.exact(sum(money.parse(r["spend_usd"]) for r in rows))
+        }
+        if unexplained:  # only where balance reconciliation runs
+            doc["unexplained_spend"] = list(unexplained)
+        return doc
+
+    head = {"since": since, "until": until, "group_by": list(group_by)}
+    return streaming.json_chunks(head, "rows", _one_page(rows), tail)
 
 
-async def unexplained_spend(store: Store) -> list[dict[str, Any]]:
+async def unexplained_spend(store: BalanceStore) -> list[dict[str, Any]]:
     """Balance reconciliation per upstream team: spend the ledger does not explain, since
     the first balance reading (``proxy.governance.reconcile_balance``); empty if it is off."""
     return [

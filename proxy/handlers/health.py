@@ -1,7 +1,8 @@
 """The proxy's own liveness and readiness answers.
 
 ``/healthz`` says the process serves requests; ``/readyz`` says it could do its work now:
-the upstream session is open and the store takes a write. The write probe is cheap (a
+the upstream session is open and the store takes a write (its ``schemas`` detail says
+whether the schema origin answers; that never makes a replica unready). The write probe is cheap (a
 write lock taken and let go, or a writable-transaction check), bounded by a short timeout,
 and its answer is kept about a second so frequent probes cost nothing more.
 """
@@ -11,11 +12,12 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
+from typing import Any
 
 import structlog
 from aiohttp import web
 
-from proxy.state import READY
+from proxy.state import READY, RUNTIME
 from proxy.stores.base import Store, StoreError
 
 log = structlog.get_logger("proxy.health")
@@ -73,7 +75,8 @@ async def healthz(_request: web.Request) -> web.Response:
 async def readyz(request: web.Request) -> web.Response:
     checks = await request.app[READY]()
     ready = all(ok for ok in checks.values())
-    return web.json_response(
-        {"status": "ready" if ready else "not ready", "checks": checks},
-        status=200 if ready else 503,
-    )
+    body: dict[str, Any] = {"status": "ready" if ready else "not ready", "checks": checks}
+    runtime = request.app.get(RUNTIME)
+    if runtime is not None and runtime.schemas is not None:  # a detail: never makes it unready
+        body["schemas"] = runtime.schemas.health()
+    return web.json_response(body, status=200 if ready else 503)

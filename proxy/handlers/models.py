@@ -6,11 +6,14 @@ documented shape (top-level ``models`` array, ``reference/modellix-api.md`` §2.
 filtered; anything else is relayed unchanged. What the caller sees:
 
 - every listed model that is submittable under the current policy, as the upstream
-  listed it (disabled slugs and, for a proxy key with an allow-list, models outside it
-  removed), plus ``proxy_validation``: ``catalog`` (validated fully) or
-  ``upstream-listed`` (checked only for what can be known);
-- catalog models the upstream did not list (they are submittable too);
+  listed it, display price included (disabled slugs and, for a proxy key with an
+  allow-list, models outside it removed), plus ``proxy_validation``: ``upstream-schema``
+  (validated against its pinned published schema), ``catalog`` (validated by the catalog
+  spec) or ``upstream-listed`` (checked only for what can be known);
 - with ``models.upstream_list.show_aliases``, the aliases, each with ``alias_of``.
+
+Catalog models the upstream does not list are not shown: a client that trusts the list
+(the CLI, agent tools) should never be offered a model the upstream does not serve.
 
 So the official CLI's ``model list`` and ``model describe`` (which matches a slug in
 this list case-insensitively) tell the truth. A complete answer (no query string)
@@ -30,7 +33,8 @@ from multidict import CIMultiDict
 from proxy.catalog.listed import RULE_STATUS
 from proxy.catalog.loader import Catalog
 from proxy.catalog.pinning import Pinner
-from proxy.catalog.spec import ModelSpec
+from proxy.catalog.schema_doc import RULE_STATUS as PUBLISHED
+from proxy.catalog.schema_registry import SchemaRegistry
 from proxy.catalog.upstream_models import ListUnavailable, parse_models
 from proxy.forwarding import upstream_headers
 from proxy.governance import access
@@ -39,30 +43,14 @@ from proxy.upstream.client import Reply, TransportFailure, end_to_end
 from proxy.upstream.failures import transport_error
 
 MODELS_NAME = "/api/v1/models"  # the route name ``proxy.routing`` gives the list
-TYPES = {
-    "t2v": "text-to-video",
-    "i2v": "image-to-video",
-    "fl2v": "image-to-video",
-    "v2v": "video-to-video",
-    "r2v": "reference-to-video",
-    "omni": "video-to-video",
-    "edit": "video-to-video",
-    "t2i": "text-to-image",
-    "i2i": "image-to-image",
-}
 _RELAYED = frozenset({"content-length", "content-encoding", "transfer-encoding"})
 
 
-def catalog_item(spec: ModelSpec) -> dict[str, Any]:
-    """A list entry, in the upstream's shape, for a catalog model the upstream did not list."""
-    provider = spec.slug.split("/", 1)[0]
-    return {
-        "slug": spec.slug,
-        "type": TYPES.get(spec.kind, spec.kind),
-        "description": spec.kind_detail or spec.kind,
-        "docs_url": f"https://docs.modellix.ai/{spec.slug.replace('.', '-')}.md",
-        "provider": provider,
-    }
+def validation_source(slug: str, catalog: Catalog, schemas: SchemaRegistry | None) -> str:
+    """What checks a submit for ``slug``: upstream-schema, catalog or upstream-listed."""
+    if schemas is not None and schemas.get(slug) is not None:
+        return PUBLISHED
+    return "catalog" if slug in catalog else RULE_STATUS
 
 
 def visible_models(
@@ -73,17 +61,18 @@ def visible_models(
     complete: bool,
     allowed: Collection[str] | None = None,
     show_aliases: bool = False,
+    schemas: SchemaRegistry | None = None,
 ) -> list[dict[str, Any]]:
-    """The entries of ``items`` a caller may submit, then (``complete``) catalog-only models
-    and, if asked, the aliases."""
+    """The entries of ``items`` a caller may submit, then (``complete``, if asked) the aliases
+    of the models shown. Catalog models the upstream does not list are left out: the list
+    says what the upstream serves to this key."""
     submittable = set(pinner.submittable_slugs())
 
     def permitted(*names: str) -> bool:
         return allowed is None or any(name in allowed for name in names)
 
     def marked(item: Mapping[str, Any]) -> dict[str, Any]:
-        validation = "catalog" if item["slug"] in catalog else RULE_STATUS
-        return {**item, "proxy_validation": validation}
+        return {**item, "proxy_validation": validation_source(item["slug"], catalog, schemas)}
 
     shown: list[dict[str, Any]] = []
     by_slug: dict[str, dict[str, Any]] = {}
@@ -93,15 +82,7 @@ def visible_models(
             entry = marked(item)
             shown.append(entry)
             by_slug[slug] = entry
-    if not complete:
-        return shown
-    for slug in sorted(submittable - set(by_slug)):
-        spec = catalog.get(slug)
-        if spec is not None and permitted(slug):
-            entry = marked(catalog_item(spec))
-            shown.append(entry)
-            by_slug[slug] = entry
-    if show_aliases:
+    if complete and show_aliases:
         for alias, target in sorted(pinner.aliases.items()):
             base = by_slug.get(target)
             if base is not None and permitted(alias, target):
@@ -167,6 +148,7 @@ async def handle_models(request: web.Request) -> web.StreamResponse:
         complete=complete,
         allowed=identity.caller.allowed_models if identity is not None else None,
         show_aliases=settings.models.upstream_list.show_aliases,
+        schemas=runtime.schemas,
     )
     out = web.json_response({**document, "models": shown})
     for name, value in reply.headers.items():

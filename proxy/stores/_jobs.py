@@ -19,7 +19,6 @@ from proxy.stores.base import DuplicateJobError, JobNotFoundError
 from proxy.stores.records import (
     GROUP_KEYS,
     GroupKey,
-    JobCost,
     JobPage,
     JobRecord,
     JobStatus,
@@ -193,29 +192,6 @@ class JobsMixin(BudgetsMixin):
             )
             for row in rows
             if int(row["jobs"]) > 0
-        ]
-
-    async def job_costs(self, since: float, until: float) -> list[JobCost]:
-        sql = (
-            "SELECT submitted_at, team, project, pinned_slug, alias, status,"
-            " estimated_cost_micros, final_cost_micros FROM jobs"
-            " WHERE submitted_at >= $1 AND submitted_at < $2"
-            " ORDER BY submitted_at, task_id"
-        )
-        async with self._read() as tx:
-            rows = await tx.fetch(self.dialect.sql(sql), since, until)
-        return [
-            JobCost(
-                submitted_at=float(row["submitted_at"]),
-                team=row["team"],
-                project=row["project"],
-                model=row["pinned_slug"],
-                status=JobStatus(row["status"]),
-                estimated_cost_micros=row["estimated_cost_micros"],
-                final_cost_micros=row["final_cost_micros"],
-                alias=row["alias"],
-            )
-            for row in rows
         ]
 
     async def in_flight_by_model(self) -> dict[str, int]:

@@ -50,6 +50,11 @@ class Dialect:
     lock_rows: str = ""
     skip_locked: str = ""
     day_template: str = "strftime('%Y-%m-%d', {}, 'unixepoch')"
+    # The ISO week (``2026-W48``): the year and day of the year of the week's Thursday.
+    week_template: str = (
+        "strftime('%Y', {0}, 'unixepoch', '-3 days', 'weekday 4') || '-W' || printf('%02d',"
+        " (CAST(strftime('%j', {0}, 'unixepoch', '-3 days', 'weekday 4') AS INTEGER) + 6) / 7)"
+    )
     greatest: str = "max"
     _qmark: bool = field(default=True, repr=False)
 
@@ -60,6 +65,10 @@ class Dialect:
     def day(self, column: str) -> str:
         """An expression for the UTC ``YYYY-MM-DD`` day of an epoch-seconds ``column``."""
         return self.day_template.format(column)
+
+    def week(self, column: str) -> str:
+        """An expression for the ISO week (``2026-W48``, UTC) of an epoch-seconds ``column``."""
+        return self.week_template.format(column)
 
     @property
     def day_expr(self) -> str:
@@ -73,6 +82,7 @@ POSTGRES = Dialect(
     lock_rows=" FOR UPDATE",
     skip_locked=" FOR UPDATE SKIP LOCKED",
     day_template="to_char(to_timestamp({}) AT TIME ZONE 'UTC', 'YYYY-MM-DD')",
+    week_template="to_char(to_timestamp({0}) AT TIME ZONE 'UTC', 'IYYY-\"W\"IW')",
     greatest="GREATEST",
     _qmark=False,
 )

@@ -18,7 +18,7 @@ Time is float epoch seconds passed in by the caller; money is integer micro-doll
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import AsyncIterator, Collection, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
@@ -36,18 +36,21 @@ from proxy.stores.records import (
     BudgetScope,
     BudgetWindow,
     Claim,
+    CostQuantiles,
     GroupKey,
     HeldReservation,
     Intent,
-    JobCost,
     JobPage,
     JobRecord,
     JobStatus,
+    LedgerRow,
     NewJob,
     Recovery,
     Refusal,
     RefusalGroupKey,
     RefusalRow,
+    ReportGroup,
+    ReportKey,
     ReserveResult,
     Source,
     SpendRow,
@@ -57,6 +60,7 @@ from proxy.stores.records import (
     VirtualKey,
     WatcherStats,
 )
+from proxy.stores.schema_records import SchemaPin, SchemaVersion
 from proxy.stores.webhook_records import BalanceReading, Delivery, DeliveryState, SettledSince
 
 DEFAULT_IDEMPOTENCY_TTL = 24 * 3600.0
@@ -142,11 +146,34 @@ class JobStore(Protocol):
     ) -> list[SpendRow]:
         """Job counts and exact cost sums for jobs submitted in ``[since, until)``."""
 
-    async def job_costs(self, since: float, until: float) -> list[JobCost]:
-        """Each job submitted in ``[since, until)``, oldest first, for percentile reports."""
-
     async def in_flight_by_model(self) -> dict[str, int]:
         """Number of non-terminal jobs per pinned slug."""
+
+
+class LedgerReadStore(Protocol):
+    """Finance reads over the whole ledger (``proxy.stores._ledger_reads``): aggregated in
+    SQL or read in bounded pages off the event loop, whatever the ledger's size."""
+
+    def ledger_pages(
+        self, since: float, until: float, page_size: int = 1000
+    ) -> AsyncIterator[list[LedgerRow]]:
+        """Terminal jobs submitted in ``[since, until)``, oldest first (by submit time, then
+        task id), in pages of at most ``page_size``; nothing held open between pages."""
+
+    async def report_groups(
+        self, since: float, until: float, group_by: Sequence[ReportKey] = ()
+    ) -> list[ReportGroup]:
+        """Jobs submitted in ``[since, until)`` by group: counts, exact sums and the
+        successful jobs' cost percentiles; sorted by group key, ``None`` last."""
+
+    async def cost_quantiles(
+        self, since: float, until: float, *, merge: Collection[str] = ()
+    ) -> list[CostQuantiles]:
+        """P50/P95 of successful jobs' final cost per pinned slug (those in ``merge``
+        together, as ``model=None``), for jobs submitted in ``[since, until)``."""
+
+    async def costed_models(self, since: float, until: float) -> list[str]:
+        """Pinned slugs of the successful, costed jobs submitted in ``[since, until)``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -579,10 +606,35 @@ class AdmissionStore(Protocol):
         """Rows, oldest first, filtered by team and states."""
 
 
+class SchemaStore(Protocol):
+    """The upstream's published request schemas: versions seen and the pin per model."""
+
+    async def record_schema(
+        self, slug: str, hash_: str, document: str, now: float, *, follow: bool
+    ) -> SchemaPin:
+        """Record a fetched version (first sight pins it; ``follow`` pins every change)."""
+
+    async def accept_schema(self, slug: str, hash_: str | None, now: float) -> SchemaPin | None:
+        """Pin ``hash_`` (default: the latest version); ``None`` if unknown."""
+
+    async def schema_pins(self) -> list[SchemaPin]:
+        """Every model's pin, by slug."""
+
+    async def schema_pin(self, slug: str) -> SchemaPin | None:
+        """One model's pin."""
+
+    async def schema_document(self, slug: str, hash_: str) -> str | None:
+        """The canonical JSON of one version."""
+
+    async def schema_versions(self, slug: str) -> list[SchemaVersion]:
+        """Every version of one model, oldest first."""
+
+
 @runtime_checkable
 class Store(
     IntentStore,
     JobStore,
+    LedgerReadStore,
     WatcherStore,
     IdempotencyStore,
     VirtualKeyStore,
@@ -594,6 +646,7 @@ class Store(
     WebhookStore,
     BalanceStore,
     AdmissionStore,
+    SchemaStore,
     Protocol,
 ):
     """Everything the proxy keeps: jobs, leases, idempotency keys, keys, budgets, refusals."""

@@ -24,7 +24,9 @@ from proxy.stores._intents import IntentsMixin
 from proxy.stores._job_upkeep import JobUpkeepMixin
 from proxy.stores._jobs import JobsMixin
 from proxy.stores._leases import LeasesMixin
+from proxy.stores._ledger_reads import LedgerReadsMixin
 from proxy.stores._refusals import RefusalsMixin
+from proxy.stores._schemas import SchemasMixin
 from proxy.stores._settlements import SettlementsMixin
 from proxy.stores._sql import POSTGRES, Row, Tx, rows_changed
 from proxy.stores._vkeys import VirtualKeysMixin
@@ -80,6 +82,7 @@ class PostgresStore(
     AdmissionMixin,  # first: it builds on IntentsMixin
     IntentsMixin,
     JobsMixin,
+    LedgerReadsMixin,
     IdempotencyMixin,
     VirtualKeysMixin,
     BudgetsMixin,
@@ -90,6 +93,7 @@ class PostgresStore(
     WebhooksMixin,
     BalanceMixin,
     SettlementsMixin,
+    SchemasMixin,
 ):
     """``Store`` on a PostgreSQL database shared by every replica."""
 

@@ -157,18 +157,61 @@ GroupKey = Literal["day", "team", "project", "model", "status"]
 GROUP_KEYS: tuple[GroupKey, ...] = ("day", "team", "project", "model", "status")
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class JobCost:
-    """One job's cost for percentile reports; ``model`` is the pinned slug."""
+ReportKey = Literal["day", "week", "team", "project", "model"]
+REPORT_KEYS: tuple[ReportKey, ...] = ("day", "week", "team", "project", "model")
 
-    submitted_at: float
-    team: str | None
-    project: str | None
-    model: str
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ReportGroup:
+    """One group of the spend report, aggregated by the store (``LedgerReadStore``).
+
+    Keys not grouped by are ``None`` (``week`` is the ISO week, ``2026-W48``, of the UTC
+    submit day). ``p50``/``p95``: nearest-rank percentiles of the successful jobs' final
+    cost (``None`` without one); ``aliases``: how clients named the pinned model, sorted.
+    """
+
+    day: str | None = None
+    week: str | None = None
+    team: str | None = None
+    project: str | None = None
+    model: str | None = None
+    jobs: int = 0
+    succeeded: int = 0
+    failed: int = 0  # failed or expired
+    estimated_cost_micros: int = 0
+    final_cost_micros: int = 0
+    p50_micros: int | None = None
+    p95_micros: int | None = None
+    aliases: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CostQuantiles:
+    """Nearest-rank P50/P95 of the final cost of ``jobs`` successful jobs of one model
+    (``None``: the models merged into one group)."""
+
+    model: str | None
+    jobs: int
+    p50_micros: int
+    p95_micros: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LedgerRow:
+    """One terminal job as a finance export reads it (the columns it needs, no history)."""
+
+    task_id: str
+    pinned_slug: str
     status: JobStatus
-    estimated_cost_micros: int | None
-    final_cost_micros: int | None
-    alias: str | None = None  # what the client typed, when it was an alias of ``model``
+    submitted_at: float
+    terminal_at: float | None
+    team: str | None = None
+    project: str | None = None
+    alias: str | None = None
+    correlation_id: str | None = None
+    price_table_version: str | None = None
+    estimated_cost_micros: int | None = None
+    final_cost_micros: int | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

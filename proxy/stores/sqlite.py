@@ -30,7 +30,9 @@ from proxy.stores._intents import IntentsMixin
 from proxy.stores._job_upkeep import JobUpkeepMixin
 from proxy.stores._jobs import JobsMixin
 from proxy.stores._leases import LeasesMixin
+from proxy.stores._ledger_reads import LedgerReadsMixin
 from proxy.stores._refusals import RefusalsMixin
+from proxy.stores._schemas import SchemasMixin
 from proxy.stores._settlements import SettlementsMixin
 from proxy.stores._sql import SQLITE, Row, Tx
 from proxy.stores._vkeys import VirtualKeysMixin
@@ -96,6 +98,7 @@ class SqliteStore(
     AdmissionMixin,  # first: it builds on IntentsMixin
     IntentsMixin,
     JobsMixin,
+    LedgerReadsMixin,
     IdempotencyMixin,
     VirtualKeysMixin,
     BudgetsMixin,
@@ -106,6 +109,7 @@ class SqliteStore(
     WebhooksMixin,
     BalanceMixin,
     SettlementsMixin,
+    SchemasMixin,
 ):
     """``Store`` on a single SQLite database file."""
 

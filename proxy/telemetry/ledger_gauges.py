@@ -9,7 +9,8 @@ a deleted budget or a series that no longer has rows disappears at once:
   is the month plus everything before it, the latter re-read at most hourly), by team,
   project and model;
 - estimated cost of refused submits today and this month, by team, project, model, reason;
-- exact P50/P95 of successful jobs' final cost over the last 24 hours, by model;
+- exact P50/P95 of successful jobs' final cost over the last 24 hours, by model (computed
+  by the store's SQL, never by loading the day's jobs);
 - every budget's limit, spend and reservations in its current window.
 
 Windows follow ``governance.timezone`` like budgets. Every replica reports the same shared
@@ -26,16 +27,15 @@ from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
 
 from proxy.governance.budgets import BudgetBook
-from proxy.governance.report import percentile
 from proxy.governance.windows import window_bounds
 from proxy.jobs.labels import Labels
 from proxy.money import sample
 from proxy.stores.base import Store
-from proxy.stores.records import JobStatus, RefusalGroupKey
+from proxy.stores.records import CostQuantiles, RefusalGroupKey
 from proxy.telemetry.metrics import Metrics
 
 PERCENTILE_SECONDS = 86400.0
-#: Below this many jobs a day the percentile scan is cheap enough for every refresh.
+#: Below this many costed jobs a day the percentile query is cheap enough for every refresh.
 CHEAP_PERCENTILE_JOBS = 5000
 # Jobs submitted "in the future" (another replica's clock a little ahead) still count.
 CLOCK_SLACK_SECONDS = 86400.0
@@ -144,16 +144,15 @@ class LedgerGauges:
             for rkey, micros in avoided.items():
                 m.ledger_refused_savings.labels(window, *rkey).set(sample(micros))
         if costs is not None:
-            quantiles = ((0.5, m.ledger_job_cost_p50), (0.95, m.ledger_job_cost_p95))
-            for _, gauge in quantiles:
+            quantiles = ((m.ledger_job_cost_p50, "p50"), (m.ledger_job_cost_p95, "p95"))
+            for gauge, _ in quantiles:
                 gauge.clear()
             m.ledger_costed_jobs.clear()
-            for model, values in costs.items():
-                m.ledger_costed_jobs.labels(model).set(len(values))
-                for q, gauge in quantiles:
-                    value = percentile(values, q)
-                    if value is not None:
-                        gauge.labels(model).set(sample(value))
+            for q in costs:
+                label = self._labels.model(q.model)
+                m.ledger_costed_jobs.labels(label).set(q.jobs)
+                m.ledger_job_cost_p50.labels(label).set(sample(q.p50_micros))
+                m.ledger_job_cost_p95.labels(label).set(sample(q.p95_micros))
         if standing is not None:
             for gauge in (m.budget_limit, m.budget_spent, m.budget_reserved):
                 gauge.clear()
@@ -164,17 +163,15 @@ class LedgerGauges:
                 m.budget_reserved.labels(*names).set(sample(row.reserved_micros if row else 0))
         m.ledger_refreshed.set(now)
 
-    async def _percentiles(
-        self, now: float, until: float, due: bool
-    ) -> dict[str, list[int]] | None:
-        """Final costs of the last day's successful jobs by model label (``None``: not due)."""
+    async def _percentiles(self, now: float, until: float, due: bool) -> list[CostQuantiles] | None:
+        """P50/P95 of the last day's successful jobs by model label, computed by the store
+        (models without a label of their own merged into one group); ``None``: not due."""
         if not due and now < self._next_percentiles:
             return None
-        by_model: dict[str, list[int]] = defaultdict(list)
-        jobs = await self._store.job_costs(now - PERCENTILE_SECONDS, until)
-        for job in jobs:
-            if job.status == JobStatus.SUCCESS.value and job.final_cost_micros is not None:
-                by_model[self._labels.model(job.model)].append(job.final_cost_micros)
-        busy = len(jobs) >= CHEAP_PERCENTILE_JOBS
+        since = now - PERCENTILE_SECONDS
+        slugs = await self._store.costed_models(since, until)
+        merge = [slug for slug in slugs if self._labels.model(slug) != slug]
+        costs = await self._store.cost_quantiles(since, until, merge=merge)
+        busy = sum(q.jobs for q in costs) >= CHEAP_PERCENTILE_JOBS
         self._next_percentiles = now + (self._percentile_seconds if busy else 0.0)
-        return by_model
+        return costs

@@ -467,6 +467,46 @@ class Metrics:
             [OUTCOME],
             registry=r,
         )
+        # --- published request schemas ------------------------------------------------
+        self.schema_origin_up = Gauge(
+            f"{p}_schema_origin_up",
+            "Whether the last fetch from the schema origin succeeded (1) or not (0).",
+            multiprocess_mode="mostrecent",
+            registry=r,
+        )
+        self.schema_fetches = Counter(
+            f"{p}_schema_fetches_total",
+            "Schema fetches by outcome (same, changed, new, unreachable, not_found, invalid).",
+            [OUTCOME],
+            registry=r,
+        )
+        self.schema_changes = Counter(
+            f"{p}_schema_changes_total",
+            "Changes of a model's published schema seen by this process, by model.",
+            [MODEL],
+            registry=r,
+        )
+        self.schema_change_waiting = Gauge(
+            f"{p}_schema_change_waiting",
+            "1 while a model's published schema differs from its pinned one (policy hold).",
+            [MODEL],
+            multiprocess_mode="mostrecent",
+            registry=r,
+        )
+        self.schema_catalog_disagreements = Gauge(
+            f"{p}_schema_catalog_disagreements",
+            "Fields where the catalog spec disagrees with the pinned published schema, by model.",
+            [MODEL],
+            multiprocess_mode="mostrecent",
+            registry=r,
+        )
+        self.schema_validations = Counter(
+            f"{p}_schema_validations_total",
+            "Submit bodies checked, by what checked them (upstream-schema, catalog, "
+            "upstream-listed).",
+            [SOURCE],
+            registry=r,
+        )
         # --- build --------------------------------------------------------------------
         self.build = Info(
             f"{p}_build",

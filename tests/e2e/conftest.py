@@ -11,6 +11,7 @@ import pytest
 from aiohttp.test_utils import TestServer
 
 from proxy.app import create_app
+from proxy.config import deep_merge
 from proxy.runtime import Runtime
 from proxy.simulator import Simulator, SimulatorConfig
 from proxy.state import METRICS, RUNTIME
@@ -34,9 +35,15 @@ class Stack:
 
 @pytest.fixture
 async def make_stack(aiohttp_server: ServerFactory) -> Callable[..., Awaitable[Stack]]:
-    async def make(sim_config: SimulatorConfig | None = None, **overrides: Any) -> Stack:
+    async def make(
+        sim_config: SimulatorConfig | None = None, *, schemas: bool = False, **overrides: Any
+    ) -> Stack:
+        """``schemas``: the proxy reads the simulator's published schemas."""
         sim = Simulator(sim_config or SimulatorConfig.fast(concurrency_limit=0))
         sim_url, schema_url = await serve_simulator(aiohttp_server, sim)
+        if schemas:
+            published = {"upstream_schemas": {"enabled": True, "origin": schema_url}}
+            overrides = deep_merge(overrides, {"models": published})
         app = create_app(settings_for(sim_url, **overrides))
         proxy_server = await aiohttp_server(app)
         proxy_url = str(proxy_server.make_url("")).rstrip("/")

@@ -96,6 +96,9 @@ def proxy_env(upstream: str, store_url: str, **extra: str) -> dict[str, str]:
             "MODELLIX_PROXY_SHUTDOWN_GRACE_SECONDS": "2",
             # One process, as these tests kill and count it (tests/e2e/test_workers.py: more).
             "MODELLIX_PROXY_WORKERS": "1",
+            # No published schemas unless a test passes the simulator's schema origin
+            # (MODELLIX_PROXY_MODELS__UPSTREAM_SCHEMAS__ORIGIN and ..._ENABLED=true).
+            "MODELLIX_PROXY_MODELS__UPSTREAM_SCHEMAS__ENABLED": "false",
         }
     )
     env.update(extra)

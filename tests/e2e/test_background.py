@@ -31,13 +31,14 @@ EVERYTHING = {
 
 
 async def test_every_component_runs_in_the_documented_order(make_stack: StackFactory) -> None:
-    """With everything on, the roster starts the ten components in the order the docs give."""
-    stack = await make_stack(**EVERYTHING)
+    """With everything on, the roster starts the eleven components in the order the docs give."""
+    stack = await make_stack(schemas=True, **EVERYTHING)
     assert stack.runtime.roster.names == (
         "outbox",
         "recovery",
         "retention",
         "model-list",
+        "schemas",
         "watcher",
         "expiry",
         "gauges",
@@ -54,7 +55,7 @@ async def test_what_does_not_run_is_named_with_its_reason(make_stack: StackFacto
     roster = stack.runtime.roster
     assert roster.names == ("outbox", "recovery", "retention", "expiry", "gauges")
     reasons = {s.name: s.reason for s in roster.skipped}
-    assert set(reasons) == {"model-list", "watcher", "webhooks", "balance", "admission"}
+    assert set(reasons) == {"model-list", "schemas", "watcher", "webhooks", "balance", "admission"}
     assert "watcher.enabled is false" in reasons["watcher"]
     assert "upstream.api_key" in reasons["admission"]
     assert stack.runtime.admission is None  # submits go straight upstream, never queue

@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from proxy.stores import DuplicateJobError, JobNotFoundError, Store
-from proxy.stores.records import JobCost, JobStatus, StatusChange, Transition
+from proxy.stores.records import JobStatus, StatusChange, Transition
 from tests.stores.helpers import T0, new_job
 
 
@@ -237,25 +237,3 @@ async def test_reservation_id_round_trips(store: Store) -> None:
     assert [j.reservation_id for j in leased] == ["rsv-1"]
     step = await store.observe("res/1", "success", T0 + 2, final_cost_micros=5)
     assert step.job.reservation_id == "rsv-1"
-
-
-async def test_job_costs_lists_jobs_in_range_oldest_first(store: Store) -> None:
-    """job_costs returns each job submitted in [since, until) with its costs, oldest first."""
-    await store.insert_job(new_job("c/3", submitted_at=T0 + 30, estimated_cost_micros=None))
-    await store.insert_job(new_job("c/1", submitted_at=T0, team=None, project=None))
-    await store.insert_job(new_job("c/2", submitted_at=T0 + 10, pinned_slug="wan/2.5"))
-    await store.insert_job(new_job("c/out", submitted_at=T0 + 60))
-    await store.observe("c/2", "success", T0 + 40, final_cost_micros=1_100_000)
-    costs = await store.job_costs(T0, T0 + 60)
-    assert costs == [
-        JobCost(submitted_at=T0, team=None, project=None, model="minimax/hailuo-02-t2v",
-                status=JobStatus.PENDING, estimated_cost_micros=1_250_000,
-                final_cost_micros=None, alias="minimax/hailuo"),
-        JobCost(submitted_at=T0 + 10, team="growth", project="ads", model="wan/2.5",
-                status=JobStatus.SUCCESS, estimated_cost_micros=1_250_000,
-                final_cost_micros=1_100_000, alias="minimax/hailuo"),
-        JobCost(submitted_at=T0 + 30, team="growth", project="ads",
-                model="minimax/hailuo-02-t2v", status=JobStatus.PENDING,
-                estimated_cost_micros=None, final_cost_micros=None, alias="minimax/hailuo"),
-    ]  # fmt: skip
-    assert await store.job_costs(T0 + 61, T0 + 100) == []

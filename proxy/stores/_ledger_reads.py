@@ -1,0 +1,246 @@
+"""Finance reads of the job ledger, written once for both SQL engines (``LedgerReadStore``).
+
+Nothing here loads the ledger into memory. The spend report's groups are one aggregate
+statement by group, status and final cost: the successes' rows are each group's cost
+histogram (one row per distinct price), from which the exact nearest-rank percentiles
+follow (folded on a worker thread); the cost gauges' percentiles are window functions over
+a day; a finance export reads terminal jobs in pages of a bounded size, oldest first, each
+page a keyset query on the
+``jobs_submitted`` index (``(submitted_at, task_id) > (last row's)``), so no cursor or
+transaction stays open between pages and a page costs the same at the start and the end of
+a month. On SQLite every statement here runs on the reader connection's thread (``_read``
+without ``inline``), beside the writers and off the event loop; on PostgreSQL each is one
+short query on a pooled connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Collection, Sequence
+
+from proxy.stores._sql import Row, SqlBase
+from proxy.stores.records import (
+    REPORT_KEYS,
+    CostQuantiles,
+    JobStatus,
+    LedgerRow,
+    ReportGroup,
+    ReportKey,
+)
+
+DEFAULT_PAGE_SIZE = 1000
+MAX_PAGE_SIZE = 10_000
+
+#: The ``jobs`` columns a ``LedgerRow`` holds (the SELECT list of every page).
+LEDGER_COLUMNS = (
+    "task_id",
+    "pinned_slug",
+    "status",
+    "submitted_at",
+    "terminal_at",
+    "team",
+    "project",
+    "alias",
+    "correlation_id",
+    "price_table_version",
+    "estimated_cost_micros",
+    "final_cost_micros",
+)
+_TERMINAL = ", ".join(f"'{s.value}'" for s in JobStatus if s.terminal)
+_PAGE_WHERE = f"submitted_at >= $1 AND submitted_at < $2 AND status IN ({_TERMINAL})"
+_FIRST_PAGE = (
+    f"SELECT {', '.join(LEDGER_COLUMNS)} FROM jobs WHERE {_PAGE_WHERE}"  # noqa: S608
+    " ORDER BY submitted_at, task_id LIMIT $3"
+)
+_NEXT_PAGE = (
+    f"SELECT {', '.join(LEDGER_COLUMNS)} FROM jobs WHERE {_PAGE_WHERE}"  # noqa: S608
+    " AND (submitted_at, task_id) > ($4, $5) ORDER BY submitted_at, task_id LIMIT $3"
+)
+
+# Nearest rank, in integers so both engines and Python agree: ceil(n/2), ceil(95n/100).
+_P50_RANK = "(n + 1) / 2"
+_P95_RANK = "(95 * n + 99) / 100"
+_COSTED = "CASE WHEN status = 'success' AND final_cost_micros IS NOT NULL THEN 1 ELSE 0 END"
+
+
+def nearest_rank(count: int, per_cent: int) -> int:
+    """The 1-based nearest rank of the ``per_cent`` percentile of ``count`` values."""
+    return max(1, (per_cent * count + 99) // 100)
+
+
+def ledger_row(row: Row) -> LedgerRow:
+    terminal_at = row["terminal_at"]
+    return LedgerRow(
+        task_id=row["task_id"],
+        pinned_slug=row["pinned_slug"],
+        status=JobStatus(row["status"]),
+        submitted_at=float(row["submitted_at"]),
+        terminal_at=None if terminal_at is None else float(terminal_at),
+        team=row["team"],
+        project=row["project"],
+        alias=row["alias"],
+        correlation_id=row["correlation_id"],
+        price_table_version=row["price_table_version"],
+        estimated_cost_micros=row["estimated_cost_micros"],
+        final_cost_micros=row["final_cost_micros"],
+    )
+
+
+def _opt_int(value: object) -> int | None:
+    return None if value is None else int(value)  # type: ignore[call-overload]
+
+
+class LedgerReadsMixin(SqlBase):
+    """``LedgerReadStore`` over any ``SqlBase`` connection provider."""
+
+    def _key_expr(self, key: ReportKey) -> str:
+        if key == "day":
+            return self.dialect.day_expr
+        if key == "week":
+            return self.dialect.week("submitted_at")
+        return "pinned_slug" if key == "model" else key
+
+    async def ledger_pages(
+        self, since: float, until: float, page_size: int = DEFAULT_PAGE_SIZE
+    ) -> AsyncIterator[list[LedgerRow]]:
+        size = max(1, min(MAX_PAGE_SIZE, page_size))
+        first, following = self.dialect.sql(_FIRST_PAGE), self.dialect.sql(_NEXT_PAGE)
+        last: LedgerRow | None = None
+        while True:
+            async with self._read() as tx:
+                if last is None:
+                    rows = await tx.fetch(first, since, until, size)
+                else:
+                    rows = await tx.fetch(
+                        following, since, until, size, last.submitted_at, last.task_id
+                    )
+            page = [ledger_row(r) for r in rows]
+            if page:
+                yield page
+            if len(page) < size:
+                return
+            last = page[-1]
+
+    async def report_groups(
+        self, since: float, until: float, group_by: Sequence[ReportKey] = ()
+    ) -> list[ReportGroup]:
+        keys = [k for k in REPORT_KEYS if k in group_by]
+        if len(keys) != len(set(group_by)):
+            raise ValueError(f"group_by must be a subset of {REPORT_KEYS}, got {group_by!r}")
+        exprs = "".join(f"{self._key_expr(k)} AS {k}, " for k in keys)
+        where = "submitted_at >= $1 AND submitted_at < $2"
+        positions = ", ".join(str(i + 1) for i in range(len(keys) + 2))
+        # One scan: per group, status and final cost, how many jobs and their estimates. The
+        # successes' rows are each group's cost histogram (as many rows as distinct prices),
+        # from which the exact nearest-rank percentiles follow.
+        sql = (
+            f"SELECT {exprs}status, final_cost_micros AS cost, COUNT(*) AS jobs,"  # noqa: S608
+            " CAST(COALESCE(SUM(estimated_cost_micros), 0) AS BIGINT) AS estimated"
+            f" FROM jobs WHERE {where} GROUP BY {positions}"
+        )
+        alias_sql = (
+            f"SELECT DISTINCT {exprs}alias FROM jobs WHERE {where}"  # noqa: S608
+            " AND alias IS NOT NULL AND alias <> pinned_slug"
+        )
+        async with self._read() as tx:
+            rows = await tx.fetch(self.dialect.sql(sql), since, until)
+        async with self._read() as tx:
+            alias_rows = await tx.fetch(self.dialect.sql(alias_sql), since, until)
+        return await asyncio.to_thread(_fold, keys, rows, alias_rows)
+
+    async def cost_quantiles(
+        self, since: float, until: float, *, merge: Collection[str] = ()
+    ) -> list[CostQuantiles]:
+        merged = sorted(merge)
+        if merged:
+            marks = ", ".join(f"${i + 3}" for i in range(len(merged)))
+            model = f"CASE WHEN pinned_slug IN ({marks}) THEN NULL ELSE pinned_slug END"
+        else:
+            model = "pinned_slug"
+        sql = (
+            "SELECT model, MAX(n) AS jobs,"  # noqa: S608 (placeholders only)
+            f" MAX(CASE WHEN rn = {_P50_RANK} THEN final_cost_micros END) AS p50,"
+            f" MAX(CASE WHEN rn = {_P95_RANK} THEN final_cost_micros END) AS p95"
+            " FROM (SELECT model, final_cost_micros,"
+            " ROW_NUMBER() OVER (PARTITION BY model ORDER BY final_cost_micros) AS rn,"
+            " COUNT(*) OVER (PARTITION BY model) AS n"
+            f" FROM (SELECT {model} AS model, final_cost_micros FROM jobs"
+            " WHERE status = 'success' AND submitted_at >= $1 AND submitted_at < $2"
+            " AND final_cost_micros IS NOT NULL) AS j) AS r GROUP BY model"
+        )
+        async with self._read() as tx:
+            rows = await tx.fetch(self.dialect.sql(sql), since, until, *merged)
+        return [
+            CostQuantiles(
+                model=row["model"],
+                jobs=int(row["jobs"]),
+                p50_micros=int(row["p50"]),
+                p95_micros=int(row["p95"]),
+            )
+            for row in rows
+        ]
+
+    async def costed_models(self, since: float, until: float) -> list[str]:
+        sql = (
+            "SELECT DISTINCT pinned_slug FROM jobs WHERE status = 'success'"
+            " AND submitted_at >= $1 AND submitted_at < $2 AND final_cost_micros IS NOT NULL"
+        )
+        async with self._read() as tx:
+            rows = await tx.fetch(self.dialect.sql(sql), since, until)
+        return sorted(row["pinned_slug"] for row in rows)
+
+
+def _percentile(histogram: list[tuple[int, int]], total: int, per_cent: int) -> int | None:
+    """The nearest-rank percentile of ``total`` values given as sorted ``(value, count)``."""
+    if total == 0:
+        return None
+    rank, seen = nearest_rank(total, per_cent), 0
+    for value, count in histogram:
+        seen += count
+        if seen >= rank:
+            return value
+    return None  # not reached: the counts add up to total
+
+
+def _fold(
+    keys: Sequence[ReportKey], rows: Sequence[Row], alias_rows: Sequence[Row]
+) -> list[ReportGroup]:
+    """The groups from the per-(group, status, cost) counts; sorted by key, ``None`` last."""
+    totals: dict[tuple[str | None, ...], list[int]] = {}
+    costs: dict[tuple[str | None, ...], list[tuple[int, int]]] = {}
+    for row in rows:
+        key = tuple(row[k] for k in keys)
+        jobs, cost, status = int(row["jobs"]), row["cost"], row["status"]
+        t = totals.setdefault(key, [0, 0, 0, 0, 0])  # jobs, succeeded, failed, estimated, final
+        t[0] += jobs
+        t[3] += int(row["estimated"])
+        if cost is not None:
+            t[4] += int(cost) * jobs
+        if status == JobStatus.SUCCESS.value:
+            t[1] += jobs
+            if cost is not None:
+                costs.setdefault(key, []).append((int(cost), jobs))
+        elif status in (JobStatus.FAILED.value, JobStatus.EXPIRED.value):
+            t[2] += jobs
+    aliases: dict[tuple[str | None, ...], list[str]] = {}
+    for row in alias_rows:
+        aliases.setdefault(tuple(row[k] for k in keys), []).append(row["alias"])
+    groups = []
+    for key in sorted(totals, key=lambda k: tuple((v is None, v or "") for v in k)):
+        jobs, succeeded, failed, estimated, final = totals[key]
+        histogram = sorted(costs.get(key, ()))
+        costed = sum(count for _, count in histogram)
+        groups.append(
+            ReportGroup(
+                **dict(zip(keys, key, strict=True)),
+                jobs=jobs,
+                succeeded=succeeded,
+                failed=failed,
+                estimated_cost_micros=estimated,
+                final_cost_micros=final,
+                p50_micros=_percentile(histogram, costed, 50),
+                p95_micros=_percentile(histogram, costed, 95),
+                aliases=tuple(sorted(aliases.get(key, ()))),
+            )
+        )
+    return groups
