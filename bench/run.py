@@ -3,7 +3,8 @@
 Run: ``python -m bench.run [--seconds 5] [--warmup 1] [--connections 32]`` (``make bench``,
 about three minutes). ``python -m bench.run --scenario watcher`` runs the watcher at scale
 instead (``bench.watcher``: 10,000 jobs in flight, due-lag and submits beside it), and
-``--scenario workers`` runs ``serve --workers 2`` against ``--workers 1`` (``bench.workers``).
+``--scenario workers`` runs ``serve --workers 2`` against ``--workers 1`` (``bench.workers``),
+and ``--scenario ledger-reads`` finance reads of a month of ledger (``bench.ledger_reads``).
 
 It starts, as subprocesses: the benchmark upstream (``bench.upstream``: the simulator,
 unlimited and kept small), a bare aiohttp pass-through in front of it (``bench.bare``: the
@@ -54,7 +55,7 @@ SUBMIT_BODY = json.dumps(
     {"prompt": "a red fox running through snow", "duration": 6, "resolution": "768P"}
 )
 READY_SECONDS = 20.0
-SCENARIOS = ("overhead", "watcher", "workers")
+SCENARIOS = ("overhead", "watcher", "workers", "ledger-reads")
 
 
 def log(message: str) -> None:
@@ -534,6 +535,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from bench import workers
 
         return workers.main(rest)
+    if chosen.scenario == "ledger-reads":  # its own options: see bench/ledger_reads.py
+        from bench import ledger_reads
+
+        return ledger_reads.main(rest)
     args = parse_args(rest)
     if shutil.which("wrk") is None:
         log("wrk is not installed (apt-get install wrk)")

@@ -6,7 +6,7 @@ slot is leaked; the proxy never answers a 500 of its own making.
 
 Modules: ``relay`` (the TCP relay in front of PostgreSQL), ``upstream`` (the
 simulator process with a purchase journal), ``processes`` (upstream and proxy
-processes), ``rig`` (one scenario's world), ``client`` (README-abiding clients),
+processes), ``rig`` (one scenario's world), ``client`` (clients that retry as the documents say),
 ``scenarios`` (the fault kinds), ``runner`` (burst + fault + settle + probe),
 ``accounting`` (the figures), ``report`` (the table and totals), ``soak`` (store
 growth under steady traffic). Run with ``python -m chaos`` (``--help``).

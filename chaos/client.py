@@ -1,9 +1,9 @@
-"""Clients that behave as the README tells them to, and a record of every answer.
+"""Clients that retry as docs/errors.md and docs/ledger.md say, and a record of every answer.
 
 One logical request = one unique prompt and one ``Idempotency-Key``. A client
 resends it with the same key on a connection error, a 5xx, a 429 or a 409 "in
 flight", a bounded number of times within a bounded time; it stops on success,
-on a definite refusal, and on 409 "outcome unknown" (the README's "check your
+on a definite refusal, and on 409 "outcome unknown" (the 409 answer's "check your
 tasks before using a new key").
 
 Every answer is classified: a ``500`` the proxy made itself (its envelope carries
@@ -113,7 +113,7 @@ async def run_one(
     rng: random.Random,
     slot: int,
 ) -> Result:
-    """Send ``req`` until it has an answer the README says to stop on."""
+    """Send ``req`` until it has an answer the documents say to stop on."""
     result = Result(req)
     deadline = time.monotonic() + REQUEST_DEADLINE
     delay = 0.2

@@ -189,6 +189,12 @@ async def serve_forever(
     worker 0, tell the supervisor once listening, and stop when the supervisor is gone.
     """
     stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    # Before anything else: a SIGTERM during start-up (a worker's supervisor killed while it
+    # starts: PR_SET_PDEATHSIG) then stops the proxy once started, instead of killing the
+    # process on the spot and leaving what a clean stop removes.
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
     if worker is not None:
         die_with_supervisor(worker)
         structlog.contextvars.bind_contextvars(worker=worker.index)
@@ -201,9 +207,6 @@ async def serve_forever(
         )
     else:
         running = await start(settings, tracing=tracing)
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
     watching: asyncio.Task[None] | None = None
     if worker is not None:
         watching = loop.create_task(watch_supervisor(worker, stop), name="watch-supervisor")
@@ -214,7 +217,9 @@ async def serve_forever(
     if watching is not None:
         watching.cancel()
     log.info("proxy.stopping", grace_seconds=settings.shutdown_grace_seconds)
-    await running.stop()
+    try:
+        await running.stop()
+    finally:  # a stop that failed still leaves nothing of a dead supervisor's behind
+        if worker is not None:
+            orphaned_metrics(worker)
     log.info("proxy.stopped")
-    if worker is not None:
-        orphaned_metrics(worker)

@@ -152,9 +152,64 @@ async def watch_supervisor(role: WorkerRole, stop: asyncio.Event) -> None:
 
 
 def orphaned_metrics(role: WorkerRole) -> None:
-    """After a worker's stop: worker 0 removes the metrics directory its dead supervisor left."""
-    if role.serves_admin and role.metrics_dir is not None and os.getppid() != role.supervisor_pid:
-        shutil.rmtree(role.metrics_dir, ignore_errors=True)
+    """After a worker's stop, with its supervisor gone: remove the metrics directory it left.
+
+    Worker 0 removes it; so does any worker that finds no other worker of the group alive
+    (the pids in the directory's file names), so the directory goes even when worker 0 did
+    not get that far (killed, or its stop failed).
+    """
+    directory = role.metrics_dir
+    if directory is None or not supervisor_gone(role):
+        return
+    if role.serves_admin or not _others_alive(directory):
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def supervisor_gone(role: WorkerRole) -> bool:
+    """Whether the supervisor has died (or is dying).
+
+    A kill -9 ends the supervisor's threads one by one: when the thread that started this
+    worker ends first, the kernel hands the worker to another thread of the same dying
+    process and sends ``PR_SET_PDEATHSIG`` then (again when the last thread ends), so
+    ``getppid()`` can still name the supervisor while it dies. Its main thread is then a
+    zombie: that is read from ``/proc`` too.
+    """
+    if os.getppid() != role.supervisor_pid:
+        return True
+    try:
+        stat = Path(f"/proc/{role.supervisor_pid}/stat").read_text(encoding="ascii")
+    except FileNotFoundError:
+        return True
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] in ("Z", "X")
+
+
+def _others_alive(directory: Path) -> bool:
+    """Whether a process other than this one that wrote into ``directory`` still runs."""
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        return False
+    pids = {int(n.rsplit("_", 1)[1].split(".")[0]) for n in names if n.endswith(".db")}
+    return any(_running(pid) for pid in pids - {os.getpid()})
+
+
+def _running(pid: int) -> bool:
+    """Whether ``pid`` is a live process (a zombie is not)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text(encoding="ascii")
+    except FileNotFoundError:
+        return False
+    except OSError:  # no /proc: ask the kernel
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
 def report_ready(role: WorkerRole) -> None:

@@ -198,3 +198,12 @@ def test_the_admin_api_page_lists_every_admin_route() -> None:
 def _shape(route: str) -> str:
     """``/admin/jobs/{task_id:.+}`` and ``/admin/jobs/{task_id}`` alike."""
     return re.sub(r"\{[^}]*\}", "{}", route)
+
+
+def test_every_page_is_reachable_from_the_readme() -> None:
+    """Each docs/ page is linked from the README's "Where next" table."""
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    where_next = readme.split("## Where next", 1)[1].split("\n## ", 1)[0]
+    linked = set(re.findall(r"\]\((docs/[\w./-]+\.md)\)", where_next))
+    pages = {str(p.relative_to(REPO)) for p in (REPO / "docs").rglob("*.md")}
+    assert pages - linked == set()

@@ -16,7 +16,6 @@ from typing import Any, Protocol, TypeVar, overload
 
 from proxy import money
 from proxy.governance import streaming
-from proxy.stores._ledger_reads import nearest_rank
 from proxy.stores.base import BalanceStore, LedgerReadStore, RefusalStore
 from proxy.stores.records import (
     REPORT_KEYS,
@@ -51,14 +50,6 @@ class ReportStore(LedgerReadStore, RefusalStore, BalanceStore, Protocol):
 class _Refused:
     refusals: int = 0
     avoided_micros: int = 0
-
-
-def percentile(values: Sequence[int], q: float) -> int | None:
-    """Nearest-rank percentile (``q`` in 0..1, to the per cent) of integer micro-dollars."""
-    if not values:
-        return None
-    ordered = sorted(values)
-    return ordered[nearest_rank(len(ordered), round(q * 100)) - 1]
 
 
 def week_of(day: str) -> str:

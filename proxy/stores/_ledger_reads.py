@@ -1,9 +1,11 @@
 """Finance reads of the job ledger, written once for both SQL engines (``LedgerReadStore``).
 
-Nothing here loads the ledger into memory. The spend report's groups, with their exact
-nearest-rank percentiles, are one aggregate statement (window functions rank each group's
-costs); the cost gauges' percentiles the same over a day; a finance export reads terminal
-jobs in pages of a bounded size, oldest first, each page a keyset query on the
+Nothing here loads the ledger into memory. The spend report's groups are one aggregate
+statement by group, status and final cost: the successes' rows are each group's cost
+histogram (one row per distinct price), from which the exact nearest-rank percentiles
+follow (folded on a worker thread); the cost gauges' percentiles are window functions over
+a day; a finance export reads terminal jobs in pages of a bounded size, oldest first, each
+page a keyset query on the
 ``jobs_submitted`` index (``(submitted_at, task_id) > (last row's)``), so no cursor or
 transaction stays open between pages and a page costs the same at the start and the end of
 a month. On SQLite every statement here runs on the reader connection's thread (``_read``
@@ -13,6 +15,7 @@ short query on a pooled connection.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Collection, Sequence
 
 from proxy.stores._sql import Row, SqlBase
@@ -125,53 +128,25 @@ class LedgerReadsMixin(SqlBase):
         if len(keys) != len(set(group_by)):
             raise ValueError(f"group_by must be a subset of {REPORT_KEYS}, got {group_by!r}")
         exprs = "".join(f"{self._key_expr(k)} AS {k}, " for k in keys)
-        names = "".join(f"{k}, " for k in keys)
-        window = f"PARTITION BY {names}costed"
         where = "submitted_at >= $1 AND submitted_at < $2"
+        positions = ", ".join(str(i + 1) for i in range(len(keys) + 2))
+        # One scan: per group, status and final cost, how many jobs and their estimates. The
+        # successes' rows are each group's cost histogram (as many rows as distinct prices),
+        # from which the exact nearest-rank percentiles follow.
         sql = (
-            f"SELECT {names}COUNT(*) AS jobs,"  # noqa: S608 (whitelisted column expressions)
-            " SUM(CASE WHEN status = 'success' THEN 1 ELSE 0 END) AS succeeded,"
-            " SUM(CASE WHEN status IN ('failed', 'expired') THEN 1 ELSE 0 END) AS failed,"
-            " CAST(COALESCE(SUM(estimated_cost_micros), 0) AS BIGINT) AS estimated,"
-            " CAST(COALESCE(SUM(final_cost_micros), 0) AS BIGINT) AS final,"
-            f" MAX(CASE WHEN costed = 1 AND rn = {_P50_RANK} THEN final_cost_micros END) AS p50,"
-            f" MAX(CASE WHEN costed = 1 AND rn = {_P95_RANK} THEN final_cost_micros END) AS p95"
-            f" FROM (SELECT {names}status, estimated_cost_micros, final_cost_micros, costed,"
-            f" ROW_NUMBER() OVER ({window} ORDER BY final_cost_micros) AS rn,"
-            f" COUNT(*) OVER ({window}) AS n"
-            f" FROM (SELECT {exprs}status, estimated_cost_micros, final_cost_micros,"
-            f" {_COSTED} AS costed FROM jobs WHERE {where}) AS j) AS r"
+            f"SELECT {exprs}status, final_cost_micros AS cost, COUNT(*) AS jobs,"  # noqa: S608
+            " CAST(COALESCE(SUM(estimated_cost_micros), 0) AS BIGINT) AS estimated"
+            f" FROM jobs WHERE {where} GROUP BY {positions}"
         )
         alias_sql = (
             f"SELECT DISTINCT {exprs}alias FROM jobs WHERE {where}"  # noqa: S608
             " AND alias IS NOT NULL AND alias <> pinned_slug"
         )
-        if keys:
-            sql += f" GROUP BY {names.rstrip(', ')}"
         async with self._read() as tx:
             rows = await tx.fetch(self.dialect.sql(sql), since, until)
         async with self._read() as tx:
             alias_rows = await tx.fetch(self.dialect.sql(alias_sql), since, until)
-        aliases: dict[tuple[object, ...], list[str]] = {}
-        for row in alias_rows:
-            aliases.setdefault(tuple(row[k] for k in keys), []).append(row["alias"])
-        groups = [
-            ReportGroup(
-                **{k: row[k] for k in keys},
-                jobs=int(row["jobs"]),
-                succeeded=int(row["succeeded"] or 0),
-                failed=int(row["failed"] or 0),
-                estimated_cost_micros=int(row["estimated"]),
-                final_cost_micros=int(row["final"]),
-                p50_micros=_opt_int(row["p50"]),
-                p95_micros=_opt_int(row["p95"]),
-                aliases=tuple(sorted(aliases.get(tuple(row[k] for k in keys), ()))),
-            )
-            for row in rows
-            if int(row["jobs"]) > 0
-        ]
-        groups.sort(key=lambda g: tuple((v is None, v or "") for v in _key(g, keys)))
-        return groups
+        return await asyncio.to_thread(_fold, keys, rows, alias_rows)
 
     async def cost_quantiles(
         self, since: float, until: float, *, merge: Collection[str] = ()
@@ -215,5 +190,57 @@ class LedgerReadsMixin(SqlBase):
         return sorted(row["pinned_slug"] for row in rows)
 
 
-def _key(group: ReportGroup, keys: Sequence[ReportKey]) -> tuple[str | None, ...]:
-    return tuple(getattr(group, k) for k in keys)
+def _percentile(histogram: list[tuple[int, int]], total: int, per_cent: int) -> int | None:
+    """The nearest-rank percentile of ``total`` values given as sorted ``(value, count)``."""
+    if total == 0:
+        return None
+    rank, seen = nearest_rank(total, per_cent), 0
+    for value, count in histogram:
+        seen += count
+        if seen >= rank:
+            return value
+    return None  # not reached: the counts add up to total
+
+
+def _fold(
+    keys: Sequence[ReportKey], rows: Sequence[Row], alias_rows: Sequence[Row]
+) -> list[ReportGroup]:
+    """The groups from the per-(group, status, cost) counts; sorted by key, ``None`` last."""
+    totals: dict[tuple[str | None, ...], list[int]] = {}
+    costs: dict[tuple[str | None, ...], list[tuple[int, int]]] = {}
+    for row in rows:
+        key = tuple(row[k] for k in keys)
+        jobs, cost, status = int(row["jobs"]), row["cost"], row["status"]
+        t = totals.setdefault(key, [0, 0, 0, 0, 0])  # jobs, succeeded, failed, estimated, final
+        t[0] += jobs
+        t[3] += int(row["estimated"])
+        if cost is not None:
+            t[4] += int(cost) * jobs
+        if status == JobStatus.SUCCESS.value:
+            t[1] += jobs
+            if cost is not None:
+                costs.setdefault(key, []).append((int(cost), jobs))
+        elif status in (JobStatus.FAILED.value, JobStatus.EXPIRED.value):
+            t[2] += jobs
+    aliases: dict[tuple[str | None, ...], list[str]] = {}
+    for row in alias_rows:
+        aliases.setdefault(tuple(row[k] for k in keys), []).append(row["alias"])
+    groups = []
+    for key in sorted(totals, key=lambda k: tuple((v is None, v or "") for v in k)):
+        jobs, succeeded, failed, estimated, final = totals[key]
+        histogram = sorted(costs.get(key, ()))
+        costed = sum(count for _, count in histogram)
+        groups.append(
+            ReportGroup(
+                **dict(zip(keys, key, strict=True)),
+                jobs=jobs,
+                succeeded=succeeded,
+                failed=failed,
+                estimated_cost_micros=estimated,
+                final_cost_micros=final,
+                p50_micros=_percentile(histogram, costed, 50),
+                p95_micros=_percentile(histogram, costed, 95),
+                aliases=tuple(sorted(aliases.get(key, ()))),
+            )
+        )
+    return groups

@@ -167,6 +167,7 @@ def test_services_wait_for_what_they_call_and_never_in_a_circle() -> None:
 
 def test_images_built_here_are_built_by_every_service_that_starts_first() -> None:
     """The local image is built by the services that use it (none would pull it)."""
-    for name, service in SERVICES.items():
-        if service.get("image") == PROXY_IMAGE:
-            assert service.get("build"), f"{name} uses {PROXY_IMAGE} without building it"
+    users = {n: s for n, s in SERVICES.items() if s.get("image") == PROXY_IMAGE}
+    assert users, f"no service runs {PROXY_IMAGE}"
+    for name, service in users.items():
+        assert service.get("build"), f"{name} uses {PROXY_IMAGE} without building it"

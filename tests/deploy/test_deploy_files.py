@@ -19,11 +19,15 @@ def test_compose_mounts_point_at_files_in_the_repo() -> None:
     """Every bind mount and secret in the compose file names something that exists."""
     compose = yaml.safe_load((ROOT / "deploy" / "compose.yaml").read_text())
     base = ROOT / "deploy"
+    mounts = 0
     for name, service in compose["services"].items():
         for volume in service.get("volumes", []):
             source = volume.split(":", 1)[0]
             if source.startswith("."):
                 assert (base / source).resolve().exists(), f"{name}: {source}"
+                mounts += 1
+    assert mounts, "no bind mount found to check"
+    assert compose["secrets"], "no secret found to check"
     for secret in compose["secrets"].values():
         assert (base / secret["file"]).exists()
     assert {"proxy-a", "proxy-b", "postgres", "prometheus", "grafana", "alertmanager"} <= set(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 from pathlib import Path
 
@@ -9,7 +10,13 @@ import pytest
 
 from proxy.config import ConfigError, load
 from proxy.listening import reserve_port
-from proxy.workers import usable_cores, worker_count, worker_settings
+from proxy.workers import (
+    WorkerRole,
+    orphaned_metrics,
+    usable_cores,
+    worker_count,
+    worker_settings,
+)
 
 PG = {"MODELLIX_PROXY_STORE__URL": "postgresql://postgres@127.0.0.1:5432/x"}
 
@@ -63,3 +70,27 @@ def test_a_reserved_port_is_shared_by_reuseport_listeners_only() -> None:
     finally:
         for sock in held:
             sock.close()
+
+
+def test_the_last_worker_of_a_dead_supervisor_removes_the_metrics_directory(
+    tmp_path: Path,
+) -> None:
+    """Worker 0 removes it; another worker does when no other writer of it is alive."""
+    directory = tmp_path / "metrics"
+    directory.mkdir()
+    dead = 2**22 + 12345  # above pid_max's default: no such process
+    (directory / f"counter_{dead}.db").write_bytes(b"")
+    (directory / f"counter_{os.getpid()}.db").write_bytes(b"")
+    live_sibling = directory / f"histogram_{os.getppid()}.db"
+    live_sibling.write_bytes(b"")
+    gone_supervisor = dead + 1
+    role = WorkerRole(index=1, count=2, supervisor_pid=gone_supervisor, metrics_dir=directory)
+    orphaned_metrics(role)
+    assert directory.is_dir()  # another worker (here: a live process) still writes there
+    live_sibling.unlink()
+    orphaned_metrics(role)
+    assert not directory.exists()
+    directory.mkdir()
+    (directory / f"counter_{os.getppid()}.db").write_bytes(b"")
+    orphaned_metrics(WorkerRole(0, 2, gone_supervisor, metrics_dir=directory))
+    assert not directory.exists()  # worker 0 does in any case

@@ -133,16 +133,20 @@ def _range_windows(expr: str) -> list[str]:
 @pytest.mark.parametrize("name", DASHBOARD_NAMES)
 def test_rate_functions_use_rate_interval(name: str) -> None:
     """rate/irate/increase use `$__rate_interval`; only instant queries may use `$__range`."""
+    checked = 0
     for panel in panels(load_dashboards()[name]):
         for target in panel["targets"]:
             allowed = {"$__rate_interval"} | ({"$__range"} if target["instant"] else set())
             for window in _range_windows(target["expr"]):
                 assert window in allowed, f"{panel['title']}: [{window}] in {target['expr']}"
+                checked += 1
+    assert checked, f"{name}: no rate/irate/increase window found to check"
 
 
 @pytest.mark.parametrize("name", DASHBOARD_NAMES)
 def test_counters_only_inside_rate_or_increase(name: str) -> None:
     """Series ending in `_total` appear only as the argument of rate, irate or increase."""
+    checked = 0
     for panel in panels(load_dashboards()[name]):
         for target in panel["targets"]:
             expr = target["expr"]
@@ -151,6 +155,8 @@ def test_counters_only_inside_rate_or_increase(name: str) -> None:
                 assert re.search(r"\b(rate|irate|increase)\(\s*$", before), (
                     f"{panel['title']}: {match.group()} outside rate/increase"
                 )
+                checked += 1
+    assert checked, f"{name}: no counter found to check"
 
 
 def test_lint_helpers_flag_violations() -> None:

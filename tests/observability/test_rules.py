@@ -50,6 +50,7 @@ def _runbook_anchors() -> set[str]:
 def test_every_alert_is_annotated_with_a_runbook() -> None:
     """Each alert has severity, summary, description and a runbook_url whose anchor exists."""
     anchors = _runbook_anchors()
+    assert _alerts(), "no alert rules found"
     for alert in _alerts():
         name = alert["alert"]
         assert alert["labels"]["severity"] in {"critical", "warning", "info"}, name
@@ -84,9 +85,10 @@ def test_required_alerts_exist() -> None:
 
 def test_recording_rule_names_follow_convention() -> None:
     """Recording rules are named level:metric:operations."""
-    for rule in _rules():
-        if "record" in rule:
-            assert re.fullmatch(r"[a-z_]+:[a-z_]+:[a-z0-9_]+", rule["record"]), rule["record"]
+    records = [rule["record"] for rule in _rules() if "record" in rule]
+    assert records, "no recording rules found"
+    for record in records:
+        assert re.fullmatch(r"[a-z_]+:[a-z_]+:[a-z0-9_]+", record), record
 
 
 def test_every_alert_has_a_firing_unit_test() -> None:
@@ -103,7 +105,9 @@ def test_every_alert_has_a_firing_unit_test() -> None:
 def test_expressions_use_only_defined_metrics() -> None:
     """Every series named in dashboards and rules is exported by Metrics or recorded by a rule."""
     known = _exported_names() | PROMETHEUS_SERIES | {r["record"] for r in _rules() if "record" in r}
-    for expression in all_expressions():
+    expressions = list(all_expressions())
+    assert expressions, "no dashboard or rule expressions found"
+    for expression in expressions:
         unquoted = re.sub(r'"[^"]*"', '""', expression.expr)
         unquoted = re.sub(r"\b(by|without|on|ignoring|group_left)\s*\([^)]*\)", "", unquoted)
         names = re.findall(r"\b(modellix_proxy_\w+|\w+:\w+:\w+|up)\b", unquoted)
