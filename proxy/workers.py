@@ -159,10 +159,30 @@ def orphaned_metrics(role: WorkerRole) -> None:
     not get that far (killed, or its stop failed).
     """
     directory = role.metrics_dir
-    if directory is None or os.getppid() == role.supervisor_pid:
+    if directory is None or not supervisor_gone(role):
         return
     if role.serves_admin or not _others_alive(directory):
         shutil.rmtree(directory, ignore_errors=True)
+
+
+def supervisor_gone(role: WorkerRole) -> bool:
+    """Whether the supervisor has died (or is dying).
+
+    A kill -9 ends the supervisor's threads one by one: when the thread that started this
+    worker ends first, the kernel hands the worker to another thread of the same dying
+    process and sends ``PR_SET_PDEATHSIG`` then (again when the last thread ends), so
+    ``getppid()`` can still name the supervisor while it dies. Its main thread is then a
+    zombie: that is read from ``/proc`` too.
+    """
+    if os.getppid() != role.supervisor_pid:
+        return True
+    try:
+        stat = Path(f"/proc/{role.supervisor_pid}/stat").read_text(encoding="ascii")
+    except FileNotFoundError:
+        return True
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] in ("Z", "X")
 
 
 def _others_alive(directory: Path) -> bool:
