@@ -17,10 +17,9 @@ from aiohttp.test_utils import TestServer
 
 from proxy.admin import create_admin_app
 from proxy.telemetry.metrics import Metrics
-from tests.support import SIMULATOR_HAILUO_PRICES
 from tests.e2e.conftest import Stack
 from tests.e2e.test_client_flow import HAILUO, wait_terminal
-from tests.support import settings_for
+from tests.support import SIMULATOR_HAILUO_PRICES, settings_for
 
 ServerFactory = Callable[..., Awaitable[TestServer]]
 TOKEN = "admin-secret-token"
