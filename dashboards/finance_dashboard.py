@@ -150,6 +150,44 @@ def build() -> Json:
             width=12,
         )
     )
+    lay.row("Where costs come from")
+    for window, title in (("day", "today"), ("month", "month to date")):
+        lay.add(
+            Panel(
+                "bargauge",
+                f"Spend {title} by price source",
+                "Settled spend by where each job's cost came from: charge (what Modellix "
+                "itself billed, data.billing.amount), upstream_list or operator (an estimate "
+                "from the model list's display price or the operator's pricing.models), "
+                "unpriced. Not filtered by team, project or model.",
+                "currencyUSD",
+                (
+                    Query(
+                        f'max by (source) ({P}_ledger_spend_by_source_usd{{window="{window}"}})',
+                        "{{source}}",
+                        instant=True,
+                    ),
+                ),
+                width=8,
+            )
+        )
+    lay.add(
+        Panel(
+            "timeseries",
+            "Charges outside the estimate (per hour)",
+            "Jobs the upstream charged outside the proxy's estimate range, by model and "
+            "direction: a stale price (ModellixProxyPriceDrift).",
+            "short",
+            (
+                Query(
+                    f"sum by (model, direction) (rate({P}_charge_outside_estimate_total"
+                    f'{{model=~"$model"}}[$__rate_interval])) * 3600',
+                    "{{model}} {{direction}}",
+                ),
+            ),
+            width=8,
+        )
+    )
     lay.row("Budgets")
     lay.add(
         Panel(

@@ -266,6 +266,16 @@ def alert_rules() -> list[Rule]:
             "P95 cost per job of model {{ $labels.model }} over the last day is "
             '{{ $value | printf "%.2f" }} times the same day last week.',
         ),
+        _alert(
+            "ModellixProxyPriceDrift",
+            f"sum by (model) (increase({P}_charge_outside_estimate_total[30m])) > 0",
+            "0m",
+            "warning",
+            "The upstream charged a model outside the proxy's estimate range (a stale price).",
+            '{{ $value | printf "%.0f" }} jobs of model {{ $labels.model }} were charged '
+            "outside their estimate's range over the last 30m: the price the proxy estimates "
+            "with (operator table or upstream list) no longer matches what Modellix bills.",
+        ),
         *_burn_alerts(),
         _alert(
             "ModellixProxyUpstreamErrorRatioHigh",

@@ -171,25 +171,14 @@ class PriceEntry(_Section):
     usd_by_resolution: dict[str, Decimal] = Field(default_factory=dict)
 
 
-def _default_prices() -> dict[str, PriceEntry]:
-    hailuo = PriceEntry(
-        unit="per_second",
-        usd_by_resolution={"768P": Decimal("0.054"), "1080P": Decimal("0.12")},
-    )
-    slugs = (
-        "minimax/hailuo-02-t2v",
-        "minimax/hailuo-02-i2v",
-        "minimax/hailuo-02-fl2v",
-        "minimax/hailuo-2.3-t2v",
-        "minimax/hailuo-2.3-i2v",
-        "minimax/hailuo-2.3-fast-i2v",
-    )
-    return {slug: hailuo for slug in slugs}
-
-
 class PricingSettings(_Section):
-    version: str = "modellix-list-2026-11"
-    models: dict[str, PriceEntry] = Field(default_factory=_default_prices)
+    """Prices: the operator's table first, else the upstream model list's display prices."""
+
+    version: str = "modellix-list-2026-11"  # the operator table's version, shown on its jobs
+    models: dict[str, PriceEntry] = Field(default_factory=dict)  # empty: the upstream list
+    # A duration the body cannot tell (output following an input video or audio) is
+    # estimated at most this long, so a reservation never falls short of the charge.
+    input_bound_seconds: float = Field(600.0, gt=0, le=86400)
 
 
 class IdempotencySettings(_Section):

@@ -86,7 +86,11 @@ class RequestContext:
     upstream_authorization: str | None = None
     # money
     price_table_version: str | None = None
-    estimated_cost_micros: int | None = None
+    estimated_cost_micros: int | None = None  # reserved and shown: the top of the range
+    price_source: str | None = None  # "operator" | "upstream_list" | "unpriced"
+    estimate_low_micros: int | None = None
+    estimate_high_micros: int | None = None
+    estimate_bounded: bool = False  # the range rests on pricing.input_bound_seconds
     # idempotency
     idempotency_key: str | None = None
     # budgets: reservations held for this submit until it becomes a job (or is released)

@@ -43,6 +43,7 @@ from proxy.config import Settings
 from proxy.governance.budgets import BudgetBook
 from proxy.governance.keys import KeyRing
 from proxy.jobs.ledger import SubmitLedger
+from proxy.jobs.price_resolver import PriceResolver
 from proxy.stages.admit import AdmitStage
 from proxy.stages.base import Stage
 from proxy.stages.body import BodyLimits
@@ -129,12 +130,15 @@ def build_pipeline(
     tail: Tail,
     clock: Callable[[], float] = time.time,
     owner: str | None = None,
+    prices: PriceResolver | None = None,
     schemas: SchemaRegistry | None = None,
 ) -> Pipeline:
     """The submit pipeline for ``settings``: who asks first, then what they sent, then
     the send and its one recorded outcome."""
     limits = body_limits(settings)
     validator = BodyValidator(catalog, unknown_fields=settings.models.unknown_fields)
+    if prices is None:
+        prices = PriceResolver(settings.pricing, catalog, pinner.listing)
     return Pipeline(
         before_body=(IdentifyStage(settings.identity, keyring),),
         after_body=(
@@ -142,7 +146,7 @@ def build_pipeline(
             FingerprintStage(limits),
             IdempotencyStage(store, settings.idempotency, metrics, clock, owner=owner),
             ValidateStage(catalog, validator, media, limits, schemas=schemas, metrics=metrics),
-            PriceStage(catalog, settings.pricing),
+            PriceStage(prices),
             CallbackStage(settings.webhooks, store, HostGuard(settings.webhooks.allow_hosts)),
             BudgetStage(store, budgets, metrics, clock, owner=owner),
             AdmitStage(tail.ledger, tail.admission),

@@ -24,6 +24,23 @@ from proxy.config import RetrySettings, Settings, deep_merge, load
 from proxy.simulator import Simulator, SimulatorConfig
 from tests.ci_skips import in_ci
 
+# An operator price table at the simulator's own Hailuo prices, for tests that need an exact
+# estimate from ``pricing.models`` (the shipped default is empty: prices come from the
+# upstream's model list, which gives Hailuo a min/max range).
+_HAILUO = {"unit": "per_second", "usd_by_resolution": {"768P": "0.054", "1080P": "0.12"}}
+SIMULATOR_HAILUO_PRICES: dict[str, Any] = {
+    "models": {
+        slug: _HAILUO
+        for slug in (
+            "minimax/hailuo-02-t2v",
+            "minimax/hailuo-02-i2v",
+            "minimax/hailuo-02-fl2v",
+            "minimax/hailuo-2.3-t2v",
+            "minimax/hailuo-2.3-i2v",
+        )
+    }
+}
+
 
 def settings_for(origin: str, **overrides: Any) -> Settings:
     """Settings for a proxy in front of ``origin``, on ephemeral ports, no admin listener."""

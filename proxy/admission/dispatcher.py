@@ -276,6 +276,7 @@ class Dispatcher:
         metrics.admission_dispatches.labels("submitted").inc()
         metrics.admission_wait.labels("submitted").observe(max(0.0, now - row.enqueued_at))
         metrics.jobs_submitted.labels(model, team).inc()
+        metrics.priced_jobs.labels(model, job.price_source or "unpriced").inc()
         if job.estimated_cost_micros is None:
             metrics.unpriced_jobs.labels(model).inc()
         else:

@@ -43,6 +43,7 @@ from proxy.stores.schema_records import SchemaPin
 from proxy.telemetry.metrics import Metrics
 
 log = structlog.get_logger("proxy.catalog.schemas")
+ENSURE_WAIT_SECONDS = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -310,7 +311,11 @@ class SchemaRegistry:
         return True
 
     async def ensure(self, slug: str) -> PinnedSchema | None:
-        """The pinned schema of ``slug``, fetched now if none is known (one fetch at a time)."""
+        """The pinned schema of ``slug``, fetched now if none is known (one fetch at a time).
+
+        Waits ``ENSURE_WAIT_SECONDS`` at most: past that the body is validated as without a
+        schema, and the fetch, still running, pins it for the next request.
+        """
         pinned = self._pinned.get(slug)
         if pinned is not None or not self.enabled or self._fetcher is None:
             return pinned
@@ -321,7 +326,10 @@ class SchemaRegistry:
             running = asyncio.ensure_future(self._fetch_once(slug))
             self._inflight[slug] = running
             running.add_done_callback(lambda _f: self._inflight.pop(slug, None))
-        return await asyncio.shield(running)
+        try:  # a slow origin delays a submit this long at most; the fetch goes on meanwhile
+            return await asyncio.wait_for(asyncio.shield(running), ENSURE_WAIT_SECONDS)
+        except TimeoutError:
+            return None
 
     async def _fetch_once(self, slug: str) -> PinnedSchema | None:
         await self.refresh(slug)

@@ -29,6 +29,7 @@ from typing import Any
 
 import structlog
 
+from proxy.catalog.list_prices import ListPrice, parse_list_price, prices_digest
 from proxy.config import UpstreamListSettings
 from proxy.upstream.client import TransportFailure, Upstream
 
@@ -90,6 +91,8 @@ class UpstreamModels:
         self.settings = settings or UpstreamListSettings()
         self._clock = clock
         self._items: dict[str, dict[str, Any]] = {}
+        self._prices: dict[str, ListPrice] = {}
+        self._digest: str | None = None
         self._fetched_at: float | None = None
         self._failed_at: float | None = None
         self._fetch: Fetch | None = None
@@ -120,6 +123,15 @@ class UpstreamModels:
         found = self._items.get(slug)
         return dict(found) if found is not None else None
 
+    def price(self, slug: str) -> ListPrice | None:
+        """The display price the list gives ``slug``, when it gives one the proxy can use."""
+        return self._prices.get(slug)
+
+    @property
+    def prices_version(self) -> str | None:
+        """A digest of every price in the current list (``None`` before the first fetch)."""
+        return self._digest
+
     def slugs(self) -> list[str]:
         return sorted(self._items)
 
@@ -136,6 +148,12 @@ class UpstreamModels:
         """Replace the list with a fetched document; raises ``ListUnavailable`` for a bad shape."""
         items = parse_models(document, self.settings.max_models)
         self._items = {item["slug"]: item for item in items}
+        self._prices = {
+            slug: price
+            for slug, price in ((s, parse_list_price(i)) for s, i in self._items.items())
+            if price is not None
+        }
+        self._digest = prices_digest(items)
         self._fetched_at = self._clock()
         self._failed_at = None
         self.loaded.set()

@@ -10,7 +10,7 @@ import sys
 import time
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TextIO
 
 import aiohttp
 
@@ -26,23 +26,6 @@ from proxy.telemetry.logging import configure_logging
 
 WORKDIR = Path(".demo")
 
-# Prices an operator would set for the non-Hailuo models (the simulator bills the same).
-DEMO_PRICES: dict[str, dict[str, Any]] = {
-    "bytedance/seedance-2.0-t2v": {
-        "unit": "per_second",
-        "usd_by_resolution": {"480P": "0.05", "720P": "0.10", "1080P": "0.20"},
-    },
-    "kling/kling-v3-t2v": {"unit": "per_second", "usd": "0.10"},
-    "alibaba/wan2.7-t2v": {
-        "unit": "per_second",
-        "usd_by_resolution": {"720P": "0.08", "1080P": "0.15"},
-    },
-    "bytedance/seedream-4.5-t2i": {"unit": "per_image", "usd": "0.04"},
-    "google/nano-banana-2-lite": {"unit": "per_image", "usd": "0.02"},
-    "openai/gpt-image-2": {"unit": "per_image", "usd": "0.04"},
-    "alibaba/qwen-image-plus": {"unit": "per_image", "usd": "0.03"},  # upstream-listed, no spec
-}
-
 
 def _free(port: int) -> int:
     """``port`` if it is free on loopback, else an ephemeral one."""
@@ -55,15 +38,14 @@ def _free(port: int) -> int:
 
 
 def demo_settings(upstream: str, port: int, admin_port: int, db: Path) -> Settings:
-    defaults = Settings().pricing.models
-    prices = {slug: entry.model_dump(mode="json") for slug, entry in defaults.items()} | DEMO_PRICES
+    # No price table: every model is priced from the upstream's model list, and every
+    # successful job settles at what the upstream charged (data.billing.amount).
     return Settings.model_validate(
         {
             "listen": {"host": "127.0.0.1", "port": _free(port)},
             "admin": {"host": "127.0.0.1", "port": _free(admin_port), "token": "demo-admin-token"},
             "upstream": {"origin": upstream},
             "store": {"url": f"sqlite:///{db}"},
-            "pricing": {"version": "demo-2026-11", "models": prices},
             "identity": {"teams": list(TEAMS), "projects": list(PROJECTS)},
             "governance": {
                 "budgets": [

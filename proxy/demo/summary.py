@@ -37,14 +37,24 @@ async def print_summary(
         entry[key] += row.jobs
         entry["cost"] += row.final_cost_micros
         entry["unpriced"] += row.unpriced_jobs
+    sim.settle()
+    billed_by_model: dict[str, int] = {}
+    for record in sim.accounts.records:
+        billed_by_model[record.slug] = billed_by_model.get(record.slug, 0) + record.amount_micros
     out.write("\nSummary\n=======\n")
-    out.write(f"{'model':34} {'jobs':>5} {'success':>8} {'failed':>7} {'other':>6} {'spend':>10}\n")
-    total = 0
+    out.write(
+        f"{'model':34} {'jobs':>5} {'success':>8} {'failed':>7} {'other':>6} {'spend':>10} "
+        f"{'billed':>10}\n"
+    )
+    total, models_equal = 0, True
     for model, e in sorted(by_model.items()):
         total += e["cost"]
         spend = _usd(e["cost"]) if e["unpriced"] < e["jobs"] else "unpriced"
+        billed_here = billed_by_model.get(model, 0)
+        models_equal = models_equal and e["cost"] == billed_here
+        mark = "" if e["cost"] == billed_here else "  DIFFERENT"
         counts = f"{e['jobs']:5d} {e['success']:8d} {e['failed']:7d} {e['other']:6d}"
-        out.write(f"{model:34} {counts} {spend:>10}\n")
+        out.write(f"{model:34} {counts} {spend:>10} {_usd(billed_here):>10}{mark}\n")
     t = workload.tally
     out.write(
         f"\nrequests sent {t.sent}, accepted {t.accepted}, replayed from the idempotency store "
@@ -65,7 +75,6 @@ async def print_summary(
             spent = window.spent_micros if window else 0
             out.write(f"budget {b.name} ({'hard' if b.hard else 'soft'}, {b.window}): "
                       f"{_usd(spent)} spent of {_usd(b.limit_micros)}\n")  # fmt: skip
-    sim.settle()
     billed = sim.billed_total_micros()
     created = sim.counters.tasks_created
     out.write(
@@ -76,6 +85,14 @@ async def print_summary(
         f"tasks created upstream {created}  vs  jobs accepted {t.accepted}"
         f"  ({'no duplicate purchases' if created == t.accepted else 'DIFFERENT'})\n"
     )
-    out.write(f"Price table version: {settings.pricing.version}\n")
+    sources = await store.spend_summary(0, time.time() + 1, ["price_source", "cost_source"])
+    out.write(
+        "prices from: "
+        + ", ".join(
+            f"{r.price_source or 'unpriced'} {r.jobs} jobs (cost: {r.cost_source or 'none'})"
+            for r in sources
+        )
+        + "\n"
+    )
     out.flush()
-    return total == billed and created == t.accepted
+    return total == billed and models_equal and created == t.accepted

@@ -109,6 +109,14 @@ class Workload:
             ("google/nano-banana-2-lite", {"prompt": prompt}),
             ("openai/gpt-image-2", {"prompt": prompt, "size": "1024x1024"}),
             ("alibaba/qwen-image-plus", {"prompt": prompt}),
+            # more providers and kinds the upstream lists, priced from its model list
+            ("minimax/minimax-t2v-01", {"prompt": prompt}),
+            ("vidu/vidu-q3-t2v", {"prompt": prompt, "duration": 4}),
+            ("google/veo-3.1-fast-t2v", {"prompt": prompt, "duration": 4}),
+            ("pixverse/pixverse-v5-t2v", {"prompt": prompt, "duration": 5}),
+            ("bytedance/seedance-2.0-mini-t2v", {"prompt": prompt, "duration": 5}),
+            ("alibaba/qwen-audio-3.0-tts-flash", {"text": prompt}),
+            ("openai/whisper-1", {"audio_url": "https://example.com/standup.mp3?duration=42"}),
         ]
         slug, body = rng.choice(choices)
         return slug, body, headers

@@ -8,7 +8,10 @@ to the micro-dollar (Modellix bills list prices, with no discounts or commitment
 cost column sums to the ledger's spend over the same window. Jobs still open, and ``unknown``
 records, are not charges yet and have no row. Columns FOCUS defines that do not apply here
 (commitments, capacity reservations, regions) are present and empty; two custom columns
-(``x_`` prefix, as FOCUS asks) carry the proxy's estimate and the job status.
+(``x_`` prefix, as FOCUS asks) carry the proxy's estimate and the job status; four more say
+where the cost came from: ``x_CostSource`` (``charge``: the upstream's own billing amount, or
+``estimate``), ``x_PriceSource`` (``operator``, ``upstream_list`` or ``unpriced``) and the
+estimate's range (``x_EstimatedCostMin``/``x_EstimatedCostMax``).
 """
 
 from __future__ import annotations
@@ -83,6 +86,10 @@ COLUMNS = (
     "Tags",
     "x_EstimatedCost",
     "x_JobStatus",
+    "x_CostSource",
+    "x_PriceSource",
+    "x_EstimatedCostMin",
+    "x_EstimatedCostMax",
 )
 
 
@@ -135,13 +142,14 @@ _COSTS = tuple(_AT[c] for c in (*COST_COLUMNS, "ContractedUnitPrice", "ListUnitP
 (
     _PERIOD_START, _PERIOD_END, _DESCRIPTION, _CHARGE_START, _CHARGE_END, _PUBLISHER,
     _RESOURCE_ID, _RESOURCE_NAME, _SKU, _SKU_PRICE, _SUB_ID, _SUB_NAME, _SUB_TYPE, _TAGS,
-    _ESTIMATE, _STATUS,
+    _ESTIMATE, _STATUS, _COST_SOURCE, _PRICE_SOURCE, _LOW, _HIGH,
 ) = (
     _AT[c] for c in (
         "BillingPeriodStart", "BillingPeriodEnd", "ChargeDescription", "ChargePeriodStart",
         "ChargePeriodEnd", "PublisherName", "ResourceId", "ResourceName", "SkuId",
         "SkuPriceId", "SubAccountId", "SubAccountName", "SubAccountType", "Tags",
-        "x_EstimatedCost", "x_JobStatus",
+        "x_EstimatedCost", "x_JobStatus", "x_CostSource", "x_PriceSource",
+        "x_EstimatedCostMin", "x_EstimatedCostMax",
     )
 )  # fmt: skip
 
@@ -179,6 +187,12 @@ def focus_values(job: LedgerRow) -> list[str | None]:
     if job.estimated_cost_micros is not None:
         values[_ESTIMATE] = money.exact(job.estimated_cost_micros)
     values[_STATUS] = status
+    values[_COST_SOURCE] = job.cost_source
+    values[_PRICE_SOURCE] = job.price_source
+    if job.estimate_low_micros is not None:
+        values[_LOW] = money.exact(job.estimate_low_micros)
+    if job.estimate_high_micros is not None:
+        values[_HIGH] = money.exact(job.estimate_high_micros)
     return values
 
 

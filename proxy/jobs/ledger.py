@@ -47,6 +47,9 @@ REPLAY_HEADERS = frozenset(
         "x-modellix-proxy-alias",
         "x-modellix-proxy-estimated-cost-usd",
         "x-modellix-proxy-price-version",
+        "x-modellix-proxy-price-source",
+        "x-modellix-proxy-estimated-cost-range-usd",
+        "x-modellix-proxy-estimate-bounded",
     }
 )
 
@@ -141,6 +144,7 @@ class SubmitLedger:
         model = self._labels.model(ctx.pinned_slug)
         team = self._labels.team(caller.team)
         self._metrics.jobs_submitted.labels(model, team).inc()
+        self._metrics.priced_jobs.labels(model, ctx.price_source or "unpriced").inc()
         if ctx.estimated_cost_micros is None:
             self._metrics.unpriced_jobs.labels(model).inc()
         else:
@@ -251,6 +255,10 @@ class SubmitLedger:
             idempotency_key=ctx.idempotency_key,
             price_table_version=ctx.price_table_version,
             estimated_cost_micros=ctx.estimated_cost_micros,
+            price_source=ctx.price_source,
+            estimate_low_micros=ctx.estimate_low_micros,
+            estimate_high_micros=ctx.estimate_high_micros,
+            estimate_bounded=ctx.estimate_bounded,
             status=JobStatus.PENDING,
             upstream_attempts=max(1, ctx.upstream_attempts),
             traceparent=ctx.traceparent,

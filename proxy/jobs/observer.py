@@ -111,6 +111,7 @@ class PollObserver:
             log.warning("job.unrecognised_status", task_id=task_id, status=view.raw_status)
             return job
         final: int | None = None
+        cost_source: str | None = None
         error_reason = view.message
         if view.bucket is Phase.BLOCKED:
             error_reason = f"{view.raw_status}: {view.message or 'refused by the upstream'}"
@@ -135,10 +136,13 @@ class PollObserver:
             known = Known(job.status, job.estimated_cost_micros)
             self._known.put(task_id, known)
             self._recover_key(job, caller, credential)
-        if view.status is JobStatus.SUCCESS or (
+        if view.status is JobStatus.SUCCESS and view.charge_micros is not None:
+            final, cost_source = view.charge_micros, "charge"  # what the upstream billed
+        elif view.status is JobStatus.SUCCESS or (
             view.status is JobStatus.FAILED and self._settings.watcher.bill_failed
         ):
             final = known.estimate_micros
+            cost_source = "estimate" if final is not None else None
         elif view.status is JobStatus.FAILED:
             final = 0
         try:
@@ -150,6 +154,7 @@ class PollObserver:
                 output_urls=view.output_urls or None,
                 error_reason=error_reason if view.status is JobStatus.FAILED else None,
                 final_cost_micros=final,
+                cost_source=cost_source,
                 defer_until=now + grace if client else None,
                 polls=known.unsaved_polls + 1 if client else 1,
             )

@@ -67,6 +67,8 @@ class Settler:
             )
         if job.final_cost_micros is not None and job.status is JobStatus.SUCCESS:
             m.job_cost.labels(model).observe(sample(job.final_cost_micros), exemplar)
+        if job.status is JobStatus.SUCCESS and job.cost_source == "charge":
+            self._charge_metrics(job, model)
         if job.final_cost_micros:
             m.spend.labels(model, team, self.labels.project(job.project)).inc(
                 sample(job.final_cost_micros)
@@ -82,6 +84,8 @@ class Settler:
             output_urls=list(job.output_urls),
             estimated_cost_usd=optional_sample(job.estimated_cost_micros),
             final_cost_usd=optional_sample(job.final_cost_micros),
+            price_source=job.price_source,
+            cost_source=job.cost_source,
             attempts=job.upstream_attempts,
             client_polls=job.client_polls,
             watcher_polls=job.watcher_polls,
@@ -94,6 +98,23 @@ class Settler:
         )
         for hook in self._hooks:
             hook(job)
+
+    def _charge_metrics(self, job: JobRecord, model: str) -> None:
+        """The upstream's charge against the estimate: the ratio, and a charge off the range."""
+        m = self._metrics
+        charge = job.final_cost_micros or 0
+        m.charged_jobs.labels(model).inc()
+        if job.estimated_cost_micros:
+            m.charge_estimate_ratio.labels(model).observe(charge / job.estimated_cost_micros)
+        # Both series exist (at 0) from a model's first charge on, so increase() sees the
+        # first charge outside the range too.
+        above = m.charge_outside_estimate.labels(model, "above")
+        below = m.charge_outside_estimate.labels(model, "below")
+        low, high = job.estimate_low_micros, job.estimate_high_micros
+        if high is not None and charge > high:
+            above.inc()
+        elif low is not None and charge < low:
+            below.inc()
 
     def _job_span(self, job: JobRecord, end: float) -> SpanContext | None:
         """Emit the job span (submit to terminal, linked to the submit); its context."""

@@ -15,6 +15,7 @@ import enum
 from dataclasses import dataclass
 from typing import Any
 
+from proxy.jobs.billing import charge_micros
 from proxy.jsoncodec import loads
 from proxy.stores.records import JobStatus
 
@@ -57,6 +58,7 @@ class TaskView:
     status: JobStatus | None  # None when unrecognised
     output_urls: tuple[str, ...]
     message: str | None
+    charge_micros: int | None = None  # the upstream's billing.amount, on success
 
 
 def classify(raw: str) -> tuple[Phase, JobStatus | None]:
@@ -102,4 +104,5 @@ def read_task(body: bytes) -> TaskView | None:
     message = doc.get("message")
     if not isinstance(message, str) or message == "success":
         message = None
-    return TaskView(raw, bucket, status, _urls(data), message[:1000] if message else None)
+    charge = charge_micros(data) if status is JobStatus.SUCCESS else None
+    return TaskView(raw, bucket, status, _urls(data), message[:1000] if message else None, charge)

@@ -315,10 +315,16 @@ class Simulator:
         return task.expired or now >= task.expires_at(self.config.retention_seconds)
 
     def task_payload(self, task: Task) -> dict[str, Any]:
-        """The poll answer for a task at the current time (``proxy.simulator.answers``)."""
+        """The poll answer for a task at the current time (``proxy.simulator.answers``).
+
+        Billed at the same instant the status is read: a task that finished since the last
+        settlement answers ``success`` together with its ``billing``, never without it.
+        """
+        now = self.clock()
+        self.accounts.settle(now)
         return task_answer(
             task,
-            self.clock(),
+            now,
             retention=self.config.retention_seconds,
             file_origin=self.config.file_origin,
             report_billing=self.report_billing,

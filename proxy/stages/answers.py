@@ -26,6 +26,14 @@ def proxy_headers(ctx: RequestContext) -> dict[str, str]:
         out["X-Modellix-Proxy-Alias"] = _header_value(ctx.alias)
     if ctx.estimated_cost_micros is not None:
         out["X-Modellix-Proxy-Estimated-Cost-USD"] = exact(ctx.estimated_cost_micros)
+    if ctx.price_source:
+        out["X-Modellix-Proxy-Price-Source"] = ctx.price_source
+    if ctx.estimate_low_micros is not None and ctx.estimate_high_micros is not None:
+        out["X-Modellix-Proxy-Estimated-Cost-Range-USD"] = (
+            f"{exact(ctx.estimate_low_micros)}-{exact(ctx.estimate_high_micros)}"
+        )
+    if ctx.estimate_bounded:
+        out["X-Modellix-Proxy-Estimate-Bounded"] = "true"
     if ctx.price_table_version:
         out["X-Modellix-Proxy-Price-Version"] = ctx.price_table_version
     out.update(ctx.budget_headers)

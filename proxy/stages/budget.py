@@ -55,7 +55,8 @@ class BudgetStage:
             if hard:
                 names = ", ".join(a.budget.name for a in hard)
                 raise BudgetExceeded(
-                    f"model {ctx.pinned_slug} has no price in the price table, and budget(s) "
+                    f"model {ctx.pinned_slug} has no price (neither the upstream's model list nor "
+                    f"pricing.models prices it), and budget(s) "
                     f"{names} apply: unpriced jobs are refused where a budget applies; "
                     + price_hint(ctx.pinned_slug, ctx.pin_policy_outcome),
                     reason="unpriced_under_budget",

@@ -2,30 +2,24 @@
 
 from __future__ import annotations
 
-from proxy.catalog.loader import Catalog
-from proxy.config import PricingSettings
 from proxy.context import RequestContext
-from proxy.jobs.pricing import estimate_micros, listed_quantities, lookup
+from proxy.jobs.price_resolver import PriceResolver
 
 
 class PriceStage:
     name = "price"
 
-    def __init__(self, catalog: Catalog, pricing: PricingSettings) -> None:
-        self._catalog = catalog
-        self._pricing = pricing
+    def __init__(self, resolver: PriceResolver) -> None:
+        self._resolver = resolver
 
     async def __call__(self, ctx: RequestContext) -> None:
-        ctx.price_table_version = self._pricing.version
-        slug = ctx.pinned_slug
-        entry = lookup(self._pricing.models, slug)
-        if slug is None or entry is None or ctx.payload is None:
-            ctx.estimated_cost_micros = None
-            return
-        spec = self._catalog.get(slug)
-        quantities = (
-            spec.quantities(ctx.payload)
-            if spec is not None
-            else listed_quantities(entry, ctx.payload)  # upstream-listed: common fields only
-        )
-        ctx.estimated_cost_micros = estimate_micros(entry, quantities)
+        listing = self._resolver.listing
+        if listing is not None and self._resolver.needs_list(ctx.pinned_slug):
+            await listing.ensure(ctx.upstream_authorization)  # no-op while the list is fresh
+        quote = self._resolver.quote(ctx.pinned_slug, ctx.payload)
+        ctx.price_table_version = quote.version
+        ctx.price_source = quote.source
+        ctx.estimated_cost_micros = quote.estimate_micros
+        ctx.estimate_low_micros = quote.low_micros
+        ctx.estimate_high_micros = quote.high_micros
+        ctx.estimate_bounded = quote.bounded

@@ -36,9 +36,9 @@ INSERT INTO jobs (task_id, caller, team, project, alias, pinned_slug, input_hash
     correlation_id, request_id, idempotency_key, price_table_version,
     estimated_cost_micros, status, upstream_attempts, traceparent, submitted_by,
     submitted_at, history, last_seen_status, next_poll_at, reservation_id, slot_reservation_id,
-    callback_url)
+    callback_url, price_source, estimate_low_micros, estimate_high_micros, estimate_bounded)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18,
-    $19, $20, $21, $22, $23)
+    $19, $20, $21, $22, $23, $24, $25, $26, $27)
 ON CONFLICT (task_id) DO NOTHING
 RETURNING *"""
 
@@ -46,7 +46,7 @@ WRITE_STATE = """
 UPDATE jobs SET status = $2, first_processing_at = $3, terminal_at = $4, history = $5,
     last_seen_status = $6, client_polls = $7, watcher_polls = $8, last_client_poll_at = $9,
     output_urls = $10, error_reason = $11, final_cost_micros = $12, next_poll_at = $13,
-    lease_owner = $14, lease_expires_at = $15
+    lease_owner = $14, lease_expires_at = $15, cost_source = $16
 WHERE task_id = $1"""
 
 OVERDUE_JOBS = (
@@ -54,7 +54,14 @@ OVERDUE_JOBS = (
     " ORDER BY submitted_at LIMIT $2"
 )
 
-_GROUP_EXPR = {"team": "team", "project": "project", "model": "pinned_slug", "status": "status"}
+_GROUP_EXPR = {
+    "team": "team",
+    "project": "project",
+    "model": "pinned_slug",
+    "status": "status",
+    "price_source": "price_source",
+    "cost_source": "cost_source",
+}
 
 
 class JobsMixin(BudgetsMixin):
@@ -76,7 +83,8 @@ class JobsMixin(BudgetsMixin):
             job.price_table_version, job.estimated_cost_micros, job.status.value,
             job.upstream_attempts, job.traceparent, job.submitted_by, job.submitted_at,
             history, job.status.value, job.next_poll_at, job.reservation_id,
-            job.slot_reservation_id, job.callback_url,
+            job.slot_reservation_id, job.callback_url, job.price_source,
+            job.estimate_low_micros, job.estimate_high_micros, job.estimate_bounded,
         )  # fmt: skip
         row = await tx.fetchrow(self.dialect.sql(INSERT_JOB), *args)
         return None if row is None else job_from_row(row)
@@ -98,6 +106,7 @@ class JobsMixin(BudgetsMixin):
         output_urls: Sequence[str] | None = None,
         error_reason: str | None = None,
         final_cost_micros: int | None = None,
+        cost_source: str | None = None,
         defer_until: float | None = None,
         polls: int = 1,
     ) -> Transition:
@@ -108,7 +117,7 @@ class JobsMixin(BudgetsMixin):
             transition = apply_observation(
                 job, status, at, source=source, output_urls=output_urls,
                 error_reason=error_reason, final_cost_micros=final_cost_micros,
-                defer_until=defer_until, polls=polls,
+                cost_source=cost_source, defer_until=defer_until, polls=polls,
             )  # fmt: skip
             await self._write_state(tx, transition.job)
             if transition.became_terminal:
@@ -267,4 +276,5 @@ class JobsMixin(BudgetsMixin):
             job.watcher_polls, job.last_client_poll_at,
             dumps_record(list(job.output_urls)), job.error_reason,
             job.final_cost_micros, job.next_poll_at, job.lease_owner, job.lease_expires_at,
+            job.cost_source,
         )  # fmt: skip

@@ -45,6 +45,10 @@ LEDGER_COLUMNS = (
     "price_table_version",
     "estimated_cost_micros",
     "final_cost_micros",
+    "price_source",
+    "cost_source",
+    "estimate_low_micros",
+    "estimate_high_micros",
 )
 _TERMINAL = ", ".join(f"'{s.value}'" for s in JobStatus if s.terminal)
 _PAGE_WHERE = f"submitted_at >= $1 AND submitted_at < $2 AND status IN ({_TERMINAL})"
@@ -83,6 +87,10 @@ def ledger_row(row: Row) -> LedgerRow:
         price_table_version=row["price_table_version"],
         estimated_cost_micros=row["estimated_cost_micros"],
         final_cost_micros=row["final_cost_micros"],
+        price_source=row["price_source"],
+        cost_source=row["cost_source"],
+        estimate_low_micros=row["estimate_low_micros"],
+        estimate_high_micros=row["estimate_high_micros"],
     )
 
 

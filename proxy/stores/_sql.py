@@ -174,6 +174,11 @@ def job_from_row(row: Row) -> JobRecord:
         reservation_id=row["reservation_id"],
         slot_reservation_id=row.get("slot_reservation_id"),
         callback_url=row.get("callback_url"),
+        price_source=row.get("price_source"),
+        estimate_low_micros=row.get("estimate_low_micros"),
+        estimate_high_micros=row.get("estimate_high_micros"),
+        estimate_bounded=bool(row.get("estimate_bounded") or False),
+        cost_source=row.get("cost_source"),
     )
 
 

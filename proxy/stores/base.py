@@ -115,6 +115,7 @@ class JobStore(Protocol):
         output_urls: Sequence[str] | None = None,
         error_reason: str | None = None,
         final_cost_micros: int | None = None,
+        cost_source: str | None = None,
         defer_until: float | None = None,
         polls: int = 1,
     ) -> Transition:

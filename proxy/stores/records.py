@@ -62,6 +62,10 @@ class NewJob:
     idempotency_key: str | None = None
     price_table_version: str | None = None
     estimated_cost_micros: int | None = None
+    price_source: str | None = None  # "operator" | "upstream_list" | "unpriced"
+    estimate_low_micros: int | None = None
+    estimate_high_micros: int | None = None
+    estimate_bounded: bool = False
     status: JobStatus = JobStatus.PENDING
     upstream_attempts: int = 1
     traceparent: str | None = None
@@ -91,6 +95,11 @@ class JobRecord:
     price_table_version: str | None = None
     estimated_cost_micros: int | None = None
     final_cost_micros: int | None = None
+    price_source: str | None = None  # "operator" | "upstream_list" | "unpriced"
+    estimate_low_micros: int | None = None
+    estimate_high_micros: int | None = None
+    estimate_bounded: bool = False
+    cost_source: str | None = None  # "charge" | "estimate": what the final cost is
     upstream_attempts: int = 1
     traceparent: str | None = None
     submitted_by: str | None = None
@@ -153,8 +162,24 @@ class JobPage:
     next_cursor: str | None
 
 
-GroupKey = Literal["day", "team", "project", "model", "status"]
-GROUP_KEYS: tuple[GroupKey, ...] = ("day", "team", "project", "model", "status")
+GroupKey = Literal["day", "team", "project", "model", "status", "price_source", "cost_source"]
+GROUP_KEYS: tuple[GroupKey, ...] = (
+    "day",
+    "team",
+    "project",
+    "model",
+    "status",
+    "price_source",
+    "cost_source",
+)
+
+
+def spend_source(price_source: str | None, cost_source: str | None) -> str:
+    """Where a job's settled cost came from: ``charge`` (the upstream's billing), else the
+    estimate's price source (``operator``, ``upstream_list``), else ``unpriced``."""
+    if cost_source == "charge":
+        return "charge"
+    return price_source or "unpriced"
 
 
 ReportKey = Literal["day", "week", "team", "project", "model"]
@@ -212,6 +237,10 @@ class LedgerRow:
     price_table_version: str | None = None
     estimated_cost_micros: int | None = None
     final_cost_micros: int | None = None
+    price_source: str | None = None
+    cost_source: str | None = None
+    estimate_low_micros: int | None = None
+    estimate_high_micros: int | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -223,6 +252,8 @@ class SpendRow:
     project: str | None = None
     model: str | None = None
     status: str | None = None
+    price_source: str | None = None
+    cost_source: str | None = None
     jobs: int = 0
     unpriced_jobs: int = 0
     estimated_cost_micros: int = 0

@@ -45,6 +45,7 @@ def apply_observation(
     output_urls: Sequence[str] | None = None,
     error_reason: str | None = None,
     final_cost_micros: int | None = None,
+    cost_source: str | None = None,
     defer_until: float | None = None,
     polls: int = 1,
 ) -> Transition:
@@ -63,6 +64,8 @@ def apply_observation(
         updates["watcher_polls"] = job.watcher_polls + polls
     if changed and new is not None:
         updates.update(_forward(job, new, at, output_urls, error_reason, final_cost_micros))
+        if new.terminal and final_cost_micros is not None and cost_source is not None:
+            updates["cost_source"] = cost_source
         updates["history"] = (*job.history, StatusChange(raw_status, at, source))
     elif new is None and raw_status != job.last_seen_status:
         updates["history"] = (*job.history, StatusChange(raw_status, at, source))

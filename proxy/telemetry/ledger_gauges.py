@@ -7,7 +7,7 @@ a deleted budget or a series that no longer has rows disappears at once:
 
 - settled spend and job counts of jobs submitted today, this month and in total (``total``
   is the month plus everything before it, the latter re-read at most hourly), by team,
-  project and model;
+  project and model; settled spend today and this month by where the cost came from;
 - estimated cost of refused submits today and this month, by team, project, model, reason;
 - exact P50/P95 of successful jobs' final cost over the last 24 hours, by model (computed
   by the store's SQL, never by loading the day's jobs);
@@ -31,7 +31,7 @@ from proxy.governance.windows import window_bounds
 from proxy.jobs.labels import Labels
 from proxy.money import sample
 from proxy.stores.base import Store
-from proxy.stores.records import CostQuantiles, RefusalGroupKey
+from proxy.stores.records import CostQuantiles, RefusalGroupKey, spend_source
 from proxy.telemetry.metrics import Metrics
 
 PERCENTILE_SECONDS = 86400.0
@@ -92,6 +92,12 @@ class LedgerGauges:
             totals.jobs[key] += row.jobs
         return totals
 
+    async def _by_source(self, since: float, until: float) -> dict[str, int]:
+        spent: dict[str, int] = defaultdict(int)
+        for row in await self._store.spend_summary(since, until, ["price_source", "cost_source"]):
+            spent[spend_source(row.price_source, row.cost_source)] += row.final_cost_micros
+        return spent
+
     async def _refused(self, since: float, until: float) -> dict[RefusalKey, int]:
         avoided: dict[RefusalKey, int] = defaultdict(int)
         group: list[RefusalGroupKey] = ["team", "project", "model", "reason"]
@@ -118,6 +124,10 @@ class LedgerGauges:
         ):
             self._base = await self._spend(0.0, month_start)
             self._base_key = (month_start, now)
+        by_source = {
+            "day": await self._by_source(day_start, until),
+            "month": await self._by_source(month_start, until),
+        }
         refused = {
             "day": await self._refused(day_start, until),
             "month": await self._refused(month_start, until),
@@ -139,6 +149,10 @@ class LedgerGauges:
                 m.ledger_spend.labels(window, *key).set(sample(micros))
             for key, count in totals.jobs.items():
                 m.ledger_jobs.labels(window, *key).set(count)
+        m.ledger_spend_by_source.clear()
+        for window, sources in by_source.items():
+            for source, micros in sources.items():
+                m.ledger_spend_by_source.labels(window, source).set(sample(micros))
         m.ledger_refused_savings.clear()
         for window, avoided in refused.items():
             for rkey, micros in avoided.items():

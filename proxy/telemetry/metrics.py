@@ -47,6 +47,7 @@ KIND = "kind"
 SOURCE = "source"
 TABLE = "table"
 STATE = "state"
+DIRECTION = "direction"
 
 OTHER = "other"
 
@@ -57,6 +58,9 @@ TIME_TO_TERMINAL_BUCKETS = (5, 10, 15, 30, 60, 120, 180, 300, 600, 900, 1200, 18
 QUEUE_BUCKETS = (1, 5, 10, 30, 60, 120, 300, 600, 1200, 1800, 3600)
 DUE_LAG_BUCKETS = (0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120, 300)
 COST_BUCKETS_USD = (0.01, 0.05, 0.1, 0.25, 0.5, 0.75, 1, 1.5, 2, 3, 5, 10)
+# Actual charge over estimate: 1 is exact; a min/max list price or a bounded duration reads
+# below 1 (the estimate is the top of its range); above 1 the estimate fell short.
+CHARGE_RATIO_BUCKETS = (0.1, 0.25, 0.5, 0.75, 0.9, 0.99, 1.0, 1.01, 1.1, 1.25, 1.5, 2, 4)
 
 
 class Metrics:
@@ -212,8 +216,37 @@ class Metrics:
         )
         self.unpriced_jobs = Counter(
             f"{p}_unpriced_jobs_total",
-            "Accepted submits for models without a price in the price table, by model.",
+            "Accepted submits for models without a price (operator table or upstream list), "
+            "by model.",
             [MODEL],
+            registry=r,
+        )
+        self.priced_jobs = Counter(
+            f"{p}_priced_jobs_total",
+            "Accepted submits by where their price came from (operator, upstream_list, "
+            "unpriced), by model.",
+            [MODEL, SOURCE],
+            registry=r,
+        )
+        self.charged_jobs = Counter(
+            f"{p}_charged_jobs_total",
+            "Successful jobs whose final cost is the upstream's own charge (billing.amount), "
+            "by model.",
+            [MODEL],
+            registry=r,
+        )
+        self.charge_estimate_ratio = Histogram(
+            f"{p}_charge_estimate_ratio",
+            "The upstream's charge divided by the proxy's estimate for one job, by model.",
+            [MODEL],
+            buckets=CHARGE_RATIO_BUCKETS,
+            registry=r,
+        )
+        self.charge_outside_estimate = Counter(
+            f"{p}_charge_outside_estimate_total",
+            "Jobs charged outside their estimate's range (a stale price), by model and "
+            "direction (above, below).",
+            [MODEL, DIRECTION],
             registry=r,
         )
         # --- refusals -----------------------------------------------------------------
@@ -277,6 +310,14 @@ class Metrics:
             "Settled spend of jobs submitted in the current window (day, month; total: all "
             "retained jobs), from the store, by team, project and model.",
             [WINDOW, TEAM, PROJECT, MODEL],
+            registry=r,
+        )
+        self.ledger_spend_by_source = SharedGauge(
+            f"{p}_ledger_spend_by_source_usd",
+            "Settled spend of jobs submitted in the current window (day, month), from the "
+            "store, by where the cost came from: charge (the upstream's billing), "
+            "upstream_list or operator (an estimate from that price), unpriced.",
+            [WINDOW, SOURCE],
             registry=r,
         )
         self.ledger_jobs = SharedGauge(

@@ -19,7 +19,7 @@ from proxy.admin import create_admin_app
 from proxy.telemetry.metrics import Metrics
 from tests.e2e.conftest import Stack
 from tests.e2e.test_client_flow import HAILUO, wait_terminal
-from tests.support import settings_for
+from tests.support import SIMULATOR_HAILUO_PRICES, settings_for
 
 ServerFactory = Callable[..., Awaitable[TestServer]]
 TOKEN = "admin-secret-token"
@@ -37,6 +37,12 @@ COLUMNS = [
     "refused_savings_usd",
     "aliases",
 ]
+
+
+@pytest.fixture
+async def stack(make_stack: Callable[..., Awaitable[Stack]]) -> Stack:
+    """These tests reserve exact Hailuo estimates: an operator table at the simulator's prices."""
+    return await make_stack(pricing=SIMULATOR_HAILUO_PRICES)
 
 
 @pytest.fixture

@@ -140,7 +140,10 @@ async def test_job_followed_to_terminal_and_ledger_matches_billing(
     async with http.post(f"{stack.proxy_url}/api/v1/minimax/hailuo", json=HAILUO) as resp:
         assert resp.headers["X-Modellix-Proxy-Model"] == "minimax/hailuo-02-t2v"
         assert resp.headers["X-Modellix-Proxy-Alias"] == "minimax/hailuo"
-        assert resp.headers["X-Modellix-Proxy-Estimated-Cost-USD"] == "0.324000"
+        # Priced from the upstream's list ($0.054-$0.12/s): reserved at the top of the range
+        assert resp.headers["X-Modellix-Proxy-Price-Source"] == "upstream_list"
+        assert resp.headers["X-Modellix-Proxy-Estimated-Cost-USD"] == "0.720000"
+        assert resp.headers["X-Modellix-Proxy-Estimated-Cost-Range-USD"] == "0.324000-0.720000"
         task_id = (await resp.json())["data"]["task_id"]
     assert stack.sim.requests(method="POST")[0].path == "/api/v1/minimax/hailuo-02-t2v"
     await wait_terminal(http, stack.proxy_url, task_id)
@@ -150,7 +153,8 @@ async def test_job_followed_to_terminal_and_ledger_matches_billing(
     assert job is not None
     assert job.status.value == "success"
     assert job.alias == "minimax/hailuo"
-    assert job.final_cost_micros == 324_000
+    assert job.final_cost_micros == 324_000  # the upstream's charge, not the estimate
+    assert (job.price_source, job.cost_source) == ("upstream_list", "charge")
     assert job.output_urls
     assert stack.sim.billed_total_micros() == 324_000
     assert job.caller.startswith("fp:")

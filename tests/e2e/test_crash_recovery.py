@@ -156,7 +156,9 @@ async def test_sigkill_while_submits_wait_upstream(
                 assert (await r.json())["status"] == "pending"
             jobs = await wait_all_terminal(store_url, [task_id])
             assert jobs[0].status is JobStatus.SUCCESS
-            assert jobs[0].final_cost_micros == record.estimated_cost_micros
+            # settled at what the upstream charged for the task, not at the reservation
+            assert jobs[0].final_cost_micros == sim.accounts.tasks[task_id].cost_micros
+            assert jobs[0].cost_source == "charge"
         finally:
             for proc in (first, second):
                 if proc is not None:

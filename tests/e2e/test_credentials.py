@@ -191,7 +191,8 @@ async def test_no_proxy_key_reaches_the_upstream_and_jobs_settle(
     assert sorted(j.task_id for j in jobs if j.terminal) == sorted([*ids, b_id])
     for job in jobs:
         assert job.status.value == "success"
-        assert job.final_cost_micros == job.estimated_cost_micros == 324_000
+        assert job.final_cost_micros == 324_000  # the upstream's charge
+        assert job.cost_source == "charge"
     assert any(job.watcher_polls > 0 for job in jobs)
     assert g.runtime.budgets is not None
     [(_, window)] = await g.runtime.budgets.standing(time.time())

@@ -4,19 +4,28 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable, Callable
 from decimal import Decimal
 from typing import Any
 
 import aiohttp
+import pytest
 
 from proxy.governance.keys import new_key
 from proxy.simulator import SimulatorConfig
 from proxy.stores.records import Budget, BudgetScopeKind
 from tests.e2e.conftest import Stack
 from tests.e2e.test_client_flow import HAILUO, wait_terminal
+from tests.support import SIMULATOR_HAILUO_PRICES
 
 UPSTREAM_KEY = "sk-real-upstream-key-0001"
 SUBMIT = "/api/v1/minimax/hailuo-02-t2v"  # $0.324 at 6 s 768P
+
+
+@pytest.fixture
+async def stack(make_stack: Callable[..., Awaitable[Stack]]) -> Stack:
+    """These tests reserve exact Hailuo estimates: an operator table at the simulator's prices."""
+    return await make_stack(pricing=SIMULATOR_HAILUO_PRICES)
 
 
 async def put_budget(
@@ -112,9 +121,13 @@ async def test_upstream_refusal_releases_the_reservation(
 
 
 async def test_unpriced_model_fails_closed_only_under_a_budget(
-    stack: Stack, http: aiohttp.ClientSession
+    make_stack: Callable[..., Awaitable[Stack]], http: aiohttp.ClientSession
 ) -> None:
-    """An unpriced model is served without budgets and refused 402 where a hard budget applies."""
+    """An unpriced model is served without budgets and refused 402 where a hard budget applies.
+
+    Unpriced: no operator entry, and the upstream's list (which would price it) turned off.
+    """
+    stack = await make_stack(models={"upstream_list": {"enabled": False}})
     body = {"prompt": "a kite over the sea"}
     async with http.post(f"{stack.proxy_url}/api/v1/kling/kling-v3-t2v", json=body) as resp:
         assert resp.status == 200

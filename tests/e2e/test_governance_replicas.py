@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import csv
 import io
+import json
 import os
 import sys
 import time
@@ -35,7 +36,7 @@ from proxy.simulator import Simulator, SimulatorConfig
 from proxy.stores import Store, open_store
 from tests.e2e.processes import ProxyProcess, proxy_env, start_proxy
 from tests.e2e.test_client_flow import HAILUO
-from tests.support import fresh_postgres
+from tests.support import SIMULATOR_HAILUO_PRICES, fresh_postgres
 
 ServerFactory = Callable[..., Awaitable[TestServer]]
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
@@ -62,9 +63,12 @@ class Cluster:
 
 @asynccontextmanager
 async def cluster(
-    aiohttp_server: ServerFactory, tmp_path: Path, *, virtual: bool
+    aiohttp_server: ServerFactory, tmp_path: Path, *, virtual: bool, operator_prices: bool = True
 ) -> AsyncIterator[Cluster]:
-    """A simulator whose jobs run 4-5 s, and three replicas on one fresh PostgreSQL database."""
+    """A simulator whose jobs run 4-5 s, and three replicas on one fresh PostgreSQL database.
+
+    ``operator_prices``: an operator table at the simulator's Hailuo prices (exact estimates
+    the tests below count in); without it every model is priced from the upstream's list."""
     async with fresh_postgres() as store_url:
         sim = Simulator(
             SimulatorConfig(
@@ -77,6 +81,8 @@ async def cluster(
         )
         sim_url = str((await aiohttp_server(sim.create_app())).make_url("")).rstrip("/")
         extra = {"MODELLIX_PROXY_ADMIN__TOKEN": ADMIN_TOKEN}
+        if operator_prices:
+            extra["MODELLIX_PROXY_PRICING__MODELS"] = json.dumps(SIMULATOR_HAILUO_PRICES["models"])
         if virtual:
             extra["MODELLIX_PROXY_KEYS__MODE"] = "virtual"
             extra["MODELLIX_PROXY_UPSTREAM__API_KEY"] = UPSTREAM_KEY
@@ -307,6 +313,53 @@ async def test_hard_budget_holds_under_a_burst_on_three_replicas(
         ledger = await cl.store.spend_summary(0, time.time() + 60)
         assert sum(row.final_cost_micros for row in ledger) == final.spent_micros
         await check_report(cl, refused=BURST - fits)
+
+
+LISTED = (  # (slug, body): list-priced, fixed and min/max, video and image
+    ("kling/kling-v3-t2v", {"prompt": "p", "duration": 5}),
+    ("minimax/hailuo-02-t2v", HAILUO),
+    ("google/nano-banana-2-lite", {"prompt": "p"}),
+)
+
+
+async def test_list_priced_models_hold_a_hard_budget_on_three_replicas(
+    aiohttp_server: ServerFactory, tmp_path: Path
+) -> None:
+    """No price table: 90 racing submits of list-priced models on three replicas under a hard
+    $3 team budget. None is refused as unpriced, the budget never holds more than $3, and what
+    settles is what the upstream billed."""
+    async with cluster(aiohttp_server, tmp_path, virtual=False, operator_prices=False) as cl:
+        body = {"scope": "team", "subject": "studio", "window": "month", "limit_usd": "3.00"}
+        await put_budget(cl, "studio-cap", body)
+        keys = window_keys(["studio-cap"])
+
+        async def shot(session: aiohttp.ClientSession, i: int) -> Result:
+            slug, payload = LISTED[i % len(LISTED)]
+            headers = {"Authorization": f"Bearer sk-client-{i % 5}", "X-Modellix-Team": "studio"}
+            proc = cl.procs[i % REPLICAS]
+            json_body = {**payload, "prompt": f"list {i}"}
+            async with session.post(
+                f"{proc.url}/api/v1/{slug}", json=json_body, headers=headers
+            ) as r:
+                return r.status, await r.json(content_type=None), dict(r.headers)
+
+        async with burst_session() as session:
+            results, most = await racing(cl.store, keys, [shot(session, i) for i in range(90)])
+        statuses = Counter(status for status, _, _ in results)
+        assert set(statuses) <= {200, 402}, statuses
+        assert statuses[200] > 0
+        for status, doc, headers in results:
+            if status == 402:
+                assert doc["error_type"] == "budget_exceeded", doc
+            else:
+                assert headers["X-Modellix-Proxy-Price-Source"] == "upstream_list"
+        assert most["budget:studio-cap"] <= 3_000_000
+        task_ids = [doc["data"]["task_id"] for status, doc, _ in results if status == 200]
+        await settled(cl.store, task_ids, keys)
+        final = (await cl.store.budget_windows(keys))[keys[0]]
+        cl.sim.settle()
+        assert final.spent_micros == cl.sim.billed_total_micros() <= 3_000_000
+        assert final.reserved_micros == 0
 
 
 async def test_key_and_team_budgets_hold_together_on_three_replicas(

@@ -235,23 +235,18 @@ async def test_upstream_listed_model_gets_common_checks_and_its_own_metric_label
     assert sample == 1.0
 
 
-async def test_unpriced_listed_model_under_a_budget_names_the_price_entry(
+async def test_listed_model_under_a_budget_is_priced_from_the_list(
     stack: Stack, http: aiohttp.ClientSession
 ) -> None:
-    """A budget refuses an unpriced model (fail closed) and says which price entry to add."""
+    """Under a budget a listed model is priced from the list's display price, not refused."""
     await put_budget(stack, "all", "global", None, "10.00")
-    status, doc, _ = await submit(http, stack, "google/nano-banana-2-lite", {"prompt": "x"})
-    assert status == 402
-    assert doc["message"].endswith(
-        'add pricing.models."google/nano-banana-2-lite" to the config to allow it'
-    )
-    status, doc, _ = await submit(http, stack, "alibaba/qwen-image-plus", {"prompt": "x"})
-    assert status == 402
-    assert doc["message"].endswith(
-        'add pricing.models."alibaba/qwen-image-plus" to the config to allow it (without a '
-        "local spec it is priced from the body's duration, resolution and n/num_images fields)"
-    )
-    assert stack.sim.requests(method="POST") == []
+    status, _, headers = await submit(http, stack, "google/nano-banana-2-lite", {"prompt": "x"})
+    assert status == 200
+    assert headers["X-Modellix-Proxy-Price-Source"] == "upstream_list"
+    assert headers["X-Modellix-Proxy-Estimated-Cost-USD"] == "0.020000"  # $0.02/img, 1 image
+    status, _, headers = await submit(http, stack, "alibaba/qwen-image-plus", {"prompt": "x"})
+    assert status == 200
+    assert headers["X-Modellix-Proxy-Estimated-Cost-USD"] == "0.030000"
 
 
 async def test_price_entry_makes_a_listed_model_priced_and_budgeted(

@@ -248,7 +248,7 @@ async def test_workers_exit_when_their_supervisor_is_killed(
             return not any(alive(pid) for pid in pids)
 
         try:
-            await wait_until(all_gone, what="every worker gone")
+            await wait_until(all_gone, PROCESS_START_S, "every worker gone")  # each stops
             assert not is_dir(metrics_dir)  # worker 0 removed what was left
         finally:
             for pid in pids:  # a failed test leaves nothing behind either

@@ -7,8 +7,9 @@ from decimal import Decimal
 from proxy.catalog.spec import Quantities
 from proxy.config import PriceEntry, PricingSettings
 from proxy.jobs.pricing import estimate_micros
+from tests.support import SIMULATOR_HAILUO_PRICES
 
-HAILUO = PricingSettings().models["minimax/hailuo-02-t2v"]
+HAILUO = PricingSettings.model_validate(SIMULATOR_HAILUO_PRICES).models["minimax/hailuo-02-t2v"]
 
 
 def test_hailuo_list_prices_per_second_by_resolution() -> None:

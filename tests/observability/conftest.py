@@ -23,7 +23,12 @@ from proxy.state import RUNTIME, TRACING
 from proxy.stores.base import Store
 from proxy.telemetry.logging import configure_logging
 from proxy.telemetry.tracing import Tracing, setup_tracing
-from tests.support import required_binary, serve_simulator, settings_for
+from tests.support import (
+    SIMULATOR_HAILUO_PRICES,
+    required_binary,
+    serve_simulator,
+    settings_for,
+)
 
 ServerFactory = Callable[..., Awaitable[TestServer]]
 
@@ -101,6 +106,9 @@ async def make_live(aiohttp_server: ServerFactory) -> AsyncIterator[LiveStackFac
         # (query strings with keys in them included) are not the proxy's.
         sim_url, schema_url = await serve_simulator(aiohttp_server, sim, access_log=None)
         admin = {"enabled": True, "host": "127.0.0.1", "port": 0}
+        # Exact Hailuo figures (the finance panels, spans counted per upstream call): an
+        # operator table at the simulator's prices; other models price from the upstream list.
+        overrides.setdefault("pricing", SIMULATOR_HAILUO_PRICES)
         settings = settings_for(sim_url, **{"admin": admin, **overrides})
         app = create_app(settings, tracing=tracing, environ=environ)
         running = await start(settings, app)

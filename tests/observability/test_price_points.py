@@ -8,11 +8,12 @@ from proxy.catalog.from_settings import build_catalog
 from proxy.config import Settings
 from proxy.telemetry.metrics import Metrics
 from proxy.telemetry.price_points import MAX_EDGES, cost_buckets, price_points, thin
+from tests.support import SIMULATOR_HAILUO_PRICES
 
 
-def test_default_prices_give_the_hailuo_points_each_in_its_own_bucket() -> None:
+def test_operator_prices_give_the_hailuo_points_each_in_its_own_bucket() -> None:
     """$0.324, $0.54, $0.72 and $1.20 are edges, each with an edge a tenth of a cent below."""
-    settings = Settings()
+    settings = Settings.model_validate({"pricing": SIMULATOR_HAILUO_PRICES})
     catalog, _ = build_catalog(settings.models)
     assert price_points(catalog, settings.pricing.models) == [324_000, 540_000, 720_000, 1_200_000]
     edges = cost_buckets(catalog, settings.pricing.models)
