@@ -147,7 +147,7 @@ async def context_middleware(request: web.Request, handler: Handler) -> web.Stre
             raise
         finally:
             _finish_span(span, ctx, status, error_type)
-            _account(request, ctx, status, started)
+            _account(request, ctx, status, started, span)
 
 
 def route_template(request: web.Request, route: Route) -> str:
@@ -199,7 +199,9 @@ async def _count_rejection(request: web.Request, ctx: RequestContext, err: Proxy
         await refusals(ctx, err)
 
 
-def _account(request: web.Request, ctx: RequestContext, status: int, started: float) -> None:
+def _account(
+    request: web.Request, ctx: RequestContext, status: int, started: float, span: Span
+) -> None:
     total = time.perf_counter() - started
     metrics = request.app[METRICS]
     route = ctx.route.value
@@ -225,5 +227,6 @@ def _account(request: web.Request, ctx: RequestContext, status: int, started: fl
             "model": ctx.pinned_slug,
             "alias": ctx.alias,
             "task_id": ctx.task_id,
-        }
+        },
+        span.get_span_context(),  # the active span: the request's own
     )

@@ -63,7 +63,9 @@ def strip_proxy_tokens(headers: MutableMapping[str, str]) -> list[str]:
 
     ``Authorization`` is dropped too: the caller sets the upstream credential after.
     """
-    dropped = [name for name, value in list(headers.items()) if carries_proxy_token(value)]
+    dropped = [name for name, value in headers.items() if carries_proxy_token(value)]
+    if not dropped:  # nearly every request: nothing to delete, nothing to say
+        return dropped
     for name in dict.fromkeys(dropped):
         while name in headers:
             del headers[name]

@@ -30,8 +30,9 @@ from typing import Any, TextIO
 
 import orjson
 import structlog
+from opentelemetry.trace import SpanContext
 
-from proxy.telemetry.redaction import REDACTED, redact_text
+from proxy.telemetry.redaction import REDACTED, may_hold_key, redact_text
 from proxy.telemetry.tracing import add_trace_context
 
 _FOREIGN_LOGGERS = ("aiohttp", "asyncio", "py.warnings", "threading")
@@ -181,12 +182,13 @@ def _timestamp(now: float) -> str:
     return f"{_second[1]}.{int((now - whole) * 1e6):06d}Z"  # microseconds
 
 
-def access_line(fields: dict[str, Any]) -> None:
+def access_line(fields: dict[str, Any], span: SpanContext | None = None) -> None:
     """Write one ``request`` line at ``info`` (the caller checked ``enabled(INFO)``).
 
     The same fields as a structlog line: ``fields``, ``event``, the bound context (request
-    id, route, worker, caller), ``level``, ``timestamp``, the active span's ids; the same
-    redaction, on every value a client could have chosen.
+    id, route, worker, caller), ``level``, ``timestamp``, the active span's ids (``span``:
+    the active span's context, when the caller has it at hand); the same redaction, on
+    every value a client could have chosen.
     """
     stream = _access_stream
     if stream is None:
@@ -197,12 +199,18 @@ def access_line(fields: dict[str, Any]) -> None:
         fields.setdefault(key, value)
     fields["level"] = "info"
     fields["timestamp"] = _timestamp(time.time())
-    add_trace_context(None, "info", fields)
+    if span is None:
+        add_trace_context(None, "info", fields)
+    elif span.is_valid:  # as add_trace_context, without looking the active span up again
+        fields.setdefault("trace_id", format(span.trace_id, "032x"))
+        fields.setdefault("span_id", format(span.span_id, "016x"))
     # The redaction of ``redact_secrets``, on the values only: no key here is secret-looking
     # (the caller's are fixed; the bound context's are the request id, route, worker, caller).
-    for key, value in fields.items():
-        if isinstance(value, str) and key not in _OWN_FIELDS:
-            fields[key] = redact_text(value)
+    # One look over all of them first: nearly always none holds anything key-shaped.
+    client = [k for k, v in fields.items() if isinstance(v, str) and k not in _OWN_FIELDS]
+    if may_hold_key("\x00".join([fields[k] for k in client])):
+        for key in client:
+            fields[key] = redact_text(fields[key])
     try:
         line = orjson.dumps(fields, default=str, option=orjson.OPT_APPEND_NEWLINE)
     except TypeError:

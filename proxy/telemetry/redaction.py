@@ -23,6 +23,15 @@ _KEYS = re.compile(_KEY_START + r"(sk|mlx-vk)-" + _RUN)
 _MAYBE = re.compile(r"(?i)bearer|sk-|mlx-vk-")
 
 
+def may_hold_key(text: str) -> bool:
+    """Whether ``redact_text`` could change ``text`` (false for nearly all text).
+
+    Also for several values at once, joined by a NUL: none of the words it looks for
+    holds one, so a match never spans two values.
+    """
+    return _MAYBE.search(text) is not None
+
+
 def redact_text(text: str) -> str:
     """Text with every ``Bearer <token>``, ``sk-...`` and ``mlx-vk-...`` key replaced."""
     if _MAYBE.search(text) is None:
