@@ -26,6 +26,8 @@ MAX_COUNT = 10_000
 DURATION_FIELDS = ("duration",)
 COUNT_FIELDS = ("n", "num_images", "image_num", "count")
 TEXT_FIELDS = ("text", "input")
+CHARACTERS_PER_MILLION = Decimal(10**6)
+"""Text is priced per million characters (a count, not the money module's micro-dollars)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,5 +118,5 @@ def measure(
     if unit == "per_image":
         count = Decimal(images(spec, payload, known))
         return Measured(count, count)
-    chars = Decimal(characters(payload)) / Decimal(1_000_000)
+    chars = Decimal(characters(payload)) / CHARACTERS_PER_MILLION
     return Measured(chars, chars)
