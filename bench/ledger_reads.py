@@ -31,9 +31,7 @@ from typing import Any
 
 import aiohttp
 
-from bench.ledger import seed
-from bench.report import machine
-from bench.run import (
+from bench.harness import (
     RESULTS,
     create_pg_database,
     drop_pg_database,
@@ -43,6 +41,8 @@ from bench.run import (
     proxy_env,
     service,
 )
+from bench.ledger import seed
+from bench.report import machine
 
 TOKEN = "bench-admin-token"  # noqa: S105 (a benchmark proxy's admin token)
 PROBE_SECONDS = 0.05

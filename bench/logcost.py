@@ -23,8 +23,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from bench import wrk
+from bench.harness import RESULTS, cpu_seconds, free_port, log, proxy_command, proxy_env, service
 from bench.report import machine
-from bench.run import RESULTS, cpu_seconds, free_port, log, proxy_command, proxy_env, service
 
 LEVELS = ("warning", "info")
 TARGET = 1.15

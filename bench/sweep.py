@@ -27,8 +27,8 @@ from pathlib import Path
 from typing import Any
 
 from bench import published, wrk
+from bench.harness import RESULTS, free_port, log, proxy_command, service
 from bench.report import machine
-from bench.run import RESULTS, free_port, log, proxy_command, service
 
 PEERS = ("direct", "bare", "proxy")
 DISTINCT_IDS = 100_000

@@ -56,8 +56,7 @@ from typing import Any
 from aiohttp import ClientError, ClientSession, ClientTimeout, TCPConnector
 from prometheus_client.parser import text_string_to_metric_families
 
-from bench.report import machine as machine_of_report
-from bench.run import (
+from bench.harness import (
     AUTH,
     RESULTS,
     SUBMIT_BODY,
@@ -71,6 +70,7 @@ from bench.run import (
     proxy_env,
     service,
 )
+from bench.report import machine as machine_of_report
 from bench.upstream import BULK_SLUG
 from proxy.jobs.schedule import Cadence, first_poll_at, next_poll_delay
 from proxy.stores import open_store

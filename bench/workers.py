@@ -24,8 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import wrk
-from bench.report import machine
-from bench.run import (
+from bench.harness import (
     AUTH,
     DISTINCT_IDS,
     SUBMIT_BODY,
@@ -42,6 +41,7 @@ from bench.run import (
     submit,
     write_paths,
 )
+from bench.report import machine
 from bench.upstream import KEEP_PROMPT
 
 
