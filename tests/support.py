@@ -21,7 +21,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from proxy.config import RetrySettings, Settings, deep_merge, load
-from proxy.simulator import Simulator, SimulatorConfig
+from proxy.simulator import Simulator, SimulatorConfig, build_app, build_schema_app
 from tests.ci_skips import in_ci
 
 # An operator price table at the simulator's own Hailuo prices, for tests that need an exact
@@ -70,8 +70,8 @@ async def serve_simulator(
     aiohttp_server: Callable[..., Awaitable[TestServer]], sim: Simulator, **kwargs: Any
 ) -> tuple[str, str]:
     """Serve ``sim``'s API and schema origins on loopback; their origins, no trailing slash."""
-    api = await aiohttp_server(sim.create_app(), **kwargs)
-    schemas = await aiohttp_server(sim.create_schema_app(), **kwargs)
+    api = await aiohttp_server(build_app(sim), **kwargs)
+    schemas = await aiohttp_server(build_schema_app(sim), **kwargs)
     return str(api.make_url("")).rstrip("/"), str(schemas.make_url("")).rstrip("/")
 
 

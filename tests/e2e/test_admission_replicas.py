@@ -18,7 +18,7 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import TestServer
 
-from proxy.simulator import Simulator, SimulatorConfig
+from proxy.simulator import Simulator, SimulatorConfig, build_app
 from proxy.stores import open_store
 from proxy.stores.admission_records import QueueState
 from proxy.stores.records import JobStatus
@@ -67,7 +67,7 @@ async def test_kill_the_dispatcher_replica_mid_batch(
             api_keys={UPSTREAM_KEY: "default"},
         )
     )
-    sim_url = str((await aiohttp_server(sim.create_app())).make_url("")).rstrip("/")
+    sim_url = str((await aiohttp_server(build_app(sim))).make_url("")).rstrip("/")
     async with fresh_postgres() as store_url:
         env = proxy_env(
             sim_url,

@@ -23,7 +23,7 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import TestServer
 
-from proxy.simulator import Simulator, SimulatorConfig
+from proxy.simulator import Simulator, SimulatorConfig, build_app
 from proxy.stores import open_store
 from proxy.stores.base import Store
 from proxy.stores.records import JobStatus
@@ -64,7 +64,7 @@ async def test_unexplained_spend_after_a_kill_mid_batch_is_what_was_bought_outsi
             api_keys={UPSTREAM_KEY: "default"},
         )
     )
-    sim_url = str((await aiohttp_server(sim.create_app())).make_url("")).rstrip("/")
+    sim_url = str((await aiohttp_server(build_app(sim))).make_url("")).rstrip("/")
     async with _store_url(engine, tmp_path) as store_url:
         env = proxy_env(
             sim_url,

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from aiohttp.test_utils import TestServer
 
-from proxy.simulator import Simulator, SimulatorConfig
+from proxy.simulator import Simulator, SimulatorConfig, build_app
 from tests.e2e.conftest import ServerFactory
 from tests.e2e.processes import free_ports, proxy_env
 
@@ -41,7 +41,7 @@ async def run_block(block: str, env: dict[str, str], cwd: Path) -> tuple[int, st
 
 @pytest.fixture
 async def simulator(aiohttp_server: ServerFactory) -> TestServer:
-    return await aiohttp_server(Simulator(SimulatorConfig.fast()).create_app())
+    return await aiohttp_server(build_app(Simulator(SimulatorConfig.fast())))
 
 
 async def test_the_restart_examples_run_as_written(simulator: TestServer, tmp_path: Path) -> None:

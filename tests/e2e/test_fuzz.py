@@ -28,7 +28,7 @@ from pathlib import Path
 import pytest
 from aiohttp.test_utils import TestServer
 
-from proxy.simulator import Simulator, SimulatorConfig
+from proxy.simulator import Simulator, SimulatorConfig, build_app
 from tests.e2e.processes import proxy_env, start_proxy
 from tests.support import PROCESS_START_S
 
@@ -218,7 +218,7 @@ async def exchange(port: int, request: bytes) -> int | None:
 @pytest.fixture
 async def sim_url() -> AsyncIterator[str]:
     sim = Simulator(SimulatorConfig.fast(concurrency_limit=0))
-    server = TestServer(sim.create_app())
+    server = TestServer(build_app(sim))
     await server.start_server()
     try:
         yield str(server.make_url("")).rstrip("/")

@@ -32,7 +32,7 @@ import pytest
 from aiohttp.test_utils import TestServer
 
 from proxy.governance.windows import window_bounds
-from proxy.simulator import Simulator, SimulatorConfig
+from proxy.simulator import Simulator, SimulatorConfig, build_app
 from proxy.stores import Store, open_store
 from tests.e2e.processes import ProxyProcess, proxy_env, start_proxy
 from tests.e2e.test_client_flow import HAILUO
@@ -79,7 +79,7 @@ async def cluster(
                 api_keys={UPSTREAM_KEY: "default"} if virtual else None,
             )
         )
-        sim_url = str((await aiohttp_server(sim.create_app())).make_url("")).rstrip("/")
+        sim_url = str((await aiohttp_server(build_app(sim))).make_url("")).rstrip("/")
         extra = {"MODELLIX_PROXY_ADMIN__TOKEN": ADMIN_TOKEN}
         if operator_prices:
             extra["MODELLIX_PROXY_PRICING__MODELS"] = json.dumps(SIMULATOR_HAILUO_PRICES["models"])

@@ -19,7 +19,7 @@ import aiohttp
 import pytest
 
 from bench.ledger import seed
-from proxy.simulator import Simulator
+from proxy.simulator import Simulator, build_app
 from proxy.stores import open_store
 from tests.e2e.conftest import ServerFactory
 from tests.e2e.processes import ProxyProcess, proxy_env, start_proxy
@@ -34,7 +34,7 @@ async def proxy(
     aiohttp_server: ServerFactory, tmp_path: Path
 ) -> AsyncIterator[tuple[ProxyProcess, str]]:
     sim = Simulator()
-    sim_url = str((await aiohttp_server(sim.create_app())).make_url("")).rstrip("/")
+    sim_url = str((await aiohttp_server(build_app(sim))).make_url("")).rstrip("/")
     store_url = f"sqlite:///{tmp_path / 'ledger.db'}"
     await seed(store_url, JOBS, days=30)
     env = proxy_env(

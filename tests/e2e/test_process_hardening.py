@@ -22,7 +22,7 @@ import asyncpg
 import pytest
 from aiohttp.test_utils import TestServer
 
-from proxy.simulator import Simulator, SimulatorConfig
+from proxy.simulator import Simulator, SimulatorConfig, build_app
 from tests.e2e.processes import proxy_env, start_proxy
 from tests.support import PG_ADMIN_URL, fresh_postgres
 
@@ -32,7 +32,7 @@ KEY = f"sk-{SECRET}"
 
 @pytest.fixture
 async def sim_url() -> AsyncIterator[str]:
-    server = TestServer(Simulator(SimulatorConfig.fast(concurrency_limit=0)).create_app())
+    server = TestServer(build_app(Simulator(SimulatorConfig.fast(concurrency_limit=0))))
     await server.start_server()
     try:
         yield str(server.make_url("")).rstrip("/")

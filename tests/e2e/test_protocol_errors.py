@@ -16,7 +16,7 @@ from pathlib import Path
 import aiohttp
 from aiohttp.test_utils import TestServer
 
-from proxy.simulator import Simulator, SimulatorConfig
+from proxy.simulator import Simulator, SimulatorConfig, build_app
 from tests.e2e.processes import proxy_env, start_proxy
 
 SECRET = b"sk-client-bytes-0123456789"
@@ -48,7 +48,7 @@ async def test_malformed_requests_are_answered_in_the_envelope_and_logged_quietl
     tmp_path: Path,
 ) -> None:
     sim = Simulator(SimulatorConfig.fast(concurrency_limit=0))
-    server = TestServer(sim.create_app())
+    server = TestServer(build_app(sim))
     await server.start_server()
     sim_url = str(server.make_url("")).rstrip("/")
     log = tmp_path / "proxy.log"

@@ -36,7 +36,7 @@ from aiohttp.test_utils import TestServer
 
 from proxy.checks import all_problems
 from proxy.config import deep_merge
-from proxy.simulator import Simulator, SimulatorConfig
+from proxy.simulator import Simulator, SimulatorConfig, build_app
 from tests.docs_examples import (
     PROVIDED,
     REPO,
@@ -202,7 +202,7 @@ async def run_line(
 @pytest.fixture
 async def simulator(aiohttp_server: ServerFactory) -> TestServer:
     """The simulator on loopback."""
-    return await aiohttp_server(Simulator(SimulatorConfig.fast(concurrency_limit=0)).create_app())
+    return await aiohttp_server(build_app(Simulator(SimulatorConfig.fast(concurrency_limit=0))))
 
 
 async def test_every_documented_example_runs(simulator: TestServer, tmp_path: Path) -> None:

@@ -14,7 +14,7 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import TestServer
 
-from proxy.simulator import Simulator, SimulatorConfig
+from proxy.simulator import Simulator, SimulatorConfig, build_app
 from tests.e2e.processes import (
     ProxyProcess,
     proxy_env,
@@ -40,7 +40,7 @@ async def _stack(
             initial_balance_usd=Decimal(1000),
         )
     )
-    sim_url = str((await aiohttp_server(sim.create_app())).make_url("")).rstrip("/")
+    sim_url = str((await aiohttp_server(build_app(sim))).make_url("")).rstrip("/")
     env = proxy_env(sim_url, store_url)
     procs = [await start_proxy(env, tmp_path / f"replica-{i}.log") for i in range(2)]
     return sim, procs

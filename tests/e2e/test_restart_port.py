@@ -22,7 +22,7 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import TestServer
 
-from proxy.simulator import Simulator, SimulatorConfig
+from proxy.simulator import Simulator, SimulatorConfig, build_app
 from tests.e2e.processes import (
     ProxyProcess,
     child_pids,
@@ -96,7 +96,7 @@ async def stop(proc: ProxyProcess, how: str) -> None:
 @pytest.fixture
 async def sim_url(aiohttp_server: ServerFactory) -> str:
     sim = Simulator(SimulatorConfig.fast(concurrency_limit=0))
-    return str((await aiohttp_server(sim.create_app())).make_url("")).rstrip("/")
+    return str((await aiohttp_server(build_app(sim))).make_url("")).rstrip("/")
 
 
 @contextlib.asynccontextmanager

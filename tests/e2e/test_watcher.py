@@ -8,6 +8,7 @@ import aiohttp
 import pytest
 from structlog.testing import capture_logs
 
+from proxy.simulator import build_app
 from proxy.stores.records import JobStatus
 from tests.e2e.conftest import Stack
 from tests.e2e.test_client_flow import HAILUO
@@ -114,7 +115,7 @@ async def test_unchanged_client_polls_are_batched_into_the_next_write(
 
     clock = ManualClock()
     sim = Simulator(SimulatorConfig.fast(concurrency_limit=0, pending_seconds=100), clock)
-    sim_url = str((await aiohttp_server(sim.create_app())).make_url("")).rstrip("/")
+    sim_url = str((await aiohttp_server(build_app(sim))).make_url("")).rstrip("/")
     app = create_app(settings_for(sim_url))
     base = str((await aiohttp_server(app)).make_url("")).rstrip("/")
     async with http.post(f"{base}/api/v1/minimax/hailuo", json=HAILUO) as resp:

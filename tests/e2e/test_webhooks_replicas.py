@@ -14,7 +14,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from proxy.simulator import Simulator, SimulatorConfig
+from proxy.simulator import Simulator, SimulatorConfig, build_app
 from proxy.stages.identify import fingerprint
 from proxy.stores import open_store
 from proxy.webhooks import signing
@@ -70,7 +70,7 @@ async def test_deliveries_are_shared_by_replicas_and_sent_once_each(
             initial_balance_usd=Decimal(1000),
         )
     )
-    sim_url = str((await aiohttp_server(sim.create_app())).make_url("")).rstrip("/")
+    sim_url = str((await aiohttp_server(build_app(sim))).make_url("")).rstrip("/")
     procs: list[ProxyProcess] = []
     async with fresh_postgres() as store_url:
         env = proxy_env(sim_url, store_url, **WEBHOOKS_ENV)
@@ -127,7 +127,7 @@ async def test_replica_killed_mid_delivery_is_taken_over_with_the_same_webhook_i
     receiver.router.add_post("/hook", hook)
     hook_url = str((await aiohttp_server(receiver)).make_url("/hook"))
     sim = Simulator(SimulatorConfig.fast(concurrency_limit=0))
-    sim_url = str((await aiohttp_server(sim.create_app())).make_url("")).rstrip("/")
+    sim_url = str((await aiohttp_server(build_app(sim))).make_url("")).rstrip("/")
     procs: list[ProxyProcess] = []
     async with fresh_postgres() as store_url:
         env = proxy_env(
