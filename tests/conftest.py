@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from harness.postgres import fresh_postgres
 from proxy.stores import Store, open_store
 from tests.ci_skips import pytest_collectreport, pytest_runtest_makereport  # noqa: F401
-from tests.support import fresh_postgres
 
 BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 

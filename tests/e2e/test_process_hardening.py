@@ -22,9 +22,10 @@ import asyncpg
 import pytest
 from aiohttp.test_utils import TestServer
 
+from harness.config import proxy_env
+from harness.postgres import PG_ADMIN_URL, fresh_postgres
+from harness.processes import start_proxy
 from proxy.simulator import Simulator, SimulatorConfig
-from tests.e2e.processes import proxy_env, start_proxy
-from tests.support import PG_ADMIN_URL, fresh_postgres
 
 SECRET = "LEAKCHECK7f3a9c"
 KEY = f"sk-{SECRET}"

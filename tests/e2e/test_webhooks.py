@@ -14,6 +14,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
+from harness.waits import wait_until
 from proxy.admin import create_admin_app
 from proxy.config import Settings
 from proxy.stores.webhook_records import DeliveryState
@@ -21,7 +22,6 @@ from proxy.webhooks import signing
 from tests.e2e.conftest import ServerFactory, Stack
 from tests.e2e.test_client_flow import HAILUO
 from tests.e2e.test_watcher import FAST_WATCHER
-from tests.support import wait_until
 
 MASTER = "test-master-secret"
 HEADER = "X-Modellix-Callback-Url"

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.processes import free_ports
+from harness.ports import free_ports
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[2]
