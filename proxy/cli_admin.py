@@ -27,6 +27,7 @@ from proxy.governance.budgets import BudgetBook, iso
 from proxy.governance.keys import new_key
 from proxy.governance.setup import budget_from_spec
 from proxy.stores import Store, open_store
+from proxy.webhooks.document import render_delivery
 
 
 def _with_store(args: argparse.Namespace, work: Callable[[Store, Settings], Awaitable[int]]) -> int:
@@ -35,7 +36,7 @@ def _with_store(args: argparse.Namespace, work: Callable[[Store, Settings], Awai
     settings = settings_or_exit(args.config)
 
     async def run() -> int:
-        store = await open_store(settings.store.url)
+        store = await open_store(settings.store.url, render_delivery=render_delivery)
         try:
             return await work(store, settings)
         finally:

@@ -21,6 +21,9 @@ from typing import Any
 from proxy.catalog.list_prices import ListUnit
 from proxy.catalog.spec import ModelSpec
 
+CHARACTERS_PER_MILLION = Decimal(10**6)
+"""A `$/M chars` price is per million characters (a count, not the micro-dollar factor)."""
+
 MAX_SECONDS = 24 * 3600.0
 MAX_COUNT = 10_000
 DURATION_FIELDS = ("duration",)
@@ -116,5 +119,5 @@ def measure(
     if unit == "per_image":
         count = Decimal(images(spec, payload, known))
         return Measured(count, count)
-    chars = Decimal(characters(payload)) / Decimal(1_000_000)
+    chars = Decimal(characters(payload)) / CHARACTERS_PER_MILLION
     return Measured(chars, chars)

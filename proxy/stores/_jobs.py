@@ -258,7 +258,7 @@ class JobsMixin(BudgetsMixin):
         if job.slot_reservation_id is not None:
             await self._close_in(tx, job.slot_reservation_id, "released", 0)
         if job.callback_url is not None:  # the completion webhook, as durable as the transition
-            await enqueue_delivery(tx, self.dialect, job)
+            await enqueue_delivery(tx, self.dialect, job, self.render_delivery)
         if settles_spend(job):  # last: the journal's counter lock is held until the commit
             at = job.terminal_at if job.terminal_at is not None else 0.0
             await append_settlement(tx, self.dialect, job, at)

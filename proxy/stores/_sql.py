@@ -20,6 +20,7 @@ from typing import Any, Protocol
 
 from proxy.jsoncodec import dumps_record, loads
 from proxy.stores.records import JobRecord, JobStatus, Source, StatusChange
+from proxy.stores.webhook_records import RenderDelivery
 
 Row = Mapping[str, Any]
 
@@ -92,6 +93,8 @@ class SqlBase(abc.ABC):
     """Base of the SQL stores: subclasses provide connections, mixins the operations."""
 
     dialect: Dialect
+    render_delivery: RenderDelivery | None = None
+    """What a completion webhook says (given when opened; see ``proxy.stores._webhooks``)."""
 
     @abc.abstractmethod
     def _write(self, *, inline: bool = False) -> AbstractAsyncContextManager[Tx]:

@@ -32,6 +32,7 @@ from proxy.stores._sql import POSTGRES, Row, Tx, rows_changed
 from proxy.stores._vkeys import VirtualKeysMixin
 from proxy.stores._webhooks import WebhooksMixin
 from proxy.stores.base import StoreUnavailableError
+from proxy.stores.webhook_records import RenderDelivery
 
 DEFAULT_MIN_POOL = 1
 DEFAULT_MAX_POOL = 10
@@ -99,12 +100,23 @@ class PostgresStore(
 
     dialect = POSTGRES
 
-    def __init__(self, pool: asyncpg.Pool[asyncpg.Record]) -> None:
+    def __init__(
+        self,
+        pool: asyncpg.Pool[asyncpg.Record],
+        *,
+        render_delivery: RenderDelivery | None = None,
+    ) -> None:
+        self.render_delivery = render_delivery
         self._pool = pool
 
     @classmethod
     async def open(
-        cls, dsn: str, *, min_size: int = DEFAULT_MIN_POOL, max_size: int = DEFAULT_MAX_POOL
+        cls,
+        dsn: str,
+        *,
+        min_size: int = DEFAULT_MIN_POOL,
+        max_size: int = DEFAULT_MAX_POOL,
+        render_delivery: RenderDelivery | None = None,
     ) -> PostgresStore:
         """Connect a pool to ``dsn`` and migrate the database."""
         try:
@@ -118,7 +130,7 @@ class PostgresStore(
             )
         except _UNAVAILABLE as exc:
             raise StoreUnavailableError(f"cannot reach PostgreSQL: {_describe(exc)}") from exc
-        store = cls(pool)
+        store = cls(pool, render_delivery=render_delivery)
         try:
             await store.migrate()
         except BaseException:

@@ -40,6 +40,7 @@ from proxy.stores._webhooks import WebhooksMixin
 from proxy.stores.base import StoreUnavailableError
 from proxy.stores.group_commit import DEFAULT_MAX_WRITES, GroupCommit
 from proxy.stores.sqlite_conn import SqliteConnection
+from proxy.stores.webhook_records import RenderDelivery
 
 DEFAULT_BUSY_TIMEOUT_MS = 5000
 # A locked, full or vanished database file; mapped to StoreUnavailableError.
@@ -116,8 +117,13 @@ class SqliteStore(
     dialect = SQLITE
 
     def __init__(
-        self, conn: SqliteConnection, *, group_commit_max_writes: int = DEFAULT_MAX_WRITES
+        self,
+        conn: SqliteConnection,
+        *,
+        group_commit_max_writes: int = DEFAULT_MAX_WRITES,
+        render_delivery: RenderDelivery | None = None,
     ) -> None:
+        self.render_delivery = render_delivery
         self._conn = conn
         self._group = GroupCommit(conn, max_writes=group_commit_max_writes)
         self._thread_tx = _ThreadTx(conn)
@@ -136,6 +142,7 @@ class SqliteStore(
         *,
         busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS,
         group_commit_max_writes: int = DEFAULT_MAX_WRITES,
+        render_delivery: RenderDelivery | None = None,
     ) -> SqliteStore:
         """Open (creating if needed) the database at ``path`` and migrate it."""
         try:
@@ -147,7 +154,11 @@ class SqliteStore(
             await _switch_to_wal(conn, busy_timeout_ms / 1000)
             await conn.execute("PRAGMA synchronous = FULL")
             await conn.execute("PRAGMA foreign_keys = ON")
-            store = cls(conn, group_commit_max_writes=group_commit_max_writes)
+            store = cls(
+                conn,
+                group_commit_max_writes=group_commit_max_writes,
+                render_delivery=render_delivery,
+            )
             await store.migrate()
             if path != ":memory:" and not path.startswith("file:"):
                 await store._open_reader(path, busy_timeout_ms)
