@@ -20,25 +20,10 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from proxy.stores import migrations
-from proxy.stores._admission import AdmissionMixin
-from proxy.stores._balance import BalanceMixin
-from proxy.stores._budget_defs import BudgetDefinitionsMixin
-from proxy.stores._budgets import BudgetsMixin
-from proxy.stores._idempotency import IdempotencyMixin
-from proxy.stores._intents import IntentsMixin
-from proxy.stores._job_upkeep import JobUpkeepMixin
-from proxy.stores._jobs import JobsMixin
-from proxy.stores._leases import LeasesMixin
-from proxy.stores._ledger_reads import LedgerReadsMixin
-from proxy.stores._refusals import RefusalsMixin
-from proxy.stores._schemas import SchemasMixin
-from proxy.stores._settlements import SettlementsMixin
 from proxy.stores._sql import SQLITE, Row, Tx
-from proxy.stores._vkeys import VirtualKeysMixin
-from proxy.stores._webhooks import WebhooksMixin
 from proxy.stores.base import StoreUnavailableError
 from proxy.stores.group_commit import DEFAULT_MAX_WRITES, GroupCommit
+from proxy.stores.sql_store import SqlStore
 from proxy.stores.sqlite_conn import SqliteConnection
 from proxy.stores.webhook_records import RenderDelivery
 
@@ -95,23 +80,7 @@ async def _switch_to_wal(conn: SqliteConnection, within: float) -> None:
         delay = min(delay * 2, 0.2)
 
 
-class SqliteStore(
-    AdmissionMixin,  # first: it builds on IntentsMixin
-    IntentsMixin,
-    JobsMixin,
-    LedgerReadsMixin,
-    IdempotencyMixin,
-    VirtualKeysMixin,
-    BudgetsMixin,
-    BudgetDefinitionsMixin,
-    RefusalsMixin,
-    JobUpkeepMixin,
-    LeasesMixin,
-    WebhooksMixin,
-    BalanceMixin,
-    SettlementsMixin,
-    SchemasMixin,
-):
+class SqliteStore(SqlStore):
     """``Store`` on a single SQLite database file."""
 
     dialect = SQLITE
@@ -176,30 +145,6 @@ class SqliteStore(
             await reader.close()
             raise
         self._reader, self._reader_tx = reader, _ThreadTx(reader)
-
-    async def migrate(self) -> int:
-        """Apply pending migrations in one ``BEGIN IMMEDIATE`` transaction; the version after."""
-        known = migrations.load("sqlite")
-        async with self._write() as tx:
-            await tx.execute(migrations.SCHEMA_VERSION_DDL)
-            rows = await tx.fetch("SELECT version, checksum FROM schema_version")
-            todo = migrations.pending(known, {r["version"]: r["checksum"] for r in rows})
-            for migration in todo:
-                for statement in migrations.split_statements(migration.sql):
-                    await tx.execute(statement)
-                await tx.execute(
-                    "INSERT INTO schema_version (version, name, checksum) VALUES (?, ?, ?)",
-                    migration.version,
-                    migration.name,
-                    migration.checksum,
-                )
-        return len(known)
-
-    async def schema_version(self) -> int:
-        """The highest migration applied to this database."""
-        async with self._read() as tx:
-            row = await tx.fetchrow("SELECT MAX(version) AS v FROM schema_version")
-        return int(row["v"]) if row and row["v"] is not None else 0
 
     async def probe_write(self) -> None:
         """Take the write lock and let it go (``BEGIN IMMEDIATE``, nothing written)."""
