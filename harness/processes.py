@@ -57,16 +57,20 @@ async def spawn(
 class Exited(Exception):
     """The process exited before it answered."""
 
-    def __init__(self, code: int, log: Path) -> None:
-        super().__init__(f"exited with {code}; see {log}")
+    def __init__(self, code: int, log: Path | None) -> None:
+        super().__init__(f"exited with {code}" + (f"; see {log}" if log else ""))
         self.code = code
         self.log = log
 
 
 async def wait_answering(
-    process: asyncio.subprocess.Process, url: str, log: Path, within: float = PROCESS_START_S
+    process: asyncio.subprocess.Process,
+    url: str,
+    log: Path | None = None,
+    within: float = PROCESS_START_S,
 ) -> None:
-    """Wait until GET ``url`` answers 200; raise ``Exited`` if ``process`` exits first."""
+    """Wait until GET ``url`` answers 200; raise ``Exited`` (naming ``log``, where its output
+    went) if ``process`` exits first."""
     async with aiohttp.ClientSession() as session, asyncio.timeout(within):
         while True:
             if process.returncode is not None:
