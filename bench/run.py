@@ -37,24 +37,18 @@ from pathlib import Path
 from typing import Any
 
 from bench import wrk
-from bench.harness import (
+from bench.common import (
     AUTH,
     DISTINCT_IDS,
     RESULTS,
-    ROOT,
     SUBMIT_BODY,
     SUBMIT_PATH,
-    Service,
-    cpu_seconds,
     create_pg_database,
     drop_pg_database,
-    free_port,
     log,
     many,
     pin,
-    proxy_command,
     proxy_env,
-    service,
     submit,
     task_status,
     upstream_counts,
@@ -62,7 +56,11 @@ from bench.harness import (
 )
 from bench.report import machine, markdown, ratios, table
 from bench.upstream import KEEP_PROMPT
+from harness.config import clean_environ
+from harness.ports import free_port
+from harness.services import Service, cpu_seconds, proxy_command, service
 
+ROOT = Path(__file__).resolve().parent.parent
 SCENARIOS = ("overhead", "watcher", "workers", "ledger-reads")
 
 
@@ -347,7 +345,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         bases.pop("proxy-pg")
     results: list[dict[str, Any]] = []
     loops: list[dict[str, Any]] = []
-    clean_env = {k: v for k, v in os.environ.items() if not k.startswith("MODELLIX_")}
+    clean_env = clean_environ("MODELLIX_")
     try:
         with (
             tempfile.TemporaryDirectory(prefix="modellix-bench-") as tmp,

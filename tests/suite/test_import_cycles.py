@@ -1,6 +1,6 @@
-"""No import cycles in proxy, bench or chaos: every module can be read (and loaded) after the
-modules it imports, so a shared piece lives in the module it belongs to, not in whichever
-importer came first.
+"""No import cycles in proxy, bench, chaos or the shared harness: every module can be read
+(and loaded) after the modules it imports, so a shared piece lives in the module it belongs
+to, not in whichever importer came first.
 
 Read from the source with ``ast``: an import inside a function, or under ``TYPE_CHECKING``,
 counts too (deferring an import hides a cycle; it does not remove it).
@@ -13,7 +13,7 @@ from graphlib import CycleError, TopologicalSorter
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-PACKAGES = ("proxy", "bench", "chaos")
+PACKAGES = ("proxy", "bench", "chaos", "harness")
 
 
 def _modules(root: Path, packages: tuple[str, ...]) -> dict[str, Path]:
@@ -68,11 +68,11 @@ def cycle_in(graph: dict[str, set[str]]) -> list[str] | None:
     return None
 
 
-def test_proxy_bench_and_chaos_have_no_import_cycle() -> None:
-    """No module of proxy, bench or chaos imports, even indirectly, a module that imports it."""
+def test_proxy_bench_chaos_and_harness_have_no_import_cycle() -> None:
+    """No module of proxy, bench, chaos or harness imports, even indirectly, one importing it."""
     graph = import_graph(ROOT, PACKAGES)
     assert len(graph) > 200  # the walk found the packages (a moved folder fails here)
-    assert {"proxy.cli", "bench.run", "chaos"} <= set(graph)
+    assert {"proxy.cli", "bench.run", "chaos", "harness"} <= set(graph)
     assert "proxy.cli_common" in graph["proxy.cli_admin"]  # edges are seen
     cycle = cycle_in(graph)
     assert cycle is None, " -> ".join(cycle or [])
