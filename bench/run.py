@@ -28,22 +28,27 @@ import datetime as dt
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import asyncpg
+
 from bench import wrk
 from bench.report import machine, markdown, ratios, table
 from bench.upstream import KEEP_PROMPT
+from harness import postgres
+from harness.config import clean_environ
+from harness.ports import free_port
+from harness.services import Service, cpu_seconds, proxy_command, service
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -54,7 +59,7 @@ SUBMIT_PATH = "/api/v1/minimax/hailuo-02-t2v"
 SUBMIT_BODY = json.dumps(
     {"prompt": "a red fox running through snow", "duration": 6, "resolution": "768P"}
 )
-READY_SECONDS = 20.0
+PG_CONNECT_SECONDS = 3.0
 SCENARIOS = ("overhead", "watcher", "workers", "ledger-reads")
 
 
@@ -62,101 +67,7 @@ def log(message: str) -> None:
     print(f"[bench] {message}", file=sys.stderr, flush=True)
 
 
-# --- processes -------------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-@dataclass
-class Service:
-    name: str
-    process: subprocess.Popen[bytes]
-    log_path: Path
-    base_url: str
-
-    def log_tail(self, lines: int = 20) -> str:
-        try:
-            text = self.log_path.read_text(encoding="utf-8", errors="replace")
-        except OSError:
-            return ""
-        return "\n".join(text.splitlines()[-lines:])
-
-
-@contextlib.contextmanager
-def service(
-    name: str,
-    argv: Sequence[str],
-    *,
-    base_url: str,
-    ready_path: str,
-    workdir: Path,
-    env: Mapping[str, str],
-    cpus: str | None,
-) -> Iterator[Service]:
-    """Start ``argv``, wait until ``ready_path`` answers, stop it on the way out."""
-    log_path = workdir / f"{name}.log"
-    command = ["taskset", "-c", cpus, *argv] if cpus else list(argv)
-    with log_path.open("wb") as sink:
-        process = subprocess.Popen(
-            command, cwd=ROOT, env=dict(env), stdout=sink, stderr=subprocess.STDOUT
-        )
-    running = Service(name, process, log_path, base_url)
-    try:
-        wait_ready(running, ready_path)
-        yield running
-    finally:
-        stop(process)
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of ``pid`` (all its threads) so far, from /proc."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text(encoding="ascii")
-    except OSError:
-        return 0.0
-    fields = stat.rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is not None:
-        return
-    process.terminate()
-    try:
-        process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait(timeout=5)
-
-
-def wait_ready(svc: Service, path: str) -> None:
-    deadline = time.monotonic() + READY_SECONDS
-    while True:
-        if svc.process.poll() is not None:
-            raise RuntimeError(
-                f"{svc.name} exited with {svc.process.returncode}:\n{svc.log_tail()}"
-            )
-        try:
-            status, _ = http("GET", svc.base_url + path, timeout=1.0)
-            if status == 200:
-                return
-        except OSError:
-            pass
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"{svc.name} not ready after {READY_SECONDS}s:\n{svc.log_tail()}")
-        time.sleep(0.1)
-
-
-def proxy_command() -> list[str]:
-    script = Path(sys.executable).parent / "modellix-proxy"
-    if script.exists():
-        return [str(script), "serve"]
-    return [sys.executable, "-m", "proxy.cli", "serve"]
+# --- processes ------------------------------------------------------------------------------
 
 
 def proxy_env(
@@ -164,7 +75,7 @@ def proxy_env(
 ) -> dict[str, str]:
     """``schemas``: the benchmark upstream's schema origin (none: a closed port, so the
     proxy validates as with the schema origin down and never asks the real one)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MODELLIX_PROXY_")}
+    env = clean_environ()
     env.update(
         MODELLIX_PROXY_LISTEN__HOST="127.0.0.1",
         MODELLIX_PROXY_LISTEN__PORT=str(port),
@@ -247,36 +158,22 @@ def write_paths(workdir: Path, name: str, task_ids: Sequence[str]) -> Path:
 
 def create_pg_database(name: str) -> str | None:
     """A fresh PostgreSQL database for the PostgreSQL peer; None when PostgreSQL is absent."""
-    try:
-        import asyncpg
-    except ImportError:
-        return None
 
-    async def create() -> None:
-        conn = await asyncpg.connect(PG_ADMIN_URL, timeout=3)
-        try:
-            await conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
-            await conn.execute(f'CREATE DATABASE "{name}"')
-        finally:
-            await conn.close()
+    async def create() -> str:
+        async with asyncio.timeout(PG_CONNECT_SECONDS):
+            return await postgres.create_database(name, PG_ADMIN_URL)
 
     try:
-        asyncio.run(create())
+        return asyncio.run(create())
     except (OSError, asyncpg.PostgresError) as exc:
         log(f"PostgreSQL not usable ({exc}); skipping the PostgreSQL peer")
         return None
-    return PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
 
 
 def drop_pg_database(name: str) -> None:
-    import asyncpg
-
     async def drop() -> None:
-        conn = await asyncpg.connect(PG_ADMIN_URL, timeout=3)
-        try:
-            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await conn.close()
+        async with asyncio.timeout(PG_CONNECT_SECONDS):
+            await postgres.drop_database(name, PG_ADMIN_URL)
 
     with contextlib.suppress(OSError, asyncpg.PostgresError):
         asyncio.run(drop())
@@ -563,7 +460,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         bases.pop("proxy-pg")
     results: list[dict[str, Any]] = []
     loops: list[dict[str, Any]] = []
-    clean_env = {k: v for k, v in os.environ.items() if not k.startswith("MODELLIX_")}
+    clean_env = clean_environ("MODELLIX_")
     try:
         with (
             tempfile.TemporaryDirectory(prefix="modellix-bench-") as tmp,

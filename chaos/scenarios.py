@@ -15,8 +15,8 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
-from chaos.processes import start_expecting_exit
 from chaos.rig import Rig, Setup
+from harness.processes import start_expecting_exit
 
 Step = Callable[[Rig], Coroutine[Any, Any, list[str]]]
 MID_BURST_WAIT = 15.0

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from harness.postgres import fresh_postgres
 from proxy.stores import Store, open_store
 from proxy.webhooks.document import render_delivery
 from tests.ci_skips import pytest_collectreport, pytest_runtest_makereport  # noqa: F401
-from tests.support import fresh_postgres
 
 BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 

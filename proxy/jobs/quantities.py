@@ -29,6 +29,8 @@ MAX_COUNT = 10_000
 DURATION_FIELDS = ("duration",)
 COUNT_FIELDS = ("n", "num_images", "image_num", "count")
 TEXT_FIELDS = ("text", "input")
+CHARACTERS_PER_MILLION = Decimal(10**6)
+"""Text is priced per million characters (a count, not the money module's micro-dollars)."""
 
 
 @dataclass(frozen=True, slots=True)

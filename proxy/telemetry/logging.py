@@ -32,7 +32,7 @@ import orjson
 import structlog
 
 from proxy.telemetry.redaction import REDACTED, redact_text
-from proxy.telemetry.tracing import add_trace_context
+from proxy.telemetry.traceparent import add_trace_context
 
 _FOREIGN_LOGGERS = ("aiohttp", "asyncio", "py.warnings", "threading")
 _STATEMENT_LOGGERS = ("aiosqlite", "asyncpg")

@@ -21,6 +21,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 from yarl import URL
 
+from harness.config import settings_for
 from proxy import money
 from proxy.app import create_app
 from proxy.governance.keys import new_key
@@ -30,7 +31,6 @@ from proxy.state import RUNTIME
 from proxy.stores.base import Store
 from proxy.stores.records import Budget
 from proxy.upstream.client import end_to_end
-from tests.support import settings_for
 
 ServerFactory = Callable[..., Awaitable[TestServer]]
 UPSTREAM_KEY = "sk-real-upstream-key-0001"

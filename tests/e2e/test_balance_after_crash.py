@@ -23,13 +23,15 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import TestServer
 
+from harness.config import proxy_env
+from harness.postgres import fresh_postgres
+from harness.processes import ProxyProcess, start_proxy
+from harness.waits import wait_until
 from proxy.simulator import Simulator, SimulatorConfig
 from proxy.stores import open_store
 from proxy.stores.base import Store
 from proxy.stores.records import JobStatus
 from tests.e2e.admission_support import BODY, SUBMIT, UPSTREAM_KEY, virtual_key
-from tests.e2e.processes import ProxyProcess, proxy_env, start_proxy
-from tests.support import fresh_postgres, wait_until
 
 ServerFactory = Callable[..., Awaitable[TestServer]]
 SUBMITS = 40

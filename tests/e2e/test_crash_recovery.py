@@ -19,11 +19,12 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import TestServer
 
+from harness.config import proxy_env
+from harness.processes import ProxyProcess, start_proxy
+from harness.waits import REQUEST_S, wait_all_terminal, wait_until
 from proxy.simulator import Simulator, SimulatorConfig
 from proxy.stores import open_store
 from proxy.stores.records import JobStatus
-from tests.e2e.processes import ProxyProcess, proxy_env, start_proxy, wait_all_terminal
-from tests.support import REQUEST_S, wait_until
 
 ServerFactory = Callable[..., Awaitable[TestServer]]
 pytestmark = pytest.mark.slow

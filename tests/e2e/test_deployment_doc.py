@@ -11,9 +11,10 @@ from pathlib import Path
 import pytest
 from aiohttp.test_utils import TestServer
 
+from harness.config import proxy_env
+from harness.ports import free_ports
 from proxy.simulator import Simulator, SimulatorConfig
 from tests.e2e.conftest import ServerFactory
-from tests.e2e.processes import free_ports, proxy_env
 
 pytestmark = pytest.mark.slow
 DOC = Path(__file__).resolve().parents[2] / "docs" / "deployment.md"

@@ -28,9 +28,10 @@ from pathlib import Path
 import pytest
 from aiohttp.test_utils import TestServer
 
+from harness.config import proxy_env
+from harness.processes import start_proxy
+from harness.waits import PROCESS_START_S
 from proxy.simulator import Simulator, SimulatorConfig
-from tests.e2e.processes import proxy_env, start_proxy
-from tests.support import PROCESS_START_S
 
 REQUESTS = 5_000
 CONCURRENCY = 4

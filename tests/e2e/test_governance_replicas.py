@@ -31,12 +31,14 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import TestServer
 
+from harness.config import proxy_env
+from harness.postgres import fresh_postgres
+from harness.processes import ProxyProcess, start_proxy
 from proxy.governance.windows import window_bounds
 from proxy.simulator import Simulator, SimulatorConfig
 from proxy.stores import Store, open_store
-from tests.e2e.processes import ProxyProcess, proxy_env, start_proxy
 from tests.e2e.test_client_flow import HAILUO
-from tests.support import SIMULATOR_HAILUO_PRICES, fresh_postgres
+from tests.support import SIMULATOR_HAILUO_PRICES
 
 ServerFactory = Callable[..., Awaitable[TestServer]]
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]

@@ -14,10 +14,12 @@ import pytest
 from aiohttp.test_utils import TestServer
 from prometheus_client.parser import text_string_to_metric_families
 
+from harness.config import proxy_env
+from harness.processes import ProxyProcess, start_proxy
+from harness.waits import wait_all_terminal
 from proxy.simulator import Simulator, SimulatorConfig
 from proxy.stores import open_store
 from proxy.stores.records import JobStatus
-from tests.e2e.processes import ProxyProcess, proxy_env, start_proxy, wait_all_terminal
 from tests.stores.helpers import raw_query
 
 ServerFactory = Callable[..., Awaitable[TestServer]]

@@ -19,10 +19,11 @@ import aiohttp
 import pytest
 
 from bench.ledger import seed
+from harness.config import proxy_env
+from harness.processes import ProxyProcess, start_proxy
 from proxy.simulator import Simulator
 from proxy.stores import open_store
 from tests.e2e.conftest import ServerFactory
-from tests.e2e.processes import ProxyProcess, proxy_env, start_proxy
 
 ADMIN = "admin-token-for-ledger-reads"
 AUTH = {"Authorization": f"Bearer {ADMIN}"}

@@ -22,9 +22,11 @@ import asyncpg
 import pytest
 from aiohttp.test_utils import TestServer
 
+from harness.config import proxy_env
+from harness.postgres import PG_ADMIN_URL, fresh_postgres
+from harness.processes import start_proxy
+from harness.waits import REQUEST_S, wait_until
 from proxy.simulator import Simulator, SimulatorConfig
-from tests.e2e.processes import proxy_env, start_proxy
-from tests.support import PG_ADMIN_URL, fresh_postgres
 
 SECRET = "LEAKCHECK7f3a9c"
 KEY = f"sk-{SECRET}"
@@ -117,15 +119,17 @@ async def test_readyz_fails_while_the_sqlite_store_cannot_be_written(
 
 
 async def wait_ready(session: aiohttp.ClientSession, url: str, status: int) -> None:
-    """Wait (at most 20 s) until /readyz answers ``status``."""
-    async with asyncio.timeout(20):
-        while True:
-            async with session.get(f"{url}/readyz") as resp:
-                if resp.status == status:
-                    doc = await resp.json()
-                    assert doc["checks"]["store"] is (status == 200)
-                    return
-            await asyncio.sleep(0.1)
+    """Wait until /readyz answers ``status``, its store check saying the same."""
+
+    async def answers() -> bool:
+        async with session.get(f"{url}/readyz") as resp:
+            if resp.status != status:
+                return False
+            doc = await resp.json()
+            assert doc["checks"]["store"] is (status == 200)
+            return True
+
+    await wait_until(answers, REQUEST_S, f"/readyz answering {status}")
 
 
 @pytest.mark.postgres

@@ -16,8 +16,9 @@ from pathlib import Path
 import aiohttp
 from aiohttp.test_utils import TestServer
 
+from harness.config import proxy_env
+from harness.processes import start_proxy
 from proxy.simulator import Simulator, SimulatorConfig
-from tests.e2e.processes import proxy_env, start_proxy
 
 SECRET = b"sk-client-bytes-0123456789"
 MALFORMED = [

@@ -34,6 +34,8 @@ import pytest
 import yaml
 from aiohttp.test_utils import TestServer
 
+from harness.config import proxy_env
+from harness.processes import ProxyProcess, start_proxy
 from proxy.checks import all_problems
 from proxy.config import deep_merge
 from proxy.simulator import Simulator, SimulatorConfig
@@ -51,7 +53,6 @@ from tests.docs_examples import (
     words_of,
 )
 from tests.e2e.conftest import ServerFactory
-from tests.e2e.processes import ProxyProcess, proxy_env, start_proxy
 
 pytestmark = pytest.mark.slow
 BIN = Path(sys.executable).parent

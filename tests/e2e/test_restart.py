@@ -12,10 +12,12 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import TestServer
 
+from harness.config import WATCHER_KEY, proxy_env
+from harness.processes import start_proxy
+from harness.waits import wait_all_terminal
 from proxy.simulator import Simulator, SimulatorConfig
 from proxy.stores import open_store
 from proxy.stores.records import JobStatus
-from tests.e2e.processes import WATCHER_KEY, proxy_env, start_proxy, wait_all_terminal
 
 ServerFactory = Callable[..., Awaitable[TestServer]]
 pytestmark = pytest.mark.slow

@@ -22,15 +22,12 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import TestServer
 
+from harness.config import proxy_env
+from harness.ports import free_ports
+from harness.postgres import fresh_postgres
+from harness.processes import ProxyProcess, child_pids, start_proxy_on
+from harness.waits import wait_until
 from proxy.simulator import Simulator, SimulatorConfig
-from tests.e2e.processes import (
-    ProxyProcess,
-    child_pids,
-    free_ports,
-    proxy_env,
-    start_proxy_on,
-)
-from tests.support import fresh_postgres, wait_until
 
 ServerFactory = Callable[..., Awaitable[TestServer]]
 pytestmark = pytest.mark.slow

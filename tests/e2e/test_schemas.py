@@ -19,11 +19,13 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import TestServer
 
+from harness.config import proxy_env
+from harness.ports import free_ports
+from harness.processes import ProxyProcess, start_proxy
+from harness.waits import wait_until
 from proxy.simulator import Simulator, SimulatorConfig
 from tests.docs_examples import REPO, commands, fences
 from tests.e2e.conftest import ServerFactory
-from tests.e2e.processes import ProxyProcess, free_ports, proxy_env, start_proxy
-from tests.support import wait_until
 
 pytestmark = pytest.mark.slow
 KEY = {"Authorization": "Bearer sk-schema-test-key-0001"}

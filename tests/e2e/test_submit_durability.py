@@ -22,9 +22,10 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import TestServer
 
+from harness.config import proxy_env
+from harness.processes import start_proxy
 from proxy.simulator import Simulator, SimulatorConfig
 from proxy.stores import open_store
-from tests.e2e.processes import proxy_env, start_proxy
 
 ServerFactory = Callable[..., Awaitable[TestServer]]
 pytestmark = pytest.mark.slow

@@ -14,18 +14,15 @@ import aiohttp
 import pytest
 from aiohttp import web
 
+from harness.config import proxy_env
+from harness.postgres import fresh_postgres
+from harness.processes import ProxyProcess, start_proxy
+from harness.waits import wait_all_terminal
 from proxy.simulator import Simulator, SimulatorConfig
 from proxy.stages.identify import fingerprint
 from proxy.stores import open_store
 from proxy.webhooks import signing
-from tests.e2e.processes import (
-    ProxyProcess,
-    proxy_env,
-    start_proxy,
-    wait_all_terminal,
-)
 from tests.e2e.test_replicas import HEADERS, SUBMIT, ServerFactory
-from tests.support import fresh_postgres
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 MASTER = "replica-master-secret"

@@ -20,14 +20,11 @@ import pytest
 from aiohttp.test_utils import TestServer
 from prometheus_client.parser import text_string_to_metric_families
 
+from harness.config import proxy_env
+from harness.postgres import fresh_postgres
+from harness.processes import ProxyProcess, start_proxy
+from harness.waits import PROCESS_START_S, REQUEST_S, wait_all_terminal, wait_until
 from proxy.simulator import Simulator, SimulatorConfig
-from tests.e2e.processes import (
-    ProxyProcess,
-    proxy_env,
-    start_proxy,
-    wait_all_terminal,
-)
-from tests.support import PROCESS_START_S, REQUEST_S, fresh_postgres, wait_until
 
 ServerFactory = Callable[..., Awaitable[TestServer]]
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]

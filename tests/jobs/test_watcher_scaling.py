@@ -18,6 +18,8 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestServer
 
+from harness.config import settings_for
+from harness.postgres import fresh_postgres
 from proxy.app import retry_policies
 from proxy.jobs.labels import Labels
 from proxy.jobs.tracker import JobTracker, Replica
@@ -28,7 +30,6 @@ from proxy.stores import Store, open_store
 from proxy.telemetry.metrics import Metrics
 from proxy.upstream.client import Upstream
 from tests.stores.helpers import new_job
-from tests.support import fresh_postgres, settings_for
 
 ServerFactory = Callable[..., Awaitable[TestServer]]
 SLUG = "minimax/hailuo-02-t2v"
