@@ -184,6 +184,39 @@ async def _start_once(env: Mapping[str, str], log: Path, ports: Sequence[int]) -
     return proc
 
 
+@dataclass(frozen=True)
+class Completed:
+    """What a command that ran to its end printed, and how it exited."""
+
+    code: int
+    out: str
+    err: str
+
+
+async def run_proxy(
+    *args: str, env: Mapping[str, str], within: float = PROCESS_START_S
+) -> Completed:
+    """Run ``modellix-proxy <args>`` (a CLI command: report, check-config, a ``serve`` meant
+    to fail) to its end; killed if it runs past ``within`` seconds."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "proxy",
+        *args,
+        env=dict(env),
+        cwd=REPO,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        async with asyncio.timeout(within):
+            out, err = await process.communicate()
+    finally:
+        await kill(process)
+    assert process.returncode is not None
+    return Completed(process.returncode, out.decode(), err.decode())
+
+
 def _port_taken(log: Path) -> bool:
     return "address already in use" in log.read_text(errors="replace").lower()
 

@@ -1,7 +1,7 @@
 """Completion webhook deliveries and per-caller callback URLs, for both SQL engines.
 
 A delivery row is written by ``enqueue_delivery`` inside the transaction that makes a job
-terminal (``JobsMixin._close_holds``), so a job with a callback can never turn terminal
+terminal (``proxy.stores._crossings``), so a job with a callback can never turn terminal
 without its delivery being recorded. Its id and body are rendered by the webhook feature
 (``proxy.webhooks.document.render_delivery``, handed to the store when it is opened): the
 store keeps them and never reads them. Workers on any replica lease due rows the way the

@@ -4,12 +4,9 @@ and a client that leaves mid-export leaves the proxy healthy."""
 
 from __future__ import annotations
 
-import asyncio
 import csv
 import io
 import json
-import os
-import sys
 import time
 from collections.abc import AsyncIterator
 from decimal import Decimal
@@ -19,8 +16,8 @@ import aiohttp
 import pytest
 
 from bench.ledger import seed
-from harness.config import proxy_env
-from harness.processes import ProxyProcess, start_proxy
+from harness.config import clean_environ, proxy_env
+from harness.processes import ProxyProcess, run_proxy, start_proxy
 from proxy.simulator import Simulator, build_app
 from proxy.stores import open_store
 from tests.e2e.conftest import ServerFactory
@@ -92,15 +89,10 @@ async def test_streamed_report_and_export_equal_the_ledger(
     assert len(focus) == len(focus_doc["rows"]) == len(lines) == JOBS
     for rows_of in (focus, focus_doc["rows"], lines):
         assert sum(Decimal(r["BilledCost"]) for r in rows_of) == ledger
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MODELLIX_PROXY_")}
-    env["MODELLIX_PROXY_STORE__URL"] = store_url
-    cli = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "proxy", "report", "--format", "json",
-        stdout=asyncio.subprocess.PIPE, env=env,
-    )  # fmt: skip
-    out, _ = await cli.communicate()
-    assert cli.returncode == 0
-    assert Decimal(json.loads(out)["total_spend_usd"]) == ledger
+    env = clean_environ() | {"MODELLIX_PROXY_STORE__URL": store_url}
+    cli = await run_proxy("report", "--format", "json", env=env)
+    assert cli.code == 0, cli.err
+    assert Decimal(json.loads(cli.out)["total_spend_usd"]) == ledger
 
 
 async def test_healthz_answers_while_an_export_is_half_read_and_after_a_client_leaves(

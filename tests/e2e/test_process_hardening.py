@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
 import sqlite3
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -24,7 +22,7 @@ from aiohttp.test_utils import TestServer
 
 from harness.config import proxy_env
 from harness.postgres import PG_ADMIN_URL, fresh_postgres
-from harness.processes import start_proxy
+from harness.processes import run_proxy, start_proxy
 from harness.waits import REQUEST_S, wait_until
 from proxy.simulator import Simulator, SimulatorConfig, build_app
 
@@ -171,20 +169,9 @@ async def test_start_against_an_unreachable_store_prints_one_line(
     """The process exits non-zero after one clear line naming the store, with no traceback."""
     env = proxy_env(sim_url, store_url, MODELLIX_PROXY_LISTEN__PORT="0")
     env["MODELLIX_PROXY_ADMIN__ENABLED"] = "false"
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "proxy",
-        "serve",
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-        cwd=os.getcwd(),
-    )
-    async with asyncio.timeout(60):
-        out, _ = await process.communicate()
-    lines = out.decode().strip().splitlines()
-    assert process.returncode not in (0, None)
+    done = await run_proxy("serve", env=env)
+    lines = (done.out + done.err).strip().splitlines()
+    assert done.code != 0
     assert len(lines) == 1, lines
     assert lines[0].startswith("store: cannot start:"), lines
     assert "Traceback" not in lines[0]
