@@ -31,18 +31,11 @@ from typing import Any
 
 import aiohttp
 
+from bench.common import RESULTS, create_pg_database, drop_pg_database, log, proxy_env
 from bench.ledger import seed
 from bench.report import machine
-from bench.run import (
-    RESULTS,
-    create_pg_database,
-    drop_pg_database,
-    free_port,
-    log,
-    proxy_command,
-    proxy_env,
-    service,
-)
+from harness.ports import free_port
+from harness.services import proxy_command, service
 
 TOKEN = "bench-admin-token"  # noqa: S105 (a benchmark proxy's admin token)
 PROBE_SECONDS = 0.05

@@ -23,8 +23,11 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from bench import wrk
+from bench.common import RESULTS, log, proxy_env
 from bench.report import machine
-from bench.run import RESULTS, cpu_seconds, free_port, log, proxy_command, proxy_env, service
+from harness.config import clean_environ
+from harness.ports import free_port
+from harness.services import cpu_seconds, proxy_command, service
 
 LEVELS = ("warning", "info")
 TARGET = 1.15
@@ -41,7 +44,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     load_cpus, peer_cpus = ("0", "1") if pinned else (None, None)
     ports = {name: free_port() for name in ("mock", *LEVELS)}
     mock_url = f"http://127.0.0.1:{ports['mock']}"
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("MODELLIX_")}
+    clean = clean_environ("MODELLIX_")
     per_poll: dict[str, list[float]] = {level: [] for level in LEVELS}
     with (
         tempfile.TemporaryDirectory(prefix="modellix-logcost-") as tmp,

@@ -27,8 +27,11 @@ from pathlib import Path
 from typing import Any
 
 from bench import published, wrk
+from bench.common import RESULTS, log
 from bench.report import machine
-from bench.run import RESULTS, free_port, log, proxy_command, service
+from harness.config import clean_environ
+from harness.ports import free_port
+from harness.services import proxy_command, service
 
 PEERS = ("direct", "bare", "proxy")
 DISTINCT_IDS = 100_000
@@ -37,7 +40,7 @@ TARGET_RATIO = 1.5  # the proxy's added p99 at c = 16, at most this times the ba
 
 def default_proxy_env(port: int, admin_port: int, upstream: str, store_url: str) -> dict[str, str]:
     """The default configuration: only where to listen, the upstream and the store file."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MODELLIX_PROXY_")}
+    env = clean_environ()
     env.update(
         MODELLIX_PROXY_LISTEN__HOST="127.0.0.1",
         MODELLIX_PROXY_LISTEN__PORT=str(port),
@@ -94,7 +97,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     load_cpus, peer_cpus = ("0", "1") if pinned else (None, None)
     ports = {name: free_port() for name in (*PEERS, "admin")}
     bases = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("MODELLIX_")}
+    clean = clean_environ("MODELLIX_")
     started = time.monotonic()
     load_before = os.getloadavg()
     points: list[dict[str, Any]] = []

@@ -32,6 +32,8 @@ from decimal import Decimal
 
 from aiohttp import web
 
+from proxy.simulator import build_schema_app
+from proxy.simulator.app import build_app as build_simulator_app
 from proxy.simulator.config import SimulatorConfig
 from proxy.simulator.core import DEFAULT_TEAM, Simulator
 from proxy.simulator.http import SIM
@@ -102,7 +104,7 @@ async def _prune_forever(app: web.Application) -> None:
 
 
 def build_app(sim: Simulator) -> web.Application:
-    app = sim.create_app()
+    app = build_simulator_app(sim)
     app[KEEP] = set()
     app.router.add_post("/_sim/bench/pin/{task_id:.+}", pin)
     app.router.add_post("/_sim/bench/bulk", bulk)
@@ -115,7 +117,7 @@ async def serve(
     sim = Simulator(bench_config(seed, pending_seconds))
     app = build_app(sim)
     runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
-    schemas = web.AppRunner(sim.create_schema_app(), access_log=None)
+    schemas = web.AppRunner(build_schema_app(sim), access_log=None)
     await runner.setup()
     await schemas.setup()
     stop = asyncio.Event()

@@ -56,22 +56,12 @@ from typing import Any
 from aiohttp import ClientError, ClientSession, ClientTimeout, TCPConnector
 from prometheus_client.parser import text_string_to_metric_families
 
+from bench.common import AUTH, RESULTS, SUBMIT_BODY, SUBMIT_PATH, http, log, proxy_env
 from bench.report import machine as machine_of_report
-from bench.run import (
-    AUTH,
-    RESULTS,
-    SUBMIT_BODY,
-    SUBMIT_PATH,
-    Service,
-    cpu_seconds,
-    free_port,
-    http,
-    log,
-    proxy_command,
-    proxy_env,
-    service,
-)
 from bench.upstream import BULK_SLUG
+from harness.config import clean_environ
+from harness.ports import free_port
+from harness.services import Service, cpu_seconds, proxy_command, service
 from proxy.jobs.schedule import Cadence, first_poll_at, next_poll_delay
 from proxy.stores import open_store
 
@@ -344,7 +334,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     load_cpus, peer_cpus = ("0", "1") if pinned else (None, None)
     ports = {n: free_port() for n in ("upstream", "off", "on", "admin")}
     base = {n: f"http://127.0.0.1:{p}" for n, p in ports.items()}
-    clean_env = {k: v for k, v in os.environ.items() if not k.startswith("MODELLIX_")}
+    clean_env = clean_environ("MODELLIX_")
     report: dict[str, Any] = {"machine": machine(), "settings": vars(args) | {"pinned": pinned}}
     report["settings"]["output"] = str(args.output)
     with (

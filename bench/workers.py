@@ -24,25 +24,24 @@ from pathlib import Path
 from typing import Any
 
 from bench import wrk
-from bench.report import machine
-from bench.run import (
+from bench.common import (
     AUTH,
     DISTINCT_IDS,
     SUBMIT_BODY,
-    cpu_seconds,
     create_pg_database,
     drop_pg_database,
-    free_port,
     log,
     many,
     pin,
-    proxy_command,
     proxy_env,
-    service,
     submit,
     write_paths,
 )
+from bench.report import machine
 from bench.upstream import KEEP_PROMPT
+from harness.config import clean_environ
+from harness.ports import free_port
+from harness.services import cpu_seconds, proxy_command, service
 
 
 def group_cpu(pid: int) -> float:
@@ -100,7 +99,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if pg_url is None:
         log("PostgreSQL is needed (more than one worker needs it)")
         return 2
-    env_clean = {k: v for k, v in os.environ.items() if not k.startswith("MODELLIX_")}
+    env_clean = clean_environ("MODELLIX_")
     rows: list[dict[str, Any]] = []
     try:
         with (

@@ -1,18 +1,15 @@
 """The real processes a fault scenario runs: the simulated upstream and the proxies.
 
-Proxy processes are started with the end-to-end helpers in ``tests.e2e.processes``
-(one copy of ``start_proxy``/``proxy_env``/``fresh_postgres``); this module adds what
+Processes are started with the shared harness (``harness.processes``: the same
+``start_proxy``, readiness waits and stops as the end-to-end tests); this module adds what
 the fault suite needs on top: an upstream process that can be killed and restarted on
-the same port, a fleet of proxies that can lose a member, and a start that is expected
-to fail.
+the same port, and a fleet of proxies that can lose a member.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
-import os
 import signal
 import sys
 from collections.abc import Mapping
@@ -22,29 +19,16 @@ from typing import Any
 
 import aiohttp
 
-from tests.e2e.processes import ProxyProcess, free_ports, start_proxy, start_proxy_on
-
-START_TIMEOUT = 30.0
-REPO = Path(__file__).resolve().parents[1]
-
-
-async def _wait_exit(process: asyncio.subprocess.Process, within: float) -> int | None:
-    try:
-        async with asyncio.timeout(within):
-            return await process.wait()
-    except TimeoutError:
-        return None
-
-
-async def _stop(process: asyncio.subprocess.Process) -> None:
-    """SIGTERM, then SIGKILL if it does not exit within 10 s."""
-    if process.returncode is not None:
-        return
-    process.send_signal(signal.SIGTERM)
-    if await _wait_exit(process, 10.0) is None:
-        with contextlib.suppress(ProcessLookupError):
-            process.kill()
-        await _wait_exit(process, 10.0)
+from harness.ports import free_port
+from harness.processes import (
+    ProxyProcess,
+    kill,
+    spawn,
+    start_proxy,
+    start_proxy_on,
+    stop,
+    wait_answering,
+)
 
 
 @dataclass
@@ -54,8 +38,8 @@ class Upstream:
     workdir: Path
     config: Mapping[str, Any] = field(default_factory=dict)
     latency: float = 0.0
-    port: int = field(default_factory=lambda: free_ports(1)[0])
-    schema_port: int = field(default_factory=lambda: free_ports(1)[0])
+    port: int = field(default_factory=free_port)
+    schema_port: int = field(default_factory=free_port)
     generation: int = 0
     process: asyncio.subprocess.Process | None = None
 
@@ -76,48 +60,33 @@ class Upstream:
         """Start a new generation and wait until it answers ``/_sim/state``."""
         self.generation += 1
         log = self.workdir / "upstream.log"
-        fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-        try:
-            self.process = await asyncio.create_subprocess_exec(
-                sys.executable,
-                "-m",
-                "chaos.upstream",
-                "--port",
-                str(self.port),
-                "--schema-port",
-                str(self.schema_port),
-                "--journal",
-                str(self.journal),
-                "--config",
-                json.dumps(dict(self.config)),
-                "--latency",
-                str(self.latency),
-                "--generation",
-                str(self.generation),
-                stdout=fd,
-                stderr=fd,
-                cwd=REPO,
-            )
-        finally:
-            os.close(fd)
-        async with aiohttp.ClientSession() as session, asyncio.timeout(START_TIMEOUT):
-            while True:
-                if self.process.returncode is not None:
-                    raise RuntimeError(f"upstream exited {self.process.returncode}; see {log}")
-                with contextlib.suppress(aiohttp.ClientError):
-                    async with session.get(f"{self.url}/_sim/state") as resp:
-                        if resp.status == 200:
-                            return
-                await asyncio.sleep(0.05)
+        argv = [
+            sys.executable,
+            "-m",
+            "chaos.upstream",
+            "--port",
+            str(self.port),
+            "--schema-port",
+            str(self.schema_port),
+            "--journal",
+            str(self.journal),
+            "--config",
+            json.dumps(dict(self.config)),
+            "--latency",
+            str(self.latency),
+            "--generation",
+            str(self.generation),
+        ]
+        self.process = await spawn(argv, log)
+        await wait_answering(self.process, f"{self.url}/_sim/state", log)
 
     async def kill(self) -> None:
-        if self.process is not None and self.process.returncode is None:
-            self.process.kill()
-            await _wait_exit(self.process, 10.0)
+        if self.process is not None:
+            await kill(self.process)
 
     async def stop(self) -> None:
         if self.process is not None:
-            await _stop(self.process)
+            await stop(self.process)
 
     async def control(self, method: str, path: str, body: Any = None) -> Any:
         async with (
@@ -197,26 +166,4 @@ class Fleet:
         for index, member in enumerate(self.members):
             self.members[index] = None
             if member is not None:
-                await _stop(member.process)
-
-
-async def start_expecting_exit(
-    env: Mapping[str, str], log: Path, within: float = START_TIMEOUT
-) -> int | None:
-    """Start ``modellix-proxy serve`` that should exit; its exit code, or ``None`` if it ran on."""
-    port, admin_port = free_ports(2)
-    full = dict(env)
-    full["MODELLIX_PROXY_LISTEN__PORT"] = str(port)
-    full["MODELLIX_PROXY_ADMIN__PORT"] = str(admin_port)
-    fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-    try:
-        process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "proxy", "serve", env=full, stdout=fd, stderr=fd
-        )
-    finally:
-        os.close(fd)
-    code = await _wait_exit(process, within)
-    if code is None:
-        process.kill()
-        await _wait_exit(process, 10.0)
-    return code
+                await member.stop()

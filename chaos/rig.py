@@ -23,11 +23,11 @@ from urllib.parse import urlsplit, urlunsplit
 from chaos.processes import Fleet, Upstream
 from chaos.relay import Relay
 from chaos.storeview import StoreView
+from harness.config import proxy_env
+from harness.postgres import fresh_postgres
 from proxy.config import Settings
 from proxy.governance.keys import new_key
 from proxy.stores import open_store
-from tests.e2e.processes import proxy_env
-from tests.support import fresh_postgres
 
 MAIN_CAP = 1000
 CAPPED_CAP = 3

@@ -15,8 +15,9 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
-from chaos.processes import start_expecting_exit
 from chaos.rig import Rig, Setup
+from harness.processes import start_expecting_exit
+from harness.waits import wait_until
 
 Step = Callable[[Rig], Coroutine[Any, Any, list[str]]]
 MID_BURST_WAIT = 15.0
@@ -42,12 +43,13 @@ async def start_fleet(rig: Rig) -> list[str]:
 
 async def until_submits(rig: Rig, count: int) -> bool:
     """Wait until the upstream has received ``count`` submits; False on timeout."""
+
+    async def reached() -> bool:  # the upstream is another process: its counter is polled
+        return await rig.upstream.submits_received() >= count
+
     try:
-        async with asyncio.timeout(MID_BURST_WAIT):
-            # The upstream is another process: its counter is polled, bounded by the timeout.
-            while await rig.upstream.submits_received() < count:  # noqa: ASYNC110
-                await asyncio.sleep(0.02)
-    except TimeoutError:
+        await wait_until(reached, MID_BURST_WAIT, f"{count} submits at the upstream")
+    except AssertionError:
         return False
     return True
 

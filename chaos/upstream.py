@@ -27,7 +27,7 @@ from typing import Any
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from proxy.simulator import Simulator, SimulatorConfig
+from proxy.simulator import Simulator, SimulatorConfig, build_app, build_schema_app
 from proxy.simulator.models import ModelSpec
 from proxy.simulator.state import Task
 
@@ -76,10 +76,10 @@ async def serve(args: argparse.Namespace) -> None:
     config = SimulatorConfig.fast(**overrides)
     fd = os.open(args.journal, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
     sim = JournalSimulator(config, fd, args.generation)
-    app = sim.create_app()
+    app = build_app(sim)
     app.middlewares.append(latency_middleware(args.latency, random.Random(args.generation)))
     runner = web.AppRunner(app, shutdown_timeout=1.0, access_log=None)
-    schemas = web.AppRunner(sim.create_schema_app(), access_log=None)
+    schemas = web.AppRunner(build_schema_app(sim), access_log=None)
     await runner.setup()
     await schemas.setup()
     stop = asyncio.Event()

@@ -20,7 +20,7 @@ from aiohttp import web
 
 from proxy.errors import BadRequest, NotFound
 from proxy.state import ADMIN_RUNTIME
-from proxy.stores.base import Store
+from proxy.stores.base import SchemaStore
 from proxy.stores.schema_records import SchemaPin
 
 
@@ -41,7 +41,7 @@ def _slug(request: web.Request) -> str:
     return f"{request.match_info['provider']}/{request.match_info['model']}"
 
 
-async def _document(store: Store, slug: str, hash_: str) -> Any:
+async def _document(store: SchemaStore, slug: str, hash_: str) -> Any:
     text = await store.schema_document(slug, hash_)
     return None if text is None else json.loads(text)
 

@@ -10,18 +10,10 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from proxy import __version__
-from proxy.config import ENV_PREFIX, ConfigError, Settings, load
+from proxy.cli_common import settings_or_exit
+from proxy.config import ENV_PREFIX, Settings
 from proxy.telemetry.logging import configure_logging, log_thread_exception
 from proxy.telemetry.tracing import setup_tracing
-
-
-def settings_or_exit(path: str | None, environ: Mapping[str, str] | None = None) -> Settings:
-    try:
-        return load(path, os.environ if environ is None else environ)
-    except ConfigError as err:
-        for problem in err.problems:
-            print(f"config: {problem}", file=sys.stderr)
-        raise SystemExit(2) from err
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -177,9 +169,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.set_defaults(func=cmd_demo)
 
-    from proxy.cli_admin import add_commands
+    # The operator commands, each group in its own module (imported only to build the parser).
+    from proxy import cli_admin, cli_schemas
+    from proxy.webhooks import cli as webhooks_cli
 
-    add_commands(sub)
+    for group in (cli_admin, webhooks_cli, cli_schemas):
+        group.add_commands(sub)
     return parser
 
 

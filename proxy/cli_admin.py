@@ -8,11 +8,9 @@ running or not, from any machine that reaches the database.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import sys
 import time
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
 from pydantic import ValidationError
@@ -20,28 +18,14 @@ from pydantic import ValidationError
 from proxy import money
 from proxy.catalog.from_settings import build_catalog
 from proxy.checks import describe_errors
+from proxy.cli_common import with_store
 from proxy.config import BudgetSpec, Settings
 from proxy.governance import focus, report, streaming
 from proxy.governance.admin_api import key_json
 from proxy.governance.budgets import BudgetBook, iso
 from proxy.governance.keys import new_key
 from proxy.governance.setup import budget_from_spec
-from proxy.stores import Store, open_store
-
-
-def _with_store(args: argparse.Namespace, work: Callable[[Store, Settings], Awaitable[int]]) -> int:
-    from proxy.cli import settings_or_exit
-
-    settings = settings_or_exit(args.config)
-
-    async def run() -> int:
-        store = await open_store(settings.store.url)
-        try:
-            return await work(store, settings)
-        finally:
-            await store.close()
-
-    return asyncio.run(run())
+from proxy.stores import Store
 
 
 def parse_time(text: str) -> float:
@@ -83,7 +67,7 @@ def cmd_keys_create(args: argparse.Namespace) -> int:
         print("store the key now: it is not shown again", file=sys.stderr)
         return 0
 
-    return _with_store(args, work)
+    return with_store(args, work)
 
 
 def cmd_keys_list(args: argparse.Namespace) -> int:
@@ -92,7 +76,7 @@ def cmd_keys_list(args: argparse.Namespace) -> int:
         print(json.dumps([key_json(k) for k in keys], indent=2))
         return 0
 
-    return _with_store(args, work)
+    return with_store(args, work)
 
 
 def cmd_keys_revoke(args: argparse.Namespace) -> int:
@@ -103,7 +87,7 @@ def cmd_keys_revoke(args: argparse.Namespace) -> int:
         print(f"error: no active key {args.key_id}", file=sys.stderr)
         return 1
 
-    return _with_store(args, work)
+    return with_store(args, work)
 
 
 _BUDGET_OPTIONS = {"limit_usd": "--limit-usd", "scope": "--scope", "subject": "--subject",
@@ -139,7 +123,7 @@ def cmd_budgets_set(args: argparse.Namespace) -> int:
         print(f"budget {stored.name}: {who} {stored.window} {limit} {kind}")
         return 0
 
-    return _with_store(args, work)
+    return with_store(args, work)
 
 
 def cmd_budgets_list(args: argparse.Namespace) -> int:
@@ -158,7 +142,7 @@ def cmd_budgets_list(args: argparse.Namespace) -> int:
         print(json.dumps(rows, indent=2))
         return 0
 
-    return _with_store(args, work)
+    return with_store(args, work)
 
 
 def cmd_budgets_delete(args: argparse.Namespace) -> int:
@@ -169,7 +153,7 @@ def cmd_budgets_delete(args: argparse.Namespace) -> int:
         print(f"error: no budget {args.name}", file=sys.stderr)
         return 1
 
-    return _with_store(args, work)
+    return with_store(args, work)
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -196,7 +180,7 @@ def cmd_report(args: argparse.Namespace) -> int:
             await streaming.to_file(chunks, out)
         return 0
 
-    return _with_store(args, work)
+    return with_store(args, work)
 
 
 def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -243,11 +227,3 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
 
     for parser in (create, listing, revoke, put, show, drop, rep):
         parser.add_argument("-c", "--config", help="YAML file (default: $MODELLIX_PROXY_CONFIG)")
-
-    from proxy.webhooks.cli import add_commands as add_webhook_commands  # imports this module
-
-    add_webhook_commands(sub)
-
-    from proxy.cli_schemas import add_commands as add_schema_commands  # imports this module
-
-    add_schema_commands(sub)

@@ -15,7 +15,7 @@ import sys
 import time
 
 from proxy.admin_schemas import pin_json
-from proxy.cli_admin import _with_store
+from proxy.cli_common import with_store
 from proxy.config import Settings
 from proxy.stores import Store
 
@@ -28,7 +28,7 @@ def cmd_list(args: argparse.Namespace) -> int:
         print(json.dumps([pin_json(p) for p in pins], indent=2))
         return 0
 
-    return _with_store(args, work)
+    return with_store(args, work)
 
 
 def cmd_show(args: argparse.Namespace) -> int:
@@ -45,7 +45,7 @@ def cmd_show(args: argparse.Namespace) -> int:
         print(json.dumps(out, indent=2))
         return 0
 
-    return _with_store(args, work)
+    return with_store(args, work)
 
 
 def cmd_accept(args: argparse.Namespace) -> int:
@@ -58,7 +58,7 @@ def cmd_accept(args: argparse.Namespace) -> int:
         print(f"{pin.slug}: pinned {pin.pinned_hash}")
         return 0
 
-    return _with_store(args, work)
+    return with_store(args, work)
 
 
 def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -36,6 +36,7 @@ from proxy.pipeline import Tail, build_pipeline
 from proxy.state import METRICS, POLL_POLICY, RUNTIME, SETTINGS, SUBMIT_POLICY, TRACING, UPSTREAM
 from proxy.stores import open_store
 from proxy.stores.base import Store
+from proxy.webhooks.document import render_delivery
 
 
 def preflight_options(settings: Settings) -> PreflightOptions:
@@ -84,7 +85,9 @@ async def _start(
     store = given
     if store is None:
         store = await open_store(
-            settings.store.url, group_commit_max_writes=settings.store.group_commit_max_writes
+            settings.store.url,
+            group_commit_max_writes=settings.store.group_commit_max_writes,
+            render_delivery=render_delivery,
         )
         stack.push_async_callback(store.close)
     runtime.store = store

@@ -33,13 +33,8 @@ from proxy.telemetry.children import child
 from proxy.telemetry.logging import access_line
 from proxy.telemetry.logging import enabled as logging_enabled
 from proxy.telemetry.metrics import OTHER
-from proxy.telemetry.tracing import (
-    current_traceparent,
-    server_span,
-    set_error,
-    set_response_status,
-    trace_exemplar,
-)
+from proxy.telemetry.spans import server_span, set_error, set_response_status
+from proxy.telemetry.traceparent import current_traceparent, trace_exemplar
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,256}$")
 log = structlog.get_logger("proxy.access")

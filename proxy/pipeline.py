@@ -31,6 +31,7 @@ import random
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from proxy.admission.desk import AdmissionDesk
 from proxy.catalog.loader import Catalog
@@ -47,7 +48,7 @@ from proxy.jobs.price_resolver import PriceResolver
 from proxy.stages.admit import AdmitStage
 from proxy.stages.base import Stage
 from proxy.stages.body import BodyLimits
-from proxy.stages.budget import BudgetStage
+from proxy.stages.budget import BudgetStage, BudgetStageStore
 from proxy.stages.callback import CallbackStage
 from proxy.stages.fingerprint import FingerprintStage
 from proxy.stages.idempotency import IdempotencyStage
@@ -57,10 +58,15 @@ from proxy.stages.price import PriceStage
 from proxy.stages.record import RecordStage
 from proxy.stages.send import SendStage
 from proxy.stages.validate import ValidateStage
-from proxy.stores.base import Store
+from proxy.stores.base import IdempotencyStore, WebhookStore
 from proxy.telemetry.metrics import Metrics
 from proxy.upstream.client import Upstream
 from proxy.upstream.retry import RetryPolicy
+
+
+class PipelineStore(IdempotencyStore, WebhookStore, BudgetStageStore, Protocol):
+    """What the stages themselves read and write: idempotency claims, callers' default
+    callback URLs, budget reservations (the tail writes through the ``SubmitLedger``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,7 +128,7 @@ def build_pipeline(
     *,
     catalog: Catalog,
     pinner: Pinner,
-    store: Store,
+    store: PipelineStore,
     keyring: KeyRing | None,
     budgets: BudgetBook,
     media: MediaChecker,

@@ -24,11 +24,19 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
+from typing import Protocol
 
 import structlog
 
 from proxy.config import Settings
-from proxy.stores.base import Store
+from proxy.stores.base import (
+    BalanceStore,
+    IdempotencyStore,
+    IntentStore,
+    JobUpkeepStore,
+    LeaseStore,
+    RefusalStore,
+)
 from proxy.telemetry.metrics import Metrics
 
 log = structlog.get_logger("proxy.retention")
@@ -37,12 +45,18 @@ LEASE = "retention"
 Purge = Callable[[int], Awaitable[int]]
 
 
+class RetentionStore(
+    LeaseStore, IdempotencyStore, RefusalStore, IntentStore, BalanceStore, JobUpkeepStore, Protocol
+):
+    """The round's lease, and the bounded purge of each table retention keeps short."""
+
+
 class Retention:
     """Runs retention rounds every ``retention.interval_seconds`` while the app runs."""
 
     def __init__(
         self,
-        store: Store,
+        store: RetentionStore,
         settings: Settings,
         metrics: Metrics,
         owner: str,

@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from harness.postgres import fresh_postgres
 from proxy.stores import Store, open_store
+from proxy.webhooks.document import render_delivery
 from tests.ci_skips import pytest_collectreport, pytest_runtest_makereport  # noqa: F401
-from tests.support import fresh_postgres
 
 BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 
@@ -27,8 +28,8 @@ async def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIter
 
 @pytest.fixture
 async def store(store_url: str) -> AsyncIterator[Store]:
-    """An opened, migrated store."""
-    opened = await open_store(store_url)
+    """An opened, migrated store, rendering completion webhooks as the proxy does."""
+    opened = await open_store(store_url, render_delivery=render_delivery)
     try:
         yield opened
     finally:

@@ -28,7 +28,7 @@ from proxy.errors import TooManyRequests
 from proxy.jobs.labels import Labels
 from proxy.jobs.ledger import REPLAY_HEADERS, SubmitLedger, hand_over
 from proxy.stores.admission_records import QUEUE_PREFIX, Admission, QueuedSubmit, QueueState
-from proxy.stores.base import Store, StoreError
+from proxy.stores.base import AdmissionStore, StoreError
 from proxy.stores.records import Intent, StoredResponse
 from proxy.telemetry.metrics import Metrics
 from proxy.upstream.retry import RetryPolicy
@@ -66,7 +66,7 @@ class AdmissionDesk:
     def __init__(
         self,
         settings: Settings,
-        store: Store,
+        store: AdmissionStore,
         metrics: Metrics,
         labels: Labels,
         ledger: SubmitLedger,

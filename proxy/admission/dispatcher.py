@@ -24,6 +24,7 @@ import dataclasses
 import random
 import time
 from collections.abc import Callable
+from typing import Protocol
 
 import structlog
 
@@ -35,7 +36,7 @@ from proxy.jobs.outbox import Outbox
 from proxy.jobs.schedule import Cadence, first_poll_at
 from proxy.money import optional_sample
 from proxy.stores.admission_records import DispatchClaim, QueueHead
-from proxy.stores.base import Store, StoreError
+from proxy.stores.base import AdmissionStore, LeaseStore, StoreError
 from proxy.telemetry.metrics import Metrics, usd
 from proxy.upstream import attempts
 from proxy.upstream.client import Upstream
@@ -48,10 +49,14 @@ READY_BATCH = 500
 PURGE_EVERY_SECONDS = 60.0
 
 
+class DispatcherStore(AdmissionStore, LeaseStore, Protocol):
+    """The queue's rows and their transactions, and the lease one dispatcher holds."""
+
+
 class Dispatcher:
     def __init__(
         self,
-        store: Store,
+        store: DispatcherStore,
         settings: Settings,
         metrics: Metrics,
         labels: Labels,

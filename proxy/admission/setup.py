@@ -6,11 +6,10 @@ import time
 from collections.abc import Callable
 
 from proxy.admission.desk import AdmissionDesk, without_429
-from proxy.admission.dispatcher import Dispatcher
+from proxy.admission.dispatcher import Dispatcher, DispatcherStore
 from proxy.config import Settings
 from proxy.jobs.tracker import JobTracker
 from proxy.runtime import Runtime
-from proxy.stores.base import Store
 from proxy.telemetry.metrics import Metrics
 from proxy.upstream.client import Upstream
 from proxy.upstream.retry import RetryPolicy
@@ -19,7 +18,7 @@ from proxy.upstream.retry import RetryPolicy
 def admission_dispatcher(
     runtime: Runtime,
     tracker: JobTracker,
-    store: Store,
+    store: DispatcherStore,
     settings: Settings,
     metrics: Metrics,
     upstream: Upstream,

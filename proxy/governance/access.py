@@ -21,7 +21,7 @@ import structlog
 from proxy.errors import NotFound, Unauthorized
 from proxy.governance.keys import Identity, KeyRing, bearer, carries_proxy_token
 from proxy.stages.identify import checked_authorization, fingerprint
-from proxy.stores.base import Store
+from proxy.stores.base import JobStore
 
 log = structlog.get_logger("proxy.access")
 
@@ -93,7 +93,7 @@ def refuse_token_in_url(raw_path: str) -> None:
         )
 
 
-async def own_task(store: Store | None, identity: Identity | None, task_id: str) -> None:
+async def own_task(store: JobStore | None, identity: Identity | None, task_id: str) -> None:
     """Refuse a proxy key's poll for a task it did not submit."""
     if identity is None or store is None:
         return

@@ -30,7 +30,7 @@ from proxy.governance.setup import budget_from_spec
 from proxy.money import sample
 from proxy.runtime import Runtime
 from proxy.state import ADMIN_RUNTIME
-from proxy.stores.base import Store
+from proxy.stores.base import LedgerReadStore, Store
 from proxy.stores.records import VirtualKey
 from proxy.webhooks.admin_api import add_routes as add_webhook_routes
 
@@ -204,7 +204,7 @@ async def export_focus(request: web.Request) -> web.StreamResponse:
 
 
 async def _focus(
-    request: web.Request, store: Store, since: float, until: float, fmt: str
+    request: web.Request, store: LedgerReadStore, since: float, until: float, fmt: str
 ) -> web.StreamResponse:
     try:
         content_type, chunks = focus.chunks(fmt, store, since, until)

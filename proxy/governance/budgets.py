@@ -20,6 +20,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Protocol
 from zoneinfo import ZoneInfo
 
 import structlog
@@ -27,7 +28,7 @@ import structlog
 from proxy import money
 from proxy.context import Caller
 from proxy.governance.windows import window_bounds
-from proxy.stores.base import Store
+from proxy.stores.base import BudgetDefinitionStore, BudgetStore, JobStore, LeaseStore
 from proxy.stores.records import Budget, BudgetScope, BudgetWindow
 
 log = structlog.get_logger("proxy.budgets")
@@ -77,12 +78,17 @@ def dollars(micros: int) -> str:
     return money.display(micros)
 
 
+class BudgetBookStore(BudgetDefinitionStore, BudgetStore, JobStore, LeaseStore, Protocol):
+    """What the book reads and writes: definitions and windows, and the ledger's spend a
+    budget created mid-window starts from (seeded once, under a lease)."""
+
+
 class BudgetBook:
     """Budget definitions (cached briefly) and the windows they apply in."""
 
     def __init__(
         self,
-        store: Store,
+        store: BudgetBookStore,
         timezone: str,
         cache_seconds: float,
         clock: Callable[[], float] = time.time,

@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import Protocol
 
 from proxy.config import BudgetSpec, Settings
-from proxy.governance.budgets import BudgetBook
+from proxy.governance.budgets import BudgetBook, BudgetBookStore
 from proxy.governance.keys import KeyRing
 from proxy.money import from_decimal
-from proxy.stores.base import Store
+from proxy.stores.base import VirtualKeyStore
 from proxy.stores.records import Budget
+
+
+class GovernanceStore(BudgetBookStore, VirtualKeyStore, Protocol):
+    """The budget book's store (the config's budgets upserted into it) and the key ring's."""
 
 
 def budget_from_spec(spec: BudgetSpec, now: float) -> Budget:
@@ -27,7 +32,7 @@ def budget_from_spec(spec: BudgetSpec, now: float) -> Budget:
 
 
 async def start_governance(
-    store: Store, settings: Settings, clock: Callable[[], float] = time.time
+    store: GovernanceStore, settings: Settings, clock: Callable[[], float] = time.time
 ) -> tuple[KeyRing, BudgetBook]:
     """Upsert the budgets the config file declares, and build the key ring and budget book."""
     now = clock()

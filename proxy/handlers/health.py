@@ -18,7 +18,7 @@ import structlog
 from aiohttp import web
 
 from proxy.state import READY, RUNTIME
-from proxy.stores.base import Store, StoreError
+from proxy.stores.base import ProbeStore, StoreError
 
 log = structlog.get_logger("proxy.health")
 
@@ -28,7 +28,7 @@ class WriteProbe:
 
     def __init__(
         self,
-        store: Callable[[], Store | None],
+        store: Callable[[], ProbeStore | None],
         *,
         timeout: float = 1.0,
         ttl: float = 1.0,

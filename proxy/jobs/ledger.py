@@ -22,6 +22,7 @@ import random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from typing import Protocol
 
 import structlog
 from aiohttp import web
@@ -33,7 +34,7 @@ from proxy.jobs.memory import Bounded, Known
 from proxy.jobs.outbox import Outbox
 from proxy.jobs.schedule import Cadence, first_poll_at
 from proxy.money import optional_sample
-from proxy.stores.base import Store, StoreError
+from proxy.stores.base import BudgetStore, IdempotencyStore, IntentStore, StoreError
 from proxy.stores.records import Intent, JobStatus, NewJob, StoredResponse, unknown_task_id
 from proxy.telemetry.metrics import Metrics, usd
 from proxy.upstream.retry import Bucket
@@ -54,10 +55,15 @@ REPLAY_HEADERS = frozenset(
 )
 
 
+class SubmitLedgerStore(IntentStore, BudgetStore, IdempotencyStore, Protocol):
+    """The intent and its outcomes, and the holds a request gives back when it ends
+    before its intent was written (a reservation, an idempotency claim)."""
+
+
 class SubmitLedger:
     def __init__(
         self,
-        store: Store,
+        store: SubmitLedgerStore,
         settings: Settings,
         metrics: Metrics,
         labels: Labels,
@@ -278,7 +284,7 @@ def hand_over(ctx: RequestContext, intent: Intent | None) -> None:
     ctx.slot_reservation_id = None
 
 
-def _releaser(store: Store, reservation_id: str) -> Callable[[], Awaitable[bool]]:
+def _releaser(store: BudgetStore, reservation_id: str) -> Callable[[], Awaitable[bool]]:
     async def release() -> bool:
         return await store.budget_release(reservation_id)
 

@@ -23,7 +23,7 @@ from proxy.jobs.labels import Labels
 from proxy.jobs.memory import Bounded, Known
 from proxy.jobs.settler import Settler
 from proxy.jobs.status import Phase, read_task
-from proxy.stores.base import JobNotFoundError, Store, StoreError
+from proxy.stores.base import JobNotFoundError, JobStore, StoreError
 from proxy.stores.records import JobRecord, JobStatus
 from proxy.telemetry.metrics import Metrics
 
@@ -34,7 +34,7 @@ PROXY_KEY_PREFIX = "mlx-vk-"
 class PollObserver:
     def __init__(
         self,
-        store: Store,
+        store: JobStore,
         settings: Settings,
         metrics: Metrics,
         labels: Labels,

@@ -21,11 +21,16 @@ from typing import Any
 from proxy.catalog.list_prices import ListUnit
 from proxy.catalog.spec import ModelSpec
 
+CHARACTERS_PER_MILLION = Decimal(10**6)
+"""A `$/M chars` price is per million characters (a count, not the micro-dollar factor)."""
+
 MAX_SECONDS = 24 * 3600.0
 MAX_COUNT = 10_000
 DURATION_FIELDS = ("duration",)
 COUNT_FIELDS = ("n", "num_images", "image_num", "count")
 TEXT_FIELDS = ("text", "input")
+CHARACTERS_PER_MILLION = Decimal(10**6)
+"""Text is priced per million characters (a count, not the money module's micro-dollars)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,5 +121,5 @@ def measure(
     if unit == "per_image":
         count = Decimal(images(spec, payload, known))
         return Measured(count, count)
-    chars = Decimal(characters(payload)) / Decimal(1_000_000)
+    chars = Decimal(characters(payload)) / CHARACTERS_PER_MILLION
     return Measured(chars, chars)

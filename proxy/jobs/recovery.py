@@ -20,7 +20,7 @@ import structlog
 from proxy.config import RecoverySettings
 from proxy.jobs.settler import Settler
 from proxy.money import optional_sample
-from proxy.stores.base import Store, StoreError
+from proxy.stores.base import IntentStore, StoreError
 from proxy.telemetry.metrics import Metrics
 
 log = structlog.get_logger("proxy.recovery")
@@ -29,7 +29,7 @@ log = structlog.get_logger("proxy.recovery")
 class RecoverySweep:
     def __init__(
         self,
-        store: Store,
+        store: IntentStore,
         settings: RecoverySettings,
         metrics: Metrics,
         replica_id: str,

@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 import structlog
 
-from proxy.stores.base import Reschedule, Store, StoreUnavailableError
+from proxy.stores.base import Reschedule, StoreUnavailableError, WatcherStore
 
 log = structlog.get_logger("proxy.watcher")
 FLUSH_AT = 500
@@ -29,7 +29,7 @@ class RescheduleWriter:
 
     def __init__(
         self,
-        store: Store,
+        store: WatcherStore,
         owner: str,
         flush_seconds: float,
         *,

@@ -18,7 +18,9 @@ from proxy.jobs.labels import Labels
 from proxy.money import optional_sample, sample
 from proxy.stores.records import JobRecord, JobStatus
 from proxy.telemetry.metrics import Metrics
-from proxy.telemetry.tracing import Tracing, record_job_span, span_ids, trace_exemplar
+from proxy.telemetry.spans import record_job_span
+from proxy.telemetry.traceparent import span_ids, trace_exemplar
+from proxy.telemetry.tracing import Tracing
 
 log = structlog.get_logger("proxy.jobs")
 TerminalHook = Callable[[JobRecord], None]

@@ -15,16 +15,17 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 from proxy.config import Settings
 from proxy.jobs.labels import Labels
-from proxy.jobs.ledger import SubmitLedger
+from proxy.jobs.ledger import SubmitLedger, SubmitLedgerStore
 from proxy.jobs.memory import Bounded, Known
 from proxy.jobs.observer import PollObserver
 from proxy.jobs.outbox import Outbox
 from proxy.jobs.schedule import Cadence
 from proxy.jobs.settler import Settler, TerminalHook
-from proxy.stores.base import Store
+from proxy.stores.base import JobStore, JobUpkeepStore, WatcherStore
 from proxy.stores.records import JobRecord
 from proxy.telemetry.metrics import Metrics
 from proxy.telemetry.tracing import Tracing
@@ -37,10 +38,15 @@ class Replica:
     id: str
 
 
+class TrackerStore(SubmitLedgerStore, JobStore, WatcherStore, JobUpkeepStore, Protocol):
+    """The ledger's and the observer's store, and what the watcher and expiry read through
+    ``JobTracker.store``: leases of due jobs, their reschedules, open jobs, expiry."""
+
+
 class JobTracker:
     def __init__(
         self,
-        store: Store,
+        store: TrackerStore,
         settings: Settings,
         metrics: Metrics,
         labels: Labels,

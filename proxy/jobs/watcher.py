@@ -51,7 +51,7 @@ from proxy.stores.base import LeasedJob, Reschedule, StoreUnavailableError
 from proxy.stores.records import JobRecord
 from proxy.telemetry.children import child
 from proxy.telemetry.metrics import Metrics
-from proxy.telemetry.tracing import watcher_poll_span
+from proxy.telemetry.spans import watcher_poll_span
 from proxy.upstream import attempts
 from proxy.upstream.client import Reply, Upstream
 from proxy.upstream.retry import RetryPolicy, server_delay

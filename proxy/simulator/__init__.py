@@ -1,7 +1,7 @@
 """A faithful, deterministic stand-in for api.modellix.ai (demo, tests, benchmarks).
 
     sim = Simulator(SimulatorConfig.fast(), clock=ManualClock())
-    app = sim.create_app()            # the API origin; sim.create_schema_app(): the schemas
+    app = build_app(sim)              # the API origin; build_schema_app(sim): the schemas
     # or: async with running(config) as handle: handle.url, handle.schema_url, handle.sim
 
 See ``docs/simulator.md``; ``proxy.simulator.app`` for the routes,
@@ -10,10 +10,12 @@ for fault injection and ``proxy.simulator.control`` for the simulator-only ``/_s
 endpoints.
 """
 
+from proxy.simulator.app import build_app
 from proxy.simulator.clock import ManualClock
 from proxy.simulator.config import SimulatorConfig
 from proxy.simulator.core import Simulator, UpstreamError
 from proxy.simulator.faults import FAULT_HEADER, FAULT_NAMES
+from proxy.simulator.schema_app import build_schema_app
 from proxy.simulator.server import RunningSimulator, run, running, serve
 from proxy.simulator.state import BillingRecord, RequestRecord, Task
 
@@ -28,6 +30,8 @@ __all__ = [
     "SimulatorConfig",
     "Task",
     "UpstreamError",
+    "build_app",
+    "build_schema_app",
     "run",
     "running",
     "serve",

@@ -229,7 +229,7 @@ async def balance(request: web.Request) -> web.StreamResponse:
 
 
 def build_app(sim: Simulator) -> web.Application:
-    """The aiohttp application of ``sim`` (use ``Simulator.create_app()``)."""
+    """The aiohttp application of ``sim``."""
     app = web.Application(middlewares=[upstream_middleware], client_max_size=MAX_BODY_BYTES)
     app[SIM] = sim
     app.cleanup_ctx.append(_closing_ctx)

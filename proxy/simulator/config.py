@@ -12,8 +12,6 @@ from typing import Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from proxy.simulator.limits import DEFAULT_TIERS, Tier
-
 Rate = float
 UnitPrice = Decimal | dict[str, Decimal]
 """A slug's price: one figure, or a figure per resolution (keys compared case-insensitively).
@@ -25,6 +23,25 @@ A per-resolution mapping may carry a ``"*"`` entry used for any other resolution
 
 MIB = 1024 * 1024
 DAY = 86400.0
+
+
+class Tier(BaseModel):
+    """One funding tier: from ``min_topup_usd`` of total top-ups, these limits
+    (``proxy.simulator.limits`` applies them)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    min_topup_usd: Decimal = Field(ge=0)
+    concurrency: int = Field(ge=0)
+    rpm: int = Field(ge=0)
+
+
+_TABLE = ((0, 2, 100), (10, 10, 100), (50, 20, 200), (100, 30, 300), (500, 50, 500))
+DEFAULT_TIERS: tuple[Tier, ...] = tuple(
+    Tier(min_topup_usd=Decimal(usd), concurrency=c, rpm=r)
+    for usd, c, r in (*_TABLE, (1000, 100, 1000))
+)
+"""Top-ups from $0, $10, $50, $100, $500 and $1,000."""
 
 
 class SchemaChange(BaseModel):

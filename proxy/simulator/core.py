@@ -1,9 +1,9 @@
 """The simulated upstream's behaviour, without HTTP: accounts, tasks, money, media.
 
-``Simulator`` is the object tests hold. Its HTTP faces are built by
-``Simulator.create_app()`` (the API origin, ``proxy.simulator.app``) and
-``Simulator.create_schema_app()`` (the schema origin, ``proxy.simulator.schema_app``);
-everything else here is plain methods a test can call with a controllable clock.
+``Simulator`` is the object tests hold: plain methods a test can call with a controllable
+clock. Its HTTP faces are built from it, and import it, never the other way round:
+``build_app(sim)`` (the API origin, ``proxy.simulator.app``) and ``build_schema_app(sim)``
+(the schema origin, ``proxy.simulator.schema_app``).
 What is published and charged per model lives in ``Simulator.listing``
 (``proxy.simulator.listing``), team limits in ``proxy.simulator.limits``.
 """
@@ -40,7 +40,7 @@ from proxy.simulator.state import (
 )
 
 if TYPE_CHECKING:
-    from aiohttp import web
+    pass
 
 DEFAULT_TEAM = "default"
 TASK_FAILED_MESSAGE = "Generation failed: the upstream provider could not generate the output"
@@ -67,7 +67,6 @@ class Simulator:
     ) -> None:
         self.config = config or SimulatorConfig()
         self.clock = clock
-        self._app: web.Application | None = None
         self.closing: asyncio.Event | None = None
         self._changed = asyncio.Event()
         self.reset()
@@ -87,31 +86,6 @@ class Simulator:
         """Live switch: ``data.billing`` in task answers (``POST /_sim/switches``)."""
         self._topups: dict[str, Decimal] = dict(self.config.topups_usd)
         self._ids = random.Random(f"{self.config.seed}:ids")
-
-    # -- HTTP face -------------------------------------------------------------------------
-
-    def create_app(self) -> web.Application:
-        """A new aiohttp application serving this simulator's state (the API origin)."""
-        from proxy.simulator.app import build_app  # deferred: app imports core
-
-        return build_app(self)
-
-    def create_schema_app(self) -> web.Application:
-        """A new aiohttp application serving the public ``api_schema`` documents.
-
-        The real ones live on www.modellix.ai, not on the API's origin: serve this on a
-        listener of its own (``running()`` does).
-        """
-        from proxy.simulator.schema_app import build_schema_app  # deferred: imports core
-
-        return build_schema_app(self)
-
-    @property
-    def app(self) -> web.Application:
-        """The application, built once on first use."""
-        if self._app is None:
-            self._app = self.create_app()
-        return self._app
 
     # -- what tests read --------------------------------------------------------------------
 

@@ -3,8 +3,8 @@
 Modellix's limits are team-wide and follow the team's funding tier (its total
 top-ups): below $10, 2 concurrent tasks and 100 requests/minute; from $1,000, 100 and
 1,000 (the two ends are Modellix's figures; the steps between, and their thresholds,
-are the simulator's, configurable as ``tiers``). Kling's model endpoints have their
-own 100 requests/minute.
+are the simulator's: ``config.DEFAULT_TIERS``, configurable as ``tiers``). Kling's model
+endpoints have their own 100 requests/minute.
 
 ``SimulatorConfig.tier``:
 
@@ -25,33 +25,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import TYPE_CHECKING
 
-from pydantic import BaseModel, ConfigDict, Field
-
-if TYPE_CHECKING:
-    from proxy.simulator.config import SimulatorConfig
+from proxy.simulator.config import SimulatorConfig, Tier
 
 WINDOW_SECONDS = 60
 KLING_RPM = 100
-
-
-class Tier(BaseModel):
-    """One funding tier: from ``min_topup_usd`` of total top-ups, these limits."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    min_topup_usd: Decimal = Field(ge=0)
-    concurrency: int = Field(ge=0)
-    rpm: int = Field(ge=0)
-
-
-_TABLE = ((0, 2, 100), (10, 10, 100), (50, 20, 200), (100, 30, 300), (500, 50, 500))
-DEFAULT_TIERS: tuple[Tier, ...] = tuple(
-    Tier(min_topup_usd=Decimal(usd), concurrency=c, rpm=r)
-    for usd, c, r in (*_TABLE, (1000, 100, 1000))
-)
-"""Top-ups from $0, $10, $50, $100, $500 and $1,000."""
 
 
 @dataclass(frozen=True, slots=True)

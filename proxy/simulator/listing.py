@@ -20,18 +20,16 @@ import copy
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
 
 from proxy.simulator import pricing
 from proxy.simulator.checks import check_body
+from proxy.simulator.config import SchemaChange, SimulatorConfig
 from proxy.simulator.models import MODELS, SCHEMAS, schema_defaults
 from proxy.simulator.spec import ModelSpec
-
-if TYPE_CHECKING:
-    from proxy.simulator.config import SchemaChange, SimulatorConfig
 
 Price = Decimal | dict[str, Decimal]
 MAX_PRICE = Decimal(10_000)
@@ -206,3 +204,8 @@ class Listing:
         offer.schema = copy.deepcopy(schema)
         offer._validator = None
         return offer
+
+
+def model_list(featured_only: bool = False) -> list[dict[str, Any]]:
+    """The ``models`` array of ``GET /api/v1/models`` under the default configuration."""
+    return Listing(SimulatorConfig()).items(featured_only)

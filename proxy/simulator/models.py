@@ -38,7 +38,6 @@ __all__ = [
     "Published",
     "check_request",
     "find_model",
-    "model_list",
     "schema_defaults",
     "task_cost_micros",
 ]
@@ -66,14 +65,6 @@ MODELS: Mapping[str, ModelSpec] = {spec.slug.lower(): spec for spec in SPECS}
 _missing = {spec.slug for spec in SPECS} ^ set(SCHEMAS)
 if _missing:  # pragma: no cover - guarded by tests/simulator/test_schemas.py too
     raise RuntimeError(f"model table and schemas.json disagree on {sorted(_missing)}")
-
-
-def model_list(featured_only: bool = False) -> list[dict[str, Any]]:
-    """The ``models`` array of ``GET /api/v1/models`` under the default configuration."""
-    from proxy.simulator.config import SimulatorConfig  # deferred: both import this module
-    from proxy.simulator.listing import Listing
-
-    return Listing(SimulatorConfig()).items(featured_only)
 
 
 def find_model(provider: str, model: str) -> ModelSpec | None:

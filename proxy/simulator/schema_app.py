@@ -154,7 +154,7 @@ async def _schema_middleware(request: web.Request, handler: Handler) -> web.Stre
 
 
 def build_schema_app(sim: Simulator) -> web.Application:
-    """The schema origin's application (use ``Simulator.create_schema_app()``)."""
+    """The schema origin's application."""
     app = web.Application(middlewares=[_schema_middleware])
     app[SIM] = sim
     app.router.add_get("/models/{provider}/{model}/api_schema", api_schema)

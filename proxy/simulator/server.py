@@ -24,8 +24,10 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
+from proxy.simulator.app import build_app
 from proxy.simulator.config import SimulatorConfig
 from proxy.simulator.core import Simulator
+from proxy.simulator.schema_app import build_schema_app
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8787
@@ -74,8 +76,8 @@ async def running(
     sim = sim or Simulator(config, clock)
     if schema_port is None:
         schema_port = port + 1 if port else 0
-    api = web.AppRunner(sim.create_app(), shutdown_timeout=SHUTDOWN_TIMEOUT, access_log=None)
-    schemas = web.AppRunner(sim.create_schema_app(), access_log=None)
+    api = web.AppRunner(build_app(sim), shutdown_timeout=SHUTDOWN_TIMEOUT, access_log=None)
+    schemas = web.AppRunner(build_schema_app(sim), access_log=None)
     await api.setup()
     await schemas.setup()
     try:

@@ -11,15 +11,20 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import Protocol
 
 from proxy.catalog.listed import price_hint
 from proxy.context import RequestContext
 from proxy.errors import BudgetExceeded, TooManyRequests
 from proxy.governance.budgets import BudgetBook, describe, dollars, refusal_text, tightest
 from proxy.money import exact
-from proxy.stores.base import Store
+from proxy.stores.base import BudgetDefinitionStore, BudgetStore
 from proxy.stores.records import BudgetScope
 from proxy.telemetry.metrics import Metrics
+
+
+class BudgetStageStore(BudgetStore, BudgetDefinitionStore, Protocol):
+    """Reservations (money and the key's slot), and the windows the headers report."""
 
 
 class BudgetStage:
@@ -27,7 +32,7 @@ class BudgetStage:
 
     def __init__(
         self,
-        store: Store,
+        store: BudgetStageStore,
         book: BudgetBook,
         metrics: Metrics,
         clock: Callable[[], float] = time.time,

@@ -27,6 +27,7 @@ from proxy.stores.base import (
     VirtualKeyStore,
     WatcherStore,
 )
+from proxy.stores.webhook_records import RenderDelivery
 
 __all__ = [
     "BudgetDefinitionStore",
@@ -57,21 +58,31 @@ def sqlite_path(url: str) -> str:
     return url[len(_SQLITE_PREFIX) :]
 
 
-async def open_store(url: str, *, group_commit_max_writes: int | None = None) -> Store:
+async def open_store(
+    url: str,
+    *,
+    group_commit_max_writes: int | None = None,
+    render_delivery: RenderDelivery | None = None,
+) -> Store:
     """Open and migrate the store ``url`` names; call ``close()`` when done.
 
     ``group_commit_max_writes`` bounds how many writers share one SQLite ``COMMIT``.
+    ``render_delivery`` (``proxy.webhooks.document.render_delivery``) renders the completion
+    webhook the store records when a job with a callback URL turns terminal; a process that
+    may make such a job terminal must pass it (without it, that transaction fails).
     """
     if url.startswith("sqlite:"):
         from proxy.stores.sqlite import SqliteStore
 
         if group_commit_max_writes is None:
-            return await SqliteStore.open(sqlite_path(url))
+            return await SqliteStore.open(sqlite_path(url), render_delivery=render_delivery)
         return await SqliteStore.open(
-            sqlite_path(url), group_commit_max_writes=group_commit_max_writes
+            sqlite_path(url),
+            group_commit_max_writes=group_commit_max_writes,
+            render_delivery=render_delivery,
         )
     if url.startswith(("postgresql://", "postgres://")):
         from proxy.stores.postgres import PostgresStore
 
-        return await PostgresStore.open(url)
+        return await PostgresStore.open(url, render_delivery=render_delivery)
     raise ValueError(f"unsupported store URL scheme: {url.split(':', 1)[0]!r}")

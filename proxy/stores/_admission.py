@@ -13,7 +13,8 @@ writer), so replicas never both see the same free slot:
   intent of its send in the same transaction, so a crash mid-dispatch is recovered
   through the intent (an ``unknown`` record), never sent twice;
 - the outcome (``admission_to_job``, ``_to_unknown``, ``_requeue``, ``_refused``) removes
-  the intent and updates the row in one transaction, as ``proxy.stores._intents`` does.
+  the intent and updates the row in one transaction, as ``proxy.stores._intents`` does
+  (queue → job is written in ``proxy.stores._crossings``).
 
 In flight for a team: its ``vk:`` callers' jobs still pending or processing (they were
 sent with the proxy's own upstream key) plus their intents (sends in progress).
@@ -26,9 +27,9 @@ import json
 import uuid
 from collections.abc import Sequence
 
+from proxy.stores._crossings import TAKE_INTENT
 from proxy.stores._intents import (
     OPEN_INTENT,
-    TAKE_INTENT,
     IntentsMixin,
     intent_from_row,
     job_from_json,
@@ -282,17 +283,7 @@ class AdmissionMixin(IntentsMixin):
     ) -> JobRecord:
         """The upstream created ``job.task_id``: the job, the row dispatched, one commit."""
         async with self._write() as tx:
-            recorded = await self._record_job(tx, intent, job)
-            await tx.execute(
-                self.dialect.sql(
-                    "UPDATE admission_queue SET state = 'dispatched', task_id = $2,"
-                    " finished_at = $3, error = NULL WHERE queue_id = $1"
-                ),
-                queue_id,
-                job.task_id,
-                now,
-            )
-        return recorded
+            return await self._queue_to_job(tx, queue_id, intent, job, now)
 
     async def admission_to_unknown(
         self, queue_id: str, intent: Intent, detail: str, now: float
@@ -302,7 +293,7 @@ class AdmissionMixin(IntentsMixin):
             taken = await tx.fetchrow(self.dialect.sql(TAKE_INTENT), intent.intent_id)
             record = None
             if taken is not None:
-                record = await self._to_unknown(tx, intent_from_row(taken), detail)
+                record = await self._intent_to_unknown(tx, intent_from_row(taken), detail)
             await tx.execute(
                 self.dialect.sql(SET_UNKNOWN),
                 queue_id, intent.placeholder, now, detail[:500], intent.intent_id,

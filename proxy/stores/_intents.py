@@ -20,6 +20,7 @@ from typing import Any
 
 from proxy.jsoncodec import dumps_record, loads
 from proxy.stores._budgets import BudgetsMixin
+from proxy.stores._crossings import TAKE_INTENT
 from proxy.stores._idempotency import IdempotencyMixin
 from proxy.stores._jobs import JobsMixin
 from proxy.stores._sql import Row, Tx, job_from_row
@@ -38,8 +39,6 @@ OPEN_INTENT = """
 INSERT INTO submit_intents (intent_id, owner, created_at, job, idempotency_scope,
     idempotency_key, reservation_id, slot_reservation_id)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"""
-
-TAKE_INTENT = "DELETE FROM submit_intents WHERE intent_id = $1 RETURNING *"
 
 HELD_RESERVATION = (
     "SELECT reservation_id FROM budget_reservations WHERE reservation_id = $1"
@@ -156,40 +155,7 @@ class IntentsMixin(JobsMixin, IdempotencyMixin, BudgetsMixin):
     ) -> JobRecord:
         """The upstream created ``job.task_id``: record it, drop the intent, settle the key."""
         async with self._write(inline=True) as tx:
-            recorded = await self._record_job(tx, intent, job)
-            if response is not None and intent.idempotency_scope and intent.idempotency_key:
-                await self._complete_in(
-                    tx, intent.idempotency_scope, intent.idempotency_key, response, intent.intent_id
-                )
-        return recorded
-
-    async def _record_job(self, tx: Tx, intent: Intent, job: NewJob) -> JobRecord:
-        """Inside ``tx``: the intent dropped, the job recorded, its holds handed over to it.
-
-        If a sweep already turned the intent into an ``unknown`` record (this replica was
-        taken for dead during a stall), the job replaces that record.
-        """
-        taken = await tx.fetchrow(self.dialect.sql(TAKE_INTENT), intent.intent_id)
-        if taken is None:
-            await tx.execute(
-                self.dialect.sql("DELETE FROM jobs WHERE task_id = $1 AND status = $2"),
-                intent.placeholder,
-                JobStatus.UNKNOWN.value,
-            )
-        recorded = await self._insert_or_existing(tx, job)
-        await self._hand_over(tx, (job.reservation_id, job.slot_reservation_id))
-        return recorded
-
-    async def _insert_or_existing(self, tx: Tx, job: NewJob) -> JobRecord:
-        """Insert inside ``tx``; the same task id twice keeps the first record."""
-        recorded = await self._insert_job(tx, job)
-        if recorded is not None:
-            return recorded
-        row = await tx.fetchrow(
-            self.dialect.sql("SELECT * FROM jobs WHERE task_id = $1"), job.task_id
-        )
-        assert row is not None
-        return job_from_row(row)
+            return await self._intent_to_job(tx, intent, job, response)
 
     async def intent_to_unknown(self, intent: Intent, detail: str) -> JobRecord | None:
         """Sent without a usable answer: the ``unknown`` record keeps the money, frees the slot.
@@ -200,7 +166,7 @@ class IntentsMixin(JobsMixin, IdempotencyMixin, BudgetsMixin):
             taken = await tx.fetchrow(self.dialect.sql(TAKE_INTENT), intent.intent_id)
             if taken is None:
                 return None
-            return await self._to_unknown(tx, intent_from_row(taken), detail)
+            return await self._intent_to_unknown(tx, intent_from_row(taken), detail)
 
     async def intent_release(
         self, intent: Intent, response: StoredResponse | None, *, complete: bool
@@ -224,29 +190,6 @@ class IntentsMixin(JobsMixin, IdempotencyMixin, BudgetsMixin):
                 else:
                     await self._release_in(tx, scope, key, intent.intent_id)
         return True
-
-    async def _to_unknown(self, tx: Tx, intent: Intent, detail: str) -> JobRecord:
-        job = dataclasses.replace(
-            intent.job,
-            task_id=intent.placeholder,
-            status=JobStatus.UNKNOWN,
-            next_poll_at=None,
-            slot_reservation_id=None,
-        )
-        recorded = await self._insert_or_existing(tx, job)
-        await tx.execute(
-            self.dialect.sql("UPDATE jobs SET error_reason = $2 WHERE task_id = $1"),
-            job.task_id,
-            detail[:500],
-        )
-        await self._hand_over(tx, (intent.reservation_id,))
-        if intent.slot_reservation_id is not None:
-            await self._close_in(tx, intent.slot_reservation_id, "released", 0)
-        if intent.idempotency_scope and intent.idempotency_key:
-            await self._unknown_in(
-                tx, intent.idempotency_scope, intent.idempotency_key, job.task_id, intent.intent_id
-            )
-        return dataclasses.replace(recorded, error_reason=detail[:500])
 
     async def heartbeat(self, replica_id: str, now: float) -> None:
         async with self._write(inline=True) as tx:
@@ -274,7 +217,7 @@ class IntentsMixin(JobsMixin, IdempotencyMixin, BudgetsMixin):
                 if taken is None:
                     continue
                 unknown.append(
-                    await self._to_unknown(
+                    await self._intent_to_unknown(
                         tx,
                         intent_from_row(taken),
                         f"the replica {taken['owner']} stopped between sending this submit "

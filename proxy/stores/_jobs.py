@@ -5,8 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from proxy.jsoncodec import dumps_record
-from proxy.stores._budgets import BudgetsMixin
-from proxy.stores._settlements import append_settlement, settles_spend
+from proxy.stores._crossings import CrossingsMixin
 from proxy.stores._sql import (
     Tx,
     decode_cursor,
@@ -14,7 +13,6 @@ from proxy.stores._sql import (
     encode_history,
     job_from_row,
 )
-from proxy.stores._webhooks import enqueue_delivery
 from proxy.stores.base import DuplicateJobError, JobNotFoundError
 from proxy.stores.records import (
     GROUP_KEYS,
@@ -25,22 +23,10 @@ from proxy.stores.records import (
     NewJob,
     Source,
     SpendRow,
-    StatusChange,
     Transition,
     WatcherStats,
 )
 from proxy.stores.transitions import apply_observation
-
-INSERT_JOB = """
-INSERT INTO jobs (task_id, caller, team, project, alias, pinned_slug, input_hash,
-    correlation_id, request_id, idempotency_key, price_table_version,
-    estimated_cost_micros, status, upstream_attempts, traceparent, submitted_by,
-    submitted_at, history, last_seen_status, next_poll_at, reservation_id, slot_reservation_id,
-    callback_url, price_source, estimate_low_micros, estimate_high_micros, estimate_bounded)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18,
-    $19, $20, $21, $22, $23, $24, $25, $26, $27)
-ON CONFLICT (task_id) DO NOTHING
-RETURNING *"""
 
 WRITE_STATE = """
 UPDATE jobs SET status = $2, first_processing_at = $3, terminal_at = $4, history = $5,
@@ -64,7 +50,7 @@ _GROUP_EXPR = {
 }
 
 
-class JobsMixin(BudgetsMixin):
+class JobsMixin(CrossingsMixin):
     """``JobStore`` and ``WatcherStore`` over any ``SqlBase`` connection provider."""
 
     async def insert_job(self, job: NewJob) -> JobRecord:
@@ -73,21 +59,6 @@ class JobsMixin(BudgetsMixin):
         if inserted is None:
             raise DuplicateJobError(job.task_id)
         return inserted
-
-    async def _insert_job(self, tx: Tx, job: NewJob) -> JobRecord | None:
-        """Insert inside ``tx``; ``None`` if the task id is already recorded."""
-        history = encode_history([StatusChange(job.status.value, job.submitted_at, "submit")])
-        args = (
-            job.task_id, job.caller, job.team, job.project, job.alias, job.pinned_slug,
-            job.input_hash, job.correlation_id, job.request_id, job.idempotency_key,
-            job.price_table_version, job.estimated_cost_micros, job.status.value,
-            job.upstream_attempts, job.traceparent, job.submitted_by, job.submitted_at,
-            history, job.status.value, job.next_poll_at, job.reservation_id,
-            job.slot_reservation_id, job.callback_url, job.price_source,
-            job.estimate_low_micros, job.estimate_high_micros, job.estimate_bounded,
-        )  # fmt: skip
-        row = await tx.fetchrow(self.dialect.sql(INSERT_JOB), *args)
-        return None if row is None else job_from_row(row)
 
     async def get_job(self, task_id: str) -> JobRecord | None:
         async with self._read(inline=True) as tx:
@@ -121,7 +92,7 @@ class JobsMixin(BudgetsMixin):
             )  # fmt: skip
             await self._write_state(tx, transition.job)
             if transition.became_terminal:
-                await self._close_holds(tx, transition.job)
+                await self._settle_terminal(tx, transition.job)
         return transition
 
     async def defer(self, task_id: str, until: float) -> bool:
@@ -236,32 +207,9 @@ class JobsMixin(BudgetsMixin):
                 )
                 if step.became_terminal:
                     await self._write_state(tx, step.job)
-                    await self._close_holds(tx, step.job)
+                    await self._settle_terminal(tx, step.job)
                     expired.append(step.job)
         return expired
-
-    async def _close_holds(self, tx: Tx, job: JobRecord) -> None:
-        """In the transaction that makes ``job`` terminal: its money and slot, settled once.
-
-        Success (or a failure billed at a price) turns the reservation into spend at the
-        final cost; anything else releases it; the concurrency slot is freed. Done here,
-        not after the commit, so no crash can leave a terminal job's holds open.
-        """
-        if job.reservation_id is not None:
-            final = job.final_cost_micros or 0
-            billed = job.status is JobStatus.SUCCESS or (
-                job.status is JobStatus.FAILED and final > 0
-            )
-            await self._close_in(
-                tx, job.reservation_id, "settled" if billed else "released", final if billed else 0
-            )
-        if job.slot_reservation_id is not None:
-            await self._close_in(tx, job.slot_reservation_id, "released", 0)
-        if job.callback_url is not None:  # the completion webhook, as durable as the transition
-            await enqueue_delivery(tx, self.dialect, job)
-        if settles_spend(job):  # last: the journal's counter lock is held until the commit
-            at = job.terminal_at if job.terminal_at is not None else 0.0
-            await append_settlement(tx, self.dialect, job, at)
 
     async def _locked_job(self, tx: Tx, task_id: str) -> JobRecord | None:
         sql = "SELECT * FROM jobs WHERE task_id = $1" + self.dialect.lock_rows  # noqa: S608

@@ -1,11 +1,12 @@
 """The settlement journal: spend the ledger settled, in commit order.
 
-Every transaction that settles a job's spend (``JobsMixin._close_holds``) appends one row with
-the next value of the ``settlement`` counter, as its last statement. The counter is one row:
-on PostgreSQL the ``UPDATE`` holds its row lock until the transaction ends, so a second
-settlement takes the next value only after the first has committed (or rolled back, giving its
-value back); on SQLite every writer is serialised anyway. Sequence order is therefore commit
-order, without gaps: a reader that sees the counter at *N* sees every settlement up to *N*.
+Every transaction that settles a job's spend (``_settle_terminal``, ``proxy.stores._crossings``)
+appends one row with the next value of the ``settlement`` counter, as its last statement.
+The counter is one row: on PostgreSQL the ``UPDATE`` holds its row lock until the
+transaction ends, so a second settlement takes the next value only after the first has
+committed (or rolled back, giving its value back); on SQLite every writer is serialised
+anyway. Sequence order is therefore commit order, without gaps: a reader that sees the
+counter at *N* sees every settlement up to *N*.
 
 Balance reconciliation reads the journal by sequence, never by a time taken before a commit,
 so each settlement is counted in exactly one window whatever commits late (a restart, a

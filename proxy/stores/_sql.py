@@ -19,7 +19,9 @@ from functools import lru_cache
 from typing import Any, Protocol
 
 from proxy.jsoncodec import dumps_record, loads
+from proxy.stores.migrations import Backend
 from proxy.stores.records import JobRecord, JobStatus, Source, StatusChange
+from proxy.stores.webhook_records import RenderDelivery
 
 Row = Mapping[str, Any]
 
@@ -46,7 +48,7 @@ def _to_qmark(sql: str) -> str:
 class Dialect:
     """The few places SQLite and PostgreSQL need different SQL."""
 
-    name: str
+    name: Backend
     lock_rows: str = ""
     skip_locked: str = ""
     day_template: str = "strftime('%Y-%m-%d', {}, 'unixepoch')"
@@ -56,6 +58,11 @@ class Dialect:
         " (CAST(strftime('%j', {0}, 'unixepoch', '-3 days', 'weekday 4') AS INTEGER) + 6) / 7)"
     )
     greatest: str = "max"
+    # Held in the migrating transaction beside its own write lock, given the migrations key
+    # (SQLite: ``BEGIN IMMEDIATE`` already serialises migrators).
+    migration_lock: str = ""
+    # The driver runs one statement per call, so a migration's script is split (sqlite3).
+    split_scripts: bool = True
     _qmark: bool = field(default=True, repr=False)
 
     def sql(self, text: str) -> str:
@@ -84,6 +91,8 @@ POSTGRES = Dialect(
     day_template="to_char(to_timestamp({}) AT TIME ZONE 'UTC', 'YYYY-MM-DD')",
     week_template="to_char(to_timestamp({0}) AT TIME ZONE 'UTC', 'IYYY-\"W\"IW')",
     greatest="GREATEST",
+    migration_lock="SELECT pg_advisory_xact_lock($1)",
+    split_scripts=False,
     _qmark=False,
 )
 
@@ -92,6 +101,8 @@ class SqlBase(abc.ABC):
     """Base of the SQL stores: subclasses provide connections, mixins the operations."""
 
     dialect: Dialect
+    render_delivery: RenderDelivery | None = None
+    """What a completion webhook says (given when opened; see ``proxy.stores._webhooks``)."""
 
     @abc.abstractmethod
     def _write(self, *, inline: bool = False) -> AbstractAsyncContextManager[Tx]:

@@ -1,8 +1,10 @@
 """Completion webhook deliveries and per-caller callback URLs, for both SQL engines.
 
 A delivery row is written by ``enqueue_delivery`` inside the transaction that makes a job
-terminal (``JobsMixin._close_holds``), so a job with a callback can never turn terminal
-without its delivery being recorded. Workers on any replica lease due rows the way the
+terminal (``proxy.stores._crossings``), so a job with a callback can never turn terminal
+without its delivery being recorded. Its id and body are rendered by the webhook feature
+(``proxy.webhooks.document.render_delivery``, handed to the store when it is opened): the
+store keeps them and never reads them. Workers on any replica lease due rows the way the
 watcher leases jobs (``FOR UPDATE SKIP LOCKED`` on PostgreSQL): leasing moves
 ``next_attempt_at`` to the lease's end, so a crashed worker's row is due again by itself.
 """
@@ -11,8 +13,7 @@ from __future__ import annotations
 
 from proxy.stores._sql import Dialect, Row, SqlBase, Tx
 from proxy.stores.records import JobRecord
-from proxy.stores.webhook_records import Delivery, DeliveryState
-from proxy.webhooks.document import delivery_id, terminal_body
+from proxy.stores.webhook_records import Delivery, DeliveryState, RenderDelivery
 
 INSERT_DELIVERY = """
 INSERT INTO webhook_deliveries (delivery_id, task_id, caller, team, url, body, state,
@@ -45,15 +46,28 @@ INSERT INTO webhook_endpoints (caller, url, updated_at) VALUES ($1, $2, $3)
 ON CONFLICT (caller) DO UPDATE SET url = excluded.url, updated_at = excluded.updated_at"""
 
 
-async def enqueue_delivery(tx: Tx, dialect: Dialect, job: JobRecord) -> None:
+class NoDeliveryRendererError(RuntimeError):
+    """A job with a callback URL turned terminal in a store opened without ``render_delivery``:
+    a wiring mistake (every process that makes jobs terminal passes one), never a condition."""
+
+
+async def enqueue_delivery(
+    tx: Tx, dialect: Dialect, job: JobRecord, render: RenderDelivery | None
+) -> None:
     """Inside the terminal transaction: record the completion webhook of ``job`` (once)."""
     if job.callback_url is None:
         return
+    if render is None:
+        raise NoDeliveryRendererError(
+            f"job {job.task_id} has a callback URL, and this store was opened without"
+            " render_delivery (proxy.webhooks.document.render_delivery)"
+        )
     at = job.terminal_at if job.terminal_at is not None else job.submitted_at
+    rendered = render(job)
     await tx.execute(
         dialect.sql(INSERT_DELIVERY),
-        delivery_id(job.task_id), job.task_id, job.caller, job.team, job.callback_url,
-        terminal_body(job), at,
+        rendered.delivery_id, job.task_id, job.caller, job.team, job.callback_url,
+        rendered.body, at,
     )  # fmt: skip
 
 

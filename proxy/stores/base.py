@@ -631,6 +631,13 @@ class SchemaStore(Protocol):
         """Every version of one model, oldest first."""
 
 
+class ProbeStore(Protocol):
+    """Whether the store takes writes now (the readiness check)."""
+
+    async def probe_write(self) -> None:
+        """Return if a write could be made now, else raise ``StoreUnavailableError`` (cheap)."""
+
+
 @runtime_checkable
 class Store(
     IntentStore,
@@ -648,12 +655,10 @@ class Store(
     BalanceStore,
     AdmissionStore,
     SchemaStore,
+    ProbeStore,
     Protocol,
 ):
     """Everything the proxy keeps: jobs, leases, idempotency keys, keys, budgets, refusals."""
-
-    async def probe_write(self) -> None:
-        """Return if a write could be made now, else raise ``StoreUnavailableError`` (cheap)."""
 
     async def close(self) -> None:
         """Release connections; the store is unusable afterwards."""

@@ -14,24 +14,10 @@ from contextlib import asynccontextmanager
 
 import asyncpg
 
-from proxy.stores import migrations
-from proxy.stores._admission import AdmissionMixin
-from proxy.stores._balance import BalanceMixin
-from proxy.stores._budget_defs import BudgetDefinitionsMixin
-from proxy.stores._budgets import BudgetsMixin
-from proxy.stores._idempotency import IdempotencyMixin
-from proxy.stores._intents import IntentsMixin
-from proxy.stores._job_upkeep import JobUpkeepMixin
-from proxy.stores._jobs import JobsMixin
-from proxy.stores._leases import LeasesMixin
-from proxy.stores._ledger_reads import LedgerReadsMixin
-from proxy.stores._refusals import RefusalsMixin
-from proxy.stores._schemas import SchemasMixin
-from proxy.stores._settlements import SettlementsMixin
 from proxy.stores._sql import POSTGRES, Row, Tx, rows_changed
-from proxy.stores._vkeys import VirtualKeysMixin
-from proxy.stores._webhooks import WebhooksMixin
 from proxy.stores.base import StoreUnavailableError
+from proxy.stores.sql_store import SqlStore
+from proxy.stores.webhook_records import RenderDelivery
 
 DEFAULT_MIN_POOL = 1
 DEFAULT_MAX_POOL = 10
@@ -78,33 +64,28 @@ async def _keep_session(_connection: asyncpg.Connection[asyncpg.Record]) -> None
     """
 
 
-class PostgresStore(
-    AdmissionMixin,  # first: it builds on IntentsMixin
-    IntentsMixin,
-    JobsMixin,
-    LedgerReadsMixin,
-    IdempotencyMixin,
-    VirtualKeysMixin,
-    BudgetsMixin,
-    BudgetDefinitionsMixin,
-    RefusalsMixin,
-    JobUpkeepMixin,
-    LeasesMixin,
-    WebhooksMixin,
-    BalanceMixin,
-    SettlementsMixin,
-    SchemasMixin,
-):
+class PostgresStore(SqlStore):
     """``Store`` on a PostgreSQL database shared by every replica."""
 
     dialect = POSTGRES
 
-    def __init__(self, pool: asyncpg.Pool[asyncpg.Record]) -> None:
+    def __init__(
+        self,
+        pool: asyncpg.Pool[asyncpg.Record],
+        *,
+        render_delivery: RenderDelivery | None = None,
+    ) -> None:
+        self.render_delivery = render_delivery
         self._pool = pool
 
     @classmethod
     async def open(
-        cls, dsn: str, *, min_size: int = DEFAULT_MIN_POOL, max_size: int = DEFAULT_MAX_POOL
+        cls,
+        dsn: str,
+        *,
+        min_size: int = DEFAULT_MIN_POOL,
+        max_size: int = DEFAULT_MAX_POOL,
+        render_delivery: RenderDelivery | None = None,
     ) -> PostgresStore:
         """Connect a pool to ``dsn`` and migrate the database."""
         try:
@@ -118,36 +99,13 @@ class PostgresStore(
             )
         except _UNAVAILABLE as exc:
             raise StoreUnavailableError(f"cannot reach PostgreSQL: {_describe(exc)}") from exc
-        store = cls(pool)
+        store = cls(pool, render_delivery=render_delivery)
         try:
             await store.migrate()
         except BaseException:
             await pool.close()
             raise
         return store
-
-    async def migrate(self) -> int:
-        """Apply pending migrations under an advisory lock; the version after."""
-        known = migrations.load("postgres")
-        async with self._write() as tx:
-            await tx.execute("SELECT pg_advisory_xact_lock($1)", migrations.ADVISORY_LOCK_KEY)
-            await tx.execute(migrations.SCHEMA_VERSION_DDL)
-            rows = await tx.fetch("SELECT version, checksum FROM schema_version")
-            for migration in migrations.pending(known, {r["version"]: r["checksum"] for r in rows}):
-                await tx.execute(migration.sql)
-                await tx.execute(
-                    "INSERT INTO schema_version (version, name, checksum) VALUES ($1, $2, $3)",
-                    migration.version,
-                    migration.name,
-                    migration.checksum,
-                )
-        return len(known)
-
-    async def schema_version(self) -> int:
-        """The highest migration applied to this database."""
-        async with self._read() as tx:
-            row = await tx.fetchrow("SELECT MAX(version) AS v FROM schema_version")
-        return int(row["v"]) if row and row["v"] is not None else 0
 
     async def probe_write(self) -> None:
         """A connection in a transaction that may write (not read-only, not a standby)."""

@@ -20,26 +20,12 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from proxy.stores import migrations
-from proxy.stores._admission import AdmissionMixin
-from proxy.stores._balance import BalanceMixin
-from proxy.stores._budget_defs import BudgetDefinitionsMixin
-from proxy.stores._budgets import BudgetsMixin
-from proxy.stores._idempotency import IdempotencyMixin
-from proxy.stores._intents import IntentsMixin
-from proxy.stores._job_upkeep import JobUpkeepMixin
-from proxy.stores._jobs import JobsMixin
-from proxy.stores._leases import LeasesMixin
-from proxy.stores._ledger_reads import LedgerReadsMixin
-from proxy.stores._refusals import RefusalsMixin
-from proxy.stores._schemas import SchemasMixin
-from proxy.stores._settlements import SettlementsMixin
 from proxy.stores._sql import SQLITE, Row, Tx
-from proxy.stores._vkeys import VirtualKeysMixin
-from proxy.stores._webhooks import WebhooksMixin
 from proxy.stores.base import StoreUnavailableError
 from proxy.stores.group_commit import DEFAULT_MAX_WRITES, GroupCommit
+from proxy.stores.sql_store import SqlStore
 from proxy.stores.sqlite_conn import SqliteConnection
+from proxy.stores.webhook_records import RenderDelivery
 
 DEFAULT_BUSY_TIMEOUT_MS = 5000
 # A locked, full or vanished database file; mapped to StoreUnavailableError.
@@ -94,30 +80,19 @@ async def _switch_to_wal(conn: SqliteConnection, within: float) -> None:
         delay = min(delay * 2, 0.2)
 
 
-class SqliteStore(
-    AdmissionMixin,  # first: it builds on IntentsMixin
-    IntentsMixin,
-    JobsMixin,
-    LedgerReadsMixin,
-    IdempotencyMixin,
-    VirtualKeysMixin,
-    BudgetsMixin,
-    BudgetDefinitionsMixin,
-    RefusalsMixin,
-    JobUpkeepMixin,
-    LeasesMixin,
-    WebhooksMixin,
-    BalanceMixin,
-    SettlementsMixin,
-    SchemasMixin,
-):
+class SqliteStore(SqlStore):
     """``Store`` on a single SQLite database file."""
 
     dialect = SQLITE
 
     def __init__(
-        self, conn: SqliteConnection, *, group_commit_max_writes: int = DEFAULT_MAX_WRITES
+        self,
+        conn: SqliteConnection,
+        *,
+        group_commit_max_writes: int = DEFAULT_MAX_WRITES,
+        render_delivery: RenderDelivery | None = None,
     ) -> None:
+        self.render_delivery = render_delivery
         self._conn = conn
         self._group = GroupCommit(conn, max_writes=group_commit_max_writes)
         self._thread_tx = _ThreadTx(conn)
@@ -136,6 +111,7 @@ class SqliteStore(
         *,
         busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS,
         group_commit_max_writes: int = DEFAULT_MAX_WRITES,
+        render_delivery: RenderDelivery | None = None,
     ) -> SqliteStore:
         """Open (creating if needed) the database at ``path`` and migrate it."""
         try:
@@ -147,7 +123,11 @@ class SqliteStore(
             await _switch_to_wal(conn, busy_timeout_ms / 1000)
             await conn.execute("PRAGMA synchronous = FULL")
             await conn.execute("PRAGMA foreign_keys = ON")
-            store = cls(conn, group_commit_max_writes=group_commit_max_writes)
+            store = cls(
+                conn,
+                group_commit_max_writes=group_commit_max_writes,
+                render_delivery=render_delivery,
+            )
             await store.migrate()
             if path != ":memory:" and not path.startswith("file:"):
                 await store._open_reader(path, busy_timeout_ms)
@@ -165,30 +145,6 @@ class SqliteStore(
             await reader.close()
             raise
         self._reader, self._reader_tx = reader, _ThreadTx(reader)
-
-    async def migrate(self) -> int:
-        """Apply pending migrations in one ``BEGIN IMMEDIATE`` transaction; the version after."""
-        known = migrations.load("sqlite")
-        async with self._write() as tx:
-            await tx.execute(migrations.SCHEMA_VERSION_DDL)
-            rows = await tx.fetch("SELECT version, checksum FROM schema_version")
-            todo = migrations.pending(known, {r["version"]: r["checksum"] for r in rows})
-            for migration in todo:
-                for statement in migrations.split_statements(migration.sql):
-                    await tx.execute(statement)
-                await tx.execute(
-                    "INSERT INTO schema_version (version, name, checksum) VALUES (?, ?, ?)",
-                    migration.version,
-                    migration.name,
-                    migration.checksum,
-                )
-        return len(known)
-
-    async def schema_version(self) -> int:
-        """The highest migration applied to this database."""
-        async with self._read() as tx:
-            row = await tx.fetchrow("SELECT MAX(version) AS v FROM schema_version")
-        return int(row["v"]) if row and row["v"] is not None else 0
 
     async def probe_write(self) -> None:
         """Take the write lock and let it go (``BEGIN IMMEDIATE``, nothing written)."""

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
+
+from proxy.stores.records import JobRecord
 
 
 class DeliveryState(StrEnum):
@@ -30,6 +33,22 @@ class Delivery:
     last_status: int | None = None
     last_error: str | None = None
     lease_owner: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RenderedDelivery:
+    """A completion webhook as its feature renders it: the id it goes by on every retry
+    (``Webhook-Id``) and the exact text sent."""
+
+    delivery_id: str
+    body: str
+
+
+RenderDelivery = Callable[[JobRecord], RenderedDelivery]
+"""How the webhook feature renders a terminal job's delivery (``proxy.webhooks.document``).
+
+Given to the store when it is opened: the store writes the delivery inside the transaction
+that makes the job terminal, but what the delivery says is the feature's business."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

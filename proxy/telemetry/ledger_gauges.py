@@ -24,13 +24,14 @@ import time
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 from zoneinfo import ZoneInfo
 
 from proxy.governance.budgets import BudgetBook
 from proxy.governance.windows import window_bounds
 from proxy.jobs.labels import Labels
 from proxy.money import sample
-from proxy.stores.base import Store
+from proxy.stores.base import JobStore, LedgerReadStore, RefusalStore
 from proxy.stores.records import CostQuantiles, RefusalGroupKey, spend_source
 from proxy.telemetry.metrics import Metrics
 
@@ -44,6 +45,10 @@ SpendKey = tuple[str, str, str]  # team, project, model
 RefusalKey = tuple[str, str, str, str]  # team, project, model, reason
 
 
+class LedgerGaugeStore(JobStore, LedgerReadStore, RefusalStore, Protocol):
+    """The spend sums, the cost percentiles and the refusal sums the gauges show."""
+
+
 @dataclass
 class _Totals:
     spend: dict[SpendKey, int] = field(default_factory=lambda: defaultdict(int))
@@ -55,7 +60,7 @@ class LedgerGauges:
 
     def __init__(
         self,
-        store: Store,
+        store: LedgerGaugeStore,
         metrics: Metrics,
         labels: Labels,
         timezone: str,

@@ -33,7 +33,7 @@ import structlog
 from opentelemetry.trace import SpanContext
 
 from proxy.telemetry.redaction import REDACTED, may_hold_key, redact_text
-from proxy.telemetry.tracing import add_trace_context
+from proxy.telemetry.traceparent import add_trace_context
 
 _FOREIGN_LOGGERS = ("aiohttp", "asyncio", "py.warnings", "threading")
 _STATEMENT_LOGGERS = ("aiosqlite", "asyncpg")

@@ -1,26 +1,35 @@
-"""Key material out of text: the one redaction shared by logs and traces.
+"""Secrets out of logs and traces: the one redaction both use, with one marker.
 
-``Bearer <token>``, ``sk-...`` (Modellix keys) and ``mlx-vk-...`` (proxy keys) are masked
-wherever they stand in a string, including after a control character or an escape.
+``Bearer <token>``, ``Basic <credentials>``, ``sk-...`` (Modellix keys) and ``mlx-vk-...``
+(proxy keys) are masked wherever they stand in a string, including after a control
+character or an escape. Span attributes also hide whole values whose name (a header, a
+query parameter, an attribute) says they may hold a secret.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Mapping
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from opentelemetry.util.types import AttributeValue
 
 REDACTED = "[redacted]"
 
 # A token runs to a space, quote or separator; control characters do not end it, so a
 # key split by one (as a malformed header quotes it) is redacted whole.
 _RUN = r"[^ \t\r\n\"',;]+"
-_BEARER = re.compile(r"(?i)\b(bearer)[ \t]+" + _RUN)
+_CREDENTIALS = re.compile(r"(?i)\b(bearer|basic)[ \t]+" + _RUN)
 # A key starts a word, or follows an escape as a repr shows it ("\x7fsk-...", "\tsk-...").
 _KEY_START = r"(?:(?<![A-Za-z0-9])|(?<=\\x[0-9a-fA-F]{2})|(?<=\\u[0-9a-fA-F]{4})|(?<=\\[ntrabfv0]))"
 _KEYS = re.compile(_KEY_START + r"(sk|mlx-vk)-" + _RUN)
 
+# What every secret above contains: text without it (nearly all) is returned as it is.
+_MAYBE = re.compile(r"(?i)bearer|basic|sk-|mlx-vk-")
 
-# What every key above contains: text without it (nearly all) is returned as it is.
-_MAYBE = re.compile(r"(?i)bearer|sk-|mlx-vk-")
+# Names (headers, query parameters, attribute keys) whose values are hidden whole.
+_SENSITIVE = re.compile(r"auth|key|token|secret|passw|cookie|signature|credential", re.I)
+_NOT_SECRET = frozenset({"idempotency-key"})
 
 
 def may_hold_key(text: str) -> bool:
@@ -33,8 +42,53 @@ def may_hold_key(text: str) -> bool:
 
 
 def redact_text(text: str) -> str:
-    """Text with every ``Bearer <token>``, ``sk-...`` and ``mlx-vk-...`` key replaced."""
+    """Text with every ``Bearer``/``Basic`` credential and ``sk-``/``mlx-vk-`` key replaced."""
     if _MAYBE.search(text) is None:
         return text
-    text = _BEARER.sub(lambda m: f"{m.group(1)} {REDACTED}", text)
+    text = _CREDENTIALS.sub(lambda m: f"{m.group(1)} {REDACTED}", text)
     return _KEYS.sub(lambda m: f"{m.group(1)}-{REDACTED}", text)
+
+
+def is_sensitive(name: str) -> bool:
+    """Whether a header, query parameter or attribute name may carry a secret."""
+    return name.lower() not in _NOT_SECRET and bool(_SENSITIVE.search(name))
+
+
+def redact_value(name: str, value: str) -> str:
+    """The value as safe to record: hidden whole under a sensitive name, else keys masked."""
+    return REDACTED if is_sensitive(name) else redact_text(value)
+
+
+def header_attributes(
+    headers: Mapping[str, str], names: Iterable[str], prefix: str = "http.request.header."
+) -> dict[str, AttributeValue]:
+    """Semantic-convention header attributes for the allow-listed ``names``, redacted."""
+    lowered = {k.lower(): v for k, v in headers.items()}
+    return {
+        f"{prefix}{n.lower()}": (redact_value(n, lowered[n.lower()]),)
+        for n in names
+        if n.lower() in lowered
+    }
+
+
+def redact_url(url: str) -> str:
+    """The URL without user info and with sensitive query parameters masked."""
+    parts = urlsplit(url)
+    netloc = parts.netloc.rpartition("@")[2]
+    query = urlencode(
+        [(k, redact_value(k, v)) for k, v in parse_qsl(parts.query, keep_blank_values=True)],
+        safe="[]",
+    )
+    return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
+
+
+def safe_attributes(attributes: Mapping[str, AttributeValue] | None) -> dict[str, AttributeValue]:
+    """Span attributes with values under sensitive names hidden and keys in strings masked."""
+    safe: dict[str, AttributeValue] = {}
+    for key, value in (attributes or {}).items():
+        name = key.rpartition(".")[2]
+        if is_sensitive(name):
+            safe[key] = REDACTED if isinstance(value, str | bool | int | float) else (REDACTED,)
+        else:
+            safe[key] = redact_text(value) if isinstance(value, str) else value
+    return safe

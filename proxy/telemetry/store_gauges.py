@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
+from typing import Protocol
 
 import structlog
 
@@ -27,12 +28,16 @@ from proxy.config import Settings
 from proxy.governance.budgets import BudgetBook
 from proxy.jobs.labels import Labels
 from proxy.money import sample
-from proxy.stores.base import Store, StoreUnavailableError
-from proxy.telemetry.ledger_gauges import LedgerGauges
+from proxy.stores.base import JobUpkeepStore, StoreUnavailableError, WatcherStore
+from proxy.telemetry.ledger_gauges import LedgerGauges, LedgerGaugeStore
 from proxy.telemetry.metrics import Metrics
 from proxy.telemetry.price_points import typical_points
 
 log = structlog.get_logger("proxy.gauges")
+
+
+class StoreGaugeStore(LedgerGaugeStore, WatcherStore, JobUpkeepStore, Protocol):
+    """The ledger gauges' reads, the watcher's backlog and the unknown jobs."""
 
 
 class StoreGauges:
@@ -40,7 +45,7 @@ class StoreGauges:
 
     def __init__(
         self,
-        store: Store,
+        store: StoreGaugeStore,
         settings: Settings,
         metrics: Metrics,
         labels: Labels,

@@ -20,15 +20,9 @@ from yarl import URL
 from proxy.config import UpstreamSettings
 from proxy.telemetry.children import child
 from proxy.telemetry.metrics import Metrics
-from proxy.telemetry.tracing import (
-    Tracing,
-    UpstreamAttempt,
-    client_span,
-    disabled_tracing,
-    set_error,
-    set_response_status,
-    trace_exemplar,
-)
+from proxy.telemetry.spans import UpstreamAttempt, client_span, set_error, set_response_status
+from proxy.telemetry.traceparent import trace_exemplar
+from proxy.telemetry.tracing import Tracing, disabled_tracing
 from proxy.upstream.retry import Failure
 
 # RFC 9110 §7.6.1 hop-by-hop fields, plus the obsolete ones proxies still see.

@@ -15,7 +15,7 @@ import sys
 import time
 
 from proxy.catalog.preflight import parse_image_url
-from proxy.cli_admin import _with_store
+from proxy.cli_common import settings_or_exit, with_store
 from proxy.config import Settings
 from proxy.stores import Store
 from proxy.stores.webhook_records import DeliveryState
@@ -30,7 +30,7 @@ def cmd_deliveries(args: argparse.Namespace) -> int:
         print(json.dumps([delivery_json(d) for d in found], indent=2))
         return 0
 
-    return _with_store(args, work)
+    return with_store(args, work)
 
 
 def cmd_redeliver(args: argparse.Namespace) -> int:
@@ -41,7 +41,7 @@ def cmd_redeliver(args: argparse.Namespace) -> int:
         print(json.dumps({"delivery_id": args.delivery_id, "state": "pending"}))
         return 0
 
-    return _with_store(args, work)
+    return with_store(args, work)
 
 
 def cmd_endpoint(args: argparse.Namespace) -> int:
@@ -68,12 +68,10 @@ def cmd_endpoint(args: argparse.Namespace) -> int:
         print(json.dumps({"caller": args.caller, "url": args.url}))
         return 0
 
-    return _with_store(args, work)
+    return with_store(args, work)
 
 
 def cmd_secret(args: argparse.Namespace) -> int:
-    from proxy.cli import settings_or_exit
-
     settings = settings_or_exit(args.config)
     master = settings.webhook_signing_secret()
     if master is None:
@@ -89,7 +87,7 @@ def cmd_balance(args: argparse.Namespace) -> int:
         print(json.dumps([reading_json(r) for r in readings], indent=2))
         return 0
 
-    return _with_store(args, work)
+    return with_store(args, work)
 
 
 def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -15,6 +15,7 @@ from typing import Any
 
 from proxy.money import optional_sample
 from proxy.stores.records import JobRecord, JobStatus
+from proxy.stores.webhook_records import RenderedDelivery
 
 EVENT = "task.terminal"
 
@@ -55,3 +56,9 @@ def terminal_document(job: JobRecord) -> dict[str, Any]:
 def terminal_body(job: JobRecord) -> str:
     """``terminal_document`` as compact JSON text (what is signed and sent)."""
     return json.dumps(terminal_document(job), ensure_ascii=False, separators=(",", ":"))
+
+
+def render_delivery(job: JobRecord) -> RenderedDelivery:
+    """The delivery of ``job``'s completion webhook, rendered when the job turns terminal
+    (the store calls this inside that transaction: pass it to ``open_store``)."""
+    return RenderedDelivery(delivery_id(job.task_id), terminal_body(job))

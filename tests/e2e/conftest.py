@@ -10,13 +10,14 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import TestServer
 
+from harness.config import settings_for
 from proxy.app import create_app
 from proxy.config import deep_merge
 from proxy.runtime import Runtime
 from proxy.simulator import Simulator, SimulatorConfig
 from proxy.state import METRICS, RUNTIME
 from proxy.telemetry.metrics import Metrics
-from tests.support import serve_simulator, settings_for
+from tests.support import serve_simulator
 
 ServerFactory = Callable[..., Awaitable[TestServer]]
 KEY = "Bearer sk-e2e-secret-key-123456"

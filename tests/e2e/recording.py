@@ -21,16 +21,16 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 from yarl import URL
 
+from harness.config import settings_for
 from proxy import money
 from proxy.app import create_app
 from proxy.governance.keys import new_key
 from proxy.runtime import Runtime
-from proxy.simulator import Simulator, SimulatorConfig
+from proxy.simulator import Simulator, SimulatorConfig, build_app
 from proxy.state import RUNTIME
 from proxy.stores.base import Store
 from proxy.stores.records import Budget
 from proxy.upstream.client import end_to_end
-from tests.support import settings_for
 
 ServerFactory = Callable[..., Awaitable[TestServer]]
 UPSTREAM_KEY = "sk-real-upstream-key-0001"
@@ -144,7 +144,7 @@ async def guarded(
     sim = Simulator(
         sim_config or SimulatorConfig.fast(concurrency_limit=0, api_keys={UPSTREAM_KEY: "default"})
     )
-    sim_url = str((await aiohttp_server(sim.create_app())).make_url("")).rstrip("/")
+    sim_url = str((await aiohttp_server(build_app(sim))).make_url("")).rstrip("/")
     relay = RecordingRelay(URL(sim_url))
     relay_url = str((await aiohttp_server(relay.app())).make_url("")).rstrip("/")
     settings = settings_for(

@@ -8,11 +8,11 @@ from typing import Any
 import aiohttp
 from aiohttp.test_utils import TestServer
 
+from harness.config import settings_for
 from proxy.admin import create_admin_app
 from proxy.telemetry.metrics import Metrics
 from tests.e2e.conftest import Stack
 from tests.e2e.test_client_flow import HAILUO, wait_terminal
-from tests.support import settings_for
 
 ServerFactory = Callable[..., Awaitable[TestServer]]
 TOKEN = "admin-secret-token"

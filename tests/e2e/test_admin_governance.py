@@ -15,11 +15,12 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import TestServer
 
+from harness.config import settings_for
 from proxy.admin import create_admin_app
 from proxy.telemetry.metrics import Metrics
 from tests.e2e.conftest import Stack
 from tests.e2e.test_client_flow import HAILUO, wait_terminal
-from tests.support import SIMULATOR_HAILUO_PRICES, settings_for
+from tests.support import SIMULATOR_HAILUO_PRICES
 
 ServerFactory = Callable[..., Awaitable[TestServer]]
 TOKEN = "admin-secret-token"

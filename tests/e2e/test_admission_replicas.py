@@ -18,13 +18,14 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import TestServer
 
-from proxy.simulator import Simulator, SimulatorConfig
+from harness.config import proxy_env
+from harness.postgres import fresh_postgres
+from harness.processes import ProxyProcess, start_proxy
+from proxy.simulator import Simulator, SimulatorConfig, build_app
 from proxy.stores import open_store
 from proxy.stores.admission_records import QueueState
 from proxy.stores.records import JobStatus
 from tests.e2e.admission_support import BODY, SUBMIT, UPSTREAM_KEY, virtual_key
-from tests.e2e.processes import ProxyProcess, proxy_env, start_proxy
-from tests.support import fresh_postgres
 
 ServerFactory = Callable[..., Awaitable[TestServer]]
 pytestmark = pytest.mark.postgres
@@ -67,7 +68,7 @@ async def test_kill_the_dispatcher_replica_mid_batch(
             api_keys={UPSTREAM_KEY: "default"},
         )
     )
-    sim_url = str((await aiohttp_server(sim.create_app())).make_url("")).rstrip("/")
+    sim_url = str((await aiohttp_server(build_app(sim))).make_url("")).rstrip("/")
     async with fresh_postgres() as store_url:
         env = proxy_env(
             sim_url,

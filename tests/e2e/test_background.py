@@ -9,13 +9,14 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import TestServer
 
+from harness.config import settings_for
+from harness.waits import wait_until
 from proxy.app import create_app
 from proxy.state import METRICS, RUNTIME
 from proxy.stores.records import JobStatus
 from tests.e2e.conftest import Stack
 from tests.e2e.test_client_flow import HAILUO
 from tests.stores.helpers import new_job
-from tests.support import settings_for, wait_until
 
 StackFactory = Callable[..., Awaitable[Stack]]
 ServerFactory = Callable[..., Awaitable[TestServer]]

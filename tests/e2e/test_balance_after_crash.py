@@ -23,13 +23,15 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import TestServer
 
-from proxy.simulator import Simulator, SimulatorConfig
+from harness.config import proxy_env
+from harness.postgres import fresh_postgres
+from harness.processes import ProxyProcess, start_proxy
+from harness.waits import wait_until
+from proxy.simulator import Simulator, SimulatorConfig, build_app
 from proxy.stores import open_store
 from proxy.stores.base import Store
 from proxy.stores.records import JobStatus
 from tests.e2e.admission_support import BODY, SUBMIT, UPSTREAM_KEY, virtual_key
-from tests.e2e.processes import ProxyProcess, proxy_env, start_proxy
-from tests.support import fresh_postgres, wait_until
 
 ServerFactory = Callable[..., Awaitable[TestServer]]
 SUBMITS = 40
@@ -64,7 +66,7 @@ async def test_unexplained_spend_after_a_kill_mid_batch_is_what_was_bought_outsi
             api_keys={UPSTREAM_KEY: "default"},
         )
     )
-    sim_url = str((await aiohttp_server(sim.create_app())).make_url("")).rstrip("/")
+    sim_url = str((await aiohttp_server(build_app(sim))).make_url("")).rstrip("/")
     async with _store_url(engine, tmp_path) as store_url:
         env = proxy_env(
             sim_url,

@@ -8,9 +8,9 @@ from typing import Any
 import aiohttp
 import pytest
 
+from harness.waits import bound_for
 from proxy.simulator import SimulatorConfig
 from tests.e2e.conftest import KEY, Stack
-from tests.support import bound_for
 
 HAILUO = {"prompt": "a red fox running through snow", "duration": 6, "resolution": "768P"}
 TERMINAL_S = bound_for(SimulatorConfig.fast(concurrency_limit=0))

@@ -19,11 +19,12 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import TestServer
 
-from proxy.simulator import Simulator, SimulatorConfig
+from harness.config import proxy_env
+from harness.processes import ProxyProcess, start_proxy
+from harness.waits import REQUEST_S, wait_all_terminal, wait_until
+from proxy.simulator import Simulator, SimulatorConfig, build_app
 from proxy.stores import open_store
 from proxy.stores.records import JobStatus
-from tests.e2e.processes import ProxyProcess, proxy_env, start_proxy, wait_all_terminal
-from tests.support import REQUEST_S, wait_until
 
 ServerFactory = Callable[..., Awaitable[TestServer]]
 pytestmark = pytest.mark.slow
@@ -60,7 +61,7 @@ async def test_sigkill_while_submits_wait_upstream(
             stall_seconds=60,
         )
     )
-    sim_url = str((await aiohttp_server(sim.create_app())).make_url("")).rstrip("/")
+    sim_url = str((await aiohttp_server(build_app(sim))).make_url("")).rstrip("/")
     store_url = f"sqlite:///{tmp_path / 'ledger.db'}"
     env = proxy_env(
         sim_url,

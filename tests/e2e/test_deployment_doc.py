@@ -11,9 +11,10 @@ from pathlib import Path
 import pytest
 from aiohttp.test_utils import TestServer
 
-from proxy.simulator import Simulator, SimulatorConfig
+from harness.config import proxy_env
+from harness.ports import free_ports
+from proxy.simulator import Simulator, SimulatorConfig, build_app
 from tests.e2e.conftest import ServerFactory
-from tests.e2e.processes import free_ports, proxy_env
 
 pytestmark = pytest.mark.slow
 DOC = Path(__file__).resolve().parents[2] / "docs" / "deployment.md"
@@ -41,7 +42,7 @@ async def run_block(block: str, env: dict[str, str], cwd: Path) -> tuple[int, st
 
 @pytest.fixture
 async def simulator(aiohttp_server: ServerFactory) -> TestServer:
-    return await aiohttp_server(Simulator(SimulatorConfig.fast()).create_app())
+    return await aiohttp_server(build_app(Simulator(SimulatorConfig.fast())))
 
 
 async def test_the_restart_examples_run_as_written(simulator: TestServer, tmp_path: Path) -> None:

@@ -7,11 +7,11 @@ from typing import Any
 
 import aiohttp
 
+from harness.waits import bound_for
 from proxy.simulator import SimulatorConfig
 from proxy.stores.records import JobStatus
 from tests.e2e.conftest import Stack
 from tests.e2e.test_client_flow import HAILUO, wait_terminal
-from tests.support import bound_for
 
 SUBMIT = "/api/v1/minimax/hailuo-02-t2v"
 

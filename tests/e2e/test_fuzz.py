@@ -28,9 +28,10 @@ from pathlib import Path
 import pytest
 from aiohttp.test_utils import TestServer
 
-from proxy.simulator import Simulator, SimulatorConfig
-from tests.e2e.processes import proxy_env, start_proxy
-from tests.support import PROCESS_START_S
+from harness.config import proxy_env
+from harness.processes import start_proxy
+from harness.waits import PROCESS_START_S
+from proxy.simulator import Simulator, SimulatorConfig, build_app
 
 REQUESTS = 5_000
 CONCURRENCY = 4
@@ -218,7 +219,7 @@ async def exchange(port: int, request: bytes) -> int | None:
 @pytest.fixture
 async def sim_url() -> AsyncIterator[str]:
     sim = Simulator(SimulatorConfig.fast(concurrency_limit=0))
-    server = TestServer(sim.create_app())
+    server = TestServer(build_app(sim))
     await server.start_server()
     try:
         yield str(server.make_url("")).rstrip("/")

@@ -253,9 +253,9 @@ async def test_unknown_outcome_keeps_its_reservation_until_reconciled(
     stack: Stack, http: aiohttp.ClientSession, aiohttp_server: Any
 ) -> None:
     """A lost submit keeps its money reserved; an operator's reconcile releases it, once."""
+    from harness.config import settings_for
     from proxy.admin import create_admin_app
     from proxy.telemetry.metrics import Metrics
-    from tests.support import settings_for
 
     await put_budget(stack, "all", "global", None, "10.00", window="month")
     body = {**HAILUO, "prompt": "lost [sim:reset_before_create]"}

@@ -16,8 +16,6 @@ import contextlib
 import csv
 import io
 import json
-import os
-import sys
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -31,12 +29,14 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import TestServer
 
+from harness.config import clean_environ, proxy_env
+from harness.postgres import fresh_postgres
+from harness.processes import ProxyProcess, run_proxy, start_proxy
 from proxy.governance.windows import window_bounds
-from proxy.simulator import Simulator, SimulatorConfig
+from proxy.simulator import Simulator, SimulatorConfig, build_app
 from proxy.stores import Store, open_store
-from tests.e2e.processes import ProxyProcess, proxy_env, start_proxy
 from tests.e2e.test_client_flow import HAILUO
-from tests.support import SIMULATOR_HAILUO_PRICES, fresh_postgres
+from tests.support import SIMULATOR_HAILUO_PRICES
 
 ServerFactory = Callable[..., Awaitable[TestServer]]
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
@@ -79,7 +79,7 @@ async def cluster(
                 api_keys={UPSTREAM_KEY: "default"} if virtual else None,
             )
         )
-        sim_url = str((await aiohttp_server(sim.create_app())).make_url("")).rstrip("/")
+        sim_url = str((await aiohttp_server(build_app(sim))).make_url("")).rstrip("/")
         extra = {"MODELLIX_PROXY_ADMIN__TOKEN": ADMIN_TOKEN}
         if operator_prices:
             extra["MODELLIX_PROXY_PRICING__MODELS"] = json.dumps(SIMULATOR_HAILUO_PRICES["models"])
@@ -239,30 +239,10 @@ async def check_report(cl: Cluster, refused: int) -> None:
     assert sum(micros(row["spend_usd"]) for row in doc["rows"]) == ledger
     assert sum(row["refused"] for row in doc["rows"]) == refused
     assert sum(micros(row["refused_savings_usd"]) for row in doc["rows"]) == refused * JOB
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MODELLIX_PROXY_")}
-    env["MODELLIX_PROXY_STORE__URL"] = cl.store_url
-    cli = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "proxy",
-        "report",
-        "--format",
-        "csv",
-        "--group-by",
-        "team,model",
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    try:
-        async with asyncio.timeout(30):
-            out, err = await cli.communicate()
-    finally:
-        if cli.returncode is None:
-            cli.kill()
-            await cli.wait()
-    assert cli.returncode == 0, err.decode()
-    rows = list(csv.DictReader(io.StringIO(out.decode())))
+    env = clean_environ() | {"MODELLIX_PROXY_STORE__URL": cl.store_url}
+    cli = await run_proxy("report", "--format", "csv", "--group-by", "team,model", env=env)
+    assert cli.code == 0, cli.err
+    rows = list(csv.DictReader(io.StringIO(cli.out)))
     assert rows
     assert sum(micros(row["spend_usd"]) for row in rows) == ledger
     assert sum(int(row["refused"]) for row in rows) == refused

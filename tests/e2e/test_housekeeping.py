@@ -14,10 +14,12 @@ import pytest
 from aiohttp.test_utils import TestServer
 from prometheus_client.parser import text_string_to_metric_families
 
-from proxy.simulator import Simulator, SimulatorConfig
+from harness.config import proxy_env
+from harness.processes import ProxyProcess, start_proxy
+from harness.waits import wait_all_terminal
+from proxy.simulator import Simulator, SimulatorConfig, build_app
 from proxy.stores import open_store
 from proxy.stores.records import JobStatus
-from tests.e2e.processes import ProxyProcess, proxy_env, start_proxy, wait_all_terminal
 from tests.stores.helpers import raw_query
 
 ServerFactory = Callable[..., Awaitable[TestServer]]
@@ -37,7 +39,7 @@ async def _simulator(aiohttp_server: ServerFactory, **config: object) -> str:
             **config,
         )
     )
-    return str((await aiohttp_server(sim.create_app())).make_url("")).rstrip("/")
+    return str((await aiohttp_server(build_app(sim))).make_url("")).rstrip("/")
 
 
 async def _metric(

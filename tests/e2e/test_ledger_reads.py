@@ -4,12 +4,9 @@ and a client that leaves mid-export leaves the proxy healthy."""
 
 from __future__ import annotations
 
-import asyncio
 import csv
 import io
 import json
-import os
-import sys
 import time
 from collections.abc import AsyncIterator
 from decimal import Decimal
@@ -19,10 +16,11 @@ import aiohttp
 import pytest
 
 from bench.ledger import seed
-from proxy.simulator import Simulator
+from harness.config import clean_environ, proxy_env
+from harness.processes import ProxyProcess, run_proxy, start_proxy
+from proxy.simulator import Simulator, build_app
 from proxy.stores import open_store
 from tests.e2e.conftest import ServerFactory
-from tests.e2e.processes import ProxyProcess, proxy_env, start_proxy
 
 ADMIN = "admin-token-for-ledger-reads"
 AUTH = {"Authorization": f"Bearer {ADMIN}"}
@@ -34,7 +32,7 @@ async def proxy(
     aiohttp_server: ServerFactory, tmp_path: Path
 ) -> AsyncIterator[tuple[ProxyProcess, str]]:
     sim = Simulator()
-    sim_url = str((await aiohttp_server(sim.create_app())).make_url("")).rstrip("/")
+    sim_url = str((await aiohttp_server(build_app(sim))).make_url("")).rstrip("/")
     store_url = f"sqlite:///{tmp_path / 'ledger.db'}"
     await seed(store_url, JOBS, days=30)
     env = proxy_env(
@@ -91,15 +89,10 @@ async def test_streamed_report_and_export_equal_the_ledger(
     assert len(focus) == len(focus_doc["rows"]) == len(lines) == JOBS
     for rows_of in (focus, focus_doc["rows"], lines):
         assert sum(Decimal(r["BilledCost"]) for r in rows_of) == ledger
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MODELLIX_PROXY_")}
-    env["MODELLIX_PROXY_STORE__URL"] = store_url
-    cli = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "proxy", "report", "--format", "json",
-        stdout=asyncio.subprocess.PIPE, env=env,
-    )  # fmt: skip
-    out, _ = await cli.communicate()
-    assert cli.returncode == 0
-    assert Decimal(json.loads(out)["total_spend_usd"]) == ledger
+    env = clean_environ() | {"MODELLIX_PROXY_STORE__URL": store_url}
+    cli = await run_proxy("report", "--format", "json", env=env)
+    assert cli.code == 0, cli.err
+    assert Decimal(json.loads(cli.out)["total_spend_usd"]) == ledger
 
 
 async def test_healthz_answers_while_an_export_is_half_read_and_after_a_client_leaves(

@@ -28,7 +28,7 @@ from hypothesis import strategies as st
 from proxy.config import UpstreamSettings
 from proxy.context import RouteKind
 from proxy.routing import classify, submit_path
-from proxy.simulator import Simulator, SimulatorConfig
+from proxy.simulator import Simulator, SimulatorConfig, build_app
 from proxy.telemetry.metrics import Metrics
 from proxy.upstream.client import Upstream
 from tests.e2e.recording import (
@@ -283,7 +283,7 @@ async def test_the_upstream_client_sends_a_path_byte_for_byte(
 ) -> None:
     """``Upstream`` sends the path it is given unchanged: no dot resolution, no re-encoding."""
     sim = Simulator(SimulatorConfig.fast())
-    sim_url = (await aiohttp_server(sim.create_app())).make_url("")
+    sim_url = (await aiohttp_server(build_app(sim))).make_url("")
     relay = RecordingRelay(sim_url)
     origin = str((await aiohttp_server(relay.app())).make_url("")).rstrip("/")
     upstream = Upstream(UpstreamSettings(origin=origin), Metrics())

@@ -17,7 +17,7 @@ from multidict import CIMultiDictProxy
 
 from proxy.catalog.loader import load_catalog
 from proxy.catalog.pinning import DEFAULT_ALIASES
-from proxy.simulator.models import model_list
+from proxy.simulator.listing import model_list
 from tests.e2e.conftest import Stack
 
 MakeStack = Callable[..., Awaitable[Stack]]

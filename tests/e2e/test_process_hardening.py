@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
 import sqlite3
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -22,9 +20,11 @@ import asyncpg
 import pytest
 from aiohttp.test_utils import TestServer
 
-from proxy.simulator import Simulator, SimulatorConfig
-from tests.e2e.processes import proxy_env, start_proxy
-from tests.support import PG_ADMIN_URL, fresh_postgres
+from harness.config import proxy_env
+from harness.postgres import PG_ADMIN_URL, fresh_postgres
+from harness.processes import run_proxy, start_proxy
+from harness.waits import REQUEST_S, wait_until
+from proxy.simulator import Simulator, SimulatorConfig, build_app
 
 SECRET = "LEAKCHECK7f3a9c"
 KEY = f"sk-{SECRET}"
@@ -32,7 +32,7 @@ KEY = f"sk-{SECRET}"
 
 @pytest.fixture
 async def sim_url() -> AsyncIterator[str]:
-    server = TestServer(Simulator(SimulatorConfig.fast(concurrency_limit=0)).create_app())
+    server = TestServer(build_app(Simulator(SimulatorConfig.fast(concurrency_limit=0))))
     await server.start_server()
     try:
         yield str(server.make_url("")).rstrip("/")
@@ -117,15 +117,17 @@ async def test_readyz_fails_while_the_sqlite_store_cannot_be_written(
 
 
 async def wait_ready(session: aiohttp.ClientSession, url: str, status: int) -> None:
-    """Wait (at most 20 s) until /readyz answers ``status``."""
-    async with asyncio.timeout(20):
-        while True:
-            async with session.get(f"{url}/readyz") as resp:
-                if resp.status == status:
-                    doc = await resp.json()
-                    assert doc["checks"]["store"] is (status == 200)
-                    return
-            await asyncio.sleep(0.1)
+    """Wait until /readyz answers ``status``, its store check saying the same."""
+
+    async def answers() -> bool:
+        async with session.get(f"{url}/readyz") as resp:
+            if resp.status != status:
+                return False
+            doc = await resp.json()
+            assert doc["checks"]["store"] is (status == 200)
+            return True
+
+    await wait_until(answers, REQUEST_S, f"/readyz answering {status}")
 
 
 @pytest.mark.postgres
@@ -167,20 +169,9 @@ async def test_start_against_an_unreachable_store_prints_one_line(
     """The process exits non-zero after one clear line naming the store, with no traceback."""
     env = proxy_env(sim_url, store_url, MODELLIX_PROXY_LISTEN__PORT="0")
     env["MODELLIX_PROXY_ADMIN__ENABLED"] = "false"
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "proxy",
-        "serve",
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-        cwd=os.getcwd(),
-    )
-    async with asyncio.timeout(60):
-        out, _ = await process.communicate()
-    lines = out.decode().strip().splitlines()
-    assert process.returncode not in (0, None)
+    done = await run_proxy("serve", env=env)
+    lines = (done.out + done.err).strip().splitlines()
+    assert done.code != 0
     assert len(lines) == 1, lines
     assert lines[0].startswith("store: cannot start:"), lines
     assert "Traceback" not in lines[0]

@@ -16,8 +16,9 @@ from pathlib import Path
 import aiohttp
 from aiohttp.test_utils import TestServer
 
-from proxy.simulator import Simulator, SimulatorConfig
-from tests.e2e.processes import proxy_env, start_proxy
+from harness.config import proxy_env
+from harness.processes import start_proxy
+from proxy.simulator import Simulator, SimulatorConfig, build_app
 
 SECRET = b"sk-client-bytes-0123456789"
 MALFORMED = [
@@ -48,7 +49,7 @@ async def test_malformed_requests_are_answered_in_the_envelope_and_logged_quietl
     tmp_path: Path,
 ) -> None:
     sim = Simulator(SimulatorConfig.fast(concurrency_limit=0))
-    server = TestServer(sim.create_app())
+    server = TestServer(build_app(sim))
     await server.start_server()
     sim_url = str(server.make_url("")).rstrip("/")
     log = tmp_path / "proxy.log"

@@ -34,9 +34,11 @@ import pytest
 import yaml
 from aiohttp.test_utils import TestServer
 
+from harness.config import proxy_env
+from harness.processes import ProxyProcess, start_proxy
 from proxy.checks import all_problems
 from proxy.config import deep_merge
-from proxy.simulator import Simulator, SimulatorConfig
+from proxy.simulator import Simulator, SimulatorConfig, build_app
 from tests.docs_examples import (
     PROVIDED,
     REPO,
@@ -51,7 +53,6 @@ from tests.docs_examples import (
     words_of,
 )
 from tests.e2e.conftest import ServerFactory
-from tests.e2e.processes import ProxyProcess, proxy_env, start_proxy
 
 pytestmark = pytest.mark.slow
 BIN = Path(sys.executable).parent
@@ -202,7 +203,7 @@ async def run_line(
 @pytest.fixture
 async def simulator(aiohttp_server: ServerFactory) -> TestServer:
     """The simulator on loopback."""
-    return await aiohttp_server(Simulator(SimulatorConfig.fast(concurrency_limit=0)).create_app())
+    return await aiohttp_server(build_app(Simulator(SimulatorConfig.fast(concurrency_limit=0))))
 
 
 async def test_every_documented_example_runs(simulator: TestServer, tmp_path: Path) -> None:

@@ -10,9 +10,9 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import TestServer
 
+from harness.config import settings_for
+from harness.ports import free_ports
 from proxy.app import create_app
-from tests.e2e.processes import free_ports
-from tests.support import settings_for
 
 ServerFactory = Callable[..., Awaitable[TestServer]]
 KEY = {"Authorization": "Bearer sk-envelope-client-123456"}

@@ -14,14 +14,11 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import TestServer
 
-from proxy.simulator import Simulator, SimulatorConfig
-from tests.e2e.processes import (
-    ProxyProcess,
-    proxy_env,
-    start_proxy,
-    wait_all_terminal,
-)
-from tests.support import fresh_postgres
+from harness.config import proxy_env
+from harness.postgres import fresh_postgres
+from harness.processes import ProxyProcess, start_proxy
+from harness.waits import wait_all_terminal
+from proxy.simulator import Simulator, SimulatorConfig, build_app
 
 ServerFactory = Callable[..., Awaitable[TestServer]]
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
@@ -40,7 +37,7 @@ async def _stack(
             initial_balance_usd=Decimal(1000),
         )
     )
-    sim_url = str((await aiohttp_server(sim.create_app())).make_url("")).rstrip("/")
+    sim_url = str((await aiohttp_server(build_app(sim))).make_url("")).rstrip("/")
     env = proxy_env(sim_url, store_url)
     procs = [await start_proxy(env, tmp_path / f"replica-{i}.log") for i in range(2)]
     return sim, procs

@@ -12,10 +12,12 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import TestServer
 
-from proxy.simulator import Simulator, SimulatorConfig
+from harness.config import WATCHER_KEY, proxy_env
+from harness.processes import start_proxy
+from harness.waits import wait_all_terminal
+from proxy.simulator import Simulator, SimulatorConfig, build_app
 from proxy.stores import open_store
 from proxy.stores.records import JobStatus
-from tests.e2e.processes import WATCHER_KEY, proxy_env, start_proxy, wait_all_terminal
 
 ServerFactory = Callable[..., Awaitable[TestServer]]
 pytestmark = pytest.mark.slow
@@ -32,7 +34,7 @@ async def test_sigkill_mid_run_then_restart(aiohttp_server: ServerFactory, tmp_p
             api_keys={"sk-client": "default", WATCHER_KEY: "default"},
         )
     )
-    sim_url = str((await aiohttp_server(sim.create_app())).make_url("")).rstrip("/")
+    sim_url = str((await aiohttp_server(build_app(sim))).make_url("")).rstrip("/")
     store_url = f"sqlite:///{tmp_path / 'ledger.db'}"
     env = proxy_env(sim_url, store_url)
     first = await start_proxy(env, tmp_path / "first.log")

@@ -22,15 +22,12 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import TestServer
 
-from proxy.simulator import Simulator, SimulatorConfig
-from tests.e2e.processes import (
-    ProxyProcess,
-    child_pids,
-    free_ports,
-    proxy_env,
-    start_proxy_on,
-)
-from tests.support import fresh_postgres, wait_until
+from harness.config import proxy_env
+from harness.ports import free_ports
+from harness.postgres import fresh_postgres
+from harness.processes import ProxyProcess, child_pids, start_proxy_on
+from harness.waits import wait_until
+from proxy.simulator import Simulator, SimulatorConfig, build_app
 
 ServerFactory = Callable[..., Awaitable[TestServer]]
 pytestmark = pytest.mark.slow
@@ -96,7 +93,7 @@ async def stop(proc: ProxyProcess, how: str) -> None:
 @pytest.fixture
 async def sim_url(aiohttp_server: ServerFactory) -> str:
     sim = Simulator(SimulatorConfig.fast(concurrency_limit=0))
-    return str((await aiohttp_server(sim.create_app())).make_url("")).rstrip("/")
+    return str((await aiohttp_server(build_app(sim))).make_url("")).rstrip("/")
 
 
 @contextlib.asynccontextmanager

@@ -19,11 +19,13 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import TestServer
 
-from proxy.simulator import Simulator, SimulatorConfig
+from harness.config import proxy_env
+from harness.ports import free_ports
+from harness.processes import ProxyProcess, start_proxy
+from harness.waits import wait_until
+from proxy.simulator import Simulator, SimulatorConfig, build_app, build_schema_app
 from tests.docs_examples import REPO, commands, fences
 from tests.e2e.conftest import ServerFactory
-from tests.e2e.processes import ProxyProcess, free_ports, proxy_env, start_proxy
-from tests.support import wait_until
 
 pytestmark = pytest.mark.slow
 KEY = {"Authorization": "Bearer sk-schema-test-key-0001"}
@@ -84,8 +86,8 @@ CASES: dict[str, tuple[list[tuple[dict[str, Any], str]], dict[str, Any]]] = {
 @pytest.fixture
 async def sim_origins(aiohttp_server: ServerFactory) -> tuple[Simulator, TestServer, TestServer]:
     sim = Simulator(SimulatorConfig.fast(concurrency_limit=0))
-    api = await aiohttp_server(sim.create_app())
-    schemas = await aiohttp_server(sim.create_schema_app())
+    api = await aiohttp_server(build_app(sim))
+    schemas = await aiohttp_server(build_schema_app(sim))
     return sim, api, schemas
 
 

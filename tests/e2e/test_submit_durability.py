@@ -22,9 +22,10 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import TestServer
 
-from proxy.simulator import Simulator, SimulatorConfig
+from harness.config import proxy_env
+from harness.processes import start_proxy
+from proxy.simulator import Simulator, SimulatorConfig, build_app
 from proxy.stores import open_store
-from tests.e2e.processes import proxy_env, start_proxy
 
 ServerFactory = Callable[..., Awaitable[TestServer]]
 pytestmark = pytest.mark.slow
@@ -48,7 +49,7 @@ async def test_sigkill_mid_flood_loses_no_answered_or_bought_job(
             api_keys={UPSTREAM_KEY: "default"},
         )
     )
-    sim_url = str((await aiohttp_server(sim.create_app())).make_url("")).rstrip("/")
+    sim_url = str((await aiohttp_server(build_app(sim))).make_url("")).rstrip("/")
     store_url = f"sqlite:///{tmp_path / 'ledger.db'}"
     env = proxy_env(
         sim_url,

@@ -6,9 +6,9 @@ from typing import Any
 
 import aiohttp
 
+from harness.waits import wait_until
 from tests.e2e.conftest import Stack
 from tests.e2e.test_faults import SUBMIT, body
-from tests.support import wait_until
 
 WATCHED = {
     "watcher": {"enabled": True, "tick_seconds": 0.05},

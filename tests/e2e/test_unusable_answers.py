@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import aiohttp
 
+from harness.config import settings_for
+from harness.ports import free_ports
 from proxy.app import create_app
 from tests.e2e.conftest import ServerFactory, Stack
-from tests.e2e.processes import free_ports
-from tests.support import settings_for
 
 HAILUO = {"prompt": "a red fox running through snow", "duration": 6, "resolution": "768P"}
 SUBMIT = "/api/v1/minimax/hailuo-02-t2v"

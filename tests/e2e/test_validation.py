@@ -20,7 +20,8 @@ from aiohttp.typedefs import Handler
 from multidict import CIMultiDictProxy
 
 from proxy.catalog.loader import load_catalog
-from proxy.simulator import Simulator, SimulatorConfig
+from proxy.simulator import Simulator, SimulatorConfig, build_app
+from tests import support
 from tests.catalog.imagebytes import GOOD_IMAGE, example_body
 from tests.e2e.conftest import Stack
 
@@ -46,7 +47,6 @@ class Recorded:
 async def recorded(make_stack: MakeStack, monkeypatch: pytest.MonkeyPatch) -> Recorded:
     """A stack whose simulator first records the raw body of every submit it receives."""
     seen: list[tuple[str, bytes]] = []
-    build = Simulator.create_app
 
     @web.middleware
     async def record(request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -55,11 +55,12 @@ async def recorded(make_stack: MakeStack, monkeypatch: pytest.MonkeyPatch) -> Re
         return await handler(request)
 
     def recording_app(sim: Simulator) -> web.Application:
-        app = build(sim)
+        app = build_app(sim)
         app.middlewares.insert(0, record)
         return app
 
-    monkeypatch.setattr(Simulator, "create_app", recording_app)
+    # serve_simulator (behind make_stack) builds the API origin by this name.
+    monkeypatch.setattr(support, "build_app", recording_app)
     config = SimulatorConfig.fast(concurrency_limit=0, initial_balance_usd=Decimal(10_000))
     return Recorded(await make_stack(config), seen)
 

@@ -8,10 +8,10 @@ import aiohttp
 import pytest
 from structlog.testing import capture_logs
 
+from harness.waits import SHORT_WAIT_S, bound_for, wait_until
 from proxy.stores.records import JobStatus
 from tests.e2e.conftest import Stack
 from tests.e2e.test_client_flow import HAILUO
-from tests.support import SHORT_WAIT_S, bound_for, wait_until
 
 FAST_WATCHER = {
     "watcher": {
@@ -107,14 +107,14 @@ async def test_unchanged_client_polls_are_batched_into_the_next_write(
     aiohttp_server: Any, http: aiohttp.ClientSession
 ) -> None:
     """Polls that see no change are counted in memory and written with the next change."""
+    from harness.config import settings_for
     from proxy.app import create_app
-    from proxy.simulator import ManualClock, Simulator, SimulatorConfig
+    from proxy.simulator import ManualClock, Simulator, SimulatorConfig, build_app
     from proxy.state import RUNTIME
-    from tests.support import settings_for
 
     clock = ManualClock()
     sim = Simulator(SimulatorConfig.fast(concurrency_limit=0, pending_seconds=100), clock)
-    sim_url = str((await aiohttp_server(sim.create_app())).make_url("")).rstrip("/")
+    sim_url = str((await aiohttp_server(build_app(sim))).make_url("")).rstrip("/")
     app = create_app(settings_for(sim_url))
     base = str((await aiohttp_server(app)).make_url("")).rstrip("/")
     async with http.post(f"{base}/api/v1/minimax/hailuo", json=HAILUO) as resp:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -14,6 +13,8 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
+from harness.ports import free_port
+from harness.waits import wait_until
 from proxy.admin import create_admin_app
 from proxy.config import Settings
 from proxy.stores.webhook_records import DeliveryState
@@ -21,7 +22,6 @@ from proxy.webhooks import signing
 from tests.e2e.conftest import ServerFactory, Stack
 from tests.e2e.test_client_flow import HAILUO
 from tests.e2e.test_watcher import FAST_WATCHER
-from tests.support import wait_until
 
 MASTER = "test-master-secret"
 HEADER = "X-Modellix-Callback-Url"
@@ -82,12 +82,6 @@ class Receiver:
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}/hook"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture

@@ -14,18 +14,15 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from proxy.simulator import Simulator, SimulatorConfig
+from harness.config import proxy_env
+from harness.postgres import fresh_postgres
+from harness.processes import ProxyProcess, start_proxy
+from harness.waits import wait_all_terminal
+from proxy.simulator import Simulator, SimulatorConfig, build_app
 from proxy.stages.identify import fingerprint
 from proxy.stores import open_store
 from proxy.webhooks import signing
-from tests.e2e.processes import (
-    ProxyProcess,
-    proxy_env,
-    start_proxy,
-    wait_all_terminal,
-)
 from tests.e2e.test_replicas import HEADERS, SUBMIT, ServerFactory
-from tests.support import fresh_postgres
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 MASTER = "replica-master-secret"
@@ -70,7 +67,7 @@ async def test_deliveries_are_shared_by_replicas_and_sent_once_each(
             initial_balance_usd=Decimal(1000),
         )
     )
-    sim_url = str((await aiohttp_server(sim.create_app())).make_url("")).rstrip("/")
+    sim_url = str((await aiohttp_server(build_app(sim))).make_url("")).rstrip("/")
     procs: list[ProxyProcess] = []
     async with fresh_postgres() as store_url:
         env = proxy_env(sim_url, store_url, **WEBHOOKS_ENV)
@@ -127,7 +124,7 @@ async def test_replica_killed_mid_delivery_is_taken_over_with_the_same_webhook_i
     receiver.router.add_post("/hook", hook)
     hook_url = str((await aiohttp_server(receiver)).make_url("/hook"))
     sim = Simulator(SimulatorConfig.fast(concurrency_limit=0))
-    sim_url = str((await aiohttp_server(sim.create_app())).make_url("")).rstrip("/")
+    sim_url = str((await aiohttp_server(build_app(sim))).make_url("")).rstrip("/")
     procs: list[ProxyProcess] = []
     async with fresh_postgres() as store_url:
         env = proxy_env(

@@ -20,14 +20,11 @@ import pytest
 from aiohttp.test_utils import TestServer
 from prometheus_client.parser import text_string_to_metric_families
 
-from proxy.simulator import Simulator, SimulatorConfig
-from tests.e2e.processes import (
-    ProxyProcess,
-    proxy_env,
-    start_proxy,
-    wait_all_terminal,
-)
-from tests.support import PROCESS_START_S, REQUEST_S, fresh_postgres, wait_until
+from harness.config import proxy_env
+from harness.postgres import fresh_postgres
+from harness.processes import ProxyProcess, start_proxy
+from harness.waits import PROCESS_START_S, REQUEST_S, wait_all_terminal, wait_until
+from proxy.simulator import Simulator, SimulatorConfig, build_app
 
 ServerFactory = Callable[..., Awaitable[TestServer]]
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
@@ -144,7 +141,7 @@ async def test_two_workers_serve_one_port_with_one_ledger_and_one_metrics(
             stall_seconds=1.0,
         )
     )
-    sim_url = str((await aiohttp_server(sim.create_app())).make_url("")).rstrip("/")
+    sim_url = str((await aiohttp_server(build_app(sim))).make_url("")).rstrip("/")
     async with fresh_postgres() as store_url:
         env = proxy_env(sim_url, store_url, MODELLIX_PROXY_WORKERS="2")
         proc = await start_proxy(env, tmp_path / "workers.log")
@@ -235,7 +232,7 @@ async def test_workers_exit_when_their_supervisor_is_killed(
 ) -> None:
     """kill -9 of the supervisor: its workers notice and exit; nothing is left behind."""
     sim = Simulator(SimulatorConfig.fast(concurrency_limit=0))
-    sim_url = str((await aiohttp_server(sim.create_app())).make_url("")).rstrip("/")
+    sim_url = str((await aiohttp_server(build_app(sim))).make_url("")).rstrip("/")
     async with fresh_postgres() as store_url:
         env = proxy_env(sim_url, store_url, MODELLIX_PROXY_WORKERS="2")
         proc = await start_proxy(env, tmp_path / "orphans.log")

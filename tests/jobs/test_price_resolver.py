@@ -12,7 +12,7 @@ from proxy.catalog.upstream_models import UpstreamModels
 from proxy.config import PricingSettings, Settings
 from proxy.jobs.billing import charge_micros
 from proxy.jobs.price_resolver import PriceResolver
-from proxy.simulator.models import model_list
+from proxy.simulator.listing import model_list
 from tests.support import SIMULATOR_HAILUO_PRICES
 
 

@@ -18,17 +18,18 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestServer
 
+from harness.config import settings_for
+from harness.postgres import fresh_postgres
 from proxy.app import retry_policies
 from proxy.jobs.labels import Labels
 from proxy.jobs.tracker import JobTracker, Replica
 from proxy.jobs.watcher import Watcher
-from proxy.simulator import Simulator, SimulatorConfig
+from proxy.simulator import Simulator, SimulatorConfig, build_app
 from proxy.simulator.models import MODELS
 from proxy.stores import Store, open_store
 from proxy.telemetry.metrics import Metrics
 from proxy.upstream.client import Upstream
 from tests.stores.helpers import new_job
-from tests.support import fresh_postgres, settings_for
 
 ServerFactory = Callable[..., Awaitable[TestServer]]
 SLUG = "minimax/hailuo-02-t2v"
@@ -44,7 +45,7 @@ def sim() -> Simulator:
 
 async def sim_url(aiohttp_server: ServerFactory, sim: Simulator) -> str:
     """One more HTTP face of the same simulator (its own port, so its own Host header)."""
-    server = await aiohttp_server(sim.create_app())
+    server = await aiohttp_server(build_app(sim))
     return str(server.make_url("")).rstrip("/")
 
 

@@ -16,6 +16,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+from harness.config import settings_for
 from proxy.app import create_app
 from proxy.server import Running, start
 from proxy.simulator import Simulator, SimulatorConfig
@@ -23,12 +24,7 @@ from proxy.state import RUNTIME, TRACING
 from proxy.stores.base import Store
 from proxy.telemetry.logging import configure_logging
 from proxy.telemetry.tracing import Tracing, setup_tracing
-from tests.support import (
-    SIMULATOR_HAILUO_PRICES,
-    required_binary,
-    serve_simulator,
-    settings_for,
-)
+from tests.support import SIMULATOR_HAILUO_PRICES, required_binary, serve_simulator
 
 ServerFactory = Callable[..., Awaitable[TestServer]]
 

@@ -9,7 +9,8 @@ import aiohttp
 import pytest
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from proxy.telemetry.tracing import JOB_SPAN_NAME, WATCHER_POLL_SPAN_NAME, Tracing
+from proxy.telemetry.spans import JOB_SPAN_NAME, WATCHER_POLL_SPAN_NAME
+from proxy.telemetry.tracing import Tracing
 from tests.observability.conftest import LiveStackFactory, log_lines
 from tests.observability.traffic import accepted, job_terminal
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from multidict import CIMultiDict
 
-from proxy.telemetry.tracing import client_span, disabled_tracing, server_span
+from proxy.telemetry.spans import client_span, server_span
+from proxy.telemetry.tracing import disabled_tracing
 
 INCOMING = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
 

@@ -16,8 +16,8 @@ import aiohttp
 import pytest
 
 from dashboards.expressions import RULE_FILES, all_expressions
+from harness.ports import free_ports
 from proxy.telemetry.tracing import Tracing
-from tests.e2e.processes import free_ports
 from tests.observability.conftest import LiveStack, LiveStackFactory
 from tests.observability.traffic import round_of_traffic
 from tests.support import required_binary

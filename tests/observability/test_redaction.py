@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from proxy.telemetry.redaction import redact_text
-from proxy.telemetry.tracing import redact_value
+from proxy.telemetry.redaction import redact_text, redact_value
 
 KEY = "mlx-vk-0123456789abcdefghijklmnopqrstuv"
 

@@ -12,7 +12,9 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
 
-from proxy.telemetry.tracing import JOB_SPAN_NAME, Tracing, format_traceparent
+from proxy.telemetry.spans import JOB_SPAN_NAME
+from proxy.telemetry.traceparent import format_traceparent
+from proxy.telemetry.tracing import Tracing
 from tests.observability.conftest import LiveStack, LiveStackFactory, log_lines
 from tests.observability.traffic import (
     ALIAS_PATH,

@@ -18,12 +18,9 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
 from proxy import __version__
-from proxy.telemetry.tracing import (
-    JOB_SPAN_NAME,
-    format_traceparent,
-    record_job_span,
-    setup_tracing,
-)
+from proxy.telemetry.spans import JOB_SPAN_NAME, record_job_span
+from proxy.telemetry.traceparent import format_traceparent
+from proxy.telemetry.tracing import setup_tracing
 from tests.observability.conftest import LiveStackFactory
 from tests.observability.traffic import accepted, poll_until_terminal
 

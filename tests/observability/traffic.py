@@ -7,9 +7,9 @@ from typing import Any
 
 import aiohttp
 
+from harness.waits import bound_for, wait_until
 from proxy.simulator import SimulatorConfig
 from proxy.stores.base import Store
-from tests.support import bound_for, wait_until
 
 KEY = "sk-LEAKCHECK-7f3a9c2e51d04b8e9a61"
 BAD_KEY = "sk-LEAKCHECK-revoked-0a1b2c3d4e5f"

@@ -10,8 +10,9 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
+from harness.config import settings_for
 from proxy.app import create_app
-from tests.support import EchoUpstream, settings_for
+from tests.support import EchoUpstream
 
 ServerFactory = Callable[..., Awaitable[TestServer]]
 

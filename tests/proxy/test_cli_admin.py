@@ -21,6 +21,7 @@ from proxy.governance.keys import hash_key
 from proxy.governance.windows import window_bounds
 from proxy.stores import Store, open_store
 from proxy.stores.records import BudgetScope, NewJob, Refusal
+from proxy.webhooks.document import render_delivery
 
 T = TypeVar("T")
 SLUG = "minimax/hailuo-02-t2v"
@@ -51,7 +52,7 @@ def store_url(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
 
 def with_store(url: str, work: Callable[[Store], Awaitable[T]]) -> T:
     async def run() -> T:
-        store = await open_store(url)
+        store = await open_store(url, render_delivery=render_delivery)
         try:
             return await work(store)
         finally:

@@ -8,7 +8,8 @@ from collections.abc import Awaitable, Callable
 import aiohttp
 from aiohttp import web
 
-from tests.support import EchoUpstream, wait_until
+from harness.waits import wait_until
+from tests.support import EchoUpstream
 
 AUTH = {"Authorization": "Bearer sk-poll-test"}
 PENDING = {"code": 0, "message": "success", "data": {"status": "pending", "task_id": "t-1"}}

@@ -8,8 +8,8 @@ import asyncio
 import pytest
 from structlog.testing import capture_logs
 
+from harness.waits import wait_until
 from proxy.roster import Closing, Loop, Roster
-from tests.support import wait_until
 
 
 async def test_the_roster_starts_in_order_stops_in_reverse_and_unwinds_a_failed_start() -> None:

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.processes import free_ports
+from harness.config import clean_environ
+from harness.ports import free_ports
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[2]
@@ -43,7 +44,7 @@ def test_make_serve_runs_the_example_config_with_its_simulator(tmp_path: Path) -
     """The example config works as shipped; the simulator comes up and goes with the proxy."""
     listen, admin, upstream = free_ports(3)
     env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("MODELLIX_PROXY_")},
+        **clean_environ(),
         "BIN": str(Path(sys.executable).parent),
         "MODELLIX_PROXY_LISTEN__PORT": str(listen),
         "MODELLIX_PROXY_ADMIN__PORT": str(admin),

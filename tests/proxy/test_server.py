@@ -12,8 +12,9 @@ import aiohttp
 import pytest
 from aiohttp import web
 
+from harness.config import settings_for
 from proxy.server import GC_THRESHOLDS, start
-from tests.support import EchoUpstream, required_binary, settings_for
+from tests.support import EchoUpstream, required_binary
 
 
 def self_signed(tmp: Path) -> tuple[Path, Path]:

@@ -10,7 +10,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 from pytest_aiohttp import AiohttpClient
 
-from proxy.simulator import ManualClock, Simulator, SimulatorConfig
+from proxy.simulator import ManualClock, Simulator, SimulatorConfig, build_app
 
 AUTH = {"Authorization": "Bearer sk-test"}
 HAILUO = "/api/v1/minimax/hailuo-2.3-t2v"
@@ -29,7 +29,7 @@ def make_client(aiohttp_client: AiohttpClient, clock: ManualClock) -> MakeClient
 
     async def make(**overrides: Any) -> tuple[Simulator, Client]:
         sim = Simulator(SimulatorConfig.fast(**overrides), clock)
-        client = await aiohttp_client(sim.create_app(), headers=AUTH)
+        client = await aiohttp_client(build_app(sim), headers=AUTH)
         return sim, client
 
     return make

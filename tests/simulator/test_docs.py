@@ -7,14 +7,14 @@ import contextlib
 import json
 import os
 import re
-import socket
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import aiohttp
 import pytest
 
+from harness.ports import free_port
+from harness.processes import stop, wait_answering
 from proxy.simulator.config import SimulatorConfig
 from proxy.simulator.listing import Listing
 from proxy.simulator.server import build_parser
@@ -68,17 +68,10 @@ def test_options_table_is_the_parser() -> None:
     assert documented == options
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 @contextlib.asynccontextmanager
 async def _started(command: str) -> AsyncIterator[tuple[dict[str, str], dict[str, str]]]:
     """The simulator a documented command line starts, moved to free ports."""
-    ports = {"9100": str(_free_port()), "9101": str(_free_port())}
+    ports = {"9100": str(free_port()), "9101": str(free_port())}
     command = command.replace(
         "--port 9100", f"--port {ports['9100']} --schema-port {ports['9101']}"
     )
@@ -88,18 +81,10 @@ async def _started(command: str) -> AsyncIterator[tuple[dict[str, str], dict[str
         stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
     )  # fmt: skip
     try:
-        async with asyncio.timeout(WITHIN_S), aiohttp.ClientSession() as session:
-            while True:
-                try:
-                    async with session.get(f"http://127.0.0.1:{ports['9100']}/_sim/state") as r:
-                        if r.status == 200:
-                            break
-                except aiohttp.ClientError:
-                    await asyncio.sleep(0.05)
+        await wait_answering(process, f"http://127.0.0.1:{ports['9100']}/_sim/state")
         yield ports, env
     finally:
-        process.terminate()
-        await process.wait()
+        await stop(process)
 
 
 @pytest.fixture

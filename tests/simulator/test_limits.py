@@ -8,7 +8,8 @@ import pytest
 from pydantic import ValidationError
 
 from proxy.simulator import ManualClock, Simulator, SimulatorConfig
-from proxy.simulator.limits import DEFAULT_TIERS, Tier, tier_index
+from proxy.simulator.config import DEFAULT_TIERS, Tier
+from proxy.simulator.limits import tier_index
 from proxy.simulator.server import build_parser, config_from_args
 from tests.simulator.conftest import HAILUO, Client, MakeClient, submit
 

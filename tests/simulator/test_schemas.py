@@ -13,7 +13,7 @@ from pytest_aiohttp import AiohttpClient
 
 from proxy import simulator
 from proxy.catalog.loader import load_catalog
-from proxy.simulator import Simulator, SimulatorConfig, running
+from proxy.simulator import Simulator, SimulatorConfig, build_schema_app, running
 from proxy.simulator.models import MODELS, SCHEMAS, check_request, task_cost_micros
 from proxy.simulator.pricing import unit_price
 from proxy.simulator.scripts.additions import PATCHES
@@ -97,7 +97,7 @@ def test_published_defaults_are_what_a_bare_body_is_billed_for() -> None:
 async def test_api_schema_document_needs_no_key(aiohttp_client: AiohttpClient) -> None:
     """GET /models/{provider}/{model_id}/api_schema answers the document without a key."""
     sim = Simulator(SimulatorConfig.fast())
-    client = await aiohttp_client(sim.create_schema_app())
+    client = await aiohttp_client(build_schema_app(sim))
     response = await client.get("/models/bytedance/seedance-2.0-fast-i2v/api_schema")
     assert response.status == 200
     assert response.content_type == "application/json"
@@ -131,7 +131,7 @@ async def test_api_schema_document_needs_no_key(aiohttp_client: AiohttpClient) -
 async def test_schema_origin_refuses_in_json(aiohttp_client: AiohttpClient) -> None:
     """An unknown model is 404 ``Model not found``; other paths and methods answer JSON too."""
     sim = Simulator(SimulatorConfig.fast())
-    client = await aiohttp_client(sim.create_schema_app())
+    client = await aiohttp_client(build_schema_app(sim))
     unknown = await client.get("/models/acme/nothing/api_schema")
     assert unknown.status == 404
     assert await unknown.json() == {"code": 404, "message": "Model not found: acme/nothing"}
@@ -148,7 +148,7 @@ async def test_schema_origin_refuses_in_json(aiohttp_client: AiohttpClient) -> N
 
 async def test_schema_lookup_ignores_case(aiohttp_client: AiohttpClient) -> None:
     """The model in the schema path is matched case-insensitively, like submits."""
-    client = await aiohttp_client(Simulator(SimulatorConfig.fast()).create_schema_app())
+    client = await aiohttp_client(build_schema_app(Simulator(SimulatorConfig.fast())))
     response = await client.get("/models/MiniMax/Hailuo-2.3-T2V/api_schema")
     assert response.status == 200
     doc = await response.json()
@@ -174,7 +174,7 @@ async def test_running_serves_the_schema_origin_on_its_own_listener() -> None:
 async def test_every_served_model_has_a_document(aiohttp_client: AiohttpClient, slug: str) -> None:
     """Every model the simulator serves answers its api_schema document."""
     sim = Simulator(SimulatorConfig.fast())
-    client = await aiohttp_client(sim.create_schema_app())
+    client = await aiohttp_client(build_schema_app(sim))
     response = await client.get(f"/models/{slug}/api_schema")
     assert response.status == 200
     doc = await response.json()

@@ -15,13 +15,13 @@ from collections.abc import AsyncIterator
 import asyncpg
 import pytest
 
+from harness.postgres import fresh_postgres
 from proxy.stores import open_store
 from proxy.stores.base import Reschedule
 from proxy.stores.postgres import PostgresStore
 from proxy.stores.records import StoredResponse
 from tests.stores.helpers import T0
 from tests.stores.test_intents import _intent
-from tests.support import fresh_postgres
 
 pytestmark = pytest.mark.postgres
 

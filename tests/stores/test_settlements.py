@@ -7,11 +7,12 @@ import asyncio
 import aiosqlite
 import asyncpg
 
+from harness.postgres import fresh_postgres
+from harness.waits import wait_until
 from proxy.stores import Store, open_store, sqlite_path
 from proxy.stores import migrations as mig
 from proxy.stores.webhook_records import BalanceReading, SettledSince
 from tests.stores.helpers import T0, new_job, raw_many, raw_query
-from tests.support import fresh_postgres, wait_until
 
 
 async def _settle(store: Store, task_id: str, status: str, micros: int | None, at: float) -> None:

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import json
 
-from proxy.stores import Store
-from proxy.stores.webhook_records import BalanceReading, DeliveryState
-from proxy.webhooks.document import delivery_id
+import pytest
+
+from proxy.stores import Store, open_store
+from proxy.stores._webhooks import NoDeliveryRendererError
+from proxy.stores.records import JobRecord, JobStatus
+from proxy.stores.webhook_records import BalanceReading, DeliveryState, RenderedDelivery
+from proxy.webhooks.document import delivery_id, terminal_body
 from tests.stores.helpers import T0, new_job
 
 URL = "https://hooks.example.com/done"
@@ -45,6 +49,43 @@ async def test_terminal_transition_enqueues_one_delivery_with_the_task_document(
         "result": {"resources": [{"url": "https://cdn/x.mp4"}]},
     }
     assert doc["modellix_proxy"]["final_cost_usd"] == 0.324
+
+
+async def test_the_delivery_is_what_the_renderer_given_at_open_returns(store_url: str) -> None:
+    """The store records the id and body its renderer returns, rendered from the terminal job."""
+    seen: list[JobStatus] = []
+
+    def render(job: JobRecord) -> RenderedDelivery:
+        seen.append(job.status)
+        return RenderedDelivery(f"msg_{job.task_id}", terminal_body(job))
+
+    store = await open_store(store_url, render_delivery=render)
+    try:
+        await store.insert_job(new_job("t-1", callback_url=URL))
+        await _terminal(store, "t-1")
+        [d] = await store.list_deliveries()
+    finally:
+        await store.close()
+    assert seen == [JobStatus.SUCCESS]
+    assert d.delivery_id == "msg_t-1"
+    assert json.loads(d.body)["data"]["status"] == "success"
+
+
+async def test_a_store_without_a_renderer_refuses_to_end_a_callback_job(store_url: str) -> None:
+    """Opened without ``render_delivery``, the terminal transaction of a job with a callback
+    fails and writes nothing: the job stays open, no delivery is lost silently."""
+    store = await open_store(store_url)
+    try:
+        await store.insert_job(new_job("t-1", callback_url=URL))
+        await store.insert_job(new_job("t-2"))
+        with pytest.raises(NoDeliveryRendererError):
+            await _terminal(store, "t-1")
+        await _terminal(store, "t-2")  # a job without a callback needs no renderer
+        assert (await store.get_job("t-1")).status is JobStatus.PENDING  # type: ignore[union-attr]
+        assert (await store.get_job("t-2")).status is JobStatus.SUCCESS  # type: ignore[union-attr]
+        assert await store.list_deliveries() == []
+    finally:
+        await store.close()
 
 
 async def test_leased_delivery_is_retried_then_dead_lettered_and_redelivered(

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from harness.waits import PROCESS_START_S
 from tests.ci_skips import allowance, in_ci
-from tests.support import PROCESS_START_S
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFTEST = (
