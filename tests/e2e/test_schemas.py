@@ -138,7 +138,8 @@ async def test_listed_models_validated_by_their_published_schema(
     )
     try:
         async with aiohttp.ClientSession() as http:
-            await wait_until(lambda: _pinned(http, proxy, list(CASES)), within=30)
+            compared = ["bytedance/seedance-2.0-t2v", "minimax/hailuo-02-i2v"]
+            await wait_until(lambda: _pinned(http, proxy, [*CASES, *compared]), within=30)
             for slug, (invalid, valid) in CASES.items():
                 for body, field in invalid:
                     before = sim.counters.submits_received
@@ -151,17 +152,18 @@ async def test_listed_models_validated_by_their_published_schema(
                 status, answer = await _submit(http, proxy, slug, valid)
                 assert status == 200, (slug, answer)
                 assert answer["data"]["task_id"]
-            # A field the published schema accepts and the catalog spec lacks passes.
+            # A field the published schema accepts passes.
             status, answer = await _submit(
                 http, proxy, "bytedance/seedance-2.0-t2v", {"prompt": "a fox", "fps": 24}
             )
             assert status == 200, answer
-            # ... and the catalog spec's disagreement with the published schema is reported.
-            shown = await _admin(http, proxy, "/admin/schemas/bytedance/seedance-2.0-t2v")
-            assert "fps" in {d["field"] for d in shown["catalog_disagreements"]}
+            # Where the catalog spec disagrees with the published schema (Hailuo 02 i2v's
+            # published 512P, which the spec's resolution enum lacks), it is reported.
+            shown = await _admin(http, proxy, "/admin/schemas/minimax/hailuo-02-i2v")
+            assert "resolution" in {d["field"] for d in shown["catalog_disagreements"]}
             metrics = await _metrics(http, proxy)
             assert (
-                'modellix_proxy_schema_catalog_disagreements{model="bytedance/seedance-2.0-t2v"}'
+                'modellix_proxy_schema_catalog_disagreements{model="minimax/hailuo-02-i2v"}'
                 in metrics
             )
             # The model list: what the upstream lists, each with what validates it.
@@ -265,10 +267,17 @@ async def test_schema_origin_down_refuses_nothing_extra(
                 http, proxy, "vidu/vidu-q3-t2v", {"prompt": "a fox", "foo": 1}
             )
             assert status == 200, answer
+            # Without a published schema the catalog spec decides: it knows fps ...
             status, answer = await _submit(
                 http, proxy, "bytedance/seedance-2.0-t2v", {"prompt": "a fox", "fps": 24}
             )
-            assert status == 400  # the catalog spec as before (it does not know fps)
+            assert status == 200, answer
+            # ... and refuses what no source says the model takes, as before.
+            status, answer = await _submit(
+                http, proxy, "bytedance/seedance-2.0-t2v", {"prompt": "a fox", "foo": 1}
+            )
+            assert status == 400, answer
+            assert answer["errors"][0]["field"] == "foo", answer
             async with http.get(f"{proxy.url}/readyz") as resp:
                 ready = await resp.json()
             assert resp.status == 200

@@ -64,17 +64,22 @@ def test_every_model_publishes_a_valid_schema_and_an_accepted_example() -> None:
         assert check_request(spec, example) is None, spec.slug
 
 
-def test_upstream_publishes_fields_the_proxy_catalog_lacks() -> None:
-    """Seedance 2.0 takes ``fps`` and Hailuo 02 i2v ``512P``: the proxy's catalog has neither."""
+def test_upstream_publishes_values_the_proxy_catalog_lacks() -> None:
+    """Hailuo 02 i2v takes ``512P``, which the proxy's catalog lacks (the schema tests' case of
+    a disagreement); Seedance 2.0's ``fps`` is published and the catalog carries it alike."""
     catalog = load_catalog()
     for slug in ("bytedance/seedance-2.0-t2v", "bytedance/seedance-2.0-mini-v2v"):
         fps = SCHEMAS[slug].schema["properties"]["fps"]
         assert (fps["type"], fps["enum"]) == ("integer", [24])
         proxy_spec = catalog.get(slug)
         assert proxy_spec is not None
-        assert "fps" not in proxy_spec.json_schema["properties"]
+        ours = proxy_spec.json_schema["properties"]["fps"]
+        assert (ours["type"], ours["enum"]) == ("integer", [24])
     resolution = SCHEMAS["minimax/hailuo-02-i2v"].schema["properties"]["resolution"]
     assert "512P" in resolution["enum"]
+    hailuo = catalog.get("minimax/hailuo-02-i2v")
+    assert hailuo is not None
+    assert "512P" not in hailuo.json_schema["properties"]["resolution"]["enum"]
 
 
 def test_published_defaults_are_what_a_bare_body_is_billed_for() -> None:

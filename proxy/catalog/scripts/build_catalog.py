@@ -22,7 +22,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from proxy.catalog.scripts.extra_models import EXTRA_MODELS
+from proxy.catalog.scripts.extra_models import ADDED_PARAMETERS, EXTRA_MODELS
 from proxy.catalog.scripts.rules import billing_for, cross_rules, media_for, normalise_kind
 
 OUT = Path(__file__).resolve().parent.parent / "data" / "catalog.json"
@@ -72,7 +72,7 @@ def build_model(slug: str, ref: dict[str, Any]) -> dict[str, Any]:
     required: list[str] = []
     rules: dict[str, Any] = {}
     defaults: dict[str, Any] = {}
-    for param in ref["parameters"]:
+    for param in [*ref["parameters"], *ADDED_PARAMETERS.get(slug, [])]:
         name = param["name"]
         properties[name] = _param_schema(param)
         if "default" in param:

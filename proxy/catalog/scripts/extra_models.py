@@ -108,3 +108,22 @@ EXTRA_MODELS: dict[str, dict[str, Any]] = {
     "openai/gpt-image-1.5": _entry("t2i", [CANVAS, ROUTER], _openai(edit=False, v15=True)),
     "openai/gpt-image-1.5-edit": _entry("i2i", [CANVAS, ROUTER], _openai(edit=True, v15=True)),
 }
+
+ADDED_PARAMETERS: dict[str, list[dict[str, Any]]] = {
+    f"bytedance/seedance-2.0-{variant}-{mode}".replace("-std", ""): [
+        {
+            "name": "fps",
+            "type": "integer",
+            "required": False,
+            "enum": [24],
+            "default": 24,
+            "status": "documented",
+            "note": "frames per second of the output (24); the upstream accepts and bills it",
+        }
+    ]
+    for variant in ("std", "fast", "mini")
+    for mode in ("t2v", "i2v", "v2v")
+}
+"""Fields a reference model accepts that the reference catalog does not list, by slug: the
+catalog must never refuse what the upstream accepts, even when its published schema cannot be
+read (Seedance 2.0's ``fps``, documented as 24 fps, which its published schema carries)."""
