@@ -1,4 +1,4 @@
-"""Contract tests of the media file owners (the File API per proxy key), run against every backend."""
+"""Contract tests of the media file owners (File API per proxy key), run on every backend."""
 
 from __future__ import annotations
 
