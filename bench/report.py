@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import os
 import platform
 import subprocess
+import time
 from collections.abc import Mapping
 from importlib import metadata
 from pathlib import Path
@@ -39,6 +41,21 @@ def machine() -> dict[str, Any]:
         "wrk": wrk.version(),
         "hostname": platform.node(),
         "commit": git_commit(),
+    }
+
+
+def run_header(started: float, load_before: tuple[float, float, float]) -> dict[str, Any]:
+    """What every benchmark report starts with: when it finished, how long it ran (from the
+    ``time.monotonic()`` reading ``started``), the machine, and its load average before and
+    after, since a figure from a shared machine means little without them."""
+    return {
+        "finished_at": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "wall_seconds": round(time.monotonic() - started, 1),
+        "machine": machine(),
+        "load_average": {
+            "before": [round(x, 2) for x in load_before],
+            "after": [round(x, 2) for x in os.getloadavg()],
+        },
     }
 
 

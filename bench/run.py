@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import datetime as dt
 import json
 import os
 import shutil
@@ -54,7 +53,7 @@ from bench.common import (
     upstream_counts,
     write_paths,
 )
-from bench.report import machine, markdown, ratios, table
+from bench.report import markdown, ratios, run_header, table
 from bench.upstream import KEEP_PROMPT
 from harness.config import clean_environ
 from harness.ports import free_port
@@ -459,13 +458,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if pg_url is not None:
             drop_pg_database(pg_name)
     report: dict[str, Any] = {
-        "finished_at": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        "wall_seconds": round(time.monotonic() - started, 1),
-        "machine": machine(),
-        "load_average": {
-            "before": [round(x, 2) for x in load_before],
-            "after": [round(x, 2) for x in os.getloadavg()],
-        },
+        **run_header(started, load_before),
         "settings": {
             "seconds": args.seconds,
             "warmup": args.warmup,

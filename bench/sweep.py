@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import datetime as dt
 import json
 import os
 import sys
@@ -28,7 +27,7 @@ from typing import Any
 
 from bench import published, wrk
 from bench.common import RESULTS, log
-from bench.report import machine
+from bench.report import run_header
 from harness.config import clean_environ
 from harness.ports import free_port
 from harness.services import proxy_command, service
@@ -168,13 +167,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             point["proxy_over_bare_p99"] = round(proxy99 / bare99, 2) if bare99 > 0 else None
             points.append(point)
     report: dict[str, Any] = {
-        "finished_at": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        "wall_seconds": round(time.monotonic() - started, 1),
-        "machine": machine(),
-        "load_average": {
-            "before": [round(x, 2) for x in load_before],
-            "after": [round(x, 2) for x in os.getloadavg()],
-        },
+        **run_header(started, load_before),
         "settings": {
             "seconds": args.seconds,
             "warmup": args.warmup,

@@ -255,9 +255,7 @@ class Preflight:
                 if resp.status in (301, 302, 303, 307, 308) and location:
                     url = str(URL(url).join(URL(location)))
                     continue
-                body = (
-                    await _read_capped(resp, self.settings.head_bytes) if method == "GET" else b""
-                )
+                body = await read_capped(resp, self.settings.head_bytes) if method == "GET" else b""
                 return _Fetched(resp.status, resp.headers, body), url
         raise _Refused("status", f"more than {self.settings.max_redirects} redirects")
 
@@ -283,7 +281,8 @@ def _int(text: str | None) -> int | None:
     return int(text) if text is not None and text.strip().isdigit() else None
 
 
-async def _read_capped(resp: aiohttp.ClientResponse, cap: int) -> bytes:
+async def read_capped(resp: aiohttp.ClientResponse, cap: int) -> bytes:
+    """At most ``cap`` bytes of ``resp``'s body: a peer that sends more is not read further."""
     chunks: list[bytes] = []
     total = 0
     while total < cap:

@@ -23,7 +23,7 @@ import aiohttp
 from yarl import URL
 
 from proxy.catalog.netguard import GuardError, HostGuard, parse_host
-from proxy.catalog.preflight import GuardedResolver
+from proxy.catalog.preflight import GuardedResolver, read_capped
 from proxy.config import UpstreamSchemaSettings
 
 SCHEMA_PATH = "/models/{provider}/{model}/api_schema"
@@ -115,7 +115,7 @@ class SchemaFetcher:
                     raise SchemaUnavailable(
                         "invalid", f"the schema is over {self.settings.max_bytes} bytes"
                     )
-                body = await _read_capped(resp, self.settings.max_bytes + 1)
+                body = await read_capped(resp, self.settings.max_bytes + 1)
         except GuardError as exc:
             raise SchemaUnavailable("unreachable", exc.detail) from exc
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
@@ -132,15 +132,3 @@ class SchemaFetcher:
             raise SchemaUnavailable("invalid", "the schema is not a JSON object")
         text = canonical(document)
         return FetchedSchema(slug, document, text, content_hash(text))
-
-
-async def _read_capped(resp: aiohttp.ClientResponse, cap: int) -> bytes:
-    chunks: list[bytes] = []
-    total = 0
-    while total < cap:
-        chunk = await resp.content.read(cap - total)
-        if not chunk:
-            break
-        chunks.append(chunk)
-        total += len(chunk)
-    return b"".join(chunks)

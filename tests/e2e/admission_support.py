@@ -19,6 +19,24 @@ BODY = {"prompt": "a red fox running through snow", "duration": 6, "resolution":
 TERMINAL = frozenset({"success", "failed"})
 
 
+def queue_env(upstream_key: str) -> dict[str, str]:
+    """Proxy settings for crash tests of the admission queue: virtual keys over one upstream
+    key, the queue at the simulator's concurrency of 3, and short leases, ticks and backoff
+    so that a restarted proxy takes over a dead one's work within seconds."""
+    return {
+        "MODELLIX_PROXY_KEYS__MODE": "virtual",
+        "MODELLIX_PROXY_KEYS__CACHE_SECONDS": "0.1",
+        "MODELLIX_PROXY_UPSTREAM__API_KEY": upstream_key,
+        "MODELLIX_PROXY_RECOVERY__LEASE_SECONDS": "2",
+        "MODELLIX_PROXY_RECOVERY__HEARTBEAT_SECONDS": "0.5",
+        "MODELLIX_PROXY_ADMISSION__ENABLED": "true",
+        "MODELLIX_PROXY_ADMISSION__CONCURRENCY": "3",
+        "MODELLIX_PROXY_ADMISSION__TICK_SECONDS": "0.1",
+        "MODELLIX_PROXY_ADMISSION__LEASE_SECONDS": "1.5",
+        "MODELLIX_PROXY_ADMISSION__BACKOFF_SECONDS": "0.2",
+    }
+
+
 async def virtual_key(store: Store, **fields: Any) -> tuple[str, str]:
     """A new virtual key: its id and its token."""
     record, token = new_key(time.time(), **fields)

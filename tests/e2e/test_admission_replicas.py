@@ -25,7 +25,7 @@ from proxy.simulator import Simulator, SimulatorConfig, build_app
 from proxy.stores import open_store
 from proxy.stores.admission_records import QueueState
 from proxy.stores.records import JobStatus
-from tests.e2e.admission_support import BODY, SUBMIT, UPSTREAM_KEY, virtual_key
+from tests.e2e.admission_support import BODY, SUBMIT, UPSTREAM_KEY, queue_env, virtual_key
 
 ServerFactory = Callable[..., Awaitable[TestServer]]
 pytestmark = pytest.mark.postgres
@@ -73,16 +73,7 @@ async def test_kill_the_dispatcher_replica_mid_batch(
         env = proxy_env(
             sim_url,
             store_url,
-            MODELLIX_PROXY_KEYS__MODE="virtual",
-            MODELLIX_PROXY_KEYS__CACHE_SECONDS="0.1",
-            MODELLIX_PROXY_UPSTREAM__API_KEY=UPSTREAM_KEY,
-            MODELLIX_PROXY_RECOVERY__LEASE_SECONDS="2",
-            MODELLIX_PROXY_RECOVERY__HEARTBEAT_SECONDS="0.5",
-            MODELLIX_PROXY_ADMISSION__ENABLED="true",
-            MODELLIX_PROXY_ADMISSION__CONCURRENCY="3",
-            MODELLIX_PROXY_ADMISSION__TICK_SECONDS="0.1",
-            MODELLIX_PROXY_ADMISSION__LEASE_SECONDS="1.5",
-            MODELLIX_PROXY_ADMISSION__BACKOFF_SECONDS="0.2",
+            **queue_env(UPSTREAM_KEY),
             MODELLIX_PROXY_ADMIN__TOKEN=ADMIN,
             MODELLIX_PROXY_GOVERNANCE__BUDGETS=(
                 "[{name: all, scope: global, window: month, limit_usd: 500}]"

@@ -31,7 +31,7 @@ from proxy.simulator import Simulator, SimulatorConfig, build_app
 from proxy.stores import open_store
 from proxy.stores.base import Store
 from proxy.stores.records import JobStatus
-from tests.e2e.admission_support import BODY, SUBMIT, UPSTREAM_KEY, virtual_key
+from tests.e2e.admission_support import BODY, SUBMIT, UPSTREAM_KEY, queue_env, virtual_key
 
 ServerFactory = Callable[..., Awaitable[TestServer]]
 SUBMITS = 40
@@ -71,16 +71,7 @@ async def test_unexplained_spend_after_a_kill_mid_batch_is_what_was_bought_outsi
         env = proxy_env(
             sim_url,
             store_url,
-            MODELLIX_PROXY_KEYS__MODE="virtual",
-            MODELLIX_PROXY_KEYS__CACHE_SECONDS="0.1",
-            MODELLIX_PROXY_UPSTREAM__API_KEY=UPSTREAM_KEY,
-            MODELLIX_PROXY_RECOVERY__LEASE_SECONDS="2",
-            MODELLIX_PROXY_RECOVERY__HEARTBEAT_SECONDS="0.5",
-            MODELLIX_PROXY_ADMISSION__ENABLED="true",
-            MODELLIX_PROXY_ADMISSION__CONCURRENCY="3",
-            MODELLIX_PROXY_ADMISSION__TICK_SECONDS="0.1",
-            MODELLIX_PROXY_ADMISSION__LEASE_SECONDS="1.5",
-            MODELLIX_PROXY_ADMISSION__BACKOFF_SECONDS="0.2",
+            **queue_env(UPSTREAM_KEY),
             MODELLIX_PROXY_BALANCE__ENABLED="true",
             MODELLIX_PROXY_BALANCE__INTERVAL_SECONDS="0.3",
             MODELLIX_PROXY_BALANCE__LEASE_SECONDS="2",
