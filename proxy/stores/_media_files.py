@@ -43,6 +43,14 @@ class MediaFilesMixin(SqlBase):
             found |= {row["file_id"] for row in rows}
         return found
 
+    async def purge_media_files(self, before: float, limit: int) -> int:
+        sql = (
+            "DELETE FROM media_files WHERE file_id IN ("
+            " SELECT file_id FROM media_files WHERE created_at < $1 ORDER BY created_at LIMIT $2)"
+        )
+        async with self._write() as tx:
+            return await tx.execute(self.dialect.sql(sql), before, limit)
+
     async def forget_media_file(self, file_id: str) -> bool:
         sql = "DELETE FROM media_files WHERE file_id = $1"
         async with self._write() as tx:

@@ -648,6 +648,9 @@ class MediaFileStore(Protocol):
     async def forget_media_file(self, file_id: str) -> bool:
         """Drop ``file_id``'s record (it was deleted); whether there was one."""
 
+    async def purge_media_files(self, before: float, limit: int) -> int:
+        """Delete up to ``limit`` records of files uploaded before ``before``; how many."""
+
 
 class ProbeStore(Protocol):
     """Whether the store takes writes now (the readiness check)."""

@@ -44,3 +44,15 @@ async def test_many_ids_are_looked_up_in_chunks(store: Store) -> None:
         await store.record_media_file(f"file-{n}", "key-a", "studio-a", T0)
     found = await store.media_files_of("key-a", [f"file-{n}" for n in range(1200)])
     assert found == {f"file-{n}" for n in range(0, 1200, 100)}
+
+
+async def test_purge_deletes_old_records_in_batches(store: Store) -> None:
+    """Records uploaded before the cutoff go, at most ``limit`` per call; newer ones stay."""
+    for n in range(3):
+        await store.record_media_file(f"old-{n}", "key-a", None, T0 + n)
+    await store.record_media_file("new", "key-a", None, T0 + 100)
+    assert await store.purge_media_files(T0 + 50, 2) == 2
+    assert await store.purge_media_files(T0 + 50, 2) == 1
+    assert await store.purge_media_files(T0 + 50, 2) == 0
+    assert await store.media_file_owner("new") == "key-a"
+    assert await store.media_file_owner("old-2") is None
