@@ -231,6 +231,9 @@ class RetentionSettings(_Section):
     # The settlement journal (what balance reconciliation counts): rows every reading has
     # counted are kept this long after their settlement; null keeps them.
     settlements_seconds: float | None = Field(30 * 86400.0, gt=0)
+    # Which proxy key uploaded each media file, counted from the upload: the upstream keeps
+    # a file 7 days, so its record is of no use after; null keeps them.
+    media_files_seconds: float | None = Field(8 * 86400.0, gt=0)
     interval_seconds: float = Field(300.0, gt=0)
     batch_size: int = Field(1000, ge=1, le=100_000)
     # A round holds a lease this long and renews it between batches.

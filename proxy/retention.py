@@ -10,6 +10,8 @@ transaction holds the writer (SQLite) or many row locks (PostgreSQL) for long:
   ``retention.reservations_seconds`` ago (open ones never);
 * ``settlements``: the settlement journal's rows older than ``retention.settlements_seconds``
   that every balance reading has counted;
+* ``media_files``: which proxy key uploaded a file, ``retention.media_files_seconds`` after
+  the upload (the upstream has let the file expire by then);
 * ``jobs``: terminal jobs older than ``retention.terminal_jobs_seconds``, only if the
   operator sets it (the ledger is kept forever by default; open jobs never).
 
@@ -35,6 +37,7 @@ from proxy.stores.base import (
     IntentStore,
     JobUpkeepStore,
     LeaseStore,
+    MediaFileStore,
     RefusalStore,
 )
 from proxy.telemetry.metrics import Metrics
@@ -46,7 +49,14 @@ Purge = Callable[[int], Awaitable[int]]
 
 
 class RetentionStore(
-    LeaseStore, IdempotencyStore, RefusalStore, IntentStore, BalanceStore, JobUpkeepStore, Protocol
+    LeaseStore,
+    IdempotencyStore,
+    RefusalStore,
+    IntentStore,
+    BalanceStore,
+    JobUpkeepStore,
+    MediaFileStore,
+    Protocol,
 ):
     """The round's lease, and the bounded purge of each table retention keeps short."""
 
@@ -142,6 +152,9 @@ class Retention:
         if retention.settlements_seconds is not None:
             settlements_before = now - retention.settlements_seconds
             purges["settlements"] = lambda n: store.purge_settlements(settlements_before, n)
+        if retention.media_files_seconds is not None:
+            files_before = now - retention.media_files_seconds
+            purges["media_files"] = lambda n: store.purge_media_files(files_before, n)
         if retention.terminal_jobs_seconds is not None:
             jobs_before = now - retention.terminal_jobs_seconds
             purges["jobs"] = lambda n: store.purge_terminal_jobs(jobs_before, n)

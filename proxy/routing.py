@@ -97,6 +97,7 @@ class Route:
     path: str = ""  # the normalized path: what is forwarded upstream
     query: str = ""  # the raw query string, without "?"
     refusal: PathRefusal | None = None
+    file_id: str | None = None  # the decoded media file id (``MEDIA_FILE_NAME`` only)
 
     @property
     def slug(self) -> str | None:
@@ -213,7 +214,9 @@ def classify(method: str, raw_target: str) -> Route:
         file_id = unquote(segments[2])
         if len(file_id) > MAX_ID_LENGTH or not _ID_CHARS.issuperset(file_id):
             return _refused(400, "bad_path", "malformed file id")
-        return Route(RouteKind.PASSTHROUGH, name=MEDIA_FILE_NAME, path=path, query=query)
+        return Route(
+            RouteKind.PASSTHROUGH, name=MEDIA_FILE_NAME, path=path, query=query, file_id=file_id
+        )
     return _submit(method, segments, path, query)
 
 

@@ -13,12 +13,13 @@ from proxy.context import RouteKind
 from proxy.errors import BadRequest, MethodNotAllowed, NotFound, ProxyError
 from proxy.governance import access
 from proxy.handlers import keyapi
+from proxy.handlers.media import handle_media
 from proxy.handlers.models import MODELS_NAME, handle_models
 from proxy.handlers.passthrough import handle_passthrough
 from proxy.handlers.poll import handle_poll
 from proxy.handlers.queued import handle_queued
 from proxy.handlers.submit import handle_submit
-from proxy.routing import Route
+from proxy.routing import MEDIA_FILE_NAME, MEDIA_NAME, Route
 from proxy.state import ROUTE
 from proxy.stores.admission_records import is_queue_id
 
@@ -38,6 +39,8 @@ async def handle_api(request: web.Request) -> web.StreamResponse:
     if kind is RouteKind.PASSTHROUGH:
         if route.name == MODELS_NAME:  # filtered to what this proxy lets the caller submit
             return await handle_models(request)
+        if route.name in (MEDIA_NAME, MEDIA_FILE_NAME):  # a proxy key sees only its own files
+            return await handle_media(request)
         return await handle_passthrough(request)
     raise refusal(route)
 

@@ -631,6 +631,27 @@ class SchemaStore(Protocol):
         """Every version of one model, oldest first."""
 
 
+class MediaFileStore(Protocol):
+    """Which proxy key uploaded each media file: the File API's owner per file id."""
+
+    async def record_media_file(
+        self, file_id: str, key_id: str, team: str | None, now: float
+    ) -> None:
+        """Record that ``key_id`` uploaded ``file_id`` (a second record of it is ignored)."""
+
+    async def media_file_owner(self, file_id: str) -> str | None:
+        """The key id that uploaded ``file_id``; ``None`` if none recorded it."""
+
+    async def media_files_of(self, key_id: str, file_ids: Iterable[str]) -> set[str]:
+        """Those of ``file_ids`` that ``key_id`` uploaded."""
+
+    async def forget_media_file(self, file_id: str) -> bool:
+        """Drop ``file_id``'s record (it was deleted); whether there was one."""
+
+    async def purge_media_files(self, before: float, limit: int) -> int:
+        """Delete up to ``limit`` records of files uploaded before ``before``; how many."""
+
+
 class ProbeStore(Protocol):
     """Whether the store takes writes now (the readiness check)."""
 
@@ -655,6 +676,7 @@ class Store(
     BalanceStore,
     AdmissionStore,
     SchemaStore,
+    MediaFileStore,
     ProbeStore,
     Protocol,
 ):

@@ -19,6 +19,7 @@ from proxy.stores._job_upkeep import JobUpkeepMixin
 from proxy.stores._jobs import JobsMixin
 from proxy.stores._leases import LeasesMixin
 from proxy.stores._ledger_reads import LedgerReadsMixin
+from proxy.stores._media_files import MediaFilesMixin
 from proxy.stores._refusals import RefusalsMixin
 from proxy.stores._schemas import SchemasMixin
 from proxy.stores._settlements import SettlementsMixin
@@ -44,6 +45,7 @@ class SqlStore(
     BalanceMixin,
     SettlementsMixin,
     SchemasMixin,
+    MediaFilesMixin,
 ):
     """``Store``'s operations and migrations over an engine's connections (``SqlBase``)."""
 

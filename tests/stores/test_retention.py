@@ -145,6 +145,7 @@ async def test_two_runners_never_both_run_a_round(
         "refusals": 0,
         "budget_reservations": 0,
         "settlements": 0,
+        "media_files": 0,
     }
     assert attempts
     assert all(a is None for a in attempts)
@@ -156,6 +157,7 @@ async def test_two_runners_never_both_run_a_round(
         "refusals": 0,
         "budget_reservations": 0,
         "settlements": 0,
+        "media_files": 0,
     }
     assert await first.round() is None
     assert await _lease_owner(store_url) == "replica-b"
@@ -179,12 +181,16 @@ async def test_round_counts_purged_rows_and_success_time(store: Store) -> None:
         await store.budget_reserve(scope, 100, reservation_id=f"r{i}", at=at)
         if i < 2:
             await store.budget_release(f"r{i}")
+    await store.record_media_file("expired-upstream", "key-a", None, T0)
+    await store.record_media_file("live-file", "key-a", None, clock.now - 60)
     assert await Retention(store, _settings(2), metrics, "r", clock=clock).round() == {
         "idempotency_keys": 5,
         "refusals": 0,
         "budget_reservations": 1,
         "settlements": 0,
+        "media_files": 1,
     }
+    assert await store.media_file_owner("live-file") == "key-a"
     registry = metrics.registry
     sample = registry.get_sample_value
     assert sample("modellix_proxy_retention_purged_rows_total", {"table": "idempotency_keys"}) == 5
