@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from proxy.stores._sql import SqlBase, job_from_row
+from proxy.stores._sql import IN_CHUNK, SqlBase, job_from_row
 from proxy.stores.base import LeasedJob, Reschedule
 from proxy.stores.records import JobRecord, UnknownJobs
 
@@ -60,8 +60,6 @@ FROM (SELECT column1 AS task_id, column2 AS next_poll_at, column3 AS attempts,
 WHERE {_OWNED_OPEN}"""  # noqa: S608 (constant text; the rows are placeholders)
 """Starts with ``UPDATE`` (not ``WITH``) so that sqlite3 reports the rows changed."""
 
-_CHUNK = 500
-
 
 class JobUpkeepMixin(SqlBase):
     """Housekeeping reads and bounded purges of the ``jobs`` table."""
@@ -78,16 +76,8 @@ class JobUpkeepMixin(SqlBase):
         return UnknownJobs(jobs=int(row["n"]), held_micros=int(row["held"]))
 
     async def open_among(self, task_ids: Iterable[str]) -> set[str]:
-        wanted = list(dict.fromkeys(task_ids))
-        found: set[str] = set()
-        for start in range(0, len(wanted), _CHUNK):
-            chunk = wanted[start : start + _CHUNK]
-            marks = ", ".join(f"${i + 1}" for i in range(len(chunk)))
-            sql = f"SELECT task_id FROM jobs WHERE terminal_at IS NULL AND task_id IN ({marks})"  # noqa: S608
-            async with self._read() as tx:
-                rows = await tx.fetch(self.dialect.sql(sql), *chunk)
-            found |= {row["task_id"] for row in rows}
-        return found
+        sql = "SELECT task_id AS id FROM jobs WHERE terminal_at IS NULL AND task_id IN ({marks})"
+        return await self._select_among(sql, (), task_ids)
 
     async def lease_due_at(
         self, owner: str, now: float, limit: int, lease_seconds: float
@@ -132,8 +122,8 @@ class JobUpkeepMixin(SqlBase):
             return 0
         changed = 0
         async with self._write() as tx:
-            for start in range(0, len(batch), _CHUNK):
-                chunk = batch[start : start + _CHUNK]
+            for start in range(0, len(batch), IN_CHUNK):
+                chunk = batch[start : start + IN_CHUNK]
                 if self.dialect.name == "postgres":
                     changed += await tx.execute(
                         RESCHEDULE_MANY_PG,

@@ -13,7 +13,6 @@ from proxy.stores._sql import SqlBase
 INSERT_FILE = """
 INSERT INTO media_files (file_id, key_id, team, created_at) VALUES ($1, $2, $3, $4)
 ON CONFLICT (file_id) DO NOTHING"""
-_CHUNK = 500  # ids per IN list: well under either engine's placeholder limit
 
 
 class MediaFilesMixin(SqlBase):
@@ -32,16 +31,8 @@ class MediaFilesMixin(SqlBase):
         return None if row is None else str(row["key_id"])
 
     async def media_files_of(self, key_id: str, file_ids: Iterable[str]) -> set[str]:
-        wanted = list(dict.fromkeys(file_ids))
-        found: set[str] = set()
-        for start in range(0, len(wanted), _CHUNK):
-            chunk = wanted[start : start + _CHUNK]
-            marks = ", ".join(f"${i + 2}" for i in range(len(chunk)))
-            sql = f"SELECT file_id FROM media_files WHERE key_id = $1 AND file_id IN ({marks})"  # noqa: S608
-            async with self._read() as tx:
-                rows = await tx.fetch(self.dialect.sql(sql), key_id, *chunk)
-            found |= {row["file_id"] for row in rows}
-        return found
+        sql = "SELECT file_id AS id FROM media_files WHERE key_id = $1 AND file_id IN ({marks})"
+        return await self._select_among(sql, (key_id,), file_ids)
 
     async def purge_media_files(self, before: float, limit: int) -> int:
         sql = (

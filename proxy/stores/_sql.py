@@ -12,7 +12,7 @@ import base64
 import binascii
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -97,6 +97,10 @@ POSTGRES = Dialect(
 )
 
 
+IN_CHUNK = 500
+"""Ids per IN list or batch: well under either engine's placeholder limit."""
+
+
 class SqlBase(abc.ABC):
     """Base of the SQL stores: subclasses provide connections, mixins the operations."""
 
@@ -115,6 +119,25 @@ class SqlBase(abc.ABC):
     @abc.abstractmethod
     def _read(self, *, inline: bool = False) -> AbstractAsyncContextManager[Tx]:
         """A connection for reads (``inline`` as for ``_write``)."""
+
+    async def _select_among(
+        self, sql: str, params: Sequence[object], ids: Iterable[str]
+    ) -> set[str]:
+        """The ``id`` column of ``sql`` for the ``ids`` it finds, read ``IN_CHUNK`` ids at a time.
+
+        ``sql`` selects ``... AS id``, takes ``params`` as ``$1..$n`` and ends in ``IN ({marks})``,
+        where the ids' placeholders go: an IN list stays under either engine's placeholder limit.
+        """
+        wanted = list(dict.fromkeys(ids))
+        found: set[str] = set()
+        first = len(params) + 1
+        for start in range(0, len(wanted), IN_CHUNK):
+            chunk = wanted[start : start + IN_CHUNK]
+            marks = ", ".join(f"${first + i}" for i in range(len(chunk)))
+            async with self._read() as tx:
+                rows = await tx.fetch(self.dialect.sql(sql.format(marks=marks)), *params, *chunk)
+            found |= {str(row["id"]) for row in rows}
+        return found
 
 
 def rows_changed(status: str) -> int:
