@@ -60,7 +60,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
         state = "intact" if verdict.ok else f"BROKEN ({len(verdict.problems)} problems)"
         print(
             f"audit chain {state}: {verdict.rows} rows checked, head {verdict.head_seq},"
-            f" anchor {verdict.anchor_seq}"
+            f" anchor {verdict.anchor_seq}; head hash {verdict.head_hash or '-'}"
         )
         return 0 if verdict.ok else 1
 

@@ -42,6 +42,7 @@ class Verdict:
     head_seq: int
     anchor_seq: int
     problems: tuple[Problem, ...]
+    head_hash: str = ""
 
     @property
     def ok(self) -> bool:
@@ -80,7 +81,7 @@ def check(chain: AuditChain, rows: Iterable[AuditRow]) -> Verdict:
         )
     elif expected_seq == chain.head_seq + 1 and expected_prev != chain.head_hash and last_intact:
         problems.append(Problem(chain.head_seq, "edited", "the head does not match its hash"))
-    return Verdict(count, chain.head_seq, chain.anchor_seq, tuple(problems))
+    return Verdict(count, chain.head_seq, chain.anchor_seq, tuple(problems), chain.head_hash)
 
 
 async def _all_rows(store: AuditStore, after: int) -> AsyncIterator[AuditRow]:
