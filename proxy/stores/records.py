@@ -248,6 +248,7 @@ class LedgerRow:
     cost_source: str | None = None
     estimate_low_micros: int | None = None
     estimate_high_micros: int | None = None
+    api: str = "modellix"  # the API door the job came through
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
