@@ -3,7 +3,9 @@
 A retrieve of a video whose task the upstream still knows polls it through the poll path
 (``handlers.poll.forward_poll``: retried freely, observed for the ledger, a terminal answer
 served from the ledger's cache), so what the client sees is the ledger's record updated by
-that very poll; if the upstream cannot be reached, the ledger's record as it stands.
+that very poll; if the upstream cannot be reached, the ledger's record as it stands. A video
+still in progress carries ``openai-poll-after-ms`` (``watcher.base_delay_seconds``), which
+the OpenAI SDKs' ``create_and_poll`` waits between retrieves.
 A delete removes the video from its owner's views: the upstream has no cancel, so a job
 still running runs on and is billed, and the ledger keeps its record for finance.
 """
@@ -25,6 +27,9 @@ from proxy.routing import API_PREFIX
 from proxy.stores.records import JobRecord, JobStatus
 
 
+POLL_AFTER = "openai-poll-after-ms"
+
+
 def poll_target(task_id: str) -> str:
     return f"{API_PREFIX}tasks/{quote(task_id, safe='/:@+=')}"
 
@@ -43,7 +48,12 @@ async def retrieve_video(request: web.Request) -> web.StreamResponse:
         if reply is not None and reply.status == 200 and isinstance(reply.body, bytes):
             expires_at = result_expiry(reply.body)
             job = await store_of(request).get_job(job.task_id) or job
-    return web.json_response(video(job, timing(settings_of(request), job), expires_at=expires_at))
+    settings = settings_of(request)
+    headers = {}
+    if not job.terminal and job.status is not JobStatus.UNKNOWN:  # the SDKs' poll helpers wait this
+        headers[POLL_AFTER] = str(round(settings.watcher.base_delay_seconds * 1000))
+    body = video(job, timing(settings, job), expires_at=expires_at)
+    return web.json_response(body, headers=headers)
 
 
 def result_expiry(body: bytes) -> float | None:
