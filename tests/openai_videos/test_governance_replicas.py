@@ -34,7 +34,7 @@ pytestmark = [
     pytest.mark.filterwarnings("ignore:The Sora API:DeprecationWarning"),
 ]
 # Hailuo 02 at 6 s and 768P: exactly JOB micro-dollars under the tests' price table.
-REQUEST = {"model": "hailuo-02", "seconds": "6", "size": "1366x768"}
+REQUEST = {"model": "hailuo-02", "seconds": "6", "size": "1280x720"}  # 768P
 
 Result = tuple[int, dict[str, Any], dict[str, str]]
 
