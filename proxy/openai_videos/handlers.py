@@ -26,7 +26,6 @@ from proxy.openai_videos.objects import video
 from proxy.routing import API_PREFIX
 from proxy.stores.records import JobRecord, JobStatus
 
-
 POLL_AFTER = "openai-poll-after-ms"
 
 
