@@ -63,6 +63,17 @@ class AdminSettings(_Section):
     port: int = Field(9464, ge=0, le=65535)
     token: SecretStr | None = None
     token_file: Path | None = None
+    # How long a replica trusts what it read about a stored admin token (revocation,
+    # rotation reach every replica within this time).
+    token_cache_seconds: float = Field(0.5, ge=0, le=60)
+
+
+class AuditSettings(_Section):
+    """The audit trail of admin actions (``docs/admin-api.md``, "Audit trail")."""
+
+    # Rows younger than this are never deleted; older ones are pruned by the retention round
+    # (the last one pruned is kept as the chain's anchor, so verification still works).
+    retention_days: float = Field(400.0, ge=1)
 
 
 class RetrySettings(_Section):
@@ -483,6 +494,7 @@ class Settings(_Section):
     balance: BalanceSettings = BalanceSettings()
     admission: AdmissionSettings = AdmissionSettings()
     openai_videos: OpenAIVideosSettings = OpenAIVideosSettings()
+    audit: AuditSettings = AuditSettings()
 
     @field_validator("workers")
     @classmethod

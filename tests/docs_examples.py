@@ -25,7 +25,9 @@ _ASSIGNMENT = re.compile(r"^([A-Z][A-Z0-9_]*)=(\S*)$")
 #: Variables the example runner provides (the reader's own values in the documents).
 PROVIDED = frozenset({"MODELLIX_BASE_URL", "MODELLIX_API_KEY", "ADMIN_URL", "ADMIN_TOKEN"})
 #: ``modellix-proxy`` subcommands that answer and exit: run as written.
-RUN_SUBCOMMANDS = frozenset({"check-config", "keys", "budgets", "report", "webhooks", "balance"})
+RUN_SUBCOMMANDS = frozenset(
+    {"check-config", "keys", "budgets", "report", "webhooks", "balance", "audit", "admin-tokens"}
+)
 #: Commands that serve or measure for minutes: their flags are checked against ``--help``.
 LONG_RUNNING = (
     ("modellix-proxy", "serve"),

@@ -11,6 +11,7 @@ from __future__ import annotations
 from proxy.stores import migrations
 from proxy.stores._admission import AdmissionMixin
 from proxy.stores._api_jobs import ApiJobsMixin
+from proxy.stores._audit import AuditMixin
 from proxy.stores._balance import BalanceMixin
 from proxy.stores._budget_defs import BudgetDefinitionsMixin
 from proxy.stores._budgets import BudgetsMixin
@@ -48,6 +49,7 @@ class SqlStore(
     SchemasMixin,
     MediaFilesMixin,
     ApiJobsMixin,
+    AuditMixin,
 ):
     """``Store``'s operations and migrations over an engine's connections (``SqlBase``)."""
 
