@@ -444,6 +444,26 @@ class LoggingSettings(_Section):
     format: Literal["json", "console"] = "json"
 
 
+class OpenAIVideoModel(_Section):
+    """A name OpenAI clients send as ``model`` (``sora-2``...) and the Modellix slugs it means."""
+
+    text: str | None = None  # the model for a prompt alone
+    image: str | None = None  # the model when an input_reference is given
+
+
+class OpenAIVideosSettings(_Section):
+    """OpenAI's Videos API (``/v1/videos``) on the client port (``proxy.openai_videos``)."""
+
+    enabled: bool = True
+    default_model: str | None = None  # used when a request names no model (else 400)
+    models: dict[str, OpenAIVideoModel] = Field(default_factory=dict)
+    # the usual seconds from submit to a finished video, by pinned slug: ``progress`` of a
+    # video in progress is the time elapsed over this (capped at 99)
+    typical_seconds: dict[str, float] = Field(default_factory=dict)
+    default_typical_seconds: float = Field(120.0, gt=0)
+    max_list_limit: int = Field(100, ge=1, le=1000)
+
+
 class Settings(_Section):
     listen: ListenSettings = ListenSettings()
     admin: AdminSettings = AdminSettings()
@@ -473,6 +493,7 @@ class Settings(_Section):
     webhooks: WebhookSettings = WebhookSettings()
     balance: BalanceSettings = BalanceSettings()
     admission: AdmissionSettings = AdmissionSettings()
+    openai_videos: OpenAIVideosSettings = OpenAIVideosSettings()
     audit: AuditSettings = AuditSettings()
 
     @field_validator("workers")

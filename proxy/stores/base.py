@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Collection, Iterable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import Literal, Protocol, runtime_checkable
 
 from proxy.stores.admission_records import (
     Admission,
@@ -654,6 +654,29 @@ class MediaFileStore(Protocol):
         """Delete up to ``limit`` records of files uploaded before ``before``; how many."""
 
 
+class ApiJobStore(Protocol):
+    """Jobs as another API door shows them (``api``/``api_ref``: an OpenAI video id)."""
+
+    async def job_by_ref(self, api_ref: str) -> JobRecord | None:
+        """The job another door knows as ``api_ref`` (hidden ones included), or ``None``."""
+
+    async def api_jobs_page(
+        self,
+        caller: str,
+        api: str,
+        *,
+        limit: int,
+        order: Literal["asc", "desc"] = "desc",
+        after: JobRecord | None = None,
+    ) -> tuple[list[JobRecord], bool]:
+        """``caller``'s jobs made through ``api`` and not hidden, by submit time in ``order``,
+        after ``after``; up to ``limit`` of them and whether more follow."""
+
+    async def hide_api_job(self, api_ref: str, caller: str, now: float) -> bool:
+        """Remove ``caller``'s job ``api_ref`` from their views (the ledger keeps it); whether
+        it was visible until now."""
+
+
 class AuditStore(Protocol):
     """The audit trail: one hash-chained row per admin action, in the action's transaction."""
 
@@ -734,6 +757,7 @@ class Store(
     AdmissionStore,
     SchemaStore,
     MediaFileStore,
+    ApiJobStore,
     AuditStore,
     AdminTokenStore,
     ProbeStore,
