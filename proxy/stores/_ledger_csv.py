@@ -13,28 +13,49 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncGenerator, Sequence
+from dataclasses import dataclass
 
 from proxy.stores._ledger_reads import MAX_PAGE_SIZE, TERMINAL_WHERE
-from proxy.stores._sql import Row, SqlBase
-from proxy.stores.sql_text import Expr, csv_line, render
+from proxy.stores._sql import SqlBase
+from proxy.stores.sql_text import Const, Expr, csv_line, render
 
 CSV_PAGE_SIZE = 5000
 """Rows per page of a formatted export (a chunk of about 3 MB for FOCUS)."""
 
 
-def _lines(rows: Sequence[Row]) -> bytes:
-    return ("\n".join([row["line"] for row in rows]) + "\n").encode()
+@dataclass(frozen=True, slots=True)
+class CsvPage:
+    """A page of CSV lines: their bytes (each line ended), how many, the last row's key."""
+
+    data: bytes
+    rows: int
+    last: tuple[float, str] | None
+
+
+def _lines(lines: Sequence[str]) -> bytes:
+    return ("\n".join(lines) + "\n").encode() if lines else b""
 
 
 class LedgerCsvMixin(SqlBase):
     """``ledger_csv`` read in keyset pages (the SQLite way; PostgreSQL overrides it)."""
 
     def _csv_columns_query(self, fields: Sequence[Expr]) -> str:
-        """The export's rows, oldest first, as separate text columns (for ``COPY``)."""
-        columns = ", ".join(f"{render(f, self.dialect)} AS c{i}" for i, f in enumerate(fields))
+        """The export's rows, oldest first, as separate text columns (for ``COPY``): each
+        distinct field computed once in the inner query (``OFFSET 0`` keeps PostgreSQL from
+        pulling it up into the outer one, which would compute a field as often as it
+        appears), fixed text as literals."""
+        names: dict[Expr, str] = {}
+        columns = []
+        for i, field in enumerate(fields):
+            if isinstance(field, Const):
+                value = render(field, self.dialect)
+            else:
+                value = names.setdefault(field, f"f{len(names)}")
+            columns.append(f"{value} AS c{i}")
+        inner = ", ".join(f"{render(f, self.dialect)} AS {name}" for f, name in names.items())
         return (
-            f"SELECT {columns} FROM jobs WHERE {TERMINAL_WHERE}"  # noqa: S608 (ours)
-            " ORDER BY submitted_at, task_id"
+            f"SELECT {', '.join(columns)} FROM (SELECT {inner} FROM jobs"  # noqa: S608 (ours)
+            f" WHERE {TERMINAL_WHERE} ORDER BY submitted_at, task_id OFFSET 0) AS page"
         )
 
     async def ledger_csv(
@@ -56,17 +77,22 @@ class LedgerCsvMixin(SqlBase):
         following = self.dialect.sql(
             outer.format(f"{inner} AND (submitted_at, task_id) > ($4, $5){order}")
         )
-        last: Row | None = None
+        last: tuple[float, str] | None = None
         while True:
-            async with self._read() as tx:
-                if last is None:
-                    rows = await tx.fetch(first, since, until, size)
-                else:
-                    rows = await tx.fetch(
-                        following, since, until, size, last["submitted_at"], last["task_id"]
-                    )
-            if rows:
-                yield await asyncio.to_thread(_lines, rows)
-            if len(rows) < size:
+            if last is None:
+                page = await self._csv_page(first, (since, until, size))
+            else:
+                page = await self._csv_page(following, (since, until, size, *last))
+            if page.rows:
+                yield page.data
+            if page.rows < size or page.last is None:
                 return
-            last = rows[-1]
+            last = page.last
+
+    async def _csv_page(self, sql: str, args: Sequence[object]) -> CsvPage:
+        """One page of ``(submitted_at, task_id, line)`` rows, its lines joined."""
+        async with self._read() as tx:
+            rows = await tx.fetch(sql, *args)
+        data = await asyncio.to_thread(_lines, [row["line"] for row in rows])
+        last = (rows[-1]["submitted_at"], rows[-1]["task_id"]) if rows else None
+        return CsvPage(data, len(rows), last)

@@ -63,11 +63,13 @@ async def copy_out(
     finally:
         if batch is not None:
             batch.cancel()
-        if not copy.done():
-            # Stopped mid-COPY (the client went away): the connection is closed, which ends
-            # the COPY on the server; cancelling it instead could leave asyncpg's connection
-            # mid-operation when the pool hands it out again. The pool opens a fresh one.
-            conn.terminate()
+        stopped = not copy.done()
+        if stopped:
             copy.cancel()
         with contextlib.suppress(asyncio.CancelledError, *_CLOSED):
             await copy
+        if stopped:
+            # Stopped mid-COPY (the client went away): the connection is closed, which ends
+            # the COPY on the server for sure; reused, it could still be mid-operation in
+            # asyncpg when the pool hands it out again. The pool opens a fresh one.
+            conn.terminate()
