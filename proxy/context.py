@@ -111,6 +111,11 @@ class RequestContext:
     callback_url: str | None = None
     # the answer, once a stage has one: a replay, a queued answer, the upstream's
     answer: web.StreamResponse | None = None
+    # the API door: "modellix" (/api/v1/...) or "openai" (/v1/videos, proxy.openai_videos),
+    # the id that door shows for the job and the client's request in its terms (JSON)
+    api: str = "modellix"
+    api_ref: str | None = None
+    api_request: str | None = None
 
     @property
     def internal_id(self) -> str:

@@ -85,10 +85,12 @@ class AdmissionDesk:
         self.policy = without_429(policy)
 
     def applies(self, ctx: RequestContext) -> bool:
-        """Queueable: admission on, and the submit goes out with the proxy's own key."""
+        """Queueable: admission on, the submit goes out with the proxy's own key, through the
+        Modellix door (a queued answer has no shape in OpenAI's Videos API)."""
         caller = ctx.caller
         return (
             self._settings.enabled
+            and ctx.api == "modellix"
             and self._key is not None
             and caller is not None
             and caller.virtual_key_id is not None

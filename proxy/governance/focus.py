@@ -2,7 +2,8 @@
 
 Each terminal job submitted in ``[since, until)`` is one ``Usage`` charge: ``ResourceId`` is
 the task id, ``SkuId`` the pinned model, ``ChargePeriodStart``/``End`` the submit and terminal
-times, ``SubAccountId`` the team, ``Tags`` the team, project, alias, status and correlation id.
+times, ``SubAccountId`` the team, ``Tags`` the team, project, alias, status, correlation id
+and the API door (``api``: ``modellix`` or ``openai``).
 BilledCost, EffectiveCost, ContractedCost and ListCost are all the ledger's final cost, exact
 to the micro-dollar (Modellix bills list prices, with no discounts or commitments), so each
 cost column sums to the ledger's spend over the same window. Jobs still open, and ``unknown``
@@ -198,6 +199,7 @@ def focus_values(job: LedgerRow) -> list[str | None]:
     values[_SUB_ID] = values[_SUB_NAME] = job.team
     values[_SUB_TYPE] = "Team" if job.team else None
     tags = {
+        "api": job.api,
         "correlation_id": job.correlation_id,
         "model_alias": job.alias,
         "project": job.project,

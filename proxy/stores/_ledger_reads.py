@@ -53,6 +53,7 @@ LEDGER_COLUMNS = (
     "cost_source",
     "estimate_low_micros",
     "estimate_high_micros",
+    "api",
 )
 _TERMINAL = ", ".join(f"'{s.value}'" for s in JobStatus if s.terminal)
 TERMINAL_WHERE = f"submitted_at >= $1 AND submitted_at < $2 AND status IN ({_TERMINAL})"
@@ -96,6 +97,7 @@ def ledger_row(row: Row) -> LedgerRow:
         cost_source=row["cost_source"],
         estimate_low_micros=row["estimate_low_micros"],
         estimate_high_micros=row["estimate_high_micros"],
+        api=row["api"] or "modellix",
     )
 
 

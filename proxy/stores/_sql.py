@@ -12,31 +12,21 @@ import base64
 import binascii
 import json
 import re
-from collections.abc import Iterable, Mapping, Sequence
-from contextlib import AbstractAsyncContextManager
+from collections.abc import AsyncIterator, Iterable, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any, Protocol
+from typing import Any
 
 from proxy.jsoncodec import dumps_record, loads
+from proxy.stores._joined import joined, savepoint
+from proxy.stores._sql_tx import Row as Row
+from proxy.stores._sql_tx import Tx as Tx
 from proxy.stores.migrations import Backend
 from proxy.stores.records import JobRecord, JobStatus, Source, StatusChange
 from proxy.stores.webhook_records import RenderDelivery
 
-Row = Mapping[str, Any]
-
 _PLACEHOLDER = re.compile(r"\$(\d+)")
-
-
-class Tx(Protocol):
-    """One connection inside (or, for reads, outside) a transaction."""
-
-    async def fetch(self, sql: str, *args: object) -> list[Row]: ...
-
-    async def fetchrow(self, sql: str, *args: object) -> Row | None: ...
-
-    async def execute(self, sql: str, *args: object) -> int:
-        """Run a statement; the number of rows it changed."""
 
 
 @lru_cache(maxsize=256)
@@ -117,7 +107,7 @@ class SqlBase(abc.ABC):
     """What a completion webhook says (given when opened; see ``proxy.stores._webhooks``)."""
 
     @abc.abstractmethod
-    def _write(self, *, inline: bool = False) -> AbstractAsyncContextManager[Tx]:
+    def _open_write(self, *, inline: bool = False) -> AbstractAsyncContextManager[Tx]:
         """A transaction that serialises with every other writer of the rows it locks.
 
         ``inline``: its statements are few, short and indexed (the hot path's), so an engine
@@ -125,8 +115,31 @@ class SqlBase(abc.ABC):
         """
 
     @abc.abstractmethod
-    def _read(self, *, inline: bool = False) -> AbstractAsyncContextManager[Tx]:
-        """A connection for reads (``inline`` as for ``_write``)."""
+    def _open_read(self, *, inline: bool = False) -> AbstractAsyncContextManager[Tx]:
+        """A connection for reads (``inline`` as for ``_open_write``)."""
+
+    @asynccontextmanager
+    async def _write(self, *, inline: bool = False) -> AsyncIterator[Tx]:
+        """A write transaction: the joined one's savepoint if this task joined one
+        (``proxy.stores._joined``), else the engine's own (``_open_write``)."""
+        tx = joined(self)
+        if tx is not None:
+            async with savepoint(tx):
+                yield tx
+            return
+        async with self._open_write(inline=inline) as own:
+            yield own
+
+    @asynccontextmanager
+    async def _read(self, *, inline: bool = False) -> AsyncIterator[Tx]:
+        """Reads: in the joined transaction if this task joined one (they see its changes),
+        else on the engine's connection for reads (``_open_read``)."""
+        tx = joined(self)
+        if tx is not None:
+            yield tx
+            return
+        async with self._open_read(inline=inline) as own:
+            yield own
 
     async def _select_among(
         self, sql: str, params: Sequence[object], ids: Iterable[str]
@@ -221,6 +234,10 @@ def job_from_row(row: Row) -> JobRecord:
         estimate_high_micros=row.get("estimate_high_micros"),
         estimate_bounded=bool(row.get("estimate_bounded") or False),
         cost_source=row.get("cost_source"),
+        api=row.get("api") or "modellix",
+        api_ref=row.get("api_ref"),
+        api_request=row.get("api_request"),
+        hidden_at=_opt_float(row.get("hidden_at")),
     )
 
 

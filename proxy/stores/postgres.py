@@ -124,7 +124,7 @@ class PostgresStore(SqlStore):
         await self._pool.close()
 
     @asynccontextmanager
-    async def _write(self, *, inline: bool = False) -> AsyncIterator[Tx]:
+    async def _open_write(self, *, inline: bool = False) -> AsyncIterator[Tx]:
         # ``inline`` is a hint for SQLite (statements on the loop's thread); asyncpg never blocks.
         try:
             async with (
@@ -136,7 +136,7 @@ class PostgresStore(SqlStore):
             raise StoreUnavailableError(f"PostgreSQL unavailable: {_describe(exc)}") from exc
 
     @asynccontextmanager
-    async def _read(self, *, inline: bool = False) -> AsyncIterator[Tx]:
+    async def _open_read(self, *, inline: bool = False) -> AsyncIterator[Tx]:
         try:
             async with self._pool.acquire(timeout=STATEMENT_TIMEOUT_SECONDS) as conn:
                 yield _PgTx(conn)

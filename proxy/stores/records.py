@@ -74,6 +74,9 @@ class NewJob:
     reservation_id: str | None = None
     slot_reservation_id: str | None = None
     callback_url: str | None = None  # completion webhook target (proxy.webhooks)
+    api: str = "modellix"  # the API door it came through: "modellix" or "openai"
+    api_ref: str | None = None  # the id that door shows for it ("video_<intent id>")
+    api_request: str | None = None  # JSON: what the client asked, in that door's terms
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -120,6 +123,10 @@ class JobRecord:
     reservation_id: str | None = None
     slot_reservation_id: str | None = None
     callback_url: str | None = None
+    api: str = "modellix"
+    api_ref: str | None = None
+    api_request: str | None = None
+    hidden_at: float | None = None  # removed from its owner's views (the ledger keeps it)
 
     @property
     def terminal(self) -> bool:
@@ -241,6 +248,7 @@ class LedgerRow:
     cost_source: str | None = None
     estimate_low_micros: int | None = None
     estimate_high_micros: int | None = None
+    api: str = "modellix"  # the API door the job came through
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

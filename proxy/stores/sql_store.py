@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from proxy.stores import migrations
 from proxy.stores._admission import AdmissionMixin
+from proxy.stores._api_jobs import ApiJobsMixin
+from proxy.stores._audit import AuditMixin
 from proxy.stores._balance import BalanceMixin
 from proxy.stores._budget_defs import BudgetDefinitionsMixin
 from proxy.stores._budgets import BudgetsMixin
@@ -48,6 +50,8 @@ class SqlStore(
     SettlementsMixin,
     SchemasMixin,
     MediaFilesMixin,
+    ApiJobsMixin,
+    AuditMixin,
 ):
     """``Store``'s operations and migrations over an engine's connections (``SqlBase``)."""
 

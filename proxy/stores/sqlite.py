@@ -171,7 +171,7 @@ class SqliteStore(SqlStore):
                     await self._reader.close()
 
     @asynccontextmanager
-    async def _write(self, *, inline: bool = False) -> AsyncIterator[Tx]:
+    async def _open_write(self, *, inline: bool = False) -> AsyncIterator[Tx]:
         """One writer's transaction, group-committed (``proxy.stores.group_commit``).
 
         Returns once its statements are on disk; a failure or a cancellation rolls back
@@ -193,7 +193,7 @@ class SqliteStore(SqlStore):
         return CsvPage(data, count, None if last is None else (last[0], last[1]))
 
     @asynccontextmanager
-    async def _read(self, *, inline: bool = False) -> AsyncIterator[Tx]:
+    async def _open_read(self, *, inline: bool = False) -> AsyncIterator[Tx]:
         """Reads: ``inline`` ones (short, indexed) on the writers' connection, in turn;
         the others on the reader connection, beside the writers (committed rows only)."""
         try:
