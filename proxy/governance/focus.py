@@ -242,6 +242,7 @@ _FROM_JOBS: dict[str, Expr] = {
     "SubAccountType": WhenText(_TEAM, Const("Team")),
     "Tags": JsonObject(
         (
+            ("api", FirstText(Col("api"), Const("modellix"))),
             ("correlation_id", Col("correlation_id")),
             ("model_alias", Col("alias")),
             ("project", Col("project")),

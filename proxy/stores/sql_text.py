@@ -55,7 +55,7 @@ class FirstText:
     """``first`` where it is a non-empty text, else ``second``."""
 
     first: Col
-    second: Col
+    second: Col | Const
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,7 +104,7 @@ class JsonObject:
     """A JSON object of text members (``(key, column)``, in this order), ``NULL`` ones left
     out; compact, as ``orjson`` writes it."""
 
-    members: tuple[tuple[str, Col], ...]
+    members: tuple[tuple[str, Col | FirstText], ...]
 
 
 Expr = (
@@ -147,7 +147,8 @@ def render(expr: Expr, dialect: Dialect) -> str:
         case WhenText(test, then):
             return f"CASE WHEN {test.name} <> '' THEN {render(then, dialect)} END"
         case FirstText(first, second):
-            return f"CASE WHEN {first.name} <> '' THEN {first.name} ELSE {second.name} END"
+            other = render(second, dialect)
+            return f"CASE WHEN {first.name} <> '' THEN {first.name} ELSE {other} END"
         case Before(Col(name), separator):
             if pg:
                 at = f"strpos({name}, {literal(separator)})"
@@ -187,13 +188,14 @@ def render(expr: Expr, dialect: Dialect) -> str:
             )
         case JsonObject(members):
             fields: list[str] = []
-            for key, col in members:
+            for key, member in members:
                 name = literal(f',"{key}":')  # keys of ours: no escaping needed
+                value = render(member, dialect)
                 if pg:  # to_json of NULL is NULL, and so is the member
-                    fields.append(f"COALESCE({name} || to_json(CAST({col.name} AS TEXT)), '')")
+                    fields.append(f"COALESCE({name} || to_json(CAST({value} AS TEXT)), '')")
                 else:
-                    quoted = f"{name} || json_quote({col.name})"
-                    fields.append(f"CASE WHEN {col.name} IS NULL THEN '' ELSE {quoted} END")
+                    quoted = f"{name} || json_quote({value})"
+                    fields.append(f"CASE WHEN {value} IS NULL THEN '' ELSE {quoted} END")
             return "('{' || substr(" + " || ".join(fields) + ", 2) || '}')"
     raise TypeError(f"not a text expression: {expr!r}")  # pragma: no cover (Expr is closed)
 

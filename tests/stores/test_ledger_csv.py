@@ -72,6 +72,7 @@ async def _insert_hostile(store: Store, texts: tuple[str, ...]) -> int:
                     estimate_low_micros=AMOUNTS[(i + 5) % len(AMOUNTS)],
                     estimate_high_micros=AMOUNTS[(i + 7) % len(AMOUNTS)],
                     submitted_at=T0 + 10 * i + 0.9999 * j,
+                    api=("modellix", "openai")[j],
                 )
             )
             await store.observe(
