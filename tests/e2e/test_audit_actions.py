@@ -1,5 +1,5 @@
-"""The operator's recovery and schema actions are audited with their before and after, and
-refused admin calls (bad input, unknown ids) answer 4xx and record nothing, on each engine."""
+"""The operator's recovery, admission and schema actions are audited with their before and
+after, and refused admin calls (bad input, unknown ids) answer 4xx and record nothing."""
 
 from __future__ import annotations
 
@@ -14,7 +14,9 @@ from harness.config import settings_for
 from proxy.admin import create_admin_app
 from proxy.stores.records import BudgetScope, Intent, unknown_task_id
 from proxy.telemetry.metrics import Metrics
+from tests.e2e.admission_support import poll_to_end, submit, virtual_key
 from tests.e2e.conftest import Stack
+from tests.e2e.test_admission_behaviour import _stack as admission_stack
 from tests.stores.helpers import new_job
 
 ServerFactory = Callable[..., Awaitable[TestServer]]
@@ -82,3 +84,33 @@ async def test_recovery_and_schema_actions_are_audited(
     assert rows["schema.accept"]["before"]["pinned_hash"] == "h1"
     assert rows["schema.accept"]["after"]["pinned_hash"] == "h2"
     assert "r-dead" not in {h.reservation_id for h in await store.open_reservations(100)}
+
+
+async def test_an_operator_cancels_a_queued_submit(
+    make_stack: Callable[..., Awaitable[Stack]], aiohttp_server: ServerFactory
+) -> None:
+    """POST /admin/admission/{q-id}/cancel cancels a queued submit (its client then sees it
+    cancelled, its reservation released) and is audited; a second cancel is 409, unrecorded."""
+    stack, store = await admission_stack(make_stack)
+    _, token = await virtual_key(store, team="studio")
+    settings = settings_for(stack.sim_url, admin={"enabled": True, "token": TOKEN})
+    server = await aiohttp_server(create_admin_app(settings, Metrics(), stack.runtime))
+    admin = {"Authorization": f"Bearer {TOKEN}"}
+    async with aiohttp.ClientSession() as http:
+        assert (await submit(http, stack.proxy_url, token, "first"))[0] == 200
+        _, queued, _ = await submit(http, stack.proxy_url, token, "second")
+        queue_id = queued["data"]["task_id"]
+        assert queue_id.startswith("q-")
+        cancel = server.make_url(f"/admin/admission/{queue_id}/cancel")
+        async with http.post(cancel, headers=admin) as resp:
+            assert resp.status == 200
+            assert (await resp.json())["state"] == "cancelled"
+        async with http.post(cancel, headers=admin) as resp:
+            assert resp.status == 409
+        doc = await poll_to_end(http, stack.proxy_url, token, queue_id, within=5)
+        assert doc["data"]["status"] == "failed"
+        async with http.get(server.make_url("/admin/audit"), headers=admin) as resp:
+            rows = (await resp.json())["rows"]
+    assert [(r["action"], r["subject"]) for r in rows] == [("admission.cancel", queue_id)]
+    assert (rows[0]["before"]["state"], rows[0]["after"]["state"]) == ("queued", "cancelled")
+    assert len(await store.open_reservations()) == 1  # only the running job's
