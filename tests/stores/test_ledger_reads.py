@@ -34,7 +34,8 @@ def _key(job: dict[str, Any], group_by: list[ReportKey]) -> tuple[Any, ...]:
     at = float(job["submitted_at"])
     day = datetime.fromtimestamp(at, UTC).strftime("%Y-%m-%d")
     values = {"day": day, "week": report.week_of(day), "team": job["team"],
-              "project": job["project"], "model": job["pinned_slug"]}  # fmt: skip
+              "project": job["project"], "model": job["pinned_slug"],
+              "api": job["api"]}  # fmt: skip
     return tuple(values[k] for k in group_by)
 
 
@@ -53,7 +54,7 @@ async def _all_jobs(store: Store) -> list[dict[str, Any]]:
             {"submitted_at": j.submitted_at, "team": j.team, "project": j.project,
              "pinned_slug": j.pinned_slug, "alias": j.alias, "status": j.status,
              "estimated": j.estimated_cost_micros, "final": j.final_cost_micros,
-             "task_id": j.task_id}
+             "task_id": j.task_id, "api": j.api}
             for j in page.jobs
         )  # fmt: skip
         cursor = page.next_cursor
@@ -62,7 +63,8 @@ async def _all_jobs(store: Store) -> list[dict[str, Any]]:
 
 
 @pytest.mark.parametrize(
-    "group_by", [["day", "team", "model"], ["week", "model"], ["team", "project"], []]
+    "group_by",
+    [["day", "team", "model"], ["week", "model"], ["team", "project"], ["model", "api"], []],
 )
 async def test_report_groups_equal_the_in_memory_count(
     seeded: Store, group_by: list[ReportKey]
@@ -146,5 +148,5 @@ async def test_cost_quantiles_by_model_and_merged(store: Store) -> None:
 
 
 def test_report_keys_cover_the_store_keys() -> None:
-    assert REPORT_KEYS == ("day", "week", "team", "project", "model")
+    assert REPORT_KEYS == ("day", "week", "team", "project", "model", "api")
     assert time.time() > T0
