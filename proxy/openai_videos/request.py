@@ -58,10 +58,7 @@ async def read_request(request: web.Request, limits: BodyLimits) -> VideoRequest
         raw = await read_bounded(
             request.content.iter_chunked(256 * 1024), request.content_length, limits
         )
-        try:
-            fields = parse_body(raw)
-        except ValueError as exc:
-            raise invalid(f"We could not parse the JSON body of your request: {exc}", None) from exc
+        fields = parse_body(raw)  # 400 malformed_json unless a JSON object
     return from_fields(fields)
 
 
