@@ -42,6 +42,14 @@ async def test_get_missing_job_is_none(store: Store) -> None:
     assert await store.get_job("nope/1") is None
 
 
+async def test_has_job_says_whether_the_ledger_holds_the_task(store: Store) -> None:
+    """``has_job`` is true for an inserted task id (with '/' and unicode), false otherwise."""
+    await store.insert_job(new_job("kling/v2/ü-1"))
+    assert await store.has_job("kling/v2/ü-1")
+    assert not await store.has_job("kling/v2/ü-2")
+    assert not await store.has_job("kling/v2/U-1")
+
+
 async def test_duplicate_insert_is_refused(store: Store) -> None:
     """A second insert with the same task id raises DuplicateJobError and changes nothing."""
     await store.insert_job(new_job("dup/1", team="a"))
