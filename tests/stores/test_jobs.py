@@ -7,6 +7,7 @@ import asyncio
 import pytest
 
 from proxy.stores import DuplicateJobError, JobNotFoundError, Store
+from proxy.stores.audit_records import AuditDraft
 from proxy.stores.records import JobStatus, StatusChange, Transition
 from tests.stores.helpers import T0, new_job
 
@@ -48,6 +49,19 @@ async def test_has_job_says_whether_the_ledger_holds_the_task(store: Store) -> N
     assert await store.has_job("kling/v2/ü-1")
     assert not await store.has_job("kling/v2/ü-2")
     assert not await store.has_job("kling/v2/U-1")
+
+
+async def test_has_job_sees_a_commit_at_once_and_a_joined_transaction_its_own_rows(
+    store: Store, replica: Store
+) -> None:
+    """A job committed elsewhere is seen at once; inside an audited change (a joined
+    transaction) the job it inserted is seen before it commits."""
+    await replica.insert_job(new_job("seen/1"))
+    assert await store.has_job("seen/1")
+    async with store.audited(AuditDraft(T0, "ops", "cli", "job.test", "seen/2")):
+        await store.insert_job(new_job("seen/2"))
+        assert await store.has_job("seen/2")
+    assert await store.has_job("seen/2")
 
 
 async def test_duplicate_insert_is_refused(store: Store) -> None:
