@@ -19,8 +19,8 @@ from proxy.stores._ledger_reads import MAX_PAGE_SIZE, TERMINAL_WHERE
 from proxy.stores._sql import SqlBase
 from proxy.stores.sql_text import Const, Expr, csv_line, render
 
-CSV_PAGE_SIZE = 5000
-"""Rows per page of a formatted export (a chunk of about 3 MB for FOCUS)."""
+CSV_PAGE_SIZE = 2000
+"""Rows per page of a formatted export (a chunk of about 1.3 MB for FOCUS)."""
 
 
 @dataclass(frozen=True, slots=True)
