@@ -32,8 +32,8 @@ class CsvPage:
     last: tuple[float, str] | None
 
 
-def _lines(lines: Sequence[str]) -> bytes:
-    return ("\n".join(lines) + "\n").encode() if lines else b""
+def _lines(lines: Sequence[bytes]) -> bytes:
+    return b"\n".join(lines) + b"\n" if lines else b""
 
 
 class LedgerCsvMixin(SqlBase):
@@ -72,7 +72,8 @@ class LedgerCsvMixin(SqlBase):
             f" FROM jobs WHERE {TERMINAL_WHERE}"
         )
         order = " ORDER BY submitted_at, task_id LIMIT $3"
-        outer = f"SELECT submitted_at, task_id, {made.line} AS line FROM ({{}}) AS page LIMIT $3"  # noqa: S608
+        line = self.dialect.utf8_template.format(made.line)  # bytes: no decoding, no encoding
+        outer = f"SELECT submitted_at, task_id, {line} AS line FROM ({{}}) AS page LIMIT $3"  # noqa: S608
         first = self.dialect.sql(outer.format(inner + order))
         following = self.dialect.sql(
             outer.format(f"{inner} AND (submitted_at, task_id) > ($4, $5){order}")
