@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from bench.ledger import seed
-from proxy.governance import focus, report
+from proxy.governance import report
 from proxy.stores import Store, open_store
 from proxy.stores.records import REPORT_KEYS, JobStatus, ReportKey
 from tests.stores.helpers import T0, new_job
@@ -145,27 +145,6 @@ async def test_cost_quantiles_by_model_and_merged(store: Store) -> None:
     merged = {q.model: (q.jobs, q.p50_micros) for q in
               await store.cost_quantiles(T0, T0 + 60, merge=["b/y", "c/z"])}  # fmt: skip
     assert merged == {"a/x": (3, 2), None: (3, 20)}
-
-
-async def test_focus_chunks_sum_to_the_ledger_with_small_pages(seeded: Store) -> None:
-    """The streamed FOCUS CSV has one row per terminal job and its costs sum to the ledger,
-    written in as many chunks as pages (memory bounded by a page)."""
-    import csv
-    import io
-    from decimal import Decimal
-
-    store = seeded
-    try:
-        chunks = [c async for c in focus.csv_chunks(store, 0, NOW + 1, page_size=100)]
-        assert len(chunks) == JOBS // 100
-        assert max(len(c) for c in chunks) < 200_000
-        rows = list(csv.DictReader(io.StringIO(b"".join(chunks).decode())))
-        assert len(rows) == JOBS
-        ledger = (await store.spend_summary(0, NOW + 1))[0].final_cost_micros
-        assert sum(Decimal(r["BilledCost"]) for r in rows) * 1_000_000 == ledger
-        assert [r["ResourceId"] for r in rows] == sorted(r["ResourceId"] for r in rows)
-    finally:
-        await store.close()
 
 
 def test_report_keys_cover_the_store_keys() -> None:
