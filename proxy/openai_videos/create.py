@@ -79,7 +79,7 @@ async def _answer(request: web.Request, answer: web.StreamResponse) -> web.Strea
     if answer.headers.get("Idempotent-Replayed") == "true":
         extra["Idempotent-Replayed"] = "true"
         if ctx.task_id is None:  # a definite refusal, replayed
-            raise upstream_refusal(answer.status, raw)
+            raise upstream_refusal(answer.status, raw, answer.headers)
         job = await store_of(request).get_job(ctx.task_id)
         if job is None or job.api != API:
             raise OpenAIError.of(
@@ -94,4 +94,4 @@ async def _answer(request: web.Request, answer: web.StreamResponse) -> web.Strea
     if answer.status == 200 and ctx.task_id is not None and ctx.api_request is not None:
         body = fresh(ctx.api_ref or "", ctx.received_at, json.loads(ctx.api_request))
         return web.json_response(body, headers=extra)
-    raise upstream_refusal(answer.status, raw)
+    raise upstream_refusal(answer.status, raw, answer.headers)
