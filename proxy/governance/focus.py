@@ -13,11 +13,18 @@ records, are not charges yet and have no row. Columns FOCUS defines that do not 
 where the cost came from: ``x_CostSource`` (``charge``: the upstream's own billing amount, or
 ``estimate``), ``x_PriceSource`` (``operator``, ``upstream_list`` or ``unpriced``) and the
 estimate's range (``x_EstimatedCostMin``/``x_EstimatedCostMax``).
+
+Each column is declared twice, side by side: ``focus_values`` computes a job's row in Python
+(the JSON and NDJSON forms), ``SQL_FIELDS`` says how the database computes the same text
+(``proxy.stores.sql_text``) for the CSV form, which the database formats whole; a test holds
+the two equal (tests/stores/test_ledger_csv.py). A column that changes changes in both.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import math
+from collections.abc import AsyncGenerator, AsyncIterator
+from contextlib import aclosing
 from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
@@ -28,9 +35,24 @@ from proxy import money
 from proxy.governance import streaming
 from proxy.stores.base import LedgerReadStore
 from proxy.stores.records import LedgerRow
+from proxy.stores.sql_text import (
+    Before,
+    Col,
+    Concat,
+    Const,
+    Expr,
+    FirstText,
+    Instant,
+    JsonObject,
+    Money,
+    MonthEnd,
+    MonthStart,
+    WhenText,
+)
 
 FOCUS_VERSION = "1.1"
 PAGE = 1000
+CSV_PAGE = 5000
 COST_COLUMNS = ("BilledCost", "EffectiveCost", "ListCost", "ContractedCost")
 COLUMNS = (
     "AvailabilityZone",
@@ -95,8 +117,8 @@ COLUMNS = (
 
 
 def iso(ts: float) -> str:
-    """FOCUS date-time: ISO 8601 in UTC with a ``Z``."""
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    """FOCUS date-time: ISO 8601 in UTC with a ``Z``, the whole second (as in SQL)."""
+    return datetime.fromtimestamp(math.floor(ts), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @lru_cache(maxsize=64)
@@ -116,9 +138,7 @@ def _month(ts: float) -> tuple[str, str]:
     return _month_of_day(int(ts // 86400))
 
 
-_AT = {name: i for i, name in enumerate(COLUMNS)}
-_TEMPLATE: list[str | None] = [None] * len(COLUMNS)
-for _name, _value in {
+_CONSTANTS = {
     "BillingAccountId": "modellix",
     "BillingAccountName": "Modellix",
     "BillingAccountType": "Team",
@@ -137,8 +157,9 @@ for _name, _value in {
     "ServiceName": "Modellix",
     "ServiceSubcategory": "Generative AI",
     "SkuMeter": "Task",
-}.items():
-    _TEMPLATE[_AT[_name]] = _value
+}
+_AT = {name: i for i, name in enumerate(COLUMNS)}
+_TEMPLATE: list[str | None] = [_CONSTANTS.get(name) for name in COLUMNS]
 _COSTS = tuple(_AT[c] for c in (*COST_COLUMNS, "ContractedUnitPrice", "ListUnitPrice"))
 (
     _PERIOD_START, _PERIOD_END, _DESCRIPTION, _CHARGE_START, _CHARGE_END, _PUBLISHER,
@@ -198,17 +219,71 @@ def focus_values(job: LedgerRow) -> list[str | None]:
     return values
 
 
+_SLUG, _STATUS_COL, _TEAM = Col("pinned_slug"), Col("status"), Col("team")
+_FINAL = Money("final_cost_micros", default=0)
+_FROM_JOBS: dict[str, Expr] = {
+    **{name: _FINAL for name in (*COST_COLUMNS, "ContractedUnitPrice", "ListUnitPrice")},
+    "BillingPeriodStart": MonthStart("submitted_at"),
+    "BillingPeriodEnd": MonthEnd("submitted_at"),
+    "ChargeDescription": Concat(
+        (_SLUG, Const(" media generation task ("), _STATUS_COL, Const(")"))
+    ),
+    "ChargePeriodStart": Instant("submitted_at"),
+    "ChargePeriodEnd": Instant("{greatest}(COALESCE(terminal_at, submitted_at), submitted_at + 1)"),
+    "PublisherName": Before(_SLUG, "/"),
+    "ResourceId": Col("task_id"),
+    "ResourceName": FirstText(Col("alias"), _SLUG),
+    "SkuId": _SLUG,
+    "SkuPriceId": WhenText(
+        Col("price_table_version"), Concat((Col("price_table_version"), Const(":"), _SLUG))
+    ),
+    "SubAccountId": _TEAM,
+    "SubAccountName": _TEAM,
+    "SubAccountType": WhenText(_TEAM, Const("Team")),
+    "Tags": JsonObject(
+        (
+            ("api", FirstText(Col("api"), Const("modellix"))),
+            ("correlation_id", Col("correlation_id")),
+            ("model_alias", Col("alias")),
+            ("project", Col("project")),
+            ("status", _STATUS_COL),
+            ("team", _TEAM),
+        )
+    ),
+    "x_EstimatedCost": Money("estimated_cost_micros"),
+    "x_JobStatus": _STATUS_COL,
+    "x_CostSource": Col("cost_source"),
+    "x_PriceSource": Col("price_source"),
+    "x_EstimatedCostMin": Money("estimate_low_micros"),
+    "x_EstimatedCostMax": Money("estimate_high_micros"),
+}
+SQL_FIELDS: tuple[Expr, ...] = tuple(
+    _FROM_JOBS.get(name) or Const(_CONSTANTS.get(name)) for name in COLUMNS
+)
+"""Each column of ``COLUMNS`` as text the database makes from the job's row: what
+``focus_values`` computes in Python, declared once for both engines (``csv_chunks``)."""
+
+
 def focus_row(job: LedgerRow) -> dict[str, Any]:
     """One FOCUS charge for a terminal ``job`` as a mapping of ``COLUMNS``."""
     return dict(zip(COLUMNS, focus_values(job), strict=True))
 
 
-def csv_chunks(
-    store: LedgerReadStore, since: float, until: float, page_size: int = PAGE
-) -> AsyncIterator[bytes]:
+async def csv_chunks(
+    store: LedgerReadStore, since: float, until: float, page_size: int = CSV_PAGE
+) -> AsyncGenerator[bytes, None]:
     """The FOCUS rows of the terminal jobs submitted in ``[since, until)``, oldest first,
-    as CSV, a page of jobs per chunk."""
-    return streaming.csv_chunks(COLUMNS, store.ledger_pages(since, until, page_size), focus_values)
+    as CSV: the header, then lines the database formatted (``SQL_FIELDS``), in bounded
+    chunks. The header goes out with the first chunk, so a store that cannot answer is
+    still an ordinary error answer."""
+    head: bytes | None = streaming.csv_header(COLUMNS)
+    async with aclosing(store.ledger_csv(since, until, SQL_FIELDS, page_size)) as lines:
+        async for chunk in lines:  # closed with this one (a COPY holds its connection)
+            if head is not None:
+                chunk, head = head + chunk, None
+            yield chunk
+    if head is not None:
+        yield head
 
 
 def json_chunks(

@@ -62,7 +62,10 @@ async def create_video(request: web.Request) -> web.StreamResponse:
     try:
         answer = await walk(runtime, ctx, read)
     except ProxyError as err:
-        raise OpenAIError.wrap(err, mapped[0].params if mapped else None) from err
+        refusal = OpenAIError.wrap(err, mapped[0].params if mapped else None)
+        if err.instance_reason == "submit_outcome_unknown":  # the ledger keeps it as this video
+            refusal.detail += f" GET /v1/videos/{ctx.api_ref} shows it."
+        raise refusal from err
     return await _answer(request, answer)
 
 

@@ -18,10 +18,10 @@ Time is float epoch seconds passed in by the caller; money is integer micro-doll
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Collection, Iterable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Collection, Iterable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from typing import Literal, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Literal, Protocol, runtime_checkable
 
 from proxy.stores.admission_records import (
     Admission,
@@ -64,6 +64,9 @@ from proxy.stores.records import (
 )
 from proxy.stores.schema_records import SchemaPin, SchemaVersion
 from proxy.stores.webhook_records import BalanceReading, Delivery, DeliveryState, SettledSince
+
+if TYPE_CHECKING:  # sql_text needs the dialects, which need this module's errors
+    from proxy.stores.sql_text import Expr
 
 DEFAULT_IDEMPOTENCY_TTL = 24 * 3600.0
 DEFAULT_IN_FLIGHT_TIMEOUT = 300.0
@@ -162,6 +165,13 @@ class LedgerReadStore(Protocol):
     ) -> AsyncIterator[list[LedgerRow]]:
         """Terminal jobs submitted in ``[since, until)``, oldest first (by submit time, then
         task id), in pages of at most ``page_size``; nothing held open between pages."""
+
+    def ledger_csv(
+        self, since: float, until: float, fields: Sequence[Expr], page_size: int = 5000
+    ) -> AsyncGenerator[bytes, None]:
+        """The same terminal jobs, oldest first, as CSV lines (no header) of ``fields``, each
+        row formatted by the database (``proxy.stores.sql_text``); in chunks of a bounded
+        size, read at the consumer's pace."""
 
     async def report_groups(
         self, since: float, until: float, group_by: Sequence[ReportKey] = ()

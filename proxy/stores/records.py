@@ -189,8 +189,8 @@ def spend_source(price_source: str | None, cost_source: str | None) -> str:
     return price_source or "unpriced"
 
 
-ReportKey = Literal["day", "week", "team", "project", "model"]
-REPORT_KEYS: tuple[ReportKey, ...] = ("day", "week", "team", "project", "model")
+ReportKey = Literal["day", "week", "team", "project", "model", "api"]
+REPORT_KEYS: tuple[ReportKey, ...] = ("day", "week", "team", "project", "model", "api")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -199,7 +199,8 @@ class ReportGroup:
 
     Keys not grouped by are ``None`` (``week`` is the ISO week, ``2026-W48``, of the UTC
     submit day). ``p50``/``p95``: nearest-rank percentiles of the successful jobs' final
-    cost (``None`` without one); ``aliases``: how clients named the pinned model, sorted.
+    cost (``None`` without one); ``aliases``: how clients named the pinned model, sorted;
+    ``api``: the door the jobs came through (``modellix`` or ``openai``).
     """
 
     day: str | None = None
@@ -207,6 +208,7 @@ class ReportGroup:
     team: str | None = None
     project: str | None = None
     model: str | None = None
+    api: str | None = None
     jobs: int = 0
     succeeded: int = 0
     failed: int = 0  # failed or expired

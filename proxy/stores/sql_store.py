@@ -20,6 +20,7 @@ from proxy.stores._intents import IntentsMixin
 from proxy.stores._job_upkeep import JobUpkeepMixin
 from proxy.stores._jobs import JobsMixin
 from proxy.stores._leases import LeasesMixin
+from proxy.stores._ledger_csv import LedgerCsvMixin
 from proxy.stores._ledger_reads import LedgerReadsMixin
 from proxy.stores._media_files import MediaFilesMixin
 from proxy.stores._refusals import RefusalsMixin
@@ -36,6 +37,7 @@ class SqlStore(
     IntentsMixin,
     JobsMixin,
     LedgerReadsMixin,
+    LedgerCsvMixin,
     IdempotencyMixin,
     VirtualKeysMixin,
     BudgetsMixin,
