@@ -36,6 +36,7 @@ HOSTILE = (
     "%s %d %% printf",
     '{"json": [1]}',
 )
+WINDOW = (T0 - 40 * 86400, T0 + 60 * 86400)
 AMOUNTS = (0, 1, 999_999, 1_000_000, 324_000, -500_000, -1, 9_000_000_000_123_456, None)
 
 
@@ -85,14 +86,18 @@ async def _insert_hostile(store: Store, texts: tuple[str, ...]) -> int:
             )
             n += 1
     await store.insert_job(new_job("open/1", submitted_at=T0 + 1))  # not terminal: no row
+    for i, at in enumerate((T0 - 0.5, T0 - 86400 * 31 + 0.999, T0 + 59 * 86400 - 1e-4)):
+        await store.insert_job(new_job(f"edge/{i}", submitted_at=at))  # month and year ends
+        await store.observe(f"edge/{i}", "success", at + 0.25, final_cost_micros=i)
+        n += 1
     return n
 
 
 async def _check_equal(store: Store, page_size: int) -> list[bytes]:
-    chunks = [c async for c in focus.csv_chunks(store, T0, T0 + 10_000, page_size=page_size)]
+    chunks = [c async for c in focus.csv_chunks(store, *WINDOW, page_size=page_size)]
     rows = _parse(b"".join(chunks))
     assert rows[0] == list(focus.COLUMNS)
-    jobs = [job async for page in store.ledger_pages(T0, T0 + 10_000) for job in page]
+    jobs = [job async for page in store.ledger_pages(*WINDOW) for job in page]
     assert len(rows) == len(jobs) + 1
     for got, job in zip(rows[1:], jobs, strict=True):
         pairs = zip(_tags_parsed(got), _tags_parsed(_expected(job)), strict=True)
