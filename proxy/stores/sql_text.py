@@ -215,7 +215,10 @@ def csv_field(expr: Expr, dialect: Dialect) -> str:
     text beside it, so a missing value is the empty quoted field, ``""``)."""
     sql = render(expr, dialect)
     if _needs_quotes(expr):
-        sql = "replace(" + sql + ", '\"', '\"\"')"
+        doubled = "replace(" + sql + ", '\"', '\"\"')"
+        if dialect.name == "sqlite":  # replace() copies even without a quote, instr() not
+            doubled = f"CASE WHEN instr({sql}, '\"') THEN {doubled} ELSE {sql} END"
+        sql = doubled
     return f"COALESCE({sql}, '')"
 
 
