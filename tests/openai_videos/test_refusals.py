@@ -166,3 +166,18 @@ async def test_list_pages_in_both_orders(stack: Stack) -> None:
     assert oldest == made
     assert first.has_more
     assert [v.id for v in first.data] == made[:2:-1][:2]
+
+
+async def test_unrouted_paths_under_v1_answer_in_openais_envelope(
+    stack: Stack, session: aiohttp.ClientSession
+) -> None:
+    """A method or a path no route of the door takes: aiohttp's 405/404 in OpenAI's envelope
+    (the ``Allow`` header kept), while the Modellix door keeps the upstream's envelope."""
+    status, doc, headers = await call(session, "PUT", f"{stack.proxy_url}/v1/videos/video_1")
+    assert refusal(status, doc, 405)["code"] == "method_not_allowed"
+    assert "GET" in headers["Allow"]
+    status, doc, _ = await call(session, "GET", f"{stack.proxy_url}/v1/videos/video_1/frames")
+    assert refusal(status, doc, 404)["code"] == "not_found"
+    status, doc, _ = await call(session, "GET", f"{stack.proxy_url}/elsewhere")
+    assert status == 404
+    assert doc["code"] == 404  # the upstream's envelope off the door
