@@ -209,10 +209,12 @@ def _needs_quotes(expr: Expr) -> bool:
 
 
 def csv_field(expr: Expr, dialect: Dialect) -> str:
-    """SQL for ``expr`` as one CSV field: quoted where its text may need it, ``NULL`` empty."""
+    """SQL for ``expr``'s text as the inside of one CSV field, ``NULL`` empty: quotes doubled
+    where its text may need quoting (``csv_line`` puts the surrounding quotes in the fixed
+    text beside it, so a missing value is the empty quoted field, ``""``)."""
     sql = render(expr, dialect)
     if _needs_quotes(expr):
-        sql = "'\"' || replace(" + sql + ", '\"', '\"\"') || '\"'"
+        sql = "replace(" + sql + ", '\"', '\"\"')"
     return f"COALESCE({sql}, '')"
 
 
@@ -230,9 +232,9 @@ def csv_line(exprs: Sequence[Expr], dialect: Dialect) -> CsvLine:
     """The SQL for a CSV line of the ``exprs``' fields.
 
     A field that repeats (the four cost columns and two unit prices are one amount) is
-    computed once; fixed text, commas included, is one literal between two computed fields;
-    the concatenation is a balanced tree, so building a line copies it about log2(fields)
-    times, not once per field."""
+    computed once; fixed text, commas and the quotes around a quoted field included, is one
+    literal between two computed fields; the concatenation is a balanced tree, so building a
+    line copies it about log2(fields) times, not once per field."""
     names: dict[Expr, str] = {}
     parts: list[str] = []
     text: list[str] = []  # fixed text since the last computed field
@@ -243,10 +245,15 @@ def csv_line(exprs: Sequence[Expr], dialect: Dialect) -> CsvLine:
             value = expr.text or ""
             text.append('"' + value.replace('"', '""') + '"' if _needs_quotes(expr) else value)
             continue
+        quoted = _needs_quotes(expr)
+        if quoted:
+            text.append('"')
         if text:
             parts.append(literal("".join(text)))
             text.clear()
         parts.append(names.setdefault(expr, f"f{len(names)}"))
+        if quoted:
+            text.append('"')
     if text or not parts:
         parts.append(literal("".join(text)))
     columns = tuple(f"{csv_field(expr, dialect)} AS {name}" for expr, name in names.items())
