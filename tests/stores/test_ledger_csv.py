@@ -118,7 +118,7 @@ async def test_sql_csv_equals_the_python_formatter_on_hostile_text(store: Store)
 @pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)
 async def test_sql_csv_keeps_nul_on_sqlite(store: Store) -> None:
     """SQLite text may hold NUL (PostgreSQL's cannot): the field keeps it, whole."""
-    await _insert_hostile(store, ("nul\x00inside", "\x00", "before\x00\"quote\", after"))
+    await _insert_hostile(store, ("nul\x00inside", "\x00", 'before\x00"quote", after'))
     await _check_equal(store, page_size=2)
 
 
