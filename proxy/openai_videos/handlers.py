@@ -26,7 +26,7 @@ from proxy.openai_videos.door import asker, own_video, settings_of, store_of, ti
 from proxy.openai_videos.errors import OpenAIError
 from proxy.openai_videos.objects import video
 from proxy.routing import API_PREFIX
-from proxy.stores.records import JobRecord, JobStatus
+from proxy.stores.records import JobStatus
 
 POLL_AFTER = "openai-poll-after-ms"
 
@@ -75,13 +75,10 @@ async def delete_video(request: web.Request) -> web.StreamResponse:
     who = await asker(request)
     job = await own_video(request, who)
     store = store_of(request)
-    if not queued.is_queued(job) or not await queued.cancel(store, job, _now(job)):
-        await store.hide_api_job(job.api_ref or "", who.caller, _now(job))  # sent: hide it
+    now = time.time()
+    if not queued.is_queued(job) or not await queued.cancel(store, job, now):
+        await store.hide_api_job(job.api_ref or "", who.caller, now)  # sent: hide it
     return web.json_response({"id": job.api_ref, "object": "video.deleted", "deleted": True})
-
-
-def _now(job: JobRecord) -> float:
-    return max(time.time(), job.submitted_at)
 
 
 async def remix_video(request: web.Request) -> web.StreamResponse:
