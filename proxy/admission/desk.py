@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import dataclasses
 import time
-import uuid
 from collections.abc import Callable, Mapping
 
 import structlog
@@ -85,12 +84,10 @@ class AdmissionDesk:
         self.policy = without_429(policy)
 
     def applies(self, ctx: RequestContext) -> bool:
-        """Queueable: admission on, the submit goes out with the proxy's own key, through the
-        Modellix door (a queued answer has no shape in OpenAI's Videos API)."""
+        """Queueable: admission on, and the submit goes out with the proxy's own key."""
         caller = ctx.caller
         return (
             self._settings.enabled
-            and ctx.api == "modellix"
             and self._key is not None
             and caller is not None
             and caller.virtual_key_id is not None
@@ -103,8 +100,10 @@ class AdmissionDesk:
         caller = ctx.caller
         assert caller is not None
         now = self._clock()
+        # The request's own id (a request makes at most one queue row): another API door
+        # that named the submit by it (an OpenAI video id) finds the row from that name.
         return QueuedSubmit(
-            queue_id=f"{QUEUE_PREFIX}{uuid.uuid4().hex}",
+            queue_id=f"{QUEUE_PREFIX}{ctx.internal_id}",
             team=caller.team or "",
             caller=caller.identity,
             state=QueueState.QUEUED,

@@ -52,7 +52,7 @@ from proxy.stores.sql_text import (
 
 FOCUS_VERSION = "1.1"
 PAGE = 1000
-CSV_PAGE = 5000
+CSV_PAGE = 2000
 COST_COLUMNS = ("BilledCost", "EffectiveCost", "ListCost", "ContractedCost")
 COLUMNS = (
     "AvailabilityZone",

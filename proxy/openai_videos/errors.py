@@ -132,8 +132,11 @@ class OpenAIError(errors.ProxyError):
         )
 
 
-def upstream_refusal(status: int, raw: bytes) -> OpenAIError:
-    """The upstream's own refusal of a submit (``{"code", "message"}``), in OpenAI's shape."""
+def upstream_refusal(
+    status: int, raw: bytes, headers: Mapping[str, str] | None = None
+) -> OpenAIError:
+    """The upstream's own refusal of a submit (``{"code", "message"}``), in OpenAI's shape,
+    with its ``Retry-After`` (which the SDKs honour when they retry a 429)."""
     message = "the upstream refused the request"
     try:
         doc = loads(raw)
@@ -141,10 +144,11 @@ def upstream_refusal(status: int, raw: bytes) -> OpenAIError:
         doc = None
     if isinstance(doc, dict) and isinstance(doc.get("message"), str):
         message = doc["message"][:1000]
-    code = "upstream_refusal"
-    if status == 429:
-        code = "rate_limit_exceeded"
-    return OpenAIError.of(status if status >= 400 else 502, message, code=code, reason=code)
+    code = "rate_limit_exceeded" if status == 429 else "upstream_refusal"
+    kept = {k: v for k, v in (headers or {}).items() if k.lower() == "retry-after"}
+    return OpenAIError.of(
+        status if status >= 400 else 502, message, code=code, reason=code, headers=kept
+    )
 
 
 def not_found(video_id: str) -> OpenAIError:

@@ -1,4 +1,5 @@
-"""``POST /v1/videos`` as sent: JSON or multipart, read into one ``VideoRequest``.
+"""``POST /v1/videos`` as sent: JSON, multipart or a URL-encoded form, read into one
+``VideoRequest``.
 
 Fields (OpenAI's): ``prompt`` (required), ``model``, ``seconds``, ``size`` and
 ``input_reference``: in JSON an object ``{"image_url": <URL or data URL>}`` or the URL
@@ -14,6 +15,7 @@ import base64
 import json
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import parse_qsl
 
 from aiohttp import BodyPartReader, web
 
@@ -54,6 +56,14 @@ async def read_request(request: web.Request, limits: BodyLimits) -> VideoRequest
     """The create request, JSON or multipart, refused (400/413) when malformed or too large."""
     if request.content_type.startswith("multipart/"):
         fields = await _multipart(request, limits)
+    elif request.content_type == "application/x-www-form-urlencoded":
+        raw = await read_bounded(
+            request.content.iter_chunked(256 * 1024), request.content_length, limits
+        )
+        try:
+            fields = dict(parse_qsl(raw.decode("utf-8"), keep_blank_values=True))
+        except UnicodeDecodeError as exc:
+            raise invalid("The form body is not UTF-8.", None) from exc
     else:
         raw = await read_bounded(
             request.content.iter_chunked(256 * 1024), request.content_length, limits

@@ -12,8 +12,8 @@ import base64
 import binascii
 import json
 import re
-from collections.abc import AsyncIterator, Iterable, Sequence
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from collections.abc import Iterable, Sequence
+from contextlib import AbstractAsyncContextManager, nullcontext
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
@@ -50,6 +50,8 @@ class Dialect:
     # Days since the epoch (UTC) of an epoch-seconds column: cheaper to group by than a
     # formatted date (the day's text is made once per group, not once per row).
     day_number_template: str = "CAST({} / 86400 AS INTEGER)"
+    # Text as its UTF-8 bytes (the driver then hands over bytes, not a decoded str).
+    utf8_template: str = "CAST({} AS BLOB)"
     greatest: str = "max"
     # Held in the migrating transaction beside its own write lock, given the migrations key
     # (SQLite: ``BEGIN IMMEDIATE`` already serialises migrators).
@@ -88,6 +90,7 @@ POSTGRES = Dialect(
     day_template="to_char(to_timestamp({}) AT TIME ZONE 'UTC', 'YYYY-MM-DD')",
     week_template="to_char(to_timestamp({0}) AT TIME ZONE 'UTC', 'IYYY-\"W\"IW')",
     day_number_template="CAST(floor({} / 86400) AS BIGINT)",
+    utf8_template="convert_to({}, 'UTF8')",
     greatest="GREATEST",
     migration_lock="SELECT pg_advisory_xact_lock($1)",
     split_scripts=False,
@@ -118,28 +121,21 @@ class SqlBase(abc.ABC):
     def _open_read(self, *, inline: bool = False) -> AbstractAsyncContextManager[Tx]:
         """A connection for reads (``inline`` as for ``_open_write``)."""
 
-    @asynccontextmanager
-    async def _write(self, *, inline: bool = False) -> AsyncIterator[Tx]:
+    def _write(self, *, inline: bool = False) -> AbstractAsyncContextManager[Tx]:
         """A write transaction: the joined one's savepoint if this task joined one
         (``proxy.stores._joined``), else the engine's own (``_open_write``)."""
         tx = joined(self)
         if tx is not None:
-            async with savepoint(tx):
-                yield tx
-            return
-        async with self._open_write(inline=inline) as own:
-            yield own
+            return savepoint(tx)
+        return self._open_write(inline=inline)
 
-    @asynccontextmanager
-    async def _read(self, *, inline: bool = False) -> AsyncIterator[Tx]:
+    def _read(self, *, inline: bool = False) -> AbstractAsyncContextManager[Tx]:
         """Reads: in the joined transaction if this task joined one (they see its changes),
         else on the engine's connection for reads (``_open_read``)."""
         tx = joined(self)
         if tx is not None:
-            yield tx
-            return
-        async with self._open_read(inline=inline) as own:
-            yield own
+            return nullcontext(tx)
+        return self._open_read(inline=inline)
 
     async def _select_among(
         self, sql: str, params: Sequence[object], ids: Iterable[str]

@@ -43,6 +43,8 @@ async def test_recovery_and_schema_actions_are_audited(
     await store.open_intent(intent)
     record = await store.intent_to_unknown(intent, "connection reset")
     assert record is not None
+    await store.insert_job(new_job("t-hook", callback_url="https://hooks.example.com/done"))
+    await store.observe("t-hook", "failed", now, source="watcher")
     await store.record_schema(SLUG, "h1", '{"type": "object"}', now, follow=False)
     await store.record_schema(SLUG, "h2", '{"type": "object", "title": "2"}', now, follow=False)
 
@@ -59,6 +61,7 @@ async def test_recovery_and_schema_actions_are_audited(
         status, closed = await call("POST", f"/admin/jobs/{record.task_id}/reconcile")
         assert (status, closed["status"]) == (200, "failed")
         assert (await call("POST", f"/admin/schemas/{SLUG}/accept"))[0] == 200
+        assert (await call("POST", "/admin/webhooks/deliveries/t-hook/redeliver"))[0] == 202
         refused = [
             await call("POST", "/admin/reservations/r-dead/release"),
             await call("POST", f"/admin/jobs/{record.task_id}/reconcile"),
@@ -69,15 +72,35 @@ async def test_recovery_and_schema_actions_are_audited(
             await call("POST", "/admin/tokens/aaaaaaaaaaaa/rotate"),
             await call("DELETE", "/admin/tokens/aaaaaaaaaaaa"),
             await call("POST", "/admin/admission/q-none/cancel"),
+            await call("POST", "/admin/webhooks/deliveries/none/redeliver"),
             await call("GET", "/admin/audit?since=yesterday"),
             await call("GET", "/admin/audit?limit=ten"),
         ]
-        assert [s for s, _ in refused] == [404, 409, 404, 400, 400, 400, 404, 404, 404, 400, 400]
+        assert [s for s, _ in refused] == [
+            404,
+            409,
+            404,
+            400,
+            400,
+            400,
+            404,
+            404,
+            404,
+            404,
+            400,
+            400,
+        ]
         assert [doc["code"] for _, doc in refused] == [s for s, _ in refused]  # the envelope
         status, page = await call("GET", "/admin/audit")
     assert status == 200
     rows = {r["action"]: r for r in page["rows"]}
-    assert list(rows) == ["reservation.release", "job.reconcile", "schema.accept"]
+    assert list(rows) == [
+        "reservation.release", "job.reconcile", "schema.accept", "webhook.redeliver",
+    ]  # fmt: skip
+    redelivered = rows["webhook.redeliver"]
+    assert redelivered["subject"] == "t-hook"
+    assert redelivered["before"]["task_id"] == redelivered["after"]["task_id"] == "t-hook"
+    assert "body" not in redelivered["after"]
     assert rows["reservation.release"]["subject"] == "r-dead"
     assert rows["job.reconcile"]["before"]["status"] == "unknown"
     assert rows["job.reconcile"]["after"]["status"] == "failed"

@@ -61,6 +61,9 @@ async def test_create_poll_download_list_delete(stack: Stack, openai: AsyncOpenA
     job = await store_of(stack).job_by_ref(video.id)
     assert job is not None
     assert (job.pinned_slug, job.api) == ("minimax/hailuo-2.3-t2v", "openai")
+    task = stack.sim.tasks[job.task_id]
+    upstream_expiry = round(task.expires_at(stack.sim.config.retention_seconds) * 1000) / 1000
+    assert again.expires_at == int(upstream_expiry)  # the upstream's result_expires_at
     content = await openai.videos.download_content(video.id)
     async with aiohttp.ClientSession() as http, http.get(job.output_urls[0]) as resp:
         direct = await resp.read()
