@@ -115,7 +115,7 @@ async def test_an_operator_mapped_family_remixes_into_a_single_video_field(
     make_stack: Any,
 ) -> None:
     """``remix_models`` maps Wan 2.7 to its video edit model: the source's URL is its one
-    ``video_url``, the source's 5 seconds and 1080p size are sent, and the job settles at
+    ``video_url``, the source's 5 seconds and 1080p class are sent, and the job settles at
     the simulator's billing."""
     stack: Stack = await make_stack(
         openai_videos={"remix_models": {"alibaba/wan2.7": "alibaba/wan2.7-videoedit"}}
@@ -128,7 +128,7 @@ async def test_an_operator_mapped_family_remixes_into_a_single_video_field(
             model="wan2.7",
             prompt="a lighthouse",
             seconds="5",  # type: ignore[arg-type]  # Wan's 5 s: outside the SDK's literal set
-            size="1920x1080",
+            size="1792x1024",
             poll_interval_ms=50,
         )
         remix = await client.videos.remix(source.id, prompt="the lighthouse in fog")
@@ -136,7 +136,7 @@ async def test_an_operator_mapped_family_remixes_into_a_single_video_field(
     assert (remix.model, remix.seconds, remix.size) == (
         "alibaba/wan2.7-videoedit",
         "5",
-        "1920x1080",
+        "1792x1024",
     )
     assert (finished.status, finished.remixed_from_video_id) == ("completed", source.id)
     store = store_of(stack)
