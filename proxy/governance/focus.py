@@ -2,7 +2,11 @@
 
 Each terminal job submitted in ``[since, until)`` is one ``Usage`` charge: ``ResourceId`` is
 the task id, ``SkuId`` the pinned model, ``ChargePeriodStart``/``End`` the submit and terminal
-times, ``SubAccountId`` the team, ``Tags`` the team, project, alias, status and correlation id.
+times, ``Tags`` the team, project, alias, status and correlation id. The billing account is
+the Modellix account the job billed to (``ACCOUNT_COLUMNS``): ``BillingAccountId`` its name
+in ``upstream.accounts`` (``default``: ``upstream.api_key``), ``BillingAccountName`` its
+``display_name``; a pass-through job (the caller's own key) names the caller's key
+fingerprint. ``SubAccountId``/``SubAccountName`` are the proxy team.
 BilledCost, EffectiveCost, ContractedCost and ListCost are all the ledger's final cost, exact
 to the micro-dollar (Modellix bills list prices, with no discounts or commitments), so each
 cost column sums to the ledger's spend over the same window. Jobs still open, and ``unknown``
@@ -16,9 +20,9 @@ estimate's range (``x_EstimatedCostMin``/``x_EstimatedCostMax``).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from datetime import UTC, datetime
-from functools import lru_cache
+from functools import lru_cache, partial
 from typing import Any
 
 import orjson
@@ -29,6 +33,18 @@ from proxy.stores.base import LedgerReadStore
 from proxy.stores.records import LedgerRow
 
 FOCUS_VERSION = "1.1"
+VERSION_HEADER = "X-Modellix-Proxy-Focus-Version"  # on every export answer: FOCUS_VERSION
+PASSTHROUGH_ACCOUNT_NAME = "Caller's own Modellix key"
+# Where the account columns come from, as data (a store that formats rows itself reads
+# these): FOCUS column -> the ledger column (``jobs``) it is taken from.
+ACCOUNT_COLUMNS = {
+    "BillingAccountId": "account",  # NULL (pass-through): the caller, "fp:<fingerprint>"
+    "BillingAccountName": "account",  # through the accounts' display names
+    "SubAccountId": "team",
+    "SubAccountName": "team",
+}
+AccountNames = Mapping[str, str]
+NO_NAMES: AccountNames = {}
 PAGE = 1000
 COST_COLUMNS = ("BilledCost", "EffectiveCost", "ListCost", "ContractedCost")
 COLUMNS = (
@@ -118,8 +134,6 @@ def _month(ts: float) -> tuple[str, str]:
 _AT = {name: i for i, name in enumerate(COLUMNS)}
 _TEMPLATE: list[str | None] = [None] * len(COLUMNS)
 for _name, _value in {
-    "BillingAccountId": "modellix",
-    "BillingAccountName": "Modellix",
     "BillingAccountType": "Team",
     "BillingCurrency": "USD",
     "ChargeCategory": "Usage",
@@ -142,22 +156,31 @@ _COSTS = tuple(_AT[c] for c in (*COST_COLUMNS, "ContractedUnitPrice", "ListUnitP
 (
     _PERIOD_START, _PERIOD_END, _DESCRIPTION, _CHARGE_START, _CHARGE_END, _PUBLISHER,
     _RESOURCE_ID, _RESOURCE_NAME, _SKU, _SKU_PRICE, _SUB_ID, _SUB_NAME, _SUB_TYPE, _TAGS,
-    _ESTIMATE, _STATUS, _COST_SOURCE, _PRICE_SOURCE, _LOW, _HIGH,
+    _ESTIMATE, _STATUS, _COST_SOURCE, _PRICE_SOURCE, _LOW, _HIGH, _ACCOUNT_ID, _ACCOUNT_NAME,
 ) = (
     _AT[c] for c in (
         "BillingPeriodStart", "BillingPeriodEnd", "ChargeDescription", "ChargePeriodStart",
         "ChargePeriodEnd", "PublisherName", "ResourceId", "ResourceName", "SkuId",
         "SkuPriceId", "SubAccountId", "SubAccountName", "SubAccountType", "Tags",
         "x_EstimatedCost", "x_JobStatus", "x_CostSource", "x_PriceSource",
-        "x_EstimatedCostMin", "x_EstimatedCostMax",
+        "x_EstimatedCostMin", "x_EstimatedCostMax", "BillingAccountId", "BillingAccountName",
     )
 )  # fmt: skip
 
 
-def focus_values(job: LedgerRow) -> list[str | None]:
+def billing_account(job: LedgerRow, names: AccountNames = NO_NAMES) -> tuple[str, str]:
+    """``(BillingAccountId, BillingAccountName)`` of ``job``: its Modellix account and that
+    account's display name (``names``, else the account's name); a pass-through job's caller."""
+    if job.account is not None:
+        return job.account, names.get(job.account, job.account)
+    return job.caller or "passthrough", PASSTHROUGH_ACCOUNT_NAME
+
+
+def focus_values(job: LedgerRow, names: AccountNames = NO_NAMES) -> list[str | None]:
     """One FOCUS charge for a terminal ``job``, as values in ``COLUMNS`` order; money as
-    exact six-place decimal strings."""
+    exact six-place decimal strings; ``names``: the accounts' display names."""
     values = _TEMPLATE.copy()
+    values[_ACCOUNT_ID], values[_ACCOUNT_NAME] = billing_account(job, names)
     cost = money.exact(job.final_cost_micros or 0)
     for at in _COSTS:
         values[at] = cost
@@ -196,33 +219,47 @@ def focus_values(job: LedgerRow) -> list[str | None]:
     return values
 
 
-def focus_row(job: LedgerRow) -> dict[str, Any]:
+def focus_row(job: LedgerRow, names: AccountNames = NO_NAMES) -> dict[str, Any]:
     """One FOCUS charge for a terminal ``job`` as a mapping of ``COLUMNS``."""
-    return dict(zip(COLUMNS, focus_values(job), strict=True))
+    return dict(zip(COLUMNS, focus_values(job, names), strict=True))
 
 
 def csv_chunks(
-    store: LedgerReadStore, since: float, until: float, page_size: int = PAGE
+    store: LedgerReadStore,
+    since: float,
+    until: float,
+    page_size: int = PAGE,
+    names: AccountNames = NO_NAMES,
 ) -> AsyncIterator[bytes]:
     """The FOCUS rows of the terminal jobs submitted in ``[since, until)``, oldest first,
     as CSV, a page of jobs per chunk."""
-    return streaming.csv_chunks(COLUMNS, store.ledger_pages(since, until, page_size), focus_values)
+    pages = store.ledger_pages(since, until, page_size)
+    return streaming.csv_chunks(COLUMNS, pages, partial(focus_values, names=names))
 
 
 def json_chunks(
-    store: LedgerReadStore, since: float, until: float, page_size: int = PAGE
+    store: LedgerReadStore,
+    since: float,
+    until: float,
+    page_size: int = PAGE,
+    names: AccountNames = NO_NAMES,
 ) -> AsyncIterator[bytes]:
     """The same rows in one JSON document (``focus_version``, ``since``, ``until``, ``rows``)."""
     head = {"focus_version": FOCUS_VERSION, "since": since, "until": until}
     pages = store.ledger_pages(since, until, page_size)
-    return streaming.json_chunks(head, "rows", pages, doc=focus_row)
+    return streaming.json_chunks(head, "rows", pages, doc=partial(focus_row, names=names))
 
 
 def ndjson_chunks(
-    store: LedgerReadStore, since: float, until: float, page_size: int = PAGE
+    store: LedgerReadStore,
+    since: float,
+    until: float,
+    page_size: int = PAGE,
+    names: AccountNames = NO_NAMES,
 ) -> AsyncIterator[bytes]:
     """The same rows, one JSON object per line."""
-    return streaming.ndjson_chunks(store.ledger_pages(since, until, page_size), focus_row)
+    pages = store.ledger_pages(since, until, page_size)
+    return streaming.ndjson_chunks(pages, partial(focus_row, names=names))
 
 
 FORMATS = {
@@ -233,10 +270,15 @@ FORMATS = {
 
 
 def chunks(
-    fmt: str, store: LedgerReadStore, since: float, until: float
+    fmt: str,
+    store: LedgerReadStore,
+    since: float,
+    until: float,
+    names: AccountNames = NO_NAMES,
 ) -> tuple[str, AsyncIterator[bytes]]:
-    """The content type and chunks of the export in ``fmt`` (``ValueError`` if unknown)."""
+    """The content type and chunks of the export in ``fmt`` (``ValueError`` if unknown);
+    ``names``: the accounts' display names (``BillingAccountName``)."""
     if fmt not in FORMATS:
         raise ValueError(f"format takes {', '.join(FORMATS)}; got {fmt!r}")
     content_type, make = FORMATS[fmt]
-    return content_type, make(store, since, until)
+    return content_type, make(store, since, until, PAGE, names)

@@ -49,6 +49,8 @@ LEDGER_COLUMNS = (
     "cost_source",
     "estimate_low_micros",
     "estimate_high_micros",
+    "account",
+    "caller",
 )
 _TERMINAL = ", ".join(f"'{s.value}'" for s in JobStatus if s.terminal)
 _PAGE_WHERE = f"submitted_at >= $1 AND submitted_at < $2 AND status IN ({_TERMINAL})"
@@ -91,6 +93,8 @@ def ledger_row(row: Row) -> LedgerRow:
         cost_source=row["cost_source"],
         estimate_low_micros=row["estimate_low_micros"],
         estimate_high_micros=row["estimate_high_micros"],
+        account=row["account"],
+        caller=row["caller"],
     )
 
 

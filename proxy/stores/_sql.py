@@ -213,6 +213,7 @@ def job_from_row(row: Row) -> JobRecord:
         estimate_high_micros=row.get("estimate_high_micros"),
         estimate_bounded=bool(row.get("estimate_bounded") or False),
         cost_source=row.get("cost_source"),
+        account=row.get("account"),
     )
 
 

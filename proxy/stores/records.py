@@ -74,6 +74,7 @@ class NewJob:
     reservation_id: str | None = None
     slot_reservation_id: str | None = None
     callback_url: str | None = None  # completion webhook target (proxy.webhooks)
+    account: str | None = None  # the Modellix account billed (None: the caller's own key)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -120,6 +121,7 @@ class JobRecord:
     reservation_id: str | None = None
     slot_reservation_id: str | None = None
     callback_url: str | None = None
+    account: str | None = None  # the Modellix account billed (None: the caller's own key)
 
     @property
     def terminal(self) -> bool:
@@ -182,8 +184,8 @@ def spend_source(price_source: str | None, cost_source: str | None) -> str:
     return price_source or "unpriced"
 
 
-ReportKey = Literal["day", "week", "team", "project", "model"]
-REPORT_KEYS: tuple[ReportKey, ...] = ("day", "week", "team", "project", "model")
+ReportKey = Literal["day", "week", "account", "team", "project", "model"]
+REPORT_KEYS: tuple[ReportKey, ...] = ("day", "week", "account", "team", "project", "model")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -197,6 +199,7 @@ class ReportGroup:
 
     day: str | None = None
     week: str | None = None
+    account: str | None = None
     team: str | None = None
     project: str | None = None
     model: str | None = None
@@ -241,6 +244,8 @@ class LedgerRow:
     cost_source: str | None = None
     estimate_low_micros: int | None = None
     estimate_high_micros: int | None = None
+    account: str | None = None  # the Modellix account billed (None: the caller's own key)
+    caller: str | None = None  # who submitted it (a pass-through caller's key fingerprint)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -167,5 +167,5 @@ async def test_focus_chunks_sum_to_the_ledger_with_small_pages(seeded: Store) ->
 
 
 def test_report_keys_cover_the_store_keys() -> None:
-    assert REPORT_KEYS == ("day", "week", "team", "project", "model")
+    assert REPORT_KEYS == ("day", "week", "account", "team", "project", "model")
     assert time.time() > T0
