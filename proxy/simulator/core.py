@@ -282,12 +282,14 @@ class Simulator:
         self.touch()
         return task
 
-    def lookup(self, task_id: str) -> Task:
-        """A live task, or ``UpstreamError`` 404 for unknown and expired ones."""
+    def lookup(self, task_id: str, team: str | None = None) -> Task:
+        """A live task, or ``UpstreamError`` 404 for unknown and expired ones, and (``team``
+        given) for another team's: a task is seen only with a key of the team that bought it
+        (the simulator's reading of team-scoped keys)."""
         self.settle()
         task = self.accounts.tasks.get(task_id)
         now = self.clock()
-        if task is None or self._gone(task, now):
+        if task is None or self._gone(task, now) or (team is not None and task.team != team):
             raise UpstreamError(404, f"Task not found: {task_id}")
         return task
 
