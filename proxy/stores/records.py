@@ -164,9 +164,12 @@ class JobPage:
     next_cursor: str | None
 
 
-GroupKey = Literal["day", "team", "project", "model", "status", "price_source", "cost_source"]
+GroupKey = Literal[
+    "day", "account", "team", "project", "model", "status", "price_source", "cost_source"
+]
 GROUP_KEYS: tuple[GroupKey, ...] = (
     "day",
+    "account",
     "team",
     "project",
     "model",
@@ -253,6 +256,7 @@ class SpendRow:
     """Spend of one group; keys not grouped by are ``None``; ``day`` is ``YYYY-MM-DD`` UTC."""
 
     day: str | None = None
+    account: str | None = None
     team: str | None = None
     project: str | None = None
     model: str | None = None
