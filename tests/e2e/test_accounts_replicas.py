@@ -137,8 +137,8 @@ async def test_two_accounts_hold_their_concurrency_reconcile_and_split_the_bill(
     reconciles to its ledger share, and FOCUS sums per account equal the simulator's bills."""
     sim = Simulator(
         SimulatorConfig(
-            pending_seconds=0.1,
-            processing_seconds=(0.3, 0.6),
+            pending_seconds=0.2,
+            processing_seconds=(0.8, 1.2),  # long enough that each account's slots overlap
             api_keys={KEYS[n]: SIM_TEAMS[n] for n in KEYS},
             teams={
                 SIM_TEAMS[n]: {"balance_usd": BALANCES[n], "concurrency": LIMITS[n]} for n in KEYS
