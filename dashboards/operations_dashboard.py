@@ -123,6 +123,16 @@ def build() -> Json:
     )
     lay.add(
         _ts(
+            "Jobs submitted by API door",
+            "The same submits by the API they came through: modellix (/api/v1/...) or"
+            " openai (/v1/videos).",
+            "ops",
+            Query(_rate(f"{P}_jobs_by_api_total", "api", M), "{{api}}"),
+            width=8,
+        )
+    )
+    lay.add(
+        _ts(
             "Terminal status mix",
             "Share of jobs reaching each terminal status.",
             "percentunit",

@@ -3,7 +3,8 @@
 ``/metrics`` is open (scrapers rarely carry tokens; bind the admin listener to
 a private interface). Everything under ``/admin/`` needs
 ``Authorization: Bearer <admin token>``; without a configured token the admin
-API is off.
+API accepts only stored admin tokens (``proxy.audit.tokens``). What each role may call is
+in ``proxy.admin_access``; every change is recorded in the audit trail (``proxy.audit``).
 
     GET /admin/jobs/{task_id}                     one job, with its history
     GET /admin/jobs?status=&team=&project=&since=&until=&limit=&after=
@@ -17,9 +18,7 @@ published schemas (``proxy.admin_schemas``).
 from __future__ import annotations
 
 import dataclasses
-import hmac
 import time
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from aiohttp import web
@@ -27,21 +26,18 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from prometheus_client.openmetrics.exposition import CONTENT_TYPE_LATEST as OPENMETRICS
 from prometheus_client.openmetrics.exposition import generate_latest as generate_openmetrics
 
+from proxy.admin_access import ADMIN_CREDENTIALS, admin_access
 from proxy.admin_recovery import add_routes as add_recovery_routes
 from proxy.admin_schemas import add_routes as add_schema_routes
 from proxy.admin_views import job_json
 from proxy.admission.admin_api import add_routes as add_admission_routes
+from proxy.audit.admin_api import add_routes as add_audit_routes
+from proxy.audit.tokens import AdminCredentials
 from proxy.config import Settings
-from proxy.errors import (
-    BadRequest,
-    NotFound,
-    ProxyError,
-    Unauthorized,
-)
+from proxy.errors import BadRequest, NotFound
 from proxy.governance.admin_api import add_routes as add_governance_routes
 from proxy.governance.report import parse_group_by
 from proxy.handlers.health import healthz
-from proxy.middleware import error_response
 from proxy.money import sample
 from proxy.runtime import Runtime
 from proxy.state import ADMIN_RUNTIME
@@ -51,9 +47,7 @@ from proxy.telemetry.metrics import Metrics
 from proxy.telemetry.multiprocess import scrape_registry
 
 ADMIN_METRICS = web.AppKey("admin_metrics", Metrics)
-ADMIN_TOKEN = web.AppKey("admin_token", str)
 ADMIN_REGISTRY = web.AppKey("admin_registry", CollectorRegistry)
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 async def metrics_handler(request: web.Request) -> web.Response:
@@ -64,22 +58,6 @@ async def metrics_handler(request: web.Request) -> web.Response:
     return web.Response(
         body=generate_latest(registry), headers={"Content-Type": CONTENT_TYPE_LATEST}
     )
-
-
-@web.middleware
-async def admin_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Token check for ``/admin/``, and the same error envelope as the client port."""
-    try:
-        if request.path.startswith("/admin/"):
-            token = request.app.get(ADMIN_TOKEN)
-            if not token:
-                raise Unauthorized("the admin API is off: set admin.token or admin.token_file")
-            given = request.headers.get("Authorization", "").encode()
-            if not hmac.compare_digest(given, f"Bearer {token}".encode()):
-                raise Unauthorized("admin token missing or wrong")
-        return await handler(request)
-    except ProxyError as err:
-        return error_response(err, request.headers.get("X-Request-Id", "admin"))
 
 
 def _store(request: web.Request) -> Store:
@@ -163,15 +141,15 @@ def create_admin_app(
 ) -> web.Application:
     """``metrics_dir``: the workers' multiprocess directory (``serve --workers N``): /metrics
     then reports the whole process group (``proxy.telemetry.multiprocess``)."""
-    app = web.Application(middlewares=[admin_errors])
+    app = web.Application(middlewares=[admin_access])
     app[ADMIN_METRICS] = metrics
     app[ADMIN_REGISTRY] = (
         metrics.registry if metrics_dir is None else scrape_registry(metrics, metrics_dir)
     )
     app[ADMIN_RUNTIME] = runtime
-    token = settings.admin_token()
-    if token:
-        app[ADMIN_TOKEN] = token
+    app[ADMIN_CREDENTIALS] = AdminCredentials(
+        settings.admin_token(), lambda: runtime.store, settings.admin.token_cache_seconds
+    )
     app.router.add_get("/metrics", metrics_handler)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/admin/jobs", list_jobs)
@@ -181,4 +159,5 @@ def create_admin_app(
     add_governance_routes(app)
     add_admission_routes(app)
     add_schema_routes(app)
+    add_audit_routes(app)
     return app

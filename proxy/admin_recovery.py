@@ -19,6 +19,7 @@ from typing import Any
 
 from aiohttp import web
 
+from proxy.admin_access import audit
 from proxy.admin_views import job_json
 from proxy.errors import BadRequest, Conflict, NotFound
 from proxy.money import optional_sample
@@ -81,8 +82,10 @@ async def list_reservations(request: web.Request) -> web.Response:
 
 async def release_reservation(request: web.Request) -> web.Response:
     reservation_id = request.match_info["reservation_id"]
-    if not await _store(request).release_reservations([reservation_id]):
-        raise NotFound(f"no reservation {reservation_id!r} is held")
+    async with audit(request, "reservation.release", reservation_id) as entry:
+        if not await _store(request).release_reservations([reservation_id]):
+            raise NotFound(f"no reservation {reservation_id!r} is held")
+        entry.before, entry.after = {"state": "held"}, {"state": "released"}
     return web.json_response({"released": reservation_id})
 
 
@@ -92,29 +95,33 @@ async def reconcile_job(request: web.Request) -> web.Response:
     store = _store(request)
     placeholder = request.match_info["task_id"]
     task_id = await _attach_to(request)
-    job = await store.get_job(placeholder)
-    if job is None:
-        raise NotFound(f"no job with task id {placeholder!r}")
-    if job.status is not JobStatus.UNKNOWN:
-        raise Conflict(
-            f"job {placeholder!r} is {job.status.value}, not unknown: nothing to reconcile"
+    async with audit(request, "job.reconcile", placeholder) as entry:
+        job = await store.get_job(placeholder)
+        if job is None:
+            raise NotFound(f"no job with task id {placeholder!r}")
+        if job.status is not JobStatus.UNKNOWN:
+            raise Conflict(
+                f"job {placeholder!r} is {job.status.value}, not unknown: nothing to reconcile"
+            )
+        entry.before = job_json(job)
+        if task_id is not None:
+            try:
+                attached = await store.attach_task(placeholder, task_id, time.time())
+            except DuplicateJobError:
+                raise Conflict(f"task {task_id!r} is already in the ledger") from None
+            if attached is None:
+                raise Conflict(f"job {placeholder!r} was reconciled meanwhile")
+            entry.after = job_json(attached)
+            return web.json_response(entry.after)
+        transition = await store.observe(
+            placeholder,
+            JobStatus.FAILED.value,
+            time.time(),
+            source="watcher",
+            error_reason="reconciled by an operator: no task was created upstream",
+            final_cost_micros=0,
         )
-    if task_id is not None:
-        try:
-            attached = await store.attach_task(placeholder, task_id, time.time())
-        except DuplicateJobError:
-            raise Conflict(f"task {task_id!r} is already in the ledger") from None
-        if attached is None:
-            raise Conflict(f"job {placeholder!r} was reconciled meanwhile")
-        return web.json_response(job_json(attached))
-    transition = await store.observe(
-        placeholder,
-        JobStatus.FAILED.value,
-        time.time(),
-        source="watcher",
-        error_reason="reconciled by an operator: no task was created upstream",
-        final_cost_micros=0,
-    )
+        entry.after = job_json(transition.job)
     closed: JobRecord = transition.job
     if transition.became_terminal and runtime.tracker is not None:
         await runtime.tracker.settle(closed)

@@ -18,6 +18,7 @@ from typing import Any
 
 from aiohttp import web
 
+from proxy.admin_access import audit
 from proxy.errors import BadRequest, NotFound
 from proxy.state import ADMIN_RUNTIME
 from proxy.stores.base import SchemaStore
@@ -86,13 +87,18 @@ async def accept_schema(request: web.Request) -> web.Response:
             raise BadRequest('the body must be {} or {"hash": "<version hash>"}')
         hash_ = body.get("hash") or None
     registry = runtime.schemas
-    if registry is not None and registry.attached:
-        pin = await registry.accept(slug, hash_)
-    else:
-        pin = await runtime.open_store().accept_schema(slug, hash_, time.time())
-    if pin is None:
-        what = f"version {hash_}" if hash_ else "schema"
-        raise NotFound(f"no {what} recorded for {slug}")
+    store = runtime.open_store()
+    async with audit(request, "schema.accept", slug) as entry:
+        before = await store.schema_pin(slug)
+        if registry is not None and registry.attached:
+            pin = await registry.accept(slug, hash_)
+        else:
+            pin = await store.accept_schema(slug, hash_, time.time())
+        if pin is None:
+            what = f"version {hash_}" if hash_ else "schema"
+            raise NotFound(f"no {what} recorded for {slug}")
+        entry.before = pin_json(before) if before is not None else None
+        entry.after = pin_json(pin)
     return web.json_response(pin_json(pin))
 
 

@@ -23,6 +23,7 @@ from proxy.jobs.labels import Labels
 from proxy.jobs.tracker import Replica
 from proxy.lifecycle import lifecycle
 from proxy.middleware import context_middleware, stamp_request_id
+from proxy.openai_videos.routes import install as install_openai_videos
 from proxy.runtime import Runtime
 from proxy.state import (
     METRICS,
@@ -129,4 +130,5 @@ def create_app(
     app.router.add_get("/readyz", readyz)
     app.router.add_route("*", "/api/v1/{tail:.*}", handle_api)
     app.router.add_get("/models/{provider}/{model}/api_schema", handle_api_schema)  # and HEAD
+    install_openai_videos(app, settings, runtime)  # OpenAI's /v1/videos over the same pipeline
     return app

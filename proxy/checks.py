@@ -218,6 +218,22 @@ def check_settings(settings: Settings) -> list[str]:
             problems.append(f"pricing.models.{slug}: not a model slug (provider/model, lowercase)")
         if entry.usd is None and not entry.usd_by_resolution:
             problems.append(f"pricing.models.{slug}: needs usd or usd_by_resolution")
+    problems += _openai_video_models(settings)
+    return problems
+
+
+def _openai_video_models(settings: Settings) -> list[str]:
+    """``openai_videos.models``: each OpenAI name maps to at least one slug-shaped target (a
+    slug the upstream lists is only known at run time: its shape is what is checked here)."""
+    problems = []
+    for name, target in settings.openai_videos.models.items():
+        if target.text is None and target.image is None:
+            problems.append(f"openai_videos.models.{name}: needs text or image (or both)")
+        for kind, slug in (("text", target.text), ("image", target.image)):
+            if slug is not None and not _SLUG.match(slug):
+                problems.append(
+                    f"openai_videos.models.{name}.{kind}: not a model slug (provider/model)"
+                )
     return problems
 
 

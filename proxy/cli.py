@@ -171,9 +171,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     # The operator commands, each group in its own module (imported only to build the parser).
     from proxy import cli_admin, cli_schemas
+    from proxy.audit import cli as audit_cli
     from proxy.webhooks import cli as webhooks_cli
 
-    for group in (cli_admin, webhooks_cli, cli_schemas):
+    for group in (cli_admin, webhooks_cli, cli_schemas, audit_cli):
         group.add_commands(sub)
     return parser
 

@@ -17,12 +17,13 @@ from pydantic import ValidationError
 
 from proxy import money
 from proxy.accounts import account_names
+from proxy.audit.trail import cli_actor, recorded
 from proxy.catalog.from_settings import build_catalog
 from proxy.checks import describe_errors
 from proxy.cli_common import with_store
 from proxy.config import BudgetSpec, Settings
 from proxy.governance import focus, report, streaming
-from proxy.governance.admin_api import key_json
+from proxy.governance.admin_api import budget_doc, key_json
 from proxy.governance.budgets import BudgetBook, iso
 from proxy.governance.keys import new_key
 from proxy.governance.setup import budget_from_spec
@@ -63,7 +64,9 @@ def cmd_keys_create(args: argparse.Namespace) -> int:
             expires_at=expires,
             max_concurrent_jobs=args.max_concurrent,
         )
-        await store.create_virtual_key(record)
+        async with recorded(store, cli_actor(), "key.create", record.key_id) as entry:
+            stored = await store.create_virtual_key(record)
+            entry.after = key_json(stored)
         print(json.dumps({"key": token, **key_json(record)}, indent=2))
         print("store the key now: it is not shown again", file=sys.stderr)
         return 0
@@ -82,11 +85,18 @@ def cmd_keys_list(args: argparse.Namespace) -> int:
 
 def cmd_keys_revoke(args: argparse.Namespace) -> int:
     async def work(store: Store, _settings: Settings) -> int:
-        if await store.revoke_virtual_key(args.key_id, time.time()):
-            print(f"revoked {args.key_id}")
-            return 0
-        print(f"error: no active key {args.key_id}", file=sys.stderr)
-        return 1
+        try:
+            async with recorded(store, cli_actor(), "key.revoke", args.key_id) as entry:
+                before = await store.get_virtual_key(args.key_id)
+                if before is None or not await store.revoke_virtual_key(args.key_id, time.time()):
+                    raise LookupError(args.key_id)
+                after = await store.get_virtual_key(args.key_id)
+                entry.before, entry.after = key_json(before), key_json(after) if after else None
+        except LookupError:
+            print(f"error: no active key {args.key_id}", file=sys.stderr)
+            return 1
+        print(f"revoked {args.key_id}")
+        return 0
 
     return with_store(args, work)
 
@@ -117,7 +127,10 @@ def cmd_budgets_set(args: argparse.Namespace) -> int:
         return 2
 
     async def work(store: Store, _settings: Settings) -> int:
-        stored = await store.put_budget(budget_from_spec(spec, time.time()))
+        async with recorded(store, cli_actor(), "budget.put", spec.name) as entry:
+            entry.before = await budget_doc(store, spec.name)
+            stored = await store.put_budget(budget_from_spec(spec, time.time()))
+            entry.after = await budget_doc(store, spec.name)
         kind = "hard" if stored.hard else "soft"
         limit = money.display(stored.limit_micros)
         who = f"{stored.scope} {stored.subject or ''}".strip()
@@ -148,11 +161,16 @@ def cmd_budgets_list(args: argparse.Namespace) -> int:
 
 def cmd_budgets_delete(args: argparse.Namespace) -> int:
     async def work(store: Store, _settings: Settings) -> int:
-        if await store.delete_budget(args.name):
-            print(f"deleted {args.name}")
-            return 0
-        print(f"error: no budget {args.name}", file=sys.stderr)
-        return 1
+        try:
+            async with recorded(store, cli_actor(), "budget.delete", args.name) as entry:
+                entry.before = await budget_doc(store, args.name)
+                if not await store.delete_budget(args.name):
+                    raise LookupError(args.name)
+        except LookupError:
+            print(f"error: no budget {args.name}", file=sys.stderr)
+            return 1
+        print(f"deleted {args.name}")
+        return 0
 
     return with_store(args, work)
 

@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable, Mapping
 
 from proxy.config import ConfigError, Settings, load
 from proxy.stores import Store, open_store
+from proxy.telemetry.logging import configure_logging
 from proxy.webhooks.document import render_delivery
 
 
@@ -30,8 +31,14 @@ def settings_or_exit(path: str | None, environ: Mapping[str, str] | None = None)
 
 
 def with_store(args: argparse.Namespace, work: Callable[[Store, Settings], Awaitable[int]]) -> int:
-    """Run ``work`` on the configured store (``args.config``), closed afterwards; its exit code."""
+    """Run ``work`` on the configured store (``args.config``), closed afterwards; its exit code.
+    Log events go to stderr, in the configured format."""
     settings = settings_or_exit(args.config)
+    # Events (an admin action's ``audit.recorded`` line) on the process's stderr: stdout is
+    # the command's output.
+    configure_logging(
+        settings.logging.level, settings.logging.format, stream=sys.__stderr__ or sys.stderr
+    )
 
     async def run() -> int:
         store = await open_store(settings.store.url, render_delivery=render_delivery)

@@ -15,6 +15,7 @@ import sys
 import time
 
 from proxy.admin_schemas import pin_json
+from proxy.audit.trail import cli_actor, recorded
 from proxy.cli_common import with_store
 from proxy.config import Settings
 from proxy.stores import Store
@@ -50,8 +51,15 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 def cmd_accept(args: argparse.Namespace) -> int:
     async def work(store: Store, _settings: Settings) -> int:
-        pin = await store.accept_schema(args.model, args.hash, time.time())
-        if pin is None:
+        try:
+            async with recorded(store, cli_actor(), "schema.accept", args.model) as entry:
+                before = await store.schema_pin(args.model)
+                pin = await store.accept_schema(args.model, args.hash, time.time())
+                if pin is None:
+                    raise LookupError(args.model)
+                entry.before = pin_json(before) if before is not None else None
+                entry.after = pin_json(pin)
+        except LookupError:
             what = f"version {args.hash}" if args.hash else "schema"
             print(f"error: no {what} recorded for {args.model}", file=sys.stderr)
             return 1

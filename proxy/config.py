@@ -64,6 +64,17 @@ class AdminSettings(_Section):
     port: int = Field(9464, ge=0, le=65535)
     token: SecretStr | None = None
     token_file: Path | None = None
+    # How long a replica trusts what it read about a stored admin token (revocation,
+    # rotation reach every replica within this time).
+    token_cache_seconds: float = Field(0.5, ge=0, le=60)
+
+
+class AuditSettings(_Section):
+    """The audit trail of admin actions (``docs/admin-api.md``, "Audit trail")."""
+
+    # Rows younger than this are never deleted; older ones are pruned by the retention round
+    # (the last one pruned is kept as the chain's anchor, so verification still works).
+    retention_days: float = Field(400.0, ge=1)
 
 
 class RetrySettings(_Section):
@@ -499,6 +510,26 @@ class LoggingSettings(_Section):
     format: Literal["json", "console"] = "json"
 
 
+class OpenAIVideoModel(_Section):
+    """A name OpenAI clients send as ``model`` (``sora-2``...) and the Modellix slugs it means."""
+
+    text: str | None = None  # the model for a prompt alone
+    image: str | None = None  # the model when an input_reference is given
+
+
+class OpenAIVideosSettings(_Section):
+    """OpenAI's Videos API (``/v1/videos``) on the client port (``proxy.openai_videos``)."""
+
+    enabled: bool = True
+    default_model: str | None = None  # used when a request names no model (else 400)
+    models: dict[str, OpenAIVideoModel] = Field(default_factory=dict)
+    # the usual seconds from submit to a finished video, by pinned slug: ``progress`` of a
+    # video in progress is the time elapsed over this (capped at 99)
+    typical_seconds: dict[str, float] = Field(default_factory=dict)
+    default_typical_seconds: float = Field(120.0, gt=0)
+    max_list_limit: int = Field(100, ge=1, le=1000)
+
+
 class Settings(_Section):
     listen: ListenSettings = ListenSettings()
     admin: AdminSettings = AdminSettings()
@@ -528,6 +559,8 @@ class Settings(_Section):
     webhooks: WebhookSettings = WebhookSettings()
     balance: BalanceSettings = BalanceSettings()
     admission: AdmissionSettings = AdmissionSettings()
+    openai_videos: OpenAIVideosSettings = OpenAIVideosSettings()
+    audit: AuditSettings = AuditSettings()
 
     @field_validator("workers")
     @classmethod

@@ -17,6 +17,7 @@ from aiohttp import web
 from multidict import CIMultiDictProxy
 
 from proxy.stores.records import Intent
+from proxy.telemetry.scope import LeanTrace
 from proxy.upstream.attempts import Outcome
 
 
@@ -106,12 +107,18 @@ class RequestContext:
     forward: Forward | None = None
     outcome: Outcome | None = None  # the upstream send's (stages.send), read by stages.record
     task_id: str | None = None
-    # tracing
+    # tracing: what a job records at submit; the request's sampled-out span (nothing exports)
     traceparent: str | None = None
+    trace: LeanTrace | None = None
     # completion webhook target (stages.callback), recorded on the job
     callback_url: str | None = None
     # the answer, once a stage has one: a replay, a queued answer, the upstream's
     answer: web.StreamResponse | None = None
+    # the API door: "modellix" (/api/v1/...) or "openai" (/v1/videos, proxy.openai_videos),
+    # the id that door shows for the job and the client's request in its terms (JSON)
+    api: str = "modellix"
+    api_ref: str | None = None
+    api_request: str | None = None
 
     @property
     def internal_id(self) -> str:

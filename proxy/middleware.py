@@ -1,21 +1,24 @@
 """The outermost layer: request id, context, access log, metrics, error rendering.
 
 Every request passes through ``context_middleware``; it creates the
-``RequestContext``, binds the request id to the log context, renders any
+``RequestContext``, makes it the request every log line names, renders any
 ``ProxyError`` in the upstream's envelope, turns unexpected exceptions into a
 500 that names the request id (logged once with its traceback), and writes one
-access log line and the HTTP metrics. The whole exchange runs inside the
-request's SERVER span (named by the route template, never the raw path), so
-the access line carries its trace and span ids and the duration histogram an
-exemplar with its trace id.
+access log line and the HTTP metrics. When traces are exported the whole exchange
+runs inside the request's SERVER span (named by the route template, never the raw
+path), so the access line carries its trace and span ids and the duration histogram
+an exemplar with its trace id. When nothing exports them, the request gets its ids
+without the SDK (``LeanTrace``): the same ids in the log lines and the ``traceparent``
+sent upstream, nothing else made.
 """
 
 from __future__ import annotations
 
-import os
+import random
 import re
 import time
 from collections.abc import Awaitable, Callable
+from contextlib import AbstractContextManager
 from logging import INFO
 
 import structlog
@@ -29,12 +32,15 @@ from proxy.money import sample
 from proxy.routing import Route, classify
 from proxy.state import CONTEXT, METRICS, REJECTIONS, ROUTE, TRACING
 from proxy.stores.base import StoreUnavailableError
+from proxy.telemetry import scope
 from proxy.telemetry.children import child
 from proxy.telemetry.logging import access_line
 from proxy.telemetry.logging import enabled as logging_enabled
 from proxy.telemetry.metrics import OTHER
+from proxy.telemetry.scope import LeanTrace
 from proxy.telemetry.spans import server_span, set_error, set_response_status
 from proxy.telemetry.traceparent import current_traceparent, trace_exemplar
+from proxy.telemetry.tracing import Tracing
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,256}$")
 log = structlog.get_logger("proxy.access")
@@ -49,7 +55,9 @@ KNOWN_METHODS = frozenset(
 def _request_id(header: str | None) -> str:
     if header and _REQUEST_ID.match(header):
         return header
-    return os.urandom(16).hex()  # 32 hex digits, as uuid4().hex, without the UUID object
+    # 32 hex digits, as uuid4().hex, without the UUID object or a system call: an id for
+    # logs and support, never a secret
+    return f"{random.getrandbits(128):032x}"
 
 
 def error_response(err: ProxyError, request_id: str) -> web.Response:
@@ -61,9 +69,10 @@ def error_response(err: ProxyError, request_id: str) -> web.Response:
 async def context_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     started = time.perf_counter()
     route = classify(request.method, request.raw_path)
-    request_id = _request_id(request.headers.get("X-Request-Id"))
-    correlation_id = request.headers.get("X-Correlation-Id") or request_id
-    if not _REQUEST_ID.match(correlation_id):
+    headers = request.headers
+    request_id = _request_id(headers.get("X-Request-Id"))
+    correlation_id = headers.get("X-Correlation-Id") or request_id
+    if correlation_id is not request_id and not _REQUEST_ID.match(correlation_id):
         correlation_id = request_id
     ctx = RequestContext(
         request_id=request_id,
@@ -71,78 +80,98 @@ async def context_middleware(request: web.Request, handler: Handler) -> web.Stre
         route=route.kind,
         started_monotonic=started,
         received_at=time.time(),
-        headers=request.headers,
+        headers=headers,
     )
     request[CONTEXT] = ctx
     request[ROUTE] = route
-    structlog.contextvars.clear_contextvars()
-    structlog.contextvars.bind_contextvars(request_id=request_id, route=route.kind.value)
-    method = request.method if request.method in KNOWN_METHODS else "_OTHER"
     tracing = request.app[TRACING]
-    attributes: dict[str, AttributeValue] = {}
-    host: str | None = None
-    port: int | None = None
-    template = ""
-    if tracing.exporting:  # sampled-out spans record nothing: skip building what they drop
-        attributes["modellix.request_id"] = request_id
-        if method == "_OTHER":
-            attributes["http.request.method_original"] = request.method[:32]
-        if request.remote:
-            attributes["client.address"] = request.remote
-        host, port = _server_address(request)
-        template = route_template(request, route)
-    with server_span(
+    token = scope.enter(ctx)  # log lines written meanwhile name the request
+    try:
+        if not tracing.exporting:
+            # Sampled out: the request's ids (for log lines and the traceparent sent
+            # upstream), made without the SDK; nothing attached, nothing recorded.
+            ctx.trace = lean = LeanTrace.of_request(tracing.provider.id_generator, headers)
+            if route.kind is not RouteKind.POLL:  # what a job records at submit; polls never
+                ctx.traceparent = lean.traceparent()
+            return await _respond(request, handler, ctx, None)
+        with _server_span(request, route, request_id, tracing) as span:
+            if route.kind is not RouteKind.POLL:
+                ctx.traceparent = current_traceparent()
+            return await _respond(request, handler, ctx, span)
+    finally:
+        scope.leave(token)
+
+
+def _server_span(
+    request: web.Request, route: Route, request_id: str, tracing: Tracing
+) -> AbstractContextManager[Span]:
+    """The request's recording SERVER span (traces are exported), current while it runs."""
+    method = request.method if request.method in KNOWN_METHODS else "_OTHER"
+    attributes: dict[str, AttributeValue] = {"modellix.request_id": request_id}
+    if method == "_OTHER":
+        attributes["http.request.method_original"] = request.method[:32]
+    if request.remote:
+        attributes["client.address"] = request.remote
+    host, port = _server_address(request)
+    return server_span(
         tracing,
         method=method,
-        route=template,
+        route=route_template(request, route),
         path=request.path,
         headers=request.headers,
         scheme=request.scheme,
         server_address=host,
         server_port=port,
         attributes=attributes,
-    ) as span:
-        if route.kind is not RouteKind.POLL:  # what a job records at submit; polls never
-            ctx.traceparent = current_traceparent()
-        status = 500
-        error_type: str | None = None
+    )
+
+
+async def _respond(
+    request: web.Request, handler: Handler, ctx: RequestContext, span: Span | None
+) -> web.StreamResponse:
+    """The handler's answer, refusals and failures in the envelope; then the request's
+    span status (``span``: the recording one, if any), metrics and access line."""
+    request_id = ctx.request_id
+    status = 500
+    error_type: str | None = None
+    try:
         try:
-            try:
-                response = await handler(request)
-            except web.HTTPException as exc:
-                # aiohttp's own answers (404 outside /api/v1, 405): keep them, add our id.
-                exc.headers["X-Request-Id"] = request_id
-                raise
-            except ProxyError as err:
-                response = error_response(err, request_id)
-                await _count_rejection(request, ctx, err)
-            except StoreUnavailableError as exc:
-                # The ledger is down or stalled: say so (503), never a 500. Nothing was
-                # bought: the submit path writes its intent before anything is sent.
-                error_type = type(exc).__qualname__
-                log.warning("request.store_unavailable", error=str(exc)[:300])
-                response = error_response(
-                    ServiceUnavailable(
-                        "the proxy's store is unavailable; nothing was submitted. Retry shortly",
-                        reason="store_unavailable",
-                        headers={"Retry-After": "1"},
-                    ),
-                    request_id,
-                )
-            except Exception as exc:
-                error_type = type(exc).__qualname__
-                log.exception("request.failed")
-                response = error_response(
-                    InternalError(f"unexpected error; request id {request_id}"), request_id
-                )
-            status = response.status
-            return response
+            response = await handler(request)
         except web.HTTPException as exc:
-            status = exc.status
+            # aiohttp's own answers (404 outside /api/v1, 405): keep them, add our id.
+            exc.headers["X-Request-Id"] = request_id
             raise
-        finally:
+        except ProxyError as err:
+            response = error_response(err, request_id)
+            await _count_rejection(request, ctx, err)
+        except StoreUnavailableError as exc:
+            # The ledger is down or stalled: say so (503), never a 500. Nothing was
+            # bought: the submit path writes its intent before anything is sent.
+            error_type = type(exc).__qualname__
+            log.warning("request.store_unavailable", error=str(exc)[:300])
+            response = error_response(
+                ServiceUnavailable(
+                    "the proxy's store is unavailable; nothing was submitted. Retry shortly",
+                    reason="store_unavailable",
+                    headers={"Retry-After": "1"},
+                ),
+                request_id,
+            )
+        except Exception as exc:
+            error_type = type(exc).__qualname__
+            log.exception("request.failed")
+            response = error_response(
+                InternalError(f"unexpected error; request id {request_id}"), request_id
+            )
+        status = response.status
+        return response
+    except web.HTTPException as exc:
+        status = exc.status
+        raise
+    finally:
+        if span is not None:
             _finish_span(span, ctx, status, error_type)
-            _account(request, ctx, status, started, span)
+        _account(request, ctx, status, span)
 
 
 def route_template(request: web.Request, route: Route) -> str:
@@ -194,34 +223,39 @@ async def _count_rejection(request: web.Request, ctx: RequestContext, err: Proxy
         await refusals(ctx, err)
 
 
-def _account(
-    request: web.Request, ctx: RequestContext, status: int, started: float, span: Span
-) -> None:
-    total = time.perf_counter() - started
+def _account(request: web.Request, ctx: RequestContext, status: int, span: Span | None) -> None:
+    total = time.perf_counter() - ctx.started_monotonic
     metrics = request.app[METRICS]
     route = ctx.route.value
     method = request.method if request.method in KNOWN_METHODS else OTHER
     child(metrics.http_requests, route, method, str(status)).inc()
     # Sampled-out spans (nothing exported) never give an exemplar: skip the look-up.
-    exemplar = trace_exemplar() if request.app[TRACING].exporting else None
+    exemplar = trace_exemplar() if span is not None else None
     child(metrics.http_duration, route).observe(total, exemplar)
     if ctx.route is not RouteKind.OWN:
         overhead = max(0.0, total - ctx.upstream_seconds)
         child(metrics.overhead, route).observe(overhead, exemplar)
     if not logging_enabled(INFO):  # skip building a line the level drops
         return
-    access_line(
-        {
-            "method": request.method,
-            "path": request.path,
-            "status": status,
-            "duration_ms": round(total * 1000, 3),
-            "upstream_ms": round(ctx.upstream_seconds * 1000, 3),
-            "upstream_attempts": ctx.upstream_attempts,
-            "correlation_id": ctx.correlation_id,
-            "model": ctx.pinned_slug,
-            "alias": ctx.alias,
-            "task_id": ctx.task_id,
-        },
-        span.get_span_context(),  # the active span: the request's own
-    )
+    fields = {
+        "method": request.method,
+        "path": request.path,
+        "status": status,
+        "duration_ms": round(total * 1000, 3),
+        "upstream_ms": round(ctx.upstream_seconds * 1000, 3),
+        "upstream_attempts": ctx.upstream_attempts,
+        "correlation_id": ctx.correlation_id,
+        "model": ctx.pinned_slug,
+        "alias": ctx.alias,
+        "task_id": ctx.task_id,
+        "request_id": ctx.request_id,
+        "route": route,
+    }
+    if ctx.caller is not None:
+        fields["caller"] = ctx.caller.identity
+    ids: tuple[int, int] | None = None
+    if ctx.trace is not None:
+        ids = (ctx.trace.trace_id, ctx.trace.span_id)
+    elif span is not None and (context := span.get_span_context()).is_valid:
+        ids = (context.trace_id, context.span_id)
+    access_line(fields, ids)

@@ -12,6 +12,8 @@ transaction holds the writer (SQLite) or many row locks (PostgreSQL) for long:
   that every balance reading has counted;
 * ``media_files``: which proxy key uploaded a file, ``retention.media_files_seconds`` after
   the upload (the upstream has let the file expire by then);
+* ``audit_log``: the audit trail's oldest rows, older than ``audit.retention_days``
+  (a prefix of the chain only, its last row kept as the anchor: ``proxy.audit.retention``);
 * ``jobs``: terminal jobs older than ``retention.terminal_jobs_seconds``, only if the
   operator sets it (the ledger is kept forever by default; open jobs never).
 
@@ -32,6 +34,7 @@ import structlog
 
 from proxy.config import Settings
 from proxy.stores.base import (
+    AuditStore,
     BalanceStore,
     IdempotencyStore,
     IntentStore,
@@ -56,6 +59,7 @@ class RetentionStore(
     BalanceStore,
     JobUpkeepStore,
     MediaFileStore,
+    AuditStore,
     Protocol,
 ):
     """The round's lease, and the bounded purge of each table retention keeps short."""
@@ -158,6 +162,8 @@ class Retention:
         if retention.terminal_jobs_seconds is not None:
             jobs_before = now - retention.terminal_jobs_seconds
             purges["jobs"] = lambda n: store.purge_terminal_jobs(jobs_before, n)
+        audit_before = now - self._settings.audit.retention_days * 86400
+        purges["audit_log"] = lambda n: store.prune_audit(audit_before, n, now)
         return purges
 
     async def _renew(self, now: float) -> bool:

@@ -28,6 +28,7 @@ from proxy.config import Settings
 from proxy.listening import bind_retrying
 from proxy.protocol_errors import ProtocolErrorRunner
 from proxy.state import METRICS, RUNTIME
+from proxy.telemetry.scope import bind_process
 from proxy.telemetry.tracing import Tracing
 from proxy.workers import (
     WorkerRole,
@@ -197,7 +198,7 @@ async def serve_forever(
         loop.add_signal_handler(sig, stop.set)
     if worker is not None:
         die_with_supervisor(worker)
-        structlog.contextvars.bind_contextvars(worker=worker.index)
+        bind_process(worker=worker.index)  # on every line this worker writes
         running = await start(
             settings,
             tracing=tracing,

@@ -1,7 +1,8 @@
 """The user documents' examples, found by walking the files: README.md and docs/**/*.md.
 
-Every fenced block carries a language: ``sh``, ``yaml`` and ``json`` blocks are examples
-(run, checked as configuration, parsed), ``text`` blocks are diagrams and listings. Each
+Every fenced block carries a language: ``sh``, ``yaml``, ``json`` and ``python`` blocks are
+examples (run, checked as configuration, parsed, run with the OpenAI SDK by
+``tests/openai_videos/test_python_examples.py``), ``text`` blocks are diagrams and listings. Each
 ``sh`` line is classified by :func:`step_of` into how a test runs it; a line no kind fits is
 an error, so a new example never goes unrun silently. A document whose ``sh`` examples a
 dedicated test runs says so in a comment, ``<!-- examples run by tests/x/test_y.py -->``.
@@ -16,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-LANGUAGES = frozenset({"sh", "yaml", "json", "text"})
+LANGUAGES = frozenset({"sh", "yaml", "json", "python", "text"})
 _FENCE = re.compile(r"^```([^\n`]*)\n(.*?)^```[ \t]*$", flags=re.S | re.M)
 _DELEGATED = re.compile(r"<!--\s*examples run by (\S+)\s*-->")
 _LINK = re.compile(r"(?<!!)\[[^\]]*\]\(([^)\s]+)\)")
@@ -24,7 +25,9 @@ _ASSIGNMENT = re.compile(r"^([A-Z][A-Z0-9_]*)=(\S*)$")
 #: Variables the example runner provides (the reader's own values in the documents).
 PROVIDED = frozenset({"MODELLIX_BASE_URL", "MODELLIX_API_KEY", "ADMIN_URL", "ADMIN_TOKEN"})
 #: ``modellix-proxy`` subcommands that answer and exit: run as written.
-RUN_SUBCOMMANDS = frozenset({"check-config", "keys", "budgets", "report", "webhooks", "balance"})
+RUN_SUBCOMMANDS = frozenset(
+    {"check-config", "keys", "budgets", "report", "webhooks", "balance", "audit", "admin-tokens"}
+)
 #: Commands that serve or measure for minutes: their flags are checked against ``--help``.
 LONG_RUNNING = (
     ("modellix-proxy", "serve"),

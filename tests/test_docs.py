@@ -59,7 +59,8 @@ def test_the_link_checker_can_fail() -> None:
 
 
 def test_every_fence_says_what_it_is() -> None:
-    """``sh``, ``yaml`` and ``json`` blocks are examples a test runs; ``text`` is not."""
+    """``sh``, ``yaml``, ``json`` and ``python`` blocks are examples a test runs; ``text`` is
+    not."""
     untagged = [f.where for p in documents() for f in fences(p) if f.language not in LANGUAGES]
     assert not untagged, f"tag these blocks ({', '.join(sorted(LANGUAGES))}): {untagged}"
 

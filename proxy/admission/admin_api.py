@@ -1,18 +1,22 @@
 """The admission queue in the admin API.
 
-GET /admin/admission?state=queued|dispatching|dispatched|unknown|failed|expired|cancelled
-    &team=&limit=100      queue rows, oldest first (never their body), and the depth per team
+GET  /admin/admission?state=queued|dispatching|dispatched|unknown|failed|expired|cancelled
+     &team=&limit=100     queue rows, oldest first (never their body), and the depth per team
+POST /admin/admission/{queue_id}/cancel   cancel a queued submit (nothing was bought; its
+                                          reservation is released); 409 once dispatched
 """
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from aiohttp import web
 
-from proxy.errors import BadRequest
+from proxy.admin_access import audit
+from proxy.errors import BadRequest, Conflict, NotFound
 from proxy.state import ADMIN_RUNTIME
-from proxy.stores.admission_records import QueuedSubmit, QueueState
+from proxy.stores.admission_records import Cancel, QueuedSubmit, QueueState
 
 
 def row_json(row: QueuedSubmit) -> dict[str, Any]:
@@ -53,5 +57,31 @@ async def list_queue(request: web.Request) -> web.Response:
     return web.json_response({"rows": [row_json(r) for r in rows], "queued_by_team": depth})
 
 
+async def cancel_queued(request: web.Request) -> web.Response:
+    """An operator cancels a queued submit (the client sees it cancelled when it polls)."""
+    store = request.app[ADMIN_RUNTIME].open_store()
+    queue_id = request.match_info["queue_id"]
+    async with audit(request, "admission.cancel", queue_id) as entry:
+        before = await store.admission_get(queue_id)
+        if before is None:
+            raise NotFound(f"no queued submit {queue_id!r}")
+        outcome = await store.admission_cancel(
+            queue_id,
+            "Cancelled: an operator cancelled the submit while it was queued; nothing was "
+            "bought and its budget reservation was released",
+            time.time(),
+        )
+        if outcome is not Cancel.CANCELLED:
+            raise Conflict(
+                f"{queue_id!r} has already left the queue ({before.state.value}); only a"
+                " queued submit can be cancelled",
+                reason="already_dispatched",
+            )
+        after = await store.admission_get(queue_id)
+        entry.before, entry.after = row_json(before), row_json(after) if after else None
+    return web.json_response(entry.after)
+
+
 def add_routes(app: web.Application) -> None:
     app.router.add_get("/admin/admission", list_queue)
+    app.router.add_post("/admin/admission/{queue_id}/cancel", cancel_queued)

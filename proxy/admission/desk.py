@@ -90,10 +90,13 @@ class AdmissionDesk:
         self.policy = without_429(policy)
 
     def applies(self, ctx: RequestContext) -> bool:
-        """Queueable: admission on, and the submit goes out with one of the proxy's own
-        account keys (a virtual key's)."""
+        """Queueable: admission on, through the Modellix door (a queued answer has no shape
+        in OpenAI's Videos API), and the submit goes out with one of the proxy's own account
+        keys (a virtual key's)."""
         caller = ctx.caller
-        if not self._settings.enabled or caller is None or caller.virtual_key_id is None:
+        if not self._settings.enabled or ctx.api != "modellix":
+            return False
+        if caller is None or caller.virtual_key_id is None:
             return False
         account = self._accounts.get(caller.account) if caller.account else None
         return account is not None and ctx.upstream_authorization == account.authorization

@@ -21,6 +21,7 @@ from typing import Any
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from proxy.admin_access import audit
 from proxy.config import BudgetSpec
 from proxy.errors import BadRequest, NotFound, ServiceUnavailable
 from proxy.governance import focus, report, streaming
@@ -91,7 +92,9 @@ async def create_key(request: web.Request) -> web.Response:
         expires_at=spec.expires_at,
         max_concurrent_jobs=spec.max_concurrent_jobs,
     )
-    stored = await store.create_virtual_key(record)
+    async with audit(request, "key.create", record.key_id) as entry:
+        stored = await store.create_virtual_key(record)
+        entry.after = key_json(stored)
     return web.json_response({"key": token, **key_json(stored)}, status=201)
 
 
@@ -107,8 +110,12 @@ async def list_keys(request: web.Request) -> web.Response:
 async def revoke_key(request: web.Request) -> web.Response:
     _, store = _runtime(request)
     key_id = request.match_info["key_id"]
-    if not await store.revoke_virtual_key(key_id, time.time()):
-        raise NotFound(f"no active key {key_id!r}")
+    async with audit(request, "key.revoke", key_id) as entry:
+        before = await store.get_virtual_key(key_id)
+        if before is None or not await store.revoke_virtual_key(key_id, time.time()):
+            raise NotFound(f"no active key {key_id!r}")
+        after = await store.get_virtual_key(key_id)
+        entry.before, entry.after = key_json(before), key_json(after) if after else None
     return web.json_response({"key_id": key_id, "revoked": True})
 
 
@@ -121,7 +128,10 @@ async def put_budget(request: web.Request) -> web.Response:
         spec = BudgetSpec.model_validate({**body, "name": request.match_info["name"]})
     except ValidationError as exc:
         raise _invalid(exc) from None
-    stored = await store.put_budget(budget_from_spec(spec, time.time()))
+    async with audit(request, "budget.put", spec.name) as entry:
+        entry.before = await budget_doc(store, spec.name)
+        stored = await store.put_budget(budget_from_spec(spec, time.time()))
+        entry.after = _budget_json(dataclasses.asdict(stored))
     if runtime.budgets is not None:
         runtime.budgets.invalidate()
     return web.json_response(_budget_json(dataclasses.asdict(stored)))
@@ -153,11 +163,19 @@ def _budget_json(doc: dict[str, Any]) -> dict[str, Any]:
     return doc
 
 
+async def budget_doc(store: Store, name: str) -> dict[str, Any] | None:
+    """The budget ``name`` as the API shows it (its definition), ``None`` if there is none."""
+    found = [b for b in await store.list_budgets() if b.name == name]
+    return _budget_json(dataclasses.asdict(found[0])) if found else None
+
+
 async def delete_budget(request: web.Request) -> web.Response:
     runtime, store = _runtime(request)
     name = request.match_info["name"]
-    if not await store.delete_budget(name):
-        raise NotFound(f"no budget {name!r}")
+    async with audit(request, "budget.delete", name) as entry:
+        entry.before = await budget_doc(store, name)
+        if not await store.delete_budget(name):
+            raise NotFound(f"no budget {name!r}")
     if runtime.budgets is not None:
         runtime.budgets.invalidate()
     return web.json_response({"name": name, "deleted": True})

@@ -38,6 +38,11 @@ def _csv_lines(rows: Iterable[Values]) -> bytes:
     return out.getvalue().encode()
 
 
+def csv_header(columns: Sequence[str]) -> bytes:
+    """The CSV line naming ``columns``."""
+    return _csv_lines([columns])
+
+
 def _same(row: Any) -> Any:
     return row
 

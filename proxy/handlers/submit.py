@@ -7,12 +7,15 @@ hold a submit takes to ``SubmitLedger.holding``, the one place they end.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 from aiohttp import web
 from multidict import CIMultiDictProxy
 
-from proxy.context import Forward
+from proxy.context import Forward, RequestContext
 from proxy.errors import InternalError, ServiceUnavailable
 from proxy.forwarding import public_origin, upstream_headers
+from proxy.runtime import Runtime
 from proxy.stages.body import BodyLimits, read_bounded
 from proxy.state import CONTEXT, ROUTE, RUNTIME, SETTINGS
 
@@ -41,11 +44,23 @@ async def handle_submit(request: web.Request) -> web.StreamResponse:
         headers=CIMultiDictProxy(upstream_headers(request, settings, keep_length=False)),
         origin=public_origin(request, settings),
     )
+    limits = runtime.pipeline.limits
+    return await walk(runtime, ctx, lambda: read_body(request, limits))
+
+
+async def walk(
+    runtime: Runtime, ctx: RequestContext, read: Callable[[], Awaitable[bytes]]
+) -> web.StreamResponse:
+    """The one submit walk, for every door: the stages before the body, ``read`` (the body
+    the upstream is sent, as the door makes it), the stages after, every hold ended by
+    ``SubmitLedger.holding``."""
+    if runtime.tracker is None:
+        raise ServiceUnavailable("the job ledger is not open yet", reason="store_unavailable")
     pipeline = runtime.pipeline
     async with runtime.tracker.ledger.holding(ctx):
         for stage in pipeline.before_body:  # who is asking, before the body costs anything
             await stage(ctx)
-        ctx.body = await read_body(request, pipeline.limits)
+        ctx.body = await read()
         for stage in pipeline.after_body:
             await stage(ctx)
             if ctx.answer is not None:

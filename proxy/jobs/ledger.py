@@ -150,6 +150,7 @@ class SubmitLedger:
         model = self._labels.model(ctx.pinned_slug)
         team = self._labels.team(caller.team)
         self._metrics.jobs_submitted.labels(model, team).inc()
+        self._metrics.jobs_by_api.labels(ctx.api, model).inc()
         self._metrics.priced_jobs.labels(model, ctx.price_source or "unpriced").inc()
         if ctx.estimated_cost_micros is None:
             self._metrics.unpriced_jobs.labels(model).inc()
@@ -274,6 +275,9 @@ class SubmitLedger:
             slot_reservation_id=ctx.slot_reservation_id,
             callback_url=ctx.callback_url,
             account=caller.account,
+            api=ctx.api,
+            api_ref=ctx.api_ref,
+            api_request=ctx.api_request,
         )
 
 

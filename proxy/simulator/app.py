@@ -32,7 +32,7 @@ from typing import Any
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from proxy.simulator import media
+from proxy.simulator import media, results
 from proxy.simulator.control import add_control_routes
 from proxy.simulator.core import (
     CONTENT_POLICY_MESSAGE,
@@ -97,7 +97,7 @@ async def _json_body(request: web.Request) -> dict[str, Any] | None:
 @web.middleware
 async def upstream_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Count and log, authenticate, apply faults, render refusals in the envelope."""
-    if request.path.startswith("/_sim/"):
+    if request.path.startswith(("/_sim/", "/sim/")):  # controls; the result file host (no key)
         return await handler(request)
     sim = request.app[SIM]
     kind = _route_kind(request)
@@ -241,6 +241,7 @@ def build_app(sim: Simulator) -> web.Application:
     r.add_get("/api/v1/apikey/validate", validate, name="validate")
     r.add_get("/api/v1/team/balance", balance, name="balance")
     media.add_routes(app)
+    results.add_routes(app)
     r.add_get("/api/v1/tasks/{task_id:.+}", poll, name="poll")
     r.add_post("/api/v1/{provider}/{model}", submit, name="submit")
     r.add_post("/api/v1/{provider}/{model}/async", submit, name="submit_async")

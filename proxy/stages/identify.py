@@ -13,8 +13,6 @@ from __future__ import annotations
 import hashlib
 import re
 
-import structlog
-
 from proxy.config import IdentitySettings
 from proxy.context import Caller, RequestContext
 from proxy.errors import BadRequest, Unauthorized
@@ -80,7 +78,6 @@ class IdentifyStage:
         else:
             ctx.caller = self._passthrough_caller(ctx, auth)
             ctx.upstream_authorization = auth
-        structlog.contextvars.bind_contextvars(caller=ctx.caller.identity)
 
     def _passthrough_caller(self, ctx: RequestContext, auth: str) -> Caller:
         fp = fingerprint(auth)

@@ -1,22 +1,25 @@
 """Finance reads of the job ledger, written once for both SQL engines (``LedgerReadStore``).
 
 Nothing here loads the ledger into memory. The spend report's groups are one aggregate
-statement by group, status and final cost: the successes' rows are each group's cost
-histogram (one row per distinct price), from which the exact nearest-rank percentiles
-follow (folded on a worker thread); the cost gauges' percentiles are window functions over
-a day; a finance export reads terminal jobs in pages of a bounded size, oldest first, each
-page a keyset query on the
-``jobs_submitted`` index (``(submitted_at, task_id) > (last row's)``), so no cursor or
-transaction stays open between pages and a page costs the same at the start and the end of
-a month. On SQLite every statement here runs on the reader connection's thread (``_read``
-without ``inline``), beside the writers and off the event loop; on PostgreSQL each is one
-short query on a pooled connection.
+statement by group, status, alias and final cost, grouped on the submit day's number (the
+day's text and its ISO week are made once per group, in Python, not once per row): the
+successes' rows are each group's cost histogram (one row per distinct price), from which
+the exact nearest-rank percentiles follow (folded on a worker thread). The cost gauges'
+percentiles are window functions over a day. A finance export's jobs are read in pages of a
+bounded size, oldest first, each page a keyset query on the ``jobs_submitted`` index
+(``(submitted_at, task_id) > (last row's)``), so no cursor or transaction stays open between
+pages and a page costs the same at the start and the end of a month (the CSV export has the
+database format its lines: ``proxy.stores._ledger_csv``). On SQLite every statement here
+runs on the reader connection's thread (``_read`` without ``inline``), beside the writers and
+off the event loop; on PostgreSQL each is one short query on a pooled connection.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Collection, Sequence
+from datetime import date, timedelta
+from functools import lru_cache
 
 from proxy.stores._sql import Row, SqlBase
 from proxy.stores.records import (
@@ -29,6 +32,7 @@ from proxy.stores.records import (
 )
 
 DEFAULT_PAGE_SIZE = 1000
+_EPOCH = date(1970, 1, 1)
 MAX_PAGE_SIZE = 10_000
 
 #: The ``jobs`` columns a ``LedgerRow`` holds (the SELECT list of every page).
@@ -51,15 +55,17 @@ LEDGER_COLUMNS = (
     "estimate_high_micros",
     "account",
     "caller",
+    "api",
 )
 _TERMINAL = ", ".join(f"'{s.value}'" for s in JobStatus if s.terminal)
-_PAGE_WHERE = f"submitted_at >= $1 AND submitted_at < $2 AND status IN ({_TERMINAL})"
+TERMINAL_WHERE = f"submitted_at >= $1 AND submitted_at < $2 AND status IN ({_TERMINAL})"
+"""Terminal jobs submitted in ``[$1, $2)``: the rows of a finance export."""
 _FIRST_PAGE = (
-    f"SELECT {', '.join(LEDGER_COLUMNS)} FROM jobs WHERE {_PAGE_WHERE}"  # noqa: S608
+    f"SELECT {', '.join(LEDGER_COLUMNS)} FROM jobs WHERE {TERMINAL_WHERE}"  # noqa: S608
     " ORDER BY submitted_at, task_id LIMIT $3"
 )
 _NEXT_PAGE = (
-    f"SELECT {', '.join(LEDGER_COLUMNS)} FROM jobs WHERE {_PAGE_WHERE}"  # noqa: S608
+    f"SELECT {', '.join(LEDGER_COLUMNS)} FROM jobs WHERE {TERMINAL_WHERE}"  # noqa: S608
     " AND (submitted_at, task_id) > ($4, $5) ORDER BY submitted_at, task_id LIMIT $3"
 )
 
@@ -95,6 +101,7 @@ def ledger_row(row: Row) -> LedgerRow:
         estimate_high_micros=row["estimate_high_micros"],
         account=row["account"],
         caller=row["caller"],
+        api=row["api"] or "modellix",
     )
 
 
@@ -106,10 +113,8 @@ class LedgerReadsMixin(SqlBase):
     """``LedgerReadStore`` over any ``SqlBase`` connection provider."""
 
     def _key_expr(self, key: ReportKey) -> str:
-        if key == "day":
-            return self.dialect.day_expr
-        if key == "week":
-            return self.dialect.week("submitted_at")
+        if key in ("day", "week"):  # both from the day number; text made per group in _fold
+            return self.dialect.day_number("submitted_at")
         return "pinned_slug" if key == "model" else key
 
     async def ledger_pages(
@@ -139,26 +144,23 @@ class LedgerReadsMixin(SqlBase):
         keys = [k for k in REPORT_KEYS if k in group_by]
         if len(keys) != len(set(group_by)):
             raise ValueError(f"group_by must be a subset of {REPORT_KEYS}, got {group_by!r}")
-        exprs = "".join(f"{self._key_expr(k)} AS {k}, " for k in keys)
-        where = "submitted_at >= $1 AND submitted_at < $2"
-        positions = ", ".join(str(i + 1) for i in range(len(keys) + 2))
-        # One scan: per group, status and final cost, how many jobs and their estimates. The
-        # successes' rows are each group's cost histogram (as many rows as distinct prices),
-        # from which the exact nearest-rank percentiles follow.
+        columns = {_column(k): self._key_expr(k) for k in keys}  # day and week: one column
+        exprs = "".join(f"{expr} AS {name}, " for name, expr in columns.items())
+        positions = ", ".join(str(i + 1) for i in range(len(columns) + 3))
+        # One scan of the covering index ``jobs_ledger``: per group, status, alias (as the
+        # client named a pinned model, when it differs) and final cost, how many jobs and
+        # their estimates. The successes' rows are each group's cost histogram (as many rows
+        # as distinct prices), from which the exact nearest-rank percentiles follow.
         sql = (
-            f"SELECT {exprs}status, final_cost_micros AS cost, COUNT(*) AS jobs,"  # noqa: S608
+            f"SELECT {exprs}status,"  # noqa: S608 (expressions of ours)
+            " CASE WHEN alias <> pinned_slug THEN alias END AS alias,"
+            " final_cost_micros AS cost, COUNT(*) AS jobs,"
             " CAST(COALESCE(SUM(estimated_cost_micros), 0) AS BIGINT) AS estimated"
-            f" FROM jobs WHERE {where} GROUP BY {positions}"
-        )
-        alias_sql = (
-            f"SELECT DISTINCT {exprs}alias FROM jobs WHERE {where}"  # noqa: S608
-            " AND alias IS NOT NULL AND alias <> pinned_slug"
+            f" FROM jobs WHERE submitted_at >= $1 AND submitted_at < $2 GROUP BY {positions}"
         )
         async with self._read() as tx:
             rows = await tx.fetch(self.dialect.sql(sql), since, until)
-        async with self._read() as tx:
-            alias_rows = await tx.fetch(self.dialect.sql(alias_sql), since, until)
-        return await asyncio.to_thread(_fold, keys, rows, alias_rows)
+        return await asyncio.to_thread(_fold, keys, rows)
 
     async def cost_quantiles(
         self, since: float, until: float, *, merge: Collection[str] = ()
@@ -214,14 +216,35 @@ def _percentile(histogram: list[tuple[int, int]], total: int, per_cent: int) -> 
     return None  # not reached: the counts add up to total
 
 
-def _fold(
-    keys: Sequence[ReportKey], rows: Sequence[Row], alias_rows: Sequence[Row]
-) -> list[ReportGroup]:
-    """The groups from the per-(group, status, cost) counts; sorted by key, ``None`` last."""
+def _column(key: ReportKey) -> str:
+    return "day_number" if key in ("day", "week") else key
+
+
+@lru_cache(maxsize=4096)
+def _day(number: int) -> tuple[str, str]:
+    """The ``YYYY-MM-DD`` day and its ISO week (``2026-W48``) of a day number (UTC)."""
+    day = _EPOCH + timedelta(days=number)
+    year, week, _ = day.isocalendar()
+    return day.isoformat(), f"{year}-W{week:02d}"
+
+
+def _key_value(row: Row, key: ReportKey) -> str | None:
+    if key == "day":
+        return _day(int(row["day_number"]))[0]
+    if key == "week":
+        return _day(int(row["day_number"]))[1]
+    value: str | None = row[key]
+    return value
+
+
+def _fold(keys: Sequence[ReportKey], rows: Sequence[Row]) -> list[ReportGroup]:
+    """The groups from the per-(group, status, alias, cost) counts; sorted by key, ``None``
+    last. Days rolled up into weeks add up their rows here."""
     totals: dict[tuple[str | None, ...], list[int]] = {}
-    costs: dict[tuple[str | None, ...], list[tuple[int, int]]] = {}
+    costs: dict[tuple[str | None, ...], dict[int, int]] = {}
+    aliases: dict[tuple[str | None, ...], set[str]] = {}
     for row in rows:
-        key = tuple(row[k] for k in keys)
+        key = tuple(_key_value(row, k) for k in keys)
         jobs, cost, status = int(row["jobs"]), row["cost"], row["status"]
         t = totals.setdefault(key, [0, 0, 0, 0, 0])  # jobs, succeeded, failed, estimated, final
         t[0] += jobs
@@ -231,17 +254,17 @@ def _fold(
         if status == JobStatus.SUCCESS.value:
             t[1] += jobs
             if cost is not None:
-                costs.setdefault(key, []).append((int(cost), jobs))
+                histogram = costs.setdefault(key, {})
+                histogram[int(cost)] = histogram.get(int(cost), 0) + jobs
         elif status in (JobStatus.FAILED.value, JobStatus.EXPIRED.value):
             t[2] += jobs
-    aliases: dict[tuple[str | None, ...], list[str]] = {}
-    for row in alias_rows:
-        aliases.setdefault(tuple(row[k] for k in keys), []).append(row["alias"])
+        if row["alias"] is not None:
+            aliases.setdefault(key, set()).add(row["alias"])
     groups = []
     for key in sorted(totals, key=lambda k: tuple((v is None, v or "") for v in k)):
         jobs, succeeded, failed, estimated, final = totals[key]
-        histogram = sorted(costs.get(key, ()))
-        costed = sum(count for _, count in histogram)
+        ordered = sorted(costs.get(key, {}).items())
+        costed = sum(count for _, count in ordered)
         groups.append(
             ReportGroup(
                 **dict(zip(keys, key, strict=True)),
@@ -250,8 +273,8 @@ def _fold(
                 failed=failed,
                 estimated_cost_micros=estimated,
                 final_cost_micros=final,
-                p50_micros=_percentile(histogram, costed, 50),
-                p95_micros=_percentile(histogram, costed, 95),
+                p50_micros=_percentile(ordered, costed, 50),
+                p95_micros=_percentile(ordered, costed, 95),
                 aliases=tuple(sorted(aliases.get(key, ()))),
             )
         )

@@ -12,31 +12,21 @@ import base64
 import binascii
 import json
 import re
-from collections.abc import Iterable, Mapping, Sequence
-from contextlib import AbstractAsyncContextManager
+from collections.abc import Iterable, Sequence
+from contextlib import AbstractAsyncContextManager, nullcontext
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any, Protocol
+from typing import Any
 
 from proxy.jsoncodec import dumps_record, loads
+from proxy.stores._joined import joined, savepoint
+from proxy.stores._sql_tx import Row as Row
+from proxy.stores._sql_tx import Tx as Tx
 from proxy.stores.migrations import Backend
 from proxy.stores.records import JobRecord, JobStatus, Source, StatusChange
 from proxy.stores.webhook_records import RenderDelivery
 
-Row = Mapping[str, Any]
-
 _PLACEHOLDER = re.compile(r"\$(\d+)")
-
-
-class Tx(Protocol):
-    """One connection inside (or, for reads, outside) a transaction."""
-
-    async def fetch(self, sql: str, *args: object) -> list[Row]: ...
-
-    async def fetchrow(self, sql: str, *args: object) -> Row | None: ...
-
-    async def execute(self, sql: str, *args: object) -> int:
-        """Run a statement; the number of rows it changed."""
 
 
 @lru_cache(maxsize=256)
@@ -57,6 +47,9 @@ class Dialect:
         "strftime('%Y', {0}, 'unixepoch', '-3 days', 'weekday 4') || '-W' || printf('%02d',"
         " (CAST(strftime('%j', {0}, 'unixepoch', '-3 days', 'weekday 4') AS INTEGER) + 6) / 7)"
     )
+    # Days since the epoch (UTC) of an epoch-seconds column: cheaper to group by than a
+    # formatted date (the day's text is made once per group, not once per row).
+    day_number_template: str = "CAST({} / 86400 AS INTEGER)"
     greatest: str = "max"
     # Held in the migrating transaction beside its own write lock, given the migrations key
     # (SQLite: ``BEGIN IMMEDIATE`` already serialises migrators).
@@ -77,6 +70,10 @@ class Dialect:
         """An expression for the ISO week (``2026-W48``, UTC) of an epoch-seconds ``column``."""
         return self.week_template.format(column)
 
+    def day_number(self, column: str) -> str:
+        """An expression for the UTC day (days since 1970-01-01) of an epoch-seconds ``column``."""
+        return self.day_number_template.format(column)
+
     @property
     def day_expr(self) -> str:
         """The UTC day a job was submitted on."""
@@ -90,6 +87,7 @@ POSTGRES = Dialect(
     skip_locked=" FOR UPDATE SKIP LOCKED",
     day_template="to_char(to_timestamp({}) AT TIME ZONE 'UTC', 'YYYY-MM-DD')",
     week_template="to_char(to_timestamp({0}) AT TIME ZONE 'UTC', 'IYYY-\"W\"IW')",
+    day_number_template="CAST(floor({} / 86400) AS BIGINT)",
     greatest="GREATEST",
     migration_lock="SELECT pg_advisory_xact_lock($1)",
     split_scripts=False,
@@ -109,7 +107,7 @@ class SqlBase(abc.ABC):
     """What a completion webhook says (given when opened; see ``proxy.stores._webhooks``)."""
 
     @abc.abstractmethod
-    def _write(self, *, inline: bool = False) -> AbstractAsyncContextManager[Tx]:
+    def _open_write(self, *, inline: bool = False) -> AbstractAsyncContextManager[Tx]:
         """A transaction that serialises with every other writer of the rows it locks.
 
         ``inline``: its statements are few, short and indexed (the hot path's), so an engine
@@ -117,8 +115,24 @@ class SqlBase(abc.ABC):
         """
 
     @abc.abstractmethod
+    def _open_read(self, *, inline: bool = False) -> AbstractAsyncContextManager[Tx]:
+        """A connection for reads (``inline`` as for ``_open_write``)."""
+
+    def _write(self, *, inline: bool = False) -> AbstractAsyncContextManager[Tx]:
+        """A write transaction: the joined one's savepoint if this task joined one
+        (``proxy.stores._joined``), else the engine's own (``_open_write``)."""
+        tx = joined(self)
+        if tx is not None:
+            return savepoint(tx)
+        return self._open_write(inline=inline)
+
     def _read(self, *, inline: bool = False) -> AbstractAsyncContextManager[Tx]:
-        """A connection for reads (``inline`` as for ``_write``)."""
+        """Reads: in the joined transaction if this task joined one (they see its changes),
+        else on the engine's connection for reads (``_open_read``)."""
+        tx = joined(self)
+        if tx is not None:
+            return nullcontext(tx)
+        return self._open_read(inline=inline)
 
     async def _select_among(
         self, sql: str, params: Sequence[object], ids: Iterable[str]
@@ -214,6 +228,10 @@ def job_from_row(row: Row) -> JobRecord:
         estimate_bounded=bool(row.get("estimate_bounded") or False),
         cost_source=row.get("cost_source"),
         account=row.get("account"),
+        api=row.get("api") or "modellix",
+        api_ref=row.get("api_ref"),
+        api_request=row.get("api_request"),
+        hidden_at=_opt_float(row.get("hidden_at")),
     )
 
 

@@ -18,9 +18,10 @@ Time is float epoch seconds passed in by the caller; money is integer micro-doll
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Collection, Iterable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Collection, Iterable, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Literal, Protocol, runtime_checkable
 
 from proxy.stores.admission_records import (
     Admission,
@@ -31,6 +32,7 @@ from proxy.stores.admission_records import (
     QueueState,
     QueueStats,
 )
+from proxy.stores.audit_records import AdminToken, AuditChain, AuditDraft, AuditRow
 from proxy.stores.records import (
     Budget,
     BudgetScope,
@@ -62,6 +64,9 @@ from proxy.stores.records import (
 )
 from proxy.stores.schema_records import SchemaPin, SchemaVersion
 from proxy.stores.webhook_records import BalanceReading, Delivery, DeliveryState, SettledSince
+
+if TYPE_CHECKING:  # sql_text needs the dialects, which need this module's errors
+    from proxy.stores.sql_text import Expr
 
 DEFAULT_IDEMPOTENCY_TTL = 24 * 3600.0
 DEFAULT_IN_FLIGHT_TIMEOUT = 300.0
@@ -160,6 +165,13 @@ class LedgerReadStore(Protocol):
     ) -> AsyncIterator[list[LedgerRow]]:
         """Terminal jobs submitted in ``[since, until)``, oldest first (by submit time, then
         task id), in pages of at most ``page_size``; nothing held open between pages."""
+
+    def ledger_csv(
+        self, since: float, until: float, fields: Sequence[Expr], page_size: int = 5000
+    ) -> AsyncGenerator[bytes, None]:
+        """The same terminal jobs, oldest first, as CSV lines (no header) of ``fields``, each
+        row formatted by the database (``proxy.stores.sql_text``); in chunks of a bounded
+        size, read at the consumer's pace."""
 
     async def report_groups(
         self, since: float, until: float, group_by: Sequence[ReportKey] = ()
@@ -666,6 +678,84 @@ class MediaFileStore(Protocol):
         """Delete up to ``limit`` records of files uploaded before ``before``; how many."""
 
 
+class ApiJobStore(Protocol):
+    """Jobs as another API door shows them (``api``/``api_ref``: an OpenAI video id)."""
+
+    async def job_by_ref(self, api_ref: str) -> JobRecord | None:
+        """The job another door knows as ``api_ref`` (hidden ones included), or ``None``."""
+
+    async def api_jobs_page(
+        self,
+        caller: str,
+        api: str,
+        *,
+        limit: int,
+        order: Literal["asc", "desc"] = "desc",
+        after: JobRecord | None = None,
+    ) -> tuple[list[JobRecord], bool]:
+        """``caller``'s jobs made through ``api`` and not hidden, by submit time in ``order``,
+        after ``after``; up to ``limit`` of them and whether more follow."""
+
+    async def hide_api_job(self, api_ref: str, caller: str, now: float) -> bool:
+        """Remove ``caller``'s job ``api_ref`` from their views (the ledger keeps it); whether
+        it was visible until now."""
+
+
+class AuditStore(Protocol):
+    """The audit trail: one hash-chained row per admin action, in the action's transaction."""
+
+    def audited(self, draft: AuditDraft) -> AbstractAsyncContextManager[AuditDraft]:
+        """One transaction for an admin action: every call on this store inside the block (in
+        this task) joins it, and on a clean exit ``draft``'s row (``before`` and ``after`` as
+        the block left them) is appended to the chain before the commit; an exception rolls
+        back the change and records nothing. ``draft.row`` is the appended row afterwards."""
+
+    async def audit_rows(
+        self,
+        *,
+        after_seq: int = 0,
+        limit: int = 100,
+        since: float | None = None,
+        until: float | None = None,
+        actor: str | None = None,
+        action: str | None = None,
+        subject: str | None = None,
+    ) -> list[AuditRow]:
+        """Rows after ``after_seq`` matching every filter given, in chain order."""
+
+    async def audit_chain(self) -> AuditChain:
+        """The chain's head and its anchor (the last row pruned)."""
+
+    async def prune_audit(self, before: float, limit: int, now: float) -> int:
+        """Delete at most ``limit`` rows from the start of the chain, stopping at the first
+        row not older than ``before`` (never a younger one); the last deleted row becomes
+        the anchor verification starts from. How many were deleted."""
+
+
+class AdminTokenStore(Protocol):
+    """Named admin credentials with a role, stored as hashes only."""
+
+    async def create_admin_token(self, token: AdminToken) -> AdminToken:
+        """Store a new token; ``DuplicateKeyError`` if an active one has its name (or id)."""
+
+    async def get_admin_token(self, token_id: str) -> AdminToken | None:
+        """The token with this id, revoked or not."""
+
+    async def get_admin_token_by_hash(self, token_hash: str) -> AdminToken | None:
+        """The token whose secret hashes to ``token_hash``, revoked or not."""
+
+    async def list_admin_tokens(self, *, include_revoked: bool = False) -> list[AdminToken]:
+        """Tokens in order of creation."""
+
+    async def rotate_admin_token(
+        self, token_id: str, token_hash: str, at: float
+    ) -> AdminToken | None:
+        """Give an active token a new secret (the old one stops working); ``None`` if none."""
+
+    async def revoke_admin_token(self, token_id: str, at: float) -> bool:
+        """Revoke a token; False if unknown or already revoked."""
+
+
 class ProbeStore(Protocol):
     """Whether the store takes writes now (the readiness check)."""
 
@@ -691,6 +781,9 @@ class Store(
     AdmissionStore,
     SchemaStore,
     MediaFileStore,
+    ApiJobStore,
+    AuditStore,
+    AdminTokenStore,
     ProbeStore,
     Protocol,
 ):

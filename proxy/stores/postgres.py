@@ -9,14 +9,17 @@ Migrations run at open inside ``pg_advisory_xact_lock``.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
+from contextlib import aclosing, asynccontextmanager
 
 import asyncpg
 
+from proxy.stores._ledger_csv import CSV_PAGE_SIZE
+from proxy.stores._pg_copy import copy_out
 from proxy.stores._sql import POSTGRES, Row, Tx, rows_changed
 from proxy.stores.base import StoreUnavailableError
 from proxy.stores.sql_store import SqlStore
+from proxy.stores.sql_text import Expr
 from proxy.stores.webhook_records import RenderDelivery
 
 DEFAULT_MIN_POOL = 1
@@ -121,7 +124,7 @@ class PostgresStore(SqlStore):
         await self._pool.close()
 
     @asynccontextmanager
-    async def _write(self, *, inline: bool = False) -> AsyncIterator[Tx]:
+    async def _open_write(self, *, inline: bool = False) -> AsyncIterator[Tx]:
         # ``inline`` is a hint for SQLite (statements on the loop's thread); asyncpg never blocks.
         try:
             async with (
@@ -133,10 +136,26 @@ class PostgresStore(SqlStore):
             raise StoreUnavailableError(f"PostgreSQL unavailable: {_describe(exc)}") from exc
 
     @asynccontextmanager
-    async def _read(self, *, inline: bool = False) -> AsyncIterator[Tx]:
+    async def _open_read(self, *, inline: bool = False) -> AsyncIterator[Tx]:
         try:
             async with self._pool.acquire(timeout=STATEMENT_TIMEOUT_SECONDS) as conn:
                 yield _PgTx(conn)
+        except _UNAVAILABLE as exc:
+            raise StoreUnavailableError(f"PostgreSQL unavailable: {_describe(exc)}") from exc
+
+    async def ledger_csv(
+        self, since: float, until: float, fields: Sequence[Expr], page_size: int = CSV_PAGE_SIZE
+    ) -> AsyncGenerator[bytes, None]:
+        """One ``COPY ... TO STDOUT (FORMAT csv)``: the server formats and quotes the rows,
+        streamed in bounded chunks at the consumer's pace (``page_size`` is SQLite's)."""
+        query = self._csv_columns_query(fields)
+        try:
+            async with (
+                self._pool.acquire(timeout=STATEMENT_TIMEOUT_SECONDS) as conn,
+                aclosing(copy_out(conn, query, (since, until))) as chunks,
+            ):  # the COPY stopped before its connection goes back, if closed early
+                async for chunk in chunks:
+                    yield chunk
         except _UNAVAILABLE as exc:
             raise StoreUnavailableError(f"PostgreSQL unavailable: {_describe(exc)}") from exc
 

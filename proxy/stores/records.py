@@ -75,6 +75,9 @@ class NewJob:
     slot_reservation_id: str | None = None
     callback_url: str | None = None  # completion webhook target (proxy.webhooks)
     account: str | None = None  # the Modellix account billed (None: the caller's own key)
+    api: str = "modellix"  # the API door it came through: "modellix" or "openai"
+    api_ref: str | None = None  # the id that door shows for it ("video_<intent id>")
+    api_request: str | None = None  # JSON: what the client asked, in that door's terms
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -122,6 +125,10 @@ class JobRecord:
     slot_reservation_id: str | None = None
     callback_url: str | None = None
     account: str | None = None  # the Modellix account billed (None: the caller's own key)
+    api: str = "modellix"
+    api_ref: str | None = None
+    api_request: str | None = None
+    hidden_at: float | None = None  # removed from its owner's views (the ledger keeps it)
 
     @property
     def terminal(self) -> bool:
@@ -187,8 +194,10 @@ def spend_source(price_source: str | None, cost_source: str | None) -> str:
     return price_source or "unpriced"
 
 
-ReportKey = Literal["day", "week", "account", "team", "project", "model"]
-REPORT_KEYS: tuple[ReportKey, ...] = ("day", "week", "account", "team", "project", "model")
+ReportKey = Literal["day", "week", "account", "team", "project", "model", "api"]
+REPORT_KEYS: tuple[ReportKey, ...] = (
+    "day", "week", "account", "team", "project", "model", "api"
+)  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -197,7 +206,8 @@ class ReportGroup:
 
     Keys not grouped by are ``None`` (``week`` is the ISO week, ``2026-W48``, of the UTC
     submit day). ``p50``/``p95``: nearest-rank percentiles of the successful jobs' final
-    cost (``None`` without one); ``aliases``: how clients named the pinned model, sorted.
+    cost (``None`` without one); ``aliases``: how clients named the pinned model, sorted;
+    ``api``: the door the jobs came through (``modellix`` or ``openai``).
     """
 
     day: str | None = None
@@ -206,6 +216,7 @@ class ReportGroup:
     team: str | None = None
     project: str | None = None
     model: str | None = None
+    api: str | None = None
     jobs: int = 0
     succeeded: int = 0
     failed: int = 0  # failed or expired
@@ -249,6 +260,7 @@ class LedgerRow:
     estimate_high_micros: int | None = None
     account: str | None = None  # the Modellix account billed (None: the caller's own key)
     caller: str | None = None  # who submitted it (a pass-through caller's key fingerprint)
+    api: str = "modellix"  # the API door the job came through
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

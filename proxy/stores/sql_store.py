@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from proxy.stores import migrations
 from proxy.stores._admission import AdmissionMixin
+from proxy.stores._api_jobs import ApiJobsMixin
+from proxy.stores._audit import AuditMixin
 from proxy.stores._balance import BalanceMixin
 from proxy.stores._budget_defs import BudgetDefinitionsMixin
 from proxy.stores._budgets import BudgetsMixin
@@ -18,6 +20,7 @@ from proxy.stores._intents import IntentsMixin
 from proxy.stores._job_upkeep import JobUpkeepMixin
 from proxy.stores._jobs import JobsMixin
 from proxy.stores._leases import LeasesMixin
+from proxy.stores._ledger_csv import LedgerCsvMixin
 from proxy.stores._ledger_reads import LedgerReadsMixin
 from proxy.stores._media_files import MediaFilesMixin
 from proxy.stores._refusals import RefusalsMixin
@@ -34,6 +37,7 @@ class SqlStore(
     IntentsMixin,
     JobsMixin,
     LedgerReadsMixin,
+    LedgerCsvMixin,
     IdempotencyMixin,
     VirtualKeysMixin,
     BudgetsMixin,
@@ -46,6 +50,8 @@ class SqlStore(
     SettlementsMixin,
     SchemasMixin,
     MediaFilesMixin,
+    ApiJobsMixin,
+    AuditMixin,
 ):
     """``Store``'s operations and migrations over an engine's connections (``SqlBase``)."""
 

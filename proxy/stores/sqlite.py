@@ -17,9 +17,11 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from typing import Any
 
+from proxy.stores._ledger_csv import CsvPage
 from proxy.stores._sql import SQLITE, Row, Tx
 from proxy.stores.base import StoreUnavailableError
 from proxy.stores.group_commit import DEFAULT_MAX_WRITES, GroupCommit
@@ -46,6 +48,9 @@ class _ThreadTx:
 
     async def execute(self, sql: str, *args: object) -> int:
         return await self._conn.execute(sql, args)
+
+    async def fetch_lines(self, sql: str, *args: object) -> tuple[bytes, int, Any]:
+        return await self._conn.fetch_lines(sql, args)
 
 
 class _InlineTx:
@@ -166,7 +171,7 @@ class SqliteStore(SqlStore):
                     await self._reader.close()
 
     @asynccontextmanager
-    async def _write(self, *, inline: bool = False) -> AsyncIterator[Tx]:
+    async def _open_write(self, *, inline: bool = False) -> AsyncIterator[Tx]:
         """One writer's transaction, group-committed (``proxy.stores.group_commit``).
 
         Returns once its statements are on disk; a failure or a cancellation rolls back
@@ -179,8 +184,16 @@ class SqliteStore(SqlStore):
         except _UNAVAILABLE as exc:
             raise StoreUnavailableError(f"SQLite unavailable: {exc}") from exc
 
+    async def _csv_page(self, sql: str, args: Sequence[object]) -> CsvPage:
+        """One page of an export's CSV lines, read and joined in one trip to the reader
+        connection's thread (no row mappings)."""
+        async with self._read() as tx:
+            assert isinstance(tx, _ThreadTx)
+            data, count, last = await tx.fetch_lines(sql, *args)
+        return CsvPage(data, count, None if last is None else (last[0], last[1]))
+
     @asynccontextmanager
-    async def _read(self, *, inline: bool = False) -> AsyncIterator[Tx]:
+    async def _open_read(self, *, inline: bool = False) -> AsyncIterator[Tx]:
         """Reads: ``inline`` ones (short, indexed) on the writers' connection, in turn;
         the others on the reader connection, beside the writers (committed rows only)."""
         try:

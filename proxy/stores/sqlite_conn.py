@@ -93,6 +93,21 @@ class SqliteConnection:
     async def execute(self, sql: str, args: Sequence[object] = ()) -> int:
         return await self._off(lambda: self._conn.execute(sql, args).rowcount)
 
+    async def fetch_lines(self, sql: str, args: Sequence[object]) -> tuple[bytes, int, Any]:
+        """Rows whose last column is a line of text: the lines joined (each ended with a
+        line break) and encoded, how many, and the last row (``None`` if none); all on the
+        thread, with no row mapping made."""
+
+        def run() -> tuple[bytes, int, Any]:
+            cursor = self._conn.cursor()
+            cursor.row_factory = None
+            rows = cursor.execute(sql, args).fetchall()
+            if not rows:
+                return b"", 0, None
+            return ("\n".join([row[-1] for row in rows]) + "\n").encode(), len(rows), rows[-1]
+
+        return await self._off(run)
+
     def execute_shielded(self, sql: str) -> asyncio.Future[int]:
         """Send ``sql`` to the thread; the future lands whatever happens to its awaiter."""
         return self._off(lambda: self._conn.execute(sql).rowcount)

@@ -1,8 +1,10 @@
 """Structured JSON logs: a pipeline of small processors.
 
-Request-scoped fields (request id, route, task id) travel in contextvars, so
-every line logged while handling a request carries them; every line logged
-while a span is active carries its ``trace_id`` and ``span_id``. A redaction
+Request-scoped fields (request id, route, caller) come from the request being served
+(``proxy.telemetry.scope``: one context variable per request, read when a line is
+written), so every line logged while handling a request carries them; every line logged
+while a span is active carries its ``trace_id`` and ``span_id`` (when nothing exports
+traces, the request's sampled-out ids). A redaction
 processor runs last before rendering: bearer tokens, ``sk-...`` and ``mlx-vk-...``
 keys and anything under a secret-looking key never reach the output.
 
@@ -14,8 +16,9 @@ the traceback one escaped ``exception`` field, control characters escaped.
 
 Lines are rendered with orjson. The access line (``access_line``, one per request at
 ``info``) skips structlog's processor chain and its per-call logger binding: a dict of
-the values the middleware has at hand, the bound context, level, timestamp and trace
-ids, the same redaction, one ``orjson.dumps`` and one write.
+the values the middleware has at hand (the request's fields and trace ids included), the
+process's fields, level and timestamp, the same redaction, one ``orjson.dumps`` and one
+write.
 """
 
 from __future__ import annotations
@@ -30,9 +33,9 @@ from typing import Any, TextIO
 
 import orjson
 import structlog
-from opentelemetry.trace import SpanContext
 
-from proxy.telemetry.redaction import REDACTED, may_hold_key, redact_text
+from proxy.telemetry.redaction import REDACTED, line_may_hold_key, redact_text
+from proxy.telemetry.scope import PROCESS_FIELDS, add_scope
 from proxy.telemetry.traceparent import add_trace_context
 
 _FOREIGN_LOGGERS = ("aiohttp", "asyncio", "py.warnings", "threading")
@@ -93,6 +96,7 @@ def _foreign_records(renderer: Any, stream: TextIO, level: int) -> None:
     formatter = structlog.stdlib.ProcessorFormatter(
         foreign_pre_chain=[
             structlog.contextvars.merge_contextvars,
+            add_scope,
             structlog.stdlib.add_log_level,
             structlog.stdlib.add_logger_name,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
@@ -150,6 +154,7 @@ def configure_logging(
     _foreign_records(renderer, stream or sys.stdout, logging.getLevelNamesMapping()[level.upper()])
     processors: list[Any] = [
         structlog.contextvars.merge_contextvars,
+        add_scope,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         add_trace_context,
@@ -170,7 +175,9 @@ def configure_logging(
 
 _second: tuple[int, str] = (-1, "")
 # Values of the access line that never come from a client: no redaction to run on them.
-_OWN_FIELDS = frozenset({"event", "level", "timestamp", "route", "model", "trace_id", "span_id"})
+_OWN_FIELDS = frozenset(
+    {"event", "level", "timestamp", "route", "model", "caller", "trace_id", "span_id"}
+)
 
 
 def _timestamp(now: float) -> str:
@@ -182,39 +189,42 @@ def _timestamp(now: float) -> str:
     return f"{_second[1]}.{int((now - whole) * 1e6):06d}Z"  # microseconds
 
 
-def access_line(fields: dict[str, Any], span: SpanContext | None = None) -> None:
+def _render(fields: dict[str, Any]) -> bytes:
+    try:
+        return orjson.dumps(fields, default=str, option=orjson.OPT_APPEND_NEWLINE)
+    except TypeError:  # what orjson refuses (a huge int, a lone surrogate)
+        return (json.dumps(fields, default=str) + "\n").encode("utf-8", "surrogatepass")
+
+
+def access_line(fields: dict[str, Any], ids: tuple[int, int] | None = None) -> None:
     """Write one ``request`` line at ``info`` (the caller checked ``enabled(INFO)``).
 
-    The same fields as a structlog line: ``fields``, ``event``, the bound context (request
-    id, route, worker, caller), ``level``, ``timestamp``, the active span's ids (``span``:
-    the active span's context, when the caller has it at hand); the same redaction, on
-    every value a client could have chosen.
+    ``fields``: the line's values, the request's own (request id, route, caller) among
+    them; ``ids``: the request span's trace and span id. Added here: ``event``, the
+    process's fields (the worker), ``level``, ``timestamp``, the ids in W3C hex; the
+    redaction of ``redact_secrets``, on every value a client could have chosen.
     """
     stream = _access_stream
-    if stream is None:
+    if stream is None:  # structlog's way: its processors add what is added below
         _access_log.info("request", **fields)
         return
     fields["event"] = "request"
-    for key, value in structlog.contextvars.get_contextvars().items():
-        fields.setdefault(key, value)
+    if PROCESS_FIELDS:
+        for key, value in PROCESS_FIELDS.items():
+            fields.setdefault(key, value)
     fields["level"] = "info"
     fields["timestamp"] = _timestamp(time.time())
-    if span is None:
-        add_trace_context(None, "info", fields)
-    elif span.is_valid:  # as add_trace_context, without looking the active span up again
-        fields.setdefault("trace_id", format(span.trace_id, "032x"))
-        fields.setdefault("span_id", format(span.span_id, "016x"))
-    # The redaction of ``redact_secrets``, on the values only: no key here is secret-looking
-    # (the caller's are fixed; the bound context's are the request id, route, worker, caller).
-    # One look over all of them first: nearly always none holds anything key-shaped.
-    client = [k for k, v in fields.items() if isinstance(v, str) and k not in _OWN_FIELDS]
-    if may_hold_key("\x00".join([fields[k] for k in client])):
-        for key in client:
-            fields[key] = redact_text(fields[key])
-    try:
-        line = orjson.dumps(fields, default=str, option=orjson.OPT_APPEND_NEWLINE)
-    except TypeError:
-        line = (json.dumps(fields, default=str) + "\n").encode()
+    if ids is not None:
+        fields["trace_id"] = f"{ids[0]:032x}"
+        fields["span_id"] = f"{ids[1]:016x}"
+    line = _render(fields)
+    if line_may_hold_key(line):  # nearly never: then redact each value a client chose
+        # The redaction of ``redact_secrets``, on the values only: no key here is
+        # secret-looking (the caller's are fixed, the process's are the worker's index).
+        for key, value in fields.items():
+            if isinstance(value, str) and key not in _OWN_FIELDS:
+                fields[key] = redact_text(value)
+        line = _render(fields)
     raw = getattr(stream, "buffer", None)  # bytes straight to the file under a text stream
     with _access_lock:
         if raw is not None:

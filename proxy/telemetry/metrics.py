@@ -37,6 +37,7 @@ OPERATION = "operation"
 OUTCOME = "outcome"
 REASON = "reason"
 MODEL = "model"
+API = "api"  # the API door: "modellix" (/api/v1/...) or "openai" (/v1/videos)
 TEAM = "team"
 ACCOUNT = "account"
 PROJECT = "project"
@@ -133,6 +134,13 @@ class Metrics:
             f"{p}_jobs_submitted_total",
             "Paid submits accepted by the upstream (one per job), by model and team.",
             [MODEL, TEAM],
+            registry=r,
+        )
+        self.jobs_by_api = Counter(
+            f"{p}_jobs_by_api_total",
+            "Paid submits accepted by the upstream, by the API door they came through"
+            " (modellix: /api/v1/..., openai: /v1/videos) and model.",
+            [API, MODEL],
             registry=r,
         )
         self.jobs_terminal = Counter(

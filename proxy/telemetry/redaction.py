@@ -36,14 +36,29 @@ def may_hold_key(text: str) -> bool:
     """Whether ``redact_text`` could change ``text`` (false for nearly all text).
 
     Also for several values at once, joined by a NUL: none of the words it looks for
-    holds one, so a match never spans two values.
+    holds one, so a match never spans two values. ASCII text (nearly all) is looked at
+    lower-cased with four substring tests, which give what ``_MAYBE`` gives on it at a
+    fraction of a case-insensitive regex's cost; other text takes the regex, whose
+    case-insensitive matching also knows non-ASCII letters (the long s, the Kelvin sign).
     """
+    if text.isascii():
+        low = text.lower()
+        return "bearer" in low or "basic" in low or "sk-" in low or "mlx-vk-" in low
     return _MAYBE.search(text) is not None
+
+
+def line_may_hold_key(line: bytes) -> bool:
+    """``may_hold_key`` for a rendered JSON line (UTF-8): none of the words it looks for
+    holds a character JSON escapes, so a value that may hold a key shows it in the line."""
+    if line.isascii():
+        low = line.lower()
+        return b"bearer" in low or b"basic" in low or b"sk-" in low or b"mlx-vk-" in low
+    return may_hold_key(line.decode("utf-8", "surrogatepass"))
 
 
 def redact_text(text: str) -> str:
     """Text with every ``Bearer``/``Basic`` credential and ``sk-``/``mlx-vk-`` key replaced."""
-    if _MAYBE.search(text) is None:
+    if not may_hold_key(text):
         return text
     text = _CREDENTIALS.sub(lambda m: f"{m.group(1)} {REDACTED}", text)
     return _KEYS.sub(lambda m: f"{m.group(1)}-{REDACTED}", text)

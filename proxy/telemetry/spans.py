@@ -19,6 +19,7 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.trace import (
+    INVALID_SPAN,
     Link,
     NonRecordingSpan,
     Span,
@@ -31,11 +32,11 @@ from opentelemetry.trace import (
 from opentelemetry.util.types import AttributeValue
 
 from proxy.telemetry.redaction import redact_text, redact_url, redact_value, safe_attributes
+from proxy.telemetry.scope import LeanTrace, current_trace
 from proxy.telemetry.traceparent import (
     current_trace_headers,
     incoming_context,
     parse_traceparent,
-    trace_headers,
 )
 from proxy.telemetry.tracing import Tracing
 
@@ -128,7 +129,8 @@ def _sampled_out(tracing: Tracing, parent: SpanContext) -> NonRecordingSpan:
 
 @dataclass(frozen=True)
 class UpstreamAttempt:
-    """A CLIENT span and the trace headers to send with that attempt."""
+    """A CLIENT span (``INVALID_SPAN`` when sampled out) and the trace headers to send with
+    that attempt."""
 
     span: Span
     headers: dict[str, str]
@@ -142,9 +144,15 @@ def client_span(
     if not tracing.exporting:
         # Sampled out: a child id for the traceparent sent upstream, nothing recorded, and
         # not made current (nothing reads it: no exemplar, no child span; a log line
-        # written during the attempt names the request's span).
-        lean = _sampled_out(tracing, trace.get_current_span().get_span_context())
-        yield UpstreamAttempt(lean, trace_headers(lean.get_span_context()))
+        # written during the attempt names the request's span). The parent: the request
+        # being served (its lean ids), else the active span (a watcher's poll), else none.
+        ids = tracing.provider.id_generator
+        parent = current_trace() or trace.get_current_span().get_span_context()
+        if isinstance(parent, LeanTrace) or parent.is_valid:
+            lean = LeanTrace.child_of(parent, ids)
+        else:
+            lean = LeanTrace(ids.generate_trace_id(), ids.generate_span_id())
+        yield UpstreamAttempt(INVALID_SPAN, lean.headers())
         return
     parts = urlsplit(url)
     attrs: dict[str, AttributeValue] = {

@@ -40,6 +40,11 @@ def parse_traceparent(value: str | None) -> SpanContext | None:
     return context if context.is_valid else None
 
 
+def span_context_of(context: Context) -> SpanContext:
+    """The span context an OpenTelemetry context names (invalid when none)."""
+    return trace.get_current_span(context).get_span_context()
+
+
 def incoming_context(headers: Mapping[str, str]) -> Context:
     """The remote parent an incoming request names (``traceparent``/``tracestate``), if any."""
     if isinstance(headers, CIMultiDictProxy | CIMultiDict):

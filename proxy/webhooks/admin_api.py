@@ -17,6 +17,7 @@ from typing import Any
 
 from aiohttp import web
 
+from proxy.admin_access import audit
 from proxy.catalog.preflight import parse_image_url
 from proxy.errors import BadRequest, NotFound
 from proxy.money import exact
@@ -71,8 +72,14 @@ async def get_delivery(request: web.Request) -> web.Response:
 
 async def redeliver(request: web.Request) -> web.Response:
     delivery_id = request.match_info["delivery_id"]
-    if not await _store(request).redeliver(delivery_id, time.time()):
-        raise NotFound("no such delivery")
+    store = _store(request)
+    async with audit(request, "webhook.redeliver", delivery_id) as entry:
+        before = await store.get_delivery(delivery_id)
+        if before is None or not await store.redeliver(delivery_id, time.time()):
+            raise NotFound("no such delivery")
+        after = await store.get_delivery(delivery_id)
+        entry.before = delivery_json(before)
+        entry.after = delivery_json(after) if after is not None else None
     return web.json_response({"delivery_id": delivery_id, "state": "pending"}, status=202)
 
 
@@ -92,14 +99,22 @@ async def put_endpoint(request: web.Request) -> web.Response:
         parse_image_url(url)
     except (ValueError, KeyError, TypeError, UnicodeDecodeError) as exc:
         raise BadRequest(f'the body must be {{"url": "<http(s) URL>"}} ({exc})') from None
-    await _store(request).set_webhook_endpoint(caller, url, time.time())
+    store = _store(request)
+    async with audit(request, "webhook_endpoint.put", caller) as entry:
+        entry.before = {"url": await store.get_webhook_endpoint(caller)}
+        await store.set_webhook_endpoint(caller, url, time.time())
+        entry.after = {"url": url}
     return web.json_response({"caller": caller, "url": url})
 
 
 async def delete_endpoint(request: web.Request) -> web.Response:
     caller = request.match_info["caller"]
-    if not await _store(request).set_webhook_endpoint(caller, None, time.time()):
-        raise NotFound(f"no callback URL for {caller!r}")
+    store = _store(request)
+    async with audit(request, "webhook_endpoint.delete", caller) as entry:
+        entry.before = {"url": await store.get_webhook_endpoint(caller)}
+        if not await store.set_webhook_endpoint(caller, None, time.time()):
+            raise NotFound(f"no callback URL for {caller!r}")
+        entry.after = {"url": None}
     return web.json_response({"caller": caller, "deleted": True})
 
 

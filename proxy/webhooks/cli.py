@@ -14,6 +14,7 @@ import json
 import sys
 import time
 
+from proxy.audit.trail import cli_actor, recorded
 from proxy.catalog.preflight import parse_image_url
 from proxy.cli_common import settings_or_exit, with_store
 from proxy.config import Settings
@@ -35,7 +36,15 @@ def cmd_deliveries(args: argparse.Namespace) -> int:
 
 def cmd_redeliver(args: argparse.Namespace) -> int:
     async def work(store: Store, _settings: Settings) -> int:
-        if not await store.redeliver(args.delivery_id, time.time()):
+        try:
+            async with recorded(store, cli_actor(), "webhook.redeliver", args.delivery_id) as e:
+                before = await store.get_delivery(args.delivery_id)
+                if before is None or not await store.redeliver(args.delivery_id, time.time()):
+                    raise LookupError(args.delivery_id)
+                after = await store.get_delivery(args.delivery_id)
+                e.before = delivery_json(before)
+                e.after = delivery_json(after) if after is not None else None
+        except LookupError:
             print(f"error: no delivery {args.delivery_id!r}", file=sys.stderr)
             return 1
         print(json.dumps({"delivery_id": args.delivery_id, "state": "pending"}))
@@ -56,15 +65,25 @@ def cmd_endpoint(args: argparse.Namespace) -> int:
             return 2
 
     async def work(store: Store, _settings: Settings) -> int:
-        if args.delete:
-            found = await store.set_webhook_endpoint(args.caller, None, time.time())
-            print(json.dumps({"caller": args.caller, "deleted": found}))
-            return 0 if found else 1
-        if args.url is None:
+        if args.url is None and not args.delete:
             url = await store.get_webhook_endpoint(args.caller)
             print(json.dumps({"caller": args.caller, "url": url}))
             return 0
-        await store.set_webhook_endpoint(args.caller, args.url, time.time())
+        action = "webhook_endpoint.delete" if args.delete else "webhook_endpoint.put"
+        new_url = None if args.delete else args.url
+        try:
+            async with recorded(store, cli_actor(), action, args.caller) as entry:
+                entry.before = {"url": await store.get_webhook_endpoint(args.caller)}
+                found = await store.set_webhook_endpoint(args.caller, new_url, time.time())
+                if args.delete and not found:
+                    raise LookupError(args.caller)
+                entry.after = {"url": new_url}
+        except LookupError:
+            print(json.dumps({"caller": args.caller, "deleted": False}))
+            return 1
+        if args.delete:
+            print(json.dumps({"caller": args.caller, "deleted": True}))
+            return 0
         print(json.dumps({"caller": args.caller, "url": args.url}))
         return 0
 

@@ -14,6 +14,7 @@ import json
 from typing import Any
 
 from proxy.money import optional_sample
+from proxy.openai_videos.events import event_body
 from proxy.stores.records import JobRecord, JobStatus
 from proxy.stores.webhook_records import RenderedDelivery
 
@@ -60,5 +61,8 @@ def terminal_body(job: JobRecord) -> str:
 
 def render_delivery(job: JobRecord) -> RenderedDelivery:
     """The delivery of ``job``'s completion webhook, rendered when the job turns terminal
-    (the store calls this inside that transaction: pass it to ``open_store``)."""
+    (the store calls this inside that transaction: pass it to ``open_store``). A video made
+    through OpenAI's door gets OpenAI's event shape (``proxy.openai_videos.events``)."""
+    if job.api == "openai" and job.api_ref is not None:
+        return RenderedDelivery(delivery_id(job.task_id), event_body(job))
     return RenderedDelivery(delivery_id(job.task_id), terminal_body(job))

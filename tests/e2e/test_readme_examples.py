@@ -5,8 +5,9 @@ each document's ``sh`` lines run in order in one shell environment, as a reader 
 them (``tests/docs_examples.py`` says how each kind of line runs):
 
 - ``curl`` and the ``modellix-proxy`` commands that answer and exit (``check-config``,
-  ``keys``, ``budgets``, ``report``, ``webhooks``, ``balance``) run against the proxy and its
-  store; a ``curl`` must answer below 400 unless its comment says ``HTTP <status>``;
+  ``keys``, ``budgets``, ``report``, ``webhooks``, ``balance``, ``audit``, ``admin-tokens``)
+  run against the proxy and its store; a ``curl`` must answer below 400 unless its comment
+  says ``HTTP <status>``;
 - ``<name>`` in a line is the ``name`` field of an earlier JSON answer of the same document
   (``<task_id>``, ``<key_id>``); ``$MODELLIX_BASE_URL``, ``$MODELLIX_API_KEY``, ``$ADMIN_URL``
   and ``$ADMIN_TOKEN`` are this proxy's (an ``export`` of one of them is the reader's own);

@@ -133,6 +133,9 @@ def conformance_problems(rows: list[dict[str, str]], header: tuple[str, ...]) ->
     return problems
 
 
+NAMES = {"studio": 'Studio, "Modellix" team 1', "agency": "agency"}
+
+
 async def _export(store: Store) -> tuple[tuple[str, ...], list[dict[str, str]]]:
     for i, (account, status, cost) in enumerate(
         [("studio", "success", 324_000), ("agency", "failed", 0), (None, "success", 1_250_000),
@@ -142,8 +145,7 @@ async def _export(store: Store) -> tuple[tuple[str, ...], list[dict[str, str]]]:
         job = new_job(f"focus/{i}", account=account, caller=caller, submitted_at=T0 + i)
         await store.insert_job(job)
         await store.observe(f"focus/{i}", status, T0 + 90 + i, final_cost_micros=cost)
-    names = {"studio": "Studio (Modellix team 1)", "agency": "agency"}
-    chunks = [c async for c in focus.csv_chunks(store, 0, T0 + 1000, names=names)]
+    chunks = [c async for c in focus.csv_chunks(store, 0, T0 + 1000, names=NAMES)]
     reader = csv.DictReader(io.StringIO(b"".join(chunks).decode()))
     rows = list(reader)
     return tuple(reader.fieldnames or ()), rows
@@ -159,8 +161,12 @@ async def test_the_export_meets_the_focus_version_it_states(store: Store) -> Non
     by_id = {r["ResourceId"]: r for r in rows}
     assert (by_id["focus/0"]["BillingAccountId"], by_id["focus/0"]["BillingAccountName"]) == (
         "studio",
-        "Studio (Modellix team 1)",
+        NAMES["studio"],
     )
+    # The database's CSV (the accounts' names rendered in SQL) is the Python formatter's row.
+    pages = [page async for page in store.ledger_pages(0, T0 + 1000)]
+    python = [focus.focus_values(job, NAMES) for page in pages for job in page]
+    assert [list(r.values()) for r in rows] == [["" if v is None else v for v in p] for p in python]
     assert by_id["focus/2"]["BillingAccountId"] == "fp:3b1f"  # pass-through: the caller's key
     assert by_id["focus/2"]["BillingAccountName"] == focus.PASSTHROUGH_ACCOUNT_NAME
     assert {r["SubAccountId"] for r in rows} == {"growth"}

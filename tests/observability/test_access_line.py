@@ -8,13 +8,14 @@ import json
 import structlog
 
 from proxy.telemetry.logging import access_line, configure_logging
+from proxy.telemetry.scope import PROCESS_FIELDS, bind_process
 
 
-def test_the_access_line_has_the_bound_context_and_is_redacted() -> None:
+def test_the_access_line_has_the_process_fields_and_is_redacted() -> None:
+    """The line carries its fields, the process's, level, timestamp and ids; keys masked."""
     out = io.StringIO()
     configure_logging("info", "json", stream=out)
-    structlog.contextvars.clear_contextvars()
-    structlog.contextvars.bind_contextvars(request_id="r-1", route="poll", worker=1)
+    bind_process(worker=1)
     try:
         access_line(
             {
@@ -25,11 +26,14 @@ def test_the_access_line_has_the_bound_context_and_is_redacted() -> None:
                 "correlation_id": "Bearer abcdef",
                 "model": None,
                 "task_id": "t-1",
-            }
+                "request_id": "r-1",
+                "route": "poll",
+            },
+            (0x0AF7651916CD43DD8448EB211C80319C, 0xB7AD6B7169203331),
         )
         structlog.get_logger("x").info("other", key="sk-secret-value")
     finally:
-        structlog.contextvars.clear_contextvars()
+        PROCESS_FIELDS.clear()
         configure_logging("warning", "json")
     first, other = (json.loads(line) for line in out.getvalue().splitlines())
     assert first["event"] == "request"
@@ -37,7 +41,26 @@ def test_the_access_line_has_the_bound_context_and_is_redacted() -> None:
     assert first["timestamp"].endswith("Z")
     assert (first["request_id"], first["route"], first["worker"]) == ("r-1", "poll", 1)
     assert (first["status"], first["model"], first["task_id"]) == (200, None, "t-1")
+    assert first["trace_id"] == "0af7651916cd43dd8448eb211c80319c"
+    assert first["span_id"] == "b7ad6b7169203331"
     assert "0123456789abcdef" not in out.getvalue()
     assert "abcdef" not in first["correlation_id"]
     assert other["key"] == "[redacted]"
-    assert set(other) >= {"event", "level", "timestamp", "request_id"}
+    assert other["worker"] == 1
+
+
+def test_a_line_without_anything_key_shaped_is_written_as_given() -> None:
+    """Values that hold no key-shaped text (a long s is not an s) pass unchanged."""
+    out = io.StringIO()
+    configure_logging("info", "json", stream=out)
+    fields = {"path": "/api/v1/tasks/ta\u017fk-1", "correlation_id": "desk_basi-c", "status": 200}
+    try:
+        access_line(dict(fields))
+        access_line({"path": "/api/v1/tasks/x", "correlation_id": "Ba\u017fic abcdef"})
+    finally:
+        configure_logging("warning", "json")
+    plain, folded = (json.loads(line) for line in out.getvalue().splitlines())
+    assert {k: plain[k] for k in fields} == fields
+    assert "trace_id" not in plain
+    # The long s matches "s" case-insensitively, as the redaction's pattern reads it.
+    assert folded["correlation_id"] == "Ba\u017fic [redacted]"

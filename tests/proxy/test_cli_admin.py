@@ -114,7 +114,8 @@ def test_keys_create_list_revoke(store_url: str, capsys: pytest.CaptureFixture[s
     code, out, _ = cli(capsys, "keys", "list", "--team", "studio-b")
     assert [k["key_id"] for k in json.loads(out)] == [other_id]
 
-    assert cli(capsys, "keys", "revoke", key_id) == (0, f"revoked {key_id}\n", "")
+    code, out, _ = cli(capsys, "keys", "revoke", key_id)
+    assert (code, out) == (0, f"revoked {key_id}\n")
     code, _, err = cli(capsys, "keys", "revoke", key_id)
     assert code == 1
     assert f"no active key {key_id}" in err

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from bench.ledger import seed
-from proxy.governance import focus, report
+from proxy.governance import report
 from proxy.stores import Store, open_store
 from proxy.stores.records import REPORT_KEYS, JobStatus, ReportKey
 from tests.stores.helpers import T0, new_job
@@ -34,7 +34,8 @@ def _key(job: dict[str, Any], group_by: list[ReportKey]) -> tuple[Any, ...]:
     at = float(job["submitted_at"])
     day = datetime.fromtimestamp(at, UTC).strftime("%Y-%m-%d")
     values = {"day": day, "week": report.week_of(day), "team": job["team"],
-              "project": job["project"], "model": job["pinned_slug"]}  # fmt: skip
+              "project": job["project"], "model": job["pinned_slug"],
+              "api": job["api"]}  # fmt: skip
     return tuple(values[k] for k in group_by)
 
 
@@ -53,7 +54,7 @@ async def _all_jobs(store: Store) -> list[dict[str, Any]]:
             {"submitted_at": j.submitted_at, "team": j.team, "project": j.project,
              "pinned_slug": j.pinned_slug, "alias": j.alias, "status": j.status,
              "estimated": j.estimated_cost_micros, "final": j.final_cost_micros,
-             "task_id": j.task_id}
+             "task_id": j.task_id, "api": j.api}
             for j in page.jobs
         )  # fmt: skip
         cursor = page.next_cursor
@@ -62,7 +63,8 @@ async def _all_jobs(store: Store) -> list[dict[str, Any]]:
 
 
 @pytest.mark.parametrize(
-    "group_by", [["day", "team", "model"], ["week", "model"], ["team", "project"], []]
+    "group_by",
+    [["day", "team", "model"], ["week", "model"], ["team", "project"], ["model", "api"], []],
 )
 async def test_report_groups_equal_the_in_memory_count(
     seeded: Store, group_by: list[ReportKey]
@@ -145,27 +147,6 @@ async def test_cost_quantiles_by_model_and_merged(store: Store) -> None:
     assert merged == {"a/x": (3, 2), None: (3, 20)}
 
 
-async def test_focus_chunks_sum_to_the_ledger_with_small_pages(seeded: Store) -> None:
-    """The streamed FOCUS CSV has one row per terminal job and its costs sum to the ledger,
-    written in as many chunks as pages (memory bounded by a page)."""
-    import csv
-    import io
-    from decimal import Decimal
-
-    store = seeded
-    try:
-        chunks = [c async for c in focus.csv_chunks(store, 0, NOW + 1, page_size=100)]
-        assert len(chunks) == JOBS // 100
-        assert max(len(c) for c in chunks) < 200_000
-        rows = list(csv.DictReader(io.StringIO(b"".join(chunks).decode())))
-        assert len(rows) == JOBS
-        ledger = (await store.spend_summary(0, NOW + 1))[0].final_cost_micros
-        assert sum(Decimal(r["BilledCost"]) for r in rows) * 1_000_000 == ledger
-        assert [r["ResourceId"] for r in rows] == sorted(r["ResourceId"] for r in rows)
-    finally:
-        await store.close()
-
-
 def test_report_keys_cover_the_store_keys() -> None:
-    assert REPORT_KEYS == ("day", "week", "account", "team", "project", "model")
+    assert REPORT_KEYS == ("day", "week", "account", "team", "project", "model", "api")
     assert time.time() > T0

@@ -7,6 +7,7 @@ import asyncio
 from proxy.config import RetentionSettings, Settings
 from proxy.retention import LEASE, Retention
 from proxy.stores import Store
+from proxy.stores.audit_records import AuditDraft
 from proxy.stores.records import BudgetScope, JobStatus, Refusal
 from proxy.telemetry.metrics import Metrics
 from tests.stores.helpers import T0, new_job, raw_query
@@ -146,6 +147,7 @@ async def test_two_runners_never_both_run_a_round(
         "budget_reservations": 0,
         "settlements": 0,
         "media_files": 0,
+        "audit_log": 0,
     }
     assert attempts
     assert all(a is None for a in attempts)
@@ -158,6 +160,7 @@ async def test_two_runners_never_both_run_a_round(
         "budget_reservations": 0,
         "settlements": 0,
         "media_files": 0,
+        "audit_log": 0,
     }
     assert await first.round() is None
     assert await _lease_owner(store_url) == "replica-b"
@@ -183,13 +186,18 @@ async def test_round_counts_purged_rows_and_success_time(store: Store) -> None:
             await store.budget_release(f"r{i}")
     await store.record_media_file("expired-upstream", "key-a", None, T0)
     await store.record_media_file("live-file", "key-a", None, clock.now - 60)
+    for at in (T0 - 500 * DAY, T0 - 401 * DAY, T0):  # audit.retention_days is 400
+        async with store.audited(AuditDraft(at, "ops", "cli", "key.revoke", "k")):
+            pass
     assert await Retention(store, _settings(2), metrics, "r", clock=clock).round() == {
         "idempotency_keys": 5,
         "refusals": 0,
         "budget_reservations": 1,
         "settlements": 0,
         "media_files": 1,
+        "audit_log": 2,
     }
+    assert [r.at for r in await store.audit_rows()] == [T0]
     assert await store.media_file_owner("live-file") == "key-a"
     registry = metrics.registry
     sample = registry.get_sample_value

@@ -1,8 +1,11 @@
 """Versioned schema migrations, one SQL file per version and backend.
 
 Files live in ``sqlite/`` and ``postgres/`` next to this module and are named
-``NNNN_what.sql``; both folders hold the same versions. Later issues append files;
-an applied file never changes (its checksum is recorded in ``schema_version`` and
+``NNNN_what.sql``; both folders hold the same versions. Later changes append files;
+numbers are handed out ahead to changes made side by side, so a number may land before a
+lower one: versions are unique and ascending, not necessarily contiguous, and a lower
+version landing later is applied at the next open like any pending one. An applied file
+never changes (its checksum is recorded in ``schema_version`` and
 checked at every open). The backends apply what is pending at open, under a lock
 (SQLite: ``BEGIN IMMEDIATE``; PostgreSQL: ``pg_advisory_xact_lock``), so replicas
 starting at once do not race, and re-running is a no-op.
@@ -59,8 +62,8 @@ def load(backend: Backend) -> tuple[Migration, ...]:
             found.append(Migration(int(match[1]), match[2], entry.read_text(encoding="utf-8")))
     found.sort(key=lambda m: m.version)
     versions = [m.version for m in found]
-    if versions != list(range(1, len(found) + 1)):
-        raise MigrationError(f"{backend} migrations are not numbered 1..n: {versions}")
+    if len(set(versions)) != len(versions) or (versions and versions[0] < 1):
+        raise MigrationError(f"{backend} migrations are not numbered uniquely from 1: {versions}")
     return tuple(found)
 
 
@@ -80,8 +83,8 @@ def pending(migrations: tuple[Migration, ...], applied: Mapping[int, str]) -> tu
 
 
 def latest_version(backend: Backend) -> int:
-    """The schema version this code brings a database to."""
-    return len(load(backend))
+    """The schema version this code brings a database to (its highest)."""
+    return max((m.version for m in load(backend)), default=0)
 
 
 def split_statements(sql: str) -> list[str]:

@@ -1,0 +1,98 @@
+"""A finance export's CSV lines, formatted by the database (``LedgerReadStore.ledger_csv``).
+
+The columns are ``proxy.stores.sql_text`` expressions over ``jobs`` (the export declares
+them), so each row leaves the database as its finished CSV line and Python only joins a
+page of lines: no row objects, no per-row formatting. Here, for SQLite: pages of terminal
+jobs oldest first, each a keyset query on ``jobs_submitted`` (``(submitted_at, task_id) >
+(last row's)``) run on the reader connection's thread, beside the writers and off the event
+loop; the page's lines are joined on a worker thread. PostgreSQL streams one ``COPY``
+instead (``proxy.stores._pg_copy``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncGenerator, Sequence
+from dataclasses import dataclass
+
+from proxy.stores._ledger_reads import MAX_PAGE_SIZE, TERMINAL_WHERE
+from proxy.stores._sql import SqlBase
+from proxy.stores.sql_text import Const, Expr, csv_line, render
+
+CSV_PAGE_SIZE = 5000
+"""Rows per page of a formatted export (a chunk of about 3 MB for FOCUS)."""
+
+
+@dataclass(frozen=True, slots=True)
+class CsvPage:
+    """A page of CSV lines: their bytes (each line ended), how many, the last row's key."""
+
+    data: bytes
+    rows: int
+    last: tuple[float, str] | None
+
+
+def _lines(lines: Sequence[str]) -> bytes:
+    return ("\n".join(lines) + "\n").encode() if lines else b""
+
+
+class LedgerCsvMixin(SqlBase):
+    """``ledger_csv`` read in keyset pages (the SQLite way; PostgreSQL overrides it)."""
+
+    def _csv_columns_query(self, fields: Sequence[Expr]) -> str:
+        """The export's rows, oldest first, as separate text columns (for ``COPY``): each
+        distinct field computed once in the inner query (``OFFSET 0`` keeps PostgreSQL from
+        pulling it up into the outer one, which would compute a field as often as it
+        appears), fixed text as literals."""
+        names: dict[Expr, str] = {}
+        columns = []
+        for i, field in enumerate(fields):
+            if isinstance(field, Const):
+                value = render(field, self.dialect)
+            else:
+                value = names.setdefault(field, f"f{len(names)}")
+            columns.append(f"{value} AS c{i}")
+        inner = ", ".join(f"{render(f, self.dialect)} AS {name}" for f, name in names.items())
+        return (
+            f"SELECT {', '.join(columns)} FROM (SELECT {inner} FROM jobs"  # noqa: S608 (ours)
+            f" WHERE {TERMINAL_WHERE} ORDER BY submitted_at, task_id OFFSET 0) AS page"
+        )
+
+    async def ledger_csv(
+        self, since: float, until: float, fields: Sequence[Expr], page_size: int = CSV_PAGE_SIZE
+    ) -> AsyncGenerator[bytes, None]:
+        size = max(1, min(MAX_PAGE_SIZE * 2, page_size))
+        made = csv_line(fields, self.dialect)
+        # Each distinct field once per row in the inner query, the line joined from those in
+        # the outer one; the outer LIMIT keeps the inner query whole (not flattened into the
+        # outer, which would compute a field as often as it appears), read as a co-routine
+        # in the inner query's order.
+        inner = (
+            f"SELECT submitted_at, task_id, {', '.join(made.columns)}"  # noqa: S608 (ours)
+            f" FROM jobs WHERE {TERMINAL_WHERE}"
+        )
+        order = " ORDER BY submitted_at, task_id LIMIT $3"
+        outer = f"SELECT submitted_at, task_id, {made.line} AS line FROM ({{}}) AS page LIMIT $3"  # noqa: S608
+        first = self.dialect.sql(outer.format(inner + order))
+        following = self.dialect.sql(
+            outer.format(f"{inner} AND (submitted_at, task_id) > ($4, $5){order}")
+        )
+        last: tuple[float, str] | None = None
+        while True:
+            if last is None:
+                page = await self._csv_page(first, (since, until, size))
+            else:
+                page = await self._csv_page(following, (since, until, size, *last))
+            if page.rows:
+                yield page.data
+            if page.rows < size or page.last is None:
+                return
+            last = page.last
+
+    async def _csv_page(self, sql: str, args: Sequence[object]) -> CsvPage:
+        """One page of ``(submitted_at, task_id, line)`` rows, its lines joined."""
+        async with self._read() as tx:
+            rows = await tx.fetch(sql, *args)
+        data = await asyncio.to_thread(_lines, [row["line"] for row in rows])
+        last = (rows[-1]["submitted_at"], rows[-1]["task_id"]) if rows else None
+        return CsvPage(data, len(rows), last)
