@@ -5,7 +5,9 @@ Options: ``--jobs 300000``, ``--engines sqlite,postgres``, ``--output PATH``.
 
 For each engine: ``bench.ledger`` seeds ``--jobs`` terminal jobs submitted over the last 30
 days (bulk insert, not measured); ``modellix-proxy serve`` starts on that store with the admin
-API on; then, one after the other, ``GET /admin/report?format=json``, ``?format=csv`` and
+API on; once it has read its ledger gauges the first time (``/metrics``: that round sums the
+whole ledger before this month, which it then does again only hourly), one after the other,
+``GET /admin/report?format=json``, ``?format=csv`` and
 ``GET /admin/export/focus?format=csv`` (read to the end as the chunks arrive). Meanwhile a
 prober sends ``GET /healthz`` to the client port every 50 ms (one at a time) and the proxy's
 RSS is sampled every 100 ms. Reported: the worst ``/healthz`` latency during each read, each
@@ -39,6 +41,8 @@ from harness.services import proxy_command, service
 
 TOKEN = "bench-admin-token"  # noqa: S105 (a benchmark proxy's admin token)
 PROBE_SECONDS = 0.05
+GAUGE_WAIT_SECONDS = 60.0
+REFRESHED = "modellix_proxy_ledger_refresh_timestamp_seconds "
 READS = (
     ("report_json", "/admin/report?format=json"),
     ("report_csv", "/admin/report?format=csv"),
@@ -98,9 +102,25 @@ async def read(session: aiohttp.ClientSession, admin: str, path: str) -> tuple[f
     return time.perf_counter() - started, size, lines
 
 
+async def first_gauge_round(session: aiohttp.ClientSession, admin: str) -> float:
+    """Seconds until the proxy has read its ledger gauges once (``/metrics``), at most 60:
+    the first round sums the whole ledger before this month, once an hour after it."""
+    started = time.perf_counter()
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    while time.perf_counter() - started < GAUGE_WAIT_SECONDS:
+        async with session.get(f"{admin}/metrics", headers=headers) as resp:
+            for line in (await resp.text()).splitlines():
+                if line.startswith(REFRESHED) and float(line.split()[-1]) > 0:
+                    return time.perf_counter() - started
+        await asyncio.sleep(0.1)
+    raise RuntimeError(f"no ledger gauge round within {GAUGE_WAIT_SECONDS} s")
+
+
 async def measure(client: str, admin: str, pid: int) -> dict[str, Any]:
-    out: dict[str, Any] = {"rss_start_mb": round(rss_mb(pid), 1)}
+    out: dict[str, Any] = {"rss_ready_mb": round(rss_mb(pid), 1)}
     async with aiohttp.ClientSession() as probes, aiohttp.ClientSession() as reads:
+        out["first_gauge_round_seconds"] = round(await first_gauge_round(reads, admin), 2)
+        out["rss_start_mb"] = round(rss_mb(pid), 1)
         for name, path in READS:
             watch = Watch(client, pid)
             async with asyncio.TaskGroup() as group:

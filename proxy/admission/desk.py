@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import dataclasses
 import time
-import uuid
 from collections.abc import Callable, Mapping
 
 import structlog
@@ -90,13 +89,10 @@ class AdmissionDesk:
         self.policy = without_429(policy)
 
     def applies(self, ctx: RequestContext) -> bool:
-        """Queueable: admission on, through the Modellix door (a queued answer has no shape
-        in OpenAI's Videos API), and the submit goes out with one of the proxy's own account
-        keys (a virtual key's)."""
+        """Queueable: admission on, and the submit goes out with one of the proxy's own
+        account keys (a virtual key's)."""
         caller = ctx.caller
-        if not self._settings.enabled or ctx.api != "modellix":
-            return False
-        if caller is None or caller.virtual_key_id is None:
+        if not self._settings.enabled or caller is None or caller.virtual_key_id is None:
             return False
         account = self._accounts.get(caller.account) if caller.account else None
         return account is not None and ctx.upstream_authorization == account.authorization
@@ -107,8 +103,10 @@ class AdmissionDesk:
         caller = ctx.caller
         assert caller is not None
         now = self._clock()
+        # The request's own id (a request makes at most one queue row): another API door
+        # that named the submit by it (an OpenAI video id) finds the row from that name.
         return QueuedSubmit(
-            queue_id=f"{QUEUE_PREFIX}{uuid.uuid4().hex}",
+            queue_id=f"{QUEUE_PREFIX}{ctx.internal_id}",
             team=caller.team or "",
             caller=caller.identity,
             state=QueueState.QUEUED,

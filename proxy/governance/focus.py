@@ -70,7 +70,7 @@ ACCOUNT_COLUMNS = {
 AccountNames = Mapping[str, str]
 NO_NAMES: AccountNames = {}
 PAGE = 1000
-CSV_PAGE = 5000
+CSV_PAGE = 2000
 COST_COLUMNS = ("BilledCost", "EffectiveCost", "ListCost", "ContractedCost")
 COLUMNS = (
     "AvailabilityZone",

@@ -24,7 +24,7 @@ from proxy.stores.records import JobRecord, JobStatus
 VARIANTS = frozenset({"video", "thumbnail", "spritesheet"})
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
 CHUNK = 256 * 1024
-_PASS = ("Content-Type", "Content-Length", "ETag", "Last-Modified")
+_PASS = ("Content-Type", "Content-Length", "Content-Encoding", "ETag", "Last-Modified")  # as sent
 
 
 def pick(job: JobRecord, variant: str) -> str | None:

@@ -19,6 +19,7 @@ from proxy.context import Forward, PathForm, RouteKind
 from proxy.errors import ProxyError
 from proxy.forwarding import public_origin, upstream_headers
 from proxy.handlers.submit import walk
+from proxy.openai_videos import queued
 from proxy.openai_videos.door import API, DOOR, VIDEO_PREFIX, store_of, timing
 from proxy.openai_videos.errors import OpenAIError, upstream_refusal
 from proxy.openai_videos.mapping import Mapped
@@ -27,6 +28,9 @@ from proxy.openai_videos.request import read_request
 from proxy.stages.answers import proxy_headers
 from proxy.stages.body import too_large
 from proxy.state import CONTEXT, RUNTIME, SETTINGS
+from proxy.stores.admission_records import is_queue_id
+from proxy.stores.base import Store
+from proxy.stores.records import JobRecord
 
 
 async def create_video(request: web.Request) -> web.StreamResponse:
@@ -80,7 +84,7 @@ async def _answer(request: web.Request, answer: web.StreamResponse) -> web.Strea
         extra["Idempotent-Replayed"] = "true"
         if ctx.task_id is None:  # a definite refusal, replayed
             raise upstream_refusal(answer.status, raw, answer.headers)
-        job = await store_of(request).get_job(ctx.task_id)
+        job = await find_replayed(store_of(request), ctx.task_id)
         if job is None or job.api != API:
             raise OpenAIError.of(
                 409,
@@ -91,7 +95,18 @@ async def _answer(request: web.Request, answer: web.StreamResponse) -> web.Strea
             )
         settings = request.app[SETTINGS]
         return web.json_response(video(job, timing(settings, job)), headers=extra)
-    if answer.status == 200 and ctx.task_id is not None and ctx.api_request is not None:
+    sent = ctx.task_id is not None or answer.headers.get("X-Modellix-Proxy-Queued") == "true"
+    if answer.status == 200 and sent and ctx.api_request is not None:
         body = fresh(ctx.api_ref or "", ctx.received_at, json.loads(ctx.api_request))
         return web.json_response(body, headers=extra)
     raise upstream_refusal(answer.status, raw, answer.headers)
+
+
+async def find_replayed(store: Store, task_id: str) -> JobRecord | None:
+    """The job an idempotent replay names: a task id, or the queue id of a queued submit."""
+    if not is_queue_id(task_id):
+        return await store.get_job(task_id)
+    row = await store.admission_get(task_id)
+    if row is None or row.job.api_ref is None:
+        return None
+    return await queued.find(store, row.job.api_ref)

@@ -20,6 +20,7 @@ from proxy.config import Settings
 from proxy.errors import ProxyError, ServiceUnavailable, Unauthorized
 from proxy.governance import access
 from proxy.governance.keys import Identity
+from proxy.openai_videos import queued
 from proxy.openai_videos.errors import OpenAIError, not_found
 from proxy.openai_videos.mapping import VideoModels
 from proxy.openai_videos.objects import Timing
@@ -28,7 +29,7 @@ from proxy.stores.base import Store, StoreUnavailableError
 from proxy.stores.records import JobRecord
 
 API = "openai"
-VIDEO_PREFIX = "video_"
+VIDEO_PREFIX = queued.VIDEO_PREFIX
 MAX_ID_CHARS = 128
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -111,7 +112,7 @@ async def own_video(request: web.Request, who: Asker) -> JobRecord:
     video_id = request.match_info["video_id"]
     if not video_id.startswith(VIDEO_PREFIX) or len(video_id) > MAX_ID_CHARS:
         raise not_found(video_id)
-    job = await store_of(request).job_by_ref(video_id)
+    job = await queued.find(store_of(request), video_id)
     if job is None or job.caller != who.caller or job.api != API or job.hidden_at is not None:
         raise not_found(video_id)
     return job

@@ -7,7 +7,8 @@ that very poll; if the upstream cannot be reached, the ledger's record as it sta
 still in progress carries ``openai-poll-after-ms`` (``watcher.base_delay_seconds``), which
 the OpenAI SDKs' ``create_and_poll`` waits between retrieves.
 A delete removes the video from its owner's views: the upstream has no cancel, so a job
-still running runs on and is billed, and the ledger keeps its record for finance.
+still running runs on and is billed, and the ledger keeps its record for finance; a video
+the admission queue still holds is cancelled instead (``queued``), and nothing is bought.
 """
 
 from __future__ import annotations
@@ -20,11 +21,12 @@ from aiohttp import web
 from proxy.errors import ProxyError
 from proxy.handlers.poll import forward_poll
 from proxy.jsoncodec import loads
+from proxy.openai_videos import queued
 from proxy.openai_videos.door import asker, own_video, settings_of, store_of, timing
 from proxy.openai_videos.errors import OpenAIError
 from proxy.openai_videos.objects import video
 from proxy.routing import API_PREFIX
-from proxy.stores.records import JobRecord, JobStatus
+from proxy.stores.records import JobStatus
 
 POLL_AFTER = "openai-poll-after-ms"
 
@@ -37,7 +39,8 @@ async def retrieve_video(request: web.Request) -> web.StreamResponse:
     who = await asker(request)
     job = await own_video(request, who)
     expires_at: float | None = None
-    if job.status is not JobStatus.UNKNOWN and job.status is not JobStatus.EXPIRED:
+    polled = job.status not in (JobStatus.UNKNOWN, JobStatus.EXPIRED) and not queued.is_queued(job)
+    if polled:
         try:
             reply = await forward_poll(
                 request, job.task_id, poll_target(job.task_id), who.identity, who.authorization
@@ -71,12 +74,11 @@ def result_expiry(body: bytes) -> float | None:
 async def delete_video(request: web.Request) -> web.StreamResponse:
     who = await asker(request)
     job = await own_video(request, who)
-    await store_of(request).hide_api_job(job.api_ref or "", who.caller, _now(job))
+    store = store_of(request)
+    now = time.time()
+    if not queued.is_queued(job) or not await queued.cancel(store, job, now):
+        await store.hide_api_job(job.api_ref or "", who.caller, now)  # sent: hide it
     return web.json_response({"id": job.api_ref, "object": "video.deleted", "deleted": True})
-
-
-def _now(job: JobRecord) -> float:
-    return max(time.time(), job.submitted_at)
 
 
 async def remix_video(request: web.Request) -> web.StreamResponse:

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from http import HTTPStatus
 
 import aiohttp
+import orjson
 from aiohttp import web
 
 from proxy.config import Settings
+from proxy.openai_videos import errors
 from proxy.openai_videos.content import video_content
 from proxy.openai_videos.create import create_video
 from proxy.openai_videos.door import DOOR, Door, openai_errors
@@ -17,6 +20,7 @@ from proxy.openai_videos.mapping import VideoModels
 from proxy.runtime import Runtime
 
 BASE = "/v1/videos"
+_STATUSES = frozenset(s.value for s in HTTPStatus)
 
 
 def install(app: web.Application, settings: Settings, runtime: Runtime) -> None:
@@ -37,9 +41,30 @@ def install(app: web.Application, settings: Settings, runtime: Runtime) -> None:
         door.session = None
 
     app.cleanup_ctx.append(content_session)
+    app.on_response_prepare.insert(0, openai_refusals)  # before the upstream-envelope rewrite
     app.router.add_post(BASE, openai_errors(create_video))
     app.router.add_get(BASE, openai_errors(list_videos), allow_head=False)
     app.router.add_get(BASE + "/{video_id}", openai_errors(retrieve_video), allow_head=False)
     app.router.add_delete(BASE + "/{video_id}", openai_errors(delete_video))
     app.router.add_get(BASE + "/{video_id}/content", openai_errors(video_content), allow_head=False)
     app.router.add_post(BASE + "/{video_id}/remix", openai_errors(remix_video))
+
+
+async def openai_refusals(request: web.Request, response: web.StreamResponse) -> None:
+    """``on_response_prepare``: aiohttp's own plain-text refusals under ``/v1/`` (a path or a
+    method no route takes) in OpenAI's envelope, as every other answer of this door."""
+    if (
+        not request.path.startswith("/v1/")
+        or response.status < 400
+        or not isinstance(response, web.Response)
+        or response.content_type != "text/plain"
+    ):
+        return
+    phrase = HTTPStatus(response.status).phrase if response.status in _STATUSES else "Error"
+    message = f"{phrase}: {request.method} {request.path[:200]} is not a route of this API."
+    body = orjson.dumps(
+        errors.body(message, response.status, param=None, code=phrase.lower().replace(" ", "_"))
+    )
+    response.body = body
+    response.content_type = "application/json"
+    response.headers["Content-Length"] = str(len(body))

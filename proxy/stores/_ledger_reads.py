@@ -158,9 +158,13 @@ class LedgerReadsMixin(SqlBase):
             " CAST(COALESCE(SUM(estimated_cost_micros), 0) AS BIGINT) AS estimated"
             f" FROM jobs WHERE submitted_at >= $1 AND submitted_at < $2 GROUP BY {positions}"
         )
-        async with self._read() as tx:
-            rows = await tx.fetch(self.dialect.sql(sql), since, until)
+        rows = await self._aggregate(self.dialect.sql(sql), since, until)
         return await asyncio.to_thread(_fold, keys, rows)
+
+    async def _aggregate(self, sql: str, *args: object) -> list[Row]:
+        """A read aggregating the whole window (PostgreSQL gives it more memory)."""
+        async with self._read() as tx:
+            return await tx.fetch(sql, *args)
 
     async def cost_quantiles(
         self, since: float, until: float, *, merge: Collection[str] = ()

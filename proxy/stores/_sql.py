@@ -50,6 +50,8 @@ class Dialect:
     # Days since the epoch (UTC) of an epoch-seconds column: cheaper to group by than a
     # formatted date (the day's text is made once per group, not once per row).
     day_number_template: str = "CAST({} / 86400 AS INTEGER)"
+    # Text as its UTF-8 bytes (the driver then hands over bytes, not a decoded str).
+    utf8_template: str = "CAST({} AS BLOB)"
     greatest: str = "max"
     # Held in the migrating transaction beside its own write lock, given the migrations key
     # (SQLite: ``BEGIN IMMEDIATE`` already serialises migrators).
@@ -88,6 +90,7 @@ POSTGRES = Dialect(
     day_template="to_char(to_timestamp({}) AT TIME ZONE 'UTC', 'YYYY-MM-DD')",
     week_template="to_char(to_timestamp({0}) AT TIME ZONE 'UTC', 'IYYY-\"W\"IW')",
     day_number_template="CAST(floor({} / 86400) AS BIGINT)",
+    utf8_template="convert_to({}, 'UTF8')",
     greatest="GREATEST",
     migration_lock="SELECT pg_advisory_xact_lock($1)",
     split_scripts=False,

@@ -167,7 +167,7 @@ class LedgerReadStore(Protocol):
         task id), in pages of at most ``page_size``; nothing held open between pages."""
 
     def ledger_csv(
-        self, since: float, until: float, fields: Sequence[Expr], page_size: int = 5000
+        self, since: float, until: float, fields: Sequence[Expr], page_size: int = 2000
     ) -> AsyncGenerator[bytes, None]:
         """The same terminal jobs, oldest first, as CSV lines (no header) of ``fields``, each
         row formatted by the database (``proxy.stores.sql_text``); in chunks of a bounded

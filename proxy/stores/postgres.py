@@ -24,6 +24,8 @@ from proxy.stores.webhook_records import RenderDelivery
 
 DEFAULT_MIN_POOL = 1
 DEFAULT_MAX_POOL = 10
+AGGREGATE_WORK_MEM = "64MB"
+"""Memory a report's aggregate may take on the server (``SET LOCAL work_mem``)."""
 STATEMENT_TIMEOUT_SECONDS = 10.0
 """How long one statement (or waiting for a pooled connection) may take before the
 store counts as unavailable: a stalled database must not hold requests forever."""
@@ -140,6 +142,21 @@ class PostgresStore(SqlStore):
         try:
             async with self._pool.acquire(timeout=STATEMENT_TIMEOUT_SECONDS) as conn:
                 yield _PgTx(conn)
+        except _UNAVAILABLE as exc:
+            raise StoreUnavailableError(f"PostgreSQL unavailable: {_describe(exc)}") from exc
+
+    async def _aggregate(self, sql: str, *args: object) -> list[Row]:
+        """The report's one aggregate of the window, in a transaction of its own with
+        ``work_mem`` raised for it: the planner cannot tell how few groups the day numbers
+        and aliases make, and with the default 4 MB it sorts every row (on disk) instead of
+        hashing them; with room for a hash table the report takes about half the time."""
+        try:
+            async with (
+                self._pool.acquire(timeout=STATEMENT_TIMEOUT_SECONDS) as conn,
+                conn.transaction(readonly=True),
+            ):
+                await conn.execute(f"SET LOCAL work_mem = '{AGGREGATE_WORK_MEM}'")
+                return [dict(r.items()) for r in await conn.fetch(sql, *args)]
         except _UNAVAILABLE as exc:
             raise StoreUnavailableError(f"PostgreSQL unavailable: {_describe(exc)}") from exc
 

@@ -136,7 +136,6 @@ Expr = (
 _PLAIN = (Money, Instant, MonthStart, MonthEnd)
 """Kinds whose text never holds a comma, a quote or a line break."""
 
-_ISO = "%Y-%m-%dT%H:%M:%SZ"
 _PG_ISO = '\'YYYY-MM-DD"T"HH24:MI:SS"Z"\''
 
 
@@ -189,19 +188,21 @@ def render(expr: Expr, dialect: Dialect) -> str:
             at = seconds.format(greatest=dialect.greatest)
             if pg:
                 return f"to_char(to_timestamp(floor({at})) AT TIME ZONE 'UTC', {_PG_ISO})"
-            return f"strftime('{_ISO}', CAST({at} AS INTEGER), 'unixepoch')"
+            whole = f"CAST({at} AS INTEGER)"  # date() and time(): cheaper than strftime()
+            return f"(date({whole}, 'unixepoch') || 'T' || time({whole}, 'unixepoch') || 'Z')"
         case MonthStart(column):
             if pg:
                 month = f"date_trunc('month', to_timestamp({column}) AT TIME ZONE 'UTC')"
                 return f"to_char({month}, {_PG_ISO})"
-            return f"strftime('{_ISO}', CAST({column} AS INTEGER), 'unixepoch', 'start of month')"
+            day = f"date(CAST({column} AS INTEGER), 'unixepoch')"
+            return f"(substr({day}, 1, 8) || '01T00:00:00Z')"
         case MonthEnd(column):
             if pg:
                 month = f"date_trunc('month', to_timestamp({column}) AT TIME ZONE 'UTC')"
                 return f"to_char({month} + INTERVAL '1 month', {_PG_ISO})"
             return (
-                f"strftime('{_ISO}', CAST({column} AS INTEGER), 'unixepoch', 'start of month',"
-                " '+1 month')"
+                f"(date(CAST({column} AS INTEGER), 'unixepoch', 'start of month', '+1 month')"
+                " || 'T00:00:00Z')"
             )
         case JsonObject(members):
             fields: list[str] = []
@@ -226,10 +227,15 @@ def _needs_quotes(expr: Expr) -> bool:
 
 
 def csv_field(expr: Expr, dialect: Dialect) -> str:
-    """SQL for ``expr`` as one CSV field: quoted where its text may need it, ``NULL`` empty."""
+    """SQL for ``expr``'s text as the inside of one CSV field, ``NULL`` empty: quotes doubled
+    where its text may need quoting (``csv_line`` puts the surrounding quotes in the fixed
+    text beside it, so a missing value is the empty quoted field, ``""``)."""
     sql = render(expr, dialect)
     if _needs_quotes(expr):
-        sql = "'\"' || replace(" + sql + ", '\"', '\"\"') || '\"'"
+        doubled = "replace(" + sql + ", '\"', '\"\"')"
+        if dialect.name == "sqlite":  # replace() copies even without a quote, instr() not
+            doubled = f"CASE WHEN instr({sql}, '\"') THEN {doubled} ELSE {sql} END"
+        sql = doubled
     return f"COALESCE({sql}, '')"
 
 
@@ -247,9 +253,9 @@ def csv_line(exprs: Sequence[Expr], dialect: Dialect) -> CsvLine:
     """The SQL for a CSV line of the ``exprs``' fields.
 
     A field that repeats (the four cost columns and two unit prices are one amount) is
-    computed once; fixed text, commas included, is one literal between two computed fields;
-    the concatenation is a balanced tree, so building a line copies it about log2(fields)
-    times, not once per field."""
+    computed once; fixed text, commas and the quotes around a quoted field included, is one
+    literal between two computed fields; the concatenation is a balanced tree, so building a
+    line copies it about log2(fields) times, not once per field."""
     names: dict[Expr, str] = {}
     parts: list[str] = []
     text: list[str] = []  # fixed text since the last computed field
@@ -260,10 +266,15 @@ def csv_line(exprs: Sequence[Expr], dialect: Dialect) -> CsvLine:
             value = expr.text or ""
             text.append('"' + value.replace('"', '""') + '"' if _needs_quotes(expr) else value)
             continue
+        quoted = _needs_quotes(expr)
+        if quoted:
+            text.append('"')
         if text:
             parts.append(literal("".join(text)))
             text.clear()
         parts.append(names.setdefault(expr, f"f{len(names)}"))
+        if quoted:
+            text.append('"')
     if text or not parts:
         parts.append(literal("".join(text)))
     columns = tuple(f"{csv_field(expr, dialect)} AS {name}" for expr, name in names.items())

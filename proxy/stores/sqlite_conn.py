@@ -94,9 +94,9 @@ class SqliteConnection:
         return await self._off(lambda: self._conn.execute(sql, args).rowcount)
 
     async def fetch_lines(self, sql: str, args: Sequence[object]) -> tuple[bytes, int, Any]:
-        """Rows whose last column is a line of text: the lines joined (each ended with a
-        line break) and encoded, how many, and the last row (``None`` if none); all on the
-        thread, with no row mapping made."""
+        """Rows whose last column is a line of UTF-8 bytes: the lines joined (each ended with
+        a line break), how many, and the last row (``None`` if none); all on the thread, with
+        no row mapping made."""
 
         def run() -> tuple[bytes, int, Any]:
             cursor = self._conn.cursor()
@@ -104,7 +104,7 @@ class SqliteConnection:
             rows = cursor.execute(sql, args).fetchall()
             if not rows:
                 return b"", 0, None
-            return ("\n".join([row[-1] for row in rows]) + "\n").encode(), len(rows), rows[-1]
+            return b"\n".join([row[-1] for row in rows]) + b"\n", len(rows), rows[-1]
 
         return await self._off(run)
 

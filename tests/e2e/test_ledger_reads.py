@@ -1,6 +1,7 @@
-"""Finance reads against a real proxy process on a ledger of a few thousand jobs: the streamed
-report and FOCUS export equal the ledger, ``/healthz`` answers while an export is half-read,
-and a client that leaves mid-export leaves the proxy healthy."""
+"""Finance reads against a real proxy process on a ledger of a few thousand jobs, on SQLite and
+PostgreSQL: the streamed report and FOCUS export equal the ledger, ``/healthz`` answers while
+an export is half-read, and a client that leaves mid-export (mid-``COPY`` on PostgreSQL)
+leaves the proxy healthy."""
 
 from __future__ import annotations
 
@@ -29,11 +30,11 @@ JOBS = 4000
 
 @pytest.fixture
 async def proxy(
-    aiohttp_server: ServerFactory, tmp_path: Path
+    aiohttp_server: ServerFactory, tmp_path: Path, store_url: str
 ) -> AsyncIterator[tuple[ProxyProcess, str]]:
+    """A proxy on a seeded ledger, SQLite or PostgreSQL (``store_url``: both, in turn)."""
     sim = Simulator()
     sim_url = str((await aiohttp_server(build_app(sim))).make_url("")).rstrip("/")
-    store_url = f"sqlite:///{tmp_path / 'ledger.db'}"
     await seed(store_url, JOBS, days=30)
     env = proxy_env(
         sim_url,

@@ -28,7 +28,7 @@ async def proxy(aiohttp_server: ServerFactory) -> TestServer:
     ("method", "path", "status", "error_type"),
     [
         ("GET", "/", 404, "not_found"),
-        ("GET", "/v1/videos", 404, "not_found"),
+        ("GET", "/v2/videos", 404, "not_found"),  # /v1/ is OpenAI's door: its own envelope
         ("POST", "/healthz", 405, "method_not_allowed"),
         ("DELETE", "/readyz", 405, "method_not_allowed"),
     ],

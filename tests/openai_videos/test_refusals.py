@@ -12,6 +12,7 @@ import pytest
 from openai import AsyncOpenAI
 from openai.types import Video
 
+from harness.ports import free_port
 from harness.waits import wait_until
 from tests.e2e.conftest import Stack
 
@@ -166,3 +167,43 @@ async def test_list_pages_in_both_orders(stack: Stack) -> None:
     assert oldest == made
     assert first.has_more
     assert [v.id for v in first.data] == made[:2:-1][:2]
+
+
+async def test_unrouted_paths_under_v1_answer_in_openais_envelope(
+    stack: Stack, session: aiohttp.ClientSession
+) -> None:
+    """A method or a path no route of the door takes: aiohttp's 405/404 in OpenAI's envelope
+    (the ``Allow`` header kept), while the Modellix door keeps the upstream's envelope."""
+    status, doc, headers = await call(session, "PUT", f"{stack.proxy_url}/v1/videos/video_1")
+    assert refusal(status, doc, 405)["code"] == "method_not_allowed"
+    assert "GET" in headers["Allow"]
+    status, doc, _ = await call(session, "GET", f"{stack.proxy_url}/v1/videos/video_1/frames")
+    assert refusal(status, doc, 404)["code"] == "not_found"
+    status, doc, _ = await call(session, "GET", f"{stack.proxy_url}/elsewhere")
+    assert status == 404
+    assert doc["code"] == 404  # the upstream's envelope off the door
+
+
+async def test_content_when_the_file_host_is_down(
+    stack: Stack, session: aiohttp.ClientSession
+) -> None:
+    """A finished video whose result URL's host refuses connections: 502 in OpenAI's
+    envelope, naming the video, and the proxy keeps serving."""
+    stack.sim.config = stack.sim.config.model_copy(
+        update={"file_origin": f"http://127.0.0.1:{free_port()}"}
+    )
+    url = f"{stack.proxy_url}/v1/videos"
+    _, doc, _ = await call(session, "POST", url, json=HAILUO)
+    video = f"{url}/{doc['id']}"
+
+    async def done() -> bool:
+        _, seen, _ = await call(session, "GET", video)
+        return bool(seen["status"] == "completed")
+
+    await wait_until(done, within=20, what="the completed video")
+    status, doc, _ = await call(session, "GET", f"{video}/content")
+    error = refusal(status, doc, 502)
+    assert error["code"] == "upstream_unavailable"
+    assert doc["error"]["message"].endswith(f"{video.rsplit('/', 1)[1]}.")
+    status, _, _ = await call(session, "GET", video)
+    assert status == 200

@@ -15,6 +15,7 @@ from bench.ledger import seed
 from proxy import money
 from proxy.governance import focus
 from proxy.stores import Store, open_store
+from proxy.stores._ledger_csv import LedgerCsvMixin
 from proxy.stores.records import LedgerRow
 from proxy.stores.sqlite import SqliteStore
 from tests.stores.helpers import T0, new_job
@@ -35,6 +36,7 @@ HOSTILE = (
     "%s %d %% printf",
     '{"json": [1]}',
 )
+WINDOW = (T0 - 40 * 86400, T0 + 60 * 86400)
 AMOUNTS = (0, 1, 999_999, 1_000_000, 324_000, -500_000, -1, 9_000_000_000_123_456, None)
 
 
@@ -84,14 +86,18 @@ async def _insert_hostile(store: Store, texts: tuple[str, ...]) -> int:
             )
             n += 1
     await store.insert_job(new_job("open/1", submitted_at=T0 + 1))  # not terminal: no row
+    for i, at in enumerate((T0 - 0.5, T0 - 86400 * 31 + 0.999, T0 + 59 * 86400 - 1e-4)):
+        await store.insert_job(new_job(f"edge/{i}", submitted_at=at))  # month and year ends
+        await store.observe(f"edge/{i}", "success", at + 0.25, final_cost_micros=i)
+        n += 1
     return n
 
 
 async def _check_equal(store: Store, page_size: int) -> list[bytes]:
-    chunks = [c async for c in focus.csv_chunks(store, T0, T0 + 10_000, page_size=page_size)]
+    chunks = [c async for c in focus.csv_chunks(store, *WINDOW, page_size=page_size)]
     rows = _parse(b"".join(chunks))
     assert rows[0] == list(focus.COLUMNS)
-    jobs = [job async for page in store.ledger_pages(T0, T0 + 10_000) for job in page]
+    jobs = [job async for page in store.ledger_pages(*WINDOW) for job in page]
     assert len(rows) == len(jobs) + 1
     for got, job in zip(rows[1:], jobs, strict=True):
         pairs = zip(_tags_parsed(got), _tags_parsed(_expected(job)), strict=True)
@@ -112,7 +118,7 @@ async def test_sql_csv_equals_the_python_formatter_on_hostile_text(store: Store)
 @pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)
 async def test_sql_csv_keeps_nul_on_sqlite(store: Store) -> None:
     """SQLite text may hold NUL (PostgreSQL's cannot): the field keeps it, whole."""
-    await _insert_hostile(store, ("nul\x00inside", "\x00"))
+    await _insert_hostile(store, ("nul\x00inside", "\x00", 'before\x00"quote", after'))
     await _check_equal(store, page_size=2)
 
 
@@ -152,3 +158,15 @@ async def test_an_export_closed_early_leaves_the_store_usable(store_url: str) ->
         assert (await store.spend_summary(0, now + 1))[0].jobs == 3000
     finally:
         await store.close()
+
+
+@pytest.mark.parametrize("store_url", ["postgres"], indirect=True)
+async def test_keyset_pages_and_copy_agree_on_postgres(store: Store) -> None:
+    """The engine-neutral keyset-page form (what SQLite runs) gives PostgreSQL's COPY rows,
+    field for field, on the hostile ledger."""
+    await _insert_hostile(store, HOSTILE)
+    copied = b"".join([c async for c in store.ledger_csv(T0, T0 + 10_000, focus.SQL_FIELDS)])
+    paged = LedgerCsvMixin.ledger_csv(store, T0, T0 + 10_000, focus.SQL_FIELDS, 4)  # type: ignore[arg-type]
+    pages = [c async for c in paged]
+    assert len(pages) == -(-2 * len(HOSTILE) // 4)
+    assert _parse(b"".join(pages)) == _parse(copied)

@@ -16,6 +16,7 @@ import asyncpg
 import pytest
 
 from harness.postgres import fresh_postgres
+from proxy.governance import focus
 from proxy.stores import open_store
 from proxy.stores.base import Reschedule
 from proxy.stores.postgres import PostgresStore
@@ -71,6 +72,8 @@ async def test_store_operations_leave_no_session_state(pg_url: str) -> None:
         await store.watcher_stats(T0 + 2)
         await store.unknown_jobs()
         await store.list_jobs()
+        await store.report_groups(0, T0 + 10_000, ["day", "team", "model"])  # SET LOCAL work_mem
+        await anext(store.ledger_csv(0, T0 + 10_000, focus.SQL_FIELDS), b"")  # one COPY, whole
         pool = store._pool
         connections = [await pool.acquire() for _ in range(pool.get_size())]
         try:

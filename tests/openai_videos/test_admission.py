@@ -1,0 +1,59 @@
+"""Videos and the admission queue: beyond the team's upstream concurrency a create is queued
+(the video answers ``queued`` at once), a queued video can be cancelled with ``DELETE`` and
+nothing is bought, and the others are sent as slots free and complete."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from openai import AsyncOpenAI, NotFoundError
+
+from proxy.simulator import SimulatorConfig
+from tests.e2e.admission_support import UPSTREAM_KEY, virtual_key
+from tests.e2e.conftest import Stack
+
+pytestmark = pytest.mark.filterwarnings("ignore:The Sora API:DeprecationWarning")
+
+
+async def test_queued_videos_wait_cancel_and_complete(make_stack: Any) -> None:
+    """One slot, three videos: the first runs, two are queued; one of those is cancelled
+    (404 after), the other is sent when the first ends; two upstream tasks in all."""
+    config = SimulatorConfig.fast(
+        concurrency_limit=3,
+        processing_seconds=(1.0, 1.0),
+        api_keys={UPSTREAM_KEY: "default"},
+        initial_balance_usd=Decimal(1000),
+    )
+    stack: Stack = await make_stack(
+        config,
+        keys={"mode": "virtual", "cache_seconds": 0.1},
+        upstream={"api_key": UPSTREAM_KEY},
+        admission={"enabled": True, "concurrency": 1, "tick_seconds": 0.05},
+        watcher={"enabled": True, "first_check_seconds": 0.1, "base_delay_seconds": 0.1,
+                 "max_delay_seconds": 0.3, "tick_seconds": 0.05},
+    )  # fmt: skip
+    store = stack.runtime.store
+    assert store is not None
+    _, token = await virtual_key(store, team="studio")
+    async with AsyncOpenAI(
+        base_url=f"{stack.proxy_url}/v1", api_key=token, max_retries=0
+    ) as client:
+        made = [
+            await client.videos.create(model="kling-v3", prompt=f"shot {i}", seconds="8")
+            for i in range(3)
+        ]
+        assert [v.status for v in made] == ["queued"] * 3
+        assert await store.job_by_ref(made[0].id) is not None  # sent at once
+        assert await store.job_by_ref(made[2].id) is None  # held by the queue
+        waiting = await client.videos.retrieve(made[2].id)
+        assert (waiting.status, waiting.progress) == ("queued", 0)
+        deleted = await client.videos.delete(made[2].id)
+        assert deleted.deleted
+        with pytest.raises(NotFoundError):
+            await client.videos.retrieve(made[2].id)
+        done = [await client.videos.poll(v.id, poll_interval_ms=50) for v in made[:2]]
+    assert [v.status for v in done] == ["completed", "completed"]
+    assert stack.sim.counters.tasks_created == 2
+    assert await store.open_reservations() == []  # the cancelled video's money came back
