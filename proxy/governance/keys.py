@@ -77,13 +77,25 @@ def _unwrapped(value: str) -> str:
     return text.casefold()
 
 
+def may_carry_proxy_token(text: str) -> bool:
+    """``False`` only when ``text`` surely holds no proxy key: ASCII without a percent
+    sign (nothing to decode, lower-casing is case folding), with neither ``mlx-vk-`` nor
+    ``basic`` in it. One look over several values at once, joined by a NUL, answers for
+    each of them (neither word holds a NUL). Nearly all header values pass it at once.
+    """
+    if not text.isascii() or "%" in text:
+        return True
+    low = text.lower()
+    return PREFIX in low or "basic" in low
+
+
 def carries_proxy_token(value: str | None) -> bool:
     """Whether ``value`` holds something shaped like a proxy key, anywhere in it.
 
     Case and percent-encoding are ignored, and the credentials of a ``Basic``
     authorization are decoded, so no spelling of a proxy key slips past.
     """
-    if not value:
+    if not value or not may_carry_proxy_token(value):
         return False
     if PREFIX in _unwrapped(value):
         return True

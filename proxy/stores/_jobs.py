@@ -68,6 +68,14 @@ class JobsMixin(CrossingsMixin):
             )
         return None if row is None else job_from_row(row)
 
+    async def has_job(self, task_id: str) -> bool:
+        # One column: SQLite describes every column a statement returns, 40 for SELECT *.
+        async with self._read(inline=True) as tx:
+            row = await tx.fetchrow(
+                self.dialect.sql("SELECT 1 AS found FROM jobs WHERE task_id = $1"), task_id
+            )
+        return row is not None
+
     async def observe(
         self,
         task_id: str,

@@ -110,6 +110,10 @@ class JobStore(Protocol):
     async def get_job(self, task_id: str) -> JobRecord | None:
         """The job with this task id, or ``None``."""
 
+    async def has_job(self, task_id: str) -> bool:
+        """Whether the ledger holds a job with this task id (a narrow read: the first
+        look at a task a poll names, which is nearly always not one of the proxy's)."""
+
     async def observe(
         self,
         task_id: str,
