@@ -125,13 +125,18 @@ async def test_queued_videos_paged_in_order_until_sent(store: Store) -> None:
     """Four queued videos of one caller (two at the same instant) page in both orders after
     a cursor; another caller's, a Modellix submit's and a cancelled one are not listed; a
     refused one stays listed, with its ``video.failed`` webhook recorded, until its owner
-    dismisses it; one dispatched to the ledger leaves the queue's pages."""
+    dismisses it; one dispatched to the ledger leaves the queue's pages; rows that expire
+    record their webhooks (a Modellix submit's: its failed task document)."""
     rows = [await _queue(store, n, at) for n, at in enumerate((T0, T0 + 1, T0 + 1, T0 + 2))]
     await _queue(store, 7, T0 + 3, caller="vk:someone")
-    await _queue(store, -1, T0 + 3)  # through /api/v1: no door id
+    modellix = await _queue(store, -1, T0 + 3)  # through /api/v1: no door id
     cancelled = await _queue(store, 8, T0 + 4)
     await store.admission_cancel(cancelled.queue_id, "cancelled", T0 + 5)
-    for order, expected in (("desc", [3, 2, 1, 0]), ("asc", [0, 1, 2, 3])):
+    orders: tuple[tuple[Literal["asc", "desc"], list[int]], ...] = (
+        ("desc", [3, 2, 1, 0]),
+        ("asc", [0, 1, 2, 3]),
+    )
+    for order, expected in orders:
         seen: list[str] = []
         after: tuple[float, str] | None = None
         while True:
@@ -163,6 +168,16 @@ async def test_queued_videos_paged_in_order_until_sent(store: Store) -> None:
     assert await store.admission_dismiss(rows[3].queue_id)
     left = await store.api_queued_page("vk:owner", "openai", limit=10, order="asc")
     assert [row.queue_id for row in left] == [rows[n].queue_id for n in (1, 2)]
+    expired = await store.admission_expire("studio", T0 + 100, "Queue wait exceeded", T0 + 101)
+    assert len(expired) == 4  # rows 1 and 2, the other caller's, the Modellix submit
+    video_event = await store.get_delivery(rows[1].queue_id)
+    task_doc = await store.get_delivery(modellix.queue_id)
+    assert video_event is not None
+    assert task_doc is not None
+    assert json.loads(video_event.body)["type"] == "video.failed"
+    document = json.loads(task_doc.body)
+    assert (document["message"], document["data"]["status"]) == ("Queue wait exceeded", "failed")
+    assert document["data"]["task_id"] == modellix.queue_id
     job = await store.job_by_ref(f"video_{0:032x}")
     assert job is not None
     assert (job.task_id, job.submitted_at) == ("task-0", T0)  # same id, same place
