@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import aiohttp
 import pytest
 from aiohttp.test_utils import TestServer
+from yarl import URL
 
 from harness.config import settings_for
 from proxy.admin import create_admin_app
@@ -32,7 +33,7 @@ class Admin:
         self, method: str, path: str, token: str = CONFIG_TOKEN, body: bytes = b""
     ) -> tuple[int, dict[str, object]]:
         headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
-        url = aiohttp.client.URL(self.base + path, encoded=True)
+        url = URL(self.base + path, encoded=True)
         async with self.http.request(method, url, data=body or None, headers=headers) as resp:
             return resp.status, await resp.json(content_type=None)
 
