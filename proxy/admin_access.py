@@ -55,6 +55,7 @@ ROUTE_ROLES: dict[tuple[str, str], Role] = {
     ("PUT", "/admin/webhooks/endpoints/{caller}"): OPERATOR,
     ("DELETE", "/admin/webhooks/endpoints/{caller}"): OPERATOR,
     ("GET", "/admin/balance"): VIEWER,
+    ("GET", "/admin/accounts"): VIEWER,
     ("GET", "/admin/admission"): VIEWER,
     ("POST", "/admin/admission/{queue_id}/cancel"): OPERATOR,
     ("GET", "/admin/schemas"): VIEWER,

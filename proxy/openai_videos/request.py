@@ -40,16 +40,21 @@ class VideoRequest:
     size: str | None = None
     reference: str | None = None
 
-    def recorded(self, model: str, seconds: str, size: str) -> str:
+    def recorded(
+        self, model: str, seconds: str, size: str, *, remixed_from: str | None = None
+    ) -> str:
         """The request as the ledger keeps it (``api_request``): the reference left out,
-        ``seconds`` and ``size`` as the video shows them (the model's defaults filled in)."""
-        fields = {
+        ``seconds`` and ``size`` as the video shows them (the model's defaults filled in),
+        and the source video of a remix."""
+        fields: dict[str, Any] = {
             "model": model,
             "prompt": self.prompt,
             "seconds": seconds,
             "size": size,
             "has_reference": self.reference is not None,
         }
+        if remixed_from is not None:
+            fields["remixed_from_video_id"] = remixed_from
         return json.dumps(fields, ensure_ascii=False, separators=(",", ":"))
 
 

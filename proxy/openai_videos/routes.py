@@ -16,9 +16,10 @@ from proxy.openai_videos import errors
 from proxy.openai_videos.content import video_content
 from proxy.openai_videos.create import create_video
 from proxy.openai_videos.door import DOOR, Door, openai_errors
-from proxy.openai_videos.handlers import delete_video, remix_video, retrieve_video
+from proxy.openai_videos.handlers import delete_video, retrieve_video
 from proxy.openai_videos.listing import list_videos
 from proxy.openai_videos.mapping import VideoModels
+from proxy.openai_videos.remix import remix_video
 from proxy.runtime import Runtime
 
 BASE = "/v1/videos"
