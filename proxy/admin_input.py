@@ -5,6 +5,8 @@ surrogate (what JSON's ``"\\ud800"`` decodes to), so such a character in a path 
 a query value or anywhere in a JSON body would otherwise reach the driver and fail there
 (500). Every admin request is checked the same way, whatever its route: its decoded path,
 its query, and its body if that is JSON (a body that is not JSON is the handler's to refuse).
+The body is read here, so a handler asks ``request.body_exists``, never ``can_read_body``
+(false once read); ``request.read()`` and ``request.json()`` give it again.
 """
 
 from __future__ import annotations
@@ -51,7 +53,7 @@ async def refuse_unstorable(request: web.Request) -> None:
         raise _refused("path")
     if any(not storable(k) or not storable(v) for k, v in request.query.items()):
         raise _refused("query")
-    if not request.can_read_body:
+    if not request.body_exists:
         return
     raw = await request.read()  # kept by aiohttp: the handler reads the same bytes
     try:
