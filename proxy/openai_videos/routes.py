@@ -9,6 +9,8 @@ import aiohttp
 import orjson
 from aiohttp import web
 
+from proxy.catalog.netguard import HostGuard
+from proxy.catalog.preflight import GuardedResolver
 from proxy.config import Settings
 from proxy.openai_videos import errors
 from proxy.openai_videos.content import video_content
@@ -28,7 +30,12 @@ def install(app: web.Application, settings: Settings, runtime: Runtime) -> None:
     """Add OpenAI's Videos API to ``app`` (unless ``openai_videos.enabled`` is off)."""
     if not settings.openai_videos.enabled:
         return
-    door = Door(VideoModels(settings.openai_videos, runtime.catalog, runtime.pinner.aliases))
+    preflight = settings.models.preflight
+    door = Door(
+        VideoModels(settings.openai_videos, runtime.catalog, runtime.pinner.aliases),
+        HostGuard(preflight.allow_hosts),
+        preflight.max_redirects,
+    )
     app[DOOR] = door
     upstream = settings.upstream
 
@@ -36,10 +43,22 @@ def install(app: web.Application, settings: Settings, runtime: Runtime) -> None:
         timeout = aiohttp.ClientTimeout(
             connect=upstream.connect_timeout_seconds, sock_read=upstream.read_timeout_seconds
         )
-        door.session = aiohttp.ClientSession(timeout=timeout, auto_decompress=False)
+        door.session, door.guarded = (
+            aiohttp.ClientSession(
+                timeout=timeout,
+                auto_decompress=False,
+                cookie_jar=aiohttp.DummyCookieJar(),  # no file host's cookie reaches another fetch
+                connector=connector,
+            )
+            for connector in (
+                aiohttp.TCPConnector(),
+                aiohttp.TCPConnector(resolver=GuardedResolver(door.guard), use_dns_cache=False),
+            )
+        )
         yield
         await door.session.close()
-        door.session = None
+        await door.guarded.close()
+        door.session = door.guarded = None
 
     app.cleanup_ctx.append(content_session)
     app.on_response_prepare.insert(0, openai_refusals)  # before the upstream-envelope rewrite
