@@ -8,7 +8,7 @@ in ``proxy.admin_access``; every change is recorded in the audit trail (``proxy.
 
     GET /admin/jobs/{task_id}                     one job, with its history
     GET /admin/jobs?status=&team=&project=&since=&until=&limit=&after=
-    GET /admin/spend?since=&until=&group_by=day,team,project,model,status
+    GET /admin/spend?since=&until=&group_by=day,account,team,project,model,status
 
 plus keys, budgets and the report (``proxy.governance.admin_api``), intents,
 reservations and reconciling ``unknown`` records (``proxy.admin_recovery``), and the

@@ -7,12 +7,15 @@ from multidict import CIMultiDict
 
 from proxy.config import Settings
 from proxy.governance.access import strip_proxy_tokens
-from proxy.upstream.client import end_to_end
+from proxy.upstream.client import HOP_BY_HOP
 
 # Request headers a proxy must not pass on (besides the hop-by-hop ones).
 _DROP_REQUEST = frozenset(
     {"host", "expect", "content-length", "x-forwarded-host", "x-modellix-callback-url"}
 )
+# Dropped from every request; the client's X-Forwarded-For/-Proto too unless trusted.
+_DROP_TRUSTED = HOP_BY_HOP | _DROP_REQUEST
+_DROP_UNTRUSTED = _DROP_TRUSTED | {"x-forwarded-for", "x-forwarded-proto"}
 
 
 def upstream_headers(
@@ -23,18 +26,22 @@ def upstream_headers(
     ``Authorization`` passes untouched, unless it (or any other header) carries a
     proxy key: such headers are dropped here, and the caller sets the upstream key.
     ``Content-Length`` is kept only when the body is streamed as received (``keep_length``).
+    One pass over the client's headers, each name looked up in one set of names to drop
+    (hop-by-hop ones and those named in ``Connection`` among them, as ``end_to_end``).
     """
-    out = end_to_end(request.headers)
-    for name in list(out.keys()):
-        if name.lower() in _DROP_REQUEST or (
-            name.lower() in {"x-forwarded-for", "x-forwarded-proto"}
-            and not settings.trust_forwarded_headers
-        ):
-            out.popall(name, None)
+    headers = request.headers
+    trusted = settings.trust_forwarded_headers
+    drop = _DROP_TRUSTED if trusted else _DROP_UNTRUSTED
+    if conn := headers.get("Connection"):
+        drop = drop | {token.strip().lower() for token in conn.split(",")}
+    out: CIMultiDict[str] = CIMultiDict()
+    for name, value in headers.items():
+        if name.lower() not in drop:
+            out.add(name, value)
     if keep_length and request.content_length is not None:
         out["Content-Length"] = str(request.content_length)
     peer = request.remote or "unknown"
-    prior = out.get("X-Forwarded-For")
+    prior = out.get("X-Forwarded-For") if trusted else None
     out["X-Forwarded-For"] = f"{prior}, {peer}" if prior else peer
     proto, host = client_facing(request, settings)
     out["X-Forwarded-Proto"] = proto

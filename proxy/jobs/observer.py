@@ -128,7 +128,8 @@ class PollObserver:
             known.unsaved_polls += 1  # nothing moved: written with the next change
             return None
         if known is None:
-            job = await self._store.get_job(task_id)
+            # The first look at this task: nearly always not ours, so the narrow read first.
+            job = await self._store.get_job(task_id) if await self._store.has_job(task_id) else None
             if job is None:
                 # Not submitted through this ledger; it never will be (ids are new at submit).
                 self._foreign.put(task_id, True)

@@ -41,6 +41,7 @@ OVERDUE_JOBS = (
 )
 
 _GROUP_EXPR = {
+    "account": "account",
     "team": "team",
     "project": "project",
     "model": "pinned_slug",
@@ -66,6 +67,14 @@ class JobsMixin(CrossingsMixin):
                 self.dialect.sql("SELECT * FROM jobs WHERE task_id = $1"), task_id
             )
         return None if row is None else job_from_row(row)
+
+    async def has_job(self, task_id: str) -> bool:
+        # One column: SQLite describes every column a statement returns, 40 for SELECT *.
+        async with self._read(inline=True) as tx:
+            row = await tx.fetchrow(
+                self.dialect.sql("SELECT 1 AS found FROM jobs WHERE task_id = $1"), task_id
+            )
+        return row is not None
 
     async def observe(
         self,

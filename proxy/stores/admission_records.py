@@ -91,6 +91,7 @@ class QueueHead:
     team: str
     caller: str
     enqueued_at: float
+    account: str | None = None  # the Modellix account billed
 
 
 @dataclass(frozen=True, slots=True)

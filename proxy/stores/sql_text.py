@@ -59,6 +59,16 @@ class FirstText:
 
 
 @dataclass(frozen=True, slots=True)
+class Named:
+    """Where ``column`` is a non-empty text: its name from ``names`` (``(value, name)``
+    pairs), else the text itself; where it is empty: ``otherwise``."""
+
+    column: Col
+    names: tuple[tuple[str, str], ...]
+    otherwise: Const
+
+
+@dataclass(frozen=True, slots=True)
 class Before:
     """The part of ``column`` before the first ``separator``; empty without one."""
 
@@ -113,6 +123,7 @@ Expr = (
     | Concat
     | WhenText
     | FirstText
+    | Named
     | Before
     | Money
     | Instant
@@ -148,6 +159,12 @@ def render(expr: Expr, dialect: Dialect) -> str:
         case FirstText(first, second):
             other = render(second, dialect)
             return f"CASE WHEN {first.name} <> '' THEN {first.name} ELSE {other} END"
+        case Named(Col(name), names, otherwise):
+            named = name
+            if names:
+                whens = " ".join(f"WHEN {literal(k)} THEN {literal(v)}" for k, v in names)
+                named = f"CASE {name} {whens} ELSE {name} END"
+            return f"CASE WHEN {name} <> '' THEN {named} ELSE {render(otherwise, dialect)} END"
         case Before(Col(name), separator):
             if pg:
                 at = f"strpos({name}, {literal(separator)})"

@@ -8,8 +8,11 @@ before it returns. The reader connection serves the long reads (reports, gauges,
 beside the writers: in WAL mode it sees exactly what is committed, and never holds up a
 submit. A statement that can wait (for a lock, the disk, or a long scan) runs on its
 connection's own thread, so the event loop never blocks on it; the hot path's short
-indexed statements run inline (``proxy.stores.sqlite_conn``). ``":memory:"`` works (one
-connection for everything), for tests.
+indexed statements run inline (``proxy.stores.sqlite_conn``). A third connection, read
+only, answers ``has_job`` inline without a turn (the first look at each task a poll
+names): it sees what is committed, as a poll after the submit that answered its task id
+does, and never waits behind a writer's ``COMMIT``. ``":memory:"`` works (one connection
+for everything), for tests.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
+from proxy.stores._joined import joined
 from proxy.stores._ledger_csv import CsvPage
 from proxy.stores._sql import SQLITE, Row, Tx
 from proxy.stores.base import StoreUnavailableError
@@ -30,6 +34,7 @@ from proxy.stores.sqlite_conn import SqliteConnection
 from proxy.stores.webhook_records import RenderDelivery
 
 DEFAULT_BUSY_TIMEOUT_MS = 5000
+_HAS_JOB = "SELECT 1 FROM jobs WHERE task_id = ?"
 # A locked, full or vanished database file; mapped to StoreUnavailableError.
 _UNAVAILABLE = (sqlite3.OperationalError,)
 
@@ -108,6 +113,8 @@ class SqliteStore(SqlStore):
         self._reader: SqliteConnection | None = None
         self._reader_tx: _ThreadTx | None = None
         self._reader_lock = asyncio.Lock()
+        # ``has_job`` without a turn: inline, committed rows only (None for ":memory:").
+        self._peek: SqliteConnection | None = None
 
     @classmethod
     async def open(
@@ -150,6 +157,25 @@ class SqliteStore(SqlStore):
             await reader.close()
             raise
         self._reader, self._reader_tx = reader, _ThreadTx(reader)
+        peek = await SqliteConnection.open(path)
+        try:
+            # Never wait on the event loop's thread: a busy database answers at once, and
+            # ``has_job`` asks in turn instead.
+            await peek.execute("PRAGMA busy_timeout = 0")
+            await peek.execute("PRAGMA query_only = ON")
+        except BaseException:
+            await peek.close()
+            raise
+        self._peek = peek
+
+    async def has_job(self, task_id: str) -> bool:
+        peek = self._peek
+        if peek is None or joined(self) is not None:  # a joined transaction sees its own rows
+            return await super().has_job(task_id)
+        try:
+            return bool(peek.fetch_now(_HAS_JOB, (task_id,)))
+        except sqlite3.OperationalError:  # busy (a WAL reset) or worse: ask in turn
+            return await super().has_job(task_id)
 
     async def probe_write(self) -> None:
         """Take the write lock and let it go (``BEGIN IMMEDIATE``, nothing written)."""
@@ -166,6 +192,8 @@ class SqliteStore(SqlStore):
             await self._group.flush()
         finally:
             await self._conn.close()
+            if self._peek is not None:
+                await self._peek.close()
             if self._reader is not None:
                 async with self._reader_lock:
                     await self._reader.close()

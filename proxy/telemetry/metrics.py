@@ -39,6 +39,7 @@ REASON = "reason"
 MODEL = "model"
 API = "api"  # the API door: "modellix" (/api/v1/...) or "openai" (/v1/videos)
 TEAM = "team"
+ACCOUNT = "account"
 PROJECT = "project"
 STATUS = "status"
 SCOPE = "scope"
@@ -214,6 +215,13 @@ class Metrics:
             f"{p}_spend_usd_total",
             "Settled spend in US dollars (final cost of terminal jobs), by model, team, project.",
             [MODEL, TEAM, PROJECT],
+            registry=r,
+        )
+        self.account_spend = Counter(
+            f"{p}_account_spend_usd_total",
+            "Settled spend in US dollars by the Modellix account billed (upstream.accounts; "
+            "passthrough: the callers' own keys).",
+            [ACCOUNT],
             registry=r,
         )
         self.estimated_spend = Counter(

@@ -136,23 +136,30 @@ class UpstreamAttempt:
     headers: dict[str, str]
 
 
+def lean_attempt(tracing: Tracing) -> UpstreamAttempt:
+    """A sampled-out attempt (nothing exports): a child id for the traceparent sent
+    upstream, nothing recorded, nothing made current (nothing reads it: no exemplar, no
+    child span; a log line written during the attempt names the request's span).
+
+    The parent: the request being served (its lean ids), else the active span (a
+    watcher's poll), else none (a new trace).
+    """
+    ids = tracing.provider.id_generator
+    parent = current_trace() or trace.get_current_span().get_span_context()
+    if isinstance(parent, LeanTrace) or parent.is_valid:
+        lean = LeanTrace.child_of(parent, ids)
+    else:
+        lean = LeanTrace(ids.generate_trace_id(), ids.generate_span_id())
+    return UpstreamAttempt(INVALID_SPAN, lean.headers())
+
+
 @contextmanager
 def client_span(
     tracing: Tracing, *, method: str, url: str, operation: str, resend_count: int = 0
 ) -> Iterator[UpstreamAttempt]:
     """Make a CLIENT span for one upstream attempt current; send ``attempt.headers`` with it."""
     if not tracing.exporting:
-        # Sampled out: a child id for the traceparent sent upstream, nothing recorded, and
-        # not made current (nothing reads it: no exemplar, no child span; a log line
-        # written during the attempt names the request's span). The parent: the request
-        # being served (its lean ids), else the active span (a watcher's poll), else none.
-        ids = tracing.provider.id_generator
-        parent = current_trace() or trace.get_current_span().get_span_context()
-        if isinstance(parent, LeanTrace) or parent.is_valid:
-            lean = LeanTrace.child_of(parent, ids)
-        else:
-            lean = LeanTrace(ids.generate_trace_id(), ids.generate_span_id())
-        yield UpstreamAttempt(INVALID_SPAN, lean.headers())
+        yield lean_attempt(tracing)
         return
     parts = urlsplit(url)
     attrs: dict[str, AttributeValue] = {

@@ -20,7 +20,13 @@ from yarl import URL
 from proxy.config import UpstreamSettings
 from proxy.telemetry.children import child
 from proxy.telemetry.metrics import Metrics
-from proxy.telemetry.spans import UpstreamAttempt, client_span, set_error, set_response_status
+from proxy.telemetry.spans import (
+    UpstreamAttempt,
+    client_span,
+    lean_attempt,
+    set_error,
+    set_response_status,
+)
 from proxy.telemetry.traceparent import trace_exemplar
 from proxy.telemetry.tracing import Tracing, disabled_tracing
 from proxy.upstream.retry import Failure
@@ -154,47 +160,61 @@ class Upstream:
     ) -> Reply:
         """One attempt, read whole (bounded by ``max_response_bytes``)."""
         url = self.url(path_qs)
+        if not self._tracing.exporting:  # no span to make current: no context manager
+            attempt = lean_attempt(self._tracing)
+            return await self._fetch(method, url, headers, body, operation, attempt)
         with client_span(
             self._tracing,
             method=method,
-            url=str(url) if self._tracing.exporting else "",  # only span attributes read it
+            url=str(url),
             operation=operation,
             resend_count=resend_count,
         ) as attempt:
-            started = time.perf_counter()
-            cap = self._settings.max_response_bytes
-            try:
-                async with self.session.request(
-                    method,
-                    url,
-                    headers=_traced(headers, attempt),
-                    data=_payload(body),
-                    allow_redirects=False,
-                    auto_decompress=True,
-                ) as resp:
-                    seconds = time.perf_counter() - started
-                    self._observe(operation, seconds)
-                    set_response_status(attempt.span, resp.status, server=False)
-                    length = resp.content_length
-                    if (
-                        length is not None
-                        and length <= cap
-                        and not resp.headers.get("Content-Encoding")
-                    ):
-                        # Framed by Content-Length (aiohttp reads exactly that): one read.
-                        body = await resp.read()
-                    else:
-                        body = await self._read_capped(resp, cap, operation)
-                    self._count(operation, _status_class(resp.status))
-                    return Reply(resp.status, resp.headers, body, seconds)
-            except TransportFailure as failed:
-                set_error(attempt.span, failed.failure.value)
-                raise
-            except (aiohttp.ClientError, TimeoutError) as exc:
-                mapped = map_exception(exc)
-                self._count(operation, mapped.failure.value)
-                set_error(attempt.span, mapped.failure.value)
-                raise mapped from exc
+            return await self._fetch(method, url, headers, body, operation, attempt)
+
+    async def _fetch(
+        self,
+        method: str,
+        url: URL,
+        headers: Mapping[str, str],
+        body: bytes | None,
+        operation: str,
+        attempt: UpstreamAttempt,
+    ) -> Reply:
+        started = time.perf_counter()
+        cap = self._settings.max_response_bytes
+        try:
+            async with self.session.request(
+                method,
+                url,
+                headers=_traced(headers, attempt),
+                data=_payload(body),
+                allow_redirects=False,
+                auto_decompress=True,
+            ) as resp:
+                seconds = time.perf_counter() - started
+                self._observe(operation, seconds)
+                set_response_status(attempt.span, resp.status, server=False)
+                length = resp.content_length
+                if (
+                    length is not None
+                    and length <= cap
+                    and not resp.headers.get("Content-Encoding")
+                ):
+                    # Framed by Content-Length (aiohttp reads exactly that): one read.
+                    payload = await resp.read()
+                else:
+                    payload = await self._read_capped(resp, cap, operation)
+                self._count(operation, _status_class(resp.status))
+                return Reply(resp.status, resp.headers, payload, seconds)
+        except TransportFailure as failed:
+            set_error(attempt.span, failed.failure.value)
+            raise
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            mapped = map_exception(exc)
+            self._count(operation, mapped.failure.value)
+            set_error(attempt.span, mapped.failure.value)
+            raise mapped from exc
 
     async def open(
         self,

@@ -7,6 +7,7 @@ import asyncio
 import pytest
 
 from proxy.stores import DuplicateJobError, JobNotFoundError, Store
+from proxy.stores.audit_records import AuditDraft
 from proxy.stores.records import JobStatus, StatusChange, Transition
 from tests.stores.helpers import T0, new_job
 
@@ -40,6 +41,27 @@ async def test_insert_get_round_trip_keeps_every_field(store: Store) -> None:
 async def test_get_missing_job_is_none(store: Store) -> None:
     """Looking up an unrecorded task id returns None."""
     assert await store.get_job("nope/1") is None
+
+
+async def test_has_job_says_whether_the_ledger_holds_the_task(store: Store) -> None:
+    """``has_job`` is true for an inserted task id (with '/' and unicode), false otherwise."""
+    await store.insert_job(new_job("kling/v2/ü-1"))
+    assert await store.has_job("kling/v2/ü-1")
+    assert not await store.has_job("kling/v2/ü-2")
+    assert not await store.has_job("kling/v2/U-1")
+
+
+async def test_has_job_sees_a_commit_at_once_and_a_joined_transaction_its_own_rows(
+    store: Store, replica: Store
+) -> None:
+    """A job committed elsewhere is seen at once; inside an audited change (a joined
+    transaction) the job it inserted is seen before it commits."""
+    await replica.insert_job(new_job("seen/1"))
+    assert await store.has_job("seen/1")
+    async with store.audited(AuditDraft(T0, "ops", "cli", "job.test", "seen/2")):
+        await store.insert_job(new_job("seen/2"))
+        assert await store.has_job("seen/2")
+    assert await store.has_job("seen/2")
 
 
 async def test_duplicate_insert_is_refused(store: Store) -> None:
