@@ -127,6 +127,7 @@ def roster(parts: Parts) -> Roster:
             runtime.labels,
             budgets=runtime.budgets,
             catalog=runtime.catalog,
+            accounts=accounts,
             clock=p.clock,
         )
         r.add(Loop("gauges", runtime.gauges.run))

@@ -234,6 +234,15 @@ def _openai_video_models(settings: Settings) -> list[str]:
                 problems.append(
                     f"openai_videos.models.{name}.{kind}: not a model slug (provider/model)"
                 )
+    for family, slug in settings.openai_videos.remix_models.items():
+        if not _SLUG.match(family + "-v2v"):
+            problems.append(
+                f"openai_videos.remix_models.{family}: not a model family (provider/name)"
+            )
+        if slug and not _SLUG.match(slug):
+            problems.append(
+                f"openai_videos.remix_models.{family}: not a model slug (provider/model)"
+            )
     return problems
 
 

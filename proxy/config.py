@@ -528,6 +528,10 @@ class OpenAIVideosSettings(_Section):
     typical_seconds: dict[str, float] = Field(default_factory=dict)
     default_typical_seconds: float = Field(120.0, gt=0)
     max_list_limit: int = Field(100, ge=1, le=1000)
+    # remix: a source video's family (its pinned slug without the -t2v/-i2v/... suffix, e.g.
+    # ``bytedance/seedance-2.0``) to the video-to-video model that remakes it; merged over the
+    # catalog's own ``<family>-v2v`` models (an empty target turns a family's remix off)
+    remix_models: dict[str, str] = Field(default_factory=dict)
 
 
 class Settings(_Section):

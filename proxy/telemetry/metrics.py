@@ -498,6 +498,20 @@ class Metrics:
             [TEAM],
             registry=r,
         )
+        self.account_in_flight = SharedGauge(
+            f"{p}_account_in_flight",
+            "Upstream tasks in flight through the proxy by Modellix account (virtual-key jobs "
+            "not yet terminal and sends under way: the admission count), read from the store.",
+            [ACCOUNT],
+            registry=r,
+        )
+        self.account_concurrency = SharedGauge(
+            f"{p}_account_concurrency",
+            "Each Modellix account's concurrency (configured, or its funding tier's); 0: not "
+            "limited by the proxy.",
+            [ACCOUNT],
+            registry=r,
+        )
         self.admission_depth = SharedGauge(
             f"{p}_admission_queue_depth",
             "Submits waiting in the admission queue, by team (written by every replica).",

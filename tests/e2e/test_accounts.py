@@ -8,15 +8,18 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aiohttp
+from aiohttp.test_utils import TestServer
 
+from proxy.admin import create_admin_app
+from proxy.config import Settings
 from proxy.governance.keys import new_key
 from proxy.simulator import SimulatorConfig
-from tests.e2e.conftest import Stack
+from tests.e2e.conftest import ServerFactory, Stack
 from tests.e2e.test_client_flow import HAILUO
 
 ACCOUNTS = {
     "studio": {"api_key": "sk-studio-account-0001", "teams": ["video"]},
-    "agency": {"api_key": "sk-agency-account-0002", "teams": ["ads"]},
+    "agency": {"api_key": "sk-agency-account-0002", "teams": ["ads"], "concurrency": 4},
 }
 CLIENT_KEY = "sk-client-own-account-0003"
 SIM_TEAMS = {"sk-studio-account-0001": "t-studio", "sk-agency-account-0002": "t-agency",
@@ -102,3 +105,34 @@ async def test_a_team_without_an_account_is_refused_plainly(
     assert doc["code"] == 503
     assert "no Modellix account for team nobody" in doc["message"]
     assert stack.sim.counters.submits_received == before
+
+
+async def test_the_admin_view_lists_each_account_without_its_key(
+    make_stack: Callable[..., Awaitable[Stack]], aiohttp_server: ServerFactory
+) -> None:
+    """GET /admin/accounts and the account gauges: every account with its teams,
+    concurrency and tasks in flight; no key in the answer."""
+    stack = await _stack(make_stack)
+    status, _ = await _submit(stack, await _token(stack, "ads"), "in flight")
+    assert status == 200
+    settings = Settings.model_validate({"admin": {"token": "admin-token"}})
+    admin: TestServer = await aiohttp_server(
+        create_admin_app(settings, stack.metrics, stack.runtime)
+    )
+    url = str(admin.make_url("/admin/accounts"))
+    status, doc, _ = await _get(url, "Bearer admin-token")
+    assert status == 200
+    by_name = {a["name"]: a for a in doc["accounts"]}
+    assert sorted(by_name) == ["agency", "studio"]
+    assert (by_name["agency"]["teams"], by_name["agency"]["in_flight"]) == (["ads"], 1)
+    assert (by_name["studio"]["in_flight"], by_name["studio"]["default"]) == (0, False)
+    assert by_name["studio"]["balance"] is None  # balance reconciliation is off
+    assert (by_name["agency"]["concurrency"], by_name["studio"]["concurrency"]) == (4, None)
+    assert "sk-" not in str(doc)
+    gauges = stack.runtime.gauges
+    assert gauges is not None
+    await gauges.round()
+    sample = stack.metrics.registry.get_sample_value
+    assert sample("modellix_proxy_account_in_flight", {"account": "agency"}) == 1
+    assert sample("modellix_proxy_account_in_flight", {"account": "studio"}) == 0
+    assert sample("modellix_proxy_account_concurrency", {"account": "agency"}) == 4
