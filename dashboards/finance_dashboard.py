@@ -12,6 +12,7 @@ ONE = "max by (team, project, model)"
 ONE_REFUSAL = "max by (team, project, model, reason)"
 SPEND = f"{P}_spend_usd_total{{{FILTER}}}"
 UNPRICED = f'{P}_unpriced_jobs_total{{model=~"$model"}}'
+ACCOUNT_SPEND = f'{P}_account_spend_usd_total{{account=~"$account"}}'
 BUDGET_PCT = ((0.8, "yellow"), (0.9, "orange"), (1.0, "red"))
 #: The model variable lists every model with jobs or refusals, priced or not.
 MODEL_SOURCES = f'{{__name__=~"{P}_(ledger_jobs|ledger_refused_savings_usd|unpriced_jobs_total)"}}'
@@ -188,6 +189,40 @@ def build() -> Json:
             width=8,
         )
     )
+    lay.row("Modellix accounts")
+    lay.add(
+        Panel(
+            "bargauge",
+            "Spend in range by Modellix account",
+            "Settled spend over the dashboard's range per Modellix account billed "
+            "(upstream.accounts; passthrough: the callers' own keys). Not filtered by team, "
+            "project or model.",
+            "currencyUSD",
+            (
+                Query(
+                    f"sort_desc(sum by (account) (increase({ACCOUNT_SPEND}[$__range])))",
+                    "{{account}}",
+                    instant=True,
+                ),
+            ),
+            width=12,
+        )
+    )
+    lay.add(
+        Panel(
+            "timeseries",
+            "Spend per hour by Modellix account",
+            "Settled spend per hour per Modellix account billed.",
+            "currencyUSD",
+            (
+                Query(
+                    f"sum by (account) (rate({ACCOUNT_SPEND}[$__rate_interval])) * 3600",
+                    "{{account}}",
+                ),
+            ),
+            width=12,
+        )
+    )
     lay.row("Budgets")
     lay.add(
         Panel(
@@ -303,11 +338,13 @@ def build() -> Json:
         label_variable("team", "Team", f"{P}_ledger_jobs"),
         label_variable("project", "Project", f"{P}_ledger_jobs"),
         label_variable("model", "Model", MODEL_SOURCES),
+        label_variable("account", "Modellix account", f"{P}_account_spend_usd_total"),
     ]
     return dashboard(
         "modellix-proxy-finance",
         "Modellix proxy / Finance",
-        "Spend by team, project and model; budgets and forecasts; cost per job; savings.",
+        "Spend by team, project, model and Modellix account; budgets and forecasts; cost per "
+        "job; savings.",
         ["modellix-proxy", "finance"],
         variables,
         lay,

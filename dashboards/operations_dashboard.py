@@ -454,6 +454,18 @@ def build() -> Json:
             width=8,
         )
     )
+    lay.add(
+        _ts(
+            "Upstream tasks in flight by Modellix account",
+            "Each account's tasks in flight through the proxy (virtual-key jobs not yet "
+            "terminal, sends under way) against its concurrency (upstream.accounts; 0: not "
+            "limited by the proxy). The admission queue holds submits beyond it.",
+            "short",
+            Query(f"max by (account) ({P}_account_in_flight)", "{{account}}"),
+            Query(f"max by (account) ({P}_account_concurrency)", "{{account}} limit"),
+            width=8,
+        )
+    )
     variables = [
         label_variable("team", "Team", f"{P}_jobs_submitted_total"),
         label_variable("model", "Model", f"{P}_jobs_submitted_total"),

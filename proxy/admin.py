@@ -8,7 +8,7 @@ in ``proxy.admin_access``; every change is recorded in the audit trail (``proxy.
 
     GET /admin/jobs/{task_id}                     one job, with its history
     GET /admin/jobs?status=&team=&project=&since=&until=&limit=&after=
-    GET /admin/spend?since=&until=&group_by=day,team,project,model,status
+    GET /admin/spend?since=&until=&group_by=day,account,team,project,model,status
 
 plus keys, budgets and the report (``proxy.governance.admin_api``), intents,
 reservations and reconciling ``unknown`` records (``proxy.admin_recovery``), and the
@@ -35,6 +35,7 @@ from proxy.audit.admin_api import add_routes as add_audit_routes
 from proxy.audit.tokens import AdminCredentials
 from proxy.config import Settings
 from proxy.errors import BadRequest, NotFound
+from proxy.governance.accounts_api import add_routes as add_account_routes
 from proxy.governance.admin_api import add_routes as add_governance_routes
 from proxy.governance.report import parse_group_by
 from proxy.handlers.health import healthz
@@ -157,6 +158,7 @@ def create_admin_app(
     app.router.add_get("/admin/jobs/{task_id:.+}", get_job)
     app.router.add_get("/admin/spend", spend)
     add_governance_routes(app)
+    add_account_routes(app, settings.balance.team)
     add_admission_routes(app)
     add_schema_routes(app)
     add_audit_routes(app)

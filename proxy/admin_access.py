@@ -16,6 +16,7 @@ from contextlib import AbstractAsyncContextManager
 
 from aiohttp import web
 
+from proxy.admin_input import refuse_unstorable
 from proxy.audit.tokens import AdminCredentials, Principal
 from proxy.audit.trail import Actor, recorded
 from proxy.errors import Forbidden, ProxyError, Unauthorized
@@ -54,6 +55,7 @@ ROUTE_ROLES: dict[tuple[str, str], Role] = {
     ("PUT", "/admin/webhooks/endpoints/{caller}"): OPERATOR,
     ("DELETE", "/admin/webhooks/endpoints/{caller}"): OPERATOR,
     ("GET", "/admin/balance"): VIEWER,
+    ("GET", "/admin/accounts"): VIEWER,
     ("GET", "/admin/admission"): VIEWER,
     ("POST", "/admin/admission/{queue_id}/cancel"): OPERATOR,
     ("GET", "/admin/schemas"): VIEWER,
@@ -83,8 +85,9 @@ def _request_id(request: web.Request) -> str:
 
 @web.middleware
 async def admin_access(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Under ``/admin/``: who is calling (401 if nobody), whether their role may (403 if not);
-    every error in the upstream's envelope."""
+    """Under ``/admin/``: who is calling (401 if nobody), whether their role may (403 if not),
+    text no store can keep (400, ``proxy.admin_input``); every error in the upstream's
+    envelope."""
     request_id = _request_id(request)
     request[REQUEST_ID] = request_id
     try:
@@ -103,6 +106,7 @@ async def admin_access(request: web.Request, handler: Handler) -> web.StreamResp
                     details={"role_needed": needed.value, "role": principal.role.value},
                 )
             request[PRINCIPAL] = principal
+            await refuse_unstorable(request)
         return await handler(request)
     except ProxyError as err:
         return error_response(err, request_id)

@@ -129,7 +129,7 @@ async def reconcile_job(request: web.Request) -> web.Response:
 
 
 async def _attach_to(request: web.Request) -> str | None:
-    if not request.can_read_body:
+    if not request.body_exists:  # not can_read_body: the door (admin_input) has read it
         return None
     try:
         body = await request.json()

@@ -78,7 +78,7 @@ async def accept_schema(request: web.Request) -> web.Response:
     runtime = request.app[ADMIN_RUNTIME]
     slug = _slug(request)
     hash_: str | None = None
-    if request.can_read_body:
+    if request.body_exists:  # not can_read_body: the door (admin_input) has read it
         try:
             body = await request.json()
         except ValueError as exc:

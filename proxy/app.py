@@ -10,6 +10,7 @@ from collections.abc import Callable, Mapping
 from aiohttp import web
 
 from proxy import __version__
+from proxy.accounts import account_names
 from proxy.catalog.from_settings import build_catalog
 from proxy.catalog.schema_registry import SchemaRegistry
 from proxy.config import RetrySettings, Settings
@@ -90,7 +91,13 @@ def create_app(
     runtime = Runtime(
         catalog=catalog,
         pinner=pinner,
-        labels=Labels.of(catalog.slugs(), identity.teams, identity.projects, pinner.listing),
+        labels=Labels.of(
+            catalog.slugs(),
+            (*identity.teams, *(t for a in settings.upstream.accounts.values() for t in a.teams)),
+            identity.projects,
+            pinner.listing,
+            account_names(settings),
+        ),
         replica=Replica(replica_id or f"{socket.gethostname()}:{os.getpid()}"),
     )
     runtime.schemas = SchemaRegistry(

@@ -4,7 +4,8 @@
 2. ``recovery``: heartbeat; a dead replica's intents become ``unknown``. Always.
 3. ``retention``: purges what is past its keep-by time, one replica a round. Always.
 4. ``model-list``: keeps the upstream's model list (and its prices) fresh. When the list is
-   on and a watcher key (``upstream.api_key``) is set; else it is fetched on first need.
+   on and an account key is set (the default account's, else the first account's); else it
+   is fetched on first need.
 5. ``schemas``: keeps each model's published request schema pinned and fresh (one replica
    fetches, every replica reads the pins). ``models.upstream_schemas.enabled``.
 6. ``watcher``: polls the jobs no client polls and settles terminals. ``watcher.enabled``.
@@ -12,10 +13,11 @@
 8. ``gauges``: backlog, open and unknown jobs, finance and budget gauges. In the process
    that exports ``/metrics``.
 9. ``webhooks``: signed completion deliveries. ``webhooks.enabled``.
-10. ``balance``: balance reconciliation, one replica a round. ``balance.enabled`` and a
-    watcher key.
-11. ``admission``: sends queued submits as team slots free, one replica at a time.
-    ``admission.enabled`` and a watcher key.
+10. ``balance``: balance reconciliation, one replica a round, one reconciler per Modellix
+    account (``balance-<account>`` beside ``balance`` for the single-key proxy).
+    ``balance.enabled`` and an account key.
+11. ``admission``: sends queued submits as team and account slots free, one replica at a
+    time, each with its account's key. ``admission.enabled`` and an account key.
 
 They stop in reverse order: the dispatcher stops sending before anything it relies on goes,
 and the outbox flushes after everything that may still write to it. What does not run is
@@ -36,7 +38,7 @@ from proxy.admission.setup import admission_dispatcher
 from proxy.catalog.schema_refresh import SchemaRefresher
 from proxy.catalog.upstream_models import keep_fresh
 from proxy.config import Settings
-from proxy.governance.reconcile_balance import BalanceReconciler, upstream_reader
+from proxy.governance.reconcile_balance import balance_reconcilers
 from proxy.jobs.expiry import Expiry
 from proxy.jobs.recovery import RecoverySweep
 from proxy.jobs.tracker import JobTracker
@@ -52,7 +54,7 @@ from proxy.upstream.retry import RetryPolicy
 from proxy.webhooks.worker import DeliveryWorker
 
 log = structlog.get_logger("proxy.background")
-NO_KEY = "needs upstream.api_key (the proxy's own upstream key)"
+NO_KEY = "needs upstream.api_key or upstream.accounts (the proxy's own upstream keys)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,7 +78,8 @@ def roster(parts: Parts) -> Roster:
     """Every component, in start order, each with the condition under which it runs."""
     p, s, runtime = parts, parts.settings, parts.runtime
     owner = runtime.replica.id
-    key = _watcher_key(s)
+    accounts = runtime.accounts
+    listing_account = accounts.get(None) or next(iter(accounts.all()), None)
     r = Roster()
     r.add(Closing("outbox", lambda: p.tracker.outbox.close(within=s.shutdown_grace_seconds)))
     r.add(Loop("recovery", p.recovery.run))
@@ -88,10 +91,11 @@ def roster(parts: Parts) -> Roster:
         r.skip("model-list", "models.upstream_list.enabled is false")
     elif not listing.settings.fetch_at_start:
         r.skip("model-list", "models.upstream_list.fetch_at_start is false: fetched on first need")
-    elif key is None:
+    elif listing_account is None:
         r.skip("model-list", NO_KEY + ": fetched on first need with the caller's key")
     else:
-        r.add(Loop("model-list", lambda: keep_fresh(listing, f"Bearer {key}")))
+        credential = listing_account.authorization
+        r.add(Loop("model-list", lambda: keep_fresh(listing, credential)))
 
     schemas = runtime.schemas
     if schemas is None or not schemas.enabled:
@@ -102,7 +106,14 @@ def roster(parts: Parts) -> Roster:
 
     if s.watcher.enabled:
         runtime.watcher = Watcher(
-            p.tracker, p.upstream, p.poll_policy, s, p.metrics, runtime.replica, clock=p.clock
+            p.tracker,
+            p.upstream,
+            p.poll_policy,
+            s,
+            p.metrics,
+            runtime.replica,
+            accounts=accounts,
+            clock=p.clock,
         )
         r.add(Loop("watcher", runtime.watcher.run))
     else:
@@ -116,6 +127,7 @@ def roster(parts: Parts) -> Roster:
             runtime.labels,
             budgets=runtime.budgets,
             catalog=runtime.catalog,
+            accounts=accounts,
             clock=p.clock,
         )
         r.add(Loop("gauges", runtime.gauges.run))
@@ -135,31 +147,25 @@ def roster(parts: Parts) -> Roster:
 
     if not s.balance.enabled:
         r.skip("balance", "balance.enabled is false")
-    elif key is None:
+    elif not accounts.all():
         log.warning("balance.disabled", reason="balance reconciliation " + NO_KEY)
         r.skip("balance", NO_KEY)
     else:
-        read = upstream_reader(p.upstream, key)
-        reconciler = BalanceReconciler(p.store, s, p.metrics, owner, read, clock=p.clock)
-        r.add(Loop("balance", reconciler.run))
+        reconcilers = balance_reconcilers(
+            p.store, s, p.metrics, owner, p.upstream, accounts, p.clock
+        )
+        for reconciler in reconcilers:
+            name = "balance" if reconciler.lease == "balance" else f"balance-{reconciler.label}"
+            r.add(Loop(name, reconciler.run))
 
     if not s.admission.enabled:
         r.skip("admission", "admission.enabled is false")
-    elif key is None:
+    elif not accounts.all():
         log.warning("admission.disabled", reason="the admission queue sends with " + NO_KEY)
         r.skip("admission", NO_KEY)
     else:
         dispatcher = admission_dispatcher(
-            runtime, p.tracker, p.store, s, p.metrics, p.upstream, p.submit_policy, key, p.clock
+            runtime, p.tracker, p.store, s, p.metrics, p.upstream, p.submit_policy, p.clock
         )
         r.add(Loop("admission", dispatcher.run))
     return r
-
-
-def _watcher_key(settings: Settings) -> str | None:
-    """``upstream.api_key`` (or its file); ``None`` when unset or unreadable (logged)."""
-    try:
-        return settings.upstream_api_key()
-    except OSError as exc:  # an unreadable key file: what needs it waits for a restart
-        log.error("upstream.api_key_unreadable", error=str(exc))
-        return None

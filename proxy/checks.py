@@ -17,6 +17,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from proxy.accounts import AccountBook, AccountError
 from proxy.catalog.from_settings import build_catalog
 from proxy.catalog.loader import CatalogError, load_catalog
 from proxy.config import (
@@ -185,17 +186,19 @@ def check_settings(settings: Settings) -> list[str]:
             problems.append(f"{field}: no such file {path}")
     upstream = settings.upstream
     has_key = upstream.api_key is not None or upstream.api_key_file is not None
+    has_key = has_key or bool(upstream.accounts)
     if settings.keys.mode != "passthrough" and not has_key:
         problems.append(
             "keys.mode: virtual keys need upstream.api_key or upstream.api_key_file "
-            "(the key the proxy injects)"
+            "(the key the proxy injects), or upstream.accounts"
         )
     if settings.admission.enabled and (settings.keys.mode == "passthrough" or not has_key):
         problems.append(
             "admission.enabled: the queue sends with the proxy's own key, so it needs "
-            "keys.mode virtual or mixed and upstream.api_key (pass-through submits are never "
-            "queued)"
+            "keys.mode virtual or mixed and upstream.api_key or upstream.accounts "
+            "(pass-through submits are never queued)"
         )
+    problems.extend(account_problems(settings))
     url = settings.store.url
     if not url.startswith(("sqlite:///", "postgresql://", "postgres://")):
         problems.append("store.url: use sqlite:///path.db or postgresql://user@host:port/db")
@@ -230,5 +233,44 @@ def _openai_video_models(settings: Settings) -> list[str]:
             if slug is not None and not _SLUG.match(slug):
                 problems.append(
                     f"openai_videos.models.{name}.{kind}: not a model slug (provider/model)"
+                )
+    for family, slug in settings.openai_videos.remix_models.items():
+        if not _SLUG.match(family + "-v2v"):
+            problems.append(
+                f"openai_videos.remix_models.{family}: not a model family (provider/name)"
+            )
+        if slug and not _SLUG.match(slug):
+            problems.append(
+                f"openai_videos.remix_models.{family}: not a model slug (provider/model)"
+            )
+    return problems
+
+
+def account_problems(settings: Settings) -> list[str]:
+    """What stops ``upstream.accounts`` from working: a key file missing or unreadable, two
+    accounts with the same key (read from their files too), a budget or admission override
+    for a team no account bills when there is no default account."""
+    problems: list[str] = []
+    upstream = settings.upstream
+    missing = False
+    for name, account in upstream.accounts.items():
+        path = account.api_key_file
+        if path is not None and not path.is_file():
+            problems.append(f"upstream.accounts.{name}.api_key_file: no such file {path}")
+            missing = True
+    if missing:
+        return problems
+    try:
+        book = AccountBook.from_settings(settings)
+    except OSError as exc:
+        return [f"upstream.accounts: a key file cannot be read ({exc.strerror})"]
+    except AccountError as exc:
+        return [str(exc)]
+    if book.default is None and upstream.accounts:
+        for team in settings.admission.teams:
+            if book.for_team(team) is None:
+                problems.append(
+                    f"admission.teams.{team}: no account bills team {team!r} "
+                    "(list it in an upstream.accounts entry, or set upstream.default_account)"
                 )
     return problems

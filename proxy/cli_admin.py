@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from pydantic import ValidationError
 
 from proxy import money
+from proxy.accounts import account_names
 from proxy.audit.trail import cli_actor, recorded
 from proxy.catalog.from_settings import build_catalog
 from proxy.checks import describe_errors
@@ -187,7 +188,8 @@ def cmd_report(args: argparse.Namespace) -> int:
         sys.stdout.flush()
         out = sys.stdout.buffer
         if args.format == "focus":  # read in pages, written a page at a time
-            await streaming.to_file(focus.chunks("csv", store, since, until)[1], out)
+            names = account_names(_settings)
+            await streaming.to_file(focus.chunks("csv", store, since, until, names)[1], out)
             return 0
         rows = await report.build(store, since, until, group_by)
         if args.format == "csv":

@@ -17,6 +17,7 @@ whose stripped contents are used instead.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from decimal import Decimal
 from pathlib import Path
@@ -88,6 +89,34 @@ class RetrySettings(_Section):
     poll_retry_statuses: frozenset[int] = frozenset({429, 500, 502, 503, 504})
 
 
+ACCOUNT_NAME = r"^[A-Za-z0-9._-]{1,64}$"
+DEFAULT_ACCOUNT = "default"
+
+
+class UpstreamAccount(_Section):
+    """One Modellix account (an upstream team with its own key, balance, tier and bill).
+
+    Its key comes from ``api_key`` (or ``MODELLIX_PROXY_UPSTREAM__ACCOUNTS__<NAME>__API_KEY``)
+    or ``api_key_file``. Its concurrency is ``concurrency``, else the funding tier of
+    ``funding_usd`` (total top-ups, ``proxy.accounts.TIERS``), else unlimited by the proxy.
+    """
+
+    api_key: SecretStr | None = None
+    api_key_file: Path | None = None
+    display_name: str | None = Field(None, min_length=1, max_length=200)
+    concurrency: int | None = Field(None, ge=1, le=10_000)
+    funding_usd: Decimal | None = Field(None, ge=0)
+    teams: tuple[str, ...] = ()  # the proxy teams whose virtual keys bill to this account
+
+    @model_validator(mode="after")
+    def _one_key(self) -> UpstreamAccount:
+        if (self.api_key is None) == (self.api_key_file is None):
+            raise ValueError("an account needs exactly one of api_key and api_key_file")
+        if self.concurrency is not None and self.funding_usd is not None:
+            raise ValueError("set concurrency or funding_usd, not both")
+        return self
+
+
 class UpstreamSettings(_Section):
     origin: str = "https://api.modellix.ai"
     connect_timeout_seconds: float = Field(5.0, gt=0)
@@ -99,6 +128,43 @@ class UpstreamSettings(_Section):
     # (after a restart in pass-through mode) and that virtual keys inject.
     api_key: SecretStr | None = None
     api_key_file: Path | None = None
+    # Further Modellix accounts by name (``upstream.api_key`` is the account ``default``),
+    # and the account of the teams no account lists (``None``: ``default`` if configured).
+    accounts: dict[str, UpstreamAccount] = Field(default_factory=dict)
+    default_account: str | None = Field(None, pattern=ACCOUNT_NAME)
+
+    @model_validator(mode="after")
+    def _accounts(self) -> UpstreamSettings:
+        for name in self.accounts:
+            if not re.fullmatch(ACCOUNT_NAME, name):
+                raise ValueError(f"accounts: {name!r} is not a name (letters, digits, . _ -)")
+        has_default_key = self.api_key is not None or self.api_key_file is not None
+        if has_default_key and DEFAULT_ACCOUNT in self.accounts:
+            raise ValueError(
+                "accounts.default: upstream.api_key already is the account 'default'; "
+                "configure it in one place"
+            )
+        known = set(self.accounts) | ({DEFAULT_ACCOUNT} if has_default_key else set())
+        if self.default_account is not None and self.default_account not in known:
+            raise ValueError(
+                f"default_account: no account {self.default_account!r} "
+                f"(configured: {', '.join(sorted(known)) or 'none'})"
+            )
+        owner: dict[str, str] = {}
+        for name, account in self.accounts.items():
+            for team in account.teams:
+                if team in owner:
+                    raise ValueError(
+                        f"accounts.{name}.teams: team {team!r} already bills to account "
+                        f"{owner[team]!r} (a team bills to one account)"
+                    )
+                owner[team] = name
+        keys = [a.api_key.get_secret_value() for a in self.accounts.values() if a.api_key]
+        if self.api_key is not None:
+            keys.append(self.api_key.get_secret_value())
+        if len(keys) != len(set(keys)):
+            raise ValueError("accounts: two accounts have the same api_key")
+        return self
 
     @model_validator(mode="after")
     def _origin_shape(self) -> UpstreamSettings:
@@ -462,6 +528,10 @@ class OpenAIVideosSettings(_Section):
     typical_seconds: dict[str, float] = Field(default_factory=dict)
     default_typical_seconds: float = Field(120.0, gt=0)
     max_list_limit: int = Field(100, ge=1, le=1000)
+    # remix: a source video's family (its pinned slug without the -t2v/-i2v/... suffix, e.g.
+    # ``bytedance/seedance-2.0``) to the video-to-video model that remakes it; merged over the
+    # catalog's own ``<family>-v2v`` models (an empty target turns a family's remix off)
+    remix_models: dict[str, str] = Field(default_factory=dict)
 
 
 class Settings(_Section):
@@ -518,6 +588,11 @@ class Settings(_Section):
 
     def upstream_api_key(self) -> str | None:
         return _secret(self.upstream.api_key, self.upstream.api_key_file)
+
+    def account_api_key(self, name: str) -> str | None:
+        """The key of ``upstream.accounts.<name>`` (read from its file if it has one)."""
+        account = self.upstream.accounts[name]
+        return _secret(account.api_key, account.api_key_file)
 
     def webhook_signing_secret(self) -> str | None:
         return _secret(self.webhooks.signing_secret, self.webhooks.signing_secret_file)

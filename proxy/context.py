@@ -48,6 +48,7 @@ class Caller:
     virtual_key_id: str | None = None
     allowed_models: frozenset[str] | None = None
     max_concurrent_jobs: int | None = None
+    account: str | None = None  # the Modellix account billed (None: the caller's own key)
 
 
 @dataclass(frozen=True, slots=True)

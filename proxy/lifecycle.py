@@ -4,7 +4,8 @@
 2. the store (opened from ``store.url`` unless one was given), and the job tracker on it;
 3. the first recovery round: this replica is alive before it holds anything, so no other
    replica's sweep can take its work for a dead one's;
-4. the governance state (declared budgets upserted, the key ring, the budget book) and the
+4. the Modellix accounts (their keys read), the governance state (declared budgets
+   upserted, the key ring, the budget book) and the
    submit pipeline built on it; the model list connected to the upstream; the pinned
    published schemas read from the store;
 5. the roster of long-running components (``proxy.background``), started in order.
@@ -23,6 +24,7 @@ from contextlib import AsyncExitStack
 
 from aiohttp import web
 
+from proxy.accounts import AccountBook
 from proxy.background import Parts, roster
 from proxy.catalog.media import MediaChecker
 from proxy.catalog.preflight import Preflight, PreflightOptions
@@ -100,8 +102,11 @@ async def _start(
         store, settings.recovery, metrics, runtime.replica.id, tracker.settler, clock=clock
     )
     await recovery.round()  # alive before holding anything, so no one sweeps it
-    runtime.keyring, runtime.budgets = await start_governance(store, settings, clock)
-    runtime.pinner.listing.connect(upstream_fetch(upstream), _listing_credential(settings))
+    runtime.accounts = AccountBook.from_settings(settings)
+    runtime.keyring, runtime.budgets = await start_governance(
+        store, settings, runtime.accounts, clock
+    )
+    runtime.pinner.listing.connect(upstream_fetch(upstream), _listing_credential(runtime.accounts))
     if runtime.schemas is not None and runtime.schemas.enabled:
         runtime.schemas.attach(store, SchemaFetcher(settings.models.upstream_schemas))
         stack.push_async_callback(runtime.schemas.close)
@@ -148,10 +153,8 @@ async def _start(
     stack.push_async_callback(runtime.roster.stop)
 
 
-def _listing_credential(settings: Settings) -> str | None:
-    """The watcher key the model list is fetched with when set (else the caller's key)."""
-    try:
-        key = settings.upstream_api_key()
-    except OSError:  # logged by the roster; the caller's key will do
-        return None
-    return f"Bearer {key}" if key else None
+def _listing_credential(accounts: AccountBook) -> str | None:
+    """The key the model list is fetched with: the default account's (or the first
+    configured account's) when there is one, else the caller's."""
+    account = accounts.get(None) or next(iter(accounts.all()), None)
+    return account.authorization if account is not None else None

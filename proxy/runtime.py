@@ -11,6 +11,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 
+from proxy.accounts import AccountBook
 from proxy.admission.desk import AdmissionDesk
 from proxy.catalog.loader import Catalog
 from proxy.catalog.pinning import Pinner
@@ -36,6 +37,7 @@ class Runtime:
     labels: Labels
     replica: Replica
     schemas: SchemaRegistry | None = None  # the upstream's published schemas, pinned
+    accounts: AccountBook = field(default_factory=lambda: AccountBook((), None))
     store: Store | None = None
     keyring: KeyRing | None = None
     budgets: BudgetBook | None = None

@@ -23,6 +23,7 @@ def row_json(row: QueuedSubmit) -> dict[str, Any]:
     return {
         "queue_id": row.queue_id,
         "team": row.team or None,
+        "account": row.job.account,
         "caller": row.caller,
         "state": row.state.value,
         "model": row.job.pinned_slug,

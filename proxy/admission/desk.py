@@ -7,6 +7,9 @@ sent now; or it becomes a queue row holding its reservations and its idempotency
 (completed with the queued answer, so a replay answers the same ``q-`` id), and the
 client hears ``pending`` with the ``q-`` id at once; or the team's queue is full: 429.
 
+A submit billed to a Modellix account with a concurrency (``upstream.accounts``) also waits
+for a free slot of its account, shared by every team billing to it.
+
 A direct send the upstream refuses with 429 (its concurrency limit: say, tasks started
 outside the proxy) is queued the same way (``requeue``): nothing was created.
 """
@@ -20,6 +23,7 @@ from collections.abc import Callable, Mapping
 import structlog
 from aiohttp import web
 
+from proxy.accounts import AccountBook
 from proxy.admission.answers import queued_answer
 from proxy.config import Settings
 from proxy.context import RequestContext
@@ -70,29 +74,28 @@ class AdmissionDesk:
         labels: Labels,
         ledger: SubmitLedger,
         policy: RetryPolicy,
+        accounts: AccountBook,
         *,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._settings = settings.admission
+        self._accounts = accounts
         self._store = store
         self._metrics = metrics
         self._labels = labels
         self._ledger = ledger
         self._clock = clock
         self.clock = clock
-        self._key = settings.upstream_api_key() if settings.admission.enabled else None
         self.policy = without_429(policy)
 
     def applies(self, ctx: RequestContext) -> bool:
-        """Queueable: admission on, and the submit goes out with the proxy's own key."""
+        """Queueable: admission on, and the submit goes out with one of the proxy's own
+        account keys (a virtual key's)."""
         caller = ctx.caller
-        return (
-            self._settings.enabled
-            and self._key is not None
-            and caller is not None
-            and caller.virtual_key_id is not None
-            and ctx.upstream_authorization == f"Bearer {self._key}"
-        )
+        if not self._settings.enabled or caller is None or caller.virtual_key_id is None:
+            return False
+        account = self._accounts.get(caller.account) if caller.account else None
+        return account is not None and ctx.upstream_authorization == account.authorization
 
     def _entry(
         self, ctx: RequestContext, intent: Intent, path: str, headers: Mapping[str, str]
@@ -155,6 +158,7 @@ class AdmissionDesk:
                 limit=self._settings.concurrency_of(team),
                 max_queue=self._settings.max_queue_of(team),
                 now=self._clock(),
+                account_limit=self._accounts.concurrency(entry.job.account),
             )
         except StoreError:
             # Maybe written, maybe not: undo whichever it was; the request's holds stay on

@@ -28,6 +28,7 @@ from typing import Protocol
 
 import structlog
 
+from proxy.accounts import AccountBook
 from proxy.admission.answers import upstream_message
 from proxy.admission.fairness import fair_order
 from proxy.config import Settings
@@ -63,7 +64,7 @@ class Dispatcher:
         upstream: Upstream,
         policy: RetryPolicy,
         owner: str,
-        upstream_key: str,
+        accounts: AccountBook,
         *,
         cadence: Cadence,
         outbox: Outbox,
@@ -78,7 +79,7 @@ class Dispatcher:
         self._upstream = upstream
         self._policy = policy
         self._owner = owner
-        self._authorization = f"Bearer {upstream_key}"
+        self._accounts = accounts
         self._cadence = cadence
         self._outbox = outbox
         self._clock = clock
@@ -160,11 +161,12 @@ class Dispatcher:
             limit = self._settings.concurrency_of(team)
             order = fair_order(team_heads, await self._store.admission_turns(team))
             for head in order:
+                account_limit = self._accounts.concurrency(head.account)
                 claim = await self._store.admission_claim(
-                    head.queue_id, self._owner, self._clock(), limit
+                    head.queue_id, self._owner, self._clock(), limit, account_limit
                 )
                 if claim is None:
-                    break  # no free slot for this team (or the row left the queue)
+                    break  # no free slot for this team or its account (or the row left)
                 claimed += 1
                 task = asyncio.get_running_loop().create_task(
                     self._send(claim), name=f"admission-send-{head.queue_id}"
@@ -186,7 +188,20 @@ class Dispatcher:
     async def _send_and_record(self, claim: DispatchClaim) -> None:
         row, intent = claim.row, claim.intent
         headers = dict(row.headers)
-        headers["Authorization"] = self._authorization
+        account = self._accounts.get(row.job.account)
+        if account is None:  # the account left the configuration while the submit waited
+            message = (
+                f"Unknown account: the submit's Modellix account {row.job.account!r} is no "
+                "longer configured (upstream.accounts); nothing was sent"
+            )
+            now = self._clock()
+            await self._outbox.write(
+                f"refused {row.queue_id}",
+                lambda: self._store.admission_refused(row.queue_id, intent, message, now),
+            )
+            self._metrics.admission_dispatches.labels("refused").inc()
+            return
+        headers["Authorization"] = account.authorization
         headers.setdefault("Content-Type", "application/json")
         metrics = self._metrics
         outcome = await attempts.send(

@@ -23,13 +23,19 @@ def admission_dispatcher(
     metrics: Metrics,
     upstream: Upstream,
     submit_policy: RetryPolicy,
-    key: str,
     clock: Callable[[], float] = time.time,
 ) -> Dispatcher:
     """Set ``runtime.admission`` (submits start queueing) and build the dispatcher that sends
-    what is queued with the proxy's own upstream ``key``."""
+    what is queued with the key of each submit's Modellix account (``runtime.accounts``)."""
     runtime.admission = AdmissionDesk(
-        settings, store, metrics, runtime.labels, tracker.ledger, submit_policy, clock=clock
+        settings,
+        store,
+        metrics,
+        runtime.labels,
+        tracker.ledger,
+        submit_policy,
+        runtime.accounts,
+        clock=clock,
     )
     return Dispatcher(
         store,
@@ -39,7 +45,7 @@ def admission_dispatcher(
         upstream,
         without_429(submit_policy),
         runtime.replica.id,
-        key,
+        runtime.accounts,
         cadence=tracker.cadence,
         outbox=tracker.outbox,
         clock=clock,

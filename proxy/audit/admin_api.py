@@ -18,7 +18,7 @@ from typing import Any
 
 from aiohttp import web
 
-from proxy.admin_access import audit
+from proxy.admin_access import ADMIN_CREDENTIALS, audit
 from proxy.audit.tokens import (
     fresh_secret,
     hash_token,
@@ -120,6 +120,7 @@ async def rotate_token(request: web.Request) -> web.Response:
         if before is None or rotated is None:
             raise NotFound(f"no active admin token {token_id!r}")
         entry.before, entry.after = token_json(before), token_json(rotated)
+    request.app[ADMIN_CREDENTIALS].forget(token_id)  # the old secret stops here at once
     return web.json_response({"token": token, **token_json(rotated)})
 
 
@@ -132,6 +133,7 @@ async def revoke_token(request: web.Request) -> web.Response:
             raise NotFound(f"no active admin token {token_id!r}")
         after = await store.get_admin_token(token_id)
         entry.before, entry.after = token_json(before), token_json(after) if after else None
+    request.app[ADMIN_CREDENTIALS].forget(token_id)
     return web.json_response({"token_id": token_id, "revoked": True})
 
 

@@ -5,7 +5,8 @@ and kept only as its SHA-256, looked up by that digest (an indexed lookup) and r
 with ``hmac.compare_digest``. The configured ``admin.token`` keeps working as an
 ``operator`` named ``config``, compared in constant time. Each replica remembers what it
 read about a token for ``admin.token_cache_seconds``, so a revocation or rotation reaches
-every replica within that time, without a restart.
+every replica within that time, without a restart; the replica that made the change forgets
+the token at once (``forget``).
 """
 
 from __future__ import annotations
@@ -84,6 +85,17 @@ class AdminCredentials:
         self._cache_seconds = cache_seconds
         self._clock = clock
         self._cache: dict[str, tuple[float, AdminToken | None]] = {}
+        self._forgotten = 0  # bumped by ``forget``: a lookup that spanned it is not kept
+
+    def forget(self, token_id: str) -> None:
+        """Drop what this replica remembers of ``token_id`` (rotated or revoked here): its old
+        secret, or the revoked token, is refused from the next request on."""
+        self._forgotten += 1
+        self._cache = {
+            digest: hit
+            for digest, hit in self._cache.items()
+            if hit[1] is None or hit[1].token_id != token_id
+        }
 
     async def principal(self, authorization: str) -> Principal:
         """The principal of an ``Authorization`` header, or 401 saying why not."""
@@ -114,9 +126,12 @@ class AdminCredentials:
         store = self._store()
         if store is None:
             return None
+        forgotten = self._forgotten
         found = await store.get_admin_token_by_hash(digest)
         if found is not None and not hmac.compare_digest(found.token_hash, digest):
             found = None
+        if forgotten != self._forgotten:  # read before a rotation or revocation here ended
+            return found
         if len(self._cache) > 10_000:
             self._cache.clear()
         self._cache[digest] = (now + self._cache_seconds, found)

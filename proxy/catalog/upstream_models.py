@@ -6,10 +6,11 @@ without a local spec are checked for what can be known (``proxy.catalog.listed``
 
 Where the list comes from:
 
-- with a watcher key configured (``upstream.api_key``), the ``model-list`` component
-  (``keep_fresh``, in ``proxy.background``'s roster) fetches it at
-  start and every ``models.upstream_list.refresh_seconds`` (unless ``fetch_at_start``
-  is off: then on first need, with the watcher key);
+- with an account key configured (``upstream.api_key``, else the first of
+  ``upstream.accounts``: one list for every account, as Modellix lists the same models to
+  every team), the ``model-list`` component (``keep_fresh``, in ``proxy.background``'s
+  roster) fetches it at start and every ``models.upstream_list.refresh_seconds`` (unless
+  ``fetch_at_start`` is off: then on first need, with that key);
 - otherwise on first need with the caller's own key (``ensure``), again once stale;
 - every ``GET /api/v1/models`` answered through the proxy refreshes it too.
 

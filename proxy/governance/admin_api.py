@@ -225,10 +225,12 @@ async def _focus(
     request: web.Request, store: LedgerReadStore, since: float, until: float, fmt: str
 ) -> web.StreamResponse:
     try:
-        content_type, chunks = focus.chunks(fmt, store, since, until)
+        names = request.app[ADMIN_RUNTIME].accounts.display_names()
+        content_type, chunks = focus.chunks(fmt, store, since, until, names)
     except ValueError as exc:
         raise BadRequest(str(exc)) from None
-    return await streaming.respond(request, content_type, chunks)
+    version = {focus.VERSION_HEADER: focus.FOCUS_VERSION}
+    return await streaming.respond(request, content_type, chunks, version)
 
 
 def add_routes(app: web.Application) -> None:

@@ -2,8 +2,12 @@
 
 Each terminal job submitted in ``[since, until)`` is one ``Usage`` charge: ``ResourceId`` is
 the task id, ``SkuId`` the pinned model, ``ChargePeriodStart``/``End`` the submit and terminal
-times, ``SubAccountId`` the team, ``Tags`` the team, project, alias, status, correlation id
-and the API door (``api``: ``modellix`` or ``openai``).
+times, ``Tags`` the team, project, alias, status, correlation id and the API door (``api``:
+``modellix`` or ``openai``). The billing account is the Modellix account the job billed to
+(``ACCOUNT_COLUMNS``): ``BillingAccountId`` its name in ``upstream.accounts`` (``default``:
+``upstream.api_key``), ``BillingAccountName`` its ``display_name``; a pass-through job (the
+caller's own key) names the caller's key fingerprint. ``SubAccountId``/``SubAccountName``
+are the proxy team.
 BilledCost, EffectiveCost, ContractedCost and ListCost are all the ledger's final cost, exact
 to the micro-dollar (Modellix bills list prices, with no discounts or commitments), so each
 cost column sums to the ledger's spend over the same window. Jobs still open, and ``unknown``
@@ -18,15 +22,17 @@ Each column is declared twice, side by side: ``focus_values`` computes a job's r
 (the JSON and NDJSON forms), ``SQL_FIELDS`` says how the database computes the same text
 (``proxy.stores.sql_text``) for the CSV form, which the database formats whole; a test holds
 the two equal (tests/stores/test_ledger_csv.py). A column that changes changes in both.
+The accounts' display names are configuration, so both take them as a mapping (``names``;
+``sql_fields(names)``).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from contextlib import aclosing
 from datetime import UTC, datetime
-from functools import lru_cache
+from functools import lru_cache, partial
 from typing import Any
 
 import orjson
@@ -47,10 +53,22 @@ from proxy.stores.sql_text import (
     Money,
     MonthEnd,
     MonthStart,
+    Named,
     WhenText,
 )
 
 FOCUS_VERSION = "1.1"
+VERSION_HEADER = "X-Modellix-Proxy-Focus-Version"  # on every export answer: FOCUS_VERSION
+PASSTHROUGH_ACCOUNT_NAME = "Caller's own Modellix key"
+# Where the account columns come from, as data: FOCUS column -> the ledger column (``jobs``).
+ACCOUNT_COLUMNS = {
+    "BillingAccountId": "account",  # empty (pass-through): the caller, "fp:<fingerprint>"
+    "BillingAccountName": "account",  # through the accounts' display names
+    "SubAccountId": "team",
+    "SubAccountName": "team",
+}
+AccountNames = Mapping[str, str]
+NO_NAMES: AccountNames = {}
 PAGE = 1000
 CSV_PAGE = 2000
 COST_COLUMNS = ("BilledCost", "EffectiveCost", "ListCost", "ContractedCost")
@@ -139,8 +157,6 @@ def _month(ts: float) -> tuple[str, str]:
 
 
 _CONSTANTS = {
-    "BillingAccountId": "modellix",
-    "BillingAccountName": "Modellix",
     "BillingAccountType": "Team",
     "BillingCurrency": "USD",
     "ChargeCategory": "Usage",
@@ -164,22 +180,31 @@ _COSTS = tuple(_AT[c] for c in (*COST_COLUMNS, "ContractedUnitPrice", "ListUnitP
 (
     _PERIOD_START, _PERIOD_END, _DESCRIPTION, _CHARGE_START, _CHARGE_END, _PUBLISHER,
     _RESOURCE_ID, _RESOURCE_NAME, _SKU, _SKU_PRICE, _SUB_ID, _SUB_NAME, _SUB_TYPE, _TAGS,
-    _ESTIMATE, _STATUS, _COST_SOURCE, _PRICE_SOURCE, _LOW, _HIGH,
+    _ESTIMATE, _STATUS, _COST_SOURCE, _PRICE_SOURCE, _LOW, _HIGH, _ACCOUNT_ID, _ACCOUNT_NAME,
 ) = (
     _AT[c] for c in (
         "BillingPeriodStart", "BillingPeriodEnd", "ChargeDescription", "ChargePeriodStart",
         "ChargePeriodEnd", "PublisherName", "ResourceId", "ResourceName", "SkuId",
         "SkuPriceId", "SubAccountId", "SubAccountName", "SubAccountType", "Tags",
         "x_EstimatedCost", "x_JobStatus", "x_CostSource", "x_PriceSource",
-        "x_EstimatedCostMin", "x_EstimatedCostMax",
+        "x_EstimatedCostMin", "x_EstimatedCostMax", "BillingAccountId", "BillingAccountName",
     )
 )  # fmt: skip
 
 
-def focus_values(job: LedgerRow) -> list[str | None]:
+def billing_account(job: LedgerRow, names: AccountNames = NO_NAMES) -> tuple[str | None, str]:
+    """``(BillingAccountId, BillingAccountName)`` of ``job``: its Modellix account and that
+    account's display name (``names``, else the account's name); a pass-through job's caller."""
+    if job.account:
+        return job.account, names.get(job.account, job.account)
+    return job.caller or None, PASSTHROUGH_ACCOUNT_NAME
+
+
+def focus_values(job: LedgerRow, names: AccountNames = NO_NAMES) -> list[str | None]:
     """One FOCUS charge for a terminal ``job``, as values in ``COLUMNS`` order; money as
-    exact six-place decimal strings."""
+    exact six-place decimal strings; ``names``: the accounts' display names."""
     values = _TEMPLATE.copy()
+    values[_ACCOUNT_ID], values[_ACCOUNT_NAME] = billing_account(job, names)
     cost = money.exact(job.final_cost_micros or 0)
     for at in _COSTS:
         values[at] = cost
@@ -257,27 +282,45 @@ _FROM_JOBS: dict[str, Expr] = {
     "x_EstimatedCostMin": Money("estimate_low_micros"),
     "x_EstimatedCostMax": Money("estimate_high_micros"),
 }
-SQL_FIELDS: tuple[Expr, ...] = tuple(
-    _FROM_JOBS.get(name) or Const(_CONSTANTS.get(name)) for name in COLUMNS
-)
-"""Each column of ``COLUMNS`` as text the database makes from the job's row: what
-``focus_values`` computes in Python, declared once for both engines (``csv_chunks``)."""
 
 
-def focus_row(job: LedgerRow) -> dict[str, Any]:
+def sql_fields(names: AccountNames = NO_NAMES) -> tuple[Expr, ...]:
+    """Each column of ``COLUMNS`` as text the database makes from the job's row: what
+    ``focus_values`` computes in Python, declared once for both engines (``csv_chunks``)."""
+    account = Col("account")
+    by_job: dict[str, Expr] = {
+        **_FROM_JOBS,
+        "BillingAccountId": FirstText(account, Col("caller")),
+        "BillingAccountName": Named(
+            account, tuple(sorted(names.items())), Const(PASSTHROUGH_ACCOUNT_NAME)
+        ),
+    }
+    return tuple(by_job.get(name) or Const(_CONSTANTS.get(name)) for name in COLUMNS)
+
+
+SQL_FIELDS: tuple[Expr, ...] = sql_fields()
+"""``sql_fields`` without display names (each account named by its name)."""
+
+
+def focus_row(job: LedgerRow, names: AccountNames = NO_NAMES) -> dict[str, Any]:
     """One FOCUS charge for a terminal ``job`` as a mapping of ``COLUMNS``."""
-    return dict(zip(COLUMNS, focus_values(job), strict=True))
+    return dict(zip(COLUMNS, focus_values(job, names), strict=True))
 
 
 async def csv_chunks(
-    store: LedgerReadStore, since: float, until: float, page_size: int = CSV_PAGE
+    store: LedgerReadStore,
+    since: float,
+    until: float,
+    page_size: int = CSV_PAGE,
+    names: AccountNames = NO_NAMES,
 ) -> AsyncGenerator[bytes, None]:
     """The FOCUS rows of the terminal jobs submitted in ``[since, until)``, oldest first,
-    as CSV: the header, then lines the database formatted (``SQL_FIELDS``), in bounded
-    chunks. The header goes out with the first chunk, so a store that cannot answer is
-    still an ordinary error answer."""
+    as CSV: the header, then lines the database formatted (``sql_fields(names)``), in
+    bounded chunks. The header goes out with the first chunk, so a store that cannot answer
+    is still an ordinary error answer."""
     head: bytes | None = streaming.csv_header(COLUMNS)
-    async with aclosing(store.ledger_csv(since, until, SQL_FIELDS, page_size)) as lines:
+    fields = sql_fields(names) if names else SQL_FIELDS
+    async with aclosing(store.ledger_csv(since, until, fields, page_size)) as lines:
         async for chunk in lines:  # closed with this one (a COPY holds its connection)
             if head is not None:
                 chunk, head = head + chunk, None
@@ -287,19 +330,28 @@ async def csv_chunks(
 
 
 def json_chunks(
-    store: LedgerReadStore, since: float, until: float, page_size: int = PAGE
+    store: LedgerReadStore,
+    since: float,
+    until: float,
+    page_size: int = PAGE,
+    names: AccountNames = NO_NAMES,
 ) -> AsyncIterator[bytes]:
     """The same rows in one JSON document (``focus_version``, ``since``, ``until``, ``rows``)."""
     head = {"focus_version": FOCUS_VERSION, "since": since, "until": until}
     pages = store.ledger_pages(since, until, page_size)
-    return streaming.json_chunks(head, "rows", pages, doc=focus_row)
+    return streaming.json_chunks(head, "rows", pages, doc=partial(focus_row, names=names))
 
 
 def ndjson_chunks(
-    store: LedgerReadStore, since: float, until: float, page_size: int = PAGE
+    store: LedgerReadStore,
+    since: float,
+    until: float,
+    page_size: int = PAGE,
+    names: AccountNames = NO_NAMES,
 ) -> AsyncIterator[bytes]:
     """The same rows, one JSON object per line."""
-    return streaming.ndjson_chunks(store.ledger_pages(since, until, page_size), focus_row)
+    pages = store.ledger_pages(since, until, page_size)
+    return streaming.ndjson_chunks(pages, partial(focus_row, names=names))
 
 
 FORMATS = {
@@ -310,10 +362,18 @@ FORMATS = {
 
 
 def chunks(
-    fmt: str, store: LedgerReadStore, since: float, until: float
+    fmt: str,
+    store: LedgerReadStore,
+    since: float,
+    until: float,
+    names: AccountNames = NO_NAMES,
 ) -> tuple[str, AsyncIterator[bytes]]:
-    """The content type and chunks of the export in ``fmt`` (``ValueError`` if unknown)."""
+    """The content type and chunks of the export in ``fmt`` (``ValueError`` if unknown);
+    ``names``: the accounts' display names (``BillingAccountName``)."""
     if fmt not in FORMATS:
         raise ValueError(f"format takes {', '.join(FORMATS)}; got {fmt!r}")
-    content_type, make = FORMATS[fmt]
-    return content_type, make(store, since, until)
+    if fmt == "csv":
+        return streaming.CSV, csv_chunks(store, since, until, CSV_PAGE, names)
+    if fmt == "json":
+        return streaming.JSON, json_chunks(store, since, until, PAGE, names)
+    return streaming.NDJSON, ndjson_chunks(store, since, until, PAGE, names)

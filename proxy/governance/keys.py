@@ -2,8 +2,8 @@
 
 A key is ``mlx-vk-<key id>-<secret>``; it is shown once at creation and stored
 only as its SHA-256. Requests carrying one are forwarded with the real upstream
-key, which the proxy reads from its own secret (``upstream.api_key`` /
-``upstream.api_key_file``) and which no caller ever sees.
+key of the Modellix account the key's team bills to (``proxy.accounts``: ``upstream.api_key``
+is the account ``default``, ``upstream.accounts`` names more), which no caller ever sees.
 
 Each replica remembers what it read about a key for ``keys.cache_seconds``
 (0.5 s by default), so a revocation reaches every replica within that time.
@@ -28,6 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import unquote
 
+from proxy.accounts import AccountBook
 from proxy.config import KeySettings
 from proxy.context import Caller
 from proxy.errors import ServiceUnavailable, Unauthorized
@@ -124,12 +125,12 @@ class KeyRing:
         self,
         store: VirtualKeyStore,
         settings: KeySettings,
-        upstream_key: str | None,
+        accounts: AccountBook,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._store = store
         self._settings = settings
-        self._upstream_key = upstream_key
+        self._accounts = accounts
         self._clock = clock
         self._cache: dict[str, tuple[float, VirtualKey | None]] = {}
 
@@ -180,9 +181,12 @@ class KeyRing:
             raise Unauthorized(f"proxy key {key.key_id} was revoked", reason="revoked_key")
         if key.expires_at is not None and key.expires_at <= now:
             raise Unauthorized(f"proxy key {key.key_id} has expired", reason="expired_key")
-        if self._upstream_key is None:
+        account = self._accounts.for_team(key.team)
+        if account is None:
             raise ServiceUnavailable(
-                "virtual keys need upstream.api_key (or api_key_file) to be configured",
+                f"no Modellix account for team {key.team or '(none)'}: virtual keys need "
+                "upstream.api_key, or an upstream.accounts entry listing the team "
+                "(or upstream.default_account)",
                 reason="no_upstream_key",
             )
         caller = Caller(
@@ -192,5 +196,6 @@ class KeyRing:
             virtual_key_id=key.key_id,
             allowed_models=frozenset(key.allowed_models) if key.allowed_models else None,
             max_concurrent_jobs=key.max_concurrent_jobs,
+            account=account.name,
         )
-        return Identity(caller, f"Bearer {self._upstream_key}", key)
+        return Identity(caller, account.authorization, key)

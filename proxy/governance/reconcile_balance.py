@@ -21,6 +21,11 @@ counted in exactly one window, whatever commits late: never by a time taken befo
 Unexplained spend is spend through another path (a key used directly, another tool, a job
 the proxy lost). It needs the watcher key to belong to the upstream team the ledger's
 jobs bill to; the ``balance.team`` label names it.
+
+With several Modellix accounts (``upstream.accounts``) each account is reconciled on its
+own: its balance read with its key, against the settlements of the jobs billed to it (the
+journal records each job's account), under its own lease (``balance:<account>``) and
+labelled with the account's name.
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ from typing import Protocol
 
 import structlog
 
+from proxy.accounts import AccountBook
 from proxy.config import Settings
 from proxy.money import from_decimal, sample
 from proxy.stores.base import BalanceStore, LeaseStore
@@ -131,10 +137,18 @@ class BalanceReconciler:
         owner: str,
         read: ReadBalance,
         *,
+        label: str | None = None,
+        account: str | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        """``account``: reconcile that Modellix account's jobs only (under the label and
+        lease of its name); ``None``: ``balance.team`` and ``balance.ledger_teams``."""
         self._store = store
         self._settings = settings.balance
+        self._account = account
+        self.label = label or account or settings.balance.team
+        self.lease = LEASE if account is None else f"{LEASE}:{account}"
+        self._teams = (settings.balance.ledger_teams or None) if account is None else None
         self._metrics = metrics
         self._owner = owner
         self._read = read
@@ -156,7 +170,7 @@ class BalanceReconciler:
                 await asyncio.sleep(self._settings.interval_seconds)
         finally:
             try:
-                await self._store.release_lease(LEASE, self._owner)
+                await self._store.release_lease(self.lease, self._owner)
             except Exception:  # shutting down: the lease runs out by itself
                 log.warning("balance.release_failed", owner=self._owner, exc_info=True)
 
@@ -164,9 +178,9 @@ class BalanceReconciler:
         """One round if this replica holds the lease (and the last is old enough)."""
         s = self._settings
         now = self._clock()
-        if not await self._store.acquire_lease(LEASE, self._owner, now, now + s.lease_seconds):
+        if not await self._store.acquire_lease(self.lease, self._owner, now, now + s.lease_seconds):
             return None
-        previous = await self._store.get_balance_reading(s.team)
+        previous = await self._store.get_balance_reading(self.label)
         if previous is not None and now - previous.read_at < s.interval_seconds * 0.5:
             return None  # another replica read it moments ago
         balance = await self._read()
@@ -174,18 +188,18 @@ class BalanceReconciler:
         # After the balance: a settlement the upstream billed before the reading but the
         # ledger settled after it lands in this window or the next, never in none.
         after = previous.settled_through if previous is not None else 0
-        settled = await self._store.settled_since(after, s.ledger_teams or None)
+        settled = await self._store.settled_since(after, self._teams, self._account)
         ledger = settled.micros if previous is not None else 0
-        reading = next_reading(previous, s.team, balance, now, ledger, settled.through)
+        reading = next_reading(previous, self.label, balance, now, ledger, settled.through)
         await self._store.put_balance_reading(reading)
         # Hold the lease until the next round is due: one round per interval across replicas.
-        await self._store.acquire_lease(LEASE, self._owner, now, now + s.interval_seconds)
+        await self._store.acquire_lease(self.lease, self._owner, now, now + s.interval_seconds)
         self._export(reading)
         self.rounds += 1
         if reading.window_unexplained_micros or previous is None:
             log.info(
                 "balance.reconciled",
-                team=s.team,
+                team=self.label,
                 balance_usd=sample(reading.balance_micros),
                 window_drop_usd=sample(reading.window_drop_micros),
                 window_ledger_usd=sample(reading.window_ledger_micros),
@@ -202,3 +216,33 @@ class BalanceReconciler:
         m.unexplained_window.labels(team).set(sample(r.window_unexplained_micros))
         m.balance_topups.labels(team).set(sample(r.topup_micros))
         m.balance_last_success.labels(team).set(r.read_at)
+
+
+def balance_reconcilers(
+    store: ReconcileStore,
+    settings: Settings,
+    metrics: Metrics,
+    owner: str,
+    upstream: Upstream,
+    accounts: AccountBook,
+    clock: Callable[[], float] = time.time,
+) -> list[BalanceReconciler]:
+    """One reconciler per Modellix account; the single-key proxy keeps ``balance.team``."""
+    if not accounts.several:
+        account = accounts.get(None)
+        if account is None:
+            return []
+        read = upstream_reader(upstream, account.key)
+        return [BalanceReconciler(store, settings, metrics, owner, read, clock=clock)]
+    return [
+        BalanceReconciler(
+            store,
+            settings,
+            metrics,
+            owner,
+            upstream_reader(upstream, account.key),
+            account=account.name,
+            clock=clock,
+        )
+        for account in accounts.all()
+    ]

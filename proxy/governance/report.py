@@ -62,6 +62,7 @@ def _refusal_key(row: RefusalRow, group_by: Sequence[ReportKey]) -> tuple[str | 
     values: dict[str, str | None] = {
         "day": row.day, "week": week_of(row.day) if row.day else None, "team": row.team,
         "project": row.project, "model": row.model,
+        "account": None,  # a refusal bought nothing: it bills to no account
         "api": None,  # a refusal is not attributed to a door: its rows have no api
     }  # fmt: skip
     return tuple(values[k] for k in group_by)
@@ -71,7 +72,7 @@ def _refusal_keys(group_by: Sequence[ReportKey]) -> list[RefusalGroupKey]:
     """What the refusals are grouped by in the store: weeks are rolled up from days here."""
     keys: list[RefusalGroupKey] = []
     for key in group_by:
-        if key == "api":
+        if key == "account" or key == "api":  # refusals bill to no account nor door
             continue
         wanted: RefusalGroupKey = "day" if key == "week" else key
         if wanted not in keys:

@@ -6,6 +6,7 @@ import time
 from collections.abc import Callable
 from typing import Protocol
 
+from proxy.accounts import AccountBook
 from proxy.config import BudgetSpec, Settings
 from proxy.governance.budgets import BudgetBook, BudgetBookStore
 from proxy.governance.keys import KeyRing
@@ -32,12 +33,15 @@ def budget_from_spec(spec: BudgetSpec, now: float) -> Budget:
 
 
 async def start_governance(
-    store: GovernanceStore, settings: Settings, clock: Callable[[], float] = time.time
+    store: GovernanceStore,
+    settings: Settings,
+    accounts: AccountBook,
+    clock: Callable[[], float] = time.time,
 ) -> tuple[KeyRing, BudgetBook]:
     """Upsert the budgets the config file declares, and build the key ring and budget book."""
     now = clock()
     for spec in settings.governance.budgets:
         await store.put_budget(budget_from_spec(spec, now))
-    keyring = KeyRing(store, settings.keys, settings.upstream_api_key(), clock)
+    keyring = KeyRing(store, settings.keys, accounts, clock)
     book = BudgetBook(store, settings.governance.timezone, settings.governance.cache_seconds, clock)
     return keyring, book

@@ -107,14 +107,17 @@ async def ndjson_chunks(
 
 
 async def respond(
-    request: web.Request, content_type: str, chunks: AsyncIterator[bytes]
+    request: web.Request,
+    content_type: str,
+    chunks: AsyncIterator[bytes],
+    headers: Mapping[str, str] | None = None,
 ) -> web.StreamResponse:
     """Send ``chunks`` as a chunked answer, one write per chunk (each waits for the socket to
     drain below its high-water mark, so a slow client slows the reads instead of filling
     memory). A client that goes away ends the read quietly."""
     try:
         first = await anext(chunks, b"")
-        response = web.StreamResponse(headers={"Content-Type": content_type})
+        response = web.StreamResponse(headers={**(headers or {}), "Content-Type": content_type})
         response.enable_chunked_encoding()
         await response.prepare(request)
         try:

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 
 from proxy.telemetry.metrics import OTHER
 
+PASSTHROUGH = "passthrough"
+
 
 @dataclass(frozen=True, slots=True)
 class Labels:
@@ -18,6 +20,7 @@ class Labels:
     teams: frozenset[str]
     projects: frozenset[str]
     listed: Container[str] = frozenset()  # the upstream's model list (changes at run time)
+    accounts: frozenset[str] = frozenset()  # the configured Modellix accounts
 
     @classmethod
     def of(
@@ -26,8 +29,11 @@ class Labels:
         teams: Collection[str],
         projects: Collection[str],
         listed: Container[str] = frozenset(),
+        accounts: Collection[str] = (),
     ) -> Labels:
-        return cls(frozenset(models), frozenset(teams), frozenset(projects), listed)
+        return cls(
+            frozenset(models), frozenset(teams), frozenset(projects), listed, frozenset(accounts)
+        )
 
     def model(self, slug: str | None) -> str:
         if slug is None:
@@ -36,6 +42,12 @@ class Labels:
 
     def team(self, team: str | None) -> str:
         return team if team in self.teams else OTHER
+
+    def account(self, account: str | None) -> str:
+        """A configured account's name; ``passthrough`` for the callers' own keys."""
+        if account is None:
+            return PASSTHROUGH
+        return account if account in self.accounts else OTHER
 
     def project(self, project: str | None) -> str:
         return project if project in self.projects else OTHER

@@ -274,6 +274,7 @@ class SubmitLedger:
             reservation_id=ctx.reservation_id,
             slot_reservation_id=ctx.slot_reservation_id,
             callback_url=ctx.callback_url,
+            account=caller.account,
             api=ctx.api,
             api_ref=ctx.api_ref,
             api_request=ctx.api_request,

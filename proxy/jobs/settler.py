@@ -75,6 +75,9 @@ class Settler:
             m.spend.labels(model, team, self.labels.project(job.project)).inc(
                 sample(job.final_cost_micros)
             )
+            m.account_spend.labels(self.labels.account(job.account)).inc(
+                sample(job.final_cost_micros)
+            )
         log.info(
             "job.terminal",
             task_id=job.task_id,

@@ -41,6 +41,7 @@ from urllib.parse import quote
 
 import structlog
 
+from proxy.accounts import AccountBook
 from proxy.config import Settings
 from proxy.jobs.memory import Bounded
 from proxy.jobs.reschedules import RescheduleWriter
@@ -86,10 +87,14 @@ class Watcher:
         metrics: Metrics,
         replica: Replica,
         *,
+        accounts: AccountBook | None = None,
         clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._tracker = tracker
+        # Without a key in memory a job is polled with its Modellix account's key (a
+        # pass-through job's: the default account's, if any).
+        self._accounts = accounts or AccountBook.from_settings(settings)
         self._upstream = upstream
         self._policy = policy
         self._settings = settings
@@ -98,7 +103,6 @@ class Watcher:
         self._clock = clock
         self._monotonic = monotonic
         self._rng = random.Random()
-        self._fallback_key = settings.upstream_api_key()
         self._wake = asyncio.Event()
         # Open jobs leased without a usable key, and those already logged (once per process).
         self._keyless: set[str] = set()
@@ -302,7 +306,7 @@ class Watcher:
 
     async def _poll(self, leased: LeasedJob) -> None:
         job = leased.job
-        key = self._tracker.keys.get(job.task_id) or self._fallback_key
+        key = self._tracker.keys.get(job.task_id) or self._account_key(job)
         attempts_made = job.watcher_attempts + 1
         if key is None:
             # No key to poll with (pass-through mode after a restart): wait for the client.
@@ -386,6 +390,10 @@ class Watcher:
             detail="no upstream key in memory and no upstream.api_key: polled only when "
             "its client polls",
         )
+
+    def _account_key(self, job: JobRecord) -> str | None:
+        account = self._accounts.get(job.account)
+        return None if account is None else account.authorization
 
     async def _prune_keyless(self) -> None:
         """Forget jobs that have a key again (a client polled) or are terminal."""

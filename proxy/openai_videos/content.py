@@ -3,21 +3,33 @@
 The proxy fetches the URL the upstream named in the finished task (recorded by the ledger)
 and streams it to the client as it arrives, with the upstream file's type and length, so
 a client never needs to reach the upstream's file host itself. ``variant=video`` (the
-default) is the video; ``thumbnail`` and ``spritesheet`` are answered with an image the
-task returned beside the video, and 404 when the model gives none (no Modellix video model
-behind this proxy does today). A video that is not finished is 404 ``video_not_ready``;
-one whose file the upstream no longer serves, 404 ``video_expired``.
+default) is the video; ``thumbnail`` is answered with an image the task returned beside the
+video, and 404 ``variant_not_available`` when it returned none: a finished Modellix task's
+result resources are its video alone (no cover or preview image; the upstream reference
+names none), so that is the answer today, as it is for every ``spritesheet``. A video that
+is not finished is 404 ``video_not_ready``; one whose file the upstream no longer serves,
+404 ``video_expired``.
+
+Only that URL is fetched, and no credential is sent with it. A redirect from its host is
+followed (``models.preflight.max_redirects`` at most) only to an http(s) URL whose host the
+SSRF guard allows (``proxy.catalog.netguard``, ``models.preflight.allow_hosts``), checked
+again when the connection is made: a file host cannot turn the proxy into a way in to its
+own network or the cloud's metadata service (502 ``upstream_unavailable``).
 """
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from urllib.parse import urlsplit
 
 import aiohttp
 from aiohttp import web
+from yarl import URL
 
+from proxy.catalog.netguard import GuardError
 from proxy.errors import ServiceUnavailable
-from proxy.openai_videos.door import DOOR, asker, own_video
+from proxy.openai_videos.door import DOOR, Door, asker, own_video
 from proxy.openai_videos.errors import OpenAIError, invalid
 from proxy.stores.records import JobRecord, JobStatus
 
@@ -25,13 +37,18 @@ VARIANTS = frozenset({"video", "thumbnail", "spritesheet"})
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
 CHUNK = 256 * 1024
 _PASS = ("Content-Type", "Content-Length", "Content-Encoding", "ETag", "Last-Modified")  # as sent
+REDIRECTS = frozenset({301, 302, 303, 307, 308})
 
 
 def pick(job: JobRecord, variant: str) -> str | None:
-    """The result URL of ``variant``, or ``None`` if the task returned none."""
+    """The result URL of ``variant``, or ``None`` if the task returned none: the video, or an
+    image the task returned beside it as the thumbnail (no Modellix result resource is a
+    spritesheet)."""
+    if variant == "spritesheet":
+        return None
     for url in job.output_urls:
         image = urlsplit(url).path.lower().endswith(IMAGE_SUFFIXES)
-        if image == (variant != "video"):
+        if image == (variant == "thumbnail"):
             return url
     return None
 
@@ -57,11 +74,8 @@ async def video_content(request: web.Request) -> web.StreamResponse:
             param="variant",
             code="variant_not_available",
         )
-    session = request.app[DOOR].session
-    if session is None:
-        raise ServiceUnavailable("the proxy is starting", reason="unavailable")
     try:
-        async with session.get(url, allow_redirects=True) as upstream:
+        async with fetch(request.app[DOOR], url, job.api_ref or "") as upstream:
             if upstream.status in (404, 410):
                 raise OpenAIError.of(
                     404,
@@ -91,3 +105,42 @@ async def video_content(request: web.Request) -> web.StreamResponse:
             code="upstream_unavailable",
             reason="upstream_unavailable",
         ) from exc
+
+
+def _unavailable(detail: str) -> OpenAIError:
+    return OpenAIError.of(502, detail, code="upstream_unavailable", reason="upstream_unavailable")
+
+
+@asynccontextmanager
+async def fetch(door: Door, url: str, ref: str) -> AsyncIterator[aiohttp.ClientResponse]:
+    """The answer to ``GET url``, its redirects followed only where the SSRF guard allows."""
+    session = door.session
+    for _ in range(door.max_redirects + 1):
+        if session is None:
+            raise ServiceUnavailable("the proxy is starting", reason="unavailable")
+        async with session.get(url, allow_redirects=False) as answer:
+            location = answer.headers.get("Location")
+            if answer.status not in REDIRECTS or location is None:
+                yield answer
+                return
+        try:
+            target = URL(url).join(URL(location))
+        except ValueError as exc:
+            raise _unavailable(f"The upstream's file host redirected {ref} nowhere.") from exc
+        url = await _vetted(door, target, ref)
+        session = door.guarded
+    raise _unavailable(f"The upstream's file host redirected too many times for {ref}.")
+
+
+async def _vetted(door: Door, target: URL, ref: str) -> str:
+    """``target`` if the proxy may follow a redirect to it, else 502 naming the video."""
+    if target.scheme not in ("http", "https") or not target.raw_host:
+        raise _unavailable(f"The upstream's file host redirected {ref} to a non-HTTP URL.")
+    try:
+        await door.guard.resolve(target.raw_host)
+    except GuardError as exc:
+        raise _unavailable(
+            f"The upstream's file host redirected {ref} to an address the proxy does not"
+            f" reach ({exc.detail[:200]})."
+        ) from exc
+    return str(target)

@@ -11,6 +11,7 @@ minted before the walk: the id every replica and every restart finds it by.
 from __future__ import annotations
 
 import json
+from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 from multidict import CIMultiDictProxy
@@ -32,13 +33,29 @@ from proxy.stores.admission_records import is_queue_id
 from proxy.stores.base import Store
 from proxy.stores.records import JobRecord
 
+Build = Callable[[], Awaitable[tuple[Mapped, str]]]
+"""Reads the request: its Modellix translation, and what the ledger records as asked."""
+
 
 async def create_video(request: web.Request) -> web.StreamResponse:
+    models = request.app[DOOR].models
+    limits = request.app[RUNTIME].pipeline.limits
+
+    async def build() -> tuple[Mapped, str]:
+        asked = await read_request(request, limits)
+        slug = models.slug_for(asked.model, asked.reference is not None)
+        one = models.translate(asked, slug)
+        return one, asked.recorded(asked.model or slug, one.seconds, one.size)
+
+    return await submit(request, build)
+
+
+async def submit(request: web.Request, build: Build) -> web.StreamResponse:
+    """The request ``build`` reads, walked as a submit of this door, answered as a video."""
     app = request.app
     ctx = request[CONTEXT]
     runtime = app[RUNTIME]
     settings = app[SETTINGS]
-    models = app[DOOR].models
     ctx.route = RouteKind.SUBMIT  # counted, logged and refused as a submit
     ctx.api = API
     ctx.api_ref = VIDEO_PREFIX + ctx.internal_id
@@ -52,14 +69,12 @@ async def create_video(request: web.Request) -> web.StreamResponse:
     mapped: list[Mapped] = []
 
     async def read() -> bytes:
-        asked = await read_request(request, limits)
-        slug = models.slug_for(asked.model, asked.reference is not None)
-        one = models.translate(asked, slug)
+        one, recorded = await build()
         body = json.dumps(one.body, ensure_ascii=False, separators=(",", ":")).encode()
         if len(body) > limits.max_bytes:
             raise too_large(limits.max_bytes)
-        ctx.requested_slug = slug
-        ctx.api_request = asked.recorded(asked.model or slug, one.seconds, one.size)
+        ctx.requested_slug = one.slug
+        ctx.api_request = recorded
         mapped.append(one)
         return body
 

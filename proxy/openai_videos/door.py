@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import aiohttp
 from aiohttp import web
 
+from proxy.catalog.netguard import HostGuard
 from proxy.config import Settings
 from proxy.errors import ProxyError, ServiceUnavailable, Unauthorized
 from proxy.governance import access
@@ -37,10 +38,15 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 @dataclass
 class Door:
-    """The door's own parts: model resolution, and the client session content streams over."""
+    """The door's own parts: model resolution, and the client sessions content streams over
+    (``session`` for the result URL the upstream named; ``guarded``, whose connections only
+    reach addresses ``guard`` allows, for every URL a file host redirects to)."""
 
     models: VideoModels
+    guard: HostGuard
+    max_redirects: int = 3
     session: aiohttp.ClientSession | None = None
+    guarded: aiohttp.ClientSession | None = None
 
 
 DOOR = web.AppKey("openai_videos", Door)

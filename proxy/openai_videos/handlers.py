@@ -1,4 +1,4 @@
-"""``GET``/``DELETE /v1/videos/{video_id}`` and ``POST /v1/videos/{video_id}/remix``.
+"""``GET``/``DELETE /v1/videos/{video_id}``.
 
 A retrieve of a video whose task the upstream still knows polls it through the poll path
 (``handlers.poll.forward_poll``: retried freely, observed for the ledger, a terminal answer
@@ -23,7 +23,6 @@ from proxy.handlers.poll import forward_poll
 from proxy.jsoncodec import loads
 from proxy.openai_videos import queued
 from proxy.openai_videos.door import asker, own_video, settings_of, store_of, timing
-from proxy.openai_videos.errors import OpenAIError
 from proxy.openai_videos.objects import video
 from proxy.routing import API_PREFIX
 from proxy.stores.records import JobStatus
@@ -79,16 +78,3 @@ async def delete_video(request: web.Request) -> web.StreamResponse:
     if not queued.is_queued(job) or not await queued.cancel(store, job, now):
         await store.hide_api_job(job.api_ref or "", who.caller, now)  # sent: hide it
     return web.json_response({"id": job.api_ref, "object": "video.deleted", "deleted": True})
-
-
-async def remix_video(request: web.Request) -> web.StreamResponse:
-    who = await asker(request)
-    job = await own_video(request, who)
-    raise OpenAIError.of(
-        400,
-        f"Remix is not supported for {job.pinned_slug}: no Modellix model behind this proxy "
-        "re-generates a finished video from a new prompt. Create a new video instead.",
-        param="video_id",
-        code="unsupported_operation",
-        reason="remix_unsupported",
-    )

@@ -53,6 +53,12 @@ def asked(job: JobRecord) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
+def remixed_from(request: dict[str, Any]) -> str | None:
+    """The source video of a remix (``POST /v1/videos/{id}/remix``), else ``None``."""
+    source = request.get("remixed_from_video_id")
+    return source if isinstance(source, str) else None
+
+
 def status_of(job: JobRecord) -> str:
     return _STATUS[job.status]
 
@@ -102,7 +108,7 @@ def video(job: JobRecord, timing: Timing, *, expires_at: float | None = None) ->
         "prompt": request.get("prompt"),
         "seconds": str(request.get("seconds") or "auto"),
         "size": str(request.get("size") or "1280x720"),
-        "remixed_from_video_id": None,
+        "remixed_from_video_id": remixed_from(request),
         "error": error_of(job),
     }
 
@@ -121,6 +127,6 @@ def fresh(video_id: str, created_at: float, request: dict[str, Any]) -> dict[str
         "prompt": request.get("prompt"),
         "seconds": str(request.get("seconds") or "auto"),
         "size": str(request.get("size") or "1280x720"),
-        "remixed_from_video_id": None,
+        "remixed_from_video_id": remixed_from(request),
         "error": None,
     }

@@ -6,7 +6,8 @@ Fields (OpenAI's): ``prompt`` (required), ``model``, ``seconds``, ``size`` and
 itself; in multipart an uploaded image (sent on as a data URL) or the URL as text. An
 ``input_reference.file_id`` (OpenAI's Files API) has no Modellix counterpart: refused.
 Any other field is refused, as OpenAI refuses an argument it does not know. The body is
-read under the submit body limits (413 past them).
+read under the submit body limits (413 past them), every part of a multipart form counted;
+a malformed form, text that is not UTF-8 or a lone surrogate is 400.
 """
 
 from __future__ import annotations
@@ -39,29 +40,37 @@ class VideoRequest:
     size: str | None = None
     reference: str | None = None
 
-    def recorded(self, model: str, seconds: str, size: str) -> str:
+    def recorded(
+        self, model: str, seconds: str, size: str, *, remixed_from: str | None = None
+    ) -> str:
         """The request as the ledger keeps it (``api_request``): the reference left out,
-        ``seconds`` and ``size`` as the video shows them (the model's defaults filled in)."""
-        fields = {
+        ``seconds`` and ``size`` as the video shows them (the model's defaults filled in),
+        and the source video of a remix."""
+        fields: dict[str, Any] = {
             "model": model,
             "prompt": self.prompt,
             "seconds": seconds,
             "size": size,
             "has_reference": self.reference is not None,
         }
+        if remixed_from is not None:
+            fields["remixed_from_video_id"] = remixed_from
         return json.dumps(fields, ensure_ascii=False, separators=(",", ":"))
 
 
 async def read_request(request: web.Request, limits: BodyLimits) -> VideoRequest:
     """The create request, JSON or multipart, refused (400/413) when malformed or too large."""
     if request.content_type.startswith("multipart/"):
-        fields = await _multipart(request, limits)
+        try:
+            fields = await _multipart(request, limits)
+        except ValueError as exc:  # aiohttp's: no boundary, a part cut short
+            raise invalid(f"The multipart body is malformed: {exc}.", None) from exc
     elif request.content_type == "application/x-www-form-urlencoded":
         raw = await read_bounded(
             request.content.iter_chunked(256 * 1024), request.content_length, limits
         )
         try:
-            fields = dict(parse_qsl(raw.decode("utf-8"), keep_blank_values=True))
+            fields = dict(parse_qsl(raw.decode("utf-8"), keep_blank_values=True, errors="strict"))
         except UnicodeDecodeError as exc:
             raise invalid("The form body is not UTF-8.", None) from exc
     else:
@@ -77,6 +86,9 @@ def from_fields(fields: dict[str, Any]) -> VideoRequest:
     unknown = sorted(set(fields) - FIELDS)
     if unknown:
         raise invalid(f"Unrecognized request argument supplied: {unknown[0]}", unknown[0])
+    for name, value in fields.items():
+        if not _encodable(value):
+            raise invalid(f"{name} holds a lone surrogate: it is not UTF-8 text.", name)
     prompt = fields.get("prompt")
     if not isinstance(prompt, str) or not prompt.strip():
         raise invalid(
@@ -97,6 +109,18 @@ def from_fields(fields: dict[str, Any]) -> VideoRequest:
         size=_text(fields, "size"),
         reference=_reference(fields.get("input_reference")),
     )
+
+
+def _encodable(value: Any) -> bool:
+    """Whether every string in ``value`` is UTF-8 encodable (JSON's ``"\\ud800"`` is not)."""
+    if isinstance(value, dict):
+        return all(_encodable(k) and _encodable(v) for k, v in value.items())
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return False
+    return True
 
 
 def _text(fields: dict[str, Any], name: str) -> str | None:
@@ -144,7 +168,10 @@ async def _multipart(request: web.Request, limits: BodyLimits) -> dict[str, Any]
             return fields
         if not isinstance(part, BodyPartReader) or not part.name:
             raise invalid("Nested or unnamed multipart parts are not accepted.", None)
-        data = await _read_part(part, budget if part.filename else MAX_TEXT_FIELD_BYTES)
+        if part.name not in FIELDS:  # refused before it is read: no field piles up unbounded
+            raise invalid(f"Unrecognized request argument supplied: {part.name}", part.name)
+        limit = budget if part.filename else min(budget, MAX_TEXT_FIELD_BYTES)
+        data = await _read_part(part, limit)
         budget -= len(data)
         if part.filename is not None:
             kind = part.headers.get("Content-Type", "application/octet-stream").split(";")[0]

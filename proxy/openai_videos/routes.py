@@ -9,14 +9,17 @@ import aiohttp
 import orjson
 from aiohttp import web
 
+from proxy.catalog.netguard import HostGuard
+from proxy.catalog.preflight import GuardedResolver
 from proxy.config import Settings
 from proxy.openai_videos import errors
 from proxy.openai_videos.content import video_content
 from proxy.openai_videos.create import create_video
 from proxy.openai_videos.door import DOOR, Door, openai_errors
-from proxy.openai_videos.handlers import delete_video, remix_video, retrieve_video
+from proxy.openai_videos.handlers import delete_video, retrieve_video
 from proxy.openai_videos.listing import list_videos
 from proxy.openai_videos.mapping import VideoModels
+from proxy.openai_videos.remix import remix_video
 from proxy.runtime import Runtime
 
 BASE = "/v1/videos"
@@ -27,7 +30,12 @@ def install(app: web.Application, settings: Settings, runtime: Runtime) -> None:
     """Add OpenAI's Videos API to ``app`` (unless ``openai_videos.enabled`` is off)."""
     if not settings.openai_videos.enabled:
         return
-    door = Door(VideoModels(settings.openai_videos, runtime.catalog, runtime.pinner.aliases))
+    preflight = settings.models.preflight
+    door = Door(
+        VideoModels(settings.openai_videos, runtime.catalog, runtime.pinner.aliases),
+        HostGuard(preflight.allow_hosts),
+        preflight.max_redirects,
+    )
     app[DOOR] = door
     upstream = settings.upstream
 
@@ -35,10 +43,22 @@ def install(app: web.Application, settings: Settings, runtime: Runtime) -> None:
         timeout = aiohttp.ClientTimeout(
             connect=upstream.connect_timeout_seconds, sock_read=upstream.read_timeout_seconds
         )
-        door.session = aiohttp.ClientSession(timeout=timeout, auto_decompress=False)
+        door.session, door.guarded = (
+            aiohttp.ClientSession(
+                timeout=timeout,
+                auto_decompress=False,
+                cookie_jar=aiohttp.DummyCookieJar(),  # no file host's cookie reaches another fetch
+                connector=connector,
+            )
+            for connector in (
+                aiohttp.TCPConnector(),
+                aiohttp.TCPConnector(resolver=GuardedResolver(door.guard), use_dns_cache=False),
+            )
+        )
         yield
         await door.session.close()
-        door.session = None
+        await door.guarded.close()
+        door.session = door.guarded = None
 
     app.cleanup_ctx.append(content_session)
     app.on_response_prepare.insert(0, openai_refusals)  # before the upstream-envelope rewrite

@@ -204,7 +204,8 @@ async def submit(request: web.Request) -> web.StreamResponse:
 
 async def poll(request: web.Request) -> web.StreamResponse:
     sim = request.app[SIM]
-    task = sim.lookup(request.match_info["task_id"])
+    team = request[TEAM] if sim.config.api_keys is not None else None
+    task = sim.lookup(request.match_info["task_id"], team)
     return web.json_response(sim.task_payload(task))
 
 

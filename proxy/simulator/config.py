@@ -44,6 +44,18 @@ DEFAULT_TIERS: tuple[Tier, ...] = tuple(
 """Top-ups from $0, $10, $50, $100, $500 and $1,000."""
 
 
+class TeamAccount(BaseModel):
+    """One upstream team (an account: the team of its API keys) set apart from the others:
+    its own starting balance and limits (unset fields: the simulator-wide ones)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    balance_usd: Decimal | None = Field(default=None, ge=0)
+    concurrency: int | None = Field(default=None, ge=0)
+    """Tasks in flight at once; 0 means unlimited. Wins over any tier."""
+    rpm: int | None = Field(default=None, ge=0)
+
+
 class SchemaChange(BaseModel):
     """A change to a model's published request schema (see ``Listing.change_schema``)."""
 
@@ -81,6 +93,9 @@ class SimulatorConfig(BaseModel):
     initial_balance_usd: Decimal = Field(default=Decimal(100), ge=0)
     api_keys: dict[str, str] | None = None
     """Key -> team name. ``None``: any non-empty Bearer token is valid, team ``default``."""
+    teams: dict[str, TeamAccount] = Field(default_factory=dict)
+    """Per-team starting balance and limits: several Modellix accounts behind one origin,
+    each key's team with its own balance, concurrency and bill."""
 
     rate_500: Rate = Field(default=0.0, ge=0, le=1)
     rate_503: Rate = Field(default=0.0, ge=0, le=1)

@@ -11,6 +11,7 @@ What is published and charged per model lives in ``Simulator.listing``
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import random
 import time
 from collections import Counter
@@ -74,7 +75,14 @@ class Simulator:
     def reset(self) -> None:
         """Forget every task, charge, file, counter and queued fault; re-seed."""
         micros = int(self.config.initial_balance_usd * MICROS_PER_USD)
-        self.accounts = Accounts(initial_micros=micros, bill_failed=self.config.bill_failed)
+        by_team = {
+            team: int(spec.balance_usd * MICROS_PER_USD)
+            for team, spec in self.config.teams.items()
+            if spec.balance_usd is not None
+        }
+        self.accounts = Accounts(
+            initial_micros=micros, initial_by_team=by_team, bill_failed=self.config.bill_failed
+        )
         self.faults = FaultPlan(self.config)
         self.counters = Counters()
         self.request_log: list[RequestRecord] = []
@@ -174,12 +182,24 @@ class Simulator:
     # -- teams: limits and money ------------------------------------------------------------
 
     def topups_usd(self, team: str) -> Decimal:
-        """``team``'s total top-ups (its funding tier's measure)."""
-        return self._topups.get(team, self.config.initial_balance_usd)
+        """``team``'s total top-ups (its funding tier's measure): its starting balance unless
+        ``topups_usd`` says otherwise."""
+        spec = self.config.teams.get(team)
+        start = spec.balance_usd if spec is not None else None
+        return self._topups.get(team, self.config.initial_balance_usd if start is None else start)
 
     def limits(self, team: str) -> TeamLimits:
-        """``team``'s concurrency and request limits now (``proxy.simulator.limits``)."""
-        return team_limits(self.config, self.topups_usd(team))
+        """``team``'s concurrency and request limits now (``proxy.simulator.limits``), with
+        its own ``teams`` entry's over them."""
+        limits = team_limits(self.config, self.topups_usd(team))
+        spec = self.config.teams.get(team)
+        if spec is None:
+            return limits
+        return dataclasses.replace(
+            limits,
+            concurrency=limits.concurrency if spec.concurrency is None else spec.concurrency,
+            rpm=limits.rpm if spec.rpm is None else spec.rpm,
+        )
 
     def top_up(self, team: str, usd: Decimal) -> None:
         """Add ``usd`` to ``team``'s balance and top-ups (which may raise its tier)."""
@@ -262,12 +282,14 @@ class Simulator:
         self.touch()
         return task
 
-    def lookup(self, task_id: str) -> Task:
-        """A live task, or ``UpstreamError`` 404 for unknown and expired ones."""
+    def lookup(self, task_id: str, team: str | None = None) -> Task:
+        """A live task, or ``UpstreamError`` 404 for unknown and expired ones, and (``team``
+        given) for another team's: a task is seen only with a key of the team that bought it
+        (the simulator's reading of team-scoped keys)."""
         self.settle()
         task = self.accounts.tasks.get(task_id)
         now = self.clock()
-        if task is None or self._gone(task, now):
+        if task is None or self._gone(task, now) or (team is not None and task.team != team):
             raise UpstreamError(404, f"Task not found: {task_id}")
         return task
 
@@ -324,12 +346,13 @@ class Simulator:
                 expired += 1
             else:
                 by_status[task.status_at(now)] += 1
-        teams = self.accounts.teams() | {DEFAULT_TEAM}
+        teams = self.accounts.teams() | {DEFAULT_TEAM} | set(self.config.teams)
         return {
             "counters": self.counters.as_json(),
             "balance": float(self.balance_usd()),
             "balances_micros": {team: self.accounts.balance_micros(team) for team in sorted(teams)},
             "billed_total_micros": self.accounts.billed_micros(),
+            "billed_micros": {team: self.accounts.billed_micros(team) for team in sorted(teams)},
             "billing_records": len(self.accounts.records),
             "max_active": {team: self.accounts.max_active(team) for team in sorted(teams)},
             "limits": {team: self.limits(team).as_json() for team in sorted(teams)},

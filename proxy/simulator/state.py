@@ -193,6 +193,7 @@ class Accounts:
     """Tasks and money, per team."""
 
     initial_micros: int
+    initial_by_team: dict[str, int] = field(default_factory=dict)  # teams starting elsewhere
     tasks: dict[str, Task] = field(default_factory=dict)
     records: list[BillingRecord] = field(default_factory=list)
     bill_failed: bool = False
@@ -245,7 +246,8 @@ class Accounts:
         return self._billed[team]
 
     def balance_micros(self, team: str) -> int:
-        return max(0, self.initial_micros + self._credited[team] - self.billed_micros(team))
+        initial = self.initial_by_team.get(team, self.initial_micros)
+        return max(0, initial + self._credited[team] - self.billed_micros(team))
 
     def held_micros(self, team: str) -> int:
         """Cost of accepted, not yet billed tasks that will be charged."""

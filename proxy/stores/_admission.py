@@ -18,6 +18,11 @@ writer), so replicas never both see the same free slot:
 
 In flight for a team: its ``vk:`` callers' jobs still pending or processing (they were
 sent with the proxy's own upstream key) plus their intents (sends in progress).
+
+A submit billed to a Modellix account with a concurrency (``account_limit``) also needs a
+free slot of its account, counted the same way over the account's jobs and intents (every
+team billing to it), and nobody of the account queued ahead; the account's row in
+``admission_accounts`` is locked first, then the team's, in every transaction alike.
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ from proxy.stores._intents import (
     job_json,
 )
 from proxy.stores._sql import Row, Tx
+from proxy.stores._webhooks import enqueue_delivery
 from proxy.stores.admission_records import (
     Admission,
     Cancel,
@@ -44,6 +50,7 @@ from proxy.stores.admission_records import (
     QueueHead,
     QueueState,
     QueueStats,
+    row_as_job,
 )
 from proxy.stores.records import Intent, JobRecord, NewJob, StoredResponse
 
@@ -53,12 +60,18 @@ ON CONFLICT (team) DO UPDATE SET touched_at = excluded.touched_at"""
 
 QUEUED_COUNT = "SELECT COUNT(*) AS n FROM admission_queue WHERE team = $1 AND state = 'queued'"
 
+LOCK_ACCOUNT = """
+INSERT INTO admission_accounts (account, touched_at) VALUES ($1, $2)
+ON CONFLICT (account) DO UPDATE SET touched_at = excluded.touched_at"""
+
+ACCOUNT_QUEUED = "SELECT COUNT(*) AS n FROM admission_queue WHERE account = $1 AND state = 'queued'"
+
 INSERT_ROW = """
 INSERT INTO admission_queue (queue_id, team, caller, state, enqueued_at, not_before, path, body,
     headers, job, idempotency_scope, idempotency_key, reservation_id, slot_reservation_id,
-    intent_id, task_id, attempts, dispatched_at, finished_at, error)
+    intent_id, task_id, attempts, dispatched_at, finished_at, error, account)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19,
-    $20)"""
+    $20, $21)"""
 
 # A team's upstream tasks in flight: its vk: jobs pending or processing, plus their intents
 # (sends under way). The {...} parts are fixed expressions chosen per engine and team.
@@ -71,7 +84,7 @@ SELECT (SELECT COUNT(*) FROM jobs WHERE {job_team} AND terminal_at IS NULL
 GET_ROW = "SELECT * FROM admission_queue WHERE queue_id = $1"
 
 READY = """
-SELECT queue_id, team, caller, enqueued_at FROM admission_queue
+SELECT queue_id, team, caller, enqueued_at, account FROM admission_queue
 WHERE state = 'queued' AND not_before <= $1 ORDER BY enqueued_at, queue_id LIMIT $2"""
 
 STATS = """
@@ -97,6 +110,10 @@ WHERE queue_id = $1"""
 SET_UNKNOWN = """
 UPDATE admission_queue SET state = 'unknown', task_id = $2, finished_at = $3, error = $4
 WHERE queue_id = $1 AND state = 'dispatching' AND intent_id = $5"""
+
+DISMISS = """
+UPDATE admission_queue SET state = 'cancelled'
+WHERE queue_id = $1 AND state IN ('failed', 'expired')"""
 
 DROP_KEY = """
 DELETE FROM idempotency_keys WHERE scope = $1 AND key = $2 AND task_id = $3"""
@@ -153,6 +170,38 @@ class AdmissionMixin(IntentsMixin):
         row = await tx.fetchrow(self.dialect.sql(self._in_flight_sql(team)), team)
         return int(row["n"]) if row else 0
 
+    async def _account_in_flight(self, tx: Tx, account: str) -> int:
+        if self.dialect.name == "postgres":
+            i_account, i_caller = "job->>'account'", "job->>'caller'"
+        else:
+            i_account = "json_extract(job, '$.account')"
+            i_caller = "json_extract(job, '$.caller')"
+        sql = (
+            IN_FLIGHT.replace("{job_team}", "account = $1")
+            .replace("{intent_team}", f"{i_account} = $1")
+            .replace("{intent_caller}", i_caller)
+        )
+        row = await tx.fetchrow(self.dialect.sql(sql), account)
+        return int(row["n"]) if row else 0
+
+    async def _account_free(
+        self, tx: Tx, account: str | None, limit: int | None, now: float, *, queued_ok: bool
+    ) -> bool:
+        """Inside ``tx``, with the account's row locked first: whether the account has a free
+        slot (and, unless ``queued_ok``, nobody of it queued ahead). True when not gated."""
+        if account is None or limit is None:
+            return True
+        await tx.execute(self.dialect.sql(LOCK_ACCOUNT), account, now)
+        if not queued_ok:
+            row = await tx.fetchrow(self.dialect.sql(ACCOUNT_QUEUED), account)
+            if row is not None and int(row["n"]) > 0:
+                return False
+        return await self._account_in_flight(tx, account) < limit
+
+    async def admission_account_in_flight(self, account: str) -> int:
+        async with self._read() as tx:
+            return await self._account_in_flight(tx, account)
+
     async def _lock_team(self, tx: Tx, team: str, now: float) -> None:
         await tx.execute(self.dialect.sql(LOCK_TEAM), team, now)
 
@@ -181,6 +230,7 @@ class AdmissionMixin(IntentsMixin):
             json.dumps(entry.headers, ensure_ascii=False), job_json(entry.job),
             entry.idempotency_scope, entry.idempotency_key, entry.reservation_id,
             entry.slot_reservation_id, None, None, entry.attempts, None, None, entry.error,
+            entry.job.account,
         )  # fmt: skip
         await self._hand_over(tx, (entry.reservation_id, entry.slot_reservation_id))
         scope, key = entry.idempotency_scope, entry.idempotency_key
@@ -196,12 +246,17 @@ class AdmissionMixin(IntentsMixin):
         limit: int,
         max_queue: int,
         now: float,
+        account_limit: int | None = None,
     ) -> Admission:
         async with self._write() as tx:
+            account = entry.job.account
+            account_free = await self._account_free(
+                tx, account, account_limit, now, queued_ok=False
+            )
             await self._lock_team(tx, entry.team, now)
             row = await tx.fetchrow(self.dialect.sql(QUEUED_COUNT), entry.team)
             queued = int(row["n"]) if row else 0
-            if queued == 0 and await self._in_flight(tx, entry.team) < limit:
+            if account_free and queued == 0 and await self._in_flight(tx, entry.team) < limit:
                 await self._check_holds(tx, intent)
                 await self._write_intent(tx, intent)
                 return Admission.SEND
@@ -228,7 +283,8 @@ class AdmissionMixin(IntentsMixin):
         async with self._read() as tx:
             rows = await tx.fetch(self.dialect.sql(READY), now, limit)
         return [
-            QueueHead(r["queue_id"], r["team"], r["caller"], float(r["enqueued_at"])) for r in rows
+            QueueHead(r["queue_id"], r["team"], r["caller"], float(r["enqueued_at"]), r["account"])
+            for r in rows
         ]
 
     async def admission_turns(self, team: str) -> dict[str, float]:
@@ -238,17 +294,26 @@ class AdmissionMixin(IntentsMixin):
         return {r["caller"]: float(r["last_dispatched_at"]) for r in rows}
 
     async def admission_claim(
-        self, queue_id: str, owner: str, now: float, limit: int
+        self,
+        queue_id: str,
+        owner: str,
+        now: float,
+        limit: int,
+        account_limit: int | None = None,
     ) -> DispatchClaim | None:
         """Mark the row dispatching and write its intent, if it is still queued and its team
-        has a free slot; ``None`` otherwise."""
+        (and account, when ``account_limit`` is given) has a free slot; ``None`` otherwise."""
         async with self._write() as tx:
             head = await tx.fetchrow(
-                self.dialect.sql("SELECT team FROM admission_queue WHERE queue_id = $1"), queue_id
+                self.dialect.sql("SELECT team, account FROM admission_queue WHERE queue_id = $1"),
+                queue_id,
             )
             if head is None:
                 return None
             team = str(head["team"])
+            account = head["account"]
+            if not await self._account_free(tx, account, account_limit, now, queued_ok=True):
+                return None
             await self._lock_team(tx, team, now)
             found = await tx.fetchrow(
                 self.dialect.sql(GET_ROW + " AND state = 'queued'" + self.dialect.lock_rows),
@@ -346,6 +411,7 @@ class AdmissionMixin(IntentsMixin):
                 self.dialect.sql(SET_STATE),
                 queue_id, QueueState.FAILED.value, None, now, error[:500],
             )  # fmt: skip
+            await self._left_unsent(tx, queue_id)
         return True
 
     # -- cancel, expire, recover, purge ----------------------------------------------------
@@ -367,12 +433,27 @@ class AdmissionMixin(IntentsMixin):
                 self.dialect.sql(DROP_KEY), row.idempotency_scope, row.idempotency_key, queue_id
             )
         await tx.execute(self.dialect.sql(SET_STATE), queue_id, state.value, None, now, error[:500])
+        if state is QueueState.EXPIRED:
+            await self._left_unsent(tx, queue_id)
         return Cancel.CANCELLED
+
+    async def _left_unsent(self, tx: Tx, queue_id: str) -> None:
+        """In the transaction that ends a row refused or expired in the queue: the completion
+        webhook its job asked for (``failed``), recorded as a job turning terminal records it."""
+        found = await tx.fetchrow(self.dialect.sql(GET_ROW), queue_id)
+        if found is not None:
+            await enqueue_delivery(
+                tx, self.dialect, row_as_job(row_to_queued(found)), self.render_delivery
+            )
 
     async def admission_cancel(self, queue_id: str, error: str, now: float) -> Cancel:
         """Cancel a queued row: reservations released, idempotency key forgotten."""
         async with self._write() as tx:
             return await self._drop_queued(tx, queue_id, QueueState.CANCELLED, error, now)
+
+    async def admission_dismiss(self, queue_id: str) -> bool:
+        async with self._write() as tx:
+            return await tx.execute(self.dialect.sql(DISMISS), queue_id) > 0
 
     async def admission_expire(
         self, team: str, before: float, error: str, now: float, limit: int = 100

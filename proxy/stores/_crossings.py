@@ -42,9 +42,9 @@ INSERT INTO jobs (task_id, caller, team, project, alias, pinned_slug, input_hash
     estimated_cost_micros, status, upstream_attempts, traceparent, submitted_by,
     submitted_at, history, last_seen_status, next_poll_at, reservation_id, slot_reservation_id,
     callback_url, price_source, estimate_low_micros, estimate_high_micros, estimate_bounded,
-    api, api_ref, api_request)
+    api, api_ref, api_request, account)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18,
-    $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30)
+    $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31)
 ON CONFLICT (task_id) DO NOTHING
 RETURNING *"""
 
@@ -150,7 +150,7 @@ class CrossingsMixin(IdempotencyMixin, BudgetsMixin):
             history, job.status.value, job.next_poll_at, job.reservation_id,
             job.slot_reservation_id, job.callback_url, job.price_source,
             job.estimate_low_micros, job.estimate_high_micros, job.estimate_bounded,
-            job.api, job.api_ref, job.api_request,
+            job.api, job.api_ref, job.api_request, job.account,
         )  # fmt: skip
         row = await tx.fetchrow(self.dialect.sql(INSERT_JOB), *args)
         return None if row is None else job_from_row(row)

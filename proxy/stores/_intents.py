@@ -310,6 +310,7 @@ class IntentsMixin(JobsMixin, IdempotencyMixin, BudgetsMixin):
                 upstream_attempts=old.upstream_attempts, traceparent=old.traceparent,
                 submitted_by=old.submitted_by, next_poll_at=now,
                 reservation_id=old.reservation_id, callback_url=old.callback_url,
+                account=old.account,
                 api=old.api, api_ref=old.api_ref, api_request=old.api_request,
             )  # fmt: skip
             recorded = await self._insert_job(tx, job)

@@ -41,6 +41,7 @@ OVERDUE_JOBS = (
 )
 
 _GROUP_EXPR = {
+    "account": "account",
     "team": "team",
     "project": "project",
     "model": "pinned_slug",

@@ -53,6 +53,8 @@ LEDGER_COLUMNS = (
     "cost_source",
     "estimate_low_micros",
     "estimate_high_micros",
+    "account",
+    "caller",
     "api",
 )
 _TERMINAL = ", ".join(f"'{s.value}'" for s in JobStatus if s.terminal)
@@ -97,6 +99,8 @@ def ledger_row(row: Row) -> LedgerRow:
         cost_source=row["cost_source"],
         estimate_low_micros=row["estimate_low_micros"],
         estimate_high_micros=row["estimate_high_micros"],
+        account=row["account"],
+        caller=row["caller"],
         api=row["api"] or "modellix",
     )
 

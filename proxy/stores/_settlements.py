@@ -24,7 +24,8 @@ from proxy.stores.webhook_records import SettledSince
 
 NEXT = "UPDATE counters SET value = value + 1 WHERE name = 'settlement' RETURNING value"
 APPEND = """
-INSERT INTO settlements (seq, task_id, team, micros, settled_at) VALUES ($1, $2, $3, $4, $5)"""
+INSERT INTO settlements (seq, task_id, team, micros, settled_at, account)
+VALUES ($1, $2, $3, $4, $5, $6)"""
 CURRENT = "SELECT value FROM counters WHERE name = 'settlement'"
 PURGE = """
 DELETE FROM settlements WHERE seq IN (
@@ -47,7 +48,13 @@ async def append_settlement(tx: Tx, dialect: Dialect, job: JobRecord, at: float)
         raise RuntimeError("the settlement counter is missing (migration not applied?)")
     seq = int(row["value"])
     await tx.execute(
-        dialect.sql(APPEND), seq, job.task_id, job.team, int(job.final_cost_micros or 0), at
+        dialect.sql(APPEND),
+        seq,
+        job.task_id,
+        job.team,
+        int(job.final_cost_micros or 0),
+        at,
+        job.account,
     )
     return seq
 
@@ -55,8 +62,11 @@ async def append_settlement(tx: Tx, dialect: Dialect, job: JobRecord, at: float)
 class SettlementsMixin(SqlBase):
     """Reads of the settlement journal, and its retention."""
 
-    async def settled_since(self, after: int, teams: Sequence[str] | None = None) -> SettledSince:
-        """Spend settled after sequence ``after`` (of ``teams`` if given) and the sequence read to.
+    async def settled_since(
+        self, after: int, teams: Sequence[str] | None = None, account: str | None = None
+    ) -> SettledSince:
+        """Spend settled after sequence ``after`` (of ``teams`` and of ``account`` if given)
+        and the sequence read to.
 
         The counter is read first: every settlement up to it has committed, so the sum of the
         journal's rows in ``(after, through]`` is final, whatever commits meanwhile.
@@ -73,6 +83,9 @@ class SettlementsMixin(SqlBase):
                 marks = ", ".join(f"${i + 3}" for i in range(len(teams)))
                 sql += f" AND team IN ({marks})"
                 args.extend(teams)
+            if account is not None:
+                args.append(account)
+                sql += f" AND account = ${len(args)}"
             total = await tx.fetchrow(self.dialect.sql(sql), *args)
         return SettledSince(through, 0 if total is None else int(total["spent"]))
 

@@ -230,6 +230,7 @@ def job_from_row(row: Row) -> JobRecord:
         estimate_high_micros=row.get("estimate_high_micros"),
         estimate_bounded=bool(row.get("estimate_bounded") or False),
         cost_source=row.get("cost_source"),
+        account=row.get("account"),
         api=row.get("api") or "modellix",
         api_ref=row.get("api_ref"),
         api_request=row.get("api_request"),

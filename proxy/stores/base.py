@@ -533,9 +533,12 @@ class BalanceStore(Protocol):
     async def put_balance_reading(self, reading: BalanceReading) -> None:
         """Replace the last reading of ``reading.team``."""
 
-    async def settled_since(self, after: int, teams: Sequence[str] | None = None) -> SettledSince:
-        """Spend the ledger settled after journal sequence ``after`` (of ``teams`` if given),
-        and the sequence that sum runs to (``proxy.stores._settlements``)."""
+    async def settled_since(
+        self, after: int, teams: Sequence[str] | None = None, account: str | None = None
+    ) -> SettledSince:
+        """Spend the ledger settled after journal sequence ``after`` (of ``teams`` and of
+        ``account`` if given), and the sequence that sum runs to
+        (``proxy.stores._settlements``)."""
 
     async def purge_settlements(self, before: float, limit: int) -> int:
         """Delete up to ``limit`` journal rows settled before ``before`` that every reading
@@ -554,9 +557,11 @@ class AdmissionStore(Protocol):
         limit: int,
         max_queue: int,
         now: float,
+        account_limit: int | None = None,
     ) -> Admission:
-        """One transaction: the intent (a slot is free, nobody waits ahead), or the queue
-        row holding the request's reservations and key, or nothing (the queue is full)."""
+        """One transaction: the intent (a slot of the team, and of its account when
+        ``account_limit`` is given, is free and nobody waits ahead), or the queue row holding
+        the request's reservations and key, or nothing (the queue is full)."""
 
     async def admission_requeue_intent(
         self, intent: Intent, entry: QueuedSubmit, stored: StoredResponse | None
@@ -566,6 +571,9 @@ class AdmissionStore(Protocol):
     async def admission_in_flight(self, team: str) -> int:
         """The team's ``vk:`` jobs pending or processing, plus their sends in progress."""
 
+    async def admission_account_in_flight(self, account: str) -> int:
+        """The same count over every team billing to the Modellix account ``account``."""
+
     async def admission_ready(self, now: float, limit: int) -> list[QueueHead]:
         """Queued rows due by ``now``, oldest first."""
 
@@ -573,9 +581,15 @@ class AdmissionStore(Protocol):
         """When each caller of ``team`` was last dispatched from the queue."""
 
     async def admission_claim(
-        self, queue_id: str, owner: str, now: float, limit: int
+        self,
+        queue_id: str,
+        owner: str,
+        now: float,
+        limit: int,
+        account_limit: int | None = None,
     ) -> DispatchClaim | None:
-        """One transaction: the row dispatching and its intent written, if a slot is free."""
+        """One transaction: the row dispatching and its intent written, if a slot of its team
+        (and of its account, when ``account_limit`` is given) is free."""
 
     async def admission_to_job(
         self, queue_id: str, intent: Intent, job: NewJob, now: float
@@ -599,6 +613,10 @@ class AdmissionStore(Protocol):
 
     async def admission_cancel(self, queue_id: str, error: str, now: float) -> Cancel:
         """Cancel a queued row: reservations released, its idempotency key forgotten."""
+
+    async def admission_dismiss(self, queue_id: str) -> bool:
+        """A row refused or expired in the queue (its holds already released) marked
+        cancelled by its submitter, its error kept; False if it is not in either state."""
 
     async def admission_expire(
         self, team: str, before: float, error: str, now: float, limit: int = 100
@@ -685,6 +703,19 @@ class ApiJobStore(Protocol):
     ) -> tuple[list[JobRecord], bool]:
         """``caller``'s jobs made through ``api`` and not hidden, by submit time in ``order``,
         after ``after``; up to ``limit`` of them and whether more follow."""
+
+    async def api_queued_page(
+        self,
+        caller: str,
+        api: str,
+        *,
+        limit: int,
+        order: Literal["asc", "desc"] = "desc",
+        after: tuple[float, str] | None = None,
+    ) -> list[QueuedSubmit]:
+        """``caller``'s submits through ``api`` the admission queue holds unsent (queued,
+        being dispatched, refused or expired there), by the job's submit time and door id in
+        ``order``, past ``after`` (that pair); at most ``limit + 1`` (one more says more)."""
 
     async def hide_api_job(self, api_ref: str, caller: str, now: float) -> bool:
         """Remove ``caller``'s job ``api_ref`` from their views (the ledger keeps it); whether

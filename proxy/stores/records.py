@@ -74,6 +74,7 @@ class NewJob:
     reservation_id: str | None = None
     slot_reservation_id: str | None = None
     callback_url: str | None = None  # completion webhook target (proxy.webhooks)
+    account: str | None = None  # the Modellix account billed (None: the caller's own key)
     api: str = "modellix"  # the API door it came through: "modellix" or "openai"
     api_ref: str | None = None  # the id that door shows for it ("video_<intent id>")
     api_request: str | None = None  # JSON: what the client asked, in that door's terms
@@ -123,6 +124,7 @@ class JobRecord:
     reservation_id: str | None = None
     slot_reservation_id: str | None = None
     callback_url: str | None = None
+    account: str | None = None  # the Modellix account billed (None: the caller's own key)
     api: str = "modellix"
     api_ref: str | None = None
     api_request: str | None = None
@@ -169,9 +171,12 @@ class JobPage:
     next_cursor: str | None
 
 
-GroupKey = Literal["day", "team", "project", "model", "status", "price_source", "cost_source"]
+GroupKey = Literal[
+    "day", "account", "team", "project", "model", "status", "price_source", "cost_source"
+]
 GROUP_KEYS: tuple[GroupKey, ...] = (
     "day",
+    "account",
     "team",
     "project",
     "model",
@@ -189,8 +194,10 @@ def spend_source(price_source: str | None, cost_source: str | None) -> str:
     return price_source or "unpriced"
 
 
-ReportKey = Literal["day", "week", "team", "project", "model", "api"]
-REPORT_KEYS: tuple[ReportKey, ...] = ("day", "week", "team", "project", "model", "api")
+ReportKey = Literal["day", "week", "account", "team", "project", "model", "api"]
+REPORT_KEYS: tuple[ReportKey, ...] = (
+    "day", "week", "account", "team", "project", "model", "api"
+)  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -205,6 +212,7 @@ class ReportGroup:
 
     day: str | None = None
     week: str | None = None
+    account: str | None = None
     team: str | None = None
     project: str | None = None
     model: str | None = None
@@ -250,6 +258,8 @@ class LedgerRow:
     cost_source: str | None = None
     estimate_low_micros: int | None = None
     estimate_high_micros: int | None = None
+    account: str | None = None  # the Modellix account billed (None: the caller's own key)
+    caller: str | None = None  # who submitted it (a pass-through caller's key fingerprint)
     api: str = "modellix"  # the API door the job came through
 
 
@@ -258,6 +268,7 @@ class SpendRow:
     """Spend of one group; keys not grouped by are ``None``; ``day`` is ``YYYY-MM-DD`` UTC."""
 
     day: str | None = None
+    account: str | None = None
     team: str | None = None
     project: str | None = None
     model: str | None = None

@@ -59,6 +59,16 @@ class FirstText:
 
 
 @dataclass(frozen=True, slots=True)
+class Named:
+    """Where ``column`` is a non-empty text: its name from ``names`` (``(value, name)``
+    pairs), else the text itself; where it is empty: ``otherwise``."""
+
+    column: Col
+    names: tuple[tuple[str, str], ...]
+    otherwise: Const
+
+
+@dataclass(frozen=True, slots=True)
 class Before:
     """The part of ``column`` before the first ``separator``; empty without one."""
 
@@ -113,6 +123,7 @@ Expr = (
     | Concat
     | WhenText
     | FirstText
+    | Named
     | Before
     | Money
     | Instant
@@ -148,6 +159,12 @@ def render(expr: Expr, dialect: Dialect) -> str:
         case FirstText(first, second):
             other = render(second, dialect)
             return f"CASE WHEN {first.name} <> '' THEN {first.name} ELSE {other} END"
+        case Named(Col(name), names, otherwise):
+            named = name
+            if names:
+                whens = " ".join(f"WHEN {literal(k)} THEN {literal(v)}" for k, v in names)
+                named = f"CASE {name} {whens} ELSE {name} END"
+            return f"CASE WHEN {name} <> '' THEN {named} ELSE {render(otherwise, dialect)} END"
         case Before(Col(name), separator):
             if pg:
                 at = f"strpos({name}, {literal(separator)})"
@@ -192,13 +209,30 @@ def render(expr: Expr, dialect: Dialect) -> str:
             for key, member in members:
                 name = literal(f',"{key}":')  # keys of ours: no escaping needed
                 value = render(member, dialect)
-                if pg:  # to_json of NULL is NULL, and so is the member
-                    fields.append(f"COALESCE({name} || to_json(CAST({value} AS TEXT)), '')")
+                json = f"to_json(CAST({value} AS TEXT))" if pg else f"json_quote({value})"
+                if not fields and _never_null(member):  # no comma to strip after all
+                    opening = literal('{"' + key + '":')
+                    fields.append(f"{opening} || {json}")
+                elif pg:  # to_json of NULL is NULL, and so is the member
+                    fields.append(f"COALESCE({name} || {json}, '')")
                 else:
-                    quoted = f"{name} || json_quote({value})"
-                    fields.append(f"CASE WHEN {value} IS NULL THEN '' ELSE {quoted} END")
-            return "('{' || substr(" + " || ".join(fields) + ", 2) || '}')"
+                    fields.append(f"CASE WHEN {value} IS NULL THEN '' ELSE {name} || {json} END")
+            if members and _never_null(members[0][1]):
+                return _balanced([*fields, "'}'"])
+            return "('{' || substr(" + _balanced(fields) + ", 2) || '}')"
     raise TypeError(f"not a text expression: {expr!r}")  # pragma: no cover (Expr is closed)
+
+
+def _never_null(expr: Expr) -> bool:
+    """Whether ``expr`` has a text for every row (a fixed one, or a fallback to one)."""
+    match expr:
+        case Const(text):
+            return text is not None
+        case FirstText(_, second):
+            return _never_null(second)
+        case Concat(parts):
+            return all(_never_null(p) for p in parts)
+    return False
 
 
 def _needs_quotes(expr: Expr) -> bool:

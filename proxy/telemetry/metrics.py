@@ -39,6 +39,7 @@ REASON = "reason"
 MODEL = "model"
 API = "api"  # the API door: "modellix" (/api/v1/...) or "openai" (/v1/videos)
 TEAM = "team"
+ACCOUNT = "account"
 PROJECT = "project"
 STATUS = "status"
 SCOPE = "scope"
@@ -214,6 +215,13 @@ class Metrics:
             f"{p}_spend_usd_total",
             "Settled spend in US dollars (final cost of terminal jobs), by model, team, project.",
             [MODEL, TEAM, PROJECT],
+            registry=r,
+        )
+        self.account_spend = Counter(
+            f"{p}_account_spend_usd_total",
+            "Settled spend in US dollars by the Modellix account billed (upstream.accounts; "
+            "passthrough: the callers' own keys).",
+            [ACCOUNT],
             registry=r,
         )
         self.estimated_spend = Counter(
@@ -488,6 +496,20 @@ class Metrics:
             f"{p}_admission_queued_total",
             "Submits queued by the admission queue (answered with a q- id), by team.",
             [TEAM],
+            registry=r,
+        )
+        self.account_in_flight = SharedGauge(
+            f"{p}_account_in_flight",
+            "Upstream tasks in flight through the proxy by Modellix account (virtual-key jobs "
+            "not yet terminal and sends under way: the admission count), read from the store.",
+            [ACCOUNT],
+            registry=r,
+        )
+        self.account_concurrency = SharedGauge(
+            f"{p}_account_concurrency",
+            "Each Modellix account's concurrency (configured, or its funding tier's); 0: not "
+            "limited by the proxy.",
+            [ACCOUNT],
             registry=r,
         )
         self.admission_depth = SharedGauge(

@@ -7,6 +7,7 @@ operator wants to see grow):
 - the watcher's backlog, lag and stale jobs (``watcher_stats``);
 - ``unknown`` records and the money they hold;
 - open jobs by model;
+- each Modellix account's tasks in flight and its concurrency (``proxy.accounts``);
 - the finance gauges (``proxy.telemetry.ledger_gauges``): spend, job counts, refusals' savings,
   cost percentiles and every budget's standing.
 
@@ -23,12 +24,18 @@ from typing import Protocol
 
 import structlog
 
+from proxy.accounts import AccountBook
 from proxy.catalog.loader import Catalog
 from proxy.config import Settings
 from proxy.governance.budgets import BudgetBook
 from proxy.jobs.labels import Labels
 from proxy.money import sample
-from proxy.stores.base import JobUpkeepStore, StoreUnavailableError, WatcherStore
+from proxy.stores.base import (
+    AdmissionStore,
+    JobUpkeepStore,
+    StoreUnavailableError,
+    WatcherStore,
+)
 from proxy.telemetry.ledger_gauges import LedgerGauges, LedgerGaugeStore
 from proxy.telemetry.metrics import Metrics
 from proxy.telemetry.price_points import typical_points
@@ -36,8 +43,8 @@ from proxy.telemetry.price_points import typical_points
 log = structlog.get_logger("proxy.gauges")
 
 
-class StoreGaugeStore(LedgerGaugeStore, WatcherStore, JobUpkeepStore, Protocol):
-    """The ledger gauges' reads, the watcher's backlog and the unknown jobs."""
+class StoreGaugeStore(LedgerGaugeStore, WatcherStore, JobUpkeepStore, AdmissionStore, Protocol):
+    """The ledger gauges' reads, the watcher's backlog, the unknown jobs, accounts in flight."""
 
 
 class StoreGauges:
@@ -52,9 +59,11 @@ class StoreGauges:
         *,
         budgets: BudgetBook | None = None,
         catalog: Catalog | None = None,
+        accounts: AccountBook | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._store = store
+        self._accounts = accounts
         self._interval = settings.watcher.gauges_seconds
         self._metrics = metrics
         self._labels = labels
@@ -100,5 +109,11 @@ class StoreGauges:
         m.jobs_in_flight.clear()
         for slug, count in in_flight.items():
             m.jobs_in_flight.labels(self._labels.model(slug)).inc(count)
+        for account in self._accounts.all() if self._accounts is not None else ():
+            label = self._labels.account(account.name)
+            m.account_in_flight.labels(label).set(
+                await store.admission_account_in_flight(account.name)
+            )
+            m.account_concurrency.labels(label).set(account.concurrency or 0)
         await self.ledger.refresh(now)
         self.rounds += 1

@@ -4,7 +4,8 @@
 ``file upload`` (multipart part ``file``), ``file delete``, ``model list --featured``
 (``?featured=true``, its price column), ``model run`` (the submit path without ``/async``) and
 ``model get-schema`` (``GET {base}/models/{provider}/{model_id}/api_schema``, no key; it needs
-``servers[0].url`` https, or http on a loopback name, without a query, and ``post.requestBody`` / ``post.responses``).)
+``servers[0].url`` https, or http on a loopback name, without a query, and
+``post.requestBody`` / ``post.responses``).)
 """
 
 from __future__ import annotations

@@ -12,9 +12,11 @@ from proxy.catalog.from_settings import build_catalog
 from proxy.checks import check_settings
 from proxy.config import ModelSettings, OpenAIVideoModel, OpenAIVideosSettings, Settings
 from proxy.errors import BudgetExceeded, InvalidInput
+from proxy.openai_videos.content import pick
 from proxy.openai_videos.errors import OpenAIError, upstream_refusal
 from proxy.openai_videos.mapping import VideoModels
 from proxy.openai_videos.objects import Timing, video
+from proxy.openai_videos.remix import family_of, remix_models
 from proxy.openai_videos.request import VideoRequest, from_fields
 from proxy.stores.records import JobRecord, JobStatus
 
@@ -174,3 +176,45 @@ def test_check_config_names_a_broken_model_map() -> None:
         "openai_videos.models.a: needs text or image (or both)",
         "openai_videos.models.b.text: not a model slug (provider/model)",
     ]
+
+
+def test_remix_models_default_to_the_catalogs_v2v_and_take_the_operators_map() -> None:
+    """Each Seedance 2.0 tier remixes with its own v2v model; the operator adds a family,
+    turns one off with an empty target, and check-config names a malformed entry."""
+    settings = OpenAIVideosSettings.model_validate(
+        {
+            "remix_models": {
+                "alibaba/wan2.7": "alibaba/wan2.7-videoedit",
+                "bytedance/seedance-2.0-mini": "",
+            }
+        }
+    )
+    found = remix_models(settings, CATALOG)
+    assert found["bytedance/seedance-2.0"] == "bytedance/seedance-2.0-v2v"
+    assert found["bytedance/seedance-2.0-fast"] == "bytedance/seedance-2.0-fast-v2v"
+    assert found["alibaba/wan2.7"] == "alibaba/wan2.7-videoedit"
+    assert "bytedance/seedance-2.0-mini" not in found
+    assert family_of("bytedance/seedance-2.0-fast-i2v") == "bytedance/seedance-2.0-fast"
+    assert family_of("minimax/hailuo-02-fl2v") == "minimax/hailuo-02"
+    broken = Settings.model_validate(
+        {"openai_videos": {"remix_models": {"Bad Family": "x", "kling/kling-v3": "Not A Slug"}}}
+    )
+    assert [p for p in check_settings(broken) if p.startswith("openai_videos")] == [
+        "openai_videos.remix_models.Bad Family: not a model family (provider/name)",
+        "openai_videos.remix_models.Bad Family: not a model slug (provider/model)",
+        "openai_videos.remix_models.kling/kling-v3: not a model slug (provider/model)",
+    ]
+
+
+def test_content_variants_pick_the_right_result_file() -> None:
+    """The video is the task's video file; a thumbnail is an image returned beside it, none
+    without one; a spritesheet is never a Modellix result."""
+    video_only = job(JobStatus.SUCCESS, output_urls=("https://f.example/v.mp4",))
+    both = job(
+        JobStatus.SUCCESS, output_urls=("https://f.example/v.mp4", "https://f.example/c.JPG")
+    )
+    assert pick(video_only, "video") == "https://f.example/v.mp4"
+    assert pick(video_only, "thumbnail") is None
+    assert pick(both, "thumbnail") == "https://f.example/c.JPG"
+    assert pick(both, "video") == "https://f.example/v.mp4"
+    assert pick(both, "spritesheet") is None

@@ -371,7 +371,7 @@ def test_report_refuses_bad_arguments(capsys: pytest.CaptureFixture[str]) -> Non
     code, out, err = cli(capsys, "report", "--group-by", "team,colour")
     assert (code, out) == (2, "")
     assert "colour" in err
-    assert "day, week, team, project, model" in err
+    assert "day, week, account, team, project, model" in err
     with pytest.raises(SystemExit) as info:
         main(["report", "--since", "last tuesday"])
     assert info.value.code == 2

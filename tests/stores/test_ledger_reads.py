@@ -148,5 +148,5 @@ async def test_cost_quantiles_by_model_and_merged(store: Store) -> None:
 
 
 def test_report_keys_cover_the_store_keys() -> None:
-    assert REPORT_KEYS == ("day", "week", "team", "project", "model", "api")
+    assert REPORT_KEYS == ("day", "week", "account", "team", "project", "model", "api")
     assert time.time() > T0
