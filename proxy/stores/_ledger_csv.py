@@ -5,13 +5,15 @@ them), so each row leaves the database as its finished CSV line and Python only 
 page of lines: no row objects, no per-row formatting. Here, for SQLite: pages of terminal
 jobs oldest first, each a keyset query on ``jobs_submitted`` (``(submitted_at, task_id) >
 (last row's)``) run on the reader connection's thread, beside the writers and off the event
-loop; the page's lines are joined on a worker thread. PostgreSQL streams one ``COPY``
-instead (``proxy.stores._pg_copy``).
+loop, which also joins the page's lines. The next page is read while one is written to the
+client (two pages in memory at most). PostgreSQL streams one ``COPY`` instead
+(``proxy.stores._pg_copy``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass
 
@@ -78,17 +80,24 @@ class LedgerCsvMixin(SqlBase):
         following = self.dialect.sql(
             outer.format(f"{inner} AND (submitted_at, task_id) > ($4, $5){order}")
         )
-        last: tuple[float, str] | None = None
-        while True:
-            if last is None:
-                page = await self._csv_page(first, (since, until, size))
-            else:
-                page = await self._csv_page(following, (since, until, size, *last))
-            if page.rows:
-                yield page.data
-            if page.rows < size or page.last is None:
-                return
-            last = page.last
+        # One page read ahead: the next page is formatted while this one goes to the client.
+        ahead: asyncio.Future[CsvPage] | None = asyncio.ensure_future(
+            self._csv_page(first, (since, until, size))
+        )
+        try:
+            while ahead is not None:
+                page = await ahead
+                ahead = None
+                if page.rows == size and page.last is not None:
+                    args = (since, until, size, *page.last)
+                    ahead = asyncio.ensure_future(self._csv_page(following, args))
+                if page.rows:
+                    yield page.data
+        finally:
+            if ahead is not None:  # closed early: the page read ahead is not wanted
+                ahead.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await ahead
 
     async def _csv_page(self, sql: str, args: Sequence[object]) -> CsvPage:
         """One page of ``(submitted_at, task_id, line)`` rows, its lines joined."""

@@ -209,13 +209,30 @@ def render(expr: Expr, dialect: Dialect) -> str:
             for key, member in members:
                 name = literal(f',"{key}":')  # keys of ours: no escaping needed
                 value = render(member, dialect)
-                if pg:  # to_json of NULL is NULL, and so is the member
-                    fields.append(f"COALESCE({name} || to_json(CAST({value} AS TEXT)), '')")
+                json = f"to_json(CAST({value} AS TEXT))" if pg else f"json_quote({value})"
+                if not fields and _never_null(member):  # no comma to strip after all
+                    opening = literal('{"' + key + '":')
+                    fields.append(f"{opening} || {json}")
+                elif pg:  # to_json of NULL is NULL, and so is the member
+                    fields.append(f"COALESCE({name} || {json}, '')")
                 else:
-                    quoted = f"{name} || json_quote({value})"
-                    fields.append(f"CASE WHEN {value} IS NULL THEN '' ELSE {quoted} END")
-            return "('{' || substr(" + " || ".join(fields) + ", 2) || '}')"
+                    fields.append(f"CASE WHEN {value} IS NULL THEN '' ELSE {name} || {json} END")
+            if members and _never_null(members[0][1]):
+                return _balanced([*fields, "'}'"])
+            return "('{' || substr(" + _balanced(fields) + ", 2) || '}')"
     raise TypeError(f"not a text expression: {expr!r}")  # pragma: no cover (Expr is closed)
+
+
+def _never_null(expr: Expr) -> bool:
+    """Whether ``expr`` has a text for every row (a fixed one, or a fallback to one)."""
+    match expr:
+        case Const(text):
+            return text is not None
+        case FirstText(_, second):
+            return _never_null(second)
+        case Concat(parts):
+            return all(_never_null(p) for p in parts)
+    return False
 
 
 def _needs_quotes(expr: Expr) -> bool:
