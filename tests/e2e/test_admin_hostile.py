@@ -138,3 +138,19 @@ async def test_a_budget_subject_is_as_long_as_a_team_at_most(admin: Admin) -> No
         {"field": "subject", "problem": "String should have at most 128 characters"}
     ]
     assert await admin.audit_rows() == before + 1
+
+
+async def test_aiohttps_own_refusals_are_in_the_envelope(admin: Admin) -> None:
+    """No such admin route (404) and a method the route does not take (405, its Allow kept)
+    answer in the upstream's envelope with a request id, like every other admin error."""
+    for method, path, status in (
+        ("GET", "/admin/nowhere", 404),
+        ("GET", "/admin/", 404),
+        ("PATCH", "/admin/budgets/b", 405),
+        ("POST", "/admin/jobs", 405),
+    ):
+        got, doc = await admin.call(method, path)
+        assert got == status, (method, path, doc)
+        assert doc["code"] == status
+        assert str(doc["message"]).startswith(("Not found: ", "Method not allowed: "))
+        assert doc["request_id"]
