@@ -1,7 +1,7 @@
 """Latency against concurrency over a 22 ms upstream: direct, the bare pass-through, the proxy.
 
-Run: ``python -m bench.sweep [--seconds 5] [--warmup 1] [--concurrency 1,4,16,64]`` (``make
-bench`` runs it after ``bench.run``). The methodology of the public AI-gateway latency
+Run: ``python -m bench.sweep [--seconds 5] [--warmup 1] [--concurrency 1,4,16,64] [--rounds 1]``
+(``make bench`` runs it after ``bench.run``). The methodology of the public AI-gateway latency
 benchmark (``bench.published``): a mock upstream answering after 22 ms (``bench.mock``),
 closed-loop clients at c = 1, 4, 16 and 64 (wrk, one connection per client), polls naming
 distinct task ids, and what each peer adds to the upstream's own p50 and p99. In one run,
@@ -9,6 +9,8 @@ at each concurrency in turn: the mock directly, the bare aiohttp pass-through
 (``bench.bare``, the framework's floor) and ``modellix-proxy serve`` in its default
 configuration (logging ``info``, watcher on, SQLite; only the ports, upstream and store
 file given). With two or more CPUs the peer runs on CPU 1, wrk and the mock on CPU 0.
+``--rounds N`` measures each concurrency N times, the peers' order rotated each round, and
+reports the medians over the rounds (each round's figures are in the JSON).
 The figures go to stdout and ``bench/results/sweep.json`` / ``sweep.md``.
 """
 
@@ -18,6 +20,7 @@ import argparse
 import contextlib
 import json
 import os
+import statistics
 import sys
 import tempfile
 import time
@@ -75,11 +78,77 @@ def markdown(report: dict[str, Any]) -> str:
     return "\n".join(rows)
 
 
+def measure_round(
+    bases: dict[str, str],
+    paths: str,
+    c: int,
+    args: argparse.Namespace,
+    cpus: str | None,
+    index: int,
+) -> dict[str, Any]:
+    """One round at concurrency ``c``: each peer in turn, the order rotated every round
+    (so no peer always runs right after another's load)."""
+    shift = index % len(PEERS)
+    result_of: dict[str, Any] = {}
+    for name in PEERS[shift:] + PEERS[:shift]:
+        request = wrk.Request("GET", bases[name], paths_file=paths)
+        wrk.run(request, seconds=args.warmup, connections=c, cpus=cpus)
+        result = wrk.run(request, seconds=args.seconds, connections=c, cpus=cpus)
+        if result.non_2xx:
+            raise RuntimeError(f"{name} at c={c}: {result.statuses} {result.sample_failure}")
+        result_of[name] = result.as_json()
+        log(
+            f"sweep c={c} round {index + 1} {name}: "
+            f"p50 {result.p50:.2f} ms, p99 {result.p99:.2f} ms"
+        )
+    return result_of
+
+
+def summarize(c: int, rounds: list[dict[str, Any]]) -> dict[str, Any]:
+    """The point at ``c``: each peer's figures (the median over the rounds of each
+    percentile and of the throughput) and what bare and the proxy add to direct's."""
+    point: dict[str, Any] = {"concurrency": c}
+    for name in PEERS:
+        runs = [r[name] for r in rounds]
+        point[name] = {
+            "latency_ms": {
+                q: round(statistics.median(run["latency_ms"][q] for run in runs), 2)
+                for q in runs[0]["latency_ms"]
+            },
+            "requests_per_second": statistics.median(run["requests_per_second"] for run in runs),
+        }
+    direct = point["direct"]["latency_ms"]
+    point["added_ms"] = {n: added(point[n]["latency_ms"], direct) for n in PEERS if n != "direct"}
+    bare99 = point["added_ms"]["bare"]["99"]
+    proxy99 = point["added_ms"]["proxy"]["99"]
+    point["proxy_over_bare_p99"] = round(proxy99 / bare99, 2) if bare99 > 0 else None
+    point["rounds"] = rounds
+    if len(rounds) > 1:  # each round's ratio beside the medians', to show the spread
+        point["proxy_over_bare_p99_by_round"] = [
+            _ratio(r["proxy"], r["bare"], r["direct"]) for r in rounds
+        ]
+    return point
+
+
+def _ratio(proxy: dict[str, Any], bare: dict[str, Any], direct: dict[str, Any]) -> float | None:
+    bare99 = bare["latency_ms"]["99"] - direct["latency_ms"]["99"]
+    proxy99 = proxy["latency_ms"]["99"] - direct["latency_ms"]["99"]
+    return round(proxy99 / bare99, 2) if bare99 > 0 else None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--warmup", type=float, default=1.0)
     parser.add_argument("--concurrency", default="1,4,16,64")
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="rounds per concurrency, the peers' order rotated each round; figures are the "
+        "medians over the rounds (on a shared machine a single run's p99 moves with the "
+        "other load)",
+    )
     parser.add_argument("--delay-ms", type=float, default=published.UPSTREAM_DELAY_MS)
     parser.add_argument("--no-pin", action="store_true")
     parser.add_argument(
@@ -147,29 +216,15 @@ def main(argv: Sequence[str] | None = None) -> int:
                 )
             )
         for c in levels:
-            point: dict[str, Any] = {"concurrency": c}
-            for name in PEERS:
-                request = wrk.Request("GET", bases[name], paths_file=str(paths))
-                wrk.run(request, seconds=args.warmup, connections=c, cpus=load_cpus)
-                result = wrk.run(request, seconds=args.seconds, connections=c, cpus=load_cpus)
-                if result.non_2xx:
-                    raise RuntimeError(
-                        f"{name} at c={c}: {result.statuses} {result.sample_failure}"
-                    )
-                point[name] = result.as_json()
-                log(f"sweep c={c} {name}: p50 {result.p50:.2f} ms, p99 {result.p99:.2f} ms")
-            direct = point["direct"]["latency_ms"]
-            point["added_ms"] = {
-                n: added(point[n]["latency_ms"], direct) for n in PEERS if n != "direct"
-            }
-            bare99 = point["added_ms"]["bare"]["99"]
-            proxy99 = point["added_ms"]["proxy"]["99"]
-            point["proxy_over_bare_p99"] = round(proxy99 / bare99, 2) if bare99 > 0 else None
-            points.append(point)
+            rounds = [
+                measure_round(bases, str(paths), c, args, load_cpus, r) for r in range(args.rounds)
+            ]
+            points.append(summarize(c, rounds))
     report: dict[str, Any] = {
         **run_header(started, load_before),
         "settings": {
             "seconds": args.seconds,
+            "rounds": args.rounds,
             "warmup": args.warmup,
             "upstream_delay_ms": args.delay_ms,
             "distinct_ids": DISTINCT_IDS,

@@ -47,9 +47,11 @@ def service(
     workdir: Path,
     env: Mapping[str, str],
     cpus: str | None,
+    ready_within: float = READY_SECONDS,
 ) -> Iterator[Service]:
     """Start ``argv`` (on ``cpus`` with taskset, if given), its output to
-    ``workdir/<name>.log``; wait until ``ready_path`` answers 200; stop it on the way out."""
+    ``workdir/<name>.log``; wait until ``ready_path`` answers 200 (at most ``ready_within``
+    seconds); stop it on the way out."""
     log_path = workdir / f"{name}.log"
     command = ["taskset", "-c", cpus, *argv] if cpus else list(argv)
     with log_path.open("wb") as sink:
@@ -58,7 +60,7 @@ def service(
         )
     running = Service(name, process, log_path, base_url)
     try:
-        wait_ready(running, ready_path)
+        wait_ready(running, ready_path, ready_within)
         yield running
     finally:
         stop(process)

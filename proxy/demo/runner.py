@@ -22,7 +22,7 @@ from proxy.server import Running, start
 from proxy.simulator import SimulatorConfig
 from proxy.simulator.server import running
 from proxy.state import RUNTIME
-from proxy.telemetry.logging import configure_logging
+from proxy.telemetry.logging import close_access_writer, configure_logging
 
 WORKDIR = Path(".demo")
 
@@ -92,7 +92,10 @@ def run_demo(
     WORKDIR.mkdir()
     stay = interactive() if keep_open is None else keep_open
     with (WORKDIR / "proxy.log").open("a", encoding="utf-8") as log_file:
-        return asyncio.run(_demo(seconds, port, seed, sys.stdout, log_file, stay))
+        try:
+            return asyncio.run(_demo(seconds, port, seed, sys.stdout, log_file, stay))
+        finally:
+            close_access_writer()  # the access lines still queued, before the file closes
 
 
 async def until_interrupted() -> None:

@@ -3,10 +3,12 @@
 The proxy fetches the URL the upstream named in the finished task (recorded by the ledger)
 and streams it to the client as it arrives, with the upstream file's type and length, so
 a client never needs to reach the upstream's file host itself. ``variant=video`` (the
-default) is the video; ``thumbnail`` and ``spritesheet`` are answered with an image the
-task returned beside the video, and 404 when the model gives none (no Modellix video model
-behind this proxy does today). A video that is not finished is 404 ``video_not_ready``;
-one whose file the upstream no longer serves, 404 ``video_expired``.
+default) is the video; ``thumbnail`` is answered with an image the task returned beside the
+video, and 404 ``variant_not_available`` when it returned none: a finished Modellix task's
+result resources are its video alone (no cover or preview image; the upstream reference
+names none), so that is the answer today, as it is for every ``spritesheet``. A video that
+is not finished is 404 ``video_not_ready``; one whose file the upstream no longer serves,
+404 ``video_expired``.
 
 Only that URL is fetched, and no credential is sent with it. A redirect from its host is
 followed (``models.preflight.max_redirects`` at most) only to an http(s) URL whose host the
@@ -39,10 +41,14 @@ REDIRECTS = frozenset({301, 302, 303, 307, 308})
 
 
 def pick(job: JobRecord, variant: str) -> str | None:
-    """The result URL of ``variant``, or ``None`` if the task returned none."""
+    """The result URL of ``variant``, or ``None`` if the task returned none: the video, or an
+    image the task returned beside it as the thumbnail (no Modellix result resource is a
+    spritesheet)."""
+    if variant == "spritesheet":
+        return None
     for url in job.output_urls:
         image = urlsplit(url).path.lower().endswith(IMAGE_SUFFIXES)
-        if image == (variant != "video"):
+        if image == (variant == "thumbnail"):
             return url
     return None
 

@@ -5,39 +5,27 @@ client gets its video, ``queued``, at once) and sent when a slot frees. The queu
 named after the request (``q-<id>`` for ``video_<id>``) and carries the job to be, so until
 the dispatch the video is read from the row: ``queued`` while it waits, ``failed`` if the
 upstream refused it or it waited past the team's maximum. Once dispatched, the job in the
-ledger is the video. A ``DELETE`` of a video still queued cancels it: nothing is bought.
+ledger is the video. A ``DELETE`` of a video still queued cancels it: nothing is bought; of
+one that failed there, marks its row cancelled (its error kept), out of the owner's views.
 """
 
 from __future__ import annotations
 
-from proxy.stores.admission_records import QUEUE_PREFIX, Cancel, QueuedSubmit, QueueState
+from proxy.stores.admission_records import (
+    QUEUE_PREFIX,
+    Cancel,
+    QueueState,
+    row_as_job,
+)
 from proxy.stores.base import Store
 from proxy.stores.records import JobRecord, JobStatus
 
 VIDEO_PREFIX = "video_"
-_FAILED = {
-    QueueState.FAILED: "the upstream refused the queued submit",
-    QueueState.EXPIRED: "the submit waited in the admission queue past the team's maximum",
-}
+_LEFT = (QueueState.FAILED, QueueState.EXPIRED)
 
 
 def queue_id_of(video_id: str) -> str:
     return QUEUE_PREFIX + video_id.removeprefix(VIDEO_PREFIX)
-
-
-def as_job(row: QueuedSubmit) -> JobRecord:
-    """The queued row as the job it will be (its task id is the queue id until dispatched)."""
-    job = row.job
-    failed = row.state in _FAILED
-    return JobRecord(
-        task_id=row.queue_id, caller=job.caller, pinned_slug=job.pinned_slug,
-        submitted_at=job.submitted_at, status=JobStatus.FAILED if failed else JobStatus.PENDING,
-        team=job.team, project=job.project, alias=job.alias,
-        estimated_cost_micros=job.estimated_cost_micros,
-        terminal_at=row.finished_at if failed else None,
-        error_reason=(row.error or _FAILED[row.state]) if failed else None,
-        api=job.api, api_ref=job.api_ref, api_request=job.api_request,
-    )  # fmt: skip
 
 
 def is_queued(job: JobRecord) -> bool:
@@ -54,14 +42,17 @@ async def find(store: Store, video_id: str) -> JobRecord | None:
     row = await store.admission_get(queue_id_of(video_id))
     if row is None or row.job.api_ref != video_id or row.state is QueueState.CANCELLED:
         return None
-    if row.state in (QueueState.QUEUED, QueueState.DISPATCHING) or row.state in _FAILED:
-        return as_job(row)
+    if row.state in (QueueState.QUEUED, QueueState.DISPATCHING) or row.state in _LEFT:
+        return row_as_job(row)
     return await store.job_by_ref(video_id)  # dispatched since the first read
 
 
 async def cancel(store: Store, job: JobRecord, now: float) -> bool:
-    """Cancel a video still queued (holds released, nothing bought); False if it was sent
-    meanwhile (its job is then in the ledger)."""
+    """Cancel a video still queued (holds released, nothing bought), or take one refused or
+    expired there out of its owner's views; False if it was sent meanwhile (its job is then
+    in the ledger)."""
+    if job.status is JobStatus.FAILED:
+        return await store.admission_dismiss(job.task_id)
     done = await store.admission_cancel(
         job.task_id, f"Cancelled: DELETE /v1/videos/{job.api_ref} by its submitter", now
     )

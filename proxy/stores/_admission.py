@@ -41,6 +41,7 @@ from proxy.stores._intents import (
     job_json,
 )
 from proxy.stores._sql import Row, Tx
+from proxy.stores._webhooks import enqueue_delivery
 from proxy.stores.admission_records import (
     Admission,
     Cancel,
@@ -49,6 +50,7 @@ from proxy.stores.admission_records import (
     QueueHead,
     QueueState,
     QueueStats,
+    row_as_job,
 )
 from proxy.stores.records import Intent, JobRecord, NewJob, StoredResponse
 
@@ -108,6 +110,10 @@ WHERE queue_id = $1"""
 SET_UNKNOWN = """
 UPDATE admission_queue SET state = 'unknown', task_id = $2, finished_at = $3, error = $4
 WHERE queue_id = $1 AND state = 'dispatching' AND intent_id = $5"""
+
+DISMISS = """
+UPDATE admission_queue SET state = 'cancelled'
+WHERE queue_id = $1 AND state IN ('failed', 'expired')"""
 
 DROP_KEY = """
 DELETE FROM idempotency_keys WHERE scope = $1 AND key = $2 AND task_id = $3"""
@@ -405,6 +411,7 @@ class AdmissionMixin(IntentsMixin):
                 self.dialect.sql(SET_STATE),
                 queue_id, QueueState.FAILED.value, None, now, error[:500],
             )  # fmt: skip
+            await self._left_unsent(tx, queue_id)
         return True
 
     # -- cancel, expire, recover, purge ----------------------------------------------------
@@ -426,12 +433,27 @@ class AdmissionMixin(IntentsMixin):
                 self.dialect.sql(DROP_KEY), row.idempotency_scope, row.idempotency_key, queue_id
             )
         await tx.execute(self.dialect.sql(SET_STATE), queue_id, state.value, None, now, error[:500])
+        if state is QueueState.EXPIRED:
+            await self._left_unsent(tx, queue_id)
         return Cancel.CANCELLED
+
+    async def _left_unsent(self, tx: Tx, queue_id: str) -> None:
+        """In the transaction that ends a row refused or expired in the queue: the completion
+        webhook its job asked for (``failed``), recorded as a job turning terminal records it."""
+        found = await tx.fetchrow(self.dialect.sql(GET_ROW), queue_id)
+        if found is not None:
+            await enqueue_delivery(
+                tx, self.dialect, row_as_job(row_to_queued(found)), self.render_delivery
+            )
 
     async def admission_cancel(self, queue_id: str, error: str, now: float) -> Cancel:
         """Cancel a queued row: reservations released, idempotency key forgotten."""
         async with self._write() as tx:
             return await self._drop_queued(tx, queue_id, QueueState.CANCELLED, error, now)
+
+    async def admission_dismiss(self, queue_id: str) -> bool:
+        async with self._write() as tx:
+            return await tx.execute(self.dialect.sql(DISMISS), queue_id) > 0
 
     async def admission_expire(
         self, team: str, before: float, error: str, now: float, limit: int = 100

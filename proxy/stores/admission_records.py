@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 
-from proxy.stores.records import Intent, NewJob
+from proxy.stores.records import Intent, JobRecord, JobStatus, NewJob
 
 QUEUE_PREFIX = "q-"
 
@@ -72,6 +72,29 @@ class QueuedSubmit:
     def model_id(self) -> str:
         """The model id the upstream puts in its answers (``provider-model``; inferred)."""
         return self.job.pinned_slug.replace("/", "-", 1)
+
+
+_LEFT_UNSENT = {
+    QueueState.FAILED: "the upstream refused the queued submit",
+    QueueState.EXPIRED: "the submit waited in the admission queue past the team's maximum",
+}
+
+
+def row_as_job(row: QueuedSubmit) -> JobRecord:
+    """The row as the job it will be (its task id is the queue id until dispatched):
+    ``pending`` while it waits, ``failed`` once refused or expired in the queue."""
+    job = row.job
+    failed = row.state in _LEFT_UNSENT
+    return JobRecord(
+        task_id=row.queue_id, caller=job.caller, pinned_slug=job.pinned_slug,
+        submitted_at=job.submitted_at, status=JobStatus.FAILED if failed else JobStatus.PENDING,
+        team=job.team, project=job.project, alias=job.alias,
+        estimated_cost_micros=job.estimated_cost_micros,
+        terminal_at=row.finished_at if failed else None,
+        error_reason=(row.error or _LEFT_UNSENT[row.state]) if failed else None,
+        callback_url=job.callback_url, account=job.account,
+        api=job.api, api_ref=job.api_ref, api_request=job.api_request,
+    )  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)

@@ -614,6 +614,10 @@ class AdmissionStore(Protocol):
     async def admission_cancel(self, queue_id: str, error: str, now: float) -> Cancel:
         """Cancel a queued row: reservations released, its idempotency key forgotten."""
 
+    async def admission_dismiss(self, queue_id: str) -> bool:
+        """A row refused or expired in the queue (its holds already released) marked
+        cancelled by its submitter, its error kept; False if it is not in either state."""
+
     async def admission_expire(
         self, team: str, before: float, error: str, now: float, limit: int = 100
     ) -> list[QueuedSubmit]:
@@ -699,6 +703,19 @@ class ApiJobStore(Protocol):
     ) -> tuple[list[JobRecord], bool]:
         """``caller``'s jobs made through ``api`` and not hidden, by submit time in ``order``,
         after ``after``; up to ``limit`` of them and whether more follow."""
+
+    async def api_queued_page(
+        self,
+        caller: str,
+        api: str,
+        *,
+        limit: int,
+        order: Literal["asc", "desc"] = "desc",
+        after: tuple[float, str] | None = None,
+    ) -> list[QueuedSubmit]:
+        """``caller``'s submits through ``api`` the admission queue holds unsent (queued,
+        being dispatched, refused or expired there), by the job's submit time and door id in
+        ``order``, past ``after`` (that pair); at most ``limit + 1`` (one more says more)."""
 
     async def hide_api_job(self, api_ref: str, caller: str, now: float) -> bool:
         """Remove ``caller``'s job ``api_ref`` from their views (the ledger keeps it); whether

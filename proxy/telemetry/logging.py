@@ -17,12 +17,14 @@ the traceback one escaped ``exception`` field, control characters escaped.
 Lines are rendered with orjson. The access line (``access_line``, one per request at
 ``info``) skips structlog's processor chain and its per-call logger binding: a dict of
 the values the middleware has at hand (the request's fields and trace ids included), the
-process's fields, level and timestamp, the same redaction, one ``orjson.dumps`` and one
-write.
+process's fields, level and timestamp, the same redaction, one ``orjson.dumps``; on a
+file or a pipe a thread of its own writes it (``proxy.telemetry.linewriter``), so an
+access line may land a little after a line written later by the event loop itself.
 """
 
 from __future__ import annotations
 
+import atexit
 import json
 import logging
 import sys
@@ -34,6 +36,7 @@ from typing import Any, TextIO
 import orjson
 import structlog
 
+from proxy.telemetry.linewriter import LineWriter
 from proxy.telemetry.redaction import REDACTED, line_may_hold_key, redact_text
 from proxy.telemetry.scope import PROCESS_FIELDS, add_scope
 from proxy.telemetry.traceparent import add_trace_context
@@ -49,6 +52,8 @@ _SECRET_KEYS = frozenset(
 _access_stream: TextIO | None = None
 """Where access lines go when the format is JSON (``None``: through structlog)."""
 _access_lock = threading.Lock()
+_access_writer: LineWriter | None = None
+"""The thread writing access lines, when the stream is a file (or a pipe) with bytes under it."""
 _access_log = structlog.get_logger("proxy.access")
 
 Processor = Callable[[Any, str, MutableMapping[str, Any]], MutableMapping[str, Any]]
@@ -142,7 +147,7 @@ def configure_logging(
     Also routes the standard ``logging`` records of libraries (aiohttp, asyncio) through
     the same redaction and renderer, on the same stream.
     """
-    global _level, _access_stream
+    global _level, _access_stream, _access_writer
     _level = logging.getLevelNamesMapping()[level.upper()]
     renderer: Any = (
         structlog.processors.JSONRenderer(serializer=render_json)
@@ -151,6 +156,10 @@ def configure_logging(
     )
     # Extra processors may add fields: then the access line takes structlog's way too.
     _access_stream = (stream or sys.stdout) if fmt == "json" and not extra_processors else None
+    close_access_writer()  # the lines queued for the previous stream go there first
+    raw = getattr(_access_stream, "buffer", None)  # bytes straight to the file
+    if raw is not None:
+        _access_writer = LineWriter(raw)
     _foreign_records(renderer, stream or sys.stdout, logging.getLevelNamesMapping()[level.upper()])
     processors: list[Any] = [
         structlog.contextvars.merge_contextvars,
@@ -225,14 +234,24 @@ def access_line(fields: dict[str, Any], ids: tuple[int, int] | None = None) -> N
             if isinstance(value, str) and key not in _OWN_FIELDS:
                 fields[key] = redact_text(value)
         line = _render(fields)
-    raw = getattr(stream, "buffer", None)  # bytes straight to the file under a text stream
+    writer = _access_writer
+    if writer is not None:  # written by its thread: the event loop never waits on the file
+        writer.write(line)
+        return
     with _access_lock:
-        if raw is not None:
-            raw.write(line)
-            raw.flush()
-        else:
-            stream.write(line.decode())
-            stream.flush()
+        stream.write(line.decode())
+        stream.flush()
+
+
+def close_access_writer() -> None:
+    """Write the access lines still queued and stop their thread (at exit, too)."""
+    global _access_writer
+    writer, _access_writer = _access_writer, None
+    if writer is not None:
+        writer.close()
+
+
+atexit.register(close_access_writer)
 
 
 def enabled(level: int) -> bool:

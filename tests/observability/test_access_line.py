@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import io
 import json
+from pathlib import Path
 
 import structlog
 
-from proxy.telemetry.logging import access_line, configure_logging
+from proxy.telemetry.linewriter import LineWriter
+from proxy.telemetry.logging import access_line, close_access_writer, configure_logging
 from proxy.telemetry.scope import PROCESS_FIELDS, bind_process
 
 
@@ -64,3 +66,30 @@ def test_a_line_without_anything_key_shaped_is_written_as_given() -> None:
     assert "trace_id" not in plain
     # The long s matches "s" case-insensitively, as the redaction's pattern reads it.
     assert folded["correlation_id"] == "Ba\u017fic [redacted]"
+
+
+def test_lines_on_a_file_are_written_by_a_thread_in_order_and_all_by_close(
+    tmp_path: Path,
+) -> None:
+    """On a file, access lines arrive in order, every one of them once the writer closes."""
+    path = tmp_path / "access.log"
+    with path.open("w", encoding="utf-8") as stream:
+        configure_logging("info", "json", stream=stream)
+        try:
+            for i in range(500):
+                access_line({"path": f"/api/v1/tasks/t-{i}", "status": 200})
+            close_access_writer()
+        finally:
+            configure_logging("warning", "json")
+    lines = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+    assert [line["path"] for line in lines] == [f"/api/v1/tasks/t-{i}" for i in range(500)]
+
+
+def test_a_closed_stream_loses_its_lines_without_raising(tmp_path: Path) -> None:
+    """A stream closed under the writer: the lines are lost, nothing is raised."""
+    stream = (tmp_path / "gone.log").open("wb")
+    writer = LineWriter(stream)
+    stream.close()
+    writer.write(b'{"event":"request"}\n')
+    writer.close()
+    assert (tmp_path / "gone.log").read_bytes() == b""

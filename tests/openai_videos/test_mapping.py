@@ -12,6 +12,7 @@ from proxy.catalog.from_settings import build_catalog
 from proxy.checks import check_settings
 from proxy.config import ModelSettings, OpenAIVideoModel, OpenAIVideosSettings, Settings
 from proxy.errors import BudgetExceeded, InvalidInput
+from proxy.openai_videos.content import pick
 from proxy.openai_videos.errors import OpenAIError, upstream_refusal
 from proxy.openai_videos.mapping import VideoModels
 from proxy.openai_videos.objects import Timing, video
@@ -203,3 +204,17 @@ def test_remix_models_default_to_the_catalogs_v2v_and_take_the_operators_map() -
         "openai_videos.remix_models.Bad Family: not a model slug (provider/model)",
         "openai_videos.remix_models.kling/kling-v3: not a model slug (provider/model)",
     ]
+
+
+def test_content_variants_pick_the_right_result_file() -> None:
+    """The video is the task's video file; a thumbnail is an image returned beside it, none
+    without one; a spritesheet is never a Modellix result."""
+    video_only = job(JobStatus.SUCCESS, output_urls=("https://f.example/v.mp4",))
+    both = job(
+        JobStatus.SUCCESS, output_urls=("https://f.example/v.mp4", "https://f.example/c.JPG")
+    )
+    assert pick(video_only, "video") == "https://f.example/v.mp4"
+    assert pick(video_only, "thumbnail") is None
+    assert pick(both, "thumbnail") == "https://f.example/c.JPG"
+    assert pick(both, "video") == "https://f.example/v.mp4"
+    assert pick(both, "spritesheet") is None

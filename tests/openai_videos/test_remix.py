@@ -8,11 +8,14 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from openai import AsyncOpenAI, BadRequestError
+from openai import AsyncOpenAI, BadRequestError, NotFoundError, RateLimitError
 from openai.types import Video
 
+from proxy.simulator import SimulatorConfig
 from proxy.stores.base import Store
 from tests.e2e.conftest import Stack
+from tests.e2e.test_governance import UPSTREAM_KEY, put_budget
+from tests.openai_videos.test_virtual_keys import key, sdk
 
 API_KEY = "sk-e2e-secret-key-123456"
 pytestmark = pytest.mark.filterwarnings("ignore:The Sora API:DeprecationWarning")
@@ -148,3 +151,37 @@ async def test_an_operator_mapped_family_remixes_into_a_single_video_field(
     assert task.body["video_url"] == original.output_urls[0]
     assert (task.body["duration"], task.body["resolution"]) == (5, "1080P")
     assert job.final_cost_micros == task.cost_micros > 0
+
+
+async def test_a_remix_is_governed_as_a_submit(make_stack: Any) -> None:
+    """A remix is priced and reserved like any submit: over the team's hard budget it is 429
+    ``insufficient_quota``, and a key not allowed the v2v model gets 404 ``model_not_found``;
+    neither reaches the upstream."""
+    stack: Stack = await make_stack(
+        SimulatorConfig.fast(concurrency_limit=0, api_keys={UPSTREAM_KEY: "default"}),
+        keys={"mode": "virtual", "cache_seconds": 0.1},
+        upstream={"api_key": UPSTREAM_KEY},
+    )
+    stack.sim.config = stack.sim.config.model_copy(update={"file_origin": stack.sim_url})
+    _, token = await key(stack, team="studio-a")
+    _, narrow = await key(stack, team="studio-b", allowed_models=("bytedance/seedance-2.0-t2v",))
+    async with sdk(stack, token) as client, sdk(stack, narrow) as limited:
+        source = await client.videos.create_and_poll(
+            model="seedance-2.0", prompt="a kite", size="1280x720", poll_interval_ms=50
+        )
+        other = await limited.videos.create_and_poll(
+            model="seedance-2.0", prompt="a kite", size="1280x720", poll_interval_ms=50
+        )
+        assert (source.status, other.status) == ("completed", "completed")
+        # the source cost $0.50: $0.70 is left, less than the remix is estimated at
+        await put_budget(stack, "studio-a-day", "team", "studio-a", "1.20")
+        posts = len(stack.sim.requests(method="POST"))
+        with pytest.raises(RateLimitError) as broke:
+            await client.videos.remix(source.id, prompt="at night")
+        assert broke.value.code == "insufficient_quota"
+        assert "$0.70 of $1.20 left" in broke.value.message
+        assert broke.value.response.headers["x-should-retry"] == "false"
+        with pytest.raises(NotFoundError) as refused:
+            await limited.videos.remix(other.id, prompt="at night")
+        assert refused.value.code == "model_not_found"
+    assert len(stack.sim.requests(method="POST")) == posts

@@ -69,6 +69,17 @@ async def test_create_poll_download_list_delete(stack: Stack, openai: AsyncOpenA
         direct = await resp.read()
     assert direct
     assert content.content == direct
+    for variant in ("thumbnail", "spritesheet"):  # a Modellix task returns its video alone
+        with pytest.raises(NotFoundError) as absent:
+            await openai.videos.download_content(video.id, variant=variant)
+        assert (absent.value.code, absent.value.param) == ("variant_not_available", "variant")
+        assert isinstance(absent.value.body, dict)
+        assert absent.value.body == {
+            "message": absent.value.body["message"],
+            "type": "invalid_request_error",
+            "param": "variant",
+            "code": "variant_not_available",
+        }
     page = await openai.videos.list()
     assert [v.id for v in page.data] == [video.id]
     deleted = await openai.videos.delete(video.id)

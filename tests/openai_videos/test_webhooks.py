@@ -4,16 +4,19 @@ the proxy signs every delivery, which the OpenAI SDK's ``webhooks.unwrap`` verif
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from decimal import Decimal
 from typing import Any
 
 import pytest
 from aiohttp import web
-from openai import AsyncOpenAI, InvalidWebhookSignatureError
+from openai import AsyncOpenAI, InvalidWebhookSignatureError, NotFoundError
 
 from harness.ports import free_port
 from harness.waits import wait_until
+from proxy.simulator import SimulatorConfig
 from proxy.stages.identify import fingerprint
 from proxy.webhooks import signing
+from tests.e2e.admission_support import UPSTREAM_KEY, virtual_key
 from tests.e2e.conftest import Stack
 from tests.e2e.test_webhooks import MASTER, webhooks
 
@@ -84,3 +87,54 @@ async def test_unwrap_verifies_a_video_completed_delivery(
         other = signing.secret_text(signing.caller_key(MASTER, "fp:someone-else"))
         with pytest.raises(InvalidWebhookSignatureError):
             client.webhooks.unwrap(body, headers, secret=other)
+
+
+async def test_a_video_expired_in_the_queue_is_delivered_as_video_failed(
+    make_stack: Any, receiver: RawReceiver
+) -> None:
+    """One slot held by a long video; the next waits past the team's maximum and expires in
+    the queue: its webhook is ``video.failed`` naming it (the same delivery path, signed with
+    the key's secret), it is listed ``failed``, and a delete takes it out of every view."""
+    config = SimulatorConfig.fast(
+        concurrency_limit=3,
+        processing_seconds=(30.0, 30.0),
+        api_keys={UPSTREAM_KEY: "default"},
+        initial_balance_usd=Decimal(1000),
+    )
+    stack: Stack = await make_stack(
+        config,
+        keys={"mode": "virtual", "cache_seconds": 0.1},
+        upstream={"api_key": UPSTREAM_KEY},
+        admission={"enabled": True, "concurrency": 1, "tick_seconds": 0.05,
+                   "teams": {"studio": {"max_wait_seconds": 0.5}}},
+        **webhooks(),
+    )  # fmt: skip
+    store = stack.runtime.store
+    assert store is not None
+    key_id, token = await virtual_key(store, team="studio")
+    hook = {"X-Modellix-Callback-Url": receiver.url}
+    async with AsyncOpenAI(
+        base_url=f"{stack.proxy_url}/v1", api_key=token, max_retries=0
+    ) as client:
+        running = await client.videos.create(
+            model="kling-v3", prompt="long", seconds="8", extra_headers=hook
+        )
+        waiting = await client.videos.create(
+            model="kling-v3", prompt="waits", seconds="8", extra_headers=hook
+        )
+        await wait_until(lambda: bool(receiver.received), within=20, what="the delivery")
+        body, headers = receiver.received[0]
+        secret = signing.secret_text(signing.caller_key(MASTER, f"vk:{key_id}"))
+        event: Any = client.webhooks.unwrap(body, headers, secret=secret)
+        assert (event.type, event.data.id) == ("video.failed", waiting.id)
+        failed = await client.videos.retrieve(waiting.id)
+        assert failed.status == "failed"
+        assert failed.error is not None
+        listed = [(v.id, v.status) async for v in client.videos.list()]
+        assert listed[0] == (waiting.id, "failed")
+        assert listed[1][0] == running.id
+        assert (await client.videos.delete(waiting.id)).deleted
+        with pytest.raises(NotFoundError):
+            await client.videos.retrieve(waiting.id)
+        assert [v.id async for v in client.videos.list()] == [running.id]
+    assert stack.sim.counters.tasks_created == 1
