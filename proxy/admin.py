@@ -26,7 +26,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from prometheus_client.openmetrics.exposition import CONTENT_TYPE_LATEST as OPENMETRICS
 from prometheus_client.openmetrics.exposition import generate_latest as generate_openmetrics
 
-from proxy.admin_access import ADMIN_CREDENTIALS, admin_access
+from proxy.admin_access import ADMIN_CREDENTIALS, admin_access, admin_refusals
 from proxy.admin_recovery import add_routes as add_recovery_routes
 from proxy.admin_schemas import add_routes as add_schema_routes
 from proxy.admin_views import job_json
@@ -143,6 +143,7 @@ def create_admin_app(
     """``metrics_dir``: the workers' multiprocess directory (``serve --workers N``): /metrics
     then reports the whole process group (``proxy.telemetry.multiprocess``)."""
     app = web.Application(middlewares=[admin_access])
+    app.on_response_prepare.append(admin_refusals)
     app[ADMIN_METRICS] = metrics
     app[ADMIN_REGISTRY] = (
         metrics.registry if metrics_dir is None else scrape_registry(metrics, metrics_dir)

@@ -14,11 +14,13 @@ import re
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 
+import orjson
 from aiohttp import web
 
 from proxy.admin_input import refuse_unstorable
 from proxy.audit.tokens import AdminCredentials, Principal
 from proxy.audit.trail import Actor, recorded
+from proxy.envelope import refusal_envelope
 from proxy.errors import Forbidden, ProxyError, Unauthorized
 from proxy.middleware import error_response
 from proxy.state import ADMIN_RUNTIME
@@ -110,6 +112,25 @@ async def admin_access(request: web.Request, handler: Handler) -> web.StreamResp
         return await handler(request)
     except ProxyError as err:
         return error_response(err, request_id)
+
+
+async def admin_refusals(request: web.Request, response: web.StreamResponse) -> None:
+    """``on_response_prepare``: aiohttp's own plain-text refusals on the admin listener (no
+    such route, a method the route does not take, a body too large) in the upstream's
+    envelope, as every other admin error."""
+    if (
+        response.status < 400
+        or not isinstance(response, web.Response)
+        or response.content_type != "text/plain"
+    ):
+        return
+    doc = refusal_envelope(response.status, request.get(REQUEST_ID) or os.urandom(16).hex())
+    if response.status == 404:
+        doc["message"] = "Not found: no such admin route (docs/admin-api.md lists them)"
+    body = orjson.dumps(doc)
+    response.body = body
+    response.content_type = "application/json"
+    response.headers["Content-Length"] = str(len(body))
 
 
 def actor_of(request: web.Request) -> Actor:

@@ -376,7 +376,7 @@ class BudgetSpec(_Section):
 
     name: str = Field(pattern=r"^[A-Za-z0-9._:-]{1,64}$")
     scope: Literal["key", "team", "project", "global"]
-    subject: str | None = Field(None, validate_default=True)
+    subject: str | None = Field(None, max_length=128, validate_default=True)  # as a key's team
     window: Literal["day", "month", "lifetime"] = "month"
     limit_usd: Decimal = Field(gt=0)
     hard: bool = True

@@ -34,7 +34,7 @@ from proxy.openai_videos.door import DOOR, asker, own_video, settings_of
 from proxy.openai_videos.errors import OpenAIError, invalid
 from proxy.openai_videos.mapping import Mapped, VideoModels
 from proxy.openai_videos.objects import asked, status_of
-from proxy.openai_videos.request import MAX_PROMPT_CHARS, VideoRequest
+from proxy.openai_videos.request import MAX_PROMPT_CHARS, VideoRequest, encodable
 from proxy.stages.body import read_bounded
 from proxy.state import RUNTIME
 from proxy.stores.records import JobRecord, JobStatus
@@ -148,6 +148,8 @@ def _prompt(fields: Mapping[str, Any]) -> str:
         )
     if len(prompt) > MAX_PROMPT_CHARS:
         raise invalid(f"prompt is longer than {MAX_PROMPT_CHARS} characters.", "prompt")
+    if not encodable(prompt):
+        raise invalid("prompt holds a lone surrogate: it is not UTF-8 text.", "prompt")
     return prompt
 
 

@@ -87,7 +87,7 @@ def from_fields(fields: dict[str, Any]) -> VideoRequest:
     if unknown:
         raise invalid(f"Unrecognized request argument supplied: {unknown[0]}", unknown[0])
     for name, value in fields.items():
-        if not _encodable(value):
+        if not encodable(value):
             raise invalid(f"{name} holds a lone surrogate: it is not UTF-8 text.", name)
     prompt = fields.get("prompt")
     if not isinstance(prompt, str) or not prompt.strip():
@@ -111,10 +111,10 @@ def from_fields(fields: dict[str, Any]) -> VideoRequest:
     )
 
 
-def _encodable(value: Any) -> bool:
+def encodable(value: Any) -> bool:
     """Whether every string in ``value`` is UTF-8 encodable (JSON's ``"\\ud800"`` is not)."""
     if isinstance(value, dict):
-        return all(_encodable(k) and _encodable(v) for k, v in value.items())
+        return all(encodable(k) and encodable(v) for k, v in value.items())
     if isinstance(value, str):
         try:
             value.encode("utf-8")

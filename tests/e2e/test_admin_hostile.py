@@ -123,3 +123,34 @@ async def test_nul_and_lone_surrogates_are_400_and_record_nothing(admin: Admin) 
     status, _ = await admin.call("PUT", "/admin/budgets/plain", body=json.dumps(BUDGET).encode())
     assert status == 200
     assert await admin.audit_rows() == before + 1
+
+
+async def test_a_budget_subject_is_as_long_as_a_team_at_most(admin: Admin) -> None:
+    """A budget's subject of 128 characters (a team's, a project's most) is stored; a 1 MB one
+    is 400 naming the field, and the audit trail holds only the first."""
+    before = await admin.audit_rows()
+    fits = json.dumps({**BUDGET, "subject": "t" * 128}).encode()
+    assert (await admin.call("PUT", "/admin/budgets/long", body=fits))[0] == 200
+    huge = json.dumps({**BUDGET, "subject": "t" * 1_000_000}).encode()
+    status, doc = await admin.call("PUT", "/admin/budgets/huge", body=huge)
+    assert status == 400, doc
+    assert doc["errors"] == [
+        {"field": "subject", "problem": "String should have at most 128 characters"}
+    ]
+    assert await admin.audit_rows() == before + 1
+
+
+async def test_aiohttps_own_refusals_are_in_the_envelope(admin: Admin) -> None:
+    """No such admin route (404) and a method the route does not take (405, its Allow kept)
+    answer in the upstream's envelope with a request id, like every other admin error."""
+    for method, path, status in (
+        ("GET", "/admin/nowhere", 404),
+        ("GET", "/admin/", 404),
+        ("PATCH", "/admin/budgets/b", 405),
+        ("POST", "/admin/jobs", 405),
+    ):
+        got, doc = await admin.call(method, path)
+        assert got == status, (method, path, doc)
+        assert doc["code"] == status
+        assert str(doc["message"]).startswith(("Not found: ", "Method not allowed: "))
+        assert doc["request_id"]

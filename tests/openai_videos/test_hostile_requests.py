@@ -24,12 +24,13 @@ pytestmark = pytest.mark.filterwarnings("ignore:The Sora API:DeprecationWarning"
 __all__ = ["session"]
 
 BOUNDARY = "hostile-boundary"
+AUTH = {"Authorization": KEY}
 
 
 async def post(
     http: aiohttp.ClientSession, url: str, body: Any, content_type: str
 ) -> tuple[int, dict[str, Any]]:
-    headers = {"Authorization": KEY, "Content-Type": content_type}
+    headers = {**AUTH, "Content-Type": content_type}
     async with http.post(url, data=body, headers=headers) as resp:
         return resp.status, await resp.json(content_type=None)
 
@@ -180,3 +181,24 @@ async def test_content_follows_a_redirect_the_guard_allows(
         models={"preflight": {"allow_hosts": ["127.0.0.0/8"]}},
     )  # fmt: skip
     assert (status, body, inside.hits) == (200, b"instance credentials", 1)
+
+
+async def test_a_remix_prompt_with_a_lone_surrogate_is_400(
+    stack: Stack, session: aiohttp.ClientSession
+) -> None:
+    """Remixing a completed video with a prompt holding a lone surrogate: 400 naming the
+    prompt, and no second submit reaches the upstream."""
+    url = f"{stack.proxy_url}/v1/videos"
+    async with session.post(url, json={**HAILUO, "model": "seedance-2.0"}, headers=AUTH) as resp:
+        video = f"{url}/{(await resp.json())['id']}"
+
+    async def done() -> bool:
+        async with session.get(video, headers=AUTH) as resp:
+            return bool((await resp.json())["status"] == "completed")
+
+    await wait_until(done, within=20, what="the completed video")
+    status, doc = await post(
+        session, f"{video}/remix", b'{"prompt": "\\ud800"}', "application/json"
+    )
+    assert refusal(status, doc, 400)["param"] == "prompt"
+    assert len(stack.sim.requests(method="POST")) == 1
