@@ -139,13 +139,6 @@ class AccountBook:
         name = self._by_team.get(team) if team is not None else None
         return self._accounts.get(name or self.default or "")
 
-    def of_authorization(self, authorization: str | None) -> Account | None:
-        """The account whose key ``authorization`` carries (``Bearer <key>``), if any."""
-        if not authorization or not authorization.startswith("Bearer "):
-            return None
-        name = self._by_key.get(authorization[len("Bearer ") :])
-        return None if name is None else self._accounts[name]
-
     def display_names(self) -> Mapping[str, str]:
         """Account name -> display name (FOCUS ``BillingAccountName``)."""
         return {a.name: a.display_name for a in self._accounts.values()}

@@ -138,7 +138,9 @@ async def test_respects_max_polls_per_second(
         assert i + 1 <= burst + rate * (at - first) + 2, (i, at - first)
     steady = times[burst:]
     achieved = (len(steady) - 1) / (steady[-1] - steady[0])
-    assert rate * 0.8 <= achieved <= rate * 1.1, achieved
+    # The bound is the property; the floor only shows the limiter does not starve polls
+    # (kept loose: a loaded 2-core machine delays the timers, never speeds them up).
+    assert rate * 0.5 <= achieved <= rate * 1.1, achieved
 
 
 async def test_a_dead_owners_lease_is_taken_over_when_it_ends(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import math
 import subprocess
 import time
@@ -92,10 +93,15 @@ def prometheus_scraping(admin_port: int, workdir: Path) -> Iterator[Prometheus]:
 
 
 async def query(http: aiohttp.ClientSession, prom: Prometheus, expr: str) -> dict[str, Any]:
-    """An instant query through the HTTP API; the whole JSON answer."""
+    """An instant query through the HTTP API; the whole JSON answer (a starting Prometheus
+    answers plain text, returned as a non-success status so callers wait on)."""
     async with http.get(f"{prom.url}/api/v1/query", params={"query": expr}) as resp:
-        doc: dict[str, Any] = await resp.json(content_type=None)
-        return doc
+        text = await resp.text()
+    try:
+        doc: dict[str, Any] = json.loads(text)
+    except ValueError:
+        return {"status": f"not JSON (HTTP {resp.status})", "text": text[:200]}
+    return doc
 
 
 def has_numbers(doc: dict[str, Any]) -> bool:

@@ -65,7 +65,7 @@ async def test_queued_videos_are_listed_in_place_until_and_after_they_are_sent(
     """One slot, four videos: the list shows all four (the three the queue holds as
     ``queued``), newest first or oldest first, paging after a queued video; another key
     sees none of them; once all are sent and done, the same ids in the same order, once."""
-    stack = await _one_slot(make_stack)
+    stack = await _one_slot(make_stack, seconds=1.5)  # the first outlasts the four POSTs
     store = stack.runtime.store
     assert store is not None
     _, token = await virtual_key(store, team="studio")
@@ -94,11 +94,12 @@ async def test_queued_videos_are_listed_in_place_until_and_after_they_are_sent(
     assert stack.sim.counters.tasks_created == 4
 
 
-async def _one_slot(make_stack: Any) -> Stack:
-    """A stack whose team has one upstream slot and a watcher that settles jobs quickly."""
+async def _one_slot(make_stack: Any, seconds: float) -> Stack:
+    """A stack whose team has one upstream slot, tasks of ``seconds``, and a watcher that
+    settles jobs quickly."""
     config = SimulatorConfig.fast(
         concurrency_limit=3,
-        processing_seconds=(0.5, 0.5),
+        processing_seconds=(seconds, seconds),
         api_keys={UPSTREAM_KEY: "default"},
         initial_balance_usd=Decimal(1000),
     )
@@ -111,3 +112,31 @@ async def _one_slot(make_stack: Any) -> Stack:
                  "max_delay_seconds": 0.3, "tick_seconds": 0.05},
     )  # fmt: skip
     return stack
+
+
+async def test_a_remix_waits_in_the_queue_like_any_create(make_stack: Any) -> None:
+    """With the one slot busy, a remix is queued: retrieve and list show it ``queued`` and
+    naming its source before it is sent, and after, under the same id, completed."""
+    stack = await _one_slot(make_stack, seconds=3.0)  # the busy video outlasts the remix's POST
+    stack.sim.config = stack.sim.config.model_copy(update={"file_origin": stack.sim_url})
+    store = stack.runtime.store
+    assert store is not None
+    _, token = await virtual_key(store, team="studio")
+    async with AsyncOpenAI(
+        base_url=f"{stack.proxy_url}/v1", api_key=token, max_retries=0
+    ) as client:
+        source = await client.videos.create(model="seedance-2.0", prompt="a kite")
+        source = await client.videos.poll(source.id, poll_interval_ms=50)
+        assert source.status == "completed"
+        busy = await client.videos.create(model="kling-v3", prompt="holds the slot", seconds="8")
+        remix = await client.videos.remix(source.id, prompt="the kite at night")
+        assert await store.job_by_ref(remix.id) is None  # held by the queue
+        held = await client.videos.retrieve(remix.id)
+        assert (held.status, held.remixed_from_video_id) == ("queued", source.id)
+        listed = [(v.id, v.remixed_from_video_id) async for v in client.videos.list()]
+        assert listed == [(remix.id, source.id), (busy.id, None), (source.id, None)]
+        done = await client.videos.poll(remix.id, poll_interval_ms=50)
+    assert (done.status, done.remixed_from_video_id) == ("completed", source.id)
+    job = await store.job_by_ref(remix.id)
+    assert job is not None
+    assert job.pinned_slug == "bytedance/seedance-2.0-v2v"

@@ -43,7 +43,7 @@ def test_the_documented_example_maps_teams_to_accounts(tmp_path: Path) -> None:
     assert book.for_team("ads") is agency
     assert book.for_team("somebody-else") is studio  # default_account
     assert book.get(None) is studio  # pass-through jobs fall back to the default account
-    assert book.of_authorization("Bearer sk-agency-0001") is agency
+    assert agency.authorization == "Bearer sk-agency-0001"
     assert book.display_names()["studio"] == "Studio (Modellix team 4711)"
     assert "sk-" not in repr(studio)
     assert not [str(p) for p in all_problems(_write(tmp_path, _documented(tmp_path)), {})]
