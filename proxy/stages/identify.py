@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from functools import lru_cache
 
 from proxy.config import IdentitySettings
 from proxy.context import Caller, RequestContext
@@ -25,8 +26,12 @@ _TEXT = re.compile(r"[^\x00-\x1f\x7f\ud800-\udfff]*")
 MAX_AUTHORIZATION_CHARS = 16_448  # "Bearer " and a key of 16,384 (the CLI's limit)
 
 
+@lru_cache(maxsize=1024)  # a client polls with one key again and again: hash it once
 def fingerprint(authorization: str) -> str:
-    """A stable, non-reversible name for a bearer key (total: any string hashes)."""
+    """A stable, non-reversible name for a bearer key (total: any string hashes).
+
+    Remembered for the last 1,024 credentials seen, in this process's memory only (where
+    the credentials of the requests it serves are anyway)."""
     token = authorization.partition(" ")[2].strip() if " " in authorization else authorization
     data = token.encode("utf-8", "surrogatepass")  # equal to .encode() for any valid text
     return hashlib.sha256(b"modellix-proxy:key:" + data).hexdigest()[:16]
