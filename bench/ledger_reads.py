@@ -39,7 +39,7 @@ from bench.common import RESULTS, create_pg_database, drop_pg_database, log, pro
 from bench.ledger import seed
 from bench.report import machine
 from harness.ports import free_port
-from harness.services import proxy_command, service
+from harness.services import cpu_seconds, proxy_command, service
 
 TOKEN = "bench-admin-token"  # noqa: S105 (a benchmark proxy's admin token)
 PROBE_SECONDS = 0.05
@@ -60,15 +60,6 @@ def rss_mb(pid: int) -> float:
     except OSError:
         pass
     return 0.0
-
-
-def cpu_seconds(pid: int) -> float:
-    """User and system CPU time of process ``pid`` so far, all its threads."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 class Watch:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from datetime import UTC, datetime
@@ -184,13 +185,12 @@ def cmd_report(args: argparse.Namespace) -> int:
     until = args.until if args.until is not None else time.time() + 1
     since = args.since if args.since is not None else until - 30 * 86400
 
-    async def work(store: Store, _settings: Settings) -> int:
-        sys.stdout.flush()
+    async def write(store: Store, settings: Settings) -> None:
         out = sys.stdout.buffer
-        if args.format == "focus":  # read in pages, written a page at a time
-            names = account_names(_settings)
+        if args.format == "focus":  # formatted by the database, written a chunk at a time
+            names = account_names(settings)
             await streaming.to_file(focus.chunks("csv", store, since, until, names)[1], out)
-            return 0
+            return
         rows = await report.build(store, since, until, group_by)
         if args.format == "csv":
             await streaming.to_file(report.csv_chunks(rows, group_by), out)
@@ -198,6 +198,16 @@ def cmd_report(args: argparse.Namespace) -> int:
             unexplained = await report.unexplained_spend(store)
             chunks = report.json_chunks(rows, since, until, group_by, unexplained)
             await streaming.to_file(chunks, out)
+
+    async def work(store: Store, settings: Settings) -> int:
+        sys.stdout.flush()
+        try:
+            await write(store, settings)
+        except BrokenPipeError:  # the reader went away (``| head``): the read stops, quietly
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())  # nothing left to flush at exit
+            os.close(devnull)
+            return 1
         return 0
 
     return with_store(args, work)

@@ -169,7 +169,7 @@ def render(expr: Expr, dialect: Dialect) -> str:
             if pg:
                 at = f"strpos({name}, {literal(separator)})"
                 return f"CASE WHEN {at} > 0 THEN substr({name}, 1, {at} - 1) END"
-            # In bytes: SQLite's instr() on text stops at a NUL, on a blob it does not.
+            # In bytes: SQLite's substr() on text stops at a NUL, on a blob it does not.
             blob = f"CAST({name} AS BLOB)"
             at = f"instr({blob}, CAST({literal(separator)} AS BLOB))"
             return f"CASE WHEN {at} > 0 THEN CAST(substr({blob}, 1, {at} - 1) AS TEXT) END"

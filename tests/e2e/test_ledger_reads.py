@@ -5,9 +5,12 @@ leaves the proxy healthy."""
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 import json
+import os
+import sys
 import time
 from collections.abc import AsyncIterator
 from decimal import Decimal
@@ -123,3 +126,26 @@ async def test_healthz_answers_while_an_export_is_half_read_and_after_a_client_l
     assert await _ledger_micros(store_url) * Decimal(1) == sum(
         Decimal(r["BilledCost"]) * 1_000_000 for r in rows
     )
+
+
+async def test_cli_export_whose_reader_leaves_stops_quietly(
+    proxy: tuple[ProxyProcess, str],
+) -> None:
+    """``modellix-proxy report --format focus | head``: when the reader closes the pipe after
+    the first bytes, the CLI stops reading the ledger and exits 1 without a traceback."""
+    _, store_url = proxy
+    env = clean_environ() | {"MODELLIX_PROXY_STORE__URL": store_url}
+    read_end, write_end = os.pipe()
+    cli = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "proxy", "report", "--format", "focus",
+        env=env, stdout=write_end, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    os.close(write_end)
+    try:
+        first = await asyncio.to_thread(os.read, read_end, 1000)
+        assert first.startswith(b"AvailabilityZone,")
+    finally:
+        os.close(read_end)  # the ledger's 2.6 MB of CSV do not fit the pipe: the CLI must stop
+    _, err = await asyncio.wait_for(cli.communicate(), timeout=60)
+    assert cli.returncode == 1
+    assert b"Traceback" not in err, err.decode(errors="replace")
