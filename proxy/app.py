@@ -95,7 +95,7 @@ def create_app(
             catalog.slugs(),
             (*identity.teams, *(t for a in settings.upstream.accounts.values() for t in a.teams)),
             identity.projects,
-            pinner.listing,
+            pinner.lists,
             account_names(settings),
         ),
         replica=Replica(replica_id or f"{socket.gethostname()}:{os.getpid()}"),

@@ -106,7 +106,11 @@ async def _start(
     runtime.keyring, runtime.budgets = await start_governance(
         store, settings, runtime.accounts, clock
     )
-    runtime.pinner.listing.connect(upstream_fetch(upstream), _listing_credential(runtime.accounts))
+    runtime.pinner.lists.connect(
+        upstream_fetch(upstream),
+        {a.name: a.authorization for a in runtime.accounts.all()},
+        _shared_list_account(runtime.accounts),
+    )
     if runtime.schemas is not None and runtime.schemas.enabled:
         runtime.schemas.attach(store, SchemaFetcher(settings.models.upstream_schemas))
         stack.push_async_callback(runtime.schemas.close)
@@ -153,8 +157,8 @@ async def _start(
     stack.push_async_callback(runtime.roster.stop)
 
 
-def _listing_credential(accounts: AccountBook) -> str | None:
-    """The key the model list is fetched with: the default account's (or the first
-    configured account's) when there is one, else the caller's."""
+def _shared_list_account(accounts: AccountBook) -> str | None:
+    """The account whose model list is the shared one (pass-through callers'): the default
+    account (or the first configured one) when there is one, else none (the caller's key)."""
     account = accounts.get(None) or next(iter(accounts.all()), None)
-    return account.authorization if account is not None else None
+    return account.name if account is not None else None

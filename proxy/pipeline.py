@@ -144,7 +144,7 @@ def build_pipeline(
     limits = body_limits(settings)
     validator = BodyValidator(catalog, unknown_fields=settings.models.unknown_fields)
     if prices is None:
-        prices = PriceResolver(settings.pricing, catalog, pinner.listing)
+        prices = PriceResolver(settings.pricing, catalog, pinner.lists)
     return Pipeline(
         before_body=(IdentifyStage(settings.identity, keyring),),
         after_body=(

@@ -3,7 +3,8 @@
 ``minimax/hailuo`` must never silently mean "whatever is newest": it means the
 slug the operator pinned. Under the strict policy (the default) a name is
 accepted when it is an alias, a catalog slug, or a slug the upstream lists
-(``proxy.catalog.upstream_models``: an exact slug is a pin by definition);
+(``proxy.catalog.upstream_models``: an exact slug is a pin by definition) to the
+caller's account (``proxy.catalog.model_lists``: each account's own list);
 anything else, and any slug the operator disabled, is refused with a one-line
 404 that suggests the nearest name and points at ``GET /api/v1/models`` (the
 full list stays in the ``allowed_models`` field). Under the permissive policy
@@ -18,6 +19,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from proxy.catalog.loader import Catalog, CatalogError
+from proxy.catalog.model_lists import ModelLists
 from proxy.catalog.upstream_models import UpstreamModels
 from proxy.config import UpstreamListSettings
 from proxy.errors import ModelNotFound
@@ -58,7 +60,12 @@ class PinResult:
 
 
 class Pinner:
-    """Resolve requested slugs to pinned slugs under one policy."""
+    """Resolve requested slugs to pinned slugs under one policy.
+
+    ``listing`` is the shared model list (pass-through callers'); ``lists`` holds it and
+    each account's. Methods taking ``account`` read that account's list (``None``: the
+    shared one).
+    """
 
     def __init__(
         self,
@@ -71,7 +78,7 @@ class Pinner:
             raise CatalogError(f"unknown pin policy {policy!r}")
         self.policy: PinPolicy = policy
         self._catalog = catalog
-        self.listing = (
+        self.lists = ModelLists(
             listing if listing is not None else UpstreamModels(UpstreamListSettings(enabled=False))
         )
         self._aliases = dict(DEFAULT_ALIASES if aliases is None else aliases)
@@ -87,38 +94,56 @@ class Pinner:
             raise CatalogError(f"aliases must not be disabled slugs: {', '.join(hidden)}")
 
     @property
+    def listing(self) -> UpstreamModels:
+        """The shared model list: pass-through callers' (and a single account's)."""
+        return self.lists.shared
+
+    @property
     def aliases(self) -> Mapping[str, str]:
         return dict(self._aliases)
 
-    def submittable_slugs(self) -> list[str]:
-        """Every exact slug a client may send: catalog and upstream-listed, minus disabled."""
-        listed = {s for s in self.listing if s not in self._catalog.disabled}
+    def submittable_slugs(self, account: str | None = None) -> list[str]:
+        """Every exact slug ``account``'s callers may send: catalog and upstream-listed,
+        minus disabled."""
+        listed = {s for s in self.lists.of(account) if s not in self._catalog.disabled}
         return sorted({*self._catalog.slugs(), *listed})
 
-    def allowed_names(self) -> list[str]:
-        """Every name a client may send: submittable slugs and aliases."""
-        return sorted({*self.submittable_slugs(), *self._aliases})
+    def every_submittable_slug(self) -> list[str]:
+        """Every exact slug some caller may send: the catalog's and any account's list's."""
+        listed = {s for m in self.lists.lists() for s in m if s not in self._catalog.disabled}
+        return sorted({*self._catalog.slugs(), *listed})
 
-    def needs_listing(self, slug: str) -> bool:
-        """Whether resolving ``slug`` could change with a fresh upstream list."""
+    def allowed_names(self, account: str | None = None) -> list[str]:
+        """Every name ``account``'s callers may send: submittable slugs and aliases."""
+        return sorted({*self.submittable_slugs(account), *self._aliases})
+
+    def needs_listing(self, slug: str, account: str | None = None) -> bool:
+        """Whether resolving ``slug`` could change with a fresh list of ``account``."""
         if slug in self._aliases or slug in self._catalog or slug in self._catalog.disabled:
             return False
-        return self.listing.enabled and not self.listing.fresh()
+        listing = self.lists.of(account)
+        return listing.enabled and not listing.fresh()
 
-    def resolve(self, slug: str, allowed_models: Collection[str] | None = None) -> PinResult:
-        """Resolve ``slug``; raise ``ModelNotFound`` if the policy or the caller forbids it."""
+    def resolve(
+        self,
+        slug: str,
+        allowed_models: Collection[str] | None = None,
+        account: str | None = None,
+    ) -> PinResult:
+        """Resolve ``slug`` for a caller of ``account``; raise ``ModelNotFound`` if the
+        policy, the account's model list or the caller forbids it."""
         if slug in self._aliases:
             result = PinResult(slug, slug, self._aliases[slug], "pinned")
         elif slug in self._catalog:
             result = PinResult(slug, None, slug, "direct")
         elif slug in self._catalog.disabled:
-            raise self._not_found(slug, disabled=True)
-        elif slug in self.listing:
+            raise self._not_found(slug, account, disabled=True)
+        elif slug in self.lists.of(account):
             result = PinResult(slug, None, slug, "upstream-listed")
         elif self.policy == "permissive":
             result = PinResult(slug, None, slug, "permissive")
         else:
-            raise self._not_found(slug)
+            raise self._not_found(slug, account)
         if allowed_models is not None and not (
             result.pinned in allowed_models
             or (result.alias is not None and result.alias in allowed_models)
@@ -132,9 +157,9 @@ class Pinner:
             )
         return result
 
-    def suggestion(self, slug: str) -> str | None:
+    def suggestion(self, slug: str, account: str | None = None) -> str | None:
         """The allowed name nearest to ``slug``: same spelling in another case, else closest."""
-        names = self.allowed_names()
+        names = self.allowed_names(account)
         folded = {name.casefold(): name for name in names}
         exact = folded.get(slug.casefold())
         if exact is not None:
@@ -142,12 +167,15 @@ class Pinner:
         close = difflib.get_close_matches(slug.casefold(), list(folded), n=1, cutoff=0.75)
         return folded[close[0]] if close else None
 
-    def _not_found(self, slug: str, *, disabled: bool = False) -> ModelNotFound:
-        names = self.allowed_names()
+    def _not_found(
+        self, slug: str, account: str | None, *, disabled: bool = False
+    ) -> ModelNotFound:
+        names = self.allowed_names(account)
         why = "is disabled on this proxy" if disabled else "is not served through this proxy"
-        close = None if disabled else self.suggestion(slug)
+        close = None if disabled else self.suggestion(slug, account)
         hint = f" (did you mean '{close}'?)" if close is not None else ""
-        if not disabled and not self.listing.known and self.listing.enabled:
+        listing = self.lists.of(account)
+        if not disabled and not listing.known and listing.enabled:
             hint += " (the upstream's model list could not be fetched)"
         details: dict[str, object] = {"allowed_models": names}
         if close is not None:

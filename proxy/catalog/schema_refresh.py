@@ -46,7 +46,7 @@ class SchemaRefresher:
         self._next_full = 0.0
 
     def _slugs(self) -> list[str]:
-        return self._pinner.submittable_slugs()
+        return self._pinner.every_submittable_slug()
 
     async def round(self) -> None:
         """One sync, and one fetch round if one is due and this replica holds the lease."""

@@ -6,11 +6,12 @@ without a local spec are checked for what can be known (``proxy.catalog.listed``
 
 Where the list comes from:
 
-- with an account key configured (``upstream.api_key``, else the first of
-  ``upstream.accounts``: one list for every account, as Modellix lists the same models to
-  every team), the ``model-list`` component (``keep_fresh``, in ``proxy.background``'s
-  roster) fetches it at start and every ``models.upstream_list.refresh_seconds`` (unless
-  ``fetch_at_start`` is off: then on first need, with that key);
+- each configured account has its own list, fetched with its key
+  (``proxy.catalog.model_lists``); the shared one (``upstream.api_key``'s, else the first
+  of ``upstream.accounts``'), which pass-through callers use too, is fetched by the
+  ``model-list`` component (``keep_fresh``, in ``proxy.background``'s roster) at start and
+  every ``models.upstream_list.refresh_seconds`` (unless ``fetch_at_start`` is off: then
+  on first need, with that key); every other account's on first need, again once stale;
 - otherwise on first need with the caller's own key (``ensure``), again once stale;
 - every ``GET /api/v1/models`` answered through the proxy refreshes it too.
 
@@ -139,6 +140,10 @@ class UpstreamModels:
     def fresh(self) -> bool:
         at = self._fetched_at
         return at is not None and self._clock() - at < self.settings.refresh_seconds
+
+    def sibling(self) -> UpstreamModels:
+        """An empty list with the same settings and clock (another account's list)."""
+        return UpstreamModels(self.settings, clock=self._clock)
 
     def connect(self, fetch: Fetch, fallback_authorization: str | None = None) -> None:
         """Where lists come from: ``fetch``, with the watcher key when one is configured."""

@@ -59,6 +59,7 @@ def visible_models(
     items: list[dict[str, Any]],
     *,
     complete: bool,
+    account: str | None = None,
     allowed: Collection[str] | None = None,
     show_aliases: bool = False,
     schemas: SchemaRegistry | None = None,
@@ -66,7 +67,7 @@ def visible_models(
     """The entries of ``items`` a caller may submit, then (``complete``, if asked) the aliases
     of the models shown. Catalog models the upstream does not list are left out: the list
     says what the upstream serves to this key."""
-    submittable = set(pinner.submittable_slugs())
+    submittable = set(pinner.submittable_slugs(account))
 
     def permitted(*names: str) -> bool:
         return allowed is None or any(name in allowed for name in names)
@@ -132,21 +133,25 @@ async def handle_models(request: web.Request) -> web.StreamResponse:
     if document is None:
         return _relay(reply)
     pinner = runtime.pinner
+    caller = identity.caller if identity is not None else None
+    account = caller.account if caller is not None else None
+    listing = pinner.lists.of(account)  # the list was asked with this account's key
     complete = not route.query  # a filtered or paged answer is not the whole list
     try:
-        items = parse_models(document, pinner.listing.settings.max_models)
-        if complete and pinner.listing.enabled:
-            pinner.listing.update(document)
+        items = parse_models(document, listing.settings.max_models)
+        if complete and listing.enabled:
+            listing.update(document)
     except ListUnavailable:
         return _relay(reply)
     if not complete:
-        await pinner.listing.ensure(headers.get("Authorization"))
+        await listing.ensure(headers.get("Authorization"))
     shown = visible_models(
         pinner,
         runtime.catalog,
         items,
         complete=complete,
-        allowed=identity.caller.allowed_models if identity is not None else None,
+        account=account,
+        allowed=caller.allowed_models if caller is not None else None,
         show_aliases=settings.models.upstream_list.show_aliases,
         schemas=runtime.schemas,
     )

@@ -4,9 +4,9 @@ In order:
 
 1. ``operator``: the operator's ``pricing.models`` entry (``proxy.jobs.pricing``), when it
    can price the body;
-2. ``upstream_list``: the display price the upstream's model list gives the slug
-   (``proxy.catalog.list_prices``) times the units the body will be billed on
-   (``proxy.jobs.quantities``);
+2. ``upstream_list``: the display price the model list of the caller's account gives the
+   slug (``proxy.catalog.list_prices``, ``proxy.catalog.model_lists``) times the units the
+   body will be billed on (``proxy.jobs.quantities``);
 3. ``unpriced``: neither. Served and counted; refused where a hard budget applies.
 
 A list price is a range when the list shows ``min``/``max`` (it does not say which
@@ -26,6 +26,7 @@ from typing import Any, Literal
 
 from proxy.catalog.list_prices import ListPrice
 from proxy.catalog.loader import Catalog
+from proxy.catalog.model_lists import ModelLists
 from proxy.catalog.upstream_models import UpstreamModels
 from proxy.config import PricingSettings
 from proxy.jobs.pricing import estimate_micros, listed_quantities
@@ -65,18 +66,18 @@ class PriceResolver:
         self,
         pricing: PricingSettings,
         catalog: Catalog,
-        listing: UpstreamModels | None,
+        lists: ModelLists | None,
         *,
         defaults: Defaults = _no_defaults,
     ) -> None:
         self._pricing = pricing
         self._catalog = catalog
-        self._listing = listing
+        self._lists = lists
         self._defaults = defaults
 
-    @property
-    def listing(self) -> UpstreamModels | None:
-        return self._listing
+    def listing(self, account: str | None = None) -> UpstreamModels | None:
+        """The model list ``account``'s jobs are priced from (``None``: the shared one)."""
+        return self._lists.of(account) if self._lists is not None else None
 
     def use_defaults(self, defaults: Defaults) -> None:
         """Where published schema defaults come from (e.g. the schema fetcher's cache)."""
@@ -86,16 +87,20 @@ class PriceResolver:
         """Whether pricing ``slug`` may read the upstream's list (no operator entry for it)."""
         return slug is not None and slug not in self._pricing.models
 
-    def quote(self, slug: str | None, payload: Mapping[str, Any] | None) -> PriceQuote:
-        """The price of ``payload`` for ``slug`` and where it came from."""
+    def quote(
+        self, slug: str | None, payload: Mapping[str, Any] | None, account: str | None = None
+    ) -> PriceQuote:
+        """The price of ``payload`` for ``slug`` for a caller of ``account`` and where it
+        came from."""
         if slug is None or payload is None:
             return PriceQuote("unpriced", self._pricing.version)
         operator = self._operator(slug, payload)
         if operator is not None:
             return operator
-        listed = self._listing.price(slug) if self._listing is not None else None
-        if listed is not None:
-            return self._from_list(slug, listed, payload)
+        listing = self.listing(account)
+        listed = listing.price(slug) if listing is not None else None
+        if listing is not None and listed is not None:
+            return self._from_list(slug, listed, payload, listing)
         return PriceQuote("unpriced", self._pricing.version)
 
     def _operator(self, slug: str, payload: Mapping[str, Any]) -> PriceQuote | None:
@@ -111,7 +116,9 @@ class PriceResolver:
             return None
         return PriceQuote("operator", self._pricing.version, micros, micros, micros)
 
-    def _from_list(self, slug: str, price: ListPrice, payload: Mapping[str, Any]) -> PriceQuote:
+    def _from_list(
+        self, slug: str, price: ListPrice, payload: Mapping[str, Any], listing: UpstreamModels
+    ) -> PriceQuote:
         spec = self._catalog.get(slug)
         units = measure(
             price.unit, spec, payload, self._defaults(slug), self._pricing.input_bound_seconds
@@ -120,6 +127,5 @@ class PriceResolver:
         high = from_decimal(
             (price.high * units.high).quantize(BILLING_STEP, rounding=ROUND_CEILING)
         )
-        assert self._listing is not None
-        version = f"upstream-list-{self._listing.prices_version}"
+        version = f"upstream-list-{listing.prices_version}"
         return PriceQuote("upstream_list", version, high, low, high, units.bounded)

@@ -183,6 +183,8 @@ async def submit(request: web.Request) -> web.StreamResponse:
     kind_prefix = info.get("type")
     provider, model = info["provider"], info["model"]
     offer = sim.listing.find(provider, model)
+    if offer is not None and not sim.serves(request[TEAM], offer.spec.slug):
+        offer = None  # not this team's model: as if it did not exist
     if offer is None or (kind_prefix is not None and kind_prefix not in TYPED_PREFIXES):
         raise UpstreamError(404, f"Model not found: {provider}/{model}")
     body = request[BODY]
@@ -210,9 +212,15 @@ async def poll(request: web.Request) -> web.StreamResponse:
 
 
 async def models(request: web.Request) -> web.StreamResponse:
-    """Every model served, each with its display ``price``; ``?featured=true``: featured only."""
+    """Every model served to the key's team, each with its display ``price``;
+    ``?featured=true``: featured only."""
+    sim = request.app[SIM]
     featured = request.query.get("featured", "").strip().lower() in ("true", "1")
-    return web.json_response({"models": request.app[SIM].listing.items(featured)})
+    team = request[TEAM]
+    spec = sim.config.teams.get(team)
+    listed = spec.listed_prices if spec is not None else None
+    items = sim.listing.items(featured, lambda slug: sim.serves(team, slug), listed)
+    return web.json_response({"models": items})
 
 
 async def validate(request: web.Request) -> web.StreamResponse:

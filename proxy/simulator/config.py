@@ -54,6 +54,11 @@ class TeamAccount(BaseModel):
     concurrency: int | None = Field(default=None, ge=0)
     """Tasks in flight at once; 0 means unlimited. Wins over any tier."""
     rpm: int | None = Field(default=None, ge=0)
+    models: frozenset[str] | None = None
+    """The slugs this team is served (listed and accepted); ``None``: every model. Modellix
+    lists models per API key (early access, regions), so two accounts can differ."""
+    listed_prices: dict[str, UnitPrice] = Field(default_factory=dict)
+    """Display prices this team's model list shows, by slug (the charge is unchanged)."""
 
 
 class SchemaChange(BaseModel):
@@ -161,6 +166,14 @@ class SimulatorConfig(BaseModel):
             unknown = sorted(s for s in getattr(self, field) if s.lower() not in MODELS)
             if unknown:
                 raise ValueError(f"{field}: the simulator serves no model {unknown[0]!r}")
+        for team, spec in self.teams.items():
+            for name, slugs in (
+                ("models", spec.models or ()),
+                ("listed_prices", spec.listed_prices),
+            ):
+                unknown = sorted(s for s in slugs if s.lower() not in MODELS)
+                if unknown:
+                    raise ValueError(f"teams.{team}.{name}: the simulator serves no {unknown[0]!r}")
         return self
 
     @classmethod

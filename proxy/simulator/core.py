@@ -201,6 +201,11 @@ class Simulator:
             rpm=limits.rpm if spec.rpm is None else spec.rpm,
         )
 
+    def serves(self, team: str, slug: str) -> bool:
+        """Whether ``team`` is served ``slug`` (its ``teams`` entry's ``models``, if any)."""
+        spec = self.config.teams.get(team)
+        return spec is None or spec.models is None or slug.lower() in spec.models
+
     def top_up(self, team: str, usd: Decimal) -> None:
         """Add ``usd`` to ``team``'s balance and top-ups (which may raise its tier)."""
         if not usd.is_finite() or usd <= 0:

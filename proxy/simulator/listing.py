@@ -17,7 +17,7 @@ A task's cost is fixed when it is accepted: a later price change does not touch 
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -88,13 +88,14 @@ class Offer:
     def cost_micros(self, body: Mapping[str, Any]) -> int:
         return pricing.cost_micros(self.spec, body, self.defaults, self.price)
 
-    def display_price(self) -> dict[str, Any]:
+    def display_price(self, listed: Price | None = None) -> dict[str, Any]:
+        """The list's ``price``: ``listed`` (one team's own display price), else the offer's."""
         prop = self.schema.get("properties", {}).get(self.spec.price_field, {})
         allowed = prop.get("enum") if isinstance(prop, Mapping) else None
-        shown = self.price if self.listed is None else self.listed
+        shown = listed if listed is not None else self.price if self.listed is None else self.listed
         return pricing.display_price(self.spec, shown, allowed)
 
-    def list_item(self) -> dict[str, Any]:
+    def list_item(self, listed: Price | None = None) -> dict[str, Any]:
         spec = self.spec
         return {
             "slug": spec.slug,
@@ -102,7 +103,7 @@ class Offer:
             "description": spec.description,
             "docs_url": spec.docs_url,
             "provider": spec.provider,
-            "price": self.display_price(),
+            "price": self.display_price(listed),
         }
 
 
@@ -135,9 +136,20 @@ class Listing:
     def find(self, provider: str, model: str) -> Offer | None:
         return self.offers.get(f"{provider}/{model}".lower())
 
-    def items(self, featured_only: bool = False) -> list[dict[str, Any]]:
-        """The ``models`` array of ``GET /api/v1/models``, in table order."""
-        return [o.list_item() for o in self.offers.values() if o.spec.featured or not featured_only]
+    def items(
+        self,
+        featured_only: bool = False,
+        served: Callable[[str], bool] = lambda slug: True,
+        listed: Mapping[str, Any] | None = None,
+    ) -> list[dict[str, Any]]:
+        """The ``models`` array of ``GET /api/v1/models``, in table order: the models
+        ``served`` (one team's), ``listed`` display prices (its own, by slug) over the offers'."""
+        shown = {slug.lower(): parse_price(price) for slug, price in (listed or {}).items()}
+        return [
+            o.list_item(shown.get(key))
+            for key, o in self.offers.items()
+            if (o.spec.featured or not featured_only) and served(o.spec.slug)
+        ]
 
     # -- live changes ------------------------------------------------------------------------
 

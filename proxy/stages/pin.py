@@ -18,11 +18,12 @@ LISTED_WARNING = (
 class PinStage:
     """Sets ``alias``, ``pinned_slug`` and ``pin_policy_outcome``; refuses unknown slugs.
 
-    A slug that is neither an alias nor a catalog slug is looked up in the upstream's
-    model list, fetched first (with the caller's key, unless a watcher key is set) when
-    the list is missing or stale. Raises ``ModelNotFound`` (404, reason
-    ``model_not_pinned``, ``model_disabled`` or ``model_not_allowed``) with a one-line
-    message pointing at ``GET /api/v1/models``.
+    A slug that is neither an alias nor a catalog slug is looked up in the model list of
+    the caller's account (``proxy.catalog.model_lists``; pass-through callers: the shared
+    list), fetched first (with that account's key; the shared list with the caller's key
+    when no account is configured) when the list is missing or stale. Raises
+    ``ModelNotFound`` (404, reason ``model_not_pinned``, ``model_disabled`` or
+    ``model_not_allowed``) with a one-line message pointing at ``GET /api/v1/models``.
     """
 
     name = "pin"
@@ -34,10 +35,12 @@ class PinStage:
         slug = ctx.requested_slug
         if slug is None:
             return
-        if self._pinner.needs_listing(slug):
-            await self._pinner.listing.ensure(ctx.upstream_authorization)
-        allowed = ctx.caller.allowed_models if ctx.caller is not None else None
-        result = self._pinner.resolve(slug, allowed)
+        caller = ctx.caller
+        account = caller.account if caller is not None else None
+        if self._pinner.needs_listing(slug, account):
+            await self._pinner.lists.of(account).ensure(ctx.upstream_authorization)
+        allowed = caller.allowed_models if caller is not None else None
+        result = self._pinner.resolve(slug, allowed, account)
         ctx.alias = result.alias
         ctx.pinned_slug = result.pinned
         ctx.pin_policy_outcome = result.outcome

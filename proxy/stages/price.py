@@ -7,16 +7,19 @@ from proxy.jobs.price_resolver import PriceResolver
 
 
 class PriceStage:
+    """Sets the estimate and its source; a list price is the caller's account's list's."""
+
     name = "price"
 
     def __init__(self, resolver: PriceResolver) -> None:
         self._resolver = resolver
 
     async def __call__(self, ctx: RequestContext) -> None:
-        listing = self._resolver.listing
+        account = ctx.caller.account if ctx.caller is not None else None
+        listing = self._resolver.listing(account)
         if listing is not None and self._resolver.needs_list(ctx.pinned_slug):
             await listing.ensure(ctx.upstream_authorization)  # no-op while the list is fresh
-        quote = self._resolver.quote(ctx.pinned_slug, ctx.payload)
+        quote = self._resolver.quote(ctx.pinned_slug, ctx.payload, account)
         ctx.price_table_version = quote.version
         ctx.price_source = quote.source
         ctx.estimated_cost_micros = quote.estimate_micros

@@ -8,6 +8,7 @@ import pytest
 
 from proxy.catalog.from_settings import build_catalog
 from proxy.catalog.list_prices import parse_list_price
+from proxy.catalog.model_lists import ModelLists
 from proxy.catalog.upstream_models import UpstreamModels
 from proxy.config import PricingSettings, Settings
 from proxy.jobs.billing import charge_micros
@@ -21,7 +22,7 @@ def resolver(pricing: PricingSettings | None = None) -> PriceResolver:
     catalog, _ = build_catalog(settings.models)
     listing = UpstreamModels()
     listing.update({"models": model_list()})  # the simulator's list, as the upstream sends it
-    return PriceResolver(pricing or settings.pricing, catalog, listing)
+    return PriceResolver(pricing or settings.pricing, catalog, ModelLists(listing))
 
 
 def test_shipped_defaults_have_no_price_table() -> None:
