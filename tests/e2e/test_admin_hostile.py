@@ -5,6 +5,7 @@ from the database driver."""
 
 from __future__ import annotations
 
+import io
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -141,8 +142,8 @@ async def test_a_budget_subject_is_as_long_as_a_team_at_most(admin: Admin) -> No
 
 
 async def test_aiohttps_own_refusals_are_in_the_envelope(admin: Admin) -> None:
-    """No such admin route (404) and a method the route does not take (405, its Allow kept)
-    answer in the upstream's envelope with a request id, like every other admin error."""
+    """No such admin route (404), a method the route does not take (405) and a body over the
+    listener's limit (413) answer in the upstream's envelope, like every other admin error."""
     for method, path, status in (
         ("GET", "/admin/nowhere", 404),
         ("GET", "/admin/", 404),
@@ -154,3 +155,10 @@ async def test_aiohttps_own_refusals_are_in_the_envelope(admin: Admin) -> None:
         assert doc["code"] == status
         assert str(doc["message"]).startswith(("Not found: ", "Method not allowed: "))
         assert doc["request_id"]
+    huge = json.dumps({"name": "k", "team": "t" * 2_000_000}).encode()
+    headers = {"Authorization": f"Bearer {CONFIG_TOKEN}", "Content-Type": "application/json"}
+    async with admin.http.post(
+        admin.base + "/admin/keys", data=io.BytesIO(huge), headers=headers
+    ) as resp:
+        doc = await resp.json(content_type=None)
+    assert (resp.status, doc["code"]) == (413, 413), doc
