@@ -3,7 +3,8 @@ running or not).
 
 modellix-proxy audit [--since T] [--until T] [--actor A] [--action X] [--subject S]
                      [--after SEQ] [--limit N]    rows in chain order, as JSON lines
-modellix-proxy audit verify                       check the hash chain; exit 1 naming every
+modellix-proxy audit verify [--page-size N]       check the hash chain, N rows read at a time
+                                                  (constant memory); exit 1 naming every
                                                   edited or deleted row
 modellix-proxy audit prune                        delete rows older than audit.retention_days
 modellix-proxy admin-tokens add NAME --role viewer|finance|operator   (token shown once)
@@ -25,7 +26,7 @@ from proxy.audit.admin_api import row_json
 from proxy.audit.retention import prune
 from proxy.audit.tokens import fresh_secret, hash_token, new_admin_token, token_json, valid_name
 from proxy.audit.trail import cli_actor, recorded
-from proxy.audit.verify import verify
+from proxy.audit.verify import PAGE, verify
 from proxy.cli_admin import parse_time
 from proxy.cli_common import with_store
 from proxy.config import Settings
@@ -52,9 +53,20 @@ def cmd_list(args: argparse.Namespace) -> int:
     return with_store(args, work)
 
 
+def page_size(text: str) -> int:
+    """``--page-size``: a whole number of rows, at least 1."""
+    try:
+        size = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of rows: {text!r}") from None
+    if size < 1:
+        raise argparse.ArgumentTypeError(f"at least 1 row, got {size}")
+    return size
+
+
 def cmd_verify(args: argparse.Namespace) -> int:
     async def work(store: Store, _settings: Settings) -> int:
-        verdict = await verify(store)
+        verdict = await verify(store, args.page_size)
         for problem in verdict.problems:
             print(f"audit: {problem}", file=sys.stderr)
         state = "intact" if verdict.ok else f"BROKEN ({len(verdict.problems)} problems)"
@@ -159,6 +171,9 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     audit.set_defaults(func=cmd_list)
     audit_sub = audit.add_subparsers(dest="audit_command")
     check = audit_sub.add_parser("verify", help="check the hash chain; name any edited row")
+    check.add_argument(
+        "--page-size", type=page_size, default=PAGE, help=f"rows read at a time (default {PAGE})"
+    )
     check.set_defaults(func=cmd_verify)
     drop = audit_sub.add_parser("prune", help="delete rows older than audit.retention_days")
     drop.set_defaults(func=cmd_prune)

@@ -12,7 +12,7 @@ the start) to the head recorded in ``audit_chain``:
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -43,59 +43,84 @@ class Verdict:
     anchor_seq: int
     problems: tuple[Problem, ...]
     head_hash: str = ""
+    pages: int = 0  # the reads it took (``verify``)
 
     @property
     def ok(self) -> bool:
         return not self.problems
 
 
-def check(chain: AuditChain, rows: Iterable[AuditRow]) -> Verdict:
-    """The problems of ``rows`` (in sequence order, after the anchor) against ``chain``."""
-    problems: list[Problem] = []
-    expected_seq, expected_prev = chain.anchor_seq + 1, chain.anchor_hash
-    last_intact = True
-    count = 0
-    for row in rows:
-        count += 1
+class Walk:
+    """The chain check as rows arrive, in sequence order after the anchor: it keeps only the
+    row before and the problems found, so a trail of any length is checked in constant
+    memory (beyond what is broken)."""
+
+    def __init__(self, chain: AuditChain) -> None:
+        self.chain = chain
+        self.problems: list[Problem] = []
+        self.count = 0
+        self._expected_seq, self._expected_prev = chain.anchor_seq + 1, chain.anchor_hash
+        self._last_intact = True
+
+    def feed(self, row: AuditRow) -> None:
+        self.count += 1
         intact = row.expected_hash() == row.hash
-        if row.seq > expected_seq:
-            problems.extend(
+        if row.seq > self._expected_seq:
+            self.problems.extend(
                 Problem(seq, "deleted", "its sequence number is missing")
-                for seq in range(expected_seq, row.seq)
+                for seq in range(self._expected_seq, row.seq)
             )
-        elif row.prev_hash != expected_prev and intact:
-            if row.seq == chain.anchor_seq + 1:
-                problems.append(Problem(row.seq, "unlinked", "it does not link to the anchor"))
-            elif last_intact:  # the row before was edited and its hash recomputed
-                problems.append(
+        elif row.prev_hash != self._expected_prev and intact:
+            if row.seq == self.chain.anchor_seq + 1:
+                self.problems.append(Problem(row.seq, "unlinked", "it does not link to the anchor"))
+            elif self._last_intact:  # the row before was edited and its hash recomputed
+                self.problems.append(
                     Problem(row.seq - 1, "edited", "the next row does not link to its hash")
                 )
         if not intact:
-            problems.append(Problem(row.seq, "edited", "its fields do not give its hash"))
-        last_intact = intact
-        expected_seq, expected_prev = row.seq + 1, row.hash
-    if expected_seq <= chain.head_seq:
-        problems.extend(
-            Problem(seq, "deleted", "missing before the chain's head")
-            for seq in range(expected_seq, chain.head_seq + 1)
+            self.problems.append(Problem(row.seq, "edited", "its fields do not give its hash"))
+        self._last_intact = intact
+        self._expected_seq, self._expected_prev = row.seq + 1, row.hash
+
+    def verdict(self, pages: int = 0) -> Verdict:
+        """The problems of every row fed, and of the rows missing after the last of them."""
+        chain, problems = self.chain, list(self.problems)
+        if self._expected_seq <= chain.head_seq:
+            problems.extend(
+                Problem(seq, "deleted", "missing before the chain's head")
+                for seq in range(self._expected_seq, chain.head_seq + 1)
+            )
+        elif (
+            self._expected_seq == chain.head_seq + 1
+            and self._expected_prev != chain.head_hash
+            and self._last_intact
+        ):
+            problems.append(Problem(chain.head_seq, "edited", "the head does not match its hash"))
+        return Verdict(
+            self.count, chain.head_seq, chain.anchor_seq, tuple(problems), chain.head_hash, pages
         )
-    elif expected_seq == chain.head_seq + 1 and expected_prev != chain.head_hash and last_intact:
-        problems.append(Problem(chain.head_seq, "edited", "the head does not match its hash"))
-    return Verdict(count, chain.head_seq, chain.anchor_seq, tuple(problems), chain.head_hash)
 
 
-async def _all_rows(store: AuditStore, after: int) -> AsyncIterator[AuditRow]:
-    while True:
-        page = await store.audit_rows(after_seq=after, limit=PAGE)
-        for row in page:
-            yield row
-        if len(page) < PAGE:
-            return
-        after = page[-1].seq
+def check(chain: AuditChain, rows: Iterable[AuditRow]) -> Verdict:
+    """The problems of ``rows`` (in sequence order, after the anchor) against ``chain``."""
+    walk = Walk(chain)
+    for row in rows:
+        walk.feed(row)
+    return walk.verdict()
 
 
-async def verify(store: AuditStore) -> Verdict:
-    """The store's whole chain, checked (read a page at a time)."""
+async def verify(store: AuditStore, page: int = PAGE) -> Verdict:
+    """The store's whole chain, checked as it is read: ``page`` rows at a time, each page
+    after the last sequence number of the one before (keyset), none of them kept."""
+    if page < 1:
+        raise ValueError("page must be at least 1")
     chain = await store.audit_chain()
-    rows = [row async for row in _all_rows(store, chain.anchor_seq)]
-    return check(chain, rows)
+    walk, after, pages = Walk(chain), chain.anchor_seq, 0
+    while True:
+        rows = await store.audit_rows(after_seq=after, limit=page)
+        pages += 1
+        for row in rows:
+            walk.feed(row)
+        if len(rows) < page:
+            return walk.verdict(pages)
+        after = rows[-1].seq

@@ -77,6 +77,10 @@ def test_admin_tokens_and_the_audit_trail(
     code, out, err = cli(capsys, "audit", "verify")
     assert code == 1
     assert err.strip() == "audit: row 2: edited (its fields do not give its hash)"
+    paged = cli(capsys, "audit", "verify", "--page-size", "1")  # one row a read: the same
+    assert paged == (1, out, err)
+    with pytest.raises(SystemExit):
+        cli(capsys, "audit", "verify", "--page-size", "0")
 
 
 def test_prune_deletes_only_rows_older_than_the_retention(

@@ -100,6 +100,29 @@ async def test_verify_names_an_edited_and_a_deleted_row(store: Store, store_url:
     assert named == [(2, "edited"), (4, "deleted"), (6, "deleted")]
 
 
+async def test_verify_reads_many_rows_in_pages_and_names_each_broken_one(
+    store: Store, store_url: str
+) -> None:
+    """Over 300 rows read 7 at a time (keyset pages), verify still names an edited row, one
+    deleted at a page boundary and one deleted at the end, and counts its reads."""
+    for i in range(300):
+        async with store.audited(draft(subject=f"b{i}", at=T0 + i)) as entry:
+            entry.after = {"i": i}
+    verdict = await verify(store, page=7)
+    assert (verdict.ok, verdict.rows, verdict.pages) == (True, 300, 300 // 7 + 1)
+    await raw_query(store_url, "UPDATE audit_log SET subject = 'x' WHERE seq = 123")
+    await raw_query(
+        store_url, "DELETE FROM audit_log WHERE seq IN (141, 300)"
+    )  # 141 = 20 pages + 1
+    verdict = await verify(store, page=7)
+    named = sorted((p.seq, p.kind) for p in verdict.problems)
+    assert named == [(123, "edited"), (141, "deleted"), (300, "deleted")]
+    assert (verdict.rows, verdict.pages) == (298, 298 // 7 + 1)
+    assert (await verify(store)).problems == verdict.problems  # one page of 1000: the same
+    with pytest.raises(ValueError, match="at least 1"):
+        await verify(store, page=0)
+
+
 async def test_verify_names_a_row_whose_hash_was_recomputed(store: Store, store_url: str) -> None:
     """An edit that also rewrites the row's own hash is named by the next row's broken link."""
     for i in range(3):
