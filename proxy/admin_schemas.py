@@ -90,15 +90,16 @@ async def accept_schema(request: web.Request) -> web.Response:
     store = runtime.open_store()
     async with audit(request, "schema.accept", slug) as entry:
         before = await store.schema_pin(slug)
-        if registry is not None and registry.attached:
-            pin = await registry.accept(slug, hash_)
-        else:
-            pin = await store.accept_schema(slug, hash_, time.time())
+        pin = await store.accept_schema(slug, hash_, time.time())
         if pin is None:
             what = f"version {hash_}" if hash_ else "schema"
             raise NotFound(f"no {what} recorded for {slug}")
         entry.before = pin_json(before) if before is not None else None
         entry.after = pin_json(pin)
+    # Committed with its audit row: only now does this replica validate with the new pin (the
+    # others take it at their next sync). Had the transaction failed, nothing here changed.
+    if registry is not None and registry.attached:
+        await registry.accepted(pin, before)
     return web.json_response(pin_json(pin))
 
 

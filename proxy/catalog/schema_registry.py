@@ -335,22 +335,18 @@ class SchemaRegistry:
         await self.refresh(slug)
         return self._pinned.get(slug)
 
-    async def accept(self, slug: str, hash_: str | None = None) -> SchemaPin | None:
-        """Pin the latest (or the named) version of ``slug``; ``None`` if unknown."""
-        if self._store is None:
-            return None
-        before = self._pins.get(slug)
-        pin = await self._store.accept_schema(slug, hash_, self._clock())
-        if pin is None:
-            return None
+    async def accepted(self, pin: SchemaPin, previous: SchemaPin | None) -> None:
+        """Take ``pin``, an acceptance the store has committed, as the model's state on this
+        replica. Called only after the commit (``proxy.admin_schemas``): if the acceptance's
+        transaction fails (its audit row refused), this replica keeps validating with the
+        version that is still pinned in the store."""
         log.info(
             "schema.accepted",
-            model=slug,
+            model=pin.slug,
             pinned=pin.pinned_hash[:12],
-            previous=before.pinned_hash[:12] if before is not None else None,
+            previous=previous.pinned_hash[:12] if previous is not None else None,
         )
         await self._adopt(pin)
-        return pin
 
     async def close(self) -> None:
         if self._fetcher is not None:

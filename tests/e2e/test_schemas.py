@@ -26,6 +26,8 @@ from harness.waits import wait_until
 from proxy.simulator import Simulator, SimulatorConfig, build_app, build_schema_app
 from tests.docs_examples import REPO, commands, fences
 from tests.e2e.conftest import ServerFactory
+from tests.e2e.test_audit_coverage import AUDIT_OFF
+from tests.stores.helpers import raw_query
 
 pytestmark = pytest.mark.slow
 KEY = {"Authorization": "Bearer sk-schema-test-key-0001"}
@@ -249,6 +251,55 @@ async def test_changed_schema_held_until_accepted(
             assert code == 0, err
             props = json.loads(out)["post"]["requestBody"]["content"]["application/json"]
             assert "style" in props["schema"]["properties"]
+    finally:
+        await proxy.kill()
+
+
+async def test_an_accept_whose_audit_row_fails_leaves_the_replica_on_the_old_pin(
+    sim_origins: tuple[Simulator, TestServer, TestServer], tmp_path: Path, store_url: str
+) -> None:
+    """An admin accept whose audit insert is refused (a trigger) fails, and the replica that
+    served it still validates with the pinned version; once the audit log takes rows again, the
+    same accept applies on that replica at once."""
+    _sim, api, schemas = sim_origins
+    slug = "vidu/vidu-q3-t2v"
+    engine = "sqlite" if store_url.startswith("sqlite") else "postgres"
+    env = {
+        **schema_env(_origin(api), _origin(schemas), store_url),
+        # rounds (sync, then refresh) 5 s apart: none re-reads the pin in the few milliseconds
+        # between the failed accept and the submit that checks this replica's memory
+        "MODELLIX_PROXY_MODELS__UPSTREAM_SCHEMAS__SYNC_SECONDS": "5",
+    }
+    proxy = await start_proxy(env, tmp_path / "proxy.log")
+    styled = {"prompt": "a fox", "style": "anime"}
+    accept = f"http://127.0.0.1:{proxy.admin_port}/admin/schemas/{slug}/accept"
+    auth = {"Authorization": f"Bearer {ADMIN}"}
+    try:
+        async with aiohttp.ClientSession() as http:
+            await wait_until(lambda: _pinned(http, proxy, [slug]), within=30)
+            change = {"properties": {"style": {"type": "string", "enum": ["anime", "general"]}}}
+            async with http.post(f"{_origin(api)}/_sim/schemas/{slug}", json=change) as resp:
+                assert resp.status == 200, await resp.text()
+
+            async def waiting() -> bool:
+                shown = await _admin(http, proxy, f"/admin/schemas/{slug}")
+                return bool(shown["change_waiting"])
+
+            await wait_until(waiting, within=30)
+            for sql in AUDIT_OFF[engine]:
+                await raw_query(store_url, sql)
+            async with http.post(accept, headers=auth) as resp:
+                assert resp.status >= 500, await resp.text()
+            status, answer = await _submit(http, proxy, slug, styled)
+            assert status == 400, answer  # the pinned version still decides on this replica
+            assert answer["errors"][0]["field"] == "style"
+            assert (await _admin(http, proxy, f"/admin/schemas/{slug}"))["change_waiting"]
+            drop = "DROP TRIGGER audit_off" + (" ON audit_log" if engine == "postgres" else "")
+            await raw_query(store_url, drop)
+            async with http.post(accept, headers=auth) as resp:
+                assert resp.status == 200, await resp.text()
+            status, answer = await _submit(http, proxy, slug, styled)
+            assert status == 200, answer
     finally:
         await proxy.kill()
 
