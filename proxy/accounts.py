@@ -53,13 +53,14 @@ class Account:
     display_name: str
     concurrency: int | None = None  # upstream tasks in flight at once; None: not gated
     teams: tuple[str, ...] = ()
+    rpm: int | None = None  # the account's upstream requests per minute; None: not gated
 
     @property
     def authorization(self) -> str:
         return f"Bearer {self.key}"
 
     def __repr__(self) -> str:  # the key stays out of reprs and tracebacks
-        return f"Account(name={self.name!r}, concurrency={self.concurrency!r})"
+        return f"Account(name={self.name!r}, concurrency={self.concurrency!r}, rpm={self.rpm!r})"
 
 
 class AccountError(ValueError):
@@ -80,6 +81,20 @@ def _concurrency(spec: UpstreamAccount) -> int | None:
     if spec.funding_usd is not None:
         return tier_limits(spec.funding_usd)[0]
     return None
+
+
+def _rpm(spec: UpstreamAccount) -> int | None:
+    if spec.rpm is not None:
+        return spec.rpm
+    if spec.funding_usd is not None:
+        return tier_limits(spec.funding_usd)[1]
+    return None
+
+
+def submit_rate(rpm: int | None, share: float) -> int | None:
+    """Submits per minute an account of ``rpm`` requests per minute may send: ``share`` of
+    them (at least one); the rest is left for the polls and reads its key also makes."""
+    return None if rpm is None else max(1, int(rpm * share))
 
 
 class AccountBook:
@@ -114,7 +129,7 @@ class AccountBook:
             if not key:
                 raise AccountError(f"upstream.accounts.{name}: the api_key is empty")
             display = spec.display_name or name
-            accounts.append(Account(name, key, display, _concurrency(spec), spec.teams))
+            accounts.append(Account(name, key, display, _concurrency(spec), spec.teams, _rpm(spec)))
         default = upstream.default_account or (DEFAULT_ACCOUNT if default_key else None)
         return cls(accounts, default)
 
@@ -146,3 +161,9 @@ class AccountBook:
     def concurrency(self, name: str | None) -> int | None:
         account = self.get(name)
         return None if account is None else account.concurrency
+
+    def submit_rpm(self, name: str | None, share: float) -> int | None:
+        """Submits per minute the account ``name`` may send (``submit_rate``); ``None``: not
+        gated (no ``rpm`` or tier configured)."""
+        account = self.get(name)
+        return None if account is None else submit_rate(account.rpm, share)

@@ -98,7 +98,8 @@ class UpstreamAccount(_Section):
 
     Its key comes from ``api_key`` (or ``MODELLIX_PROXY_UPSTREAM__ACCOUNTS__<NAME>__API_KEY``)
     or ``api_key_file``. Its concurrency is ``concurrency``, else the funding tier of
-    ``funding_usd`` (total top-ups, ``proxy.accounts.TIERS``), else unlimited by the proxy.
+    ``funding_usd`` (total top-ups, ``proxy.accounts.TIERS``), else unlimited by the proxy;
+    its requests per minute likewise ``rpm``, else the tier's.
     """
 
     api_key: SecretStr | None = None
@@ -106,6 +107,7 @@ class UpstreamAccount(_Section):
     display_name: str | None = Field(None, min_length=1, max_length=200)
     concurrency: int | None = Field(None, ge=1, le=10_000)
     funding_usd: Decimal | None = Field(None, ge=0)
+    rpm: int | None = Field(None, ge=1, le=1_000_000)  # the account's upstream requests/minute
     teams: tuple[str, ...] = ()  # the proxy teams whose virtual keys bill to this account
 
     @model_validator(mode="after")
@@ -474,6 +476,9 @@ class AdmissionSettings(_Section):
     tick_seconds: float = Field(0.5, gt=0)  # how often the dispatcher looks for free slots
     lease_seconds: float = Field(10.0, gt=0)  # the dispatcher lease (one replica at a time)
     keep_seconds: float = Field(86400.0, gt=0)  # finished queue rows: q- ids answer this long
+    # The share of an account's requests per minute its submits may use (the rest: a poll or
+    # two per job, the model list, balance reads: they go with the same key and count alike).
+    submit_rpm_share: float = Field(0.4, gt=0, le=1)
 
     def concurrency_of(self, team: str) -> int:
         override = self.teams.get(team)

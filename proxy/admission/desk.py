@@ -8,7 +8,9 @@ sent now; or it becomes a queue row holding its reservations and its idempotency
 client hears ``pending`` with the ``q-`` id at once; or the team's queue is full: 429.
 
 A submit billed to a Modellix account with a concurrency (``upstream.accounts``) also waits
-for a free slot of its account, shared by every team billing to it.
+for a free slot of its account, shared by every team billing to it; one billed to an account
+with a requests-per-minute limit (``rpm`` or its tier) waits while the account's submits of
+the last minute (counted in the store, across replicas) reached ``submit_rpm_share`` of it.
 
 A direct send the upstream refuses with 429 (its concurrency limit: say, tasks started
 outside the proxy) is queued the same way (``requeue``): nothing was created.
@@ -159,6 +161,9 @@ class AdmissionDesk:
                 max_queue=self._settings.max_queue_of(team),
                 now=self._clock(),
                 account_limit=self._accounts.concurrency(entry.job.account),
+                account_rpm=self._accounts.submit_rpm(
+                    entry.job.account, self._settings.submit_rpm_share
+                ),
             )
         except StoreError:
             # Maybe written, maybe not: undo whichever it was; the request's holds stay on

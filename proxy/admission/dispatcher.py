@@ -162,11 +162,14 @@ class Dispatcher:
             order = fair_order(team_heads, await self._store.admission_turns(team))
             for head in order:
                 account_limit = self._accounts.concurrency(head.account)
+                account_rpm = self._accounts.submit_rpm(
+                    head.account, self._settings.submit_rpm_share
+                )
                 claim = await self._store.admission_claim(
-                    head.queue_id, self._owner, self._clock(), limit, account_limit
+                    head.queue_id, self._owner, self._clock(), limit, account_limit, account_rpm
                 )
                 if claim is None:
-                    break  # no free slot for this team or its account (or the row left)
+                    break  # no free slot (or send this minute) for the team or its account
                 claimed += 1
                 task = asyncio.get_running_loop().create_task(
                     self._send(claim), name=f"admission-send-{head.queue_id}"

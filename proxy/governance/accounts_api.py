@@ -2,11 +2,14 @@
 
 GET /admin/accounts   each account: its display name, whether unlisted teams bill to it, its
                       concurrency (configured, or its funding tier's) and the upstream tasks it
-                      has in flight through the proxy, its teams, its last balance reading
+                      has in flight through the proxy, its requests per minute (likewise) and
+                      the submits the proxy let go with its key in the last minute, its teams,
+                      its last balance reading
 """
 
 from __future__ import annotations
 
+import time
 from typing import Any, Protocol
 
 from aiohttp import web
@@ -31,6 +34,8 @@ async def account_json(
         "default": book.default == account.name,
         "concurrency": account.concurrency,
         "in_flight": await store.admission_account_in_flight(account.name),
+        "rpm": account.rpm,
+        "submits_last_minute": await store.admission_account_sends(account.name, time.time()),
         "teams": list(account.teams),
         "balance": None
         if reading is None

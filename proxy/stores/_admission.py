@@ -23,6 +23,11 @@ A submit billed to a Modellix account with a concurrency (``account_limit``) als
 free slot of its account, counted the same way over the account's jobs and intents (every
 team billing to it), and nobody of the account queued ahead; the account's row in
 ``admission_accounts`` is locked first, then the team's, in every transaction alike.
+
+A submit billed to an account with a submit rate (``account_rpm``) also needs fewer than that
+many of the account's submits let go in the last ``RATE_WINDOW_SECONDS``
+(``admission_account_sends``: one row per send, written with its intent, counted and trimmed
+under the account's lock), so replicas share one exact per-minute allowance.
 """
 
 from __future__ import annotations
@@ -65,6 +70,11 @@ INSERT INTO admission_accounts (account, touched_at) VALUES ($1, $2)
 ON CONFLICT (account) DO UPDATE SET touched_at = excluded.touched_at"""
 
 ACCOUNT_QUEUED = "SELECT COUNT(*) AS n FROM admission_queue WHERE account = $1 AND state = 'queued'"
+
+RATE_WINDOW_SECONDS = 60.0  # Modellix counts requests per minute
+TRIM_SENDS = "DELETE FROM admission_account_sends WHERE account = $1 AND sent_at <= $2"
+RECENT_SENDS = "SELECT COUNT(*) AS n FROM admission_account_sends WHERE account = $1"
+RECORD_SEND = "INSERT INTO admission_account_sends (account, sent_at) VALUES ($1, $2)"
 
 INSERT_ROW = """
 INSERT INTO admission_queue (queue_id, team, caller, state, enqueued_at, not_before, path, body,
@@ -185,18 +195,43 @@ class AdmissionMixin(IntentsMixin):
         return int(row["n"]) if row else 0
 
     async def _account_free(
-        self, tx: Tx, account: str | None, limit: int | None, now: float, *, queued_ok: bool
+        self,
+        tx: Tx,
+        account: str | None,
+        limit: int | None,
+        now: float,
+        *,
+        queued_ok: bool,
+        rpm: int | None = None,
     ) -> bool:
         """Inside ``tx``, with the account's row locked first: whether the account has a free
-        slot (and, unless ``queued_ok``, nobody of it queued ahead). True when not gated."""
-        if account is None or limit is None:
+        slot and, with ``rpm``, a send left this minute (and, unless ``queued_ok``, nobody of
+        it queued ahead). True when not gated."""
+        if account is None or (limit is None and rpm is None):
             return True
         await tx.execute(self.dialect.sql(LOCK_ACCOUNT), account, now)
         if not queued_ok:
             row = await tx.fetchrow(self.dialect.sql(ACCOUNT_QUEUED), account)
             if row is not None and int(row["n"]) > 0:
                 return False
-        return await self._account_in_flight(tx, account) < limit
+        if rpm is not None and await self._recent_sends(tx, account, now) >= rpm:
+            return False
+        return limit is None or await self._account_in_flight(tx, account) < limit
+
+    async def _recent_sends(self, tx: Tx, account: str, now: float) -> int:
+        await tx.execute(self.dialect.sql(TRIM_SENDS), account, now - RATE_WINDOW_SECONDS)
+        row = await tx.fetchrow(self.dialect.sql(RECENT_SENDS), account)
+        return int(row["n"]) if row else 0
+
+    async def _count_send(self, tx: Tx, account: str | None, rpm: int | None, now: float) -> None:
+        if account is not None and rpm is not None:
+            await tx.execute(self.dialect.sql(RECORD_SEND), account, now)
+
+    async def admission_account_sends(self, account: str, now: float) -> int:
+        sql = RECENT_SENDS + " AND sent_at > $2"
+        async with self._read() as tx:
+            row = await tx.fetchrow(self.dialect.sql(sql), account, now - RATE_WINDOW_SECONDS)
+        return int(row["n"]) if row else 0
 
     async def admission_account_in_flight(self, account: str) -> int:
         async with self._read() as tx:
@@ -247,11 +282,12 @@ class AdmissionMixin(IntentsMixin):
         max_queue: int,
         now: float,
         account_limit: int | None = None,
+        account_rpm: int | None = None,
     ) -> Admission:
         async with self._write() as tx:
             account = entry.job.account
             account_free = await self._account_free(
-                tx, account, account_limit, now, queued_ok=False
+                tx, account, account_limit, now, queued_ok=False, rpm=account_rpm
             )
             await self._lock_team(tx, entry.team, now)
             row = await tx.fetchrow(self.dialect.sql(QUEUED_COUNT), entry.team)
@@ -259,6 +295,7 @@ class AdmissionMixin(IntentsMixin):
             if account_free and queued == 0 and await self._in_flight(tx, entry.team) < limit:
                 await self._check_holds(tx, intent)
                 await self._write_intent(tx, intent)
+                await self._count_send(tx, account, account_rpm, now)
                 return Admission.SEND
             if queued >= max_queue:
                 return Admission.FULL
@@ -300,9 +337,11 @@ class AdmissionMixin(IntentsMixin):
         now: float,
         limit: int,
         account_limit: int | None = None,
+        account_rpm: int | None = None,
     ) -> DispatchClaim | None:
         """Mark the row dispatching and write its intent, if it is still queued and its team
-        (and account, when ``account_limit`` is given) has a free slot; ``None`` otherwise."""
+        (and account, when ``account_limit`` is given) has a free slot (and the account, with
+        ``account_rpm``, a send left this minute); ``None`` otherwise."""
         async with self._write() as tx:
             head = await tx.fetchrow(
                 self.dialect.sql("SELECT team, account FROM admission_queue WHERE queue_id = $1"),
@@ -312,7 +351,10 @@ class AdmissionMixin(IntentsMixin):
                 return None
             team = str(head["team"])
             account = head["account"]
-            if not await self._account_free(tx, account, account_limit, now, queued_ok=True):
+            free = await self._account_free(
+                tx, account, account_limit, now, queued_ok=True, rpm=account_rpm
+            )
+            if not free:
                 return None
             await self._lock_team(tx, team, now)
             found = await tx.fetchrow(
@@ -331,6 +373,7 @@ class AdmissionMixin(IntentsMixin):
                 slot_reservation_id=row.slot_reservation_id,
             )
             await self._write_intent(tx, intent)
+            await self._count_send(tx, account, account_rpm, now)
             await tx.execute(
                 self.dialect.sql(
                     "UPDATE admission_queue SET state = 'dispatching', intent_id = $2,"

@@ -89,7 +89,9 @@ class LedgerCsvMixin(SqlBase):
                 page = await ahead
                 ahead = None
                 if page.rows == size and page.last is not None:
-                    args = (since, until, size, *page.last)
+                    # From the last row's time, not ``since``: SQLite seeks the index there
+                    # (not on the row value), instead of scanning every earlier row again.
+                    args = (page.last[0], until, size, *page.last)
                     ahead = asyncio.ensure_future(self._csv_page(following, args))
                 if page.rows:
                     yield page.data

@@ -64,6 +64,9 @@ _FIRST_PAGE = (
     f"SELECT {', '.join(LEDGER_COLUMNS)} FROM jobs WHERE {TERMINAL_WHERE}"  # noqa: S608
     " ORDER BY submitted_at, task_id LIMIT $3"
 )
+# The pages after the first: ``$1`` is the last row's time (not the window's start), so SQLite
+# seeks the index there; from the window's start it would scan every earlier row again (it
+# does not seek on the row value), each page slower than the last.
 _NEXT_PAGE = (
     f"SELECT {', '.join(LEDGER_COLUMNS)} FROM jobs WHERE {TERMINAL_WHERE}"  # noqa: S608
     " AND (submitted_at, task_id) > ($4, $5) ORDER BY submitted_at, task_id LIMIT $3"
@@ -127,10 +130,9 @@ class LedgerReadsMixin(SqlBase):
             async with self._read() as tx:
                 if last is None:
                     rows = await tx.fetch(first, since, until, size)
-                else:
-                    rows = await tx.fetch(
-                        following, since, until, size, last.submitted_at, last.task_id
-                    )
+                else:  # the window starts at the last row's time (see ``_NEXT_PAGE``)
+                    at = last.submitted_at
+                    rows = await tx.fetch(following, at, until, size, at, last.task_id)
             page = [ledger_row(r) for r in rows]
             if page:
                 yield page

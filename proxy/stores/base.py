@@ -558,10 +558,13 @@ class AdmissionStore(Protocol):
         max_queue: int,
         now: float,
         account_limit: int | None = None,
+        account_rpm: int | None = None,
     ) -> Admission:
         """One transaction: the intent (a slot of the team, and of its account when
-        ``account_limit`` is given, is free and nobody waits ahead), or the queue row holding
-        the request's reservations and key, or nothing (the queue is full)."""
+        ``account_limit`` is given, is free, fewer than ``account_rpm`` of the account's
+        submits went in the last minute when it is given, and nobody waits ahead), or the
+        queue row holding the request's reservations and key, or nothing (the queue is
+        full)."""
 
     async def admission_requeue_intent(
         self, intent: Intent, entry: QueuedSubmit, stored: StoredResponse | None
@@ -573,6 +576,10 @@ class AdmissionStore(Protocol):
 
     async def admission_account_in_flight(self, account: str) -> int:
         """The same count over every team billing to the Modellix account ``account``."""
+
+    async def admission_account_sends(self, account: str, now: float) -> int:
+        """The submits let go with ``account``'s key in the minute before ``now`` (counted
+        only while the account has a submit rate)."""
 
     async def admission_ready(self, now: float, limit: int) -> list[QueueHead]:
         """Queued rows due by ``now``, oldest first."""
@@ -587,9 +594,12 @@ class AdmissionStore(Protocol):
         now: float,
         limit: int,
         account_limit: int | None = None,
+        account_rpm: int | None = None,
     ) -> DispatchClaim | None:
         """One transaction: the row dispatching and its intent written, if a slot of its team
-        (and of its account, when ``account_limit`` is given) is free."""
+        (and of its account, when ``account_limit`` is given) is free and, with
+        ``account_rpm``, fewer than that many of the account's submits went in the last
+        minute."""
 
     async def admission_to_job(
         self, queue_id: str, intent: Intent, job: NewJob, now: float

@@ -243,16 +243,47 @@ def _needs_quotes(expr: Expr) -> bool:
     return True
 
 
+def _leaves(expr: Expr) -> tuple[list[str], bool]:
+    """The ``jobs`` columns ``expr``'s text is made of, and whether its fixed text (or, for
+    a JSON object, its syntax) may hold a quote of its own."""
+    match expr:
+        case Const(text):
+            return [], text is not None and '"' in text
+        case Col(name):
+            return [name], False
+        case Concat(parts):
+            found = [_leaves(p) for p in parts]
+            return [c for cols, _ in found for c in cols], any(q for _, q in found)
+        case WhenText(_, then):
+            return _leaves(then)
+        case FirstText(first, second):
+            cols, quoted = _leaves(second)
+            return [first.name, *cols], quoted
+        case Named(Col(name), names, otherwise):
+            quoted = any('"' in v for _, v in names) or _leaves(otherwise)[1]
+            return [name], quoted
+        case Before(Col(name), separator):
+            return [name], '"' in separator
+    return [], True  # a JSON object: its keys are quoted
+
+
 def csv_field(expr: Expr, dialect: Dialect) -> str:
     """SQL for ``expr``'s text as the inside of one CSV field, ``NULL`` empty: quotes doubled
     where its text may need quoting (``csv_line`` puts the surrounding quotes in the fixed
-    text beside it, so a missing value is the empty quoted field, ``""``)."""
+    text beside it, so a missing value is the empty quoted field, ``""``).
+
+    The text is computed once either way: on SQLite, ``replace()`` runs only where a column
+    it is made of holds a quote (``instr()`` of each: cheaper than copying every value),
+    unless its fixed text may hold one itself."""
     sql = render(expr, dialect)
     if _needs_quotes(expr):
         doubled = "replace(" + sql + ", '\"', '\"\"')"
-        if dialect.name == "sqlite":  # replace() copies even without a quote, instr() not
-            doubled = f"CASE WHEN instr({sql}, '\"') THEN {doubled} ELSE {sql} END"
-        sql = doubled
+        columns, quoted = _leaves(expr)
+        if dialect.name != "sqlite" or quoted:
+            sql = doubled
+        elif columns:  # else no quote anywhere: nothing to double
+            test = " OR ".join(f"instr({c}, '\"')" for c in dict.fromkeys(columns))
+            sql = f"CASE WHEN {test} THEN {doubled} ELSE {sql} END"
     return f"COALESCE({sql}, '')"
 
 

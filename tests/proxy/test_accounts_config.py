@@ -10,7 +10,13 @@ from typing import Any
 import pytest
 import yaml
 
-from proxy.accounts import AccountBook, AccountError, account_names, tier_limits
+from proxy.accounts import (
+    AccountBook,
+    AccountError,
+    account_names,
+    submit_rate,
+    tier_limits,
+)
 from proxy.checks import all_problems
 from proxy.config import ConfigError, Settings, deep_merge, load
 from tests.docs_examples import REPO, fences
@@ -38,6 +44,9 @@ def test_the_documented_example_maps_teams_to_accounts(tmp_path: Path) -> None:
     assert studio is not None
     assert agency is not None
     assert (studio.concurrency, agency.concurrency) == (30, 5)  # $250 of top-ups: tier 30
+    assert (studio.rpm, agency.rpm) == (300, 100)  # the tier's rpm; the configured one
+    share = settings.admission.submit_rpm_share
+    assert (book.submit_rpm("studio", share), book.submit_rpm("agency", share)) == (120, 40)
     assert studio.authorization == "Bearer sk-studio-0001"
     assert book.for_team("video") is studio
     assert book.for_team("ads") is agency
@@ -64,6 +73,7 @@ def test_the_single_key_stays_the_default_account() -> None:
     account = book.for_team("anyone")
     assert account is not None
     assert (account.name, account.key, account.concurrency) == ("default", "sk-only", None)
+    assert book.submit_rpm("default", 0.4) is None  # no rpm, no tier: submits not paced
     assert book.for_team(None) is account
     assert account_names(settings) == {"default": "default"}
     assert AccountBook.from_settings(load(None, {})).for_team("x") is None
@@ -90,6 +100,16 @@ def test_an_account_key_comes_from_the_environment() -> None:
 def test_funding_tiers(funding: str, concurrency: int) -> None:
     """Total top-ups give the tier's concurrency; the ends are Modellix's figures."""
     assert tier_limits(Decimal(funding))[0] == concurrency
+
+
+@pytest.mark.parametrize(
+    ("rpm", "share", "submits"), [(None, 0.4, None), (100, 0.4, 40), (2, 0.4, 1), (30, 1.0, 30)]
+)
+def test_an_accounts_submit_rate_is_its_share_of_the_rpm(
+    rpm: int | None, share: float, submits: int | None
+) -> None:
+    """Submits a minute: the share of the rpm, at least one; no rpm: not paced."""
+    assert submit_rate(rpm, share) == submits
 
 
 @pytest.mark.parametrize(

@@ -21,7 +21,7 @@ CALLER = "vk:a1"
 
 
 async def _request(
-    store: Store, n: int, *, owner: str = "replica-a"
+    store: Store, n: int, *, owner: str = "replica-a", account: str | None = None
 ) -> tuple[Intent, QueuedSubmit]:
     """A submit that passed every stage: money reserved, key claimed; its intent and row."""
     rid = f"req{n}"
@@ -39,6 +39,7 @@ async def _request(
         reservation_id=f"job:{rid}",
         idempotency_key=f"key-{n}",
         next_poll_at=None,
+        account=account,
     )
     intent = Intent(
         intent_id=rid,
@@ -118,6 +119,32 @@ async def test_queued_holds_survive_a_dead_replica_and_dispatch_moves_them(store
     assert done.state is QueueState.DISPATCHED
     assert done.task_id == "task-9"
     assert not await store.list_intents()
+
+
+async def test_an_account_rate_lets_its_allowance_go_each_minute_then_queues(
+    store: Store,
+) -> None:
+    """At 2 submits a minute, two of the account's submits go, the third queues and is
+    claimed only once the first is a minute old; another account is not held back."""
+    decisions = []
+    for n in (1, 2, 3):
+        intent, row = await _request(store, n, account="studio-acct")
+        decisions.append(
+            await store.admission_admit(
+                intent, row, _answer(row), limit=10, max_queue=5, now=T0 + n, account_rpm=2
+            )
+        )
+    assert decisions == [Admission.SEND, Admission.SEND, Admission.QUEUED]
+    assert await store.admission_account_sends("studio-acct", T0 + 3) == 2
+    assert await store.admission_claim(row.queue_id, "replica-a", T0 + 60.5, 10, None, 2) is None
+    claim = await store.admission_claim(row.queue_id, "replica-a", T0 + 61, 10, None, 2)
+    assert claim is not None
+    assert await store.admission_account_sends("studio-acct", T0 + 61) == 2
+    intent, other = await _request(store, 4, account="agency-acct")
+    decision = await store.admission_admit(
+        intent, other, _answer(other), limit=10, max_queue=5, now=T0 + 61, account_rpm=2
+    )
+    assert decision is Admission.SEND
 
 
 async def test_claims_respect_the_team_limit(store: Store) -> None:

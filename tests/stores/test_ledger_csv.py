@@ -122,6 +122,22 @@ async def test_sql_csv_keeps_nul_on_sqlite(store: Store) -> None:
     await _check_equal(store, page_size=2)
 
 
+async def test_sql_csv_pages_split_ties_on_submit_time(store: Store) -> None:
+    """Jobs submitted at the same instant, split across keyset pages (each page starting at
+    the last row's time): each exactly once, in task id order."""
+    await store.insert_job(new_job("early/1", submitted_at=T0 + 1))
+    await store.observe("early/1", "failed", T0 + 30)
+    for i in range(7):
+        await store.insert_job(new_job(f"tie/{i}", submitted_at=T0 + 10.5))
+        await store.observe(f"tie/{i}", "success", T0 + 20, final_cost_micros=100 + i)
+    chunks = [c async for c in focus.csv_chunks(store, T0, T0 + 99, page_size=3)]
+    rows = _parse(b"".join(chunks))[1:]
+    at = focus.COLUMNS.index("ResourceId")
+    assert [r[at] for r in rows] == ["early/1", *(f"tie/{i}" for i in range(7))]
+    if isinstance(store, SqliteStore):
+        assert len(chunks) == 3
+
+
 async def test_sql_csv_costs_sum_to_the_ledger_in_bounded_chunks(store_url: str) -> None:
     """3,000 seeded jobs: one row each, in order, cost columns summing to the ledger's spend
     exactly, in chunks of bounded size."""
