@@ -537,6 +537,10 @@ class OpenAIVideosSettings(_Section):
     # ``bytedance/seedance-2.0``) to the video-to-video model that remakes it; merged over the
     # catalog's own ``<family>-v2v`` models (an empty target turns a family's remix off)
     remix_models: dict[str, str] = Field(default_factory=dict)
+    # GET /v1/videos/{id}/content: one download's whole time (the file host's pace and the
+    # client's together) and its bytes; past either the download ends (cut short if begun)
+    content_max_seconds: float = Field(900.0, gt=0)
+    content_max_bytes: int = Field(1024**3, ge=1)
 
 
 class Settings(_Section):
