@@ -67,6 +67,9 @@ class AdminSettings(_Section):
     # How long a replica trusts what it read about a stored admin token (revocation,
     # rotation reach every replica within this time).
     token_cache_seconds: float = Field(0.5, ge=0, le=60)
+    # A token this replica does not know makes it re-read the stored tokens at most this
+    # often (made-up tokens cannot load the store); one added elsewhere works here within it.
+    unknown_token_seconds: float = Field(1.0, gt=0, le=60)
 
 
 class AuditSettings(_Section):
@@ -537,6 +540,10 @@ class OpenAIVideosSettings(_Section):
     # ``bytedance/seedance-2.0``) to the video-to-video model that remakes it; merged over the
     # catalog's own ``<family>-v2v`` models (an empty target turns a family's remix off)
     remix_models: dict[str, str] = Field(default_factory=dict)
+    # GET /v1/videos/{id}/content: one download's whole time (the file host's pace and the
+    # client's together) and its bytes; past either the download ends (cut short if begun)
+    content_max_seconds: float = Field(900.0, gt=0)
+    content_max_bytes: int = Field(1024**3, ge=1)
 
 
 class Settings(_Section):

@@ -157,6 +157,17 @@ class Pinner:
             )
         return result
 
+    def resolve_for_anyone(self, slug: str) -> PinResult:
+        """Resolve ``slug`` for a caller of unknown account (a keyless schema request): as the
+        shared list says, else as the first account's list that holds it says."""
+        try:
+            return self.resolve(slug)
+        except ModelNotFound:
+            holder = next((a for a, m in self.lists.accounts().items() if slug in m), None)
+            if holder is None:
+                raise
+            return self.resolve(slug, None, holder)
+
     def suggestion(self, slug: str, account: str | None = None) -> str | None:
         """The allowed name nearest to ``slug``: same spelling in another case, else closest."""
         names = self.allowed_names(account)

@@ -150,6 +150,11 @@ class UpstreamModels:
         self._fetch = fetch
         self._fallback = fallback_authorization
 
+    @property
+    def has_own_key(self) -> bool:
+        """Whether this list is fetched with a configured key (an account's, the watcher's)."""
+        return self._fallback is not None
+
     def update(self, document: Any) -> None:
         """Replace the list with a fetched document; raises ``ListUnavailable`` for a bad shape."""
         items = parse_models(document, self.settings.max_models)

@@ -137,9 +137,12 @@ async def handle_models(request: web.Request) -> web.StreamResponse:
     account = caller.account if caller is not None else None
     listing = pinner.lists.of(account)  # the list was asked with this account's key
     complete = not route.query  # a filtered or paged answer is not the whole list
+    # A pass-through caller's key may see other models than the account whose list this is:
+    # its answer is its own, and replaces the list only when no account key fetches it.
+    asked_with_its_key = caller is not None or not listing.has_own_key
     try:
         items = parse_models(document, listing.settings.max_models)
-        if complete and listing.enabled:
+        if complete and listing.enabled and asked_with_its_key:
             listing.update(document)
     except ListUnavailable:
         return _relay(reply)

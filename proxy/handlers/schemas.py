@@ -70,7 +70,7 @@ async def handle_api_schema(request: web.Request) -> web.StreamResponse:
     if pinner.needs_listing(slug):
         await pinner.listing.ensure(request.headers.get("Authorization"))
     try:
-        result = pinner.resolve(slug)
+        result = pinner.resolve_for_anyone(slug)  # no key: any account's model
     except ModelNotFound:
         return _answer(404, f"Model not found: {slug}")
     if registry is None or not registry.enabled:

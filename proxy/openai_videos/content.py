@@ -15,15 +15,27 @@ followed (``models.preflight.max_redirects`` at most) only to an http(s) URL who
 SSRF guard allows (``proxy.catalog.netguard``, ``models.preflight.allow_hosts``), checked
 again when the connection is made: a file host cannot turn the proxy into a way in to its
 own network or the cloud's metadata service (502 ``upstream_unavailable``).
+
+One download is bounded in time and in bytes (``openai_videos.content_max_seconds``,
+``content_max_bytes``), whatever the pace of the file host or of the client: a file host
+that dribbles bytes keeps neither the proxy's connection nor its client's open past them. A
+file that declares more bytes, or an overrun before the answer began, is 502; once the
+answer has begun, the proxy closes the connection, the client sees the body cut short, and
+the cut is logged at warning (``openai_videos.content_cut``, naming the video, never the
+URL).
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Literal
 from urllib.parse import urlsplit
 
 import aiohttp
+import structlog
 from aiohttp import web
 from yarl import URL
 
@@ -38,6 +50,9 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
 CHUNK = 256 * 1024
 _PASS = ("Content-Type", "Content-Length", "Content-Encoding", "ETag", "Last-Modified")  # as sent
 REDIRECTS = frozenset({301, 302, 303, 307, 308})
+log = structlog.get_logger("proxy.openai_videos.content")
+
+Cut = Literal["max_seconds", "max_bytes", "file_host_failed"]
 
 
 def pick(job: JobRecord, variant: str) -> str | None:
@@ -74,37 +89,91 @@ async def video_content(request: web.Request) -> web.StreamResponse:
             param="variant",
             code="variant_not_available",
         )
+    door, ref, sent = request.app[DOOR], job.api_ref or "", Sent()
+    response = web.StreamResponse(status=200)
+    bound = asyncio.timeout(door.max_seconds)
     try:
-        async with fetch(request.app[DOOR], url, job.api_ref or "") as upstream:
-            if upstream.status in (404, 410):
-                raise OpenAIError.of(
-                    404,
-                    f"The file of {job.api_ref} has expired upstream.",
-                    param="video_id",
-                    code="video_expired",
-                )
-            if upstream.status != 200:
-                raise OpenAIError.of(
-                    502,
-                    f"The upstream's file host answered {upstream.status} for {job.api_ref}.",
-                    code="upstream_unavailable",
-                )
-            response = web.StreamResponse(status=200)
-            for name in _PASS:
-                if name in upstream.headers:
-                    response.headers[name] = upstream.headers[name]
-            await response.prepare(request)
-            async for chunk in upstream.content.iter_chunked(CHUNK):
-                await response.write(chunk)
-            await response.write_eof()
-            return response
+        async with bound:
+            cut = await _relay(request, response, door, url, ref, sent)
     except aiohttp.ClientError as exc:
-        raise OpenAIError.of(
-            502,
-            f"The upstream's file host could not be reached for {job.api_ref}.",
-            code="upstream_unavailable",
-            reason="upstream_unavailable",
-        ) from exc
+        if request.transport is None or request.transport.is_closing():
+            return response  # the client went away: nothing more to send, nothing to report
+        if response.prepared:
+            cut = "file_host_failed"
+        else:
+            raise _unavailable(f"The upstream's file host could not be reached for {ref}.") from exc
+    except TimeoutError:
+        if not bound.expired():
+            raise
+        cut = "max_seconds"
+        if not response.prepared:
+            _log_cut(door, ref, cut, sent)
+            raise _unavailable(
+                f"The upstream's file host did not send the file of {ref} within"
+                f" {door.max_seconds:g} s (openai_videos.content_max_seconds)."
+            ) from None
+    if cut is not None:
+        _log_cut(door, ref, cut, sent)
+        if request.transport is not None:  # the body ends short of its length, or unchunked
+            request.transport.close()
+    return response
+
+
+@dataclass
+class Sent:
+    """The bytes of a file relayed so far."""
+
+    bytes: int = 0
+
+
+async def _relay(
+    request: web.Request, response: web.StreamResponse, door: Door, url: str, ref: str, sent: Sent
+) -> Cut | None:
+    """Stream the file at ``url`` into ``response``; ``max_bytes`` if it ran past the bound
+    (not all sent), ``None`` once all of it was."""
+    async with fetch(door, url, ref) as upstream:
+        if upstream.status in (404, 410):
+            raise OpenAIError.of(
+                404,
+                f"The file of {ref} has expired upstream.",
+                param="video_id",
+                code="video_expired",
+            )
+        if upstream.status != 200:
+            raise OpenAIError.of(
+                502,
+                f"The upstream's file host answered {upstream.status} for {ref}.",
+                code="upstream_unavailable",
+            )
+        declared = upstream.content_length
+        if declared is not None and declared > door.max_bytes:
+            _log_cut(door, ref, "max_bytes", sent)
+            raise _unavailable(
+                f"The file of {ref} is {declared} bytes, more than this proxy relays"
+                f" ({door.max_bytes}, openai_videos.content_max_bytes)."
+            )
+        for name in _PASS:
+            if name in upstream.headers:
+                response.headers[name] = upstream.headers[name]
+        await response.prepare(request)
+        async for chunk in upstream.content.iter_chunked(CHUNK):
+            if sent.bytes + len(chunk) > door.max_bytes:
+                return "max_bytes"
+            await response.write(chunk)
+            sent.bytes += len(chunk)
+        await response.write_eof()
+        return None
+
+
+def _log_cut(door: Door, ref: str, cut: Cut, sent: Sent) -> None:
+    log.warning(
+        "openai_videos.content_cut",
+        video_id=ref,
+        reason=cut,
+        bytes_sent=sent.bytes,
+        max_bytes=door.max_bytes,
+        max_seconds=door.max_seconds,
+    )
 
 
 def _unavailable(detail: str) -> OpenAIError:

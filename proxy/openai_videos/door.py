@@ -40,11 +40,14 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 class Door:
     """The door's own parts: model resolution, and the client sessions content streams over
     (``session`` for the result URL the upstream named; ``guarded``, whose connections only
-    reach addresses ``guard`` allows, for every URL a file host redirects to)."""
+    reach addresses ``guard`` allows, for every URL a file host redirects to), and the bounds
+    of one content download."""
 
     models: VideoModels
     guard: HostGuard
     max_redirects: int = 3
+    max_seconds: float = 900.0  # one content download, start to end
+    max_bytes: int = 1024**3  # one content download's bytes
     session: aiohttp.ClientSession | None = None
     guarded: aiohttp.ClientSession | None = None
 

@@ -35,6 +35,8 @@ def install(app: web.Application, settings: Settings, runtime: Runtime) -> None:
         VideoModels(settings.openai_videos, runtime.catalog, runtime.pinner.aliases),
         HostGuard(preflight.allow_hosts),
         preflight.max_redirects,
+        settings.openai_videos.content_max_seconds,
+        settings.openai_videos.content_max_bytes,
     )
     app[DOOR] = door
     upstream = settings.upstream

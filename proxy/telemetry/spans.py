@@ -4,8 +4,9 @@ one INTERNAL span per watcher poll, and one INTERNAL job span per job.
 The job span is made at the terminal state with the recorded submit time and linked to the
 submit span, as are the watcher's polls. Attribute values derived from headers, URLs and
 callers pass through ``proxy.telemetry.redaction``; exception messages are never recorded.
-When nothing exports, spans are lean: valid ids (for log lines and the ``traceparent`` sent
-upstream), nothing recorded.
+When nothing exports, no span is made: a request's ids are a ``LeanTrace``
+(``proxy.telemetry.scope``) and each upstream attempt's a child of it (``lean_attempt``),
+for log lines and the ``traceparent`` sent upstream; nothing is recorded.
 """
 
 from __future__ import annotations
@@ -15,19 +16,16 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.trace import (
     INVALID_SPAN,
     Link,
-    NonRecordingSpan,
     Span,
     SpanContext,
     SpanKind,
     Status,
     StatusCode,
-    TraceFlags,
 )
 from opentelemetry.util.types import AttributeValue
 
@@ -43,7 +41,6 @@ from proxy.telemetry.tracing import Tracing
 JOB_SPAN_NAME = "modellix.job"
 WATCHER_POLL_SPAN_NAME = "modellix.watcher.poll"
 FAILED_JOB_STATUSES = frozenset({"failed", "expired", "unknown"})
-_NOT_SAMPLED = TraceFlags(TraceFlags.DEFAULT)
 _NANOS_PER_MICRO = 1_000
 _MICROS_PER_SECOND = 10**6
 
@@ -66,17 +63,10 @@ def server_span(
     server_port: int | None = None,
     attributes: Mapping[str, AttributeValue] | None = None,
 ) -> Iterator[Span]:
-    """Make the SERVER span for an incoming request current, continuing its ``traceparent``."""
+    """Make the recording SERVER span for an incoming request current, continuing its
+    ``traceparent`` (the middleware calls it only when traces are exported; otherwise a
+    request's ids are a ``LeanTrace``)."""
     parent = incoming_context(headers)
-    if not tracing.exporting:
-        # Sampled out: ids only (for logs and the traceparent upstream), no attributes.
-        lean = _sampled_out(tracing, trace.get_current_span(parent).get_span_context())
-        token = otel_context.attach(trace.set_span_in_context(lean))  # as the SDK's use_span
-        try:
-            yield lean
-        finally:
-            otel_context.detach(token)
-        return
     attrs: dict[str, AttributeValue] = {
         "http.request.method": method,
         "url.path": redact_text(path),  # a key pasted into a path must not reach a trace
@@ -103,28 +93,6 @@ def server_span(
         set_status_on_exception=False,
     ) as span:
         yield span
-
-
-def _sampled_out(tracing: Tracing, parent: SpanContext) -> NonRecordingSpan:
-    """A sampled-out span made without the SDK's per-span work (sampler, attributes).
-
-    The same ids and flags the SDK's ``ALWAYS_OFF`` sampler gives: the parent's trace id
-    and trace state (a new trace without a valid parent), a new span id, not sampled.
-    """
-    ids = tracing.provider.id_generator
-    if parent.is_valid:
-        trace_id, state = parent.trace_id, parent.trace_state
-    else:
-        trace_id, state = ids.generate_trace_id(), None
-    return NonRecordingSpan(
-        SpanContext(
-            trace_id,
-            ids.generate_span_id(),
-            is_remote=False,
-            trace_flags=_NOT_SAMPLED,
-            trace_state=state,
-        )
-    )
 
 
 @dataclass(frozen=True)

@@ -58,14 +58,6 @@ def incoming_context(headers: Mapping[str, str]) -> Context:
     return _PROPAGATOR.extract(carrier) if carrier else Context()
 
 
-def trace_headers(context: SpanContext) -> dict[str, str]:
-    """What the W3C propagator would inject for ``context``."""
-    headers = {"traceparent": format_traceparent(context)}
-    if context.trace_state:
-        headers["tracestate"] = context.trace_state.to_header()
-    return headers
-
-
 def current_trace_headers() -> dict[str, str]:
     """The W3C headers the propagator injects for the active span (none without one)."""
     headers: dict[str, str] = {}

@@ -139,6 +139,34 @@ async def test_pinner_accepts_listed_slugs_and_refuses_disabled_ones(catalog: Ca
         assert slug not in pinner.submittable_slugs()
 
 
+async def test_each_account_pins_against_its_own_list(catalog: Catalog) -> None:
+    """An account's list is made on first lookup, fetched once with its own key, and decides
+    that account's slugs only; a keyless lookup finds any account's; disabled stays refused."""
+    shared_source, clock = CountingUpstream({"models": []}), Clock()
+    pinner = Pinner(catalog, listing=listing(shared_source, clock))
+    source = CountingUpstream(DOCUMENT)
+    pinner.lists.connect(source, {"house": "Bearer k-house", "early": "Bearer k-early"}, "house")
+    assert pinner.lists.of("house") is pinner.listing is pinner.lists.of(None)
+    early = pinner.lists.of("early")
+    assert early is not pinner.listing
+    assert pinner.lists.of("early") is early  # made once, then a dict lookup
+    assert pinner.lists.of("nobody") is pinner.listing  # no key here: the shared list
+    assert pinner.needs_listing("google/nano-banana-2", "early")
+    await early.ensure(None)
+    await early.ensure(None)  # fresh: no second fetch
+    assert source.calls == ["Bearer k-early"]
+    assert pinner.resolve("google/nano-banana-2", None, "early").outcome == "upstream-listed"
+    with pytest.raises(ModelNotFound) as info:
+        pinner.resolve("google/nano-banana-2", None, "house")
+    assert info.value.instance_reason == "model_not_pinned"
+    assert "google/nano-banana-2" in pinner.every_submittable_slug()
+    assert "google/nano-banana-2" not in pinner.submittable_slugs("house")
+    assert pinner.resolve_for_anyone("google/nano-banana-2").pinned == "google/nano-banana-2"
+    with pytest.raises(ModelNotFound):
+        pinner.resolve_for_anyone("acme/disabled-one")
+    assert "google/nano-banana-2" in pinner.lists  # labelled under its slug
+
+
 def test_refusal_is_one_line_with_a_near_match(catalog: Catalog) -> None:
     """A typo gets the closest allowed name; an unrelated slug gets no guess."""
     pinner = Pinner(catalog)

@@ -135,3 +135,36 @@ async def test_each_account_submits_and_prices_against_its_own_model_list(
     assert ONLY_EARLY in views["early"]
     assert ONLY_EARLY not in views["house"]
     assert SHARED in views["house"] & views["early"]
+
+
+async def test_a_pass_through_callers_list_leaves_the_accounts_list_as_it_is(
+    aiohttp_server: ServerFactory, tmp_path: Path
+) -> None:
+    """A caller with its own Modellix key (mixed mode) asking for the model list does not
+    replace the shared list the first account's teams submit against: it is shown what it
+    may submit through the proxy (its key's models the shared list also has), and the other
+    team's submit of a model only the caller's key lists is still refused, never sent."""
+    sim = _simulator()
+    sim_url = str((await aiohttp_server(build_app(sim))).make_url("")).rstrip("/")
+    store_url = f"sqlite:///{tmp_path / 'ledger.db'}"
+    env = _env(sim_url, store_url)
+    env["MODELLIX_PROXY_KEYS__MODE"] = "mixed"
+    proc = await start_proxy(env, tmp_path / "proxy.log")
+    try:
+        store = await open_store(store_url)
+        try:
+            house = (await virtual_key(store, team=PROXY_TEAM["house"]))[1]
+        finally:
+            await store.close()
+        await sim.wait_until(lambda: _list_fetches(sim) >= 1)  # the shared list, at start
+        async with aiohttp.ClientSession() as http:
+            own = await _listed(http, proc, KEYS["early"])  # its own key, passed through
+            status, doc, _ = await _submit(http, proc, house, ONLY_EARLY)
+    finally:
+        await proc.kill()
+
+    assert own == {SHARED}
+    assert status == 404, doc
+    assert doc["message"].startswith(f"Model not found: {ONLY_EARLY} is not served")
+    submitted = [r.path for r in sim.requests(method="POST")]
+    assert f"/api/v1/{ONLY_EARLY}" not in submitted
