@@ -149,8 +149,13 @@ def create_admin_app(
         metrics.registry if metrics_dir is None else scrape_registry(metrics, metrics_dir)
     )
     app[ADMIN_RUNTIME] = runtime
+    reads = metrics.admin_token_reads
     app[ADMIN_CREDENTIALS] = AdminCredentials(
-        settings.admin_token(), lambda: runtime.store, settings.admin.token_cache_seconds
+        settings.admin_token(),
+        lambda: runtime.store,
+        settings.admin.token_cache_seconds,
+        settings.admin.unknown_token_seconds,
+        on_read=lambda cause: reads.labels(cause).inc(),
     )
     app.router.add_get("/metrics", metrics_handler)
     app.router.add_get("/healthz", healthz)

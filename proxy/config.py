@@ -67,6 +67,9 @@ class AdminSettings(_Section):
     # How long a replica trusts what it read about a stored admin token (revocation,
     # rotation reach every replica within this time).
     token_cache_seconds: float = Field(0.5, ge=0, le=60)
+    # A token this replica does not know makes it re-read the stored tokens at most this
+    # often (made-up tokens cannot load the store); one added elsewhere works here within it.
+    unknown_token_seconds: float = Field(1.0, gt=0, le=60)
 
 
 class AuditSettings(_Section):

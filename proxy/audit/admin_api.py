@@ -107,6 +107,7 @@ async def add_token(request: web.Request) -> web.Response:
             entry.after = token_json(stored)
     except DuplicateKeyError:
         raise Conflict(f"an active admin token is already named {name!r}") from None
+    request.app[ADMIN_CREDENTIALS].forget()  # the new token works here from the next request
     return web.json_response({"token": token, **token_json(stored)}, status=201)
 
 
@@ -120,7 +121,7 @@ async def rotate_token(request: web.Request) -> web.Response:
         if before is None or rotated is None:
             raise NotFound(f"no active admin token {token_id!r}")
         entry.before, entry.after = token_json(before), token_json(rotated)
-    request.app[ADMIN_CREDENTIALS].forget(token_id)  # the old secret stops here at once
+    request.app[ADMIN_CREDENTIALS].forget()  # the old secret stops here at once
     return web.json_response({"token": token, **token_json(rotated)})
 
 
@@ -133,7 +134,7 @@ async def revoke_token(request: web.Request) -> web.Response:
             raise NotFound(f"no active admin token {token_id!r}")
         after = await store.get_admin_token(token_id)
         entry.before, entry.after = token_json(before), token_json(after) if after else None
-    request.app[ADMIN_CREDENTIALS].forget(token_id)
+    request.app[ADMIN_CREDENTIALS].forget()
     return web.json_response({"token_id": token_id, "revoked": True})
 
 

@@ -95,6 +95,13 @@ class Metrics:
             ["kind"],
             registry=r,
         )
+        self.admin_token_reads = Counter(
+            f"{p}_admin_token_reads_total",
+            "Reads of the stored admin tokens, by cause: a known token's were stale, or a"
+            " token this replica did not know was presented.",
+            ["cause"],
+            registry=r,
+        )
         self.http_duration = Histogram(
             f"{p}_http_request_duration_seconds",
             "Time from receiving a request to finishing its response, by route kind.",
