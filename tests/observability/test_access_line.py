@@ -8,9 +8,11 @@ from pathlib import Path
 
 import structlog
 
+from proxy.context import Caller, RequestContext, RouteKind
+from proxy.telemetry import scope
 from proxy.telemetry.linewriter import LineWriter
 from proxy.telemetry.logging import access_line, close_access_writer, configure_logging
-from proxy.telemetry.scope import PROCESS_FIELDS, bind_process
+from proxy.telemetry.scope import PROCESS_FIELDS, LeanTrace, bind_process
 
 
 def test_the_access_line_has_the_process_fields_and_is_redacted() -> None:
@@ -93,3 +95,28 @@ def test_a_closed_stream_loses_its_lines_without_raising(tmp_path: Path) -> None
     writer.write(b'{"event":"request"}\n')
     writer.close()
     assert (tmp_path / "gone.log").read_bytes() == b""
+
+
+def test_a_line_written_while_a_request_is_served_names_it() -> None:
+    """Any line logged while a request is served carries its id, route, caller and lean
+    trace ids; after it, none of them."""
+    out = io.StringIO()
+    configure_logging("info", "json", stream=out)
+    ctx = RequestContext("r-9", "r-9", RouteKind.SUBMIT, 0.0, 0.0)
+    ctx.caller = Caller(identity="fp:0123456789abcdef")
+    ctx.trace = LeanTrace(0x0AF7651916CD43DD8448EB211C80319C, 0xB7AD6B7169203331)
+    token = scope.enter(ctx)
+    try:
+        structlog.get_logger("x").warning("inside")
+    finally:
+        scope.leave(token)
+    try:
+        structlog.get_logger("x").warning("after")
+    finally:
+        configure_logging("warning", "json")
+    inside, after = (json.loads(line) for line in out.getvalue().splitlines())
+    assert (inside["request_id"], inside["route"]) == ("r-9", "submit")
+    assert inside["caller"] == "fp:0123456789abcdef"
+    assert inside["trace_id"] == "0af7651916cd43dd8448eb211c80319c"
+    assert inside["span_id"] == "b7ad6b7169203331"
+    assert not {"request_id", "route", "caller", "trace_id", "span_id"} & set(after)
