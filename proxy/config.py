@@ -110,7 +110,7 @@ class UpstreamAccount(_Section):
     display_name: str | None = Field(None, min_length=1, max_length=200)
     concurrency: int | None = Field(None, ge=1, le=10_000)
     funding_usd: Decimal | None = Field(None, ge=0)
-    rpm: int | None = Field(None, ge=1, le=1_000_000)  # the account's upstream requests/minute
+    rpm: int | None = Field(None, ge=1, le=10**6)  # the account's upstream requests/minute
     teams: tuple[str, ...] = ()  # the proxy teams whose virtual keys bill to this account
 
     @model_validator(mode="after")

@@ -11,92 +11,19 @@ import abc
 import base64
 import binascii
 import json
-import re
 from collections.abc import Iterable, Sequence
 from contextlib import AbstractAsyncContextManager, nullcontext
-from dataclasses import dataclass, field
-from functools import lru_cache
 from typing import Any
 
 from proxy.jsoncodec import dumps_record, loads
 from proxy.stores._joined import joined, savepoint
 from proxy.stores._sql_tx import Row as Row
 from proxy.stores._sql_tx import Tx as Tx
-from proxy.stores.migrations import Backend
+from proxy.stores.dialect import POSTGRES as POSTGRES
+from proxy.stores.dialect import SQLITE as SQLITE
+from proxy.stores.dialect import Dialect as Dialect
 from proxy.stores.records import JobRecord, JobStatus, Source, StatusChange
 from proxy.stores.webhook_records import RenderDelivery
-
-_PLACEHOLDER = re.compile(r"\$(\d+)")
-
-
-@lru_cache(maxsize=256)
-def _to_qmark(sql: str) -> str:
-    return _PLACEHOLDER.sub(r"?\1", sql)
-
-
-@dataclass(frozen=True, slots=True)
-class Dialect:
-    """The few places SQLite and PostgreSQL need different SQL."""
-
-    name: Backend
-    lock_rows: str = ""
-    skip_locked: str = ""
-    day_template: str = "strftime('%Y-%m-%d', {}, 'unixepoch')"
-    # The ISO week (``2026-W48``): the year and day of the year of the week's Thursday.
-    week_template: str = (
-        "strftime('%Y', {0}, 'unixepoch', '-3 days', 'weekday 4') || '-W' || printf('%02d',"
-        " (CAST(strftime('%j', {0}, 'unixepoch', '-3 days', 'weekday 4') AS INTEGER) + 6) / 7)"
-    )
-    # Days since the epoch (UTC) of an epoch-seconds column: cheaper to group by than a
-    # formatted date (the day's text is made once per group, not once per row).
-    day_number_template: str = "CAST({} / 86400 AS INTEGER)"
-    # Text as its UTF-8 bytes (the driver then hands over bytes, not a decoded str).
-    utf8_template: str = "CAST({} AS BLOB)"
-    greatest: str = "max"
-    # Held in the migrating transaction beside its own write lock, given the migrations key
-    # (SQLite: ``BEGIN IMMEDIATE`` already serialises migrators).
-    migration_lock: str = ""
-    # The driver runs one statement per call, so a migration's script is split (sqlite3).
-    split_scripts: bool = True
-    _qmark: bool = field(default=True, repr=False)
-
-    def sql(self, text: str) -> str:
-        """``text`` with placeholders this engine understands."""
-        return _to_qmark(text) if self._qmark else text
-
-    def day(self, column: str) -> str:
-        """An expression for the UTC ``YYYY-MM-DD`` day of an epoch-seconds ``column``."""
-        return self.day_template.format(column)
-
-    def week(self, column: str) -> str:
-        """An expression for the ISO week (``2026-W48``, UTC) of an epoch-seconds ``column``."""
-        return self.week_template.format(column)
-
-    def day_number(self, column: str) -> str:
-        """An expression for the UTC day (days since 1970-01-01) of an epoch-seconds ``column``."""
-        return self.day_number_template.format(column)
-
-    @property
-    def day_expr(self) -> str:
-        """The UTC day a job was submitted on."""
-        return self.day("submitted_at")
-
-
-SQLITE = Dialect(name="sqlite")
-POSTGRES = Dialect(
-    name="postgres",
-    lock_rows=" FOR UPDATE",
-    skip_locked=" FOR UPDATE SKIP LOCKED",
-    day_template="to_char(to_timestamp({}) AT TIME ZONE 'UTC', 'YYYY-MM-DD')",
-    week_template="to_char(to_timestamp({0}) AT TIME ZONE 'UTC', 'IYYY-\"W\"IW')",
-    day_number_template="CAST(floor({} / 86400) AS BIGINT)",
-    utf8_template="convert_to({}, 'UTF8')",
-    greatest="GREATEST",
-    migration_lock="SELECT pg_advisory_xact_lock($1)",
-    split_scripts=False,
-    _qmark=False,
-)
-
 
 IN_CHUNK = 500
 """Ids per IN list or batch: well under either engine's placeholder limit."""

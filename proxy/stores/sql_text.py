@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from proxy.stores._sql import Dialect
+from proxy.stores.dialect import Dialect
 
 
 @dataclass(frozen=True, slots=True)

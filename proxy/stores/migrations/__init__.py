@@ -19,11 +19,9 @@ import sqlite3
 from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib import resources
-from typing import Literal
 
 from proxy.stores.base import MigrationError
-
-Backend = Literal["sqlite", "postgres"]
+from proxy.stores.dialect import Backend as Backend
 
 _FILE = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 
