@@ -34,7 +34,7 @@ from proxy.openai_videos.door import DOOR, asker, own_video, settings_of
 from proxy.openai_videos.errors import OpenAIError, invalid
 from proxy.openai_videos.mapping import Mapped, VideoModels
 from proxy.openai_videos.objects import asked, status_of
-from proxy.openai_videos.request import MAX_PROMPT_CHARS, VideoRequest, encodable
+from proxy.openai_videos.request import VideoRequest, read_prompt
 from proxy.stages.body import read_bounded
 from proxy.state import RUNTIME
 from proxy.stores.records import JobRecord, JobStatus
@@ -141,16 +141,7 @@ def _prompt(fields: Mapping[str, Any]) -> str:
     unknown = sorted(set(fields) - _FIELDS)
     if unknown:
         raise invalid(f"Unrecognized request argument supplied: {unknown[0]}", unknown[0])
-    prompt = fields.get("prompt")
-    if not isinstance(prompt, str) or not prompt.strip():
-        raise invalid(
-            "prompt is required: a non-empty string.", "prompt", "missing_required_parameter"
-        )
-    if len(prompt) > MAX_PROMPT_CHARS:
-        raise invalid(f"prompt is longer than {MAX_PROMPT_CHARS} characters.", "prompt")
-    if not encodable(prompt):
-        raise invalid("prompt holds a lone surrogate: it is not UTF-8 text.", "prompt")
-    return prompt
+    return read_prompt(dict(fields))
 
 
 def _source_url(source: JobRecord, retention_seconds: float) -> str:

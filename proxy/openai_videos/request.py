@@ -89,13 +89,7 @@ def from_fields(fields: dict[str, Any]) -> VideoRequest:
     for name, value in fields.items():
         if not encodable(value):
             raise invalid(f"{name} holds a lone surrogate: it is not UTF-8 text.", name)
-    prompt = fields.get("prompt")
-    if not isinstance(prompt, str) or not prompt.strip():
-        raise invalid(
-            "prompt is required: a non-empty string.", "prompt", "missing_required_parameter"
-        )
-    if len(prompt) > MAX_PROMPT_CHARS:
-        raise invalid(f"prompt is longer than {MAX_PROMPT_CHARS} characters.", "prompt")
+    prompt = read_prompt(fields)
     model = _text(fields, "model")
     seconds = fields.get("seconds")
     if isinstance(seconds, int) and not isinstance(seconds, bool):
@@ -109,6 +103,20 @@ def from_fields(fields: dict[str, Any]) -> VideoRequest:
         size=_text(fields, "size"),
         reference=_reference(fields.get("input_reference")),
     )
+
+
+def read_prompt(fields: dict[str, Any]) -> str:
+    """The request's ``prompt``: a non-empty string of UTF-8 text within the length, else 400."""
+    prompt = fields.get("prompt")
+    if not isinstance(prompt, str) or not prompt.strip():
+        raise invalid(
+            "prompt is required: a non-empty string.", "prompt", "missing_required_parameter"
+        )
+    if len(prompt) > MAX_PROMPT_CHARS:
+        raise invalid(f"prompt is longer than {MAX_PROMPT_CHARS} characters.", "prompt")
+    if not encodable(prompt):
+        raise invalid("prompt holds a lone surrogate: it is not UTF-8 text.", "prompt")
+    return prompt
 
 
 def encodable(value: Any) -> bool:
