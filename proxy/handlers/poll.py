@@ -4,6 +4,8 @@ idempotent), and observed so that the job ledger follows the task.
 
 from __future__ import annotations
 
+from functools import partial
+
 from aiohttp import web
 
 from proxy.context import RouteKind
@@ -57,29 +59,28 @@ async def forward_poll(
     if identity is not None:
         headers["Authorization"] = identity.upstream_authorization
 
-    async def fetch() -> attempts.Outcome:
-        outcome = await attempts.send(
-            app[UPSTREAM],
-            app[POLL_POLICY],
-            "GET",
-            target,  # the normalized path the task id was read from
-            headers,
-            None,
-            operation=RouteKind.POLL.value,
-            idempotent=True,
-            rng=runtime.rng,
-            on_retry=lambda reason: metrics.upstream_retries.labels("poll", reason).inc(),
-        )
-        child(metrics.job_polls, "client").inc()
-        return outcome
-
+    # The send itself is the work to share (no coroutine of ours around it).
+    fetch = partial(
+        attempts.send,
+        app[UPSTREAM],
+        app[POLL_POLICY],
+        "GET",
+        target,  # the normalized path the task id was read from
+        headers,
+        None,
+        operation=RouteKind.POLL.value,
+        idempotent=True,
+        rng=runtime.rng,
+        on_retry=lambda reason: metrics.upstream_retries.labels("poll", reason).inc(),
+    )
     if app[SETTINGS].poll.coalesce:
         # Identical polls in flight (same task, same caller) share one upstream request.
         key = (task_id, caller or "")
         outcome, shared = await runtime.polls.run(key, fetch)
     else:
         outcome, shared = await fetch(), False
-    if not shared:
+    if not shared:  # this poll's own upstream request (one for all that shared it)
+        child(metrics.job_polls, "client").inc()
         ctx.upstream_attempts = outcome.attempts
         ctx.upstream_seconds = outcome.upstream_seconds
     if outcome.reply is None:
@@ -97,5 +98,6 @@ async def forward_poll(
             # the client's own Modellix key (pass-through only): may give back a key lost
             # in a restart, for a job this very key submitted; never a proxy key
             credential=authorization if identity is None else None,
+            document=outcome.document,
         )
     return web.Response(status=reply.status, body=reply.body, headers=reply_headers(reply.headers))

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import Any
 
 import structlog
 
@@ -22,7 +23,7 @@ from proxy.config import Settings
 from proxy.jobs.labels import Labels
 from proxy.jobs.memory import Bounded, Known
 from proxy.jobs.settler import Settler
-from proxy.jobs.status import Phase, read_task
+from proxy.jobs.status import Phase, read_task, task_view
 from proxy.stores.base import JobNotFoundError, JobStore, StoreError
 from proxy.stores.records import JobRecord, JobStatus
 from proxy.telemetry.metrics import Metrics
@@ -70,18 +71,26 @@ class PollObserver:
         source: str,
         caller: str | None = None,
         credential: str | None = None,
+        document: dict[str, Any] | None = None,
     ) -> JobRecord | None:
         """Apply a poll answer to the job; returns the job if it is ours.
 
         ``caller`` is who polled (``vk:<id>`` / ``fp:<fingerprint>``); ``credential`` the
         upstream key that poll was sent with, given only in pass-through mode (the
         client's own Modellix key), and kept only to give back a key lost in a restart.
+        ``document``: ``body`` already parsed, if it was (not parsed again).
         A store failure loses nothing: the poll's answer still reaches the client, and the
         next poll (a client's or the watcher's) sees the same change.
         """
         try:
             return await self._observe(
-                task_id, status, body, source=source, caller=caller, credential=credential
+                task_id,
+                status,
+                body,
+                source=source,
+                caller=caller,
+                credential=credential,
+                document=document,
             )
         except StoreError as exc:
             log.warning("job.observation_not_written", task_id=task_id, error=str(exc)[:300])
@@ -96,10 +105,11 @@ class PollObserver:
         source: str,
         caller: str | None = None,
         credential: str | None = None,
+        document: dict[str, Any] | None = None,
     ) -> JobRecord | None:
         if status != 200 or self._foreign.get(task_id):
             return None  # a foreign task costs nothing after the first look, not even a parse
-        view = read_task(body)
+        view = read_task(body) if document is None else task_view(document)
         if view is None:
             return None
         now = self._clock()

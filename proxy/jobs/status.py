@@ -92,6 +92,11 @@ def read_task(body: bytes) -> TaskView | None:
         doc = loads(body)
     except ValueError:  # not JSON, or not UTF-8
         return None
+    return task_view(doc)
+
+
+def task_view(doc: object) -> TaskView | None:
+    """``read_task`` of a body already parsed (``doc``)."""
     if not isinstance(doc, dict):
         return None
     data = doc.get("data")

@@ -6,6 +6,7 @@ import random
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from proxy.jsoncodec import loads
 from proxy.upstream.client import Reply, TransportFailure, Upstream, sleep
@@ -28,6 +29,8 @@ class Outcome:
     upstream_seconds: float
     reply: Reply | None = None
     failure: TransportFailure | None = None
+    # A 2xx poll answer's body as parsed to check it (a JSON object): read once, not again
+    document: dict[str, Any] | None = None
 
 
 async def send(
@@ -73,7 +76,10 @@ async def send(
             return Outcome(bucket, attempt, spent, failure=failure)
         spent += reply.seconds
         bucket = classify_status(reply.status, policy.retry_statuses)
-        unusable = bucket is Bucket.SUCCESS and operation == "poll" and not _json_object(reply)
+        document = None
+        if bucket is Bucket.SUCCESS and operation == "poll":
+            document = _json_object(reply)
+        unusable = document is None and bucket is Bucket.SUCCESS and operation == "poll"
         if unusable:  # a 2xx poll answer that is not a JSON object: as unusable as a 503
             bucket = Bucket.TRANSIENT
         if bucket is Bucket.TRANSIENT:
@@ -83,12 +89,13 @@ async def send(
                 on_retry("invalid_body" if unusable else str(reply.status))
                 await sleep(delay)
                 continue
-        return Outcome(bucket, attempt, spent, reply=reply)
+        return Outcome(bucket, attempt, spent, reply=reply, document=document)
 
 
-def _json_object(reply: Reply) -> bool:
-    """Whether a reply's body is a JSON object (what every Modellix API answer is)."""
+def _json_object(reply: Reply) -> dict[str, Any] | None:
+    """A reply's body if it is a JSON object (what every Modellix API answer is), else ``None``."""
     try:
-        return isinstance(loads(reply.body), dict)
+        document = loads(reply.body)
     except ValueError:  # not JSON, or not UTF-8
-        return False
+        return None
+    return document if isinstance(document, dict) else None

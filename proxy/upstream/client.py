@@ -10,10 +10,12 @@ from __future__ import annotations
 import asyncio
 import io
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Coroutine, Iterable, Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 
 import aiohttp
+from aiohttp import hdrs
 from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
@@ -91,6 +93,31 @@ def map_exception(exc: BaseException) -> TransportFailure:
     return TransportFailure(Failure.SENT_NO_RESPONSE, "the upstream connection was lost")
 
 
+@lru_cache(maxsize=8)
+def _auto_headers(skip: frozenset[str]) -> tuple[CIMultiDict[None], tuple[tuple[str, str], ...]]:
+    """For a session's fixed ``skip_auto_headers``: the map aiohttp keeps of them, and the
+    automatic headers left to add where the request has none of that name."""
+    skipped: CIMultiDict[None] = CIMultiDict((name, None) for name in sorted(skip))
+    defaults = [*aiohttp.ClientRequest.DEFAULT_HEADERS.items()]
+    defaults.append((hdrs.USER_AGENT, aiohttp.http.SERVER_SOFTWARE))
+    return skipped, tuple((name, value) for name, value in defaults if name not in skipped)
+
+
+class _Request(aiohttp.ClientRequest):
+    """aiohttp's request, its automatic headers added as aiohttp would, without the two
+    header maps aiohttp builds per request for the session's ``skip_auto_headers``."""
+
+    def update_auto_headers(self, skip_auto_headers: Iterable[str] | None) -> None:
+        if not isinstance(skip_auto_headers, frozenset):  # a per-request set: aiohttp's way
+            super().update_auto_headers(skip_auto_headers)
+            return
+        self._skip_auto_headers, defaults = _auto_headers(skip_auto_headers)
+        headers = self.headers
+        for name, value in defaults:
+            if name not in headers:
+                headers[name] = value
+
+
 class Upstream:
     """The upstream origin behind one pooled ``aiohttp.ClientSession``."""
 
@@ -116,6 +143,7 @@ class Upstream:
             auto_decompress=False,
             skip_auto_headers=("User-Agent", "Accept-Encoding"),
             cookie_jar=aiohttp.DummyCookieJar(),
+            request_class=_Request,
         )
 
     async def close(self) -> None:
@@ -148,7 +176,7 @@ class Upstream:
             encoded=True,
         )
 
-    async def fetch(
+    def fetch(
         self,
         method: str,
         path_qs: str,
@@ -157,12 +185,26 @@ class Upstream:
         operation: str,
         *,
         resend_count: int = 0,
-    ) -> Reply:
-        """One attempt, read whole (bounded by ``max_response_bytes``)."""
+    ) -> Coroutine[None, None, Reply]:
+        """One attempt, read whole (bounded by ``max_response_bytes``).
+
+        Not a coroutine of its own: the one to await, without a layer between.
+        """
         url = self.url(path_qs)
         if not self._tracing.exporting:  # no span to make current: no context manager
             attempt = lean_attempt(self._tracing)
-            return await self._fetch(method, url, headers, body, operation, attempt)
+            return self._fetch(method, url, headers, body, operation, attempt)
+        return self._fetch_traced(method, url, headers, body, operation, resend_count)
+
+    async def _fetch_traced(
+        self,
+        method: str,
+        url: URL,
+        headers: Mapping[str, str],
+        body: bytes | None,
+        operation: str,
+        resend_count: int,
+    ) -> Reply:
         with client_span(
             self._tracing,
             method=method,

@@ -58,6 +58,26 @@ async def test_hop_by_hop_headers_dropped_and_forwarded_headers_set(
     assert seen["X-Forwarded-Host"] == proxy_url.removeprefix("http://")
 
 
+async def test_no_automatic_client_headers_added(
+    echo: EchoUpstream, proxy_url: str, http: aiohttp.ClientSession
+) -> None:
+    """The upstream sees the client's own User-Agent and Accept-Encoding, and none of aiohttp's."""
+    bare = ["User-Agent", "Accept-Encoding", "Accept"]
+    async with http.get(
+        f"{proxy_url}/api/v1/team/balance", headers={"Authorization": KEY}, skip_auto_headers=bare
+    ) as resp:
+        await resp.read()
+    lowered = {k.lower() for k in echo.seen[-1].headers}
+    assert "user-agent" not in lowered
+    assert "accept-encoding" not in lowered
+    assert echo.seen[-1].headers["Accept"] == "*/*"  # what aiohttp adds and we keep
+    own = {"Authorization": KEY, "User-Agent": "cli/1", "Accept-Encoding": "br", "Accept": "a/b"}
+    async with http.get(f"{proxy_url}/api/v1/team/balance", headers=own) as resp:
+        await resp.read()
+    seen = echo.seen[-1].headers
+    assert (seen["User-Agent"], seen["Accept-Encoding"], seen["Accept"]) == ("cli/1", "br", "a/b")
+
+
 async def test_untrusted_forwarded_headers_are_replaced(
     echo: EchoUpstream, proxy_url: str, http: aiohttp.ClientSession
 ) -> None:
