@@ -14,7 +14,6 @@ from proxy.accounts import account_names
 from proxy.catalog.from_settings import build_catalog
 from proxy.catalog.schema_registry import SchemaRegistry
 from proxy.config import RetrySettings, Settings
-from proxy.envelope import envelope_refusals
 from proxy.governance.refusals import RefusalRecorder
 from proxy.handlers.dispatch import handle_api
 from proxy.handlers.health import WriteProbe, healthz, readyz
@@ -22,7 +21,7 @@ from proxy.handlers.schemas import handle_api_schema
 from proxy.jobs.labels import Labels
 from proxy.jobs.tracker import Replica
 from proxy.lifecycle import lifecycle
-from proxy.middleware import context_middleware, stamp_request_id
+from proxy.middleware import context_middleware, prepare
 from proxy.openai_videos.routes import install as install_openai_videos
 from proxy.runtime import Runtime
 from proxy.state import (
@@ -124,8 +123,7 @@ def create_app(
     app.cleanup_ctx.append(
         lifecycle(store=store, clock=clock, exports_metrics=shared_gauges, own_tracing=own_tracing)
     )
-    app.on_response_prepare.append(stamp_request_id)
-    app.on_response_prepare.append(envelope_refusals)
+    app.on_response_prepare.append(prepare)  # the request id, aiohttp's refusals enveloped
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_route("*", "/api/v1/{tail:.*}", handle_api)

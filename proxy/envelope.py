@@ -3,8 +3,9 @@
 The proxy's refusals are ``ProxyError`` and rendered by the middleware. A few answers
 come from aiohttp itself, as plain text: a path outside the routes (404), a method a
 route does not take (405), a body over ``max_body_bytes`` (413), an ``Expect`` header
-it cannot meet (417, answered before any middleware runs). ``envelope_refusals`` runs
-when any answer is prepared (``on_response_prepare``) and rewrites such a plain-text
+it cannot meet (417, answered before any middleware runs). ``envelope_refusal`` runs
+when any answer is prepared (``on_response_prepare``, ``proxy.middleware.prepare``) and
+rewrites such a plain-text
 refusal as ``{"code", "message", "error_type", "request_id"}``, keeping its status and
 headers (``Allow`` of a 405).
 """
@@ -18,7 +19,7 @@ import orjson
 from aiohttp import web
 
 from proxy import errors
-from proxy.state import CONTEXT
+from proxy.context import RequestContext
 
 # Statuses with a ProxyError of their own: its category and reason, as the proxy's.
 _KNOWN: dict[int, type[errors.ProxyError]] = {
@@ -58,15 +59,14 @@ def refusal_envelope(status: int, request_id: str) -> dict[str, object]:
     }
 
 
-async def envelope_refusals(request: web.Request, response: web.StreamResponse) -> None:
-    """``on_response_prepare``: a plain-text 4xx/5xx becomes the upstream's envelope."""
+def envelope_refusal(response: web.StreamResponse, ctx: RequestContext | None) -> None:
+    """A plain-text 4xx/5xx becomes the upstream's envelope (``ctx``: the request's, if any)."""
     if (
         response.status < 400
         or not isinstance(response, web.Response)
         or response.content_type != "text/plain"
     ):
         return
-    ctx = request.get(CONTEXT)
     request_id = ctx.request_id if ctx is not None else os.urandom(16).hex()
     response.headers["X-Request-Id"] = request_id
     body = orjson.dumps(refusal_envelope(response.status, request_id))

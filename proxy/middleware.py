@@ -27,6 +27,7 @@ from opentelemetry.trace import Span
 from opentelemetry.util.types import AttributeValue
 
 from proxy.context import RequestContext, RouteKind
+from proxy.envelope import envelope_refusal
 from proxy.errors import InternalError, ProxyError, ServiceUnavailable
 from proxy.money import sample
 from proxy.routing import Route, classify
@@ -208,11 +209,13 @@ def _finish_span(span: Span, ctx: RequestContext, status: int, error_type: str |
         span.set_attribute("modellix.cost.estimated_usd", sample(ctx.estimated_cost_micros))
 
 
-async def stamp_request_id(request: web.Request, response: web.StreamResponse) -> None:
-    """Every answer carries the request id, streamed ones included (``on_response_prepare``)."""
+async def prepare(request: web.Request, response: web.StreamResponse) -> None:
+    """``on_response_prepare``, its one handler: every answer carries the request id,
+    streamed ones included, and a plain-text refusal of aiohttp's own is put in the envelope."""
     ctx = request.get(CONTEXT)
     if ctx is not None:
         response.headers["X-Request-Id"] = ctx.request_id
+    envelope_refusal(response, ctx)
 
 
 async def _count_rejection(request: web.Request, ctx: RequestContext, err: ProxyError) -> None:

@@ -29,7 +29,8 @@ async def handle_poll(request: web.Request) -> web.StreamResponse:
     ctx.task_id = task_id
     authorization = request.headers.get("Authorization")
     identity = await access.identify(app[RUNTIME].keyring, authorization)
-    await access.own_task(app[RUNTIME].store, identity, task_id)
+    if identity is not None:  # a proxy key sees only its own tasks
+        await access.own_task(app[RUNTIME].store, identity, task_id)
     return await forward_poll(request, task_id, route.target, identity, authorization)
 
 
@@ -48,7 +49,7 @@ async def forward_poll(
     caller = access.caller_id(identity, authorization)
     jobs = app[RUNTIME].tracker
     if jobs is not None:
-        cached = await jobs.cached_terminal(task_id, caller)
+        cached = jobs.cached_terminal(task_id, caller)
         if cached is not None:
             return web.Response(status=200, body=cached, content_type="application/json")
     metrics = app[METRICS]

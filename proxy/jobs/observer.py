@@ -56,7 +56,7 @@ class PollObserver:
         self._foreign: Bounded[str, bool] = Bounded(100_000)
         self._terminal: Bounded[tuple[str, str], bytes] = Bounded(settings.poll.terminal_cache_size)
 
-    async def cached_terminal(self, task_id: str, caller: str | None) -> bytes | None:
+    def cached_terminal(self, task_id: str, caller: str | None) -> bytes | None:
         """The terminal answer this caller was given for this task, if still cached."""
         if not caller or not self._settings.poll.serve_terminal_from_ledger:
             return None
