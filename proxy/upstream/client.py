@@ -347,13 +347,10 @@ async def sleep(seconds: float) -> None:
 _DROP_RESPONSE = HOP_BY_HOP | {"content-length", "content-encoding"}
 
 
-def reply_headers(headers: Mapping[str, str]) -> CIMultiDict[str]:
-    """The upstream answer's end-to-end headers (as ``end_to_end``), in one pass."""
-    conn = headers.get("Connection")
-    named = {t.strip().lower() for t in conn.split(",")} if conn else set()
-    out: CIMultiDict[str] = CIMultiDict()
-    for name, value in headers.items():
-        lower = name.lower()
-        if lower not in _DROP_RESPONSE and lower not in named:
-            out.add(name, value)
-    return out
+def reply_headers(headers: Mapping[str, str]) -> list[tuple[str, str]]:
+    """The upstream answer's end-to-end headers (as ``end_to_end``), in one pass; pairs,
+    for ``web.Response`` to build its one header map from (it copies any map given)."""
+    drop = _DROP_RESPONSE
+    if conn := headers.get("Connection"):
+        drop = drop | {t.strip().lower() for t in conn.split(",")}
+    return [(name, value) for name, value in headers.items() if name.lower() not in drop]
