@@ -28,6 +28,7 @@ from proxy.catalog.loader import Catalog
 from proxy.catalog.spec import ModelSpec
 from proxy.catalog.validation import parse_body
 from proxy.config import OpenAIVideosSettings
+from proxy.handlers.submit import read_body
 from proxy.openai_videos.content import pick
 from proxy.openai_videos.create import submit
 from proxy.openai_videos.door import DOOR, asker, own_video, settings_of
@@ -35,7 +36,6 @@ from proxy.openai_videos.errors import OpenAIError, invalid
 from proxy.openai_videos.mapping import Mapped, VideoModels
 from proxy.openai_videos.objects import asked, status_of
 from proxy.openai_videos.request import VideoRequest, read_prompt
-from proxy.stages.body import read_bounded
 from proxy.state import RUNTIME
 from proxy.stores.records import JobRecord, JobStatus
 
@@ -68,9 +68,7 @@ async def remix_video(request: web.Request) -> web.StreamResponse:
     source = await own_video(request, who)
     runtime = request.app[RUNTIME]
     models = request.app[DOOR].models
-    raw = await read_bounded(
-        request.content.iter_chunked(256 * 1024), request.content_length, runtime.pipeline.limits
-    )
+    raw = await read_body(request, runtime.pipeline.limits)
     prompt = _prompt(parse_body(raw))
     url = _source_url(source, settings_of(request).watcher.retention_seconds)
     target = remix_models(settings_of(request).openai_videos, runtime.catalog).get(

@@ -22,8 +22,9 @@ from aiohttp import BodyPartReader, web
 
 from proxy.catalog.validation import parse_body
 from proxy.errors import PayloadTooLarge
+from proxy.handlers.submit import read_body
 from proxy.openai_videos.errors import invalid
-from proxy.stages.body import BodyLimits, read_bounded, too_large
+from proxy.stages.body import BodyLimits, too_large
 
 FIELDS = frozenset({"model", "prompt", "seconds", "size", "input_reference"})
 MAX_PROMPT_CHARS = 32_000
@@ -66,17 +67,13 @@ async def read_request(request: web.Request, limits: BodyLimits) -> VideoRequest
         except ValueError as exc:  # aiohttp's: no boundary, a part cut short
             raise invalid(f"The multipart body is malformed: {exc}.", None) from exc
     elif request.content_type == "application/x-www-form-urlencoded":
-        raw = await read_bounded(
-            request.content.iter_chunked(256 * 1024), request.content_length, limits
-        )
+        raw = await read_body(request, limits)
         try:
             fields = dict(parse_qsl(raw.decode("utf-8"), keep_blank_values=True, errors="strict"))
         except UnicodeDecodeError as exc:
             raise invalid("The form body is not UTF-8.", None) from exc
     else:
-        raw = await read_bounded(
-            request.content.iter_chunked(256 * 1024), request.content_length, limits
-        )
+        raw = await read_body(request, limits)
         fields = parse_body(raw)  # 400 malformed_json unless a JSON object
     return from_fields(fields)
 
