@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import functools
 import time
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
 
 import aiohttp
 from aiohttp import web
@@ -41,13 +41,15 @@ class Door:
     """The door's own parts: model resolution, and the client sessions content streams over
     (``session`` for the result URL the upstream named; ``guarded``, whose connections only
     reach addresses ``guard`` allows, for every URL a file host redirects to), and the bounds
-    of one content download."""
+    of one content download; ``remixes``, the family -> v2v slug map a remix looks up
+    (``remix.remix_models``, made once from the settings and the catalog)."""
 
     models: VideoModels
     guard: HostGuard
     max_redirects: int = 3
     max_seconds: float = 900.0  # one content download, start to end
     max_bytes: int = 1024**3  # one content download's bytes
+    remixes: Mapping[str, str] = field(default_factory=dict)
     session: aiohttp.ClientSession | None = None
     guarded: aiohttp.ClientSession | None = None
 

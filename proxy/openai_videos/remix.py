@@ -67,13 +67,11 @@ async def remix_video(request: web.Request) -> web.StreamResponse:
     who = await asker(request)
     source = await own_video(request, who)
     runtime = request.app[RUNTIME]
-    models = request.app[DOOR].models
+    door = request.app[DOOR]
     raw = await read_body(request, runtime.pipeline.limits)
     prompt = _prompt(parse_body(raw))
     url = _source_url(source, settings_of(request).watcher.retention_seconds)
-    target = remix_models(settings_of(request).openai_videos, runtime.catalog).get(
-        family_of(source.pinned_slug)
-    )
+    target = door.remixes.get(family_of(source.pinned_slug))
     if target is None:
         raise OpenAIError.of(
             400,
@@ -86,7 +84,7 @@ async def remix_video(request: web.Request) -> web.StreamResponse:
         )
 
     async def build() -> tuple[Mapped, str]:
-        one = remade(models, runtime.catalog.get(target), target, prompt, source, url)
+        one = remade(door.models, runtime.catalog.get(target), target, prompt, source, url)
         recorded = VideoRequest(prompt).recorded(
             target, one.seconds, one.size, remixed_from=source.api_ref
         )

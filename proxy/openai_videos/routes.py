@@ -19,7 +19,7 @@ from proxy.openai_videos.door import DOOR, Door, openai_errors
 from proxy.openai_videos.handlers import delete_video, retrieve_video
 from proxy.openai_videos.listing import list_videos
 from proxy.openai_videos.mapping import VideoModels
-from proxy.openai_videos.remix import remix_video
+from proxy.openai_videos.remix import remix_models, remix_video
 from proxy.runtime import Runtime
 
 BASE = "/v1/videos"
@@ -37,6 +37,7 @@ def install(app: web.Application, settings: Settings, runtime: Runtime) -> None:
         preflight.max_redirects,
         settings.openai_videos.content_max_seconds,
         settings.openai_videos.content_max_bytes,
+        remix_models(settings.openai_videos, runtime.catalog),
     )
     app[DOOR] = door
     upstream = settings.upstream
