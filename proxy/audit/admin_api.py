@@ -21,12 +21,12 @@ from aiohttp import web
 from proxy.admin_access import ADMIN_CREDENTIALS, audit
 from proxy.audit.tokens import (
     fresh_secret,
-    hash_token,
     new_admin_token,
     token_json,
     valid_name,
 )
 from proxy.errors import BadRequest, Conflict, NotFound
+from proxy.governance.keys import hash_key
 from proxy.state import ADMIN_RUNTIME
 from proxy.stores.audit_records import AuditRow, Role
 from proxy.stores.base import DuplicateKeyError, Store
@@ -117,7 +117,7 @@ async def rotate_token(request: web.Request) -> web.Response:
     store = _store(request)
     async with audit(request, "admin_token.rotate", token_id) as entry:
         before = await store.get_admin_token(token_id)
-        rotated = await store.rotate_admin_token(token_id, hash_token(token), time.time())
+        rotated = await store.rotate_admin_token(token_id, hash_key(token), time.time())
         if before is None or rotated is None:
             raise NotFound(f"no active admin token {token_id!r}")
         entry.before, entry.after = token_json(before), token_json(rotated)
