@@ -62,3 +62,11 @@ async def refuse_unstorable(request: web.Request) -> None:
         return
     if _unstorable_in(body):
         raise _refused("body")
+
+
+async def json_body(request: web.Request) -> Any:
+    """The request's JSON body, or 400 ``malformed_json``."""
+    try:
+        return await request.json()
+    except (ValueError, UnicodeDecodeError):
+        raise BadRequest("the body must be JSON", reason="malformed_json") from None

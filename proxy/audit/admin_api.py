@@ -19,6 +19,7 @@ from typing import Any
 from aiohttp import web
 
 from proxy.admin_access import ADMIN_CREDENTIALS, audit
+from proxy.admin_input import json_body
 from proxy.audit.tokens import (
     fresh_secret,
     new_admin_token,
@@ -88,10 +89,7 @@ async def list_tokens(request: web.Request) -> web.Response:
 
 
 async def add_token(request: web.Request) -> web.Response:
-    try:
-        body = await request.json()
-    except (ValueError, UnicodeDecodeError):
-        raise BadRequest("the body must be JSON", reason="malformed_json") from None
+    body = await json_body(request)
     name = body.get("name") if isinstance(body, dict) else None
     role = body.get("role") if isinstance(body, dict) else None
     if not isinstance(name, str) or not valid_name(name):
