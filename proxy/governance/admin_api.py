@@ -125,10 +125,10 @@ async def put_budget(request: web.Request) -> web.Response:
     async with audit(request, "budget.put", spec.name) as entry:
         entry.before = await budget_doc(store, spec.name)
         stored = await store.put_budget(budget_from_spec(spec, time.time()))
-        entry.after = _budget_json(dataclasses.asdict(stored))
+        entry.after = doc = _budget_json(dataclasses.asdict(stored))
     if runtime.budgets is not None:
         runtime.budgets.invalidate()
-    return web.json_response(_budget_json(dataclasses.asdict(stored)))
+    return web.json_response(doc)
 
 
 async def list_budgets(request: web.Request) -> web.Response:
