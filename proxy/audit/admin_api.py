@@ -19,7 +19,7 @@ from typing import Any
 from aiohttp import web
 
 from proxy.admin_access import ADMIN_CREDENTIALS, audit
-from proxy.admin_input import json_body
+from proxy.admin_input import epoch_seconds, json_body
 from proxy.audit.tokens import (
     fresh_secret,
     new_admin_token,
@@ -46,16 +46,6 @@ def row_json(row: AuditRow) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def _float(request: web.Request, name: str) -> float | None:
-    raw = request.query.get(name)
-    if not raw:
-        return None
-    try:
-        return float(raw)
-    except ValueError:
-        raise BadRequest(f"{name} must be epoch seconds, got {raw!r}") from None
-
-
 def _int(request: web.Request, name: str, default: int, low: int, high: int) -> int:
     raw = request.query.get(name)
     if not raw:
@@ -72,8 +62,8 @@ async def list_audit(request: web.Request) -> web.Response:
     rows = await _store(request).audit_rows(
         after_seq=_int(request, "after", 0, 0, 2**62),
         limit=limit,
-        since=_float(request, "since"),
-        until=_float(request, "until"),
+        since=epoch_seconds(request, "since"),
+        until=epoch_seconds(request, "until"),
         actor=query.get("actor") or None,
         action=query.get("action") or None,
         subject=query.get("subject") or None,
