@@ -75,20 +75,11 @@ def account_names(settings: Settings) -> dict[str, str]:
     return names
 
 
-def _concurrency(spec: UpstreamAccount) -> int | None:
-    if spec.concurrency is not None:
-        return spec.concurrency
-    if spec.funding_usd is not None:
-        return tier_limits(spec.funding_usd)[0]
-    return None
-
-
-def _rpm(spec: UpstreamAccount) -> int | None:
-    if spec.rpm is not None:
-        return spec.rpm
-    if spec.funding_usd is not None:
-        return tier_limits(spec.funding_usd)[1]
-    return None
+def _limits(spec: UpstreamAccount) -> tuple[int | None, int | None]:
+    """``(concurrency, rpm)``: each as configured, else its funding tier's, else ``None``."""
+    tier = tier_limits(spec.funding_usd) if spec.funding_usd is not None else (None, None)
+    concurrency = spec.concurrency if spec.concurrency is not None else tier[0]
+    return concurrency, spec.rpm if spec.rpm is not None else tier[1]
 
 
 def submit_rate(rpm: int | None, share: float) -> int | None:
@@ -129,7 +120,8 @@ class AccountBook:
             if not key:
                 raise AccountError(f"upstream.accounts.{name}: the api_key is empty")
             display = spec.display_name or name
-            accounts.append(Account(name, key, display, _concurrency(spec), spec.teams, _rpm(spec)))
+            concurrency, rpm = _limits(spec)
+            accounts.append(Account(name, key, display, concurrency, spec.teams, rpm))
         default = upstream.default_account or (DEFAULT_ACCOUNT if default_key else None)
         return cls(accounts, default)
 

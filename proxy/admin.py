@@ -27,6 +27,7 @@ from prometheus_client.openmetrics.exposition import CONTENT_TYPE_LATEST as OPEN
 from prometheus_client.openmetrics.exposition import generate_latest as generate_openmetrics
 
 from proxy.admin_access import ADMIN_CREDENTIALS, admin_access, admin_refusals
+from proxy.admin_input import epoch_seconds
 from proxy.admin_recovery import add_routes as add_recovery_routes
 from proxy.admin_schemas import add_routes as add_schema_routes
 from proxy.admin_views import job_json
@@ -65,16 +66,6 @@ def _store(request: web.Request) -> Store:
     return request.app[ADMIN_RUNTIME].open_store()
 
 
-def _number(request: web.Request, name: str) -> float | None:
-    raw = request.query.get(name)
-    if raw is None or raw == "":
-        return None
-    try:
-        return float(raw)
-    except ValueError:
-        raise BadRequest(f"{name} must be epoch seconds, got {raw!r}") from None
-
-
 async def get_job(request: web.Request) -> web.Response:
     task_id = request.match_info["task_id"]
     job = await _store(request).get_job(task_id)
@@ -96,8 +87,8 @@ async def list_jobs(request: web.Request) -> web.Response:
             status=status,
             team=request.query.get("team") or None,
             project=request.query.get("project") or None,
-            since=_number(request, "since"),
-            until=_number(request, "until"),
+            since=epoch_seconds(request, "since"),
+            until=epoch_seconds(request, "until"),
             limit=limit,
             after=request.query.get("after") or None,
         )
@@ -110,7 +101,7 @@ async def list_jobs(request: web.Request) -> web.Response:
 
 async def spend(request: web.Request) -> web.Response:
     now = time.time()
-    given_since, given_until = _number(request, "since"), _number(request, "until")
+    given_since, given_until = epoch_seconds(request, "since"), epoch_seconds(request, "until")
     since = now - 30 * 86400 if given_since is None else given_since
     until = now + 1 if given_until is None else given_until
     try:

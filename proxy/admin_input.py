@@ -1,4 +1,5 @@
-"""Text no store can keep, refused at the admin API's door (400, before any handler runs).
+"""Admin input: text no store can keep, refused at the admin API's door (400, before any
+handler runs), and the readers the admin handlers share (a JSON body, epoch-second times).
 
 PostgreSQL's text columns cannot hold NUL, and neither engine can encode a lone UTF-16
 surrogate (what JSON's ``"\\ud800"`` decodes to), so such a character in a path segment,
@@ -62,3 +63,22 @@ async def refuse_unstorable(request: web.Request) -> None:
         return
     if _unstorable_in(body):
         raise _refused("body")
+
+
+async def json_body(request: web.Request) -> Any:
+    """The request's JSON body, or 400 ``malformed_json``."""
+    try:
+        return await request.json()
+    except (ValueError, UnicodeDecodeError):
+        raise BadRequest("the body must be JSON", reason="malformed_json") from None
+
+
+def epoch_seconds(request: web.Request, name: str) -> float | None:
+    """The query value ``name`` as epoch seconds, ``None`` if absent or empty, else 400."""
+    raw = request.query.get(name)
+    if not raw:
+        return None
+    try:
+        return float(raw)
+    except ValueError:
+        raise BadRequest(f"{name} must be epoch seconds, got {raw!r}") from None

@@ -19,14 +19,15 @@ from typing import Any
 from aiohttp import web
 
 from proxy.admin_access import ADMIN_CREDENTIALS, audit
+from proxy.admin_input import epoch_seconds, json_body
 from proxy.audit.tokens import (
     fresh_secret,
-    hash_token,
     new_admin_token,
     token_json,
     valid_name,
 )
 from proxy.errors import BadRequest, Conflict, NotFound
+from proxy.governance.keys import hash_key
 from proxy.state import ADMIN_RUNTIME
 from proxy.stores.audit_records import AuditRow, Role
 from proxy.stores.base import DuplicateKeyError, Store
@@ -45,16 +46,6 @@ def row_json(row: AuditRow) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def _float(request: web.Request, name: str) -> float | None:
-    raw = request.query.get(name)
-    if not raw:
-        return None
-    try:
-        return float(raw)
-    except ValueError:
-        raise BadRequest(f"{name} must be epoch seconds, got {raw!r}") from None
-
-
 def _int(request: web.Request, name: str, default: int, low: int, high: int) -> int:
     raw = request.query.get(name)
     if not raw:
@@ -71,8 +62,8 @@ async def list_audit(request: web.Request) -> web.Response:
     rows = await _store(request).audit_rows(
         after_seq=_int(request, "after", 0, 0, 2**62),
         limit=limit,
-        since=_float(request, "since"),
-        until=_float(request, "until"),
+        since=epoch_seconds(request, "since"),
+        until=epoch_seconds(request, "until"),
         actor=query.get("actor") or None,
         action=query.get("action") or None,
         subject=query.get("subject") or None,
@@ -88,10 +79,7 @@ async def list_tokens(request: web.Request) -> web.Response:
 
 
 async def add_token(request: web.Request) -> web.Response:
-    try:
-        body = await request.json()
-    except (ValueError, UnicodeDecodeError):
-        raise BadRequest("the body must be JSON", reason="malformed_json") from None
+    body = await json_body(request)
     name = body.get("name") if isinstance(body, dict) else None
     role = body.get("role") if isinstance(body, dict) else None
     if not isinstance(name, str) or not valid_name(name):
@@ -117,7 +105,7 @@ async def rotate_token(request: web.Request) -> web.Response:
     store = _store(request)
     async with audit(request, "admin_token.rotate", token_id) as entry:
         before = await store.get_admin_token(token_id)
-        rotated = await store.rotate_admin_token(token_id, hash_token(token), time.time())
+        rotated = await store.rotate_admin_token(token_id, hash_key(token), time.time())
         if before is None or rotated is None:
             raise NotFound(f"no active admin token {token_id!r}")
         entry.before, entry.after = token_json(before), token_json(rotated)

@@ -24,12 +24,13 @@ import time
 
 from proxy.audit.admin_api import row_json
 from proxy.audit.retention import prune
-from proxy.audit.tokens import fresh_secret, hash_token, new_admin_token, token_json, valid_name
+from proxy.audit.tokens import fresh_secret, new_admin_token, token_json, valid_name
 from proxy.audit.trail import cli_actor, recorded
 from proxy.audit.verify import PAGE, verify
 from proxy.cli_admin import parse_time
 from proxy.cli_common import with_store
 from proxy.config import Settings
+from proxy.governance.keys import hash_key
 from proxy.stores import Store
 from proxy.stores.audit_records import Role
 from proxy.stores.base import DuplicateKeyError
@@ -125,7 +126,7 @@ def cmd_tokens_rotate(args: argparse.Namespace) -> int:
             async with recorded(store, cli_actor(), "admin_token.rotate", args.token_id) as entry:
                 before = await store.get_admin_token(args.token_id)
                 rotated = await store.rotate_admin_token(
-                    args.token_id, hash_token(token), time.time()
+                    args.token_id, hash_key(token), time.time()
                 )
                 if before is None or rotated is None:
                     raise LookupError(args.token_id)

@@ -1,19 +1,19 @@
 """Named admin credentials: issue, resolve (with a short cache), the ``config`` operator.
 
 A stored token is ``mlx-adm-<token id>-<secret>``; it is shown once when added or rotated
-and kept only as its SHA-256, compared with the stored one of its id by
-``hmac.compare_digest``. The configured ``admin.token`` keeps working as an
-``operator`` named ``config``, compared in constant time. Each replica holds the stored
-credentials it last read, re-read when older than ``admin.token_cache_seconds``, so a
-revocation or rotation reaches every replica within that time, without a restart; the
-replica that made the change re-reads at once (``forget``). A token it does not know costs a
-read at most once per ``admin.unknown_token_seconds`` (``AdminCredentials``).
+and kept only as its SHA-256 (``proxy.governance.keys.hash_key``, as a virtual key is),
+compared with the stored one of its id by ``hmac.compare_digest``. The configured
+``admin.token`` keeps working as an ``operator`` named ``config``, compared in constant
+time. Each replica holds the stored credentials it last read, re-read when older than
+``admin.token_cache_seconds``, so a revocation or rotation reaches every replica within that
+time, without a restart; the replica that made the change re-reads at once (``forget``). A
+token it does not know costs a read at most once per ``admin.unknown_token_seconds``
+(``AdminCredentials``).
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import hmac
 import math
 import re
@@ -23,6 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from proxy.errors import Unauthorized
+from proxy.governance.keys import hash_key
 from proxy.stores.audit_records import AdminToken, Role
 from proxy.stores.base import AdminTokenStore
 
@@ -30,10 +31,6 @@ PREFIX = "mlx-adm-"
 CONFIG_NAME = "config"
 _TOKEN = re.compile(r"^mlx-adm-([a-z0-9]{12})-[A-Za-z0-9_-]{32,}$")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
-
-
-def hash_token(token: str) -> str:
-    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def fresh_secret(token_id: str) -> str:
@@ -49,7 +46,7 @@ def new_admin_token(name: str, role: Role, now: float) -> tuple[AdminToken, str]
     """A fresh credential record and its token (the only time the token exists)."""
     token_id = secrets.token_hex(6)
     token = fresh_secret(token_id)
-    return AdminToken(token_id, name, role, hash_token(token), now), token
+    return AdminToken(token_id, name, role, hash_key(token), now), token
 
 
 def token_json(token: AdminToken) -> dict[str, object]:
@@ -122,7 +119,7 @@ class AdminCredentials:
         token = token.strip()
         shaped = _TOKEN.fullmatch(token)
         if scheme.casefold() == "bearer" and shaped:
-            found = await self._lookup(shaped.group(1), hash_token(token))
+            found = await self._lookup(shaped.group(1), hash_key(token))
             if found is not None and found.revoked_at is None:
                 return Principal(found.name, found.role)
             if found is not None:

@@ -22,6 +22,7 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from proxy.admin_access import audit
+from proxy.admin_input import json_body
 from proxy.config import BudgetSpec
 from proxy.errors import BadRequest, NotFound, ServiceUnavailable
 from proxy.governance import focus, report, streaming
@@ -52,13 +53,6 @@ def _runtime(request: web.Request) -> tuple[Runtime, Store]:
     return runtime, runtime.open_store()
 
 
-async def _body(request: web.Request) -> Any:
-    try:
-        return await request.json()
-    except (ValueError, UnicodeDecodeError):
-        raise BadRequest("the body must be JSON", reason="malformed_json") from None
-
-
 def _invalid(exc: ValidationError) -> BadRequest:
     problems = [
         {"field": ".".join(str(p) for p in e["loc"]), "problem": e["msg"]} for e in exc.errors()
@@ -77,7 +71,7 @@ def key_json(key: VirtualKey) -> dict[str, Any]:
 async def create_key(request: web.Request) -> web.Response:
     runtime, store = _runtime(request)
     try:
-        spec = NewKey.model_validate(await _body(request))
+        spec = NewKey.model_validate(await json_body(request))
     except ValidationError as exc:
         raise _invalid(exc) from None
     unknown = [m for m in spec.allowed_models if m not in runtime.catalog]
@@ -121,7 +115,7 @@ async def revoke_key(request: web.Request) -> web.Response:
 
 async def put_budget(request: web.Request) -> web.Response:
     runtime, store = _runtime(request)
-    body = await _body(request)
+    body = await json_body(request)
     if not isinstance(body, dict):
         raise BadRequest("the body must be a JSON object")
     try:
@@ -131,10 +125,10 @@ async def put_budget(request: web.Request) -> web.Response:
     async with audit(request, "budget.put", spec.name) as entry:
         entry.before = await budget_doc(store, spec.name)
         stored = await store.put_budget(budget_from_spec(spec, time.time()))
-        entry.after = _budget_json(dataclasses.asdict(stored))
+        entry.after = doc = _budget_json(dataclasses.asdict(stored))
     if runtime.budgets is not None:
         runtime.budgets.invalidate()
-    return web.json_response(_budget_json(dataclasses.asdict(stored)))
+    return web.json_response(doc)
 
 
 async def list_budgets(request: web.Request) -> web.Response:

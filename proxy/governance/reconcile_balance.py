@@ -137,7 +137,6 @@ class BalanceReconciler:
         owner: str,
         read: ReadBalance,
         *,
-        label: str | None = None,
         account: str | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -146,7 +145,7 @@ class BalanceReconciler:
         self._store = store
         self._settings = settings.balance
         self._account = account
-        self.label = label or account or settings.balance.team
+        self.label = account or settings.balance.team
         self.lease = LEASE if account is None else f"{LEASE}:{account}"
         self._teams = (settings.balance.ledger_teams or None) if account is None else None
         self._metrics = metrics

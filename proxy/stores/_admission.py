@@ -161,36 +161,31 @@ class AdmissionMixin(IntentsMixin):
 
     # -- the count -------------------------------------------------------------------------
 
-    def _in_flight_sql(self, team: str) -> str:
+    def _intent_field(self, name: str) -> str:
+        """The expression of the intent's ``job`` JSON field ``name``, in this engine."""
         if self.dialect.name == "postgres":
-            i_team, i_caller = "job->>'team'", "job->>'caller'"
-        else:
-            i_team, i_caller = "json_extract(job, '$.team')", "json_extract(job, '$.caller')"
-        if team:
-            job_team, intent_team = "team = $1", f"{i_team} = $1"
-        else:  # no team: NULL in the ledger; $1 is still bound (and unused)
-            job_team, intent_team = "team IS NULL AND $1 = ''", f"{i_team} IS NULL"
+            return f"job->>'{name}'"
+        return f"json_extract(job, '$.{name}')"
+
+    def _in_flight_sql(self, job_match: str, intent_match: str) -> str:
         return (
-            IN_FLIGHT.replace("{job_team}", job_team)
-            .replace("{intent_team}", intent_team)
-            .replace("{intent_caller}", i_caller)
+            IN_FLIGHT.replace("{job_team}", job_match)
+            .replace("{intent_team}", intent_match)
+            .replace("{intent_caller}", self._intent_field("caller"))
         )
 
     async def _in_flight(self, tx: Tx, team: str) -> int:
-        row = await tx.fetchrow(self.dialect.sql(self._in_flight_sql(team)), team)
+        i_team = self._intent_field("team")
+        if team:
+            sql = self._in_flight_sql("team = $1", f"{i_team} = $1")
+        else:  # no team: NULL in the ledger; $1 is still bound (and unused)
+            sql = self._in_flight_sql("team IS NULL AND $1 = ''", f"{i_team} IS NULL")
+        row = await tx.fetchrow(self.dialect.sql(sql), team)
         return int(row["n"]) if row else 0
 
     async def _account_in_flight(self, tx: Tx, account: str) -> int:
-        if self.dialect.name == "postgres":
-            i_account, i_caller = "job->>'account'", "job->>'caller'"
-        else:
-            i_account = "json_extract(job, '$.account')"
-            i_caller = "json_extract(job, '$.caller')"
-        sql = (
-            IN_FLIGHT.replace("{job_team}", "account = $1")
-            .replace("{intent_team}", f"{i_account} = $1")
-            .replace("{intent_caller}", i_caller)
-        )
+        """The account's upstream tasks in flight: ``_in_flight`` over its jobs and intents."""
+        sql = self._in_flight_sql("account = $1", f"{self._intent_field('account')} = $1")
         row = await tx.fetchrow(self.dialect.sql(sql), account)
         return int(row["n"]) if row else 0
 

@@ -10,8 +10,8 @@ import re
 
 import pytest
 
-from proxy.audit.tokens import hash_token
 from proxy.cli import main
+from proxy.governance.keys import hash_key
 from tests.proxy.test_cli_admin import with_store
 from tests.stores.helpers import raw_query
 
@@ -42,7 +42,7 @@ def test_admin_tokens_and_the_audit_trail(
     added = json.loads(out)
     assert re.fullmatch(rf"mlx-adm-{added['token_id']}-[A-Za-z0-9_-]{{32,}}", added["token"])
     assert "token_hash" not in added
-    stored = with_store(cli_store, lambda s: s.get_admin_token_by_hash(hash_token(added["token"])))
+    stored = with_store(cli_store, lambda s: s.get_admin_token_by_hash(hash_key(added["token"])))
     assert stored is not None
     assert stored.role == "finance"
     assert cli(capsys, "admin-tokens", "add", "fin-ann", "--role", "viewer")[0] == 1
