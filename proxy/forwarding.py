@@ -7,7 +7,7 @@ from multidict import CIMultiDict
 
 from proxy.config import Settings
 from proxy.governance.access import strip_proxy_tokens
-from proxy.upstream.client import HOP_BY_HOP
+from proxy.upstream.client import HOP_BY_HOP, end_to_end_pairs
 
 # Request headers a proxy must not pass on (besides the hop-by-hop ones).
 _DROP_REQUEST = frozenset(
@@ -26,18 +26,11 @@ def upstream_headers(
     ``Authorization`` passes untouched, unless it (or any other header) carries a
     proxy key: such headers are dropped here, and the caller sets the upstream key.
     ``Content-Length`` is kept only when the body is streamed as received (``keep_length``).
-    One pass over the client's headers, each name looked up in one set of names to drop
-    (hop-by-hop ones and those named in ``Connection`` among them, as ``end_to_end``).
+    One pass over the client's headers (``end_to_end_pairs``), with one set of names to drop.
     """
-    headers = request.headers
     trusted = settings.trust_forwarded_headers
     drop = _DROP_TRUSTED if trusted else _DROP_UNTRUSTED
-    if conn := headers.get("Connection"):
-        drop = drop | {token.strip().lower() for token in conn.split(",")}
-    out: CIMultiDict[str] = CIMultiDict()
-    for name, value in headers.items():
-        if name.lower() not in drop:
-            out.add(name, value)
+    out = CIMultiDict(end_to_end_pairs(request.headers, drop))
     if keep_length and request.content_length is not None:
         out["Content-Length"] = str(request.content_length)
     peer = request.remote or "unknown"

@@ -251,11 +251,8 @@ def _account(request: web.Request, ctx: RequestContext, status: int, span: Span 
         "model": ctx.pinned_slug,
         "alias": ctx.alias,
         "task_id": ctx.task_id,
-        "request_id": ctx.request_id,
-        "route": route,
     }
-    if ctx.caller is not None:
-        fields["caller"] = ctx.caller.identity
+    scope.request_fields(ctx, fields)  # request id, route, caller: as on every other line
     ids: tuple[int, int] | None = None
     if ctx.trace is not None:
         ids = (ctx.trace.trace_id, ctx.trace.span_id)

@@ -372,8 +372,5 @@ def chunks(
     ``names``: the accounts' display names (``BillingAccountName``)."""
     if fmt not in FORMATS:
         raise ValueError(f"format takes {', '.join(FORMATS)}; got {fmt!r}")
-    if fmt == "csv":
-        return streaming.CSV, csv_chunks(store, since, until, CSV_PAGE, names)
-    if fmt == "json":
-        return streaming.JSON, json_chunks(store, since, until, PAGE, names)
-    return streaming.NDJSON, ndjson_chunks(store, since, until, PAGE, names)
+    content_type, make = FORMATS[fmt]
+    return content_type, make(store, since, until, names=names)

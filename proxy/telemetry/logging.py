@@ -100,7 +100,6 @@ def _foreign_records(renderer: Any, stream: TextIO, level: int) -> None:
     """Send the standard ``logging`` records of libraries through redaction and ``renderer``."""
     formatter = structlog.stdlib.ProcessorFormatter(
         foreign_pre_chain=[
-            structlog.contextvars.merge_contextvars,
             add_scope,
             structlog.stdlib.add_log_level,
             structlog.stdlib.add_logger_name,
@@ -162,7 +161,6 @@ def configure_logging(
         _access_writer = LineWriter(raw)
     _foreign_records(renderer, stream or sys.stdout, logging.getLevelNamesMapping()[level.upper()])
     processors: list[Any] = [
-        structlog.contextvars.merge_contextvars,
         add_scope,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),

@@ -115,7 +115,7 @@ def bind_process(**fields: Any) -> None:
     PROCESS_FIELDS.update(fields)
 
 
-def _request_fields(scope: RequestScope, into: MutableMapping[str, Any]) -> None:
+def request_fields(scope: RequestScope, into: MutableMapping[str, Any]) -> None:
     """The request's own fields (request id, route, caller) set into ``into`` if absent."""
     into.setdefault("request_id", scope.request_id)
     into.setdefault("route", scope.route.value)
@@ -130,7 +130,7 @@ def add_scope(_logger: WrappedLogger, _method: str, event_dict: EventDict) -> Ev
     scope = _CURRENT.get()
     if scope is None:
         return event_dict
-    _request_fields(scope, event_dict)
+    request_fields(scope, event_dict)
     lean = scope.trace
     if lean is not None:
         event_dict.setdefault("trace_id", f"{lean.trace_id:032x}")

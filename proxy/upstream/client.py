@@ -49,20 +49,19 @@ HOP_BY_HOP = frozenset(
 )
 
 
+def end_to_end_pairs(
+    headers: Mapping[str, str], drop: frozenset[str] = HOP_BY_HOP
+) -> list[tuple[str, str]]:
+    """The headers a proxy forwards, in one pass, as pairs: those named in ``drop`` (lower
+    case; the hop-by-hop ones) and those named in ``Connection`` left out."""
+    if conn := headers.get("Connection"):
+        drop = drop | {token.strip().lower() for token in conn.split(",")}
+    return [(name, value) for name, value in headers.items() if name.lower() not in drop]
+
+
 def end_to_end(headers: Mapping[str, str] | CIMultiDictProxy[str]) -> CIMultiDict[str]:
     """The headers a proxy forwards: hop-by-hop ones and those named in ``Connection`` dropped."""
-    named = set()
-    conn = headers.get("Connection")
-    if conn:
-        named = {token.strip().lower() for token in conn.split(",") if token.strip()}
-    out: CIMultiDict[str] = CIMultiDict()
-    items = headers.items()
-    for name, value in items:
-        lower = name.lower()
-        if lower in HOP_BY_HOP or lower in named:
-            continue
-        out.add(name, value)
-    return out
+    return CIMultiDict(end_to_end_pairs(headers))
 
 
 class TransportFailure(Exception):
@@ -348,9 +347,6 @@ _DROP_RESPONSE = HOP_BY_HOP | {"content-length", "content-encoding"}
 
 
 def reply_headers(headers: Mapping[str, str]) -> list[tuple[str, str]]:
-    """The upstream answer's end-to-end headers (as ``end_to_end``), in one pass; pairs,
-    for ``web.Response`` to build its one header map from (it copies any map given)."""
-    drop = _DROP_RESPONSE
-    if conn := headers.get("Connection"):
-        drop = drop | {t.strip().lower() for t in conn.split(",")}
-    return [(name, value) for name, value in headers.items() if name.lower() not in drop]
+    """The upstream answer's end-to-end headers (``end_to_end_pairs``), length and encoding
+    dropped too; pairs, for ``web.Response`` to build its one header map from."""
+    return end_to_end_pairs(headers, _DROP_RESPONSE)
