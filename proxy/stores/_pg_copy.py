@@ -19,8 +19,8 @@ import asyncpg
 CHUNK_BYTES = 1 << 18
 QUEUED_BATCHES = 8
 EXPORT_TIMEOUT_SECONDS = 3600.0
-_CLOSED = (asyncpg.InterfaceError, asyncpg.PostgresConnectionError, OSError)
 """How long one export may take in all, a slow client's pace included."""
+_CLOSED = (asyncpg.InterfaceError, asyncpg.PostgresConnectionError, OSError)
 
 
 async def copy_out(

@@ -30,11 +30,6 @@ class Dialect:
     lock_rows: str = ""
     skip_locked: str = ""
     day_template: str = "strftime('%Y-%m-%d', {}, 'unixepoch')"
-    # The ISO week (``2026-W48``): the year and day of the year of the week's Thursday.
-    week_template: str = (
-        "strftime('%Y', {0}, 'unixepoch', '-3 days', 'weekday 4') || '-W' || printf('%02d',"
-        " (CAST(strftime('%j', {0}, 'unixepoch', '-3 days', 'weekday 4') AS INTEGER) + 6) / 7)"
-    )
     # Days since the epoch (UTC) of an epoch-seconds column: cheaper to group by than a
     # formatted date (the day's text is made once per group, not once per row).
     day_number_template: str = "CAST({} / 86400 AS INTEGER)"
@@ -56,10 +51,6 @@ class Dialect:
         """An expression for the UTC ``YYYY-MM-DD`` day of an epoch-seconds ``column``."""
         return self.day_template.format(column)
 
-    def week(self, column: str) -> str:
-        """An expression for the ISO week (``2026-W48``, UTC) of an epoch-seconds ``column``."""
-        return self.week_template.format(column)
-
     def day_number(self, column: str) -> str:
         """An expression for the UTC day (days since 1970-01-01) of an epoch-seconds ``column``."""
         return self.day_number_template.format(column)
@@ -76,7 +67,6 @@ POSTGRES = Dialect(
     lock_rows=" FOR UPDATE",
     skip_locked=" FOR UPDATE SKIP LOCKED",
     day_template="to_char(to_timestamp({}) AT TIME ZONE 'UTC', 'YYYY-MM-DD')",
-    week_template="to_char(to_timestamp({0}) AT TIME ZONE 'UTC', 'IYYY-\"W\"IW')",
     day_number_template="CAST(floor({} / 86400) AS BIGINT)",
     utf8_template="convert_to({}, 'UTF8')",
     greatest="GREATEST",
