@@ -9,6 +9,7 @@ import aiohttp
 import pytest
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+from harness.waits import wait_until
 from proxy.telemetry.spans import JOB_SPAN_NAME, WATCHER_POLL_SPAN_NAME
 from proxy.telemetry.tracing import Tracing
 from tests.observability.conftest import LiveStackFactory, log_lines
@@ -43,6 +44,12 @@ async def test_watcher_settled_job_logs_its_job_span_and_polls_carry_the_task(
     )
     task_id = await accepted(http, stack.proxy_url)
     await job_terminal(stack.store, task_id)
+
+    async def span_and_line() -> bool:  # both come right after the ledger's terminal write
+        ended = any(s.name == JOB_SPAN_NAME for s in spans.get_finished_spans())
+        return ended and any(line["event"] == "job.terminal" for line in log_lines(log_stream))
+
+    await wait_until(span_and_line, what="the job span and its job.terminal line")
     finished = spans.get_finished_spans()
     job_spans = [s for s in finished if s.name == JOB_SPAN_NAME]
     assert len(job_spans) == 1
