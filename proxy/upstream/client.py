@@ -11,8 +11,8 @@ import asyncio
 import io
 import time
 from collections.abc import AsyncIterator, Coroutine, Iterable, Mapping
-from dataclasses import dataclass
 from functools import lru_cache
+from typing import NamedTuple
 
 import aiohttp
 from aiohttp import hdrs
@@ -74,9 +74,9 @@ class TransportFailure(Exception):
         self.detail = detail
 
 
-@dataclass(frozen=True, slots=True)
-class Reply:
-    """A complete upstream answer (submits and polls are read whole)."""
+class Reply(NamedTuple):
+    """A complete upstream answer (submits and polls are read whole); a named tuple, the
+    cheapest immutable record to make (one per attempt)."""
 
     status: int
     headers: CIMultiDictProxy[str]
@@ -130,6 +130,17 @@ class _Request(aiohttp.ClientRequest):
                 headers[name] = value
 
 
+# A client polls each of its tasks again and again, and a URL object keeps what aiohttp
+# reads of it (host, port, path) once computed: the last few thousand are kept whole.
+@lru_cache(maxsize=2048)
+def _upstream_url(scheme: str, authority: str, path_qs: str) -> URL:
+    """``Upstream.url``'s URL (``scheme`` and ``authority`` are the origin's)."""
+    path, _, query = path_qs.partition("?")
+    return URL.build(
+        scheme=scheme, authority=authority, path=path, query_string=query, encoded=True
+    )
+
+
 class Upstream:
     """The upstream origin behind one pooled ``aiohttp.ClientSession``."""
 
@@ -137,6 +148,8 @@ class Upstream:
         self, settings: UpstreamSettings, metrics: Metrics, tracing: Tracing | None = None
     ) -> None:
         self.origin = URL(settings.origin)
+        self._scheme = self.origin.scheme
+        self._authority = self.origin.raw_authority
         self._settings = settings
         self._metrics = metrics
         self._tracing = tracing if tracing is not None else disabled_tracing()
@@ -179,14 +192,7 @@ class Upstream:
         Built, never joined: ``URL.join`` would resolve dot segments again, and a
         ``str`` URL would be decoded and re-resolved by aiohttp (``%2e%2e`` included).
         """
-        path, _, query = path_qs.partition("?")
-        return URL.build(
-            scheme=self.origin.scheme,
-            authority=self.origin.raw_authority,
-            path=path,
-            query_string=query,
-            encoded=True,
-        )
+        return _upstream_url(self._scheme, self._authority, path_qs)
 
     def fetch(
         self,
@@ -202,7 +208,7 @@ class Upstream:
 
         Not a coroutine of its own: the one to await, without a layer between.
         """
-        url = self.url(path_qs)
+        url = _upstream_url(self._scheme, self._authority, path_qs)  # as ``url``
         if not self._tracing.exporting:  # no span to make current: no context manager
             trace_headers = lean_trace_headers(self._tracing)
             return self._fetch(method, url, headers, body, operation, None, trace_headers)
