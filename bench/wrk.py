@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import subprocess
+from collections import Counter
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,6 +20,7 @@ _RATE = re.compile(r"^Requests/sec:\s+([\d.]+)")
 _TOTAL = re.compile(r"^\s*(\d+) requests in ([\d.]+)(us|ms|s|m|h)")
 _SOCKET = re.compile(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)")
 _STATUS = re.compile(r"^BENCH_STATUS (\d+) (\d+)$")
+_LATENCY = re.compile(r"^BENCH_LATENCY (\d+) (\d+)$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +46,8 @@ class WrkResult:
     statuses: dict[int, int] = field(default_factory=dict)
     socket_errors: dict[str, int] = field(default_factory=dict)
     sample_failure: str | None = None
+    # every request's latency: microseconds -> how many requests took that long
+    histogram_us: dict[int, int] = field(default_factory=dict)
 
     @property
     def p50(self) -> float:
@@ -57,6 +63,7 @@ class WrkResult:
 
     def as_json(self) -> dict[str, Any]:
         doc = asdict(self)
+        del doc["histogram_us"]  # thousands of lines: pooled by the caller, not kept
         doc["statuses"] = {str(k): v for k, v in sorted(self.statuses.items())}
         doc["non_2xx"] = self.non_2xx
         return doc
@@ -124,6 +131,7 @@ def parse(output: str) -> WrkResult:
     statuses: dict[int, int] = {}
     sockets: dict[str, int] = {}
     sample: str | None = None
+    histogram: dict[int, int] = {}
     in_distribution = False
     for line in output.splitlines():
         if "Latency Distribution" in line:
@@ -145,11 +153,37 @@ def parse(output: str) -> WrkResult:
             )
         elif match := _STATUS.match(line):
             statuses[int(match.group(1))] = int(match.group(2))
+        elif match := _LATENCY.match(line):
+            histogram[int(match.group(1))] = int(match.group(2))
         elif line.startswith("BENCH_SAMPLE "):
             sample = line.removeprefix("BENCH_SAMPLE ")
     if rate is None or "50" not in latency or "99" not in latency:
         raise WrkError(f"cannot read wrk's report:\n{output}")
-    return WrkResult(rate, total, seconds, latency, statuses, sockets, sample)
+    return WrkResult(rate, total, seconds, latency, statuses, sockets, sample, histogram)
+
+
+def pooled(histograms: Iterable[Mapping[int, int]]) -> dict[int, int]:
+    """Several runs' histograms as one: every request of them."""
+    total: Counter[int] = Counter()
+    for histogram in histograms:
+        total.update(histogram)
+    return dict(total)
+
+
+def percentile_ms(histogram: Mapping[int, int], percent: float) -> float:
+    """The latency (ms) at ``percent`` of the requests in ``histogram``, ranked as wrk
+    ranks them (the smallest latency at or above which ``percent`` of them lie)."""
+    count = sum(histogram.values())
+    if count == 0:
+        raise ValueError("no requests")
+    # wrk: rank = round(p / 100 * count + 0.5), C's round (halves away from zero)
+    rank = min(count, math.floor(percent / 100 * count + 1.0))
+    seen = 0
+    for micros in sorted(histogram):
+        seen += histogram[micros]
+        if seen >= rank:
+            return round(micros / 1000, 3)
+    raise AssertionError("unreachable: the ranks end at count")
 
 
 def version() -> str:

@@ -7,6 +7,9 @@
 -- prints them as
 --   BENCH_STATUS <status> <count>
 --   BENCH_SAMPLE <status> <first 400 bytes of the body>
+-- and the whole latency histogram, one line per distinct latency (microseconds), so that
+-- runs can be pooled and their percentiles taken over every request of them:
+--   BENCH_LATENCY <microseconds> <count>
 
 wrk.method = os.getenv("BENCH_METHOD") or "GET"
 wrk.headers["Authorization"] = os.getenv("BENCH_AUTH") or "Bearer bench-key"
@@ -79,5 +82,10 @@ function done(summary, latency, requests)
   end
   if first ~= "" then
     io.write("BENCH_SAMPLE " .. first .. "\n")
+  end
+  -- latency(i): the i-th distinct latency recorded and its count (#latency of them)
+  for i = 1, #latency do
+    local value, count = latency(i)
+    io.write(string.format("BENCH_LATENCY %d %d\n", value, count))
   end
 end

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from typing import NamedTuple
 from urllib.parse import urlsplit
 
 from opentelemetry import trace
@@ -95,8 +95,7 @@ def server_span(
         yield span
 
 
-@dataclass(frozen=True)
-class UpstreamAttempt:
+class UpstreamAttempt(NamedTuple):
     """A CLIENT span (``INVALID_SPAN`` when sampled out) and the trace headers to send with
     that attempt."""
 
@@ -112,13 +111,26 @@ def lean_attempt(tracing: Tracing) -> UpstreamAttempt:
     The parent: the request being served (its lean ids), else the active span (a
     watcher's poll), else none (a new trace).
     """
+    return UpstreamAttempt(INVALID_SPAN, lean_trace_headers(tracing))
+
+
+def lean_trace_headers(tracing: Tracing) -> dict[str, str]:
+    """The trace headers of a sampled-out attempt (``lean_attempt``'s), alone: what the
+    upstream client sends when nothing exports."""
     ids = tracing.provider.id_generator
-    parent = current_trace() or trace.get_current_span().get_span_context()
-    if isinstance(parent, LeanTrace) or parent.is_valid:
-        lean = LeanTrace.child_of(parent, ids)
-    else:
-        lean = LeanTrace(ids.generate_trace_id(), ids.generate_span_id())
-    return UpstreamAttempt(INVALID_SPAN, lean.headers())
+    parent = current_trace()
+    if parent is None:  # not serving a request: the active span's child, else a new trace
+        context = trace.get_current_span().get_span_context()
+        if context.is_valid:
+            return LeanTrace.child_of(context, ids).headers()
+        return LeanTrace(ids.generate_trace_id(), ids.generate_span_id()).headers()
+    # The request's child: LeanTrace.child_of(parent, ids).headers() without the object, and
+    # %-formatted (about 1,500 CPU instructions fewer than the f-string, once per attempt)
+    traceparent = "00-%032x-%016x-00" % (parent.trace_id, ids.generate_span_id())  # noqa: UP031
+    headers = {"traceparent": traceparent}
+    if parent.state:
+        headers["tracestate"] = parent.state.to_header()
+    return headers
 
 
 @contextmanager

@@ -5,8 +5,7 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from proxy.jsoncodec import loads
 from proxy.upstream.client import Reply, TransportFailure, Upstream, sleep
@@ -20,9 +19,9 @@ from proxy.upstream.retry import (
 )
 
 
-@dataclass(slots=True)
-class Outcome:
-    """What came of a logical request: the last reply or the failure, and the attempts made."""
+class Outcome(NamedTuple):
+    """What came of a logical request: the last reply or the failure, and the attempts made
+    (a named tuple: the cheapest record to make, one per request)."""
 
     bucket: Bucket
     attempts: int

@@ -11,21 +11,22 @@ import asyncio
 import io
 import time
 from collections.abc import AsyncIterator, Coroutine, Iterable, Mapping
-from dataclasses import dataclass
 from functools import lru_cache
+from typing import NamedTuple
 
 import aiohttp
 from aiohttp import hdrs
+from aiohttp.typedefs import LooseHeaders
 from multidict import CIMultiDict, CIMultiDictProxy
+from opentelemetry.trace import Span
 from yarl import URL
 
 from proxy.config import UpstreamSettings
 from proxy.telemetry.children import child
 from proxy.telemetry.metrics import Metrics
 from proxy.telemetry.spans import (
-    UpstreamAttempt,
     client_span,
-    lean_attempt,
+    lean_trace_headers,
     set_error,
     set_response_status,
 )
@@ -73,9 +74,9 @@ class TransportFailure(Exception):
         self.detail = detail
 
 
-@dataclass(frozen=True, slots=True)
-class Reply:
-    """A complete upstream answer (submits and polls are read whole)."""
+class Reply(NamedTuple):
+    """A complete upstream answer (submits and polls are read whole); a named tuple, the
+    cheapest immutable record to make (one per attempt)."""
 
     status: int
     headers: CIMultiDictProxy[str]
@@ -103,8 +104,20 @@ def _auto_headers(skip: frozenset[str]) -> tuple[CIMultiDict[None], tuple[tuple[
 
 
 class _Request(aiohttp.ClientRequest):
-    """aiohttp's request, its automatic headers added as aiohttp would, without the two
-    header maps aiohttp builds per request for the session's ``skip_auto_headers``."""
+    """aiohttp's request, its headers and automatic headers set as aiohttp sets them, without
+    the two header maps aiohttp builds per request for the session's ``skip_auto_headers``
+    nor its header-by-header copy of the request's headers."""
+
+    def update_headers(self, headers: LooseHeaders | None) -> None:
+        if not isinstance(headers, CIMultiDict) or hdrs.HOST in headers:
+            super().update_headers(headers)  # a Host of the caller's replaces aiohttp's
+            return
+        # aiohttp's Host, then every header of the caller's, in order: what aiohttp's own
+        # loop does for a map without a Host, in one call
+        host = self.url.host_port_subcomponent
+        assert host is not None  # an absolute URL: aiohttp refused a relative one already
+        self.headers = CIMultiDict(((hdrs.HOST, host),))
+        self.headers.extend(headers)
 
     def update_auto_headers(self, skip_auto_headers: Iterable[str] | None) -> None:
         if not isinstance(skip_auto_headers, frozenset):  # a per-request set: aiohttp's way
@@ -117,6 +130,17 @@ class _Request(aiohttp.ClientRequest):
                 headers[name] = value
 
 
+# A client polls each of its tasks again and again, and a URL object keeps what aiohttp
+# reads of it (host, port, path) once computed: the last few thousand are kept whole.
+@lru_cache(maxsize=2048)
+def _upstream_url(scheme: str, authority: str, path_qs: str) -> URL:
+    """``Upstream.url``'s URL (``scheme`` and ``authority`` are the origin's)."""
+    path, _, query = path_qs.partition("?")
+    return URL.build(
+        scheme=scheme, authority=authority, path=path, query_string=query, encoded=True
+    )
+
+
 class Upstream:
     """The upstream origin behind one pooled ``aiohttp.ClientSession``."""
 
@@ -124,6 +148,8 @@ class Upstream:
         self, settings: UpstreamSettings, metrics: Metrics, tracing: Tracing | None = None
     ) -> None:
         self.origin = URL(settings.origin)
+        self._scheme = self.origin.scheme
+        self._authority = self.origin.raw_authority
         self._settings = settings
         self._metrics = metrics
         self._tracing = tracing if tracing is not None else disabled_tracing()
@@ -166,14 +192,7 @@ class Upstream:
         Built, never joined: ``URL.join`` would resolve dot segments again, and a
         ``str`` URL would be decoded and re-resolved by aiohttp (``%2e%2e`` included).
         """
-        path, _, query = path_qs.partition("?")
-        return URL.build(
-            scheme=self.origin.scheme,
-            authority=self.origin.raw_authority,
-            path=path,
-            query_string=query,
-            encoded=True,
-        )
+        return _upstream_url(self._scheme, self._authority, path_qs)
 
     def fetch(
         self,
@@ -189,10 +208,10 @@ class Upstream:
 
         Not a coroutine of its own: the one to await, without a layer between.
         """
-        url = self.url(path_qs)
+        url = _upstream_url(self._scheme, self._authority, path_qs)  # as ``url``
         if not self._tracing.exporting:  # no span to make current: no context manager
-            attempt = lean_attempt(self._tracing)
-            return self._fetch(method, url, headers, body, operation, attempt)
+            trace_headers = lean_trace_headers(self._tracing)
+            return self._fetch(method, url, headers, body, operation, None, trace_headers)
         return self._fetch_traced(method, url, headers, body, operation, resend_count)
 
     async def _fetch_traced(
@@ -211,7 +230,9 @@ class Upstream:
             operation=operation,
             resend_count=resend_count,
         ) as attempt:
-            return await self._fetch(method, url, headers, body, operation, attempt)
+            return await self._fetch(
+                method, url, headers, body, operation, attempt.span, attempt.headers
+            )
 
     async def _fetch(
         self,
@@ -220,23 +241,38 @@ class Upstream:
         headers: Mapping[str, str],
         body: bytes | None,
         operation: str,
-        attempt: UpstreamAttempt,
+        span: Span | None,
+        trace_headers: Mapping[str, str],
     ) -> Reply:
+        """The attempt itself; ``span`` is the attempt's CLIENT span (``None`` when nothing
+        exports: nothing to record) and ``trace_headers`` its trace context."""
+        session = self._session
+        if session is None:
+            raise RuntimeError("upstream session not started")
+        if body is not None and len(body) > _STREAM_ABOVE:
+            data: bytes | io.BytesIO | None = io.BytesIO(body)
+        else:
+            data = body
         started = time.perf_counter()
-        cap = self._settings.max_response_bytes
         try:
-            async with self.session.request(
+            # Awaited and released by hand: what ``async with`` does, two coroutine
+            # layers fewer on every step of the exchange.
+            resp = await session.request(
                 method,
                 url,
-                headers=_traced(headers, attempt),
-                data=_payload(body),
+                headers=_traced(headers, trace_headers),
+                data=data,
                 allow_redirects=False,
                 auto_decompress=True,
-            ) as resp:
+            )
+            try:
                 seconds = time.perf_counter() - started
                 self._observe(operation, seconds)
-                set_response_status(attempt.span, resp.status, server=False)
+                status = resp.status
+                if span is not None:
+                    set_response_status(span, status, server=False)
                 length = resp.content_length
+                cap = self._settings.max_response_bytes
                 if (
                     length is not None
                     and length <= cap
@@ -246,15 +282,20 @@ class Upstream:
                     payload = await resp.read()
                 else:
                     payload = await self._read_capped(resp, cap, operation)
-                self._count(operation, _status_class(resp.status))
-                return Reply(resp.status, resp.headers, payload, seconds)
+                self._count(operation, _status_class(status))
+                return Reply(status, resp.headers, payload, seconds)
+            finally:
+                resp.release()
+                await resp.wait_for_close()
         except TransportFailure as failed:
-            set_error(attempt.span, failed.failure.value)
+            if span is not None:
+                set_error(span, failed.failure.value)
             raise
         except (aiohttp.ClientError, TimeoutError) as exc:
             mapped = map_exception(exc)
             self._count(operation, mapped.failure.value)
-            set_error(attempt.span, mapped.failure.value)
+            if span is not None:
+                set_error(span, mapped.failure.value)
             raise mapped from exc
 
     async def open(
@@ -279,7 +320,7 @@ class Upstream:
                 resp = await self.session.request(
                     method,
                     url,
-                    headers=_traced(headers, attempt),
+                    headers=_traced(headers, attempt.headers),
                     data=body,
                     allow_redirects=False,
                 )
@@ -316,26 +357,27 @@ class Upstream:
         child(self._metrics.upstream_requests, operation, outcome).inc()
 
 
-def _traced(headers: Mapping[str, str], attempt: UpstreamAttempt) -> CIMultiDict[str]:
-    """The attempt's headers: the client's trace context replaced by this attempt's span."""
+def _traced(headers: Mapping[str, str], trace_headers: Mapping[str, str]) -> CIMultiDict[str]:
+    """The attempt's headers: the client's trace context replaced by this attempt's."""
     out: CIMultiDict[str] = CIMultiDict(headers)
-    for name in ("traceparent", "tracestate"):
-        out.popall(name, None)
-    out.update(attempt.headers)
+    out.popall("traceparent", None)
+    out.popall("tracestate", None)
+    out.extend(trace_headers)
     return out
 
 
-def _payload(body: bytes | None) -> bytes | io.BytesIO | None:
-    """Large bodies go as a stream so writing them never holds the event loop."""
-    if body is not None and len(body) > 1 << 20:
-        return io.BytesIO(body)
-    return body
+# Request bodies larger than this go as a stream, so writing them never holds the event loop.
+_STREAM_ABOVE = 1 << 20
+
+
+_STATUS_CLASSES = ("0xx", "1xx", "2xx", "3xx", "4xx", "5xx")
 
 
 def _status_class(status: int) -> str:
     if status == 429:
         return "rate_limited"
-    return f"{status // 100}xx"
+    hundreds = status // 100
+    return _STATUS_CLASSES[hundreds] if 0 <= hundreds < 6 else f"{hundreds}xx"
 
 
 async def sleep(seconds: float) -> None:

@@ -22,32 +22,37 @@ class _LeaderGone(Exception):
 
 class Coalescer(Generic[T]):
     def __init__(self) -> None:
-        self._inflight: dict[Hashable, asyncio.Future[T]] = {}
+        # Each call in flight, and the future its first caller settles: made only once a
+        # second caller waits (a call nobody shares makes none).
+        self._inflight: dict[Hashable, asyncio.Future[T] | None] = {}
 
     async def run(self, key: Hashable, work: Callable[[], Awaitable[T]]) -> tuple[T, bool]:
         """The result of ``work()``, and whether it was shared with an earlier identical call."""
-        while (running := self._inflight.get(key)) is not None:
+        inflight = self._inflight
+        while key in inflight:
+            running = inflight[key]
+            if running is None:  # the first to wait for this call
+                running = inflight[key] = asyncio.get_running_loop().create_future()
             try:
                 # shield: a waiter that goes away must not cancel the shared result
                 return await asyncio.shield(running), True
             except _LeaderGone:
                 continue  # the first caller left: run it (or join whoever runs it now)
-        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
-        self._inflight[key] = future
+        # Only this caller takes its entry out again: waiters only give it a future.
+        inflight[key] = None
         try:
             result = await work()
         except asyncio.CancelledError:
-            _fail(future, _LeaderGone())
+            if (future := inflight.pop(key, None)) is not None:
+                _fail(future, _LeaderGone())
             raise
         except BaseException as exc:
-            _fail(future, exc)
+            if (future := inflight.pop(key, None)) is not None:
+                _fail(future, exc)
             raise
-        else:
+        if (future := inflight.pop(key, None)) is not None:
             future.set_result(result)
-            return result, False
-        finally:
-            if self._inflight.get(key) is future:
-                del self._inflight[key]
+        return result, False
 
     def __len__(self) -> int:
         return len(self._inflight)
