@@ -35,7 +35,7 @@ from proxy.state import CONTEXT, METRICS, REJECTIONS, ROUTE, TRACING
 from proxy.stores.base import StoreUnavailableError
 from proxy.telemetry import scope
 from proxy.telemetry.children import child
-from proxy.telemetry.logging import access_line
+from proxy.telemetry.logging import access_line, milliseconds
 from proxy.telemetry.logging import enabled as logging_enabled
 from proxy.telemetry.metrics import OTHER
 from proxy.telemetry.scope import LeanTrace
@@ -51,6 +51,9 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 KNOWN_METHODS = frozenset(
     {"CONNECT", "DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT", "TRACE"}
 )
+# The access line's values a client could have chosen (a header, the path, the body):
+# the ones its redaction looks at. Every other value is the proxy's own.
+CLIENT_CHOSEN = ("method", "path", "correlation_id", "alias", "task_id", "request_id")
 
 
 def _request_id(header: str | None) -> str:
@@ -58,7 +61,7 @@ def _request_id(header: str | None) -> str:
         return header
     # 32 hex digits, as uuid4().hex, without the UUID object or a system call: an id for
     # logs and support, never a secret
-    return f"{random.getrandbits(128):032x}"
+    return random.getrandbits(128).to_bytes(16).hex()
 
 
 def error_response(err: ProxyError, request_id: str) -> web.Response:
@@ -75,14 +78,8 @@ async def context_middleware(request: web.Request, handler: Handler) -> web.Stre
     correlation_id = headers.get("X-Correlation-Id") or request_id
     if correlation_id is not request_id and not _REQUEST_ID.match(correlation_id):
         correlation_id = request_id
-    ctx = RequestContext(
-        request_id=request_id,
-        correlation_id=correlation_id,
-        route=route.kind,
-        started_monotonic=started,
-        received_at=time.time(),
-        headers=headers,
-    )
+    # Positional: a call naming them matches each name against all the fields'.
+    ctx = RequestContext(request_id, correlation_id, route.kind, started, time.time(), headers)
     request[CONTEXT] = ctx
     request[ROUTE] = route
     tracing = request.app[TRACING]
@@ -244,18 +241,22 @@ def _account(request: web.Request, ctx: RequestContext, status: int, span: Span 
         "method": request.method,
         "path": request.path,
         "status": status,
-        "duration_ms": round(total * 1000, 3),
-        "upstream_ms": round(ctx.upstream_seconds * 1000, 3),
+        "duration_ms": milliseconds(total),
+        "upstream_ms": milliseconds(ctx.upstream_seconds),
         "upstream_attempts": ctx.upstream_attempts,
         "correlation_id": ctx.correlation_id,
         "model": ctx.pinned_slug,
         "alias": ctx.alias,
         "task_id": ctx.task_id,
+        # the request's own fields, as on every other line (``scope.request_fields``)
+        "request_id": ctx.request_id,
+        "route": route,
     }
-    scope.request_fields(ctx, fields)  # request id, route, caller: as on every other line
+    if ctx.caller is not None:
+        fields["caller"] = ctx.caller.identity
     ids: tuple[int, int] | None = None
     if ctx.trace is not None:
         ids = (ctx.trace.trace_id, ctx.trace.span_id)
     elif span is not None and (context := span.get_span_context()).is_valid:
         ids = (context.trace_id, context.span_id)
-    access_line(fields, ids)
+    access_line(fields, ids, CLIENT_CHOSEN)

@@ -10,28 +10,33 @@ from aiohttp import web
 
 from proxy.context import RouteKind
 from proxy.errors import InternalError
-from proxy.forwarding import upstream_headers
+from proxy.forwarding import poll_headers
 from proxy.governance import access
 from proxy.governance.keys import Identity
+from proxy.runtime import Runtime
 from proxy.state import CONTEXT, METRICS, POLL_POLICY, ROUTE, RUNTIME, SETTINGS, UPSTREAM
 from proxy.telemetry.children import child
 from proxy.upstream import attempts
 from proxy.upstream.client import reply_headers
 from proxy.upstream.failures import transport_error
 
+# The operation name of polls, in metrics and spans (an enum's value is a property look-up).
+_POLL = RouteKind.POLL.value
+
 
 # The answer is re-framed by aiohttp (and was decoded): its length and coding do not pass.
 async def handle_poll(request: web.Request) -> web.StreamResponse:
     ctx = request[CONTEXT]
     app = request.app
+    runtime = app[RUNTIME]
     route = request[ROUTE]
     task_id = route.task_id or ""
     ctx.task_id = task_id
     authorization = request.headers.get("Authorization")
-    identity = await access.identify(app[RUNTIME].keyring, authorization)
+    identity = await access.identify(runtime.keyring, authorization)
     if identity is not None:  # a proxy key sees only its own tasks
-        await access.own_task(app[RUNTIME].store, identity, task_id)
-    return await forward_poll(request, task_id, route.target, identity, authorization)
+        await access.own_task(runtime.store, identity, task_id)
+    return await _forward(request, app, runtime, task_id, route.target, identity, authorization)
 
 
 async def forward_poll(
@@ -43,22 +48,30 @@ async def forward_poll(
 ) -> web.Response:
     """The upstream's answer for ``task_id`` (at ``target``), observed for the ledger; the
     caller has checked that the asker may see it."""
-    ctx = request[CONTEXT]
     app = request.app
+    return await _forward(request, app, app[RUNTIME], task_id, target, identity, authorization)
+
+
+async def _forward(
+    request: web.Request,
+    app: web.Application,
+    runtime: Runtime,
+    task_id: str,
+    target: str,
+    identity: Identity | None,
+    authorization: str | None,
+) -> web.Response:
     # Who asks (vk:<id> or fp:<fingerprint>), never the credential itself.
     caller = access.caller_id(identity, authorization)
-    jobs = app[RUNTIME].tracker
+    jobs = runtime.tracker
     if jobs is not None:
         cached = jobs.cached_terminal(task_id, caller)
         if cached is not None:
             return web.Response(status=200, body=cached, content_type="application/json")
+    settings = app[SETTINGS]
     metrics = app[METRICS]
-    runtime = app[RUNTIME]
-    # Built once per poll, proxy keys already stripped (upstream_headers does it); the
-    # upstream key replaces a proxy key's Authorization.
-    headers = upstream_headers(request, app[SETTINGS], keep_length=False)
-    if identity is not None:
-        headers["Authorization"] = identity.upstream_authorization
+    # Proxy keys already stripped; the upstream key in place of a proxy key's Authorization.
+    headers = poll_headers(request, settings, identity)
 
     # The send itself is the work to share (no coroutine of ours around it).
     fetch = partial(
@@ -69,26 +82,26 @@ async def forward_poll(
         target,  # the normalized path the task id was read from
         headers,
         None,
-        operation=RouteKind.POLL.value,
+        operation=_POLL,
         idempotent=True,
         rng=runtime.rng,
         on_retry=lambda reason: metrics.upstream_retries.labels("poll", reason).inc(),
     )
-    if app[SETTINGS].poll.coalesce:
+    if settings.poll.coalesce:
         # Identical polls in flight (same task, same caller) share one upstream request.
-        key = (task_id, caller or "")
-        outcome, shared = await runtime.polls.run(key, fetch)
+        outcome, shared = await runtime.polls.run((task_id, caller or ""), fetch)
     else:
         outcome, shared = await fetch(), False
     if not shared:  # this poll's own upstream request (one for all that shared it)
         child(metrics.job_polls, "client").inc()
+        ctx = request[CONTEXT]
         ctx.upstream_attempts = outcome.attempts
         ctx.upstream_seconds = outcome.upstream_seconds
-    if outcome.reply is None:
+    reply = outcome.reply
+    if reply is None:
         if outcome.failure is None:
             raise InternalError("poll ended without an answer or a failure")
         raise transport_error(outcome.failure, paid=False)
-    reply = outcome.reply
     if jobs is not None and not shared:
         await jobs.observe_reply(
             task_id,

@@ -24,12 +24,14 @@ class Bounded(Generic[K, V]):
         self._data: OrderedDict[K, V] = OrderedDict()
 
     def put(self, key: K, value: V) -> None:
-        if self._size <= 0:
-            return
-        self._data[key] = value
-        self._data.move_to_end(key)
-        while len(self._data) > self._size:
-            self._data.popitem(last=False)
+        data = self._data
+        if key in data:
+            data[key] = value
+            data.move_to_end(key)
+        elif self._size > 0:
+            data[key] = value  # a new key goes last
+            if len(data) > self._size:  # one in, at most one out
+                data.popitem(last=False)
 
     def get(self, key: K) -> V | None:
         value = self._data.get(key)

@@ -23,7 +23,8 @@ from proxy.config import Settings
 from proxy.jobs.labels import Labels
 from proxy.jobs.memory import Bounded, Known
 from proxy.jobs.settler import Settler
-from proxy.jobs.status import Phase, read_task, task_view
+from proxy.jobs.status import Phase, complete_view, task_state
+from proxy.jsoncodec import loads
 from proxy.stores.base import JobNotFoundError, JobStore, StoreError
 from proxy.stores.records import JobRecord, JobStatus
 from proxy.telemetry.metrics import Metrics
@@ -82,16 +83,10 @@ class PollObserver:
         A store failure loses nothing: the poll's answer still reaches the client, and the
         next poll (a client's or the watcher's) sees the same change.
         """
+        if status != 200 or self._foreign.get(task_id):
+            return None  # a foreign task costs nothing after the first look, not even a parse
         try:
-            return await self._observe(
-                task_id,
-                status,
-                body,
-                source=source,
-                caller=caller,
-                credential=credential,
-                document=document,
-            )
+            return await self._observe(task_id, body, source, caller, credential, document)
         except StoreError as exc:
             log.warning("job.observation_not_written", task_id=task_id, error=str(exc)[:300])
             return None
@@ -99,40 +94,38 @@ class PollObserver:
     async def _observe(
         self,
         task_id: str,
-        status: int,
         body: bytes,
-        *,
         source: str,
-        caller: str | None = None,
-        credential: str | None = None,
-        document: dict[str, Any] | None = None,
+        caller: str | None,
+        credential: str | None,
+        document: dict[str, Any] | None,
     ) -> JobRecord | None:
-        if status != 200 or self._foreign.get(task_id):
-            return None  # a foreign task costs nothing after the first look, not even a parse
-        view = read_task(body) if document is None else task_view(document)
-        if view is None:
+        if document is None:
+            try:
+                document = loads(body)
+            except ValueError:  # not JSON, or not UTF-8
+                return None
+        # The status first: all that a poll changing nothing, or a foreign task, costs.
+        state = task_state(document)
+        if state is None:
             return None
+        _, _, raw_status, _, status = state
         now = self._clock()
-        if view.status is None:
+        if status is None:
             job = await self._store.get_job(task_id)
             self._metrics.unknown_status.labels(
                 self.labels.model(job.pinned_slug if job else None)
             ).inc()
-            log.warning("job.unrecognised_status", task_id=task_id, status=view.raw_status)
+            log.warning("job.unrecognised_status", task_id=task_id, status=raw_status)
             return job
-        final: int | None = None
-        cost_source: str | None = None
-        error_reason = view.message
-        if view.bucket is Phase.BLOCKED:
-            error_reason = f"{view.raw_status}: {view.message or 'refused by the upstream'}"
         grace = self._settings.watcher.client_grace_seconds
         client = source == "client"
         known = self._known.get(task_id)
         if (
             client
             and known is not None
-            and known.status is view.status
-            and not view.status.terminal
+            and known.status is status
+            and not status.terminal
             and now < known.deferred_until - grace / 2
         ):
             known.unsaved_polls += 1  # nothing moved: written with the next change
@@ -147,23 +140,29 @@ class PollObserver:
             known = Known(job.status, job.estimated_cost_micros)
             self._known.put(task_id, known)
             self._recover_key(job, caller, credential)
-        if view.status is JobStatus.SUCCESS and view.charge_micros is not None:
+        view = complete_view(state)
+        final: int | None = None
+        cost_source: str | None = None
+        error_reason = view.message
+        if view.bucket is Phase.BLOCKED:
+            error_reason = f"{view.raw_status}: {view.message or 'refused by the upstream'}"
+        if status is JobStatus.SUCCESS and view.charge_micros is not None:
             final, cost_source = view.charge_micros, "charge"  # what the upstream billed
-        elif view.status is JobStatus.SUCCESS or (
-            view.status is JobStatus.FAILED and self._settings.watcher.bill_failed
+        elif status is JobStatus.SUCCESS or (
+            status is JobStatus.FAILED and self._settings.watcher.bill_failed
         ):
             final = known.estimate_micros
             cost_source = "estimate" if final is not None else None
-        elif view.status is JobStatus.FAILED:
+        elif status is JobStatus.FAILED:
             final = 0
         try:
             transition = await self._store.observe(
                 task_id,
-                view.status.value,
+                status.value,
                 now,
                 source="client" if client else "watcher",
                 output_urls=view.output_urls or None,
-                error_reason=error_reason if view.status is JobStatus.FAILED else None,
+                error_reason=error_reason if status is JobStatus.FAILED else None,
                 final_cost_micros=final,
                 cost_source=cost_source,
                 defer_until=now + grace if client else None,
@@ -178,7 +177,7 @@ class PollObserver:
         known.status = transition.job.status
         if transition.job.terminal:
             self._known.pop(task_id)
-        if view.status.terminal and caller:
+        if status.terminal and caller:
             self._terminal.put((task_id, caller), body)
         if transition.became_terminal:
             await self._settler.settle(transition.job)

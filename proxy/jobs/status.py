@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from proxy.jobs.billing import charge_micros
@@ -61,6 +62,11 @@ class TaskView:
     charge_micros: int | None = None  # the upstream's billing.amount, on success
 
 
+# A task answer (its document and ``data`` object), its raw status, that status sorted.
+TaskState = tuple[dict[str, Any], dict[str, Any], str, Phase, JobStatus | None]
+
+
+@lru_cache(maxsize=256)  # an upstream answers with a handful of spellings, again and again
 def classify(raw: str) -> tuple[Phase, JobStatus | None]:
     name = raw.strip().lower()
     if name in _IN_PROGRESS:
@@ -97,6 +103,13 @@ def read_task(body: bytes) -> TaskView | None:
 
 def task_view(doc: object) -> TaskView | None:
     """``read_task`` of a body already parsed (``doc``)."""
+    state = task_state(doc)
+    return None if state is None else complete_view(state)
+
+
+def task_state(doc: object) -> TaskState | None:
+    """The status part of ``task_view``: what deciding whether an answer changes anything
+    needs; ``complete_view`` reads the rest (outputs, message, charge) when it does."""
     if not isinstance(doc, dict):
         return None
     data = doc.get("data")
@@ -106,6 +119,12 @@ def task_view(doc: object) -> TaskView | None:
     if not isinstance(raw, str) or not raw or len(raw) > 64:
         return None
     bucket, status = classify(raw)
+    return doc, data, raw, bucket, status
+
+
+def complete_view(state: TaskState) -> TaskView:
+    """The ``TaskView`` of the answer whose ``task_state`` is ``state``."""
+    doc, data, raw, bucket, status = state
     message = doc.get("message")
     if not isinstance(message, str) or message == "success":
         message = None

@@ -115,6 +115,7 @@ class SqliteStore(SqlStore):
         self._reader_lock = asyncio.Lock()
         # ``has_job`` without a turn: inline, committed rows only (None for ":memory:").
         self._peek: SqliteConnection | None = None
+        self._peek_cursor: sqlite3.Cursor | None = None
 
     @classmethod
     async def open(
@@ -167,13 +168,14 @@ class SqliteStore(SqlStore):
             await peek.close()
             raise
         self._peek = peek
+        self._peek_cursor = peek.plain_cursor()
 
     async def has_job(self, task_id: str) -> bool:
-        peek = self._peek
-        if peek is None or joined(self) is not None:  # a joined transaction sees its own rows
+        cursor = self._peek_cursor
+        if cursor is None or joined(self) is not None:  # a joined transaction sees its own rows
             return await super().has_job(task_id)
         try:
-            return bool(peek.fetch_now(_HAS_JOB, (task_id,)))
+            return cursor.execute(_HAS_JOB, (task_id,)).fetchone() is not None
         except sqlite3.OperationalError:  # busy (a WAL reset) or worse: ask in turn
             return await super().has_job(task_id)
 

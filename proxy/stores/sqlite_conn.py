@@ -81,6 +81,13 @@ class SqliteConnection:
     def execute_now(self, sql: str, args: Sequence[object] = ()) -> int:
         return self._conn.execute(sql, args).rowcount
 
+    def plain_cursor(self) -> sqlite3.Cursor:
+        """A cursor of this connection whose rows are plain tuples, to keep for one statement
+        run again and again on the event loop's thread (no cursor made, no row mapped, per run)."""
+        cursor = self._conn.cursor()
+        cursor.row_factory = None
+        return cursor
+
     # --- on the connection's thread ------------------------------------------------------
 
     async def fetch(self, sql: str, args: Sequence[object]) -> list[Row]:

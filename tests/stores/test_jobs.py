@@ -64,6 +64,17 @@ async def test_has_job_sees_a_commit_at_once_and_a_joined_transaction_its_own_ro
     assert await store.has_job("seen/2")
 
 
+async def test_has_job_is_never_stuck_on_an_earlier_answer(store: Store, replica: Store) -> None:
+    """A task id first not in the ledger is seen once another connection commits it, and
+    one seen stays seen: every look reads what is committed now."""
+    for _ in range(2):
+        assert not await store.has_job("later/1")
+    await replica.insert_job(new_job("later/1"))
+    for _ in range(2):
+        assert await store.has_job("later/1")
+    assert not await store.has_job("later/2")
+
+
 async def test_duplicate_insert_is_refused(store: Store) -> None:
     """A second insert with the same task id raises DuplicateJobError and changes nothing."""
     await store.insert_job(new_job("dup/1", team="a"))
