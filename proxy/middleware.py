@@ -242,8 +242,10 @@ def _account(request: web.Request, ctx: RequestContext, status: int, span: Span 
     total = time.perf_counter() - ctx.started_monotonic
     metrics = request.app[METRICS]
     route = ctx.route.value
-    method = request.method if request.method in KNOWN_METHODS else OTHER
-    requests, duration, overhead = _series(metrics, route, method, status)
+    method = request.method  # a cached property: read once
+    requests, duration, overhead = _series(
+        metrics, route, method if method in KNOWN_METHODS else OTHER, status
+    )
     requests.inc()
     # Sampled-out spans (nothing exported) never give an exemplar: skip the look-up.
     exemplar = trace_exemplar() if span is not None else None
@@ -253,7 +255,7 @@ def _account(request: web.Request, ctx: RequestContext, status: int, span: Span 
     if not logging_enabled(INFO):  # skip building a line the level drops
         return
     fields = {
-        "method": request.method,
+        "method": method,
         "path": request.path,
         "status": status,
         "duration_ms": milliseconds(total),
