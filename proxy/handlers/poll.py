@@ -4,7 +4,9 @@ idempotent), and observed so that the job ledger follows the task.
 
 from __future__ import annotations
 
+from collections.abc import Coroutine
 from functools import partial
+from typing import Any
 
 from aiohttp import web
 
@@ -25,7 +27,9 @@ _POLL = RouteKind.POLL.value
 
 
 # The answer is re-framed by aiohttp (and was decoded): its length and coding do not pass.
-async def handle_poll(request: web.Request) -> web.StreamResponse:
+def handle_poll(request: web.Request) -> Coroutine[Any, Any, web.StreamResponse]:
+    """Not a coroutine of its own: a poll without a proxy key (nearly every one) waits for
+    nothing before its forward, so the forward's coroutine is the one to await."""
     ctx = request[CONTEXT]
     app = request.app
     runtime = app[RUNTIME]
@@ -33,10 +37,24 @@ async def handle_poll(request: web.Request) -> web.StreamResponse:
     task_id = route.task_id or ""
     ctx.task_id = task_id
     authorization = request.headers.get("Authorization")
+    if access.passes_through(runtime.keyring, authorization):
+        return _forward(request, app, runtime, task_id, route.target, None, authorization)
+    return _identified(request, app, runtime, task_id, route.target, authorization)
+
+
+async def _identified(
+    request: web.Request,
+    app: web.Application,
+    runtime: Runtime,
+    task_id: str,
+    target: str,
+    authorization: str | None,
+) -> web.Response:
+    """The poll of a request that may carry a proxy key: its identity first."""
     identity = await access.identify(runtime.keyring, authorization)
     if identity is not None:  # a proxy key sees only its own tasks
         await access.own_task(runtime.store, identity, task_id)
-    return await _forward(request, app, runtime, task_id, route.target, identity, authorization)
+    return await _forward(request, app, runtime, task_id, target, identity, authorization)
 
 
 async def forward_poll(
@@ -102,7 +120,7 @@ async def _forward(
         if outcome.failure is None:
             raise InternalError("poll ended without an answer or a failure")
         raise transport_error(outcome.failure, paid=False)
-    if jobs is not None and not shared:
+    if jobs is not None and not shared and jobs.follows(task_id, reply.status):
         await jobs.observe_reply(
             task_id,
             reply.status,
