@@ -5,7 +5,6 @@ idempotent), and observed so that the job ledger follows the task.
 from __future__ import annotations
 
 from collections.abc import Coroutine
-from functools import partial
 from typing import Any
 
 from aiohttp import web
@@ -19,6 +18,7 @@ from proxy.runtime import Runtime
 from proxy.state import CONTEXT, METRICS, POLL_POLICY, ROUTE, RUNTIME, SETTINGS, UPSTREAM
 from proxy.telemetry.children import child
 from proxy.upstream import attempts
+from proxy.upstream.attempts import Outcome
 from proxy.upstream.client import reply_headers
 from proxy.upstream.failures import transport_error
 
@@ -92,19 +92,22 @@ async def _forward(
     headers = poll_headers(request, settings, identity)
 
     # The send itself is the work to share (no coroutine of ours around it).
-    fetch = partial(
-        attempts.send,
-        app[UPSTREAM],
-        app[POLL_POLICY],
-        "GET",
-        target,  # the normalized path the task id was read from
-        headers,
-        None,
-        operation=_POLL,
-        idempotent=True,
-        rng=runtime.rng,
-        on_retry=lambda reason: metrics.upstream_retries.labels("poll", reason).inc(),
-    )
+    upstream, policy, rng = app[UPSTREAM], app[POLL_POLICY], runtime.rng
+
+    def fetch() -> Coroutine[Any, Any, Outcome]:
+        return attempts.send(
+            upstream,
+            policy,
+            "GET",
+            target,  # the normalized path the task id was read from
+            headers,
+            None,
+            operation=_POLL,
+            idempotent=True,
+            rng=rng,
+            on_retry=lambda reason: metrics.upstream_retries.labels("poll", reason).inc(),
+        )
+
     if settings.poll.coalesce:
         # Identical polls in flight (same task, same caller) share one upstream request.
         outcome, shared = await runtime.polls.run((task_id, caller or ""), fetch)
