@@ -9,7 +9,7 @@ from typing import Any
 
 from aiohttp import web
 
-from proxy.context import RouteKind
+from proxy.context import RequestContext, RouteKind
 from proxy.errors import InternalError
 from proxy.forwarding import poll_headers
 from proxy.governance import access
@@ -38,12 +38,13 @@ def handle_poll(request: web.Request) -> Coroutine[Any, Any, web.StreamResponse]
     ctx.task_id = task_id
     authorization = request.headers.get("Authorization")
     if access.passes_through(runtime.keyring, authorization):
-        return _forward(request, app, runtime, task_id, route.target, None, authorization)
-    return _identified(request, app, runtime, task_id, route.target, authorization)
+        return _forward(request, ctx, app, runtime, task_id, route.target, None, authorization)
+    return _identified(request, ctx, app, runtime, task_id, route.target, authorization)
 
 
 async def _identified(
     request: web.Request,
+    ctx: RequestContext,
     app: web.Application,
     runtime: Runtime,
     task_id: str,
@@ -54,7 +55,7 @@ async def _identified(
     identity = await access.identify(runtime.keyring, authorization)
     if identity is not None:  # a proxy key sees only its own tasks
         await access.own_task(runtime.store, identity, task_id)
-    return await _forward(request, app, runtime, task_id, target, identity, authorization)
+    return await _forward(request, ctx, app, runtime, task_id, target, identity, authorization)
 
 
 async def forward_poll(
@@ -67,11 +68,14 @@ async def forward_poll(
     """The upstream's answer for ``task_id`` (at ``target``), observed for the ledger; the
     caller has checked that the asker may see it."""
     app = request.app
-    return await _forward(request, app, app[RUNTIME], task_id, target, identity, authorization)
+    return await _forward(
+        request, request[CONTEXT], app, app[RUNTIME], task_id, target, identity, authorization
+    )
 
 
 async def _forward(
     request: web.Request,
+    ctx: RequestContext,
     app: web.Application,
     runtime: Runtime,
     task_id: str,
@@ -115,7 +119,6 @@ async def _forward(
         outcome, shared = await fetch(), False
     if not shared:  # this poll's own upstream request (one for all that shared it)
         child(metrics.job_polls, "client").inc()
-        ctx = request[CONTEXT]
         ctx.upstream_attempts = outcome.attempts
         ctx.upstream_seconds = outcome.upstream_seconds
     reply = outcome.reply
