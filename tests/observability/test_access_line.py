@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import time
 from pathlib import Path
 
 import structlog
@@ -14,7 +15,7 @@ from proxy.context import Caller, RequestContext, RouteKind
 from proxy.middleware import CLIENT_CHOSEN, _account
 from proxy.state import METRICS
 from proxy.telemetry import scope
-from proxy.telemetry.linewriter import LineWriter
+from proxy.telemetry.linewriter import GATHER_SECONDS, LineWriter
 from proxy.telemetry.logging import (
     _OWN_FIELDS,
     access_line,
@@ -158,3 +159,21 @@ def test_the_middlewares_line_redacts_every_value_a_client_chose() -> None:
     assert (line["route"], line["caller"], line["status"]) == ("poll", "fp:0123", 200)
     chosen = {k for k, v in line.items() if isinstance(v, str)} - _OWN_FIELDS
     assert chosen <= set(CLIENT_CHOSEN)
+
+
+def test_lines_in_bursts_are_all_written_and_close_returns_at_once(tmp_path: Path) -> None:
+    """Lines queued in bursts, with quiet spells between, all arrive in order; ``close``
+    after a quiet spell (the thread between batches) stops the thread without waiting."""
+    path = tmp_path / "bursts.log"
+    with path.open("wb") as stream:
+        writer = LineWriter(stream)
+        for burst in range(3):
+            for i in range(50):
+                writer.write(f"{burst}-{i}\n".encode())
+            time.sleep(GATHER_SECONDS * (1.5 + burst))
+        started = time.monotonic()
+        writer.close()
+        assert time.monotonic() - started < 1.0
+        assert not writer._thread.is_alive()
+    expected = [f"{burst}-{i}" for burst in range(3) for i in range(50)]
+    assert path.read_text(encoding="utf-8").splitlines() == expected
