@@ -19,12 +19,14 @@ import re
 import time
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractContextManager
+from functools import lru_cache
 from logging import INFO
 
 import structlog
 from aiohttp import web
 from opentelemetry.trace import Span
 from opentelemetry.util.types import AttributeValue
+from prometheus_client import Counter, Histogram
 
 from proxy.context import RequestContext, RouteKind
 from proxy.envelope import envelope_refusal
@@ -35,9 +37,9 @@ from proxy.state import CONTEXT, METRICS, REJECTIONS, ROUTE, TRACING
 from proxy.stores.base import StoreUnavailableError
 from proxy.telemetry import scope
 from proxy.telemetry.children import child
-from proxy.telemetry.logging import access_line
+from proxy.telemetry.logging import access_line, milliseconds
 from proxy.telemetry.logging import enabled as logging_enabled
-from proxy.telemetry.metrics import OTHER
+from proxy.telemetry.metrics import OTHER, Metrics
 from proxy.telemetry.scope import LeanTrace
 from proxy.telemetry.spans import server_span, set_error, set_response_status
 from proxy.telemetry.traceparent import current_traceparent, trace_exemplar
@@ -51,6 +53,9 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 KNOWN_METHODS = frozenset(
     {"CONNECT", "DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT", "TRACE"}
 )
+# The access line's values a client could have chosen (a header, the path, the body):
+# the ones its redaction looks at. Every other value is the proxy's own.
+CLIENT_CHOSEN = ("method", "path", "correlation_id", "alias", "task_id", "request_id")
 
 
 def _request_id(header: str | None) -> str:
@@ -58,7 +63,7 @@ def _request_id(header: str | None) -> str:
         return header
     # 32 hex digits, as uuid4().hex, without the UUID object or a system call: an id for
     # logs and support, never a secret
-    return f"{random.getrandbits(128):032x}"
+    return random.getrandbits(128).to_bytes(16).hex()
 
 
 def error_response(err: ProxyError, request_id: str) -> web.Response:
@@ -75,14 +80,8 @@ async def context_middleware(request: web.Request, handler: Handler) -> web.Stre
     correlation_id = headers.get("X-Correlation-Id") or request_id
     if correlation_id is not request_id and not _REQUEST_ID.match(correlation_id):
         correlation_id = request_id
-    ctx = RequestContext(
-        request_id=request_id,
-        correlation_id=correlation_id,
-        route=route.kind,
-        started_monotonic=started,
-        received_at=time.time(),
-        headers=headers,
-    )
+    # Positional: a call naming them matches each name against all the fields'.
+    ctx = RequestContext(request_id, correlation_id, route.kind, started, time.time(), headers)
     request[CONTEXT] = ctx
     request[ROUTE] = route
     tracing = request.app[TRACING]
@@ -226,36 +225,53 @@ async def _count_rejection(request: web.Request, ctx: RequestContext, err: Proxy
         await refusals(ctx, err)
 
 
+@lru_cache(maxsize=4096)
+def _series(
+    metrics: Metrics, route: str, method: str, status: int
+) -> tuple[Counter, Histogram, Histogram | None]:
+    """A request's metric children by its labels, found with one look-up (not one each):
+    requests, duration and overhead (none for the proxy's own routes)."""
+    return (
+        child(metrics.http_requests, route, method, str(status)),
+        child(metrics.http_duration, route),
+        None if route == RouteKind.OWN.value else child(metrics.overhead, route),
+    )
+
+
 def _account(request: web.Request, ctx: RequestContext, status: int, span: Span | None) -> None:
     total = time.perf_counter() - ctx.started_monotonic
     metrics = request.app[METRICS]
     route = ctx.route.value
     method = request.method if request.method in KNOWN_METHODS else OTHER
-    child(metrics.http_requests, route, method, str(status)).inc()
+    requests, duration, overhead = _series(metrics, route, method, status)
+    requests.inc()
     # Sampled-out spans (nothing exported) never give an exemplar: skip the look-up.
     exemplar = trace_exemplar() if span is not None else None
-    child(metrics.http_duration, route).observe(total, exemplar)
-    if ctx.route is not RouteKind.OWN:
-        overhead = max(0.0, total - ctx.upstream_seconds)
-        child(metrics.overhead, route).observe(overhead, exemplar)
+    duration.observe(total, exemplar)
+    if overhead is not None:
+        overhead.observe(max(0.0, total - ctx.upstream_seconds), exemplar)
     if not logging_enabled(INFO):  # skip building a line the level drops
         return
     fields = {
         "method": request.method,
         "path": request.path,
         "status": status,
-        "duration_ms": round(total * 1000, 3),
-        "upstream_ms": round(ctx.upstream_seconds * 1000, 3),
+        "duration_ms": milliseconds(total),
+        "upstream_ms": milliseconds(ctx.upstream_seconds),
         "upstream_attempts": ctx.upstream_attempts,
         "correlation_id": ctx.correlation_id,
         "model": ctx.pinned_slug,
         "alias": ctx.alias,
         "task_id": ctx.task_id,
+        # the request's own fields, as on every other line (``scope.request_fields``)
+        "request_id": ctx.request_id,
+        "route": route,
     }
-    scope.request_fields(ctx, fields)  # request id, route, caller: as on every other line
+    if ctx.caller is not None:
+        fields["caller"] = ctx.caller.identity
     ids: tuple[int, int] | None = None
     if ctx.trace is not None:
         ids = (ctx.trace.trace_id, ctx.trace.span_id)
     elif span is not None and (context := span.get_span_context()).is_valid:
         ids = (context.trace_id, context.span_id)
-    access_line(fields, ids)
+    access_line(fields, ids, CLIENT_CHOSEN)

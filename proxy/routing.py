@@ -34,6 +34,7 @@ sends the normalized path byte for byte (``Upstream.url`` never re-resolves it).
 
 from __future__ import annotations
 
+import re
 import string
 from dataclasses import dataclass
 from urllib.parse import quote, unquote
@@ -55,6 +56,9 @@ _HEX = frozenset(string.hexdigits)
 _ID_CHARS = _UNRESERVED | frozenset(":+@=")
 
 POLL_NAME = "/api/v1/tasks/{task_id}"
+# A poll path the rules leave as it is (nearly every one): one segment of id characters, no
+# "%", not a dot segment (it does not start with "."), not over ``MAX_ID_LENGTH``.
+_PLAIN_POLL = re.compile(r"/api/v1/tasks/([A-Za-z0-9_~:+@=-][A-Za-z0-9._~:+@=-]{0,511})")
 VALIDATE_NAME = "/api/v1/apikey/validate"
 BALANCE_NAME = "/api/v1/team/balance"
 MEDIA_NAME = "/api/v1/media/files"
@@ -183,6 +187,14 @@ def classify(method: str, raw_target: str) -> Route:
     if "#" in raw_target:
         return _refused(400, "bad_path", "'#' is not allowed in a request target")
     raw_path, _, query = raw_target.partition("?")
+    if method == "GET" and (plain := _PLAIN_POLL.fullmatch(raw_path)) is not None:
+        # What ``by_rules`` decides for it, without splitting and re-joining the path.
+        return Route(RouteKind.POLL, None, None, None, None, plain[1], POLL_NAME, raw_path, query)
+    return by_rules(method, raw_path, query)
+
+
+def by_rules(method: str, raw_path: str, query: str) -> Route:
+    """The route for a raw path (no ``#``, without its query), by the module's rules."""
     if not raw_path.startswith(API_PREFIX):
         return Route(RouteKind.OWN, path=raw_path, query=query)
     try:

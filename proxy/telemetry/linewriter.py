@@ -8,7 +8,9 @@ access line in a thousand took 4-8 ms to write, and the loop and every request i
 waited with it. Here the loop only queues the rendered line; one thread writes whatever
 has queued within ``GATHER_SECONDS`` of the first line of a batch, joined, and flushes (a
 pipe that is full holds up that thread, not the loop). Woken for every line instead, the
-thread cost the loop a hand-over of the GIL per request.
+thread cost the loop a hand-over of the GIL per request. While lines keep coming it goes
+on sleeping ``GATHER_SECONDS`` and writing what came, and waits on the queue again only
+after a quiet spell: each return from that wait is a hand-over of the GIL too.
 
 A line queued is written unless the process is killed before the thread gets to it (about
 ``GATHER_SECONDS``); ``close`` (at exit, or when logging is configured again) writes every
@@ -47,27 +49,39 @@ class LineWriter:
 
     def _run(self) -> None:
         while True:
-            first = self._queue.get()
-            batch = [] if first is None else [first]
-            done = first is None
-            if not done:
+            first = self._queue.get()  # quiet: wait for the first line of a burst
+            if first is None:
+                return
+            batch = [first]
+            while True:
                 # Let a batch gather: one wake-up of this thread per batch, not per line (on
                 # a busy proxy each wake-up is a context switch and a hand-over of the GIL).
+                # While lines keep coming the thread goes on sleeping and writing, without
+                # waiting on the queue in between (one wake-up and hand-over fewer a batch).
                 time.sleep(GATHER_SECONDS)
-            while not done:
-                try:
-                    more = self._queue.get_nowait()
-                except Empty:
+                done = self._take(batch)
+                if batch:
+                    self._write(batch)
+                if done:
+                    return
+                if not batch:
                     break
-                if more is None:
-                    done = True
-                else:
-                    batch.append(more)
-            if batch:
-                try:
-                    self.raw.write(b"".join(batch))
-                    self.raw.flush()
-                except (OSError, ValueError):  # closed or broken: these lines are lost
-                    pass
-            if done:
-                return
+                batch = []
+
+    def _take(self, batch: list[bytes]) -> bool:
+        """Move the queued lines to ``batch``; whether ``close`` asked to stop."""
+        while True:
+            try:
+                more = self._queue.get_nowait()
+            except Empty:
+                return False
+            if more is None:
+                return True
+            batch.append(more)
+
+    def _write(self, batch: list[bytes]) -> None:
+        try:
+            self.raw.write(b"".join(batch))
+            self.raw.flush()
+        except (OSError, ValueError):  # closed or broken: these lines are lost
+            pass

@@ -255,8 +255,9 @@ class Upstream:
             data = body
         started = time.perf_counter()
         try:
-            # Awaited and released by hand: what ``async with`` does, two coroutine
-            # layers fewer on every step of the exchange.
+            # Awaited, not entered: ``async with`` costs two coroutine layers on every step
+            # of the exchange, and its release is needed only when the body was not read
+            # whole by ``read`` (which releases the connection itself once it has it all).
             resp = await session.request(
                 method,
                 url,
@@ -273,20 +274,25 @@ class Upstream:
                     set_response_status(span, status, server=False)
                 length = resp.content_length
                 cap = self._settings.max_response_bytes
-                if (
+                whole = (
                     length is not None
                     and length <= cap
                     and not resp.headers.get("Content-Encoding")
-                ):
+                )
+                if whole:
                     # Framed by Content-Length (aiohttp reads exactly that): one read.
                     payload = await resp.read()
                 else:
                     payload = await self._read_capped(resp, cap, operation)
                 self._count(operation, _status_class(status))
-                return Reply(status, resp.headers, payload, seconds)
-            finally:
+            except BaseException:
+                resp.release()  # what leaving ``async with`` does
+                await resp.wait_for_close()
+                raise
+            if not whole:
                 resp.release()
                 await resp.wait_for_close()
+            return Reply(status, resp.headers, payload, seconds)
         except TransportFailure as failed:
             if span is not None:
                 set_error(span, failed.failure.value)

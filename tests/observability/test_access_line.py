@@ -4,14 +4,25 @@ from __future__ import annotations
 
 import io
 import json
+import time
 from pathlib import Path
 
 import structlog
+from aiohttp import web
+from aiohttp.test_utils import make_mocked_request
 
 from proxy.context import Caller, RequestContext, RouteKind
+from proxy.middleware import CLIENT_CHOSEN, _account
+from proxy.state import METRICS
 from proxy.telemetry import scope
-from proxy.telemetry.linewriter import LineWriter
-from proxy.telemetry.logging import access_line, close_access_writer, configure_logging
+from proxy.telemetry.linewriter import GATHER_SECONDS, LineWriter
+from proxy.telemetry.logging import (
+    _OWN_FIELDS,
+    access_line,
+    close_access_writer,
+    configure_logging,
+)
+from proxy.telemetry.metrics import Metrics
 from proxy.telemetry.scope import PROCESS_FIELDS, LeanTrace, bind_process
 
 
@@ -120,3 +131,49 @@ def test_a_line_written_while_a_request_is_served_names_it() -> None:
     assert inside["trace_id"] == "0af7651916cd43dd8448eb211c80319c"
     assert inside["span_id"] == "b7ad6b7169203331"
     assert not {"request_id", "route", "caller", "trace_id", "span_id"} & set(after)
+
+
+def test_the_middlewares_line_redacts_every_value_a_client_chose() -> None:
+    """Key-shaped text in the method, path, request and correlation ids, alias and task id
+    (the values the middleware names as a client's) is masked in its access line."""
+    out = io.StringIO()
+    configure_logging("info", "json", stream=out)
+    app = web.Application()
+    app[METRICS] = Metrics()
+    key = "sk-0123456789abcdef"
+    request = make_mocked_request("GET", f"/api/v1/tasks/{key}", app=app)
+    ctx = RequestContext(f"r-{key}", f"Bearer {key}", RouteKind.POLL, 0.0, 0.0)
+    ctx.alias, ctx.task_id, ctx.caller = key, key, Caller(identity="fp:0123")
+    try:
+        _account(request, ctx, 200, None)
+    finally:
+        configure_logging("warning", "json")
+    line = json.loads(out.getvalue())
+    assert "0123456789abcdef" not in out.getvalue()
+    assert (line["path"], line["alias"], line["task_id"]) == (
+        "/api/v1/tasks/sk-[redacted]",
+        "sk-[redacted]",
+        "sk-[redacted]",
+    )
+    assert (line["request_id"], line["correlation_id"]) == ("r-sk-[redacted]", "Bearer [redacted]")
+    assert (line["route"], line["caller"], line["status"]) == ("poll", "fp:0123", 200)
+    chosen = {k for k, v in line.items() if isinstance(v, str)} - _OWN_FIELDS
+    assert chosen <= set(CLIENT_CHOSEN)
+
+
+def test_lines_in_bursts_are_all_written_and_close_returns_at_once(tmp_path: Path) -> None:
+    """Lines queued in bursts, with quiet spells between, all arrive in order; ``close``
+    after a quiet spell (the thread between batches) stops the thread without waiting."""
+    path = tmp_path / "bursts.log"
+    with path.open("wb") as stream:
+        writer = LineWriter(stream)
+        for burst in range(3):
+            for i in range(50):
+                writer.write(f"{burst}-{i}\n".encode())
+            time.sleep(GATHER_SECONDS * (1.5 + burst))
+        started = time.monotonic()
+        writer.close()
+        assert time.monotonic() - started < 1.0
+        assert not writer._thread.is_alive()
+    expected = [f"{burst}-{i}" for burst in range(3) for i in range(50)]
+    assert path.read_text(encoding="utf-8").splitlines() == expected

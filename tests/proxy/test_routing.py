@@ -10,7 +10,7 @@ from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
 from proxy.context import PathForm, RouteKind
-from proxy.routing import API_PREFIX, Route, classify, submit_path
+from proxy.routing import API_PREFIX, Route, by_rules, classify, submit_path
 from tests.pathspellings import spellings
 
 SLUG = "minimax/hailuo-2.3-t2v"
@@ -295,3 +295,26 @@ def _same_again(route: Route, method: str) -> None:
         route.task_id,
         route.slug,
     )
+
+
+ID_PARTS = st.sampled_from(
+    [
+        *("ins-1", "a", "A9", "_", "~", ":", "+", "@", "=", "-", ".", "..", "/", "%", "%41", "%2F"),
+        "é",
+    ]
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    parts=st.lists(ID_PARTS, max_size=6),
+    length=st.sampled_from([0, 1, 505, 506, 507, 520]),
+    query=st.sampled_from(["", "a=1", "?"]),
+)
+def test_a_plain_poll_is_routed_as_the_rules_route_it(
+    parts: list[str], length: int, query: str
+) -> None:
+    """The shortcut for a plain poll path gives the route the full rules give, field by field."""
+    raw_path = "/api/v1/tasks/" + "".join(parts) + "x" * length
+    target = f"{raw_path}?{query}" if query else raw_path
+    assert classify("GET", target) == by_rules("GET", raw_path, query)
