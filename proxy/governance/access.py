@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import MutableMapping
 from functools import lru_cache
+from typing import NoReturn
 
 import structlog
 
@@ -51,7 +52,8 @@ async def identify(keyring: KeyRing | None, authorization: str | None) -> Identi
         raise Unauthorized(
             "a proxy key must be sent as 'Authorization: Bearer mlx-vk-...'", reason="invalid_key"
         )
-    _refuse_without_proxy_key(keyring)
+    if keyring is not None and keyring.proxy_keys_only:
+        _refuse_without_proxy_key()
     return None
 
 
@@ -61,7 +63,8 @@ def passes_through(keyring: KeyRing | None, authorization: str | None) -> bool:
     ``False`` when ``identify`` must look closer; 401 where ``identify`` refuses it."""
     if authorization is not None and not _holds_no_proxy_key(authorization):
         return False
-    _refuse_without_proxy_key(keyring)
+    if keyring is not None and keyring.proxy_keys_only:
+        _refuse_without_proxy_key()
     return True
 
 
@@ -73,11 +76,10 @@ def _holds_no_proxy_key(authorization: str) -> bool:
     return not may_carry_proxy_token(authorization)
 
 
-def _refuse_without_proxy_key(keyring: KeyRing | None) -> None:
-    if keyring is not None and keyring.mode == "virtual":
-        raise Unauthorized(
-            "this proxy accepts only proxy-issued keys (mlx-vk-...)", reason="virtual_key_required"
-        )
+def _refuse_without_proxy_key() -> NoReturn:
+    raise Unauthorized(
+        "this proxy accepts only proxy-issued keys (mlx-vk-...)", reason="virtual_key_required"
+    )
 
 
 def caller_id(identity: Identity | None, authorization: str | None) -> str | None:
