@@ -15,6 +15,8 @@ forwarding it without the token would change what the client asked for.
 from __future__ import annotations
 
 from collections.abc import MutableMapping
+from functools import lru_cache
+from typing import NoReturn
 
 import structlog
 
@@ -40,23 +42,44 @@ async def identify(keyring: KeyRing | None, authorization: str | None) -> Identi
     another shape or is not printable ASCII (as the submit pipeline does), and in
     ``virtual`` mode for a request without one.
     """
-    authorization = checked_authorization(authorization)  # bounded printable ASCII, else 401
-    # One look passes nearly every pass-through request: no proxy key in its Authorization,
-    # so none in the bearer token either (a part of it).
-    if authorization is not None and may_carry_proxy_token(authorization):
-        token = bearer(authorization)
-        if keyring is not None and token is not None and keyring.is_virtual_token(token):
-            return await keyring.resolve(token)
-        if carries_proxy_token(authorization):
-            raise Unauthorized(
-                "a proxy key must be sent as 'Authorization: Bearer mlx-vk-...'",
-                reason="invalid_key",
-            )
-    if keyring is not None and keyring.mode == "virtual":
+    if passes_through(keyring, authorization):
+        return None
+    assert authorization is not None  # only a credential may hold a proxy key
+    token = bearer(authorization)
+    if keyring is not None and token is not None and keyring.is_virtual_token(token):
+        return await keyring.resolve(token)
+    if carries_proxy_token(authorization):
         raise Unauthorized(
-            "this proxy accepts only proxy-issued keys (mlx-vk-...)", reason="virtual_key_required"
+            "a proxy key must be sent as 'Authorization: Bearer mlx-vk-...'", reason="invalid_key"
         )
+    if keyring is not None and keyring.proxy_keys_only:
+        _refuse_without_proxy_key()
     return None
+
+
+def passes_through(keyring: KeyRing | None, authorization: str | None) -> bool:
+    """``identify`` without a wait, for nearly every pass-through request: ``True`` when the
+    request surely holds no proxy key and may pass through as is (``identify`` is ``None``),
+    ``False`` when ``identify`` must look closer; 401 where ``identify`` refuses it."""
+    if authorization is not None and not _holds_no_proxy_key(authorization):
+        return False
+    if keyring is not None and keyring.proxy_keys_only:
+        _refuse_without_proxy_key()
+    return True
+
+
+@lru_cache(maxsize=1024)  # a client polls with one key again and again: checked once
+def _holds_no_proxy_key(authorization: str) -> bool:
+    """Whether ``authorization`` surely holds no proxy key (nor then its bearer token, a
+    part of it); 401 unless it is bounded printable ASCII."""
+    checked_authorization(authorization)  # 401 unless bounded printable ASCII
+    return not may_carry_proxy_token(authorization)
+
+
+def _refuse_without_proxy_key() -> NoReturn:
+    raise Unauthorized(
+        "this proxy accepts only proxy-issued keys (mlx-vk-...)", reason="virtual_key_required"
+    )
 
 
 def caller_id(identity: Identity | None, authorization: str | None) -> str | None:
@@ -98,7 +121,7 @@ def swap(headers: MutableMapping[str, str], identity: Identity | None) -> None:
 
 def refuse_token_in_url(raw_path: str) -> None:
     """401 for a path or query string that carries a proxy key: never forwarded, never trimmed."""
-    if carries_proxy_token(raw_path):
+    if may_carry_proxy_token(raw_path) and carries_proxy_token(raw_path):  # one look, nearly always
         raise Unauthorized(
             "a proxy key must be sent only in the Authorization header, never in the URL",
             reason="key_in_url",

@@ -133,6 +133,8 @@ class KeyRing:
         self._accounts = accounts
         self._clock = clock
         self._cache: dict[str, tuple[float, VirtualKey | None]] = {}
+        # ``virtual`` mode: a request without a proxy key is refused (read on every request).
+        self.proxy_keys_only = settings.mode == "virtual"
 
     @property
     def mode(self) -> str:

@@ -4,11 +4,12 @@ idempotent), and observed so that the job ledger follows the task.
 
 from __future__ import annotations
 
-from functools import partial
+from collections.abc import Coroutine
+from typing import Any
 
 from aiohttp import web
 
-from proxy.context import RouteKind
+from proxy.context import RequestContext, RouteKind
 from proxy.errors import InternalError
 from proxy.forwarding import poll_headers
 from proxy.governance import access
@@ -17,6 +18,7 @@ from proxy.runtime import Runtime
 from proxy.state import CONTEXT, METRICS, POLL_POLICY, ROUTE, RUNTIME, SETTINGS, UPSTREAM
 from proxy.telemetry.children import child
 from proxy.upstream import attempts
+from proxy.upstream.attempts import Outcome
 from proxy.upstream.client import reply_headers
 from proxy.upstream.failures import transport_error
 
@@ -25,7 +27,9 @@ _POLL = RouteKind.POLL.value
 
 
 # The answer is re-framed by aiohttp (and was decoded): its length and coding do not pass.
-async def handle_poll(request: web.Request) -> web.StreamResponse:
+def handle_poll(request: web.Request) -> Coroutine[Any, Any, web.StreamResponse]:
+    """Not a coroutine of its own: a poll without a proxy key (nearly every one) waits for
+    nothing before its forward, so the forward's coroutine is the one to await."""
     ctx = request[CONTEXT]
     app = request.app
     runtime = app[RUNTIME]
@@ -33,10 +37,25 @@ async def handle_poll(request: web.Request) -> web.StreamResponse:
     task_id = route.task_id or ""
     ctx.task_id = task_id
     authorization = request.headers.get("Authorization")
+    if access.passes_through(runtime.keyring, authorization):
+        return _forward(request, ctx, app, runtime, task_id, route.target, None, authorization)
+    return _identified(request, ctx, app, runtime, task_id, route.target, authorization)
+
+
+async def _identified(
+    request: web.Request,
+    ctx: RequestContext,
+    app: web.Application,
+    runtime: Runtime,
+    task_id: str,
+    target: str,
+    authorization: str | None,
+) -> web.Response:
+    """The poll of a request that may carry a proxy key: its identity first."""
     identity = await access.identify(runtime.keyring, authorization)
     if identity is not None:  # a proxy key sees only its own tasks
         await access.own_task(runtime.store, identity, task_id)
-    return await _forward(request, app, runtime, task_id, route.target, identity, authorization)
+    return await _forward(request, ctx, app, runtime, task_id, target, identity, authorization)
 
 
 async def forward_poll(
@@ -49,11 +68,14 @@ async def forward_poll(
     """The upstream's answer for ``task_id`` (at ``target``), observed for the ledger; the
     caller has checked that the asker may see it."""
     app = request.app
-    return await _forward(request, app, app[RUNTIME], task_id, target, identity, authorization)
+    return await _forward(
+        request, request[CONTEXT], app, app[RUNTIME], task_id, target, identity, authorization
+    )
 
 
 async def _forward(
     request: web.Request,
+    ctx: RequestContext,
     app: web.Application,
     runtime: Runtime,
     task_id: str,
@@ -74,19 +96,22 @@ async def _forward(
     headers = poll_headers(request, settings, identity)
 
     # The send itself is the work to share (no coroutine of ours around it).
-    fetch = partial(
-        attempts.send,
-        app[UPSTREAM],
-        app[POLL_POLICY],
-        "GET",
-        target,  # the normalized path the task id was read from
-        headers,
-        None,
-        operation=_POLL,
-        idempotent=True,
-        rng=runtime.rng,
-        on_retry=lambda reason: metrics.upstream_retries.labels("poll", reason).inc(),
-    )
+    upstream, policy, rng = app[UPSTREAM], app[POLL_POLICY], runtime.rng
+
+    def fetch() -> Coroutine[Any, Any, Outcome]:
+        return attempts.send(
+            upstream,
+            policy,
+            "GET",
+            target,  # the normalized path the task id was read from
+            headers,
+            None,
+            operation=_POLL,
+            idempotent=True,
+            rng=rng,
+            on_retry=lambda reason: metrics.upstream_retries.labels("poll", reason).inc(),
+        )
+
     if settings.poll.coalesce:
         # Identical polls in flight (same task, same caller) share one upstream request.
         outcome, shared = await runtime.polls.run((task_id, caller or ""), fetch)
@@ -94,7 +119,6 @@ async def _forward(
         outcome, shared = await fetch(), False
     if not shared:  # this poll's own upstream request (one for all that shared it)
         child(metrics.job_polls, "client").inc()
-        ctx = request[CONTEXT]
         ctx.upstream_attempts = outcome.attempts
         ctx.upstream_seconds = outcome.upstream_seconds
     reply = outcome.reply
@@ -102,7 +126,7 @@ async def _forward(
         if outcome.failure is None:
             raise InternalError("poll ended without an answer or a failure")
         raise transport_error(outcome.failure, paid=False)
-    if jobs is not None and not shared:
+    if jobs is not None and not shared and jobs.follows(task_id, reply.status):
         await jobs.observe_reply(
             task_id,
             reply.status,

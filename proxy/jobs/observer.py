@@ -63,6 +63,12 @@ class PollObserver:
             return None
         return self._terminal.get((task_id, caller))
 
+    def follows(self, task_id: str, status: int) -> bool:
+        """Whether a poll answer may change the ledger (``observe_reply`` does nothing with
+        any other): a 200 for a task not known to be foreign. Asked first, it spares a
+        foreign task's poll the call."""
+        return status == 200 and not self._foreign.get(task_id)
+
     async def observe_reply(
         self,
         task_id: str,
@@ -83,7 +89,7 @@ class PollObserver:
         A store failure loses nothing: the poll's answer still reaches the client, and the
         next poll (a client's or the watcher's) sees the same change.
         """
-        if status != 200 or self._foreign.get(task_id):
+        if not self.follows(task_id, status):
             return None  # a foreign task costs nothing after the first look, not even a parse
         try:
             return await self._observe(task_id, body, source, caller, credential, document)

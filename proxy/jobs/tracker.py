@@ -94,6 +94,7 @@ class JobTracker:
             store, settings, metrics, labels, self.settler, keys=self.keys, known=known, clock=clock
         )
         self.observe_reply = self.observer.observe_reply
+        self.follows = self.observer.follows
         self.cached_terminal = self.observer.cached_terminal
 
     async def settle(self, job: JobRecord) -> None:

@@ -18,6 +18,11 @@ from proxy.upstream.retry import (
     server_delay,
 )
 
+# Read once: in Python 3.11 every ``Bucket.X`` is a descriptor call (about 1,000 CPU
+# instructions), and these are compared once or twice per upstream answer.
+_SUCCESS = Bucket.SUCCESS
+_TRANSIENT = Bucket.TRANSIENT
+
 
 class Outcome(NamedTuple):
     """What came of a logical request: the last reply or the failure, and the attempts made
@@ -66,7 +71,7 @@ async def send(
         except TransportFailure as failure:
             spent += clock() - t0
             bucket = classify_failure(failure.failure, idempotent=idempotent)
-            if bucket is Bucket.TRANSIENT:
+            if bucket is _TRANSIENT:
                 delay = next_delay(policy, attempt, clock() - started, rng.random())
                 if delay is not None:
                     on_retry(failure.failure.value)
@@ -76,19 +81,20 @@ async def send(
         spent += reply.seconds
         bucket = classify_status(reply.status, policy.retry_statuses)
         document = None
-        if bucket is Bucket.SUCCESS and operation == "poll":
+        unusable = False
+        if bucket is _SUCCESS and operation == "poll":
             document = _json_object(reply)
-        unusable = document is None and bucket is Bucket.SUCCESS and operation == "poll"
-        if unusable:  # a 2xx poll answer that is not a JSON object: as unusable as a 503
-            bucket = Bucket.TRANSIENT
-        if bucket is Bucket.TRANSIENT:
+            unusable = document is None
+            if unusable:  # a 2xx poll answer that is not a JSON object: as unusable as a 503
+                bucket = _TRANSIENT
+        if bucket is _TRANSIENT:
             asked = server_delay(reply.headers, wall())
             delay = next_delay(policy, attempt, clock() - started, rng.random(), asked)
             if delay is not None:
                 on_retry("invalid_body" if unusable else str(reply.status))
                 await sleep(delay)
                 continue
-        return Outcome(bucket, attempt, spent, reply=reply, document=document)
+        return Outcome(bucket, attempt, spent, reply, None, document)
 
 
 def _json_object(reply: Reply) -> dict[str, Any] | None:
