@@ -24,6 +24,7 @@ from logging import INFO
 
 import structlog
 from aiohttp import web
+from multidict import istr
 from opentelemetry.trace import Span
 from opentelemetry.util.types import AttributeValue
 from prometheus_client import Counter, Histogram
@@ -46,6 +47,9 @@ from proxy.telemetry.traceparent import current_traceparent, trace_exemplar
 from proxy.telemetry.tracing import Tracing
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,256}$")
+# Header names as ``istr``: a case-insensitive look-up skips folding them each time.
+REQUEST_ID_HEADER = istr("X-Request-Id")
+CORRELATION_ID_HEADER = istr("X-Correlation-Id")
 log = structlog.get_logger("proxy.access")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -76,8 +80,8 @@ async def context_middleware(request: web.Request, handler: Handler) -> web.Stre
     started = time.perf_counter()
     route = classify(request.method, request.raw_path)
     headers = request.headers
-    request_id = _request_id(headers.get("X-Request-Id"))
-    correlation_id = headers.get("X-Correlation-Id") or request_id
+    request_id = _request_id(headers.get(REQUEST_ID_HEADER))
+    correlation_id = headers.get(CORRELATION_ID_HEADER) or request_id
     if correlation_id is not request_id and not _REQUEST_ID.match(correlation_id):
         correlation_id = request_id
     # Positional: a call naming them matches each name against all the fields'.
@@ -213,7 +217,7 @@ async def prepare(request: web.Request, response: web.StreamResponse) -> None:
     streamed ones included, and a plain-text refusal of aiohttp's own is put in the envelope."""
     ctx = request.get(CONTEXT)
     if ctx is not None:
-        response.headers["X-Request-Id"] = ctx.request_id
+        response.headers[REQUEST_ID_HEADER] = ctx.request_id
     envelope_refusal(response, ctx)
 
 

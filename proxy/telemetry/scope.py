@@ -16,6 +16,7 @@ from contextvars import ContextVar, Token
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from multidict import istr
 from opentelemetry.sdk.trace.id_generator import IdGenerator
 from opentelemetry.trace import SpanContext
 from opentelemetry.trace.span import TraceState
@@ -39,7 +40,7 @@ class LeanTrace:
 
         The same ids and trace state the SDK's ``ALWAYS_OFF`` sampler would give.
         """
-        if "traceparent" in headers:  # nearly no client sends one: parse only then
+        if _TRACEPARENT in headers:  # nearly no client sends one: parse only then
             parent = span_context_of(incoming_context(headers))
             if parent.is_valid:
                 return cls(parent.trace_id, ids.generate_span_id(), parent.trace_state)
@@ -90,6 +91,7 @@ class RequestScope(Protocol):
     def trace(self) -> LeanTrace | None: ...
 
 
+_TRACEPARENT = istr("traceparent")  # looked up without folding it each time
 _CURRENT: ContextVar[RequestScope | None] = ContextVar("modellix_request", default=None)
 PROCESS_FIELDS: dict[str, Any] = {}
 """Fields on every line of this process (``bind_process``)."""
