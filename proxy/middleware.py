@@ -17,6 +17,7 @@ from __future__ import annotations
 import random
 import re
 import time
+from asyncio import get_running_loop
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractContextManager
 from functools import lru_cache
@@ -173,9 +174,16 @@ async def _respond(
         status = exc.status
         raise
     finally:
-        if span is not None:
+        total = time.perf_counter() - ctx.started_monotonic
+        if span is not None:  # the exemplar is read while the span is current
             _finish_span(span, ctx, status, error_type)
-        _account(request, ctx, status, span)
+            _account(request, ctx, status, span, total)
+        else:
+            # Once the answer is on its way: aiohttp writes it when this returns, and the
+            # metrics and the access line run next, before the loop reads anything new
+            # (so nothing that follows the answer can miss them); answers that came back
+            # together are each written without waiting for the others' accounting.
+            get_running_loop().call_soon(_account, request, ctx, status, None, total)
 
 
 def route_template(request: web.Request, route: Route) -> str:
@@ -242,8 +250,10 @@ def _series(
     )
 
 
-def _account(request: web.Request, ctx: RequestContext, status: int, span: Span | None) -> None:
-    total = time.perf_counter() - ctx.started_monotonic
+def _account(
+    request: web.Request, ctx: RequestContext, status: int, span: Span | None, total: float
+) -> None:
+    """The request's metrics and access line; ``total``: its duration up to its answer."""
     metrics = request.app[METRICS]
     route = ctx.route.value
     method = request.method  # a cached property: read once

@@ -188,6 +188,9 @@ _OWN_FIELDS = frozenset(
 )
 
 
+_MICROSECONDS = 10**6  # in a second
+
+
 def _timestamp(now: float) -> str:
     """As structlog's ``TimeStamper(fmt="iso", utc=True)``, the date and time kept a second."""
     global _second
@@ -196,13 +199,13 @@ def _timestamp(now: float) -> str:
         _second = (whole, time.strftime("%Y-%m-%dT%H:%M:%S.", time.gmtime(whole)))
     # The microseconds, six digits: "1" and the five or fewer after it, cut (cheaper than
     # a format spec).
-    return _second[1] + str(1_000_000 + int((now - whole) * 1e6))[1:] + "Z"
+    return _second[1] + str(_MICROSECONDS + int((now - whole) * _MICROSECONDS))[1:] + "Z"
 
 
 def milliseconds(seconds: float) -> float:
     """``seconds`` in milliseconds to three decimals: ``round(seconds * 1000, 3)`` but for a
     value a nanosecond or less from a half microsecond (without its decimal conversion)."""
-    return round(seconds * 1_000_000) / 1000
+    return round(seconds * _MICROSECONDS) / 1000
 
 
 def _render(fields: dict[str, Any]) -> bytes:

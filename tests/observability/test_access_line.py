@@ -145,7 +145,7 @@ def test_the_middlewares_line_redacts_every_value_a_client_chose() -> None:
     ctx = RequestContext(f"r-{key}", f"Bearer {key}", RouteKind.POLL, 0.0, 0.0)
     ctx.alias, ctx.task_id, ctx.caller = key, key, Caller(identity="fp:0123")
     try:
-        _account(request, ctx, 200, None)
+        _account(request, ctx, 200, None, 0.001)
     finally:
         configure_logging("warning", "json")
     line = json.loads(out.getvalue())
