@@ -17,7 +17,6 @@ from __future__ import annotations
 import random
 import re
 import time
-from asyncio import get_running_loop
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractContextManager
 from functools import lru_cache
@@ -183,7 +182,8 @@ async def _respond(
             # metrics and the access line run next, before the loop reads anything new
             # (so nothing that follows the answer can miss them); answers that came back
             # together are each written without waiting for the others' accounting.
-            get_running_loop().call_soon(_account, request, ctx, status, None, total)
+            # (the loop from the request's task: get_running_loop costs a getpid system call)
+            request.task.get_loop().call_soon(_account, request, ctx, status, None, total)
 
 
 def route_template(request: web.Request, route: Route) -> str:
