@@ -58,7 +58,9 @@ _ID_CHARS = _UNRESERVED | frozenset(":+@=")
 POLL_NAME = "/api/v1/tasks/{task_id}"
 # A poll path the rules leave as it is (nearly every one): one segment of id characters, no
 # "%", not a dot segment (it does not start with "."), not over ``MAX_ID_LENGTH``.
-_PLAIN_POLL = re.compile(r"/api/v1/tasks/([A-Za-z0-9_~:+@=-][A-Za-z0-9._~:+@=-]{0,511})")
+_PLAIN_POLL = re.compile(
+    rf"/api/v1/tasks/([A-Za-z0-9_~:+@=-][A-Za-z0-9._~:+@=-]{{0,{MAX_ID_LENGTH - 1}}})"
+)
 VALIDATE_NAME = "/api/v1/apikey/validate"
 BALANCE_NAME = "/api/v1/team/balance"
 MEDIA_NAME = "/api/v1/media/files"

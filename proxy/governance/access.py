@@ -121,7 +121,7 @@ def swap(headers: MutableMapping[str, str], identity: Identity | None) -> None:
 
 def refuse_token_in_url(raw_path: str) -> None:
     """401 for a path or query string that carries a proxy key: never forwarded, never trimmed."""
-    if may_carry_proxy_token(raw_path) and carries_proxy_token(raw_path):  # one look, nearly always
+    if carries_proxy_token(raw_path):
         raise Unauthorized(
             "a proxy key must be sent only in the Authorization header, never in the URL",
             reason="key_in_url",

@@ -137,7 +137,7 @@ def _prompt(fields: Mapping[str, Any]) -> str:
     unknown = sorted(set(fields) - _FIELDS)
     if unknown:
         raise invalid(f"Unrecognized request argument supplied: {unknown[0]}", unknown[0])
-    return read_prompt(dict(fields))
+    return read_prompt(fields)
 
 
 def _source_url(source: JobRecord, retention_seconds: float) -> str:

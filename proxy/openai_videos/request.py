@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl
@@ -102,7 +103,7 @@ def from_fields(fields: dict[str, Any]) -> VideoRequest:
     )
 
 
-def read_prompt(fields: dict[str, Any]) -> str:
+def read_prompt(fields: Mapping[str, Any]) -> str:
     """The request's ``prompt``: a non-empty string of UTF-8 text within the length, else 400."""
     prompt = fields.get("prompt")
     if not isinstance(prompt, str) or not prompt.strip():

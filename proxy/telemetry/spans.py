@@ -30,7 +30,7 @@ from opentelemetry.trace import (
 from opentelemetry.util.types import AttributeValue
 
 from proxy.telemetry.redaction import redact_text, redact_url, redact_value, safe_attributes
-from proxy.telemetry.scope import LeanTrace, current_trace
+from proxy.telemetry.scope import LeanTrace, current_trace, trace_headers
 from proxy.telemetry.traceparent import (
     current_trace_headers,
     incoming_context,
@@ -124,13 +124,8 @@ def lean_trace_headers(tracing: Tracing) -> dict[str, str]:
         if context.is_valid:
             return LeanTrace.child_of(context, ids).headers()
         return LeanTrace(ids.generate_trace_id(), ids.generate_span_id()).headers()
-    # The request's child: LeanTrace.child_of(parent, ids).headers() without the object, and
-    # %-formatted (about 1,500 CPU instructions fewer than the f-string, once per attempt)
-    traceparent = "00-%032x-%016x-00" % (parent.trace_id, ids.generate_span_id())  # noqa: UP031
-    headers = {"traceparent": traceparent}
-    if parent.state:
-        headers["tracestate"] = parent.state.to_header()
-    return headers
+    # The request's child: LeanTrace.child_of(parent, ids).headers() without the object
+    return trace_headers(parent.trace_id, ids.generate_span_id(), parent.state)
 
 
 @contextmanager
