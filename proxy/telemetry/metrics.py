@@ -9,6 +9,10 @@ and logs). Dashboards and alert rules are tested to use only these names.
 With ``serve --workers N`` the workers' metrics meet in one ``/metrics``
 (``proxy.telemetry.multiprocess``): a new gauge is either a :class:`SharedGauge` (a
 number every worker reads from the store) or names its ``multiprocess_mode``.
+
+The counters and histograms every forwarded request updates are :class:`LoopCounter` and
+:class:`LoopHistogram` (``proxy.telemetry.loop_metrics``): updated on the event loop's
+thread only, without prometheus-client's lock.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from prometheus_client import (
 )
 
 from proxy import money
+from proxy.telemetry.loop_metrics import LoopCounter, LoopHistogram
 from proxy.telemetry.multiprocess import SharedGauge
 
 PREFIX = "modellix_proxy"
@@ -83,7 +88,7 @@ class Metrics:
         r = self.registry
         p = PREFIX
         # --- HTTP surface (RED) -------------------------------------------------------
-        self.http_requests = Counter(
+        self.http_requests = LoopCounter(
             f"{p}_http_requests_total",
             "Requests the proxy answered, by route kind, method and status code.",
             [ROUTE, METHOD, CODE],
@@ -102,14 +107,14 @@ class Metrics:
             ["cause"],
             registry=r,
         )
-        self.http_duration = Histogram(
+        self.http_duration = LoopHistogram(
             f"{p}_http_request_duration_seconds",
             "Time from receiving a request to finishing its response, by route kind.",
             [ROUTE],
             buckets=UPSTREAM_BUCKETS,
             registry=r,
         )
-        self.overhead = Histogram(
+        self.overhead = LoopHistogram(
             f"{p}_overhead_seconds",
             "Time the proxy itself added to a request (total minus upstream time).",
             [ROUTE],
@@ -117,13 +122,13 @@ class Metrics:
             registry=r,
         )
         # --- upstream -----------------------------------------------------------------
-        self.upstream_requests = Counter(
+        self.upstream_requests = LoopCounter(
             f"{p}_upstream_requests_total",
             "Attempts sent to the Modellix API, by operation and outcome class.",
             [OPERATION, OUTCOME],
             registry=r,
         )
-        self.upstream_duration = Histogram(
+        self.upstream_duration = LoopHistogram(
             f"{p}_upstream_request_duration_seconds",
             "Duration of one upstream attempt until response headers, by operation.",
             [OPERATION],
@@ -211,7 +216,7 @@ class Metrics:
             buckets=QUEUE_BUCKETS,
             registry=r,
         )
-        self.job_polls = Counter(
+        self.job_polls = LoopCounter(
             f"{p}_job_polls_total",
             "Task polls sent upstream, by who asked (client or watcher).",
             [SOURCE],

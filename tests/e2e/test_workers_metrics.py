@@ -13,11 +13,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 WORKER = """
 import json, sys
 from proxy.telemetry.metrics import Metrics
 m = Metrics()
 m.http_requests.labels("poll", "GET", "200").inc(int(sys.argv[1]))
+m.http_duration.labels("poll").observe(float(sys.argv[1]) / 100)
 m.ledger_writes_pending.set(int(sys.argv[1]))
 m.retention_last_success.set(float(sys.argv[1]))
 # A store-derived gauge replaced as a whole, as the watcher does: clear, then set again.
@@ -30,6 +33,8 @@ m.jobs_in_flight.labels("a").inc(2)
 SCRAPE = """
 import json, sys
 from pathlib import Path
+
+import pytest
 from proxy.telemetry.metrics import Metrics
 from proxy.telemetry.multiprocess import scrape_registry
 m = Metrics()  # the serving worker's own
@@ -74,6 +79,12 @@ def test_one_scrape_reports_every_worker_and_store_gauges_once(tmp_path: Path) -
 
     polls = value("modellix_proxy_http_requests_total", code="200", method="GET", route="poll")
     assert polls == 7
+    # the request path's lock-free histogram, file-backed in multiprocess mode: both workers
+    duration = "modellix_proxy_http_request_duration_seconds"
+    assert value(duration + "_count", route="poll") == 2
+    assert value(duration + "_sum", route="poll") == pytest.approx(0.07)
+    assert value(duration + "_bucket", le="0.05", route="poll") == 2
+    assert value(duration + "_bucket", le="0.025", route="poll") == 0
     assert value("modellix_proxy_ledger_writes_pending") in {3, 4}  # one worker left alive
     assert value("modellix_proxy_retention_last_success_timestamp_seconds") == 4
     assert value("modellix_proxy_jobs_in_flight", model="a") == 2  # not 2 + 2 + 2, nor 5 + 2
