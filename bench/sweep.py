@@ -91,20 +91,26 @@ def markdown(report: dict[str, Any]) -> str:
         d = point["direct"]["latency_ms"]
         b, p = point["added_ms"]["bare"], point["added_ms"]["proxy"]
         rates = " / ".join(f"{point[n]['requests_per_second']:.0f}" for n in PEERS)
-        by_round = ", ".join(str(r) for r in point["proxy_over_bare_p99_by_round"])
+        by_round = ", ".join(_shown(r) for r in point["proxy_over_bare_p99_by_round"])
         aside = point["set_aside"]
         stolen = ", ".join(f"{max(r['host_steal_ms'].values()):.0f}" for r in aside)
         set_aside = f"{len(aside)} ({stolen})" if aside else "0"
         rows.append(
             f"| {point['concurrency']} | {d['50']:.2f} / {d['99']:.2f} "
-            f"| +{b['50']:.2f} / +{b['99']:.2f} | +{p['50']:.2f} / +{p['99']:.2f} "
-            f"| {point['proxy_over_bare_p99']} | {rates} "
-            f"| {point['median_of_rounds_proxy_over_bare_p99']} | {set_aside} | {by_round} |"
+            f"| {b['50']:+.2f} / {b['99']:+.2f} | {p['50']:+.2f} / {p['99']:+.2f} "
+            f"| {_shown(point['proxy_over_bare_p99'])} | {rates} "
+            f"| {_shown(point['median_of_rounds_proxy_over_bare_p99'])} | {set_aside} "
+            f"| {by_round} |"
         )
     rows += ["", f"Published, added p99 at c = {published.CONCURRENCY} ({published.SOURCE}):", ""]
     rows += ["| gateway | added p99 (ms) |", "|---|---|"]
     rows += [f"| {f.gateway} | +{f.added_p99_ms} |" for f in published.FIGURES]
     return "\n".join(rows)
+
+
+def _shown(ratio: float | None) -> str:
+    """A ratio as printed; a dash where the floor added nothing (no ratio to take)."""
+    return "–" if ratio is None else str(ratio)
 
 
 def steal_ms() -> float:
