@@ -139,8 +139,9 @@ async def test_respects_max_polls_per_second(
     steady = times[burst:]
     achieved = (len(steady) - 1) / (steady[-1] - steady[0])
     # The bound is the property; the floor only shows the limiter does not starve polls
-    # (kept loose: a loaded 2-core machine delays the timers, never speeds them up).
-    assert rate * 0.5 <= achieved <= rate * 1.1, achieved
+    # (kept loose: a loaded 2-core machine delays the timers and the polls, never speeds
+    # them up; 18 a second was seen under the whole suite on a VM whose host was busy).
+    assert rate * 0.25 <= achieved <= rate * 1.1, achieved
 
 
 async def test_a_dead_owners_lease_is_taken_over_when_it_ends(
