@@ -38,6 +38,13 @@ SUBMIT_BODY = json.dumps(
 PG_CONNECT_SECONDS = 3.0
 
 
+def machine_cpu_ticks() -> list[int]:
+    """The whole machine's CPU time so far, by kind (``/proc/stat``'s ``cpu`` line, clock
+    ticks): user, nice, system, idle, iowait, irq, softirq, steal, guest, guest_nice."""
+    line = Path("/proc/stat").read_text(encoding="ascii").split("\n", 1)[0]
+    return [int(x) for x in line.split()[1:11]]
+
+
 def log(message: str) -> None:
     print(f"[bench] {message}", file=sys.stderr, flush=True)
 

@@ -18,8 +18,8 @@ pooled): the p99 of one 5-second run at c = 16 rests on the slowest ~35 requests
 pause of the machine's other load moves it by a millisecond; pooled over interleaved rounds,
 such a pause weighs on every peer alike. The medians over the rounds and each round's ratio
 are reported beside it, to show the spread. On a shared VM the host takes CPU from the
-machine now and then (``/proc/stat``'s steal): 100 ms to a second in a 10-second run was
-seen, and the peer measured meanwhile has a p99 5 to 15 ms higher. A round during which the
+machine now and then (``/proc/stat``'s steal): 100 ms to 2 s in a 10-second run was seen,
+and the peer measured meanwhile had a p99 10 to 25 ms higher. A round during which the
 host took more than ``--max-steal-ms`` (50) while any peer was measured is set aside and
 measured again, up to as many extra rounds as were asked for; if too few rounds stay under
 the limit, the least stolen of those set aside make up the number. The rounds set aside and
@@ -44,7 +44,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from bench import published, wrk
-from bench.common import RESULTS, log
+from bench.common import RESULTS, log, machine_cpu_ticks
 from bench.report import run_header
 from harness.config import clean_environ
 from harness.ports import free_port
@@ -117,10 +117,10 @@ def steal_ms() -> float:
     """CPU time the host has taken from this machine's CPUs so far (``/proc/stat``'s
     ``steal``, all CPUs), in milliseconds; 0 where the kernel does not count it."""
     try:
-        fields = Path("/proc/stat").read_text(encoding="ascii").split("\n", 1)[0].split()
+        fields = machine_cpu_ticks()
     except OSError:
         return 0.0
-    ticks = int(fields[8]) if len(fields) > 8 else 0
+    ticks = fields[7] if len(fields) > 7 else 0
     return ticks * 1000 / os.sysconf("SC_CLK_TCK")
 
 

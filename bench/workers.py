@@ -31,6 +31,7 @@ from bench.common import (
     create_pg_database,
     drop_pg_database,
     log,
+    machine_cpu_ticks,
     many,
     pin,
     proxy_env,
@@ -58,9 +59,9 @@ def group_cpu(pid: int) -> float:
 
 def busy_and_total() -> tuple[float, float]:
     """Busy and total CPU time of the whole machine so far (``/proc/stat``, clock ticks)."""
-    fields = [float(x) for x in Path("/proc/stat").read_text(encoding="ascii").split()[1:11]]
+    fields = machine_cpu_ticks()
     idle = fields[3] + fields[4]  # idle + iowait
-    return sum(fields) - idle, sum(fields)
+    return float(sum(fields) - idle), float(sum(fields))
 
 
 def listening_workers(pid: int, port: int) -> int:
