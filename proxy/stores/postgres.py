@@ -10,7 +10,7 @@ Migrations run at open inside ``pg_advisory_xact_lock``.
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator, AsyncIterator, Sequence
-from contextlib import aclosing, asynccontextmanager
+from contextlib import aclosing, asynccontextmanager, suppress
 
 import asyncpg
 
@@ -169,12 +169,19 @@ class PostgresStore(SqlStore):
         try:
             async with (
                 self._pool.acquire(timeout=STATEMENT_TIMEOUT_SECONDS) as conn,
-                aclosing(copy_out(conn, query, (since, until))) as chunks,
+                aclosing(copy_out(conn, query, (since, until), cancel=self._cancel)) as chunks,
             ):  # the COPY stopped before its connection goes back, if closed early
                 async for chunk in chunks:
                     yield chunk
         except _UNAVAILABLE as exc:
             raise StoreUnavailableError(f"PostgreSQL unavailable: {_describe(exc)}") from exc
+
+    async def _cancel(self, pid: int) -> None:
+        """``pg_cancel_backend(pid)`` over another of the pool's connections; a store that
+        cannot be reached for it, or refuses it, leaves the statement running."""
+        with suppress(asyncpg.PostgresError, *_UNAVAILABLE):
+            async with self._pool.acquire(timeout=STATEMENT_TIMEOUT_SECONDS) as conn:
+                await conn.execute("SELECT pg_cancel_backend($1)", pid)
 
 
 def _describe(exc: BaseException) -> str:

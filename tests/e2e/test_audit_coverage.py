@@ -108,13 +108,15 @@ async def _seeded(store: Store, queue_id: str) -> list[Call]:
         [BudgetScope("team:a", 0.0, 10_000_000)], 5, reservation_id="r-dead", owner="gone", at=now
     )
     assert held.ok
+    # submitted now: the expiry sweep ends jobs a day old, and new_job's default is older
     intent = Intent(
         intent_id="i1", owner="gone", created_at=now,
-        job=new_job(unknown_task_id("i1"), next_poll_at=None),
+        job=new_job(unknown_task_id("i1"), submitted_at=now, next_poll_at=None),
     )  # fmt: skip
     await store.open_intent(intent)
     unknown = await store.intent_to_unknown(intent, "connection reset")
     assert unknown is not None
+    assert await store.expire_overdue(now, 86400.0) == []  # the watcher's sweep leaves it be
     await store.insert_job(new_job("t-hook", callback_url="https://hooks.example.com/done"))
     await store.observe("t-hook", "failed", now, source="watcher")
     await store.record_schema(SLUG, "h1", '{"type": "object"}', now, follow=False)
